@@ -1,0 +1,60 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+SIMULATOR_PORT ?= 8787
+
+.PHONY: run test install system-packages messages clean
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+# Debian packages the tests use: Chromium for the browser tests, gettext to
+# compile the translations. Installed only when missing.
+system-packages:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v msgfmt >/dev/null || missing="$$missing gettext"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing$$missing from Debian's packages"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+messages: install
+	@if command -v msgfmt >/dev/null; then $(PY) manage.py compilemessages --ignore=.venv -v0; \
+	else echo "gettext is not installed: the interface stays in English (apt-get install gettext)"; fi
+
+# A local .env with DEBUG on, a fresh secret key and callback credentials.
+.env:
+	@printf 'DEBUG=true\nSECRET_KEY=%s\nVIBES_CALLBACK_PASSWORD=%s\nVIBES_DELIVERY_RECEIPT_URL=http://vibes:%s@127.0.0.1:$(PORT)/vibes/callbacks/\n' \
+	  "$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')" \
+	  "$$(head -c 18 /dev/urandom | base64 | tr -d '/+=\n')" > .env
+	@pw=$$(sed -n 's/^VIBES_CALLBACK_PASSWORD=//p' .env); sed -i "s/vibes:[^@]*@/vibes:$$pw@/" .env
+	@echo "Wrote .env for local use"
+
+run: install .env
+	$(MAKE) --no-print-directory messages
+	$(PY) manage.py migrate --no-input -v0
+	$(PY) manage.py seed_demo
+	@echo
+	@echo "  App:        http://127.0.0.1:$(PORT)/   (admin: http://127.0.0.1:$(PORT)/admin/)"
+	@echo "  Log in as:  demo / demo-password"
+	@echo "  Vibes:      local simulator on http://127.0.0.1:$(SIMULATOR_PORT)"
+	@echo
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# Settings are read with DEBUG=true (plain static files, no HTTPS redirect);
+# pytest-django still runs every test with DEBUG off.
+test: install system-packages
+	$(MAKE) --no-print-directory messages
+	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

@@ -1,0 +1,549 @@
+"""Marketing Activities: the tree, SMS messages, smart campaigns and their flows, runs."""
+
+import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from smscampaigns.models import Lead, SmartList
+from vibes.models import AcquisitionCampaign, VibesList
+
+from . import sms_text
+
+# --- The tree -------------------------------------------------------------------
+
+
+class Folder(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name=_("parent folder"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("folder")
+        verbose_name_plural = _("folders")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent", "name"],
+                name="folder_name_unique_in_parent",
+                violation_error_message=_("This folder already holds a folder of that name."),
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(parent__isnull=True),
+                name="folder_name_unique_at_top",
+                violation_error_message=_("There is already a top-level folder of that name."),
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def ancestors(self):
+        """This folder's parents, outermost first."""
+        chain = []
+        node = self.parent
+        while node is not None:
+            chain.append(node)
+            node = node.parent
+        return list(reversed(chain))
+
+    def clean(self):
+        node = self.parent
+        while node is not None:
+            if node.pk == self.pk and self.pk is not None:
+                raise ValidationError(
+                    {"parent": _("A folder cannot be moved into itself or one of its subfolders.")}
+                )
+            node = node.parent
+
+
+class Program(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    folder = models.ForeignKey(
+        Folder, on_delete=models.PROTECT, related_name="programs", verbose_name=_("folder")
+    )
+    description = models.TextField(_("description"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("program")
+        verbose_name_plural = _("programs")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["folder", "name"],
+                name="program_name_unique_in_folder",
+                violation_error_message=_("This folder already holds a program of that name."),
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class SmsMessage(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    program = models.ForeignKey(
+        Program, on_delete=models.CASCADE, related_name="sms_messages", verbose_name=_("program")
+    )
+    text = models.TextField(
+        _("text"),
+        max_length=sms_text.MAX_LENGTH,
+        validators=[sms_text.validate_text],
+        help_text=_('Tokens: {{lead.first_name}} or {{lead.first_name|default:"there"}}.'),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("SMS message")
+        verbose_name_plural = _("SMS messages")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "name"],
+                name="sms_message_name_unique_in_program",
+                violation_error_message=_("This program already holds an SMS message of that name."),
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def segments(self):
+        return sms_text.count_segments(self.text)
+
+    def render_for(self, lead):
+        return sms_text.render(self.text, lead)
+
+
+# --- Smart campaigns and their flow ----------------------------------------------
+
+
+class SmartCampaign(models.Model):
+    class QualificationRule(models.TextChoices):
+        ONCE = "once", _("Each person can run through the flow once")
+        EVERY_TIME = "every_time", _("Each person can run through the flow every time")
+
+    class Schedule(models.TextChoices):
+        NONE = "none", _("Not scheduled")
+        ONCE = "once", _("Run once")
+        DAILY = "daily", _("Every day")
+        WEEKLY = "weekly", _("Every week")
+
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    program = models.ForeignKey(
+        Program, on_delete=models.CASCADE, related_name="campaigns", verbose_name=_("program")
+    )
+    smart_list = models.OneToOneField(
+        SmartList,
+        on_delete=models.PROTECT,
+        related_name="campaign",
+        verbose_name=_("smart list"),
+        blank=True,
+    )
+    qualification_rule = models.CharField(
+        _("qualification rule"),
+        max_length=12,
+        choices=QualificationRule.choices,
+        default=QualificationRule.ONCE,
+    )
+    is_active = models.BooleanField(
+        _("active"), default=False, help_text=_("Only active campaigns run on their schedule.")
+    )
+    schedule = models.CharField(
+        _("schedule"), max_length=8, choices=Schedule.choices, default=Schedule.NONE
+    )
+    run_at = models.DateTimeField(_("run at"), null=True, blank=True)
+    run_time = models.TimeField(_("time of day"), null=True, blank=True)
+    run_weekday = models.PositiveSmallIntegerField(
+        _("weekday"),
+        null=True,
+        blank=True,
+        choices=[
+            (0, _("Monday")),
+            (1, _("Tuesday")),
+            (2, _("Wednesday")),
+            (3, _("Thursday")),
+            (4, _("Friday")),
+            (5, _("Saturday")),
+            (6, _("Sunday")),
+        ],
+    )
+    next_run_at = models.DateTimeField(_("next run"), null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("smart campaign")
+        verbose_name_plural = _("smart campaigns")
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "name"],
+                name="campaign_name_unique_in_program",
+                violation_error_message=_("This program already holds a campaign of that name."),
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if self.smart_list_id is None:
+            self.smart_list = SmartList.objects.create(name=self.name)
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        errors = {}
+        if self.schedule == self.Schedule.ONCE and not self.run_at:
+            errors["run_at"] = _("Choose when the campaign runs.")
+        if self.schedule in (self.Schedule.DAILY, self.Schedule.WEEKLY) and not self.run_time:
+            errors["run_time"] = _("Choose the time of day the campaign runs.")
+        if self.schedule == self.Schedule.WEEKLY and self.run_weekday is None:
+            errors["run_weekday"] = _("Choose the day of the week the campaign runs.")
+        if errors:
+            raise ValidationError(errors)
+
+    def steps(self):
+        return list(self.flow_steps.select_related("sms_message", "vibes_list", "acquisition_campaign"))
+
+    def problems(self):
+        """Why this campaign cannot run now, as messages; empty when it can."""
+        problems = []
+        steps = self.steps()
+        if not steps:
+            problems.append(_("The flow has no steps."))
+        for step in steps:
+            for message in step.problems().values():
+                problems.append(
+                    _("Step %(position)s (%(action)s): %(problem)s")
+                    % {"position": step.number, "action": step.get_action_display(), "problem": message}
+                )
+        try:
+            definition = self.smart_list.parsed()
+        except ValidationError as error:
+            problems.extend(
+                _("Smart list: %(problem)s") % {"problem": message} for message in error.messages
+            )
+        else:
+            if not definition.rules:
+                problems.append(_("The smart list has no rules, so nobody qualifies."))
+        return problems
+
+    def compute_next_run(self, after=None):
+        """The next scheduled start after `after` (now by default), or None."""
+        after = after or timezone.now()
+        if not self.is_active or self.schedule == self.Schedule.NONE:
+            return None
+        if self.schedule == self.Schedule.ONCE:
+            return self.run_at if self.run_at and self.run_at > after else None
+        if self.run_time is None:
+            return None
+        local_after = timezone.localtime(after)
+        candidate = timezone.make_aware(
+            datetime.datetime.combine(local_after.date(), self.run_time)
+        )
+        if self.schedule == self.Schedule.WEEKLY and self.run_weekday is not None:
+            candidate += datetime.timedelta(days=(self.run_weekday - candidate.weekday()) % 7)
+            step = datetime.timedelta(days=7)
+        else:
+            step = datetime.timedelta(days=1)
+        while candidate <= after:
+            candidate = timezone.make_aware(
+                datetime.datetime.combine((candidate + step).date(), self.run_time)
+            )
+        return candidate
+
+
+class FlowStep(models.Model):
+    class Action(models.TextChoices):
+        SEND_SMS = "send_sms", _("Send SMS Message")
+        SUBSCRIBE = "subscribe_vibes_list", _("Subscribe to Vibes List")
+        UNSUBSCRIBE = "unsubscribe_vibes_list", _("Unsubscribe from Vibes List")
+
+    campaign = models.ForeignKey(
+        SmartCampaign, on_delete=models.CASCADE, related_name="flow_steps", verbose_name=_("campaign")
+    )
+    position = models.PositiveIntegerField(_("position"), default=0)
+    action = models.CharField(_("action"), max_length=24, choices=Action.choices)
+    sms_message = models.ForeignKey(
+        SmsMessage,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="flow_steps",
+        verbose_name=_("SMS message"),
+    )
+    vibes_list = models.ForeignKey(
+        VibesList,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="flow_steps",
+        verbose_name=_("Vibes list"),
+    )
+    acquisition_campaign = models.ForeignKey(
+        AcquisitionCampaign,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="flow_steps",
+        verbose_name=_("acquisition campaign"),
+    )
+
+    class Meta:
+        verbose_name = _("flow step")
+        verbose_name_plural = _("flow steps")
+        ordering = ["position", "pk"]
+
+    def __str__(self):
+        return f"{self.number}. {self.get_action_display()}"
+
+    @property
+    def number(self):
+        """1-based number shown to people (position is 0-based)."""
+        return self.position + 1
+
+    def problems(self):
+        """{field: message} for what this step lacks or gets wrong; empty when valid."""
+        problems = {}
+        if self.action not in self.Action.values:
+            problems["action"] = _("Choose one of the three SMS flow steps.")
+            return problems
+        if not self.vibes_list_id:
+            problems["vibes_list"] = _("Choose a Vibes list.")
+        if self.action == self.Action.SEND_SMS:
+            if not self.sms_message_id:
+                problems["sms_message"] = _("Choose an SMS message.")
+        elif self.sms_message_id:
+            problems["sms_message"] = _("Only Send SMS Message uses an SMS message.")
+        if self.action == self.Action.SUBSCRIBE:
+            if not self.acquisition_campaign_id:
+                problems["acquisition_campaign"] = _("Choose an acquisition campaign of the Vibes list.")
+            elif self.vibes_list_id and self.acquisition_campaign.vibes_list_id != self.vibes_list_id:
+                problems["acquisition_campaign"] = _(
+                    "The acquisition campaign “%(campaign)s” belongs to the Vibes list "
+                    "“%(its_list)s”, not to “%(list)s”."
+                ) % {
+                    "campaign": self.acquisition_campaign,
+                    "its_list": self.acquisition_campaign.vibes_list,
+                    "list": self.vibes_list,
+                }
+        elif self.acquisition_campaign_id:
+            problems["acquisition_campaign"] = _(
+                "Only Subscribe to Vibes List uses an acquisition campaign."
+            )
+        return problems
+
+    def clean(self):
+        problems = self.problems()
+        if problems:
+            raise ValidationError(problems)
+
+
+# --- Runs and their results ---------------------------------------------------------
+
+
+class RunQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=CampaignRun.ACTIVE_STATUSES)
+
+
+class CampaignRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        COMPLETED = "completed", _("completed")
+        FAILED = "failed", _("failed")
+        CANCELLED = "cancelled", _("cancelled")
+
+    class Trigger(models.TextChoices):
+        COMMAND = "command", _("command")
+        ADMIN = "admin", _("admin action")
+        UI = "ui", _("Run button")
+        SCHEDULE = "schedule", _("schedule")
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    campaign = models.ForeignKey(
+        SmartCampaign, on_delete=models.CASCADE, related_name="runs", verbose_name=_("campaign")
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(_("started by"), max_length=10, choices=Trigger.choices)
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    audience = models.PositiveIntegerField(_("audience"), default=0)
+    progress_done = models.PositiveIntegerField(_("calls done"), default=0)
+    progress_total = models.PositiveIntegerField(_("calls planned"), default=0)
+    lease_owner = models.CharField(_("worked on by"), max_length=120, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("campaign run")
+        verbose_name_plural = _("campaign runs")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # The database, not a lock file, refuses a second run of a campaign
+            # while one is queued or running.
+            models.UniqueConstraint(
+                fields=["campaign"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_active_run_per_campaign",
+                violation_error_message=_("This campaign is already running."),
+            )
+        ]
+
+    def __str__(self):
+        return _("Run %(id)s of %(campaign)s") % {"id": self.pk, "campaign": self.campaign}
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def progress_percent(self):
+        if not self.progress_total:
+            return 100 if self.status == self.Status.COMPLETED else 0
+        return min(100, round(100 * self.progress_done / self.progress_total))
+
+
+class RunStep(models.Model):
+    """One flow step as it was when the run started, with its outcome counts."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("waiting")
+        PLANNED = "planned", _("planned")
+        EXECUTING = "executing", _("executing")
+        DONE = "done", _("done")
+
+    run = models.ForeignKey(
+        CampaignRun, on_delete=models.CASCADE, related_name="steps", verbose_name=_("run")
+    )
+    position = models.PositiveIntegerField(_("position"))
+    action = models.CharField(_("action"), max_length=24, choices=FlowStep.Action.choices)
+    flow_step = models.ForeignKey(
+        FlowStep, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sms_message = models.ForeignKey(
+        SmsMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    message_text = models.TextField(_("message text"), blank=True)
+    vibes_list = models.ForeignKey(
+        VibesList, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acquisition_campaign = models.ForeignKey(
+        AcquisitionCampaign, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    counts = models.JSONField(_("counts by outcome"), default=dict)
+    planned_at = models.DateTimeField(_("planned"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("run step")
+        verbose_name_plural = _("run steps")
+        ordering = ["run", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="run_step_position_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.position + 1}. {self.get_action_display()}"
+
+
+class Outcome(models.IntegerChoices):
+    """What a step did for one person. Stored as a small integer: a run of a
+    million people writes a million of these, so the row is kept narrow."""
+
+    QUEUED = 0, _("queued")
+    SENDING = 1, _("sending")
+    SENT = 10, _("sent")
+    SUBSCRIBED = 11, _("subscribed")
+    PENDING = 12, _("pending confirmation")
+    UNSUBSCRIBED = 13, _("unsubscribed")
+    FAILED = 20, _("failed")
+    UNCERTAIN = 21, _("uncertain")
+    SKIPPED_DUPLICATE_PHONE = 30, _("skipped: shares a number with another person")
+    SKIPPED_BLOCKLISTED = 31, _("skipped: blocklisted")
+    SKIPPED_MARKETING_SUSPENDED = 32, _("skipped: marketing suspended")
+    SKIPPED_NOT_SUBSCRIBED = 33, _("skipped: not subscribed to the Vibes list")
+    SKIPPED_NO_PHONE = 34, _("skipped: no valid mobile number")
+    ALREADY_RAN = 35, _("skipped: already ran through this flow")
+    SKIPPED_ALREADY_SUBSCRIBED = 36, _("skipped: already subscribed")
+    SKIPPED_ALREADY_PENDING = 37, _("skipped: subscription already pending")
+    SKIPPED_ALREADY_UNSUBSCRIBED = 38, _("skipped: already unsubscribed")
+    PLANNED_DRY_RUN = 40, _("would be called (dry run)")
+
+    @property
+    def code(self):
+        return self.name.lower()
+
+
+OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
+
+
+class RunResult(models.Model):
+    """A flow step's outcome for one person in one run (R8: once per run)."""
+
+    run_step = models.ForeignKey(
+        RunStep, on_delete=models.CASCADE, related_name="results", verbose_name=_("run step")
+    )
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="run_results", verbose_name=_("lead")
+    )
+    outcome = models.PositiveSmallIntegerField(_("outcome"), choices=Outcome.choices)
+    phone = models.CharField(_("number"), max_length=16, blank=True)
+    duplicate_of = models.ForeignKey(
+        Lead,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sent to instead"),
+    )
+    error_code = models.CharField(_("error code"), max_length=40, blank=True)
+    detail = models.CharField(_("detail"), max_length=300, blank=True)
+    vibes_message_id = models.CharField(_("Vibes message id"), max_length=64, blank=True)
+    delivery_status = models.CharField(_("delivery"), max_length=20, blank=True)
+    updated_at = models.DateTimeField(_("updated"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("run result")
+        verbose_name_plural = _("run results")
+        constraints = [
+            models.UniqueConstraint(fields=["run_step", "lead"], name="run_result_once_per_step")
+        ]
+
+    def __str__(self):
+        return f"{self.lead_id}: {self.get_outcome_display()}"

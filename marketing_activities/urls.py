@@ -1,0 +1,2 @@
+app_name = "marketing_activities"
+urlpatterns: list = []

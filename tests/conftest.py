@@ -1,0 +1,10 @@
+import pytest
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    """A logged-in marketer (staff, all permissions)."""
+    user = django_user_model.objects.create_superuser("marketer", "marketer@example.com", "pw-marketer-1")
+    client.force_login(user)
+    client.user = user
+    return client

@@ -1,0 +1,101 @@
+import factory
+from factory.django import DjangoModelFactory
+
+from marketing_activities.models import (
+    CampaignRun,
+    FlowStep,
+    Folder,
+    Outcome,
+    Program,
+    RunResult,
+    RunStep,
+    SmartCampaign,
+    SmsMessage,
+)
+from tests.smscampaigns.factories import LeadFactory, SmartListFactory
+from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
+
+
+class FolderFactory(DjangoModelFactory):
+    class Meta:
+        model = Folder
+
+    name = factory.Sequence(lambda n: f"Folder {n}")
+
+
+class ProgramFactory(DjangoModelFactory):
+    class Meta:
+        model = Program
+
+    name = factory.Sequence(lambda n: f"Program {n}")
+    folder = factory.SubFactory(FolderFactory)
+
+
+class SmsMessageFactory(DjangoModelFactory):
+    class Meta:
+        model = SmsMessage
+
+    name = factory.Sequence(lambda n: f"SMS message {n}")
+    program = factory.SubFactory(ProgramFactory)
+    text = 'Hi {{lead.first_name|default:"there"}}, 20% off today. Reply STOP to opt out.'
+
+
+class SmartCampaignFactory(DjangoModelFactory):
+    class Meta:
+        model = SmartCampaign
+
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    program = factory.SubFactory(ProgramFactory)
+    smart_list = factory.SubFactory(SmartListFactory)
+
+
+class FlowStepFactory(DjangoModelFactory):
+    """A Send SMS Message step by default; traits for the other two."""
+
+    class Meta:
+        model = FlowStep
+
+    campaign = factory.SubFactory(SmartCampaignFactory)
+    position = factory.Sequence(lambda n: n)
+    action = FlowStep.Action.SEND_SMS
+    vibes_list = factory.SubFactory(VibesListFactory)
+    sms_message = factory.SubFactory(SmsMessageFactory, program=factory.SelfAttribute("..campaign.program"))
+
+    class Params:
+        subscribe = factory.Trait(
+            action=FlowStep.Action.SUBSCRIBE,
+            sms_message=None,
+            acquisition_campaign=factory.SubFactory(
+                AcquisitionCampaignFactory, vibes_list=factory.SelfAttribute("..vibes_list")
+            ),
+        )
+        unsubscribe = factory.Trait(action=FlowStep.Action.UNSUBSCRIBE, sms_message=None)
+
+
+class CampaignRunFactory(DjangoModelFactory):
+    class Meta:
+        model = CampaignRun
+
+    campaign = factory.SubFactory(SmartCampaignFactory)
+    trigger = CampaignRun.Trigger.COMMAND
+    status = CampaignRun.Status.COMPLETED
+
+
+class RunStepFactory(DjangoModelFactory):
+    class Meta:
+        model = RunStep
+
+    run = factory.SubFactory(CampaignRunFactory)
+    position = 0
+    action = FlowStep.Action.SEND_SMS
+    vibes_list = factory.SubFactory(VibesListFactory)
+
+
+class RunResultFactory(DjangoModelFactory):
+    class Meta:
+        model = RunResult
+
+    run_step = factory.SubFactory(RunStepFactory)
+    lead = factory.SubFactory(LeadFactory)
+    outcome = Outcome.SENT
+    phone = factory.SelfAttribute("lead.mobile_phone")

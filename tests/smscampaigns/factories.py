@@ -1,0 +1,24 @@
+import factory
+from factory.django import DjangoModelFactory
+
+from smscampaigns.models import Lead, SmartList
+
+
+class LeadFactory(DjangoModelFactory):
+    class Meta:
+        model = Lead
+
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.Sequence(lambda n: f"person{n}@example.com")
+    # 555-01XX numbers are fictional; the area code changes every 100 people.
+    mobile_phone = factory.Sequence(lambda n: f"+1{201 + (n // 100) % 700}555{100 + n % 100:04d}")
+    country = "US"
+
+
+class SmartListFactory(DjangoModelFactory):
+    class Meta:
+        model = SmartList
+
+    name = factory.Sequence(lambda n: f"Smart list {n}")
+    definition = factory.LazyFunction(lambda: {"logic": "all", "rules": [{"field": "country", "op": "is", "value": "US"}]})

@@ -1,0 +1,23 @@
+"""The demo company's Vibes lists and acquisition campaigns.
+
+The local simulator serves exactly these, and `seed_demo` mirrors them, so a
+fresh install works end to end without Vibes credentials.
+"""
+
+DEMO_LISTS = [
+    {
+        "id": "101",
+        "name": "SMS Newsletter",
+        "acquisition_campaigns": [
+            {"acquisition_id": "AC-NEWS-WEB", "description": "Newsletter web sign-up", "keywords": ["NEWS"]},
+            {"acquisition_id": "AC-NEWS-STORE", "description": "Newsletter in-store keyword", "keywords": ["JOIN"]},
+        ],
+    },
+    {
+        "id": "102",
+        "name": "VIP Offers",
+        "acquisition_campaigns": [
+            {"acquisition_id": "AC-VIP", "description": "VIP offers opt-in", "keywords": ["VIP"]},
+        ],
+    },
+]
