@@ -28,7 +28,8 @@ system-packages:
 	fi
 
 messages: install
-	@if command -v msgfmt >/dev/null; then $(PY) manage.py compilemessages --ignore=.venv -v0; \
+	@if [ ! -d locale ]; then :; \
+	elif command -v msgfmt >/dev/null; then $(VENV)/bin/django-admin compilemessages --ignore=.venv -v0; \
 	else echo "gettext is not installed: the interface stays in English (apt-get install gettext)"; fi
 
 # A local .env with DEBUG on, a fresh secret key and callback credentials.
