@@ -9,4 +9,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("vibes/", include("vibes.urls")),
+    path("marketing-activities/", include("marketing_activities.urls")),
 ]
