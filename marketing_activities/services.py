@@ -1,0 +1,253 @@
+"""Writes behind the Marketing Activities screens: the tree, SMS messages, smart lists, flows, schedules."""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils.translation import gettext as _
+
+from smscampaigns.models import SmartList
+from vibes.models import AcquisitionCampaign, VibesList
+
+from .models import FlowStep, Folder, Program, SmartCampaign, SmsMessage
+
+TreeNode = Folder | Program | SmartCampaign | SmsMessage
+
+
+# --- The tree -------------------------------------------------------------------
+
+
+def folder_create(*, name: str, parent: Folder | None) -> Folder:
+    folder = Folder(name=name.strip(), parent=parent)
+    folder.full_clean()
+    folder.save()
+    return folder
+
+
+def program_create(*, name: str, folder: Folder, description: str = "") -> Program:
+    program = Program(name=name.strip(), folder=folder, description=description)
+    program.full_clean()
+    program.save()
+    return program
+
+
+@transaction.atomic
+def campaign_create(*, name: str, program: Program, description: str = "") -> SmartCampaign:
+    campaign = SmartCampaign(name=name.strip(), program=program, description=description)
+    # The smart list is created on save; validate everything else first.
+    campaign.full_clean(exclude=["smart_list"])
+    campaign.save()
+    return campaign
+
+
+def sms_message_create(*, name: str, program: Program, text: str) -> SmsMessage:
+    message = SmsMessage(name=name.strip(), program=program, text=text)
+    message.full_clean()
+    message.save()
+    return message
+
+
+def node_rename(*, node: TreeNode, name: str) -> TreeNode:
+    node.name = name.strip()
+    node.full_clean(exclude=["smart_list"] if isinstance(node, SmartCampaign) else None)
+    node.save(update_fields=["name", "updated_at"])
+    return node
+
+
+def folder_move(*, folder: Folder, parent: Folder | None) -> Folder:
+    """Move a folder under `parent` (None: to the top). Folder.clean refuses cycles."""
+    folder.parent = parent
+    folder.full_clean()
+    folder.save(update_fields=["parent", "updated_at"])
+    return folder
+
+
+def program_move(*, program: Program, folder: Folder) -> Program:
+    program.folder = folder
+    program.full_clean()
+    program.save(update_fields=["folder", "updated_at"])
+    return program
+
+
+def folder_delete(*, folder: Folder) -> None:
+    # The database would refuse too (PROTECT); checking first gives a clear message.
+    if folder.children.exists() or folder.programs.exists():
+        raise ValidationError(
+            _("The folder “%(name)s” is not empty: move or delete its folders and programs first.")
+            % {"name": folder.name}
+        )
+    folder.delete()
+
+
+def program_delete(*, program: Program) -> None:
+    # Deleting would cascade to campaigns, their runs and results: ask for it one by one instead.
+    if program.campaigns.exists() or program.sms_messages.exists():
+        raise ValidationError(
+            _("The program “%(name)s” is not empty: delete its campaigns and SMS messages first.")
+            % {"name": program.name}
+        )
+    program.delete()
+
+
+@transaction.atomic
+def campaign_delete(*, campaign: SmartCampaign) -> None:
+    if campaign.runs.active().exists():
+        raise ValidationError(
+            _("The campaign “%(name)s” is running; wait until the run has finished.") % {"name": campaign.name}
+        )
+    smart_list = campaign.smart_list
+    campaign.delete()
+    # The smart list belongs to the campaign alone (created with it).
+    smart_list.delete()
+
+
+def sms_message_delete(*, message: SmsMessage) -> None:
+    used_by = list(
+        SmartCampaign.objects.filter(flow_steps__sms_message=message).distinct().values_list("name", flat=True)
+    )
+    if used_by:
+        raise ValidationError(
+            _("The SMS message “%(name)s” is used by the flow of %(campaigns)s; remove it there first.")
+            % {"name": message.name, "campaigns": ", ".join(f"“{n}”" for n in used_by)}
+        )
+    message.delete()
+
+
+# --- SMS messages and smart lists ----------------------------------------------
+
+
+def sms_message_update(*, message: SmsMessage, name: str, text: str) -> SmsMessage:
+    message.name = name.strip()
+    message.text = text
+    message.full_clean()
+    message.save()
+    return message
+
+
+def smart_list_update(*, smart_list: SmartList, definition: dict) -> SmartList:
+    smart_list.definition = definition
+    smart_list.full_clean()
+    smart_list.save(update_fields=["definition", "updated_at"])
+    return smart_list
+
+
+# --- The flow -------------------------------------------------------------------
+
+
+@transaction.atomic
+def flow_step_add(*, campaign: SmartCampaign, action: str, position: int | None = None) -> FlowStep:
+    """Add an empty step of `action` at `position` (0-based; None or too large: at the end).
+
+    The step is saved as a draft: it lacks its list (and message) until the
+    marketer picks them, and shows what it lacks at the step.
+    """
+    if action not in FlowStep.Action.values:
+        raise ValidationError({"action": _("Choose one of the three SMS flow steps.")})
+    steps = campaign.flow_steps.select_for_update()
+    count = steps.count()
+    if position is None or position > count:
+        position = count
+    position = max(position, 0)
+    # Make room: every step at or after the new one moves down by one, in one UPDATE.
+    steps.filter(position__gte=position).update(position=F("position") + 1)
+    return FlowStep.objects.create(campaign=campaign, action=action, position=position)
+
+
+def flow_step_update(
+    *,
+    step: FlowStep,
+    sms_message: SmsMessage | None = None,
+    vibes_list: VibesList | None = None,
+    acquisition_campaign: AcquisitionCampaign | None = None,
+) -> FlowStep:
+    """Store the step's choices at once, even when incomplete (the step shows its problems).
+
+    Fields the action does not use are cleared, and so is an acquisition
+    campaign of another list: changing the list invalidates the campaign.
+    """
+    if step.action != FlowStep.Action.SEND_SMS:
+        sms_message = None
+    if step.action != FlowStep.Action.SUBSCRIBE:
+        acquisition_campaign = None
+    if acquisition_campaign is not None and (vibes_list is None or acquisition_campaign.vibes_list_id != vibes_list.pk):
+        acquisition_campaign = None
+    step.sms_message = sms_message
+    step.vibes_list = vibes_list
+    step.acquisition_campaign = acquisition_campaign
+    step.save(update_fields=["sms_message", "vibes_list", "acquisition_campaign"])
+    return step
+
+
+@transaction.atomic
+def flow_steps_reorder(*, campaign: SmartCampaign, step_ids: list[int]) -> list[FlowStep]:
+    """Put the campaign's steps in the order of `step_ids`, which must name each of its steps once."""
+    steps = {step.pk: step for step in campaign.flow_steps.select_for_update()}
+    if len(step_ids) != len(set(step_ids)) or set(step_ids) != set(steps):
+        # A stale page (a step added or deleted in another tab) or a forged
+        # request: refuse rather than guess which order was meant.
+        raise ValidationError(_("The flow changed in the meantime; reload the page and try again."))
+    ordered = [steps[pk] for pk in step_ids]
+    for position, step in enumerate(ordered):
+        step.position = position
+    FlowStep.objects.bulk_update(ordered, ["position"])
+    return ordered
+
+
+@transaction.atomic
+def flow_step_move(*, step: FlowStep, position: int) -> FlowStep:
+    """Move one step to `position` (an index, as Wagtail's ReorderView takes it), shifting the others."""
+    steps = list(step.campaign.flow_steps.select_for_update())
+    current = next(s for s in steps if s.pk == step.pk)
+    steps.remove(current)
+    position = max(0, min(position, len(steps)))
+    steps.insert(position, current)
+    # Rewrite every position, which also mends gaps left by older edits.
+    for index, each in enumerate(steps):
+        each.position = index
+    FlowStep.objects.bulk_update(steps, ["position"])
+    step.position = position
+    return step
+
+
+@transaction.atomic
+def flow_step_delete(*, step: FlowStep) -> None:
+    campaign_id, position = step.campaign_id, step.position
+    step.delete()
+    # Close the gap so the numbers shown stay 1, 2, 3…
+    FlowStep.objects.filter(campaign_id=campaign_id, position__gt=position).update(position=F("position") - 1)
+
+
+# --- Schedule -------------------------------------------------------------------
+
+
+def campaign_schedule_update(
+    *,
+    campaign: SmartCampaign,
+    qualification_rule: str,
+    schedule: str,
+    run_at=None,
+    run_time=None,
+    run_weekday: int | None = None,
+) -> SmartCampaign:
+    campaign.qualification_rule = qualification_rule
+    campaign.schedule = schedule
+    # Keep only what the chosen schedule uses, so a stale date never comes back.
+    campaign.run_at = run_at if schedule == SmartCampaign.Schedule.ONCE else None
+    campaign.run_time = run_time if schedule in (SmartCampaign.Schedule.DAILY, SmartCampaign.Schedule.WEEKLY) else None
+    campaign.run_weekday = run_weekday if schedule == SmartCampaign.Schedule.WEEKLY else None
+    campaign.full_clean(exclude=["smart_list"])
+    campaign.next_run_at = campaign.compute_next_run()
+    campaign.save()
+    return campaign
+
+
+def campaign_set_active(*, campaign: SmartCampaign, active: bool) -> SmartCampaign:
+    """Activate (only a campaign that could run) or deactivate; recomputes the next run."""
+    if active:
+        problems = campaign.problems()
+        if problems:
+            raise ValidationError(problems)
+    campaign.is_active = active
+    campaign.next_run_at = campaign.compute_next_run()
+    campaign.save(update_fields=["is_active", "next_run_at", "updated_at"])
+    return campaign
+

@@ -1,0 +1,169 @@
+"""The Flow tab: a palette of the three SMS steps and the campaign's steps.
+
+Every change is saved at once: adding (click, Enter or drop), reordering
+(drag, or the up/down buttons that post a `position` as Wagtail's
+ReorderView does), the dropdowns (posted on change) and deleting. An
+incomplete step is kept as a draft and shows what it lacks at the step.
+"""
+
+from collections import defaultdict
+
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
+
+from vibes.models import AcquisitionCampaign, VibesList
+
+from .. import services
+from ..forms import FlowStepForm
+from ..models import FlowStep, SmartCampaign
+from .campaign import campaign_context, campaign_or_404
+from .common import HtmxHttpRequest, render_screen, staff_required
+
+TEMPLATE = "marketing_activities/campaign_flow.html"
+
+
+class Choices:
+    """The dropdowns' options, loaded once per response whatever the number of steps."""
+
+    def __init__(self, campaign: SmartCampaign):
+        # SMS messages of the campaign's own program, as Marketo offers a program's assets.
+        self.sms_messages = list(campaign.program.sms_messages.only("id", "name"))
+        self.vibes_lists = list(VibesList.objects.active().only("id", "name"))
+        self.acquisition_campaigns = defaultdict(list)
+        for acquisition in AcquisitionCampaign.objects.active().only("id", "name", "vibes_list_id"):
+            self.acquisition_campaigns[acquisition.vibes_list_id].append(acquisition)
+
+    def annotate(self, step: FlowStep) -> FlowStep:
+        """Give the step what its card shows: its problems and its own options."""
+        step.problem_map = step.problems()
+        step.acquisition_choices = self.acquisition_campaigns.get(step.vibes_list_id, [])
+        # A choice no longer offered (a list gone from Vibes, a message of
+        # another program) stays visible as the current value.
+        step.extra_sms_message = step.sms_message if step.sms_message and step.sms_message not in self.sms_messages else None
+        step.extra_vibes_list = step.vibes_list if step.vibes_list and step.vibes_list not in self.vibes_lists else None
+        step.extra_acquisition = (
+            step.acquisition_campaign
+            if step.acquisition_campaign and step.acquisition_campaign not in step.acquisition_choices
+            else None
+        )
+        return step
+
+
+def flow_context(campaign: SmartCampaign, *, error: str = "") -> dict:
+    choices = Choices(campaign)
+    steps = [choices.annotate(step) for step in campaign.steps()]
+    return {
+        **campaign_context(campaign, "flow"),
+        "steps": steps,
+        "step_count": len(steps),
+        "choices": choices,
+        "actions": FlowStep.Action.choices,
+        "flow_error": error,
+    }
+
+
+@require_http_methods(["GET"])
+@vary_on_headers("HX-Request")
+@staff_required
+def flow(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    campaign = campaign_or_404(pk)
+    return render_screen(request, TEMPLATE, flow_context(campaign), selected=campaign)
+
+
+def _steps_changed(request, campaign, announcement: str, *, error: str = "") -> HttpResponse:
+    """After a change to the list of steps: the #flow-steps partial (htmx) or the tab again (PRG)."""
+    if not request.htmx:
+        return redirect("marketing_activities:campaign_flow", pk=campaign.pk)
+    response = TemplateResponse(request, f"{TEMPLATE}#flow-steps", flow_context(campaign, error=error))
+    # htmx: the page announces the change to screen readers (aria-live).
+    return trigger_client_event(response, "flowChanged", {"message": error or announcement})
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@require_POST
+@staff_required
+def step_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    campaign = campaign_or_404(pk)
+    try:
+        step = services.flow_step_add(
+            campaign=campaign,
+            action=request.POST.get("action", ""),
+            position=_int_or_none(request.POST.get("position")),
+        )
+    except ValidationError as error:
+        return _steps_changed(request, campaign, "", error=" ".join(error.messages))
+    return _steps_changed(request, campaign, _("Step %(number)s added.") % {"number": step.number})
+
+
+@require_POST
+@staff_required
+def steps_reorder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    campaign = campaign_or_404(pk)
+    step_ids = [_int_or_none(value) for value in request.POST.getlist("step")]
+    try:
+        services.flow_steps_reorder(campaign=campaign, step_ids=step_ids)
+    except ValidationError as error:
+        return _steps_changed(request, campaign, "", error=" ".join(error.messages))
+    return _steps_changed(request, campaign, _("Steps reordered."))
+
+
+def _step_or_404(campaign: SmartCampaign, step_pk: int) -> FlowStep:
+    # A step of another campaign is not found here, whatever its id.
+    return get_object_or_404(
+        FlowStep.objects.select_related("sms_message", "vibes_list", "acquisition_campaign"),
+        pk=step_pk,
+        campaign=campaign,
+    )
+
+
+@require_POST
+@staff_required
+def step_move(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse:
+    campaign = campaign_or_404(pk)
+    step = _step_or_404(campaign, step_pk)
+    position = _int_or_none(request.POST.get("position", request.GET.get("position")))
+    if position is None:
+        return _steps_changed(request, campaign, "", error=_("Say where the step goes."))
+    step = services.flow_step_move(step=step, position=position)
+    return _steps_changed(request, campaign, _("Step moved to position %(number)s.") % {"number": step.number})
+
+
+@require_POST
+@staff_required
+def step_delete(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse:
+    campaign = campaign_or_404(pk)
+    step = _step_or_404(campaign, step_pk)
+    services.flow_step_delete(step=step)
+    return _steps_changed(request, campaign, _("Step %(number)s deleted.") % {"number": step.number})
+
+
+@require_POST
+@staff_required
+def step_update(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse:
+    """A dropdown changed: save the step as it now stands and show it again,
+    with the acquisition campaigns of its (new) list and its problems."""
+    campaign = campaign_or_404(pk)
+    step = _step_or_404(campaign, step_pk)
+    form = FlowStepForm(request.POST)
+    if form.is_valid():
+        step = services.flow_step_update(step=step, **form.cleaned_data)
+        # Re-read the related rows the service may have changed.
+        step = _step_or_404(campaign, step_pk)
+    if not request.htmx:
+        return redirect("marketing_activities:campaign_flow", pk=campaign.pk)
+    context = flow_context(campaign)
+    context["step"] = next(s for s in context["steps"] if s.pk == step.pk)
+    context["form_errors"] = form.errors
+    return TemplateResponse(request, f"{TEMPLATE}#flow-step", context)

@@ -1,0 +1,186 @@
+"""The Results tab: a campaign's runs, live progress, outcome counts per step,
+the people behind each count, and their CSV export."""
+
+import csv
+import re
+
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseStopPolling
+
+from ..forms import ResultsFilterForm
+from ..models import CampaignRun, Outcome, RunResult, SmartCampaign
+from .campaign import campaign_context, campaign_or_404
+from .common import HtmxHttpRequest, render_screen, staff_required, wants_partial
+
+TEMPLATE = "marketing_activities/campaign_results.html"
+PAGE_SIZE = 25
+RUNS_SHOWN = 20
+
+
+def _selected_run(campaign: SmartCampaign, run_id) -> CampaignRun | None:
+    runs = campaign.runs.select_related("requested_by")
+    if run_id:
+        if not str(run_id).isdigit():
+            raise Http404
+        return get_object_or_404(runs, pk=run_id)
+    return runs.first()
+
+
+def _step_rows(run: CampaignRun, base_query: dict) -> list[dict]:
+    """Each step of the run with its outcome counts, as bars (share of the step's people)."""
+    rows = []
+    for step in run.steps.all():
+        counts = [(Outcome[code.upper()], n) for code, n in (step.counts or {}).items() if code.upper() in Outcome.__members__ and n]
+        counts.sort(key=lambda item: item[0].value)
+        total = sum(n for _, n in counts)
+        rows.append(
+            {
+                "step": step,
+                "total": total,
+                "bars": [
+                    {
+                        "code": outcome.code,
+                        "label": outcome.label,
+                        "count": n,
+                        "percent": round(100 * n / total, 1) if total else 0,
+                        "query": urlencode({**base_query, "step": step.position, "outcome": outcome.code}),
+                        "tone": _tone(outcome),
+                    }
+                    for outcome, n in counts
+                ],
+            }
+        )
+    return rows
+
+
+def _tone(outcome: Outcome) -> str:
+    if outcome in (Outcome.SENT, Outcome.SUBSCRIBED, Outcome.UNSUBSCRIBED, Outcome.PENDING):
+        return "good"
+    if outcome in (Outcome.FAILED, Outcome.UNCERTAIN):
+        return "bad"
+    if outcome in (Outcome.QUEUED, Outcome.SENDING, Outcome.PLANNED_DRY_RUN):
+        return "busy"
+    return "skip"
+
+
+def filtered_results(run: CampaignRun, step_position, form: ResultsFilterForm):
+    """The run's per-person results, narrowed by step, outcome and a search on name, email or number."""
+    results = RunResult.objects.filter(run_step__run=run)
+    if step_position not in (None, ""):
+        results = results.filter(run_step__position=step_position)
+    outcome = form.outcome_value()
+    if outcome is not None:
+        results = results.filter(outcome=outcome)
+    query = form.cleaned_data.get("q", "") if form.is_valid() else ""
+    for term in query.split():
+        digits = re.sub(r"\D", "", term)
+        match = (
+            Q(lead__first_name__icontains=term)
+            | Q(lead__last_name__icontains=term)
+            | Q(lead__email__icontains=term)
+        )
+        if len(digits) >= 3:
+            match |= Q(phone__contains=digits)
+        results = results.filter(match)
+    return results
+
+
+@require_http_methods(["GET"])
+@vary_on_headers("HX-Request")
+@staff_required
+def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    campaign = campaign_or_404(pk)
+    run = _selected_run(campaign, request.GET.get("run"))
+    step = request.GET.get("step", "")
+    if step and not step.isdigit():
+        raise Http404
+    form = ResultsFilterForm(request.GET)
+    context = {
+        **campaign_context(campaign, "results"),
+        "runs": campaign.runs.select_related("requested_by")[:RUNS_SHOWN],
+        "run": run,
+        "step_position": step,
+        "filter_form": form,
+    }
+    if run is not None:
+        base_query = {"run": run.pk}
+        context["step_rows"] = _step_rows(run, base_query)
+        results = filtered_results(run, step, form).select_related("lead", "duplicate_of", "run_step")
+        page = Paginator(results.order_by("pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+        context["page"] = page
+        context["poll_url"] = reverse("marketing_activities:campaign_results", args=[campaign.pk]) + f"?run={run.pk}"
+        filters = {k: v for k, v in request.GET.items() if k in ("run", "step", "outcome", "q") and v}
+        context["filter_query"] = urlencode(filters)
+        context["export_url"] = (
+            reverse("marketing_activities:campaign_results_export", args=[campaign.pk]) + "?" + urlencode(filters)
+        )
+    if wants_partial(request) and request.htmx.target == "run-detail" and run is not None and not run.is_active:
+        # htmx: the run has finished; 286 shows it one last time and stops the polling.
+        return HttpResponseStopPolling(render_to_string(f"{TEMPLATE}#run-detail", context, request=request))
+    return render_screen(request, TEMPLATE, context, selected=campaign)
+
+
+class _Echo:
+    """A file-like object that hands back what is written, for csv.writer."""
+
+    def write(self, value):
+        return value
+
+
+_FORMULA_START = re.compile(r"^[=@\t\r]|^[+-](?!\d[\d\s().-]*$)")
+
+
+def _cell(value) -> str:
+    # Spreadsheets run cells starting with = + - @ as formulas; numbers such as +15551234567 stay as they are.
+    text = "" if value is None else str(value)
+    return "'" + text if _FORMULA_START.match(text) else text
+
+
+@require_http_methods(["GET"])
+@staff_required
+def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
+    """The filtered rows as CSV, streamed in chunks (never the whole run in memory)."""
+    campaign = campaign_or_404(pk)
+    run = _selected_run(campaign, request.GET.get("run"))
+    if run is None:
+        raise Http404
+    step = request.GET.get("step", "")
+    if step and not step.isdigit():
+        raise Http404
+    columns = (
+        "run_step__position", "lead_id", "lead__first_name", "lead__last_name", "lead__email", "phone",
+        "outcome", "detail", "error_code", "duplicate_of_id", "duplicate_of__first_name",
+        "duplicate_of__last_name", "delivery_status",
+    )  # fmt: skip
+    rows = filtered_results(run, step, ResultsFilterForm(request.GET)).order_by("pk").values_list(*columns)
+    header = [
+        _("step"), _("lead id"), _("first name"), _("last name"), _("email"), _("number"), _("outcome"),
+        _("outcome label"), _("detail"), _("error code"), _("sent to instead (lead id)"),
+        _("sent to instead"), _("delivery"),
+    ]  # fmt: skip
+
+    def lines():
+        writer = csv.writer(_Echo())
+        yield writer.writerow(header)
+        for position, lead_id, first, last, email, phone, outcome, detail, code, dup_id, dup_first, dup_last, delivery in rows.iterator(chunk_size=2000):
+            outcome = Outcome(outcome)
+            dup_name = f"{dup_first or ''} {dup_last or ''}".strip()
+            yield writer.writerow(
+                [_cell(v) for v in (position + 1, lead_id, first, last, email, phone, outcome.code, outcome.label, detail, code, dup_id or "", dup_name, delivery)]
+            )
+
+    filename = f"campaign-{campaign.pk}-run-{run.pk}-{timezone.now():%Y%m%d-%H%M}.csv"
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+

@@ -1,0 +1,83 @@
+"""The SMS message editor: name and text, tokens, a live segment counter and a preview for a chosen person."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+
+from smscampaigns.models import Lead
+
+from .. import services, sms_text
+from ..forms import SmsMessageForm, add_service_errors
+from ..models import SmsMessage
+from .common import HtmxHttpRequest, render_screen, staff_required
+from .tree_nodes import crumbs
+
+TEMPLATE = "marketing_activities/sms_message.html"
+LEAD_RESULTS = 8
+
+
+def live_text(text: str, lead: Lead | None) -> dict:
+    """Counter, problems and preview of `text`: one truth, computed here, shown as the marketer types."""
+    try:
+        sms_text.validate_text(text)
+        problems = []
+    except ValidationError as error:
+        problems = error.messages
+    return {
+        "count": sms_text.count_segments(text),
+        "max_length": sms_text.MAX_LENGTH,
+        "too_long": len(text) > sms_text.MAX_LENGTH,
+        "problems": problems,
+        # An unsaved Lead shows each token's default, as a person without that value would get it.
+        "preview": sms_text.render(text, lead or Lead()),
+        "lead": lead,
+    }
+
+
+def find_leads(query: str):
+    match = Q()
+    for term in query.split():
+        match &= Q(first_name__icontains=term) | Q(last_name__icontains=term) | Q(email__icontains=term)
+    return Lead.objects.filter(match).order_by("last_name", "first_name", "pk")[:LEAD_RESULTS]
+
+
+def _lead(value) -> Lead | None:
+    return Lead.objects.filter(pk=value).first() if str(value or "").isdigit() else None
+
+
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+@staff_required
+def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    message = get_object_or_404(SmsMessage.objects.select_related("program__folder"), pk=pk)
+    form = SmsMessageForm(request.POST or None, initial={"name": message.name, "text": message.text})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.sms_message_update(message=message, **form.cleaned_data)
+        except ValidationError as error:
+            message.refresh_from_db()
+            add_service_errors(form, error, default_field="name")
+        else:
+            messages.success(request, _("SMS message saved."))
+            if not request.htmx:
+                return redirect("marketing_activities:sms_message", pk=message.pk)
+            form = SmsMessageForm(initial={"name": message.name, "text": message.text})
+    # htmx: while typing, the textarea sends its text (GET) for the counter and preview.
+    text = request.GET.get("text", form["text"].value() or "")
+    lead = _lead(request.GET.get("lead") or request.POST.get("lead"))
+    lead_query = request.GET.get("lead_q", "").strip()
+    context = {
+        "message": message,
+        "breadcrumbs": crumbs([*message.program.folder.ancestors(), message.program.folder, message.program]),
+        "form": form,
+        "tokens": sms_text.token_placeholders(),
+        "lead_query": lead_query,
+        "lead_results": find_leads(lead_query) if lead_query else [],
+        **live_text(text, lead),
+    }
+    return render_screen(request, TEMPLATE, context, selected=message)

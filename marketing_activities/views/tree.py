@@ -1,0 +1,56 @@
+"""The tree pane: the start page, expanding and collapsing nodes, searching."""
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from .common import HtmxHttpRequest, render_screen, staff_required, wants_partial
+from .tree_nodes import EXPANDABLE, KINDS, Node, children_of, expanded_keys, remember_expanded, tree_context
+
+LAYOUT = "marketing_activities/layout.html"
+
+
+@require_http_methods(["GET"])
+@vary_on_headers("HX-Request", "HX-Target")
+@staff_required
+def index(request: HtmxHttpRequest) -> HttpResponse:
+    # htmx: the search box swaps only the tree (`?q=` filters it); other
+    # requests get the welcome pane.
+    if wants_partial(request) and request.htmx.target == "tree":
+        return TemplateResponse(request, f"{LAYOUT}#tree", tree_context(request))
+    return render_screen(request, "marketing_activities/index.html", {})
+
+
+def _expandable_node(kind: str, pk: int) -> Node:
+    if kind not in EXPANDABLE:
+        raise Http404
+    obj = get_object_or_404(KINDS[kind].objects.only("id", "name"), pk=pk)
+    return Node(kind=kind, pk=obj.pk, name=obj.name)
+
+
+@require_http_methods(["GET"])
+@vary_on_headers("HX-Request")
+@staff_required
+def node_children(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
+    """Expand a node: its row with its children (loaded now, not before), and
+    remember it as expanded so a reload shows it open."""
+    node = _expandable_node(kind, pk)
+    remember_expanded(request, add=[node.key])
+    if not wants_partial(request):
+        # Without htmx the toggle is a plain link: show the page again, expanded.
+        return render_screen(request, "marketing_activities/index.html", {})
+    node.expanded = True
+    node.children = children_of(kind, pk, expanded=expanded_keys(request))
+    return TemplateResponse(request, "marketing_activities/_tree_node.html", {"node": node})
+
+
+@require_POST
+@staff_required
+def node_collapse(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
+    node = _expandable_node(kind, pk)
+    remember_expanded(request, remove=[node.key])
+    if not request.htmx:
+        return redirect("marketing_activities:index")
+    return TemplateResponse(request, "marketing_activities/_tree_node.html", {"node": node})
