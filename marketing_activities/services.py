@@ -2,7 +2,6 @@
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.utils.translation import gettext as _
 
 from smscampaigns.models import SmartList
@@ -135,21 +134,33 @@ def smart_list_update(*, smart_list: SmartList, definition: dict) -> SmartList:
 
 @transaction.atomic
 def flow_step_add(*, campaign: SmartCampaign, action: str, position: int | None = None) -> FlowStep:
-    """Add an empty step of `action` at `position` (0-based; None or too large: at the end).
+    """Add an empty step of `action` at index `position` (None or too large: at the end).
 
     The step is saved as a draft: it lacks its list (and message) until the
     marketer picks them, and shows what it lacks at the step.
     """
     if action not in FlowStep.Action.values:
         raise ValidationError({"action": _("Choose one of the three SMS flow steps.")})
-    steps = campaign.flow_steps.select_for_update()
-    count = steps.count()
-    if position is None or position > count:
-        position = count
+    steps = list(campaign.flow_steps.select_for_update())
+    if position is None or position > len(steps):
+        position = len(steps)
     position = max(position, 0)
-    # Make room: every step at or after the new one moves down by one, in one UPDATE.
-    steps.filter(position__gte=position).update(position=F("position") + 1)
-    return FlowStep.objects.create(campaign=campaign, action=action, position=position)
+    step = FlowStep.objects.create(campaign=campaign, action=action, position=position)
+    steps.insert(position, step)
+    _renumber(steps)
+    return step
+
+
+def _renumber(steps: list[FlowStep]) -> None:
+    """Positions 0, 1, 2… in list order, written in one UPDATE (this also mends
+    gaps that older edits or imports may have left)."""
+    changed = []
+    for index, step in enumerate(steps):
+        if step.position != index:
+            step.position = index
+            changed.append(step)
+    if changed:
+        FlowStep.objects.bulk_update(changed, ["position"])
 
 
 def flow_step_update(
@@ -186,34 +197,27 @@ def flow_steps_reorder(*, campaign: SmartCampaign, step_ids: list[int]) -> list[
         # request: refuse rather than guess which order was meant.
         raise ValidationError(_("The flow changed in the meantime; reload the page and try again."))
     ordered = [steps[pk] for pk in step_ids]
-    for position, step in enumerate(ordered):
-        step.position = position
-    FlowStep.objects.bulk_update(ordered, ["position"])
+    _renumber(ordered)
     return ordered
 
 
 @transaction.atomic
 def flow_step_move(*, step: FlowStep, position: int) -> FlowStep:
-    """Move one step to `position` (an index, as Wagtail's ReorderView takes it), shifting the others."""
-    steps = list(step.campaign.flow_steps.select_for_update())
+    """Move one step to index `position` (as Wagtail's ReorderView takes it), shifting the others."""
+    steps = list(FlowStep.objects.filter(campaign_id=step.campaign_id).select_for_update())
     current = next(s for s in steps if s.pk == step.pk)
     steps.remove(current)
-    position = max(0, min(position, len(steps)))
-    steps.insert(position, current)
-    # Rewrite every position, which also mends gaps left by older edits.
-    for index, each in enumerate(steps):
-        each.position = index
-    FlowStep.objects.bulk_update(steps, ["position"])
-    step.position = position
-    return step
+    steps.insert(max(0, min(position, len(steps))), current)
+    _renumber(steps)
+    return current
 
 
 @transaction.atomic
 def flow_step_delete(*, step: FlowStep) -> None:
-    campaign_id, position = step.campaign_id, step.position
+    campaign_id = step.campaign_id
     step.delete()
     # Close the gap so the numbers shown stay 1, 2, 3…
-    FlowStep.objects.filter(campaign_id=campaign_id, position__gt=position).update(position=F("position") - 1)
+    _renumber(list(FlowStep.objects.filter(campaign_id=campaign_id).select_for_update()))
 
 
 # --- Schedule -------------------------------------------------------------------

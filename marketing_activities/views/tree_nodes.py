@@ -156,9 +156,10 @@ def search_tree(query: str) -> list[Node]:
     """Nodes whose name contains `query`, with their ancestors (expanded), in five queries."""
     matches = {}
     for model in KINDS.values():
-        related = ("program",) if model in (SmartCampaign, SmsMessage) else ()
-        queryset = model.objects.filter(name__icontains=query).select_related(*related)[:SEARCH_LIMIT]
-        for obj in queryset:
+        queryset = model.objects.filter(name__icontains=query)
+        if model in (SmartCampaign, SmsMessage):
+            queryset = queryset.select_related("program")
+        for obj in queryset[:SEARCH_LIMIT]:
             matches[node_key(obj)] = obj
     # Every folder's parent, to walk up from any match without a query per level.
     folders = {f.pk: f for f in Folder.objects.only("id", "name", "parent_id")}
