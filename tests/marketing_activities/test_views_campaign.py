@@ -1,0 +1,225 @@
+"""A campaign's tab strip, the Schedule tab and the Run now button."""
+
+import datetime
+import json
+import sys
+import types
+
+import pytest
+from django.utils import timezone
+
+from marketing_activities.models import CampaignRun, SmartCampaign
+from tests.marketing_activities.factories import CampaignRunFactory, FlowStepFactory, SmartCampaignFactory
+from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_password_hashing, url  # noqa: F401
+from tests.smscampaigns.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+TABS = ["campaign_smart_list", "campaign_flow", "campaign_schedule", "campaign_results"]
+
+
+def test_a_campaign_opens_on_its_smart_list_tab(staff_client):
+    campaign = SmartCampaignFactory()
+    response = staff_client.get(url("campaign", campaign.pk))
+    assert response["Location"] == url("campaign_smart_list", campaign.pk)
+    assert staff_client.get(url("campaign", 999999)).status_code == 404
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_every_tab_is_a_full_page_and_a_partial(staff_client, tab):
+    campaign = SmartCampaignFactory(name="Tabbed")
+    full = staff_client.get(url(tab, campaign.pk))
+    panel = staff_client.get(url(tab, campaign.pk), headers={**HTMX, "HX-Target": "tab-panel"})
+    detail = staff_client.get(url(tab, campaign.pk), headers={**HTMX, "HX-Target": "detail"})
+    assert full.status_code == panel.status_code == detail.status_code == 200
+    assert b"<html" in full.content and b'id="tree"' in full.content
+    assert b"<html" not in panel.content and panel.content.lstrip().startswith(b'<section id="tab-panel"')
+    assert detail.content.lstrip().startswith(b'<div id="detail"')
+    for each in (full, panel):
+        assert b'role="tablist"' in each.content and b"Tabbed" in each.content
+        assert each.content.count(b'aria-selected="true"') == 1
+        assert b'hx-push-url="true"' in each.content
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_every_tab_answers_404_for_an_unknown_campaign(staff_client, tab):
+    assert staff_client.get(url(tab, 999999)).status_code == 404
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_every_tab_needs_a_login(client, tab):
+    response = client.get(url(tab, SmartCampaignFactory().pk))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_every_tab_refuses_non_staff(clerk_client, tab):
+    assert clerk_client.get(url(tab, SmartCampaignFactory().pk)).status_code == 403
+
+
+# --- Schedule ----------------------------------------------------------------------------------
+
+
+def schedule_post(**fields):
+    data = {"action": "save", "qualification_rule": "once", "schedule": "none", "run_at": "", "run_time": "", "run_weekday": ""}
+    data.update(fields)
+    return data
+
+
+def test_saving_a_daily_schedule(staff_client):
+    campaign = SmartCampaignFactory(is_active=True)
+    response = staff_client.post(url("campaign_schedule", campaign.pk), schedule_post(schedule="daily", run_time="09:30"))
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.schedule == "daily" and campaign.run_time == datetime.time(9, 30)
+    assert campaign.next_run_at == campaign.compute_next_run()
+
+
+def test_saving_with_htmx_shows_the_tab_with_a_message(staff_client):
+    campaign = SmartCampaignFactory()
+    response = staff_client.post(url("campaign_schedule", campaign.pk), schedule_post(qualification_rule="every_time"), headers=HTMX)
+    assert b"Schedule saved." in response.content
+    assert b"<html" not in response.content
+    campaign.refresh_from_db()
+    assert campaign.qualification_rule == "every_time"
+
+
+def test_a_once_schedule_without_a_date_shows_the_error_at_the_field(staff_client):
+    campaign = SmartCampaignFactory()
+    response = staff_client.post(url("campaign_schedule", campaign.pk), schedule_post(schedule="once"), headers=HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    when_once = html[html.index('class="when-once"') :].split('class="when-recurring"')[0]
+    assert "Choose when the campaign runs." in when_once
+    assert SmartCampaign.objects.get(pk=campaign.pk).schedule == "none"
+
+
+def test_a_weekly_schedule_without_a_weekday_shows_the_error_and_keeps_the_time(staff_client):
+    campaign = SmartCampaignFactory()
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk), schedule_post(schedule="weekly", run_time="07:15"), headers=HTMX
+    )
+    html = response.content.decode()
+    assert "Choose the day of the week the campaign runs." in html
+    assert 'value="07:15"' in html
+
+
+def test_a_bad_time_is_a_field_error(staff_client):
+    campaign = SmartCampaignFactory()
+    response = staff_client.post(url("campaign_schedule", campaign.pk), schedule_post(schedule="daily", run_time="25:99"))
+    assert response.status_code == 200
+    assert b"Enter a valid time." in response.content
+
+
+def test_a_once_schedule_in_the_future_sets_the_next_run_when_active(staff_client):
+    campaign = SmartCampaignFactory(is_active=True)
+    later = (timezone.localtime() + datetime.timedelta(days=3)).replace(second=0, microsecond=0)
+    staff_client.post(
+        url("campaign_schedule", campaign.pk), schedule_post(schedule="once", run_at=later.strftime("%Y-%m-%dT%H:%M"))
+    )
+    campaign.refresh_from_db()
+    assert campaign.next_run_at == later
+
+
+def test_activating_a_campaign_that_cannot_run_lists_why(staff_client):
+    campaign = SmartCampaignFactory()
+    response = staff_client.post(url("campaign_schedule", campaign.pk), {"action": "activate"}, headers=HTMX)
+    assert b"The campaign cannot be activated yet:" in response.content
+    assert b"The flow has no steps." in response.content
+    assert not SmartCampaign.objects.get(pk=campaign.pk).is_active
+
+
+def test_activate_and_deactivate(staff_client):
+    campaign = FlowStepFactory().campaign
+    staff_client.post(url("campaign_schedule", campaign.pk), {"action": "activate"}, headers=HTMX)
+    assert SmartCampaign.objects.get(pk=campaign.pk).is_active
+    response = staff_client.post(url("campaign_schedule", campaign.pk), {"action": "deactivate"})
+    assert response.status_code == 302
+    assert not SmartCampaign.objects.get(pk=campaign.pk).is_active
+
+
+# --- Run now -------------------------------------------------------------------------------------
+
+
+def test_run_now_asks_for_confirmation_with_the_audience_count(staff_client):
+    LeadFactory.create_batch(4, country="US")
+    campaign = FlowStepFactory().campaign
+    response = staff_client.get(url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"})
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="run-now"')
+    assert "4 people qualify" in html
+    assert "Yes, run now" in html
+
+
+def test_run_now_confirmation_is_a_page_of_its_own_without_htmx(staff_client):
+    campaign = FlowStepFactory().campaign
+    assert b"<html" in staff_client.get(url("campaign_run_now", campaign.pk)).content
+
+
+def test_run_now_shows_why_a_campaign_cannot_run_before_asking(staff_client):
+    campaign = SmartCampaignFactory()
+    html = staff_client.get(url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"}).content.decode()
+    assert "The campaign cannot run yet:" in html
+    assert "The flow has no steps." in html
+    assert "Yes, run now" not in html
+
+
+def test_an_active_run_links_to_its_results(staff_client):
+    run = CampaignRunFactory(status=CampaignRun.Status.RUNNING)
+    html = staff_client.get(url("campaign_schedule", run.campaign.pk)).content.decode()
+    assert "Watch it in Results" in html
+    assert f"?run={run.pk}" in html
+
+
+class _CannotRun(Exception):
+    def __init__(self, problems):
+        super().__init__(problems)
+        self.problems = problems
+
+
+@pytest.fixture
+def fake_runner(monkeypatch):
+    """The runner's public API as the Run button uses it, recorded."""
+    calls = []
+
+    def campaign_start(*, campaign, trigger, user):
+        calls.append((campaign, trigger, user))
+        if campaign.name == "Broken":
+            raise _CannotRun(["Step 1 (Send SMS Message): Choose a Vibes list."])
+        return CampaignRunFactory(campaign=campaign, status=CampaignRun.Status.QUEUED, trigger=trigger, requested_by=user)
+
+    module = types.ModuleType("marketing_activities.runner")
+    module.campaign_start = campaign_start
+    module.CampaignCannotRun = _CannotRun
+    monkeypatch.setitem(sys.modules, "marketing_activities.runner", module)
+    return calls
+
+
+def test_the_run_button_starts_a_run_and_opens_its_results(staff_client, fake_runner):
+    campaign = FlowStepFactory().campaign
+    response = staff_client.post(url("campaign_run_now", campaign.pk), headers=HTMX)
+    run = campaign.runs.get()
+    assert fake_runner == [(campaign, CampaignRun.Trigger.UI, staff_client.user)]
+    location = json.loads(response["HX-Location"])
+    assert location["path"] == url("campaign_results", campaign.pk) + f"?run={run.pk}"
+    assert location["target"] == "#tab-panel"
+
+
+def test_the_run_button_without_htmx_redirects_to_the_results(staff_client, fake_runner):
+    campaign = FlowStepFactory().campaign
+    response = staff_client.post(url("campaign_run_now", campaign.pk))
+    assert response["Location"].startswith(url("campaign_results", campaign.pk) + "?run=")
+
+
+def test_the_run_button_shows_the_runners_problems(staff_client, fake_runner):
+    campaign = FlowStepFactory(campaign__name="Broken").campaign
+    response = staff_client.post(url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"})
+    assert response.status_code == 200
+    assert "Step 1 (Send SMS Message): Choose a Vibes list." in response.content.decode()
+    assert not campaign.runs.exists()
+
+
+def test_non_staff_cannot_run_a_campaign(clerk_client, fake_runner):
+    campaign = FlowStepFactory().campaign
+    assert clerk_client.post(url("campaign_run_now", campaign.pk)).status_code == 403
+    assert fake_runner == []

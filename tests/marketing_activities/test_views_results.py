@@ -1,0 +1,159 @@
+"""The Results tab: runs, live progress with polling, counts per step, the people behind them, CSV."""
+
+import csv
+import io
+
+import pytest
+from django.http import StreamingHttpResponse
+
+from marketing_activities.models import CampaignRun, Outcome
+from tests.marketing_activities.factories import (
+    CampaignRunFactory,
+    RunResultFactory,
+    RunStepFactory,
+    SmartCampaignFactory,
+)
+from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_password_hashing, url  # noqa: F401
+from tests.smscampaigns.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def finished_run():
+    """A completed run: step 1 sent to Ann and skipped Bob (he shares Ann's number), step 2 failed Cid."""
+    run = CampaignRunFactory(status=CampaignRun.Status.COMPLETED, audience=3, progress_done=2, progress_total=2)
+    send = RunStepFactory(run=run, position=0, counts={"sent": 1, "skipped_duplicate_phone": 1})
+    unsubscribe = RunStepFactory(run=run, position=1, action="unsubscribe_vibes_list", counts={"failed": 1})
+    ann = LeadFactory(first_name="Ann", last_name="Able", email="ann@example.com", mobile_phone="+12025550101")
+    bob = LeadFactory(first_name="Bob", last_name="Baker", email="bob@example.com", mobile_phone="+12025550101")
+    cid = LeadFactory(first_name="Cid", last_name="Cole", email="cid@example.com", mobile_phone="+12025550199")
+    RunResultFactory(run_step=send, lead=ann, outcome=Outcome.SENT)
+    RunResultFactory(run_step=send, lead=bob, outcome=Outcome.SKIPPED_DUPLICATE_PHONE, duplicate_of=ann, detail="Same number as Ann")
+    RunResultFactory(run_step=unsubscribe, lead=cid, outcome=Outcome.FAILED, error_code="server_error", detail="=HYPERLINK()")
+    return run
+
+
+def results_url(run, **params):
+    query = "&".join(f"{k}={v}" for k, v in {"run": run.pk, **params}.items())
+    return url("campaign_results", run.campaign.pk) + "?" + query
+
+
+def test_a_campaign_without_runs_says_so(staff_client):
+    html = staff_client.get(url("campaign_results", SmartCampaignFactory().pk)).content.decode()
+    assert "No runs yet" in html
+
+
+def test_results_show_the_latest_run_with_counts_as_bars(staff_client, finished_run):
+    html = staff_client.get(url("campaign_results", finished_run.campaign.pk)).content.decode()
+    assert "<html" in html
+    assert f"Run {finished_run.pk}" in html
+    assert 'data-outcome="sent"' in html and 'data-outcome="skipped_duplicate_phone"' in html
+    assert "Skipped: shares a number with another person" in html
+    assert 'style="width: 50.0%"' in html  # 1 of the step's 2 people
+
+
+def test_results_answer_htmx_with_the_tab_panel(staff_client, finished_run):
+    response = staff_client.get(url("campaign_results", finished_run.campaign.pk), headers={**HTMX, "HX-Target": "tab-panel"})
+    assert b"<html" not in response.content
+    assert response.content.lstrip().startswith(b'<section id="tab-panel"')
+
+
+def test_a_run_of_another_campaign_is_not_found(staff_client, finished_run):
+    other = SmartCampaignFactory()
+    assert staff_client.get(url("campaign_results", other.pk) + f"?run={finished_run.pk}").status_code == 404
+    assert staff_client.get(url("campaign_results", other.pk) + "?run=abc").status_code == 404
+    assert staff_client.get(url("campaign_results", finished_run.campaign.pk) + "?step=x").status_code == 404
+
+
+def test_an_active_run_polls_every_second(staff_client):
+    run = CampaignRunFactory(status=CampaignRun.Status.RUNNING, progress_done=30, progress_total=120)
+    html = staff_client.get(url("campaign_results", run.campaign.pk)).content.decode()
+    detail = html[html.index('id="run-detail"') :].split(">")[0]
+    assert 'hx-trigger="every 1s"' in detail
+    assert 'aria-valuenow="25"' in html and "width: 25%" in html
+
+
+def test_polling_an_active_run_returns_its_progress(staff_client):
+    run = CampaignRunFactory(status=CampaignRun.Status.QUEUED)
+    response = staff_client.get(results_url(run), headers={**HTMX, "HX-Target": "run-detail"})
+    assert response.status_code == 200
+    assert response.content.lstrip().startswith(b'<section id="run-detail"')
+    assert b'hx-trigger="every 1s"' in response.content
+
+
+def test_polling_a_finished_run_stops_the_polling_with_286(staff_client, finished_run):
+    response = staff_client.get(results_url(finished_run), headers={**HTMX, "HX-Target": "run-detail"})
+    assert response.status_code == 286
+    assert b'id="run-detail"' in response.content
+    assert b"every 1s" not in response.content
+    assert b'data-outcome="sent"' in response.content
+
+
+def test_clicking_a_count_lists_the_people_behind_it(staff_client, finished_run):
+    response = staff_client.get(
+        results_url(finished_run, step=0, outcome="skipped_duplicate_phone"), headers={**HTMX, "HX-Target": "run-people"}
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<section id="run-people"')
+    assert "Bob Baker" in html and "Ann Able" in html  # Bob, sent to Ann instead
+    assert "Same number as Ann" in html
+    assert "Cid" not in html
+
+
+def test_people_can_be_searched_by_name_email_or_number(staff_client, finished_run):
+    def people(q):
+        return staff_client.get(results_url(finished_run, q=q), headers={**HTMX, "HX-Target": "run-people"}).content.decode()
+
+    assert "Cid Cole" in people("cole") and "Ann Able" not in people("cole")
+    assert "Bob Baker" in people("bob@example") and "Cid Cole" not in people("bob@example")
+    found = people("555-0199")
+    assert "Cid Cole" in found and "Ann Able" not in found
+
+
+def test_people_are_paginated(staff_client):
+    step = RunStepFactory(counts={"sent": 30})
+    RunResultFactory.create_batch(30, run_step=step)
+    html = staff_client.get(results_url(step.run, page=2), headers={**HTMX, "HX-Target": "run-people"}).content.decode()
+    assert "Page 2 of 2 · 30 rows" in html
+    assert html.count("<tr>") == 1 + 5  # header + the last five
+
+
+def test_an_unknown_outcome_filter_lists_everyone(staff_client, finished_run):
+    html = staff_client.get(results_url(finished_run, outcome="teleported")).content.decode()
+    assert "Ann Able" in html and "Cid Cole" in html
+
+
+def test_results_take_the_same_queries_whatever_the_number_of_rows(staff_client, django_assert_max_num_queries):
+    step = RunStepFactory(counts={"sent": 40})
+    RunResultFactory.create_batch(40, run_step=step, duplicate_of=LeadFactory())
+    with django_assert_max_num_queries(10):
+        staff_client.get(results_url(step.run), headers={**HTMX, "HX-Target": "tab-panel"})
+
+
+def test_the_csv_export_streams_the_filtered_rows(staff_client, finished_run):
+    response = staff_client.get(url("campaign_results_export", finished_run.campaign.pk) + f"?run={finished_run.pk}&step=0")
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert "attachment;" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["step", "lead id", "first name"]
+    assert [row[2] for row in rows[1:]] == ["Ann", "Bob"]
+    bob = rows[2]
+    assert bob[5] == "+12025550101"  # numbers stay numbers
+    assert bob[6] == "skipped_duplicate_phone"
+    assert bob[11] == "Ann Able"
+
+
+def test_the_csv_export_defuses_formulas(staff_client, finished_run):
+    response = staff_client.get(url("campaign_results_export", finished_run.campaign.pk) + f"?run={finished_run.pk}&outcome=failed")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[1][8] == "'=HYPERLINK()"
+
+
+def test_the_csv_export_needs_a_run(staff_client):
+    assert staff_client.get(url("campaign_results_export", SmartCampaignFactory().pk)).status_code == 404
+
+
+def test_non_staff_cannot_export(clerk_client, finished_run):
+    assert clerk_client.get(url("campaign_results_export", finished_run.campaign.pk)).status_code == 403

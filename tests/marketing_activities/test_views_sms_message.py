@@ -1,0 +1,127 @@
+"""The SMS message editor: tokens, live counter, validation, preview for a chosen person."""
+
+import pytest
+
+from marketing_activities.models import SmsMessage
+from tests.marketing_activities.factories import SmsMessageFactory
+from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_password_hashing, url  # noqa: F401
+from tests.smscampaigns.factories import LeadFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def live(client, message, **params):
+    return client.get(url("sms_message", message.pk), params, headers={**HTMX, "HX-Target": "sms-live"}).content.decode()
+
+
+def test_the_editor_renders_the_full_page_with_token_buttons(staff_client):
+    message = SmsMessageFactory()
+    html = staff_client.get(url("sms_message", message.pk)).content.decode()
+    assert "<html" in html
+    assert 'data-insert-token="{{lead.first_name}}"' in html
+    assert 'data-insert-token="{{lead.lead_score}}"' in html
+    assert 'hx-trigger="input changed delay:300ms"' in html
+
+
+def test_the_editor_answers_htmx_with_the_detail_partial(staff_client):
+    response = staff_client.get(url("sms_message", SmsMessageFactory().pk), headers={**HTMX, "HX-Target": "detail"})
+    assert b"<html" not in response.content
+    assert b'id="sms-editor"' in response.content
+
+
+def test_unknown_messages_answer_404(staff_client):
+    assert staff_client.get(url("sms_message", 999999)).status_code == 404
+
+
+def test_the_counter_follows_the_typed_text_gsm7(staff_client):
+    html = live(staff_client, SmsMessageFactory(), text="x" * 161)
+    assert html.lstrip().startswith('<section id="sms-live"')
+    assert "GSM-7" in html
+    assert "<dd data-segments>2</dd>" in html
+    assert ">161</span>" in html
+
+
+def test_one_character_outside_gsm7_switches_to_ucs2(staff_client):
+    html = live(staff_client, SmsMessageFactory(), text="Hej 😀 " + "x" * 60)
+    assert "UCS-2" in html
+    assert "<dd data-segments>1</dd>" in html
+    assert "<dd data-segments>2</dd>" in live(staff_client, SmsMessageFactory(), text="ö😀" + "x" * 70)
+
+
+def test_the_counter_shows_problems_while_typing(staff_client):
+    html = live(staff_client, SmsMessageFactory(), text="Hi {{lead.nickname}}")
+    assert "unknown field “nickname”" in html
+
+
+def test_the_preview_renders_for_the_chosen_person(staff_client):
+    lead = LeadFactory(first_name="Greta")
+    html = live(staff_client, SmsMessageFactory(), text='Hi {{lead.first_name|default:"there"}}!', lead=lead.pk)
+    assert "Hi Greta!" in html
+    assert f'name="lead" value="{lead.pk}"' in html
+
+
+def test_without_a_person_the_preview_uses_the_defaults(staff_client):
+    html = live(staff_client, SmsMessageFactory(), text='Hi {{lead.first_name|default:"there"}}!')
+    assert "Hi there!" in html
+
+
+def test_the_lead_picker_finds_people_by_name_or_email(staff_client):
+    LeadFactory(first_name="Ingrid", last_name="Lindqvist", email="ingrid@example.com")
+    LeadFactory(first_name="Bruno", email="bruno@example.com")
+    message = SmsMessageFactory()
+    response = staff_client.get(url("sms_message", message.pk), {"lead_q": "lindq"}, headers={**HTMX, "HX-Target": "lead-results"})
+    html = response.content.decode()
+    assert html.lstrip().startswith('<ul id="lead-results"')
+    assert "Ingrid Lindqvist" in html and "Bruno" not in html
+    by_email = staff_client.get(url("sms_message", message.pk), {"lead_q": "bruno@"}, headers={**HTMX, "HX-Target": "lead-results"})
+    assert b"Bruno" in by_email.content
+
+
+def test_saving_the_message(staff_client):
+    message = SmsMessageFactory()
+    response = staff_client.post(url("sms_message", message.pk), {"name": "Renamed", "text": "Hello {{lead.city}}"})
+    assert response.status_code == 302
+    message.refresh_from_db()
+    assert (message.name, message.text) == ("Renamed", "Hello {{lead.city}}")
+
+
+def test_saving_with_htmx_returns_the_editor_with_a_message(staff_client):
+    message = SmsMessageFactory()
+    response = staff_client.post(
+        url("sms_message", message.pk), {"name": "Saved", "text": "Hi"}, headers={**HTMX, "HX-Target": "sms-editor"}
+    )
+    assert response.content.lstrip().startswith(b'<div id="sms-editor"')
+    assert b"SMS message saved." in response.content
+
+
+def test_an_unknown_token_is_refused_and_the_text_kept(staff_client):
+    message = SmsMessageFactory()
+    old_text = message.text
+    response = staff_client.post(
+        url("sms_message", message.pk), {"name": message.name, "text": "Hi {{lead.shoe_size}}"}, headers=HTMX
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "unknown field “shoe_size”" in html
+    assert "Hi {{lead.shoe_size}}</textarea>" in html
+    message.refresh_from_db()
+    assert message.text == old_text
+
+
+def test_more_than_1600_characters_is_refused(staff_client):
+    message = SmsMessageFactory()
+    response = staff_client.post(url("sms_message", message.pk), {"name": message.name, "text": "y" * 1700}, headers=HTMX)
+    assert b"1700 characters long; the most an SMS can carry is 1600" in response.content
+    assert SmsMessage.objects.get(pk=message.pk).text != "y" * 1700
+
+
+def test_a_duplicate_name_in_the_program_is_refused(staff_client):
+    message = SmsMessageFactory()
+    SmsMessageFactory(program=message.program, name="Taken")
+    response = staff_client.post(url("sms_message", message.pk), {"name": "Taken", "text": "Hi"}, headers=HTMX)
+    assert b"already holds an SMS message of that name" in response.content
+
+
+def test_non_staff_cannot_edit_messages(clerk_client):
+    message = SmsMessageFactory()
+    assert clerk_client.post(url("sms_message", message.pk), {"name": "X", "text": "Y"}).status_code == 403
