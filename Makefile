@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test install system-packages messages clean
+.PHONY: run test bench install system-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -56,6 +56,11 @@ run: install .env
 test: install system-packages
 	$(MAKE) --no-print-directory messages
 	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
+
+# Interface benchmarks (benchmarks/, outside the test paths): median server
+# times on a tree of 10,000 campaigns; see the README's "Interface benchmark".
+bench: install
+	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest benchmarks -q
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -11,8 +11,10 @@ from collections import defaultdict
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
@@ -27,6 +29,32 @@ from .common import HtmxHttpRequest, render_screen, staff_required
 
 TEMPLATE = "marketing_activities/campaign_flow.html"
 
+# The words of every step card, translated once per response rather than once
+# per step in the template (a flow of ten steps would translate them ten times).
+STEP_LABELS = {
+    "drag": gettext_lazy("Drag to reorder"),
+    "incomplete": gettext_lazy("Incomplete"),
+    "ready": gettext_lazy("Ready"),
+    "move_up": gettext_lazy("Move up"),
+    "move_down": gettext_lazy("Move down"),
+    "delete": gettext_lazy("Delete"),
+    "sms_message": gettext_lazy("SMS message"),
+    "choose_sms_message": gettext_lazy("Choose an SMS message…"),
+    "vibes_list": gettext_lazy("Vibes list"),
+    "choose_vibes_list": gettext_lazy("Choose a Vibes list…"),
+    "acquisition_campaign": gettext_lazy("Acquisition campaign"),
+    "choose_acquisition_campaign": gettext_lazy("Choose an acquisition campaign…"),
+    "choose_list_first": gettext_lazy("Choose the Vibes list first"),
+    "save_step": gettext_lazy("Save step"),
+}
+STEP_HELP = {
+    FlowStep.Action.SEND_SMS: gettext_lazy("Texts the people of the smart list who are subscribed to this Vibes list."),
+    FlowStep.Action.SUBSCRIBE: gettext_lazy(
+        "Starts the subscription through the acquisition campaign; Vibes texts a confirmation the person must answer."
+    ),
+    FlowStep.Action.UNSUBSCRIBE: gettext_lazy("Unsubscribes each person from this Vibes list."),
+}
+
 
 class Choices:
     """The dropdowns' options, loaded once per response whatever the number of steps."""
@@ -40,8 +68,16 @@ class Choices:
             self.acquisition_campaigns[acquisition.vibes_list_id].append(acquisition)
 
     def annotate(self, step: FlowStep) -> FlowStep:
-        """Give the step what its card shows: its problems and its own options."""
+        """Give the step what its card shows: its problems, its own options and words."""
         step.problem_map = step.problems()
+        step.help_text = STEP_HELP.get(step.action, "")
+        numbered = {"number": step.number}
+        step.label_up = _("Move step %(number)s up") % numbered
+        step.label_down = _("Move step %(number)s down") % numbered
+        step.label_delete = _("Delete step %(number)s") % numbered
+        step.confirm_delete = _("Delete step %(number)s?") % numbered
+        # The step's own URLs: update is the base of move/ and delete/ (see urls.py).
+        step.update_url = reverse("marketing_activities:flow_step_update", args=[step.campaign_id, step.pk])
         step.acquisition_choices = self.acquisition_campaigns.get(step.vibes_list_id, [])
         # A choice no longer offered (a list gone from Vibes, a message of
         # another program) stays visible as the current value.
@@ -65,6 +101,7 @@ def flow_context(campaign: SmartCampaign, *, error: str = "") -> dict:
         "choices": choices,
         "actions": FlowStep.Action.choices,
         "flow_error": error,
+        "labels": {key: str(label) for key, label in STEP_LABELS.items()},
     }
 
 

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from .common import HtmxHttpRequest, render_screen, staff_required, wants_partial
-from .tree_nodes import EXPANDABLE, KINDS, Node, children_of, expanded_keys, remember_expanded, tree_context
+from .tree_nodes import EXPANDABLE, KINDS, Node, children_of, expanded_keys, flatten, remember_expanded, tree_context
 
 LAYOUT = "marketing_activities/layout.html"
 
@@ -43,7 +43,7 @@ def node_children(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
         return render_screen(request, "marketing_activities/index.html", {})
     node.expanded = True
     node.children = children_of(kind, pk, expanded=expanded_keys(request))
-    return TemplateResponse(request, "marketing_activities/_tree_node.html", {"node": node})
+    return TemplateResponse(request, "marketing_activities/_tree_nodes.html", {"tree_items": flatten([node])})
 
 
 @require_POST
@@ -53,4 +53,4 @@ def node_collapse(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     remember_expanded(request, remove=[node.key])
     if not request.htmx:
         return redirect("marketing_activities:index")
-    return TemplateResponse(request, "marketing_activities/_tree_node.html", {"node": node})
+    return TemplateResponse(request, "marketing_activities/_tree_nodes.html", {"tree_items": flatten([node])})

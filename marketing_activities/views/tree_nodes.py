@@ -4,10 +4,11 @@ The set of expanded nodes lives in the session, so a reload renders the same
 tree server-side (no flicker, no client state to restore).
 """
 
+import functools
 from dataclasses import dataclass, field
 
 from django.db.models import Q
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 
 from ..models import Folder, Program, SmartCampaign, SmsMessage
 
@@ -24,14 +25,32 @@ def node_key(obj) -> str:
     return f"{KIND_OF_MODEL[type(obj)]}-{obj.pk}"
 
 
+PAGE_URL_NAMES = {
+    "folder": "marketing_activities:folder",
+    "program": "marketing_activities:program",
+    "campaign": "marketing_activities:campaign_smart_list",
+    "sms": "marketing_activities:sms_message",
+}
+_SENTINEL = 987654321
+
+
+@functools.lru_cache(maxsize=64)
+def _url_halves(name: str, kind: str | None, script_prefix: str, urlconf) -> tuple[str, str]:
+    args = [kind, _SENTINEL] if kind else [_SENTINEL]
+    before, _, after = reverse(name, args=args).partition(str(_SENTINEL))
+    return before, after
+
+
+def fast_reverse(name: str, pk: int, kind: str | None = None) -> str:
+    """reverse() for URLs that differ only by a pk, resolved once per URL name.
+    A tree of hundreds of nodes needs several URLs per node; reversing each
+    one costs more than rendering the node."""
+    before, after = _url_halves(name, kind, get_script_prefix(), get_urlconf())
+    return f"{before}{pk}{after}"
+
+
 def node_url(kind: str, pk: int) -> str:
-    if kind == "folder":
-        return reverse("marketing_activities:folder", args=[pk])
-    if kind == "program":
-        return reverse("marketing_activities:program", args=[pk])
-    if kind == "campaign":
-        return reverse("marketing_activities:campaign_smart_list", args=[pk])
-    return reverse("marketing_activities:sms_message", args=[pk])
+    return fast_reverse(PAGE_URL_NAMES[kind], pk)
 
 
 @dataclass
@@ -44,7 +63,7 @@ class Node:
     selected: bool = False
     match: bool = False
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"{self.kind}-{self.pk}"
 
@@ -52,16 +71,43 @@ class Node:
     def expandable(self) -> bool:
         return self.kind in EXPANDABLE
 
-    @property
+    @functools.cached_property
     def url(self) -> str:
         return node_url(self.kind, self.pk)
 
-    @property
+    @functools.cached_property
     def path_prefix(self) -> str:
         """Every page of this node starts with this path (a campaign has four tabs)."""
         if self.kind == "campaign":
-            return reverse("marketing_activities:campaign", args=[self.pk])
+            return fast_reverse("marketing_activities:campaign", self.pk)
         return self.url
+
+    @functools.cached_property
+    def tree_url(self) -> str:
+        """Base of the node's tree actions: children/, collapse/, rename/, move/, delete/, new/<kind>/."""
+        return fast_reverse("marketing_activities:node_rename", self.pk, self.kind).removesuffix("rename/")
+
+
+def flatten(roots: list[Node]) -> list[dict]:
+    """The visible nodes in document order, each saying whether it opens a list of
+    children and how many lists close after it. One template loop renders the
+    whole tree this way, without an include (and its cost) per node."""
+    items: list[dict] = []
+
+    def walk(nodes, depth):
+        for node in nodes:
+            items.append({"node": node, "depth": depth, "closes": 0})
+            if node.expanded:
+                if node.children:
+                    walk(node.children, depth + 1)
+                else:
+                    items.append({"empty": True, "closes": 0})
+                items[-1]["closes"] += 1
+
+    walk(roots, 0)
+    for item in items:
+        item["close_range"] = range(item["closes"])
+    return items
 
 
 def crumbs(objs) -> list[dict]:
@@ -210,12 +256,12 @@ def tree_context(request, *, selected=None, query: str | None = None) -> dict:
     remembered), so a reload of any node's URL shows the tree open down to it."""
     query = (request.GET.get("q", "") if query is None else query).strip()
     if query:
-        return {"tree_roots": search_tree(query), "tree_query": query}
+        return {"tree_items": flatten(search_tree(query)), "tree_query": query}
     selected_key = node_key(selected) if selected is not None else None
     if selected is not None:
         remember_expanded(request, add=ancestor_keys(selected))
     return {
-        "tree_roots": build_tree(expanded_keys(request), selected_key),
+        "tree_items": flatten(build_tree(expanded_keys(request), selected_key)),
         "tree_query": "",
         "tree_selected": selected_key,
     }
