@@ -169,6 +169,16 @@ VIBES_CALLBACK_ALLOWED_IPS = env.list("VIBES_CALLBACK_ALLOWED_IPS", default=[])
 # SMS so delivery receipts come back; empty: no receipts are asked for.
 VIBES_DELIVERY_RECEIPT_URL = env("VIBES_DELIVERY_RECEIPT_URL", default="")
 
+# --- Campaign runs -----------------------------------------------------------
+# Calls in flight at once per worker (the rate limit still applies).
+RUNNER_CONCURRENCY = env.int("RUNNER_CONCURRENCY", default=8)
+# How long a worker taking over an interrupted batch waits for the delivery
+# receipts of SMS sent just before the interruption.
+RUNNER_RECEIPT_GRACE = env.float("RUNNER_RECEIPT_GRACE", default=10.0)
+# Where the Run button's runs go: "auto" (Celery with a broker, else a thread
+# of the web process), "celery", "thread" or "inline" (tests).
+RUNNER_BACKGROUND = env("RUNNER_BACKGROUND", default="auto")
+
 # --- Background work -------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
