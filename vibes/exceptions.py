@@ -20,10 +20,12 @@ class VibesError(Exception):
         super().__init__(message)
 
     def __str__(self):
-        parts = [self.message or self.__class__.__name__]
-        if self.status is not None:
-            parts.append(f"(HTTP {self.status}{', ' + self.code if self.code else ''})")
-        return " ".join(parts)
+        text = self.message or self.__class__.__name__
+        if self.status is not None and f"HTTP {self.status}" not in text:
+            text += f" (HTTP {self.status})"
+        if self.code and self.code not in text:
+            text += f" [{self.code}]"
+        return text
 
     def __repr__(self):
         return f"{self.__class__.__name__}(message={self.message!r}, status={self.status!r}, code={self.code!r})"
