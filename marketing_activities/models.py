@@ -402,8 +402,7 @@ class CampaignRun(models.Model):
     audience = models.PositiveIntegerField(_("audience"), default=0)
     progress_done = models.PositiveIntegerField(_("calls done"), default=0)
     progress_total = models.PositiveIntegerField(_("calls planned"), default=0)
-    lease_owner = models.CharField(_("worked on by"), max_length=120, blank=True)
-    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("last progress"), null=True, blank=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -540,7 +539,7 @@ class RunResult(models.Model):
         RunStep,
         on_delete=models.CASCADE,
         db_index=False,
-        related_name="results",
+        related_name="+",  # use RunStep.results(), which scans the step's id range
         verbose_name=_("run step"),
     )
     lead = models.ForeignKey(

@@ -188,6 +188,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "run-due-campaigns": {"task": "marketing_activities.tasks.run_due_campaigns_task", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,

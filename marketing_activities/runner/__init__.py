@@ -136,8 +136,14 @@ def campaign_start(*, campaign: SmartCampaign, trigger: str, user=None, dry_run:
 
 def run_resume(*, run: CampaignRun) -> CampaignRun:
     """Make a stopped or interrupted run active again, so a worker can finish it."""
+    run.refresh_from_db()
     if run.status in (CampaignRun.Status.COMPLETED, CampaignRun.Status.CANCELLED):
-        raise CampaignCannotRun([_("Run %(id)s is %(status)s; there is nothing to resume.") % {"id": run.pk, "status": run.get_status_display()}])
+        raise CampaignCannotRun(
+            [
+                _("Run %(id)s is %(status)s; there is nothing to resume.")
+                % {"id": run.pk, "status": run.get_status_display()}
+            ]
+        )
     if run.status == CampaignRun.Status.FAILED:
         try:
             with transaction.atomic():

@@ -178,13 +178,22 @@ class Worker:
             raise
         finally:
             self.pool.shutdown(wait=True)
+            self._release_claims()
+
+    def _release_claims(self):
+        # Whoever takes these batches next settles any row left `sending`.
+        RunBatch.objects.filter(claimed_by=self.id, status=RunBatch.Status.CLAIMED).update(
+            claim_expires_at=timezone.now()
+        )
 
     # --- run and step transitions ---------------------------------------------
 
     def _start(self):
+        now = timezone.now()
         CampaignRun.objects.filter(pk=self.run.pk, status=CampaignRun.Status.QUEUED).update(
-            status=CampaignRun.Status.RUNNING, started_at=timezone.now()
+            status=CampaignRun.Status.RUNNING, started_at=now
         )
+        CampaignRun.objects.filter(pk=self.run.pk).update(heartbeat_at=now)
 
     def _finish_run(self, status, error=""):
         CampaignRun.objects.filter(pk=self.run.pk, status__in=CampaignRun.ACTIVE_STATUSES).update(
@@ -200,7 +209,7 @@ class Worker:
             except PlanningError:
                 return True  # another worker planned it first
             called = counts.get(Outcome.QUEUED.code, 0)
-            changes = {"progress_total": F("progress_total") + called}
+            changes = {"progress_total": F("progress_total") + called, "heartbeat_at": timezone.now()}
             if step.position == 0:
                 changes["audience"] = sum(counts.values())
             CampaignRun.objects.filter(pk=self.run.pk).update(**changes)
@@ -332,7 +341,9 @@ class Worker:
             delta[Outcome.SENT] += overtaken
             _apply_counts(step.pk, delta)
             finished = len(calls) - len(by_outcome.get(int(Outcome.QUEUED), []))
-            CampaignRun.objects.filter(pk=self.run.pk).update(progress_done=F("progress_done") + finished)
+            CampaignRun.objects.filter(pk=self.run.pk).update(
+                progress_done=F("progress_done") + finished, heartbeat_at=now
+            )
             self._apply_subscription_changes(step, calls, results)
         run = CampaignRun.objects.only("progress_done", "progress_total").get(pk=self.run.pk)
         self.progress(run.progress_done, run.progress_total)
