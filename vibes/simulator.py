@@ -164,6 +164,7 @@ class _CallbackPoster:
         self._outstanding = 0
         self.log: deque = deque(maxlen=LOG_LIMIT)
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []
         self._stopped = threading.Event()
         for n in range(workers):
             threading.Thread(target=self._work, name=f"vibes-sim-callbacks-{n}", daemon=True).start()
@@ -195,10 +196,16 @@ class _CallbackPoster:
         for _ in range(16):
             self._queue.put(None)
 
+    def close_connections(self):
+        """Close kept-alive connections to the app, so its server threads end now, not later."""
+        for session in list(self._sessions):
+            session.close()
+
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            self._sessions.append(session)
         return session
 
     def _work(self):
@@ -395,6 +402,7 @@ class VibesSimulator:
         self._server.close_open_sockets()
         self._scheduler.stop()
         self._poster.stop()
+        self._poster.close_connections()
         self._server = self._thread = self._scheduler = self._poster = None
 
     def __enter__(self):
@@ -451,6 +459,7 @@ class VibesSimulator:
         if self._poster:
             self._poster.drop_queued()
             self._poster.wait_idle(5)
+            self._poster.close_connections()
             self._poster.log.clear()
         self._reset_state()
 
