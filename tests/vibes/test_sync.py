@@ -76,6 +76,21 @@ def test_sync_subscriptions_mirrors_vibes_without_inventing_rows(vibes_client, v
     assert set(SubscriptionChange.objects.values_list("source", flat=True)) == {"sync"}
 
 
+def test_a_lead_sharing_a_subscribed_number_stays_subscribed(vibes_client, vibes_simulator):
+    """Vibes knows one person per number, under the first lead's id; R9 makes the status the number's."""
+    vibes_sync(client=vibes_client)
+    news = VibesList.objects.get(vibes_id="101")
+    first = SubscriptionFactory(vibes_list=news, lead__mobile_phone="+15551230001").lead
+    second = SubscriptionFactory(vibes_list=news, lead__mobile_phone="+15551230001").lead
+    vibes_simulator.add_subscriber("101", "+15551230001", external_person_id=str(first.pk))
+    report = vibes_sync(client=vibes_client, subscriptions=True)
+    assert set(Subscription.objects.filter(vibes_list=news).values_list("lead_id", "status")) == {
+        (first.pk, "subscribed"),
+        (second.pk, "subscribed"),
+    }
+    assert report.subscriptions_changed == 0
+
+
 def test_sync_stays_within_the_rate_limit(vibes_simulator, settings):
     from tests.vibes.fixtures import make_client
     from vibes.ratelimit import RateLimiter
