@@ -330,9 +330,8 @@ class VibesClient:
     def _transport_error(self, error, method, path, idempotent) -> VibesError:
         kind = type(error).__name__
         if _surely_not_sent(error):
-            cls = VibesTimeout if isinstance(error, requests.ConnectTimeout) else VibesConnectionError
             host = urlsplit(error.request.url).netloc if getattr(error, "request", None) else ""
-            return cls(f"Vibes {method} {path}: could not connect to {host.rpartition('@')[2]} ({kind})")
+            return VibesConnectionError(f"Vibes {method} {path}: could not connect to {host.rpartition('@')[2]} ({kind})")
         if not idempotent:
             what = "no answer in time" if isinstance(error, requests.ReadTimeout) else "connection lost"
             return VibesUncertain(f"Vibes {method} {path}: {what} after sending; it may have been processed ({kind})")

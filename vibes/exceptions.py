@@ -60,11 +60,15 @@ class VibesServerError(VibesError):
 
 
 class VibesTimeout(VibesError):
-    """A safe request (GET, PUT, DELETE) or a connection attempt timed out on every attempt."""
+    """A safe request (GET, PUT, DELETE) got no answer in time on every attempt."""
 
 
 class VibesConnectionError(VibesError):
-    """Could not connect to Vibes on any attempt: the request surely never reached it."""
+    """No usable connection on any attempt (refused, unresolvable, connect timeout...).
+
+    For a POST this means it surely never reached Vibes; a GET, PUT or
+    DELETE may also end here after a connection lost mid-answer.
+    """
 
 
 class VibesUncertain(VibesError):

@@ -309,6 +309,13 @@ def test_post_connect_timeout_is_resent_because_nothing_was_sent(client, mocked)
     assert client.send_sms(to=MDN, text="Hi").message_id == "M1"
 
 
+def test_connect_timeouts_on_every_attempt_raise_connection_error(client, mocked):
+    mocked.post(SMS, body=requests.ConnectTimeout("connect timed out"))
+    with pytest.raises(VibesConnectionError):
+        client.send_sms(to=MDN, text="Hi")
+    assert len(mocked.calls) == 4
+
+
 def test_get_read_timeout_is_retried_then_raises_timeout(client, mocked):
     mocked.get(f"{COMPANY}/mobiledb/subscription_lists/", body=requests.ReadTimeout("read timed out"))
     with pytest.raises(VibesTimeout):

@@ -134,3 +134,15 @@ def test_the_command_says_clearly_when_credentials_are_refused(vibes_simulator, 
     with pytest.raises(CommandError) as caught:
         call_command("vibes_sync")
     assert "credentials" in str(caught.value)
+
+
+def test_the_admin_action_syncs_the_lists(vibes_simulator, staff_client):
+    VibesListFactory(vibes_id="101", name="Old name")
+    response = staff_client.post(
+        "/admin/vibes/vibeslist/",
+        {"action": "sync_from_vibes", "_selected_action": [VibesList.objects.get().pk]},
+        follow=True,
+    )
+    assert "Vibes lists: 1 new, 1 updated, 0 gone." in response.content.decode()
+    assert VibesList.objects.get(vibes_id="101").name == "SMS Newsletter"
+    assert VibesList.objects.count() == 2
