@@ -28,7 +28,9 @@ class VibesError(Exception):
         return text
 
     def __repr__(self):
-        return f"{self.__class__.__name__}(message={self.message!r}, status={self.status!r}, code={self.code!r})"
+        return (
+            f"{self.__class__.__name__}(message={self.message!r}, status={self.status!r}, code={self.code!r})"
+        )
 
 
 class VibesBadRequest(VibesError):

@@ -33,9 +33,14 @@ def main(argv=None):
     server.start()
     url = f"http://127.0.0.1:{port_queue.get(timeout=10)}"
     client = VibesClient(
-        platform_url=url, connect_url=url, company_key="demo-company", username="demo",
-        password="demo-password", short_code="12345", pool_size=args.connections,
-    )  # fmt: skip
+        platform_url=url,
+        connect_url=url,
+        company_key="demo-company",
+        username="demo",
+        password="demo-password",
+        short_code="12345",
+        pool_size=args.connections,
+    )
     sent = [0] * args.connections
     deadline = time.monotonic() + args.seconds
     began = time.monotonic()
@@ -53,7 +58,10 @@ def main(argv=None):
     stop_event.set()
     server.join(5)
     total = sum(sent)
-    print(f"{total} SMS in {elapsed:.1f} s over {args.connections} keep-alive connections: {total / elapsed:.0f} sends/s")
+    print(
+        f"{total} SMS in {elapsed:.1f} s over {args.connections} keep-alive connections: "
+        f"{total / elapsed:.0f} sends/s"
+    )
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ class SyncReport:
         return text
 
 
-def vibes_sync(*, client: VibesClient, subscriptions: bool = False, progress: Callable[[int], None] | None = None) -> SyncReport:
+def vibes_sync(
+    *, client: VibesClient, subscriptions: bool = False, progress: Callable[[int], None] | None = None
+) -> SyncReport:
     """Pull lists and acquisition campaigns from Vibes; with `subscriptions`, every lead's status too.
 
     Everything is read from Vibes before anything is written, so an
@@ -120,9 +122,13 @@ def _save_lists(remote, report: SyncReport) -> None:
             campaign.save()
     # Gone lists and campaigns are kept (flow steps and history point at
     # them) and marked, so they drop out of the choices.
-    report.lists_gone = VibesList.objects.filter(gone_at__isnull=True).exclude(vibes_id__in=seen_lists).update(gone_at=now)
+    report.lists_gone = (
+        VibesList.objects.filter(gone_at__isnull=True).exclude(vibes_id__in=seen_lists).update(gone_at=now)
+    )
     report.campaigns_gone = (
-        AcquisitionCampaign.objects.filter(gone_at__isnull=True).exclude(vibes_id__in=seen_campaigns).update(gone_at=now)
+        AcquisitionCampaign.objects.filter(gone_at__isnull=True)
+        .exclude(vibes_id__in=seen_campaigns)
+        .update(gone_at=now)
     )
 
 

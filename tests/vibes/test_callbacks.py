@@ -35,7 +35,9 @@ def post(client):
         if event_type:
             headers["X-Vibes-Event-Type"] = event_type
         body = raw if raw is not None else json.dumps(payload)
-        return client.post(url, body, content_type="application/json", headers=headers, REMOTE_ADDR=remote_addr)
+        return client.post(
+            url, body, content_type="application/json", headers=headers, REMOTE_ADDR=remote_addr
+        )
 
     return post
 
@@ -72,7 +74,9 @@ def test_missing_credentials_get_401_with_a_challenge(post, news):
     assert not CallbackEvent.objects.exists()
 
 
-@pytest.mark.parametrize("auth", [basic(password="wrong"), basic(username="someone"), "Basic !!!", "Bearer x"])
+@pytest.mark.parametrize(
+    "auth", [basic(password="wrong"), basic(username="someone"), "Basic !!!", "Bearer x"]
+)
 def test_wrong_credentials_get_401(post, news, auth):
     assert post(subscription_payload(), event_type="subscription_added", auth=auth).status_code == 401
 
@@ -83,9 +87,11 @@ def test_right_credentials_get_200_without_login_or_csrf_token(post, news):
 
     strict = Client(enforce_csrf_checks=True)
     response = strict.post(
-        URL, json.dumps({"event_type": "person_added"}), content_type="application/json",
+        URL,
+        json.dumps({"event_type": "person_added"}),
+        content_type="application/json",
         headers={"Authorization": basic()},
-    )  # fmt: skip
+    )
     assert response.status_code == 200
 
 
@@ -144,7 +150,7 @@ def test_a_duplicate_delivery_changes_nothing_and_answers_200(post, news):
 
 @pytest.mark.parametrize(
     "raw",
-    ["not json", "[1, 2]", "\"text\"", json.dumps({"mobile_phone": {"mdn": "+15551230001"}})],
+    ["not json", "[1, 2]", '"text"', json.dumps({"mobile_phone": {"mdn": "+15551230001"}})],
     ids=["not-json", "array", "string", "no-event-type"],
 )
 def test_malformed_bodies_get_400_with_a_short_error(post, raw):
@@ -164,9 +170,11 @@ def test_unknown_event_types_are_stored_and_ignored(post):
 def test_the_event_type_may_come_from_any_known_header(client, header, news):
     LeadFactory(mobile_phone="+15551230001")
     client.post(
-        URL, json.dumps(subscription_payload()), content_type="application/json",
+        URL,
+        json.dumps(subscription_payload()),
+        content_type="application/json",
         headers={"Authorization": basic(), header: "subscription_added"},
-    )  # fmt: skip
+    )
     assert CallbackEvent.objects.get().event_type == "subscription_added"
 
 
@@ -194,7 +202,10 @@ def test_subscription_added_subscribes_the_lead_named_by_external_id(post, news)
 def test_subscription_added_without_a_known_external_id_subscribes_by_number(post, news):
     first = LeadFactory(mobile_phone="+15551230001")
     second = LeadFactory(mobile_phone="+15551230001")
-    post(subscription_payload(mdn="5551230001", external_person_id="no-such-lead"), event_type="subscription_added")
+    post(
+        subscription_payload(mdn="5551230001", external_person_id="no-such-lead"),
+        event_type="subscription_added",
+    )
     assert set(Subscription.objects.values_list("lead_id", "status")) == {
         (first.pk, "subscribed"),
         (second.pk, "subscribed"),
@@ -215,7 +226,9 @@ def test_subscription_removed_unsubscribes_every_lead_with_the_number(post, news
     first = SubscriptionFactory(vibes_list=news, lead__mobile_phone="+15551230001")
     second = SubscriptionFactory(vibes_list=news, lead__mobile_phone="+15551230001")
     other = SubscriptionFactory(vibes_list=news, lead__mobile_phone="+15551230002")
-    payload = subscription_payload(first.lead, opt_out_date="2026-11-02T10:00:00Z", opt_out_reason="user_opt_out")
+    payload = subscription_payload(
+        first.lead, opt_out_date="2026-11-02T10:00:00Z", opt_out_reason="user_opt_out"
+    )
     assert post(payload, event_type="subscription_removed").status_code == 200
     for subscription in (first, second, other):
         subscription.refresh_from_db()
@@ -319,8 +332,11 @@ def test_receipts_reach_every_handler_with_the_reference(post, receipts):
     [receipt] = receipts
     assert isinstance(receipt, DeliveryReceipt)
     assert (receipt.message_id, receipt.mdn, receipt.status, receipt.reference) == (
-        "M1", "+15551230001", "delivered", "run-7-result-42",
-    )  # fmt: skip
+        "M1",
+        "+15551230001",
+        "delivered",
+        "run-7-result-42",
+    )
     assert receipt.occurred_at.isoformat() == "2026-11-22T10:00:00+00:00"
     event = CallbackEvent.objects.get()
     assert (event.event_type, event.outcome) == ("delivery_receipt", "applied")

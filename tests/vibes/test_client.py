@@ -14,14 +14,19 @@ from vibes.exceptions import (
     VibesAuthError,
     VibesBadRequest,
     VibesConnectionError,
-    VibesNotFound,
     VibesRateLimited,
     VibesServerError,
     VibesTimeout,
     VibesUncertain,
     VibesUnprocessable,
 )
-from vibes.types import AcquisitionCampaignInfo, ParticipantResult, PersonInfo, SubscriptionInfo, SubscriptionListInfo
+from vibes.types import (
+    AcquisitionCampaignInfo,
+    ParticipantResult,
+    PersonInfo,
+    SubscriptionInfo,
+    SubscriptionListInfo,
+)
 
 BASE = "https://vibes.test"
 CONNECT = "https://connect.test"
@@ -95,7 +100,9 @@ def test_acquisition_campaigns_are_read_with_keywords_and_lowercase_status(clien
         ],
     )
     assert client.list_acquisition_campaigns("101") == [
-        AcquisitionCampaignInfo(acquisition_id="AC-1", name="Web sign-up", status="active", keywords=("NEWS", "JOIN"))
+        AcquisitionCampaignInfo(
+            acquisition_id="AC-1", name="Web sign-up", status="active", keywords=("NEWS", "JOIN")
+        )
     ]
 
 
@@ -133,7 +140,9 @@ def test_confirmation_block_422_raises_with_vibes_code_and_is_not_retried(client
         client.add_participant("AC-1", mdn=MDN, external_person_id="42")
     assert caught.value.code == "MDNHASCONFIRMATIONBLOCK"
     assert caught.value.status == 422
-    assert caught.value.errors == [{"message": "MDN has confirmation block", "code": "MDNHASCONFIRMATIONBLOCK"}]
+    assert caught.value.errors == [
+        {"message": "MDN has confirmation block", "code": "MDNHASCONFIRMATIONBLOCK"}
+    ]
     assert len(mocked.calls) == 1
 
 
@@ -161,7 +170,11 @@ def test_find_person_encodes_the_plus_as_2b(client, mocked):
 
 
 def test_find_person_unknown_number_is_none(client, mocked):
-    mocked.get(f"{COMPANY}/mobiledb/persons", status=404, json={"errors": [{"message": "MDN not found", "code": 404}]})
+    mocked.get(
+        f"{COMPANY}/mobiledb/persons",
+        status=404,
+        json={"errors": [{"message": "MDN not found", "code": 404}]},
+    )
     assert client.find_person(MDN) is None
 
 
@@ -230,7 +243,12 @@ def test_send_sms_posts_to_connect_from_the_short_code(client, mocked):
         json={"message_id": "M1", "status": "accepted"},
         match=[
             matchers.json_params_matcher(
-                {"to": MDN, "from": "12345", "text": "Hi", "callback_url": "https://app.test/vibes/callbacks/?ref=9"}
+                {
+                    "to": MDN,
+                    "from": "12345",
+                    "text": "Hi",
+                    "callback_url": "https://app.test/vibes/callbacks/?ref=9",
+                }
             )
         ],
     )
@@ -363,9 +381,14 @@ def test_jitter_stays_between_half_and_all_of_the_delay():
 def test_timeouts_must_be_positive():
     with pytest.raises(ValueError):
         VibesClient(
-            platform_url=BASE, connect_url=CONNECT, company_key="a", username="u", password="p", short_code="1",
+            platform_url=BASE,
+            connect_url=CONNECT,
+            company_key="a",
+            username="u",
+            password="p",
+            short_code="1",
             read_timeout=0,
-        )  # fmt: skip
+        )
 
 
 def test_every_call_has_a_connect_and_read_timeout(client, mocked):

@@ -52,7 +52,10 @@ class Operation:
         return self.spec["paths"][self.template][self.method.lower()]
 
     def pointer(self, *parts) -> str:
-        escaped = [str(p).replace("~", "~0").replace("/", "~1") for p in ("paths", self.template, self.method.lower(), *parts)]
+        escaped = [
+            str(p).replace("~", "~0").replace("/", "~1")
+            for p in ("paths", self.template, self.method.lower(), *parts)
+        ]
         return f"{self.spec_urn}#/" + "/".join(escaped)
 
     def __str__(self):
@@ -85,7 +88,10 @@ def find_operation(method: str, url: str) -> Operation | None:
 
 def validate_schema(pointer: str, instance) -> list[str]:
     validator = Draft202012Validator({"$ref": pointer}, registry=REGISTRY)
-    return [f"{'/'.join(map(str, e.absolute_path)) or 'body'}: {e.message}" for e in validator.iter_errors(instance)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or 'body'}: {e.message}"
+        for e in validator.iter_errors(instance)
+    ]
 
 
 def contract_violations(request: requests.PreparedRequest) -> list[str]:
@@ -112,11 +118,15 @@ def contract_violations(request: requests.PreparedRequest) -> list[str]:
             if parameter.get("required") and not (values and values[0]):
                 problems.append(f"query parameter {name} is required")
             if name == "mdn" and values and not E164.match(values[0]):
-                problems.append(f"query parameter mdn must arrive in E.164 form (got {values[0]!r}: encode + as %2B)")
+                problems.append(
+                    f"query parameter mdn must arrive in E.164 form (got {values[0]!r}: encode + as %2B)"
+                )
         elif where == "header" and parameter.get("required") and name.lower() != "x-api-version":
             if not headers.get(name):
                 problems.append(f"header {name} is required")
-    undeclared = set(query) - {p["name"] for p in operation.definition.get("parameters", []) if p["in"] == "query"}
+    undeclared = set(query) - {
+        p["name"] for p in operation.definition.get("parameters", []) if p["in"] == "query"
+    }
     if undeclared:
         problems.append(f"query parameters not in the contract: {sorted(undeclared)}")
 
@@ -133,7 +143,9 @@ def contract_violations(request: requests.PreparedRequest) -> list[str]:
         except ValueError:
             problems.append("the body is not JSON")
         else:
-            problems += validate_schema(operation.pointer("requestBody", "content", "application/json", "schema"), body)
+            problems += validate_schema(
+                operation.pointer("requestBody", "content", "application/json", "schema"), body
+            )
     return problems
 
 
@@ -151,10 +163,18 @@ def canned_answer(request):
     if path.endswith("/participants"):
         return 201, {}, json.dumps({"person": {"person_key": "PK1"}, "status": "PENDING"})
     if path.endswith("/mobiledb/persons"):
-        return 200, {}, json.dumps({"person_key": "PK9", "external_person_id": "99", "mobile_phone": {"mdn": MDN}})
+        return (
+            200,
+            {},
+            json.dumps({"person_key": "PK9", "external_person_id": "99", "mobile_phone": {"mdn": MDN}}),
+        )
     if "/persons/external/" in path:
         # 404 sends unsubscribe() on to its by-number fallback.
-        return (404, {}, "") if method == "DELETE" else (200, {}, json.dumps([{"subscription_list": {"id": "101"}}]))
+        return (
+            (404, {}, "")
+            if method == "DELETE"
+            else (200, {}, json.dumps([{"subscription_list": {"id": "101"}}]))
+        )
     if "/subscriptions/" in path and method == "DELETE":
         return 204, {}, ""
     if path == "/api/v1/sms/messages":
@@ -191,14 +211,18 @@ def captured_requests():
 
 
 def test_the_client_uses_exactly_the_operations_the_project_needs(captured_requests):
+    company = "/companies/{company_key}"
+    by_external_id = (
+        company + "/mobiledb/persons/external/{external_person_id}/subscriptions/{subscription_list_id}"
+    )
     assert {str(find_operation(r.method, r.url)) for r in captured_requests} == {
-        "GET /companies/{company_key}/mobiledb/subscription_lists/",
-        "GET /companies/{company_key}/mobiledb/subscription_lists/{subscription_list_id}/acquisition_campaigns/",
-        "POST /companies/{company_key}/campaigns/acquisition/{acquisition_id}/participants",
-        "GET /companies/{company_key}/mobiledb/persons",
-        "GET /companies/{company_key}/mobiledb/persons/external/{external_person_id}/subscriptions/{subscription_list_id}",
-        "DELETE /companies/{company_key}/mobiledb/persons/external/{external_person_id}/subscriptions/{subscription_list_id}",
-        "DELETE /companies/{company_key}/mobiledb/persons/{person_key}/subscriptions/{subscription_list_id}",
+        f"GET {company}/mobiledb/subscription_lists/",
+        f"GET {company}/mobiledb/subscription_lists/{{subscription_list_id}}/acquisition_campaigns/",
+        f"POST {company}/campaigns/acquisition/{{acquisition_id}}/participants",
+        f"GET {company}/mobiledb/persons",
+        f"GET {by_external_id}",
+        f"DELETE {by_external_id}",
+        f"DELETE {company}/mobiledb/persons/{{person_key}}/subscriptions/{{subscription_list_id}}",
         "POST /api/v1/sms/messages",
     }
 
@@ -231,7 +255,11 @@ PARTICIPANTS = f"{PLATFORM_URL}/companies/acme/campaigns/acquisition/AC-1/partic
             id="sms-without-from",
         ),
         pytest.param(
-            _prepared("GET", f"{PLATFORM_URL}/companies/acme/mobiledb/subscription_lists/", headers={"X-API-Version": "1"}),
+            _prepared(
+                "GET",
+                f"{PLATFORM_URL}/companies/acme/mobiledb/subscription_lists/",
+                headers={"X-API-Version": "1"},
+            ),
             "X-API-Version must be 2",
             id="api-version-1",
         ),
@@ -256,7 +284,12 @@ PARTICIPANTS = f"{PLATFORM_URL}/companies/acme/campaigns/acquisition/AC-1/partic
             id="no-auth",
         ),
         pytest.param(
-            _prepared("POST", PARTICIPANTS, json_body={"mobile_phone": {"mdn": MDN}}, headers={"Content-Type": "text/plain"}),
+            _prepared(
+                "POST",
+                PARTICIPANTS,
+                json_body={"mobile_phone": {"mdn": MDN}},
+                headers={"Content-Type": "text/plain"},
+            ),
             "Content-Type must be application/json",
             id="wrong-content-type",
         ),
@@ -277,7 +310,8 @@ def _response_problems(operation: Operation, response: requests.Response) -> lis
     if "$ref" in declared or "schema" not in declared.get("content", {}).get("application/json", {}):
         return []
     return validate_schema(
-        operation.pointer("responses", str(response.status_code), "content", "application/json", "schema"), response.json()
+        operation.pointer("responses", str(response.status_code), "content", "application/json", "schema"),
+        response.json(),
     )
 
 
@@ -306,7 +340,9 @@ def test_the_simulator_answers_in_the_contract_shapes(vibes_simulator):
     assert len(exchanges) == 7
     problems = {}
     for response in exchanges:
-        url = response.request.url.replace(vibes_simulator.url, PLATFORM_URL if "/companies/" in response.request.url else CONNECT_URL)
+        url = response.request.url.replace(
+            vibes_simulator.url, PLATFORM_URL if "/companies/" in response.request.url else CONNECT_URL
+        )
         operation = find_operation(response.request.method, url)
         assert operation is not None, url
         found = _response_problems(operation, response)

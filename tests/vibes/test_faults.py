@@ -22,15 +22,31 @@ def test_mixed_calls_under_5xx_and_429_end_cleanly_and_posts_are_never_processed
     calls = (
         [("POST", lambda n=n: client.send_sms(to=f"+1555400{n:04d}", text=f"message {n}")) for n in range(80)]
         + [
-            ("POST", lambda n=n: client.add_participant("AC-NEWS-WEB", mdn=f"+1555500{n:04d}", external_person_id=f"new-{n}"))
+            (
+                "POST",
+                lambda n=n: client.add_participant(
+                    "AC-NEWS-WEB", mdn=f"+1555500{n:04d}", external_person_id=f"new-{n}"
+                ),
+            )
             for n in range(50)
         ]
-        + [("GET", lambda n=n: client.get_subscription("101", external_person_id=f"sub-{n}")) for n in range(40)]
+        + [
+            ("GET", lambda n=n: client.get_subscription("101", external_person_id=f"sub-{n}"))
+            for n in range(40)
+        ]
         + [("GET", lambda n=n: client.find_person(f"+1555300{n:04d}")) for n in range(20)]
-        + [("DELETE", lambda n=n: client.unsubscribe("101", external_person_id=f"sub-{n}", mdn=f"+1555300{n:04d}")) for n in range(20, 40)]
+        + [
+            (
+                "DELETE",
+                lambda n=n: client.unsubscribe("101", external_person_id=f"sub-{n}", mdn=f"+1555300{n:04d}"),
+            )
+            for n in range(20, 40)
+        ]
     )
     # Interleave the kinds of call, as a campaign run with several steps would.
-    calls = [c for c in itertools.chain.from_iterable(itertools.zip_longest(*[calls[i::5] for i in range(5)])) if c]
+    calls = [
+        c for c in itertools.chain.from_iterable(itertools.zip_longest(*[calls[i::5] for i in range(5)])) if c
+    ]
 
     def run(call):
         method, fn = call

@@ -23,12 +23,18 @@ def test_a_participant_is_subscribed_after_the_reply_and_unsubscribed_again(
     vibes_live_callbacks, vibes_simulator, vibes_client, synced
 ):
     lead = LeadFactory()
-    result = vibes_client.add_participant("AC-NEWS-WEB", mdn=lead.mobile_phone, external_person_id=str(lead.pk))
+    result = vibes_client.add_participant(
+        "AC-NEWS-WEB", mdn=lead.mobile_phone, external_person_id=str(lead.pk)
+    )
     # What the campaign runner records for a pending participant.
     subscriptions_set_status(
-        lead_ids=[lead.pk], vibes_list=synced, status=result.status, source="run", person_key=result.person_key,
+        lead_ids=[lead.pk],
+        vibes_list=synced,
+        status=result.status,
+        source="run",
+        person_key=result.person_key,
         acquisition_campaign=AcquisitionCampaign.objects.get(vibes_id="AC-NEWS-WEB"),
-    )  # fmt: skip
+    )
     assert Subscription.objects.get(lead=lead).status == "pending"
 
     vibes_simulator.reply(lead.mobile_phone, "Y")
@@ -44,7 +50,9 @@ def test_a_participant_is_subscribed_after_the_reply_and_unsubscribed_again(
     assert [c["status"] for c in vibes_simulator.callbacks_log()] == [200, 200]
 
 
-def test_stop_from_a_shared_number_unsubscribes_everyone_with_it(vibes_live_callbacks, vibes_simulator, synced):
+def test_stop_from_a_shared_number_unsubscribes_everyone_with_it(
+    vibes_live_callbacks, vibes_simulator, synced
+):
     first = LeadFactory(mobile_phone="+15551230001")
     second = LeadFactory(mobile_phone="+15551230001")
     for lead in (first, second):
@@ -52,7 +60,9 @@ def test_stop_from_a_shared_number_unsubscribes_everyone_with_it(vibes_live_call
     vibes_simulator.add_subscriber("101", "+15551230001", external_person_id=str(first.pk))
     vibes_simulator.reply("+15551230001", "STOP")
     assert vibes_simulator.wait_for_callbacks(10)
-    assert set(Subscription.objects.values_list("status", "opt_out_reason")) == {("unsubscribed", "user_opt_out")}
+    assert set(Subscription.objects.values_list("status", "opt_out_reason")) == {
+        ("unsubscribed", "user_opt_out")
+    }
 
 
 def test_delivery_receipts_reach_the_registered_handler_with_the_reference(
@@ -62,11 +72,17 @@ def test_delivery_receipts_reach_the_registered_handler_with_the_reference(
     handler = register_receipt_handler(receipts.append)
     try:
         sent = vibes_client.send_sms(
-            to="+15551230001", text="Hello", callback_url=f"{settings.VIBES_DELIVERY_RECEIPT_URL}?ref=result-42"
+            to="+15551230001",
+            text="Hello",
+            callback_url=f"{settings.VIBES_DELIVERY_RECEIPT_URL}?ref=result-42",
         )
         assert vibes_simulator.wait_for_callbacks(10)
     finally:
         unregister_receipt_handler(handler)
     [receipt] = receipts
-    assert (receipt.message_id, receipt.status, receipt.reference) == (sent.message_id, "delivered", "result-42")
+    assert (receipt.message_id, receipt.status, receipt.reference) == (
+        sent.message_id,
+        "delivered",
+        "result-42",
+    )
     assert CallbackEvent.objects.get().event_type == "delivery_receipt"

@@ -6,7 +6,13 @@ import pytest
 import requests
 
 from tests.vibes.fixtures import make_client
-from vibes.exceptions import VibesAuthError, VibesBadRequest, VibesNotFound, VibesUncertain, VibesUnprocessable
+from vibes.exceptions import (
+    VibesAuthError,
+    VibesBadRequest,
+    VibesNotFound,
+    VibesUncertain,
+    VibesUnprocessable,
+)
 from vibes.simulator import VibesSimulator
 
 MDN = "+15551230001"
@@ -20,8 +26,14 @@ def control(simulator, name, payload=None):
 
 
 def test_it_serves_the_demo_lists_and_campaigns(vibes_client):
-    assert [(l.id, l.name) for l in vibes_client.list_subscription_lists()] == [("101", "SMS Newsletter"), ("102", "VIP Offers")]
-    assert [c.acquisition_id for c in vibes_client.list_acquisition_campaigns("101")] == ["AC-NEWS-WEB", "AC-NEWS-STORE"]
+    assert [(item.id, item.name) for item in vibes_client.list_subscription_lists()] == [
+        ("101", "SMS Newsletter"),
+        ("102", "VIP Offers"),
+    ]
+    assert [c.acquisition_id for c in vibes_client.list_acquisition_campaigns("101")] == [
+        "AC-NEWS-WEB",
+        "AC-NEWS-STORE",
+    ]
 
 
 def test_a_participant_stays_pending_until_the_phone_replies_y(vibes_client, vibes_simulator):
@@ -73,7 +85,9 @@ def test_find_person_needs_the_plus_encoded(vibes_client, vibes_simulator):
     vibes_simulator.add_subscriber("101", MDN, external_person_id="42")
     assert vibes_client.find_person(MDN).external_person_id == "42"
     # A bare "+" reads as a space, and Vibes says so.
-    response = vibes_client.session.get(f"{vibes_simulator.url}/companies/sim-company/mobiledb/persons?mdn={MDN}")
+    response = vibes_client.session.get(
+        f"{vibes_simulator.url}/companies/sim-company/mobiledb/persons?mdn={MDN}"
+    )
     assert response.status_code == 400
     assert "%2B" in response.json()["errors"][0]["message"]
 
@@ -109,7 +123,10 @@ def test_stats_and_request_log(vibes_client, vibes_simulator):
     assert stats["requests"] == 2 and stats["by_status"] == {"200": 2}
     assert stats["max_requests_per_second"] == 2
     log = control(vibes_simulator, "requests")
-    assert [(r["method"], r["status"], r["processed"]) for r in log] == [("GET", 200, True), ("POST", 200, True)]
+    assert [(r["method"], r["status"], r["processed"]) for r in log] == [
+        ("GET", 200, True),
+        ("POST", 200, True),
+    ]
 
 
 def test_reset_forgets_everything(vibes_client, vibes_simulator):

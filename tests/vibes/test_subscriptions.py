@@ -20,15 +20,19 @@ def test_subscribing_new_leads_creates_rows_with_dates_and_history():
     leads = LeadFactory.create_batch(3)
     when = timezone.now() - timedelta(hours=1)
     changed = subscriptions_set_status(
-        lead_ids=[lead.pk for lead in leads], vibes_list=vibes_list, status="subscribed", source="callback",
-        person_key="PK1", when=when,
-    )  # fmt: skip
+        lead_ids=[lead.pk for lead in leads],
+        vibes_list=vibes_list,
+        status="subscribed",
+        source="callback",
+        person_key="PK1",
+        when=when,
+    )
     assert changed == 3
     rows = Subscription.objects.filter(vibes_list=vibes_list)
     assert {(s.status, s.opt_in_date, s.vibes_person_key) for s in rows} == {("subscribed", when, "PK1")}
-    assert list(SubscriptionChange.objects.order_by().values_list("old_status", "new_status", "source").distinct()) == [
-        ("", "subscribed", "callback")
-    ]
+    assert list(
+        SubscriptionChange.objects.order_by().values_list("old_status", "new_status", "source").distinct()
+    ) == [("", "subscribed", "callback")]
 
 
 def test_setting_the_same_status_twice_changes_nothing_the_second_time():
@@ -46,9 +50,12 @@ def test_setting_the_same_status_twice_changes_nothing_the_second_time():
 def test_unsubscribing_keeps_the_opt_in_date_and_records_reason():
     subscription = SubscriptionFactory(status="subscribed", opt_in_date=timezone.now() - timedelta(days=3))
     subscriptions_set_status(
-        lead_ids=[subscription.lead_id], vibes_list=subscription.vibes_list, status="unsubscribed",
-        source="callback", opt_out_reason="user_opt_out",
-    )  # fmt: skip
+        lead_ids=[subscription.lead_id],
+        vibes_list=subscription.vibes_list,
+        status="unsubscribed",
+        source="callback",
+        opt_out_reason="user_opt_out",
+    )
     subscription.refresh_from_db()
     assert subscription.status == "unsubscribed"
     assert subscription.opt_in_date is not None
@@ -74,9 +81,12 @@ def test_pending_then_subscribed_clears_pending_since_and_keeps_the_campaign():
 def test_unknown_lead_ids_are_skipped():
     vibes_list = VibesListFactory()
     lead = LeadFactory()
-    assert subscriptions_set_status(
-        lead_ids=[lead.pk, 999_999], vibes_list=vibes_list, status="subscribed", source="sync"
-    ) == 1
+    assert (
+        subscriptions_set_status(
+            lead_ids=[lead.pk, 999_999], vibes_list=vibes_list, status="subscribed", source="sync"
+        )
+        == 1
+    )
 
 
 def test_a_few_queries_whatever_the_number_of_leads():

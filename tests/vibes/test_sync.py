@@ -16,9 +16,17 @@ pytestmark = pytest.mark.django_db
 
 def test_sync_fills_the_demo_lists_and_campaigns(vibes_client):
     report = vibes_sync(client=vibes_client)
-    assert dict(VibesList.objects.values_list("vibes_id", "name")) == {"101": "SMS Newsletter", "102": "VIP Offers"}
+    assert dict(VibesList.objects.values_list("vibes_id", "name")) == {
+        "101": "SMS Newsletter",
+        "102": "VIP Offers",
+    }
     web = AcquisitionCampaign.objects.get(vibes_id="AC-NEWS-WEB")
-    assert (web.name, web.vibes_list.vibes_id, web.status, web.keywords) == ("Newsletter web sign-up", "101", "active", "NEWS")
+    assert (web.name, web.vibes_list.vibes_id, web.status, web.keywords) == (
+        "Newsletter web sign-up",
+        "101",
+        "active",
+        "NEWS",
+    )
     assert AcquisitionCampaign.objects.filter(gone_at__isnull=True).count() == 3
     assert (report.lists_created, report.campaigns_created) == (2, 3)
 
@@ -26,7 +34,12 @@ def test_sync_fills_the_demo_lists_and_campaigns(vibes_client):
 def test_sync_twice_changes_nothing(vibes_client):
     vibes_sync(client=vibes_client)
     report = vibes_sync(client=vibes_client)
-    assert (report.lists_created, report.lists_updated, report.campaigns_created, report.campaigns_updated) == (0, 0, 0, 0)
+    assert (
+        report.lists_created,
+        report.lists_updated,
+        report.campaigns_created,
+        report.campaigns_updated,
+    ) == (0, 0, 0, 0)
 
 
 def test_lists_and_campaigns_gone_from_vibes_are_marked_not_deleted(vibes_client):
@@ -57,7 +70,9 @@ def test_sync_subscriptions_mirrors_vibes_without_inventing_rows(vibes_client, v
     just_pending = SubscriptionFactory(vibes_list=news, status="pending", pending_since=timezone.now()).lead
     never_on_a_list = LeadFactory()
     LeadFactory(mobile_phone="")  # no number: never asked about
-    vibes_simulator.add_subscriber("101", subscribed_in_vibes.mobile_phone, external_person_id=str(subscribed_in_vibes.pk))
+    vibes_simulator.add_subscriber(
+        "101", subscribed_in_vibes.mobile_phone, external_person_id=str(subscribed_in_vibes.pk)
+    )
 
     progress = []
     report = vibes_sync(client=vibes_client, subscriptions=True, progress=progress.append)
