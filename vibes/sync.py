@@ -196,7 +196,7 @@ def _sync_chunk(client, pool, vibes_list, numbers: dict[int, str], report):
 
     # Leads Vibes does not know by their own id, whose local row would change: ask by number.
     cutoff = timezone.now() - CONFIRMATION_WINDOW
-    unknown = [
+    unknown = {
         lead_id
         for lead_id, info in found.items()
         if info is None
@@ -205,7 +205,7 @@ def _sync_chunk(client, pool, vibes_list, numbers: dict[int, str], report):
             local[lead_id][0] == Subscription.Status.SUBSCRIBED
             or (local[lead_id][0] == Subscription.Status.PENDING and (local[lead_id][1] or cutoff) <= cutoff)
         )
-    ]
+    }
     by_mdn = {}
     for mdn, info, error in pool.map(lambda n: guarded(by_number, n), {numbers[pk] for pk in unknown}):
         if error is not None:
