@@ -40,6 +40,9 @@ messages: install
 	@pw=$$(sed -n 's/^VIBES_CALLBACK_PASSWORD=//p' .env); sed -i "s/vibes:[^@]*@/vibes:$$pw@/" .env
 	@echo "Wrote .env for local use"
 
+# The local Vibes simulator runs beside the app, mirrors the demo's subscribers,
+# confirms pending participants after 20 s and posts its callbacks to the app
+# with the credentials from .env; it stops when runserver does (Ctrl-C included).
 run: install .env
 	$(MAKE) --no-print-directory messages
 	$(PY) manage.py migrate --no-input -v0
@@ -49,7 +52,13 @@ run: install .env
 	@echo "  Log in as:  demo / demo-password"
 	@echo "  Vibes:      local simulator on http://127.0.0.1:$(SIMULATOR_PORT)"
 	@echo
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	@callback_url=$$(sed -n 's/^VIBES_DELIVERY_RECEIPT_URL=//p' .env); \
+	[ -n "$$callback_url" ] || echo "  .env has no VIBES_DELIVERY_RECEIPT_URL: the simulator sends no callbacks (remove .env to get a new one)"; \
+	$(PY) manage.py vibes_simulator --port $(SIMULATOR_PORT) --seed-from-db --confirm-after 20 \
+	  --callback-url "$$callback_url" & simulator=$$!; \
+	trap 'kill $$simulator 2>/dev/null; wait $$simulator 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	VIBES_PLATFORM_URL=http://127.0.0.1:$(SIMULATOR_PORT) VIBES_CONNECT_URL=http://127.0.0.1:$(SIMULATOR_PORT) \
+	  $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 # Settings are read with DEBUG=true (plain static files, no HTTPS redirect);
 # pytest-django still runs every test with DEBUG off.

@@ -50,7 +50,16 @@ PRIVATE_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 # the confirmation ended without a subscription.
 CONFIRMED_STATUSES = {"subscribed", "confirmed", "active", "opted_in", "complete", "completed"}
 PENDING_STATUSES = {"pending", "waiting"}
-ENDED_STATUSES = {"expired", "declined", "rejected", "cancelled", "canceled", "failed", "blocked", "opted_out"}
+ENDED_STATUSES = {
+    "expired",
+    "declined",
+    "rejected",
+    "cancelled",
+    "canceled",
+    "failed",
+    "blocked",
+    "opted_out",
+}
 
 
 @dataclass(frozen=True)
@@ -104,13 +113,17 @@ def callback_credentials_valid(authorization: str) -> bool:
     """
     password = settings.VIBES_CALLBACK_PASSWORD
     if not password:
-        logger.warning("Vibes callback refused: VIBES_CALLBACK_PASSWORD is not set, so no callback is accepted.")
+        logger.warning(
+            "Vibes callback refused: VIBES_CALLBACK_PASSWORD is not set, so no callback is accepted."
+        )
         return False
     scheme, _sep, encoded = (authorization or "").partition(" ")
     if scheme.lower() != "basic":
         return False
     try:
-        username, _sep, given = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+        username, _sep, given = (
+            base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+        )
     except (binascii.Error, UnicodeDecodeError):
         return False
     # Both compared in constant time, and both always compared.
@@ -158,7 +171,9 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
         return CallbackResult(400, {"error": str(_("The body must be a JSON object."))})
     event_type = _event_type(headers, payload)
     if not event_type:
-        return CallbackResult(400, {"error": str(_("The event type is missing (header or event_type field)."))})
+        return CallbackResult(
+            400, {"error": str(_("The event type is missing (header or event_type field)."))}
+        )
 
     key = dedupe_key(event_type, payload, reference)
     stored_headers = {k: v for k, v in headers.items() if k.lower() not in PRIVATE_HEADERS}
@@ -180,7 +195,9 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
         CallbackEvent.objects.filter(dedupe_key=key).update(deliveries=F("deliveries") + 1)
         return CallbackResult(200, {"status": "duplicate"})
     except ReceiptHandlerFailed:
-        return CallbackResult(503, {"error": str(_("The receipt could not be processed; deliver it again later."))})
+        return CallbackResult(
+            503, {"error": str(_("The receipt could not be processed; deliver it again later."))}
+        )
     return CallbackResult(200, {"status": event.outcome})
 
 
@@ -223,7 +240,9 @@ def _dict(value) -> dict:
 
 
 def _mdn(payload) -> str:
-    raw = _dict(payload.get("mobile_phone")).get("mdn") or _dict(_dict(payload.get("person")).get("mobile_phone")).get("mdn")
+    raw = _dict(payload.get("mobile_phone")).get("mdn") or _dict(
+        _dict(payload.get("person")).get("mobile_phone")
+    ).get("mdn")
     raw = raw or payload.get("mdn") or payload.get("to") or ""
     if not isinstance(raw, str):
         return ""
@@ -258,10 +277,14 @@ def _vibes_list(payload) -> VibesList | None:
 
 
 def _acquisition_campaign(payload) -> AcquisitionCampaign | None:
-    acquisition_id = _dict(payload.get("acquisition_campaign")).get("acquisition_id") or payload.get("acquisition_id")
+    acquisition_id = _dict(payload.get("acquisition_campaign")).get("acquisition_id") or payload.get(
+        "acquisition_id"
+    )
     if acquisition_id in (None, ""):
         return None
-    return AcquisitionCampaign.objects.select_related("vibes_list").filter(vibes_id=str(acquisition_id)).first()
+    return (
+        AcquisitionCampaign.objects.select_related("vibes_list").filter(vibes_id=str(acquisition_id)).first()
+    )
 
 
 def _leads_named(payload, mdn) -> list[int]:
@@ -298,7 +321,10 @@ def _subscription_added(event, payload, reference):
         person_key=_person_key(payload),
         when=_date(payload.get("opt_in_date")),
     )
-    return Outcome.APPLIED, _("%(changed)d of %(leads)d leads subscribed.") % {"changed": changed, "leads": len(lead_ids)}
+    return Outcome.APPLIED, _("%(changed)d of %(leads)d leads subscribed.") % {
+        "changed": changed,
+        "leads": len(lead_ids),
+    }
 
 
 def _subscription_removed(event, payload, reference):
@@ -306,7 +332,9 @@ def _subscription_removed(event, payload, reference):
     if not mdn:
         external_id = _external_person_id(payload)
         if external_id.isdigit():
-            mdn = Lead.objects.filter(pk=int(external_id)).values_list("mobile_phone", flat=True).first() or ""
+            mdn = (
+                Lead.objects.filter(pk=int(external_id)).values_list("mobile_phone", flat=True).first() or ""
+            )
     event.mdn = mdn
     vibes_list = _vibes_list(payload)
     if vibes_list is None:
@@ -370,7 +398,10 @@ def _participant_event(event, payload, reference):
     else:
         return Outcome.IGNORED, _("Participant status “%(status)s” needs no action.") % {"status": status}
     changed = subscriptions_set_status(lead_ids=lead_ids, status=new_status, **common)
-    return Outcome.APPLIED, _("%(changed)d leads now %(status)s.") % {"changed": changed, "status": new_status.label}
+    return Outcome.APPLIED, _("%(changed)d leads now %(status)s.") % {
+        "changed": changed,
+        "status": new_status.label,
+    }
 
 
 def _delivery_receipt(event, payload, reference):

@@ -212,7 +212,12 @@ class VibesClient:
         with `mdn` a 404 is retried by the person key found for that number.
         """
         url = self._company_url(
-            "mobiledb", "persons", "external", _segment(external_person_id), "subscriptions", _segment(list_id)
+            "mobiledb",
+            "persons",
+            "external",
+            _segment(external_person_id),
+            "subscriptions",
+            _segment(list_id),
         )
         try:
             self._request("DELETE", url)
@@ -235,7 +240,12 @@ class VibesClient:
     def get_subscription(self, list_id, *, external_person_id: str) -> SubscriptionInfo | None:
         """The person's subscription to this list, or None when Vibes knows none (404)."""
         url = self._company_url(
-            "mobiledb", "persons", "external", _segment(external_person_id), "subscriptions", _segment(list_id)
+            "mobiledb",
+            "persons",
+            "external",
+            _segment(external_person_id),
+            "subscriptions",
+            _segment(list_id),
         )
         try:
             data = self._json(self._request("GET", url))
@@ -259,7 +269,9 @@ class VibesClient:
         # `params` goes through urlencode, which writes the E.164 "+" as %2B as
         # Vibes requires (a bare "+" would be read as a space).
         try:
-            data = self._json(self._request("GET", self._company_url("mobiledb", "persons"), params={"mdn": mdn}))
+            data = self._json(
+                self._request("GET", self._company_url("mobiledb", "persons"), params={"mdn": mdn})
+            )
         except VibesNotFound:
             return None
         if isinstance(data, list):
@@ -318,7 +330,11 @@ class VibesClient:
             if status >= 500:
                 if not idempotent:
                     raise self._http_error(
-                        VibesUncertain, response, method, path, "server error after sending; it may have been processed"
+                        VibesUncertain,
+                        response,
+                        method,
+                        path,
+                        "server error after sending; it may have been processed",
                     )
                 last_error = self._http_error(VibesServerError, response, method, path, "server error")
                 continue
@@ -330,12 +346,15 @@ class VibesClient:
     def _transport_error(self, error, method, path, idempotent) -> VibesError:
         kind = type(error).__name__
         if _surely_not_sent(error):
-            cls = VibesTimeout if isinstance(error, requests.ConnectTimeout) else VibesConnectionError
             host = urlsplit(error.request.url).netloc if getattr(error, "request", None) else ""
-            return cls(f"Vibes {method} {path}: could not connect to {host.rpartition('@')[2]} ({kind})")
+            return VibesConnectionError(
+                f"Vibes {method} {path}: could not connect to {host.rpartition('@')[2]} ({kind})"
+            )
         if not idempotent:
             what = "no answer in time" if isinstance(error, requests.ReadTimeout) else "connection lost"
-            return VibesUncertain(f"Vibes {method} {path}: {what} after sending; it may have been processed ({kind})")
+            return VibesUncertain(
+                f"Vibes {method} {path}: {what} after sending; it may have been processed ({kind})"
+            )
         if isinstance(error, requests.Timeout):
             return VibesTimeout(f"Vibes {method} {path}: no answer in time ({kind})")
         return VibesConnectionError(f"Vibes {method} {path}: connection failed ({kind})")
@@ -348,7 +367,12 @@ class VibesClient:
             errors = []
         detail = "; ".join(self._scrub(e["message"]) for e in errors if e["message"])
         message = f"Vibes {method} {path}: {what} (HTTP {response.status_code})"
-        return cls(f"{message}: {detail}" if detail else message, status=response.status_code, body=body, errors=errors)
+        return cls(
+            f"{message}: {detail}" if detail else message,
+            status=response.status_code,
+            body=body,
+            errors=errors,
+        )
 
     def _scrub(self, text: str) -> str:
         """Vibes never echoes credentials, but an error must not carry them even if it did."""
@@ -386,5 +410,7 @@ class VibesClient:
         if data is None:
             return []
         if not isinstance(data, list):
-            raise VibesError("Vibes answered an unexpected shape: a list was expected.", body=str(data)[:MAX_BODY_KEPT])
+            raise VibesError(
+                "Vibes answered an unexpected shape: a list was expected.", body=str(data)[:MAX_BODY_KEPT]
+            )
         return [item for item in data if isinstance(item, dict)]

@@ -28,7 +28,9 @@ class VibesError(Exception):
         return text
 
     def __repr__(self):
-        return f"{self.__class__.__name__}(message={self.message!r}, status={self.status!r}, code={self.code!r})"
+        return (
+            f"{self.__class__.__name__}(message={self.message!r}, status={self.status!r}, code={self.code!r})"
+        )
 
 
 class VibesBadRequest(VibesError):
@@ -60,11 +62,15 @@ class VibesServerError(VibesError):
 
 
 class VibesTimeout(VibesError):
-    """A safe request (GET, PUT, DELETE) or a connection attempt timed out on every attempt."""
+    """A safe request (GET, PUT, DELETE) got no answer in time on every attempt."""
 
 
 class VibesConnectionError(VibesError):
-    """Could not connect to Vibes on any attempt: the request surely never reached it."""
+    """No usable connection on any attempt (refused, unresolvable, connect timeout...).
+
+    For a POST this means it surely never reached Vibes; a GET, PUT or
+    DELETE may also end here after a connection lost mid-answer.
+    """
 
 
 class VibesUncertain(VibesError):

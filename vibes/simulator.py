@@ -24,8 +24,8 @@ No Django here: `manage.py vibes_simulator` and the test fixtures start it.
 """
 
 import base64
-import hmac
 import heapq
+import hmac
 import itertools
 import json
 import logging
@@ -61,10 +61,15 @@ ROUTES = [
         {"GET": "list_campaigns"},
     ),
     (re.compile(rf"^{_C}/campaigns/acquisition/?$"), {"GET": "campaigns"}),
-    (re.compile(rf"^{_C}/campaigns/acquisition/(?P<acquisition_id>[^/]+)/participants/?$"), {"POST": "add_participant"}),
+    (
+        re.compile(rf"^{_C}/campaigns/acquisition/(?P<acquisition_id>[^/]+)/participants/?$"),
+        {"POST": "add_participant"},
+    ),
     (re.compile(rf"^{_C}/mobiledb/persons/?$"), {"GET": "find_person"}),
     (
-        re.compile(rf"^{_C}/mobiledb/persons/external/(?P<external_person_id>[^/]+)/subscriptions/(?P<list_id>[^/]+)/?$"),
+        re.compile(
+            rf"^{_C}/mobiledb/persons/external/(?P<external_person_id>[^/]+)/subscriptions/(?P<list_id>[^/]+)/?$"
+        ),
         {"GET": "get_subscription", "DELETE": "unsubscribe"},
     ),
     (
@@ -164,6 +169,7 @@ class _CallbackPoster:
         self._outstanding = 0
         self.log: deque = deque(maxlen=LOG_LIMIT)
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []
         self._stopped = threading.Event()
         for n in range(workers):
             threading.Thread(target=self._work, name=f"vibes-sim-callbacks-{n}", daemon=True).start()
@@ -195,10 +201,16 @@ class _CallbackPoster:
         for _ in range(16):
             self._queue.put(None)
 
+    def close_connections(self):
+        """Close kept-alive connections to the app, so its server threads end now, not later."""
+        for session in list(self._sessions):
+            session.close()
+
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            self._sessions.append(session)
         return session
 
     def _work(self):
@@ -227,12 +239,20 @@ class _CallbackPoster:
             # Like Vibes: 2xx done, 4xx a permanent failure, anything else retried.
             if isinstance(status, int) and status < 500 and status != 429:
                 break
-            if attempt < self.ATTEMPTS and not self._stopped.wait(self.BACKOFF[min(attempt, len(self.BACKOFF)) - 1]):
+            if attempt < self.ATTEMPTS and not self._stopped.wait(
+                self.BACKOFF[min(attempt, len(self.BACKOFF)) - 1]
+            ):
                 continue
             break
         netloc = urlsplit(url).netloc.rpartition("@")[2]
         self.log.append(
-            {"event_type": event_type, "host": netloc, "status": status, "attempts": attempt, "at": _now_iso()}
+            {
+                "event_type": event_type,
+                "host": netloc,
+                "status": status,
+                "attempts": attempt,
+                "at": _now_iso(),
+            }
         )
 
 
@@ -272,8 +292,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             phrase = ""
         head = (
-            f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n"
+            f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         )
         if self.close_connection:
             head += "Connection: close\r\n"
@@ -351,7 +370,11 @@ class VibesSimulator:
         self._expected_auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self._seed_lists = lists
         self._seed_subscribers = list(subscribers)
-        self._initial_config = {"callback_url": callback_url, "confirm_after": confirm_after, "receipt_delay": receipt_delay}
+        self._initial_config = {
+            "callback_url": callback_url,
+            "confirm_after": confirm_after,
+            "receipt_delay": receipt_delay,
+        }
         self._initial_faults = {
             "error_rate": error_rate,
             "rate_limit": rate_limit,
@@ -381,7 +404,10 @@ class VibesSimulator:
         self._scheduler = _Scheduler()
         self._poster = _CallbackPoster()
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="vibes-simulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="vibes-simulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -395,6 +421,7 @@ class VibesSimulator:
         self._server.close_open_sockets()
         self._scheduler.stop()
         self._poster.stop()
+        self._poster.close_connections()
         self._server = self._thread = self._scheduler = self._poster = None
 
     def __enter__(self):
@@ -414,7 +441,9 @@ class VibesSimulator:
             self._generation += 1
             self.config = dict(self._initial_config)
             self.faults = dict(self._initial_faults)
-            self._lists = {str(item["id"]): {"id": str(item["id"]), "name": item["name"]} for item in self._seed_lists}
+            self._lists = {
+                str(item["id"]): {"id": str(item["id"]), "name": item["name"]} for item in self._seed_lists
+            }
             self._campaigns = {
                 str(c["acquisition_id"]): {
                     "acquisition_id": str(c["acquisition_id"]),
@@ -451,10 +480,13 @@ class VibesSimulator:
         if self._poster:
             self._poster.drop_queued()
             self._poster.wait_idle(5)
+            self._poster.close_connections()
             self._poster.log.clear()
         self._reset_state()
 
-    def configure(self, *, callback_url: str | None = None, confirm_after: float | None = None, receipt_delay=None):
+    def configure(
+        self, *, callback_url: str | None = None, confirm_after: float | None = None, receipt_delay=None
+    ):
         """Where callbacks go; after how many seconds a pending participant replies "Y" (None: never)."""
         with self._lock:
             if callback_url is not None:
@@ -473,10 +505,14 @@ class VibesSimulator:
             for name, value in faults.items():
                 self.faults[name] = float(value or 0)
 
-    def add_subscriber(self, list_id, mdn: str, *, external_person_id: str = "", opt_in_date: str = "") -> None:
+    def add_subscriber(
+        self, list_id, mdn: str, *, external_person_id: str = "", opt_in_date: str = ""
+    ) -> None:
         """Make a number subscribed to a list now, without a confirmation or a callback."""
         with self._lock:
-            self._subscribe_now(list_id=str(list_id), mdn=mdn, external_person_id=external_person_id, opt_in_date=opt_in_date)
+            self._subscribe_now(
+                list_id=str(list_id), mdn=mdn, external_person_id=external_person_id, opt_in_date=opt_in_date
+            )
 
     def _subscribe_now(self, *, list_id, mdn, external_person_id="", opt_in_date=""):
         person = self._person(mdn, external_person_id)
@@ -498,7 +534,9 @@ class VibesSimulator:
         if external_person_id and not person["external_person_id"]:
             if external_person_id in self._person_numbers_by_external:
                 raise _platform_error(
-                    422, "The external_person_id is already in use by another person.", "EXTERNALPERSONIDMISMATCH"
+                    422,
+                    "The external_person_id is already in use by another person.",
+                    "EXTERNALPERSONIDMISMATCH",
                 )
             person["external_person_id"] = external_person_id
             self._person_numbers_by_external[external_person_id] = mdn
@@ -649,7 +687,11 @@ class VibesSimulator:
         person = self._persons[mdn]
         key = person["person_key"]
         return {
-            "person": {"id": key, "person_key": key, "url": f"/companies/{self.company_key}/mobiledb/persons/{key}"},
+            "person": {
+                "id": key,
+                "person_key": key,
+                "url": f"/companies/{self.company_key}/mobiledb/persons/{key}",
+            },
             "external_person_id": person["external_person_id"],
             "mobile_phone": {"mdn": mdn},
         }
@@ -678,13 +720,20 @@ class VibesSimulator:
         split = urlsplit(raw_path)
         if split.path.startswith("/_simulator/"):
             try:
-                return self._control(method, split.path[len("/_simulator/"):].strip("/"), raw_body)
+                return self._control(method, split.path[len("/_simulator/") :].strip("/"), raw_body)
             except _Answer as answer:
                 return answer.status, answer.payload
         return self._api(method, split.path, split.query, headers, raw_body)
 
     def _api(self, method, path, query, headers, raw_body):
-        entry = {"method": method, "path": path, "status": 0, "processed": False, "fault": "", "at": time.time()}
+        entry = {
+            "method": method,
+            "path": path,
+            "status": 0,
+            "processed": False,
+            "fault": "",
+            "at": time.time(),
+        }
         if method == "POST":
             entry["body"] = raw_body.decode("utf-8", "replace")
         operation, params = self._route(method, path)
@@ -704,12 +753,19 @@ class VibesSimulator:
             roll, timeout_roll = self._random.random(), self._random.random()
         if limited:
             # Refused before processing: Vibes sends no Retry-After.
-            error = (_connect_error if connect else _platform_error)(429, "Too Many Requests", "too_many_requests")
+            error = (_connect_error if connect else _platform_error)(
+                429, "Too Many Requests", "too_many_requests"
+            )
             return self._finish(entry, error.status, error.payload, fault="rate_limited")
         if faults["latency_ms"]:
             time.sleep(faults["latency_ms"] / 1000)
         if roll < faults["error_rate"] / 2:
-            return self._finish(entry, 503, {"errors": [{"message": "Service Unavailable", "code": 503}]}, fault="error_before")
+            return self._finish(
+                entry,
+                503,
+                {"errors": [{"message": "Service Unavailable", "code": 503}]},
+                fault="error_before",
+            )
 
         try:
             if operation is None:
@@ -723,7 +779,12 @@ class VibesSimulator:
             status, payload = answer.status, answer.payload
 
         if entry["processed"] and roll < faults["error_rate"]:
-            return self._finish(entry, 500, {"errors": [{"message": "Internal Server Error", "code": 500}]}, fault="error_after")
+            return self._finish(
+                entry,
+                500,
+                {"errors": [{"message": "Internal Server Error", "code": 500}]},
+                fault="error_after",
+            )
         if entry["processed"] and timeout_roll < faults["timeout_rate"]:
             self._finish(entry, status, payload, fault="timeout")
             self._stop_event.wait(faults["hang_seconds"])  # longer than the client waits
@@ -809,18 +870,28 @@ class VibesSimulator:
         campaign = self._campaigns.get(params["acquisition_id"])
         if campaign is None:
             raise _platform_error(404, "The acquisition campaign cannot be found.", 404)
-        mdn = (body.get("mobile_phone") or {}).get("mdn") if isinstance(body.get("mobile_phone"), dict) else None
+        mdn = (
+            (body.get("mobile_phone") or {}).get("mdn")
+            if isinstance(body.get("mobile_phone"), dict)
+            else None
+        )
         if not isinstance(mdn, str) or not E164.match(mdn):
-            raise _platform_error(400, "The supplied mobile number is not in proper mobile number format.", 400)
+            raise _platform_error(
+                400, "The supplied mobile number is not in proper mobile number format.", 400
+            )
         if campaign["status"] != "active":
-            raise _platform_error(422, "The status code of the entity does not allow updates.", "UNPROCESSABLE ENTITY")
+            raise _platform_error(
+                422, "The status code of the entity does not allow updates.", "UNPROCESSABLE ENTITY"
+            )
         list_id = campaign["list_id"]
         subscription = self._subscriptions.get((list_id, mdn))
         if subscription and not subscription.get("opt_out_date"):
             raise _platform_error(409, "Already subscribed.", 409)
         if (campaign["acquisition_id"], mdn) in self._blocks:
             raise _platform_error(
-                422, "The MDN has previously replied No to this acquisition campaign.", "MDNHASCONFIRMATIONBLOCK"
+                422,
+                "The MDN has previously replied No to this acquisition campaign.",
+                "MDNHASCONFIRMATIONBLOCK",
             )
         person = self._person(mdn, str(body.get("external_person_id") or ""))
         pending = self._pending.get((list_id, mdn))
@@ -833,7 +904,9 @@ class VibesSimulator:
             }
             confirm_after = self.config["confirm_after"]
             if confirm_after and self._scheduler:
-                self._scheduler.call_later(float(confirm_after), "confirm", self._confirm, list_id, mdn, self._generation)
+                self._scheduler.call_later(
+                    float(confirm_after), "confirm", self._confirm, list_id, mdn, self._generation
+                )
         return status, {
             "person": {
                 "person_id": person["person_key"],
@@ -850,7 +923,9 @@ class VibesSimulator:
         if not E164.match(mdn):
             # What Vibes says when "+" arrives unencoded (it reads as a space).
             raise _platform_error(
-                400, "Invalid MDN format. If you are using E.164 format, be sure to include %2B in place of +.", 400
+                400,
+                "Invalid MDN format. If you are using E.164 format, be sure to include %2B in place of +.",
+                400,
             )
         person = self._persons.get(mdn)
         if person is None:
@@ -893,7 +968,9 @@ class VibesSimulator:
             return 204, None
         if cancelled is not None:
             return 204, None
-        raise _platform_error(404, "The person cannot be found or is already not subscribed to this list.", 404)
+        raise _platform_error(
+            404, "The person cannot be found or is already not subscribed to this list.", 404
+        )
 
     def _op_send_sms(self, *, body, **_):
         to, sender, text = body.get("to"), body.get("from"), body.get("text")
@@ -906,7 +983,14 @@ class VibesSimulator:
         message_id = f"SIM-MSG-{next(self._message_seq):09d}"
         callback_url = body.get("callback_url") or ""
         self._messages.append(
-            {"message_id": message_id, "to": to, "from": sender, "text": text, "callback_url": callback_url, "received_at": _now_iso()}
+            {
+                "message_id": message_id,
+                "to": to,
+                "from": sender,
+                "text": text,
+                "callback_url": callback_url,
+                "received_at": _now_iso(),
+            }
         )
         if callback_url and self._scheduler and self._poster:
             receipt = {
@@ -917,7 +1001,12 @@ class VibesSimulator:
                 "occurred_at": _now_iso(),
             }
             self._scheduler.call_later(
-                self.config["receipt_delay"], "delivery", self._send_receipt, callback_url, receipt, self._generation
+                self.config["receipt_delay"],
+                "delivery",
+                self._send_receipt,
+                callback_url,
+                receipt,
+                self._generation,
             )
         return 200, {"message_id": message_id, "status": "accepted", "to": to, "from": sender}
 
@@ -958,7 +1047,9 @@ class VibesSimulator:
                     raise _platform_error(404, str(error), 404) from None
             if name == "subscribers":
                 self.add_subscriber(
-                    body.get("list_id"), str(body.get("mdn") or ""), external_person_id=str(body.get("external_person_id") or "")
+                    body.get("list_id"),
+                    str(body.get("mdn") or ""),
+                    external_person_id=str(body.get("external_person_id") or ""),
                 )
                 return 200, {"added": True}
         raise _platform_error(404, "Unknown simulator endpoint.", 404)

@@ -69,7 +69,9 @@ def subscriptions_set_status(
 
 
 @transaction.atomic
-def _set_status_batch(lead_ids, *, vibes_list, status, source, note, acquisition_campaign, opt_out_reason, person_key, when):
+def _set_status_batch(
+    lead_ids, *, vibes_list, status, source, note, acquisition_campaign, opt_out_reason, person_key, when
+):
     existing = {
         s.lead_id: s
         for s in Subscription.objects.select_for_update().filter(vibes_list=vibes_list, lead_id__in=lead_ids)
@@ -166,7 +168,9 @@ def _fill_blanks(subscription, acquisition_campaign, person_key, when) -> bool:
     return filled
 
 
-def subscriptions_opt_out_number(*, mdn: str, vibes_list: VibesList, reason: str, source: str, note: str = "") -> int:
+def subscriptions_opt_out_number(
+    *, mdn: str, vibes_list: VibesList, reason: str, source: str, note: str = ""
+) -> int:
     """Unsubscribe every lead with this number from the list (R9: Vibes opts out numbers, not people).
 
     Returns how many subscriptions changed; leads without a subscription get

@@ -40,6 +40,11 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
 
+    def add_error(self, text: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(text)
+
     def summary(self) -> str:
         text = _(
             "Vibes lists: %(lc)d new, %(lu)d updated, %(lg)d gone. "
@@ -62,7 +67,9 @@ class SyncReport:
         return text
 
 
-def vibes_sync(*, client: VibesClient, subscriptions: bool = False, progress: Callable[[int], None] | None = None) -> SyncReport:
+def vibes_sync(
+    *, client: VibesClient, subscriptions: bool = False, progress: Callable[[int], None] | None = None
+) -> SyncReport:
     """Pull lists and acquisition campaigns from Vibes; with `subscriptions`, every lead's status too.
 
     Everything is read from Vibes before anything is written, so an
@@ -115,9 +122,13 @@ def _save_lists(remote, report: SyncReport) -> None:
             campaign.save()
     # Gone lists and campaigns are kept (flow steps and history point at
     # them) and marked, so they drop out of the choices.
-    report.lists_gone = VibesList.objects.filter(gone_at__isnull=True).exclude(vibes_id__in=seen_lists).update(gone_at=now)
+    report.lists_gone = (
+        VibesList.objects.filter(gone_at__isnull=True).exclude(vibes_id__in=seen_lists).update(gone_at=now)
+    )
     report.campaigns_gone = (
-        AcquisitionCampaign.objects.filter(gone_at__isnull=True).exclude(vibes_id__in=seen_campaigns).update(gone_at=now)
+        AcquisitionCampaign.objects.filter(gone_at__isnull=True)
+        .exclude(vibes_id__in=seen_campaigns)
+        .update(gone_at=now)
     )
 
 
@@ -134,58 +145,90 @@ def _sync_subscriptions(client: VibesClient, report: SyncReport, progress) -> No
     last_pk = 0
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="vibes-sync") as pool:
         while True:
-            chunk = list(leads.filter(pk__gt=last_pk).values_list("pk", flat=True)[:LEAD_CHUNK])
+            chunk = dict(leads.filter(pk__gt=last_pk).values_list("pk", "mobile_phone")[:LEAD_CHUNK])
             if not chunk:
                 return
-            last_pk = chunk[-1]
+            last_pk = max(chunk)
             for vibes_list in lists:
                 _sync_chunk(client, pool, vibes_list, chunk, report)
                 progress(len(chunk))
 
 
-def _sync_chunk(client, pool, vibes_list, lead_ids, report):
-    local = dict(
-        Subscription.objects.filter(vibes_list=vibes_list, lead_id__in=lead_ids).values_list("lead_id", "status")
-    )
-    pending_since = dict(
-        Subscription.objects.filter(
-            vibes_list=vibes_list, lead_id__in=lead_ids, status=Subscription.Status.PENDING
-        ).values_list("lead_id", "pending_since")
-    )
+def _sync_chunk(client, pool, vibes_list, numbers: dict[int, str], report):
+    """Refresh one list's subscriptions for a chunk of leads ({lead id: number})."""
+    local = {
+        lead_id: (status, since)
+        for lead_id, status, since in Subscription.objects.filter(
+            vibes_list=vibes_list, lead_id__in=list(numbers)
+        ).values_list("lead_id", "status", "pending_since")
+    }
     failure = threading.Event()
 
-    def check(lead_id):
+    def guarded(fn, key):
         if failure.is_set():
-            return lead_id, None, None
+            return key, None, None
         try:
-            return lead_id, client.get_subscription(vibes_list.vibes_id, external_person_id=str(lead_id)), None
+            return key, fn(key), None
         except (VibesConnectionError, VibesTimeout, VibesAuthError):
             failure.set()  # Vibes is unreachable or refuses us: stop asking
             raise
         except VibesError as error:
-            return lead_id, None, error
+            return key, None, error
+
+    def by_lead(lead_id):
+        return client.get_subscription(vibes_list.vibes_id, external_person_id=str(lead_id))
+
+    def by_number(mdn):
+        # Vibes knows one person per number, under the external id of the
+        # lead that subscribed it; the others sharing the number share its status.
+        person = client.find_person(mdn)
+        if person is None or not person.external_person_id:
+            return None
+        return client.get_subscription(vibes_list.vibes_id, external_person_id=person.external_person_id)
+
+    found = {}
+    for lead_id, info, error in pool.map(lambda pk: guarded(by_lead, pk), numbers):
+        if error is not None:
+            report.add_error(f"lead {lead_id}: {error}")
+            continue
+        report.subscriptions_checked += 1
+        found[lead_id] = info
+
+    # Leads Vibes does not know by their own id, whose local row would change: ask by number.
+    cutoff = timezone.now() - CONFIRMATION_WINDOW
+    unknown = {
+        lead_id
+        for lead_id, info in found.items()
+        if info is None
+        and lead_id in local
+        and (
+            local[lead_id][0] == Subscription.Status.SUBSCRIBED
+            or (local[lead_id][0] == Subscription.Status.PENDING and (local[lead_id][1] or cutoff) <= cutoff)
+        )
+    }
+    by_mdn = {}
+    for mdn, info, error in pool.map(lambda n: guarded(by_number, n), {numbers[pk] for pk in unknown}):
+        if error is not None:
+            report.add_error(f"number check: {error}")
+        by_mdn[mdn] = (info, error)
 
     # (status, opt-out reason) -> lead ids
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    cutoff = timezone.now() - CONFIRMATION_WINDOW
-    for lead_id, info, error in pool.map(check, lead_ids):
-        if error is not None:
-            report.error_count += 1
-            if len(report.errors) < MAX_ERRORS_KEPT:
-                report.errors.append(f"lead {lead_id}: {error}")
-            continue
-        report.subscriptions_checked += 1
-        if info is not None:
-            if info.subscribed:
-                groups[(Subscription.Status.SUBSCRIBED, "")].append(lead_id)
-            else:
-                groups[(Subscription.Status.UNSUBSCRIBED, info.opt_out_reason)].append(lead_id)
-        elif local.get(lead_id) == Subscription.Status.SUBSCRIBED or (
-            local.get(lead_id) == Subscription.Status.PENDING
-            and (pending_since.get(lead_id) is None or pending_since[lead_id] < cutoff)
-        ):
-            # Vibes knows no subscription; never create rows for people who were never on the list.
-            groups[(Subscription.Status.UNSUBSCRIBED, "")].append(lead_id)
+    for lead_id, info in found.items():
+        if info is None and lead_id in unknown:
+            info, error = by_mdn[numbers[lead_id]]
+            if error is not None:
+                continue
+            if info is None:
+                # Vibes knows no subscription for the number either.
+                groups[(Subscription.Status.UNSUBSCRIBED, "")].append(lead_id)
+                continue
+        if info is None:
+            continue  # never create rows for people who were never on the list
+        if info.subscribed:
+            groups[(Subscription.Status.SUBSCRIBED, "")].append(lead_id)
+        else:
+            groups[(Subscription.Status.UNSUBSCRIBED, info.opt_out_reason)].append(lead_id)
     for (status, reason), ids in groups.items():
         report.subscriptions_changed += subscriptions_set_status(
             lead_ids=ids,

@@ -21,5 +21,7 @@ def callbacks(request: HttpRequest) -> JsonResponse:
         response = JsonResponse({"error": _("Vibes callback credentials are missing or wrong.")}, status=401)
         response["WWW-Authenticate"] = 'Basic realm="Vibes callbacks", charset="UTF-8"'
         return response
-    result = callback_receive(body=request.body, headers=request.headers, reference=request.GET.get("ref", ""))
+    result = callback_receive(
+        body=request.body, headers=request.headers, reference=request.GET.get("ref", "")
+    )
     return JsonResponse(result.body, status=result.status)

@@ -18,12 +18,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8787)
-        parser.add_argument("--rate-limit", type=float, default=0, help="answer 429 above N requests/s (0: never)")
+        parser.add_argument(
+            "--rate-limit", type=float, default=0, help="answer 429 above N requests/s (0: never)"
+        )
         parser.add_argument("--latency-ms", type=float, default=0, help="added to every API answer")
-        parser.add_argument("--error-rate", type=float, default=0, help="share of API requests answered 5xx (0-1)")
-        parser.add_argument("--timeout-rate", type=float, default=0, help="share of API requests that hang (0-1)")
-        parser.add_argument("--confirm-after", type=float, default=None, help="pending participants reply Y after N s")
-        parser.add_argument("--callback-url", default="", help="the app's callbacks URL, with Basic credentials")
+        parser.add_argument(
+            "--error-rate", type=float, default=0, help="share of API requests answered 5xx (0-1)"
+        )
+        parser.add_argument(
+            "--timeout-rate", type=float, default=0, help="share of API requests that hang (0-1)"
+        )
+        parser.add_argument(
+            "--confirm-after", type=float, default=None, help="pending participants reply Y after N s"
+        )
+        parser.add_argument(
+            "--callback-url", default="", help="the app's callbacks URL, with Basic credentials"
+        )
         parser.add_argument("--company-key", default=settings.VIBES_COMPANY_KEY)
         parser.add_argument("--username", default=settings.VIBES_USERNAME)
         parser.add_argument("--password", default=settings.VIBES_PASSWORD)
@@ -36,17 +46,28 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         subscribers = subscribers_from_db() if options["seed_from_db"] else ()
         simulator = VibesSimulator(
-            host=options["host"], port=options["port"], company_key=options["company_key"],
-            username=options["username"], password=options["password"], subscribers=subscribers,
-            callback_url=options["callback_url"], confirm_after=options["confirm_after"],
-            error_rate=options["error_rate"], rate_limit=options["rate_limit"],
-            latency_ms=options["latency_ms"], timeout_rate=options["timeout_rate"],
-        )  # fmt: skip
+            host=options["host"],
+            port=options["port"],
+            company_key=options["company_key"],
+            username=options["username"],
+            password=options["password"],
+            subscribers=subscribers,
+            callback_url=options["callback_url"],
+            confirm_after=options["confirm_after"],
+            error_rate=options["error_rate"],
+            rate_limit=options["rate_limit"],
+            latency_ms=options["latency_ms"],
+            timeout_rate=options["timeout_rate"],
+        )
         try:
             simulator.start()
         except OSError as error:
-            raise CommandError(_("Cannot listen on %(host)s:%(port)s: %(error)s") % {**options, "error": error}) from None
-        self.stdout.write(self.style.SUCCESS(_("Vibes simulator on %(url)s (Ctrl-C stops it)") % {"url": simulator.url}))
+            raise CommandError(
+                _("Cannot listen on %(host)s:%(port)s: %(error)s") % {**options, "error": error}
+            ) from None
+        self.stdout.write(
+            self.style.SUCCESS(_("Vibes simulator on %(url)s (Ctrl-C stops it)") % {"url": simulator.url})
+        )
         wait_for_stop_signal()
         simulator.stop()
 

@@ -17,12 +17,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--subscriptions", action="store_true", help="also check each lead with a number on each active list"
+            "--subscriptions",
+            action="store_true",
+            help="also check each lead with a number on each active list",
         )
 
     def handle(self, *args, subscriptions: bool, **options):
         total = Lead.objects.with_phone().count() * VibesList.objects.active().count() if subscriptions else 0
-        with tqdm(total=total, desc=_("Checking subscriptions"), unit=" checks", disable=not total or options["verbosity"] == 0) as bar:
+        with tqdm(
+            total=total,
+            desc=_("Checking subscriptions"),
+            unit=" checks",
+            disable=not total or options["verbosity"] == 0,
+        ) as bar:
             try:
                 report = vibes_sync(client=get_client(), subscriptions=subscriptions, progress=bar.update)
             except VibesError as error:
@@ -41,7 +48,8 @@ def describe_vibes_error(error: VibesError) -> str:
             "simulator running (manage.py vibes_simulator)?"
         ) % {"url": client.platform_url, "error": error}
     if isinstance(error, VibesAuthError):
-        return _("Vibes refused the credentials (check VIBES_COMPANY_KEY, VIBES_USERNAME, VIBES_PASSWORD): %(error)s") % {
-            "error": error
-        }
+        return _(
+            "Vibes refused the credentials (check VIBES_COMPANY_KEY, VIBES_USERNAME, "
+            "VIBES_PASSWORD): %(error)s"
+        ) % {"error": error}
     return _("Vibes sync failed: %(error)s") % {"error": error}
