@@ -8,8 +8,8 @@ record Vibes' answer.
 from .runner.executor import apply_receipt
 
 
-def handle_receipt(receipt) -> None:
+def handle_receipt(receipt) -> bool:
     reference = receipt.reference or ""
     if not reference.startswith("r") or not reference[1:].isdigit():
-        return
-    apply_receipt(result_id=int(reference[1:]), status=receipt.status, message_id=receipt.message_id)
+        return False
+    return apply_receipt(result_id=int(reference[1:]), status=receipt.status, message_id=receipt.message_id)

@@ -3,6 +3,8 @@
 Every name here is documented in the README's configuration table.
 """
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 import environ
@@ -89,6 +91,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "transaction_mode": "IMMEDIATE",
             "timeout": 30,
         }
+    )
+    # The test database is a file, not shared-cache memory: runs, callbacks
+    # and worker processes write to it at once, which shared-cache SQLite
+    # answers with "table is locked" instead of waiting its turn.
+    DATABASES["default"].setdefault("TEST", {}).setdefault(
+        "NAME",
+        str(Path(tempfile.gettempdir()) / f"smscampaigns-test-{hashlib.md5(str(BASE_DIR).encode()).hexdigest()[:8]}.sqlite3"),
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))

@@ -87,6 +87,9 @@ _receipt_handlers: list[Callable[[DeliveryReceipt], None]] = []
 def register_receipt_handler(fn: Callable[[DeliveryReceipt], None]) -> Callable[[DeliveryReceipt], None]:
     """Call `fn(receipt)` for every new delivery receipt; usable as a decorator.
 
+    A handler returns True when the receipt matched an SMS it knows of; a
+    receipt no handler matches is stored as unmatched.
+
     Handlers run inside the request that stores the receipt, in the same
     transaction, so they must be quick. A handler that raises makes the
     callback answer 503, the receipt is not stored, and Vibes delivers it
@@ -413,15 +416,16 @@ def _delivery_receipt(event, payload, reference):
         reference=reference,
         occurred_at=_date(payload.get("occurred_at")),
     )
+    matched = False
     for handler in list(_receipt_handlers):
         try:
-            handler(receipt)
+            matched = bool(handler(receipt)) or matched
         except Exception as error:
             logger.exception("Vibes delivery receipt handler %r failed", handler)
             raise ReceiptHandlerFailed from error
-    if not _receipt_handlers:
-        return Outcome.IGNORED, _("No receipt handler is registered.")
-    return Outcome.APPLIED, _("Passed to %(count)d receipt handlers.") % {"count": len(_receipt_handlers)}
+    if not matched:
+        return Outcome.UNMATCHED, _("No SMS sent by this app matches the receipt.")
+    return Outcome.APPLIED, _("Recorded on the SMS it reports on.")
 
 
 APPLIERS = {

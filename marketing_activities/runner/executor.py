@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -216,12 +216,7 @@ class Worker:
             if self.run.dry_run or not called:
                 self._finish_step(step)
             return True
-        batch = self._claim_batch(step)
-        if batch is not None:
-            RunStep.objects.filter(pk=step.pk, status=RunStep.Status.PLANNED).update(
-                status=RunStep.Status.EXECUTING
-            )
-            self._process_batch(step, batch)
+        if self._execute_step(step):
             return True
         if step.batches.exclude(status=RunBatch.Status.DONE).exists():
             return False
@@ -250,7 +245,7 @@ class Worker:
                     batch.claim_expires_at < now or _worker_is_dead(batch.claimed_by)
                 )
                 if batch.status == RunBatch.Status.PENDING or stale:
-                    batch.settle_first = stale
+                    batch.settle_first = stale  # noqa: B010 (a note for _execute_step, not a field)
                     batch.status = RunBatch.Status.CLAIMED
                     batch.claimed_by = self.id
                     batch.claim_expires_at = now + datetime.timedelta(seconds=CLAIM_SECONDS)
@@ -258,24 +253,51 @@ class Worker:
                     return batch
         return None
 
-    def _process_batch(self, step: RunStep, batch: RunBatch):
-        if getattr(batch, "settle_first", False):
-            self._settle_interrupted(step, batch)
-        for _attempt in range(5):
-            calls = self._mark_sending(step, batch)
-            if not calls:
-                break
-            results = list(self.pool.map(lambda call: call_vibes(self.client, step, call), calls))
+    def _execute_step(self, step: RunStep) -> bool:
+        """Call for every batch of the step this worker can claim; False if it claimed none.
+
+        Two batches are kept in flight: while one batch's answers are being
+        recorded, the next one's calls are already on the wire, so the rate
+        limit, not the bookkeeping, sets the pace.
+        """
+        in_flight = deque()
+        claimed_any = False
+        while True:
+            while len(in_flight) < 2:
+                batch = self._claim_batch(step)
+                if batch is None:
+                    break
+                claimed_any = True
+                if not in_flight and step.status == RunStep.Status.PLANNED:
+                    RunStep.objects.filter(pk=step.pk, status=RunStep.Status.PLANNED).update(
+                        status=RunStep.Status.EXECUTING
+                    )
+                if batch.settle_first:
+                    self._settle_interrupted(step, batch)
+                self._dispatch(step, batch, in_flight, attempt=0)
+            if not in_flight:
+                return claimed_any
+            batch, calls, futures, attempt = in_flight.popleft()
+            results = [future.result() for future in futures]
             requeued = self._record(step, calls, results)
             stop = next((result.stop for result in results if result.stop), "")
             if stop:
                 raise RunStopped(stop)
-            if not requeued:
-                break
-            time.sleep(min(30, 2**_attempt))  # Vibes was unreachable or kept refusing: let it breathe
-        else:
-            raise RunStopped("Vibes kept refusing or could not be reached; resume the run later.")
-        RunBatch.objects.filter(pk=batch.pk, claimed_by=self.id).update(status=RunBatch.Status.DONE)
+            if requeued:
+                if attempt >= 4:
+                    raise RunStopped("Vibes kept refusing or could not be reached; resume the run later.")
+                time.sleep(min(30, 2**attempt))  # Vibes was unreachable or kept refusing: let it breathe
+                self._dispatch(step, batch, in_flight, attempt=attempt + 1)
+            else:
+                RunBatch.objects.filter(pk=batch.pk, claimed_by=self.id).update(status=RunBatch.Status.DONE)
+
+    def _dispatch(self, step, batch, in_flight, *, attempt):
+        calls = self._mark_sending(step, batch)
+        if not calls:
+            RunBatch.objects.filter(pk=batch.pk, claimed_by=self.id).update(status=RunBatch.Status.DONE)
+            return
+        futures = [self.pool.submit(call_vibes, self.client, step, call) for call in calls]
+        in_flight.append((batch, calls, futures, attempt))
 
     def _rows(self, step, batch, outcome):
         return RunResult.objects.filter(

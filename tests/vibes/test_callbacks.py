@@ -311,7 +311,12 @@ def test_a_confirmed_participant_is_subscribed(post, campaign):
 @pytest.fixture
 def receipts():
     received = []
-    handler = register_receipt_handler(received.append)
+
+    def handler(receipt):
+        received.append(receipt)
+        return True
+
+    register_receipt_handler(handler)
     yield received
     unregister_receipt_handler(handler)
 
@@ -368,9 +373,9 @@ def test_a_failing_handler_answers_503_so_vibes_delivers_again(post):
     assert post(receipt_payload()).status_code == 200
 
 
-def test_receipts_without_handlers_are_stored_and_ignored(post):
-    post(receipt_payload())
-    assert CallbackEvent.objects.get().outcome == "ignored"
+def test_receipts_no_handler_recognises_are_stored_as_unmatched(post):
+    post(receipt_payload(), url=f"{URL}?ref=r999999")
+    assert CallbackEvent.objects.get().outcome == "unmatched"
 
 
 def test_the_view_never_calls_vibes(post, news, monkeypatch):
