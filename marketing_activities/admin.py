@@ -1,10 +1,16 @@
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.template.response import TemplateResponse
+from django.utils.formats import date_format
 from django.utils.html import format_html_join
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from smscampaigns.admin import LeadAdmin
+from smscampaigns.models import Lead
+
+from .activity import lead_activity
 from .runner import CampaignCannotRun, campaign_preview, campaign_start, run_dispatch, run_resume, run_retry_uncertain
 from .runner.report import step_summary
 
@@ -205,3 +211,27 @@ class RunResultAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# The lead's page lists its SMS activity; the people app cannot know about
+# runs, so this app extends its admin.
+admin.site.unregister(Lead)
+
+
+@admin.register(Lead)
+class LeadWithActivityAdmin(LeadAdmin):
+    readonly_fields = (*LeadAdmin.readonly_fields, "sms_activity")
+    fieldsets = (*LeadAdmin.fieldsets, (_("SMS activity, newest first"), {"fields": ("sms_activity",)}))
+
+    @admin.display(description=_("activity"))
+    def sms_activity(self, obj):
+        if obj.pk is None:
+            return "—"
+        entries = lead_activity(obj)
+        if not entries:
+            return _("No SMS activity yet.")
+        return format_html_join(
+            "",
+            '<div class="sms-activity"><time>{}</time> <strong>{}</strong> {}</div>',
+            ((date_format(localtime(e.when), "SHORT_DATETIME_FORMAT"), e.kind, e.text) for e in entries),
+        )
