@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test install system-packages messages clean
+.PHONY: run test test-postgres bench install system-packages server-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -65,6 +65,27 @@ run: install .env
 test: install system-packages
 	$(MAKE) --no-print-directory messages
 	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
+
+# The whole suite again on PostgreSQL, plus the tests that start two Celery
+# workers on Redis; both servers run on loopback in a temporary folder.
+test-postgres: install system-packages server-packages
+	$(MAKE) --no-print-directory messages
+	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} bin/with-test-services $(PY) -m pytest $(PYTEST_ARGS)
+
+server-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing$$missing from Debian's packages"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Runner benchmark (see the README): LEADS=1000000 make bench
+LEADS ?= 100000
+bench: install
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_campaign --leads $(LEADS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -11,7 +11,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .client import VibesClient
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, RedisRateLimiter
 
 # Calls reach Vibes with some jitter, so a client paced exactly at the limit
 # still sees the odd 429 (and loses time backing off): keep 3% headroom.
@@ -19,6 +19,16 @@ PACE = 0.97
 
 _client: VibesClient | None = None
 _lock = threading.Lock()
+
+
+def build_rate_limiter():
+    """Vibes' limit is per company: with workers on a Redis broker the pace is
+    kept in Redis, shared by every process; otherwise within this process."""
+    rate = settings.VIBES_RATE_LIMIT * PACE
+    broker = settings.CELERY_BROKER_URL
+    if broker.startswith(("redis://", "rediss://")):
+        return RedisRateLimiter(broker, rate, key=f"vibes:rate-limit:{settings.VIBES_COMPANY_KEY}")
+    return RateLimiter(rate)
 
 
 def build_client(**overrides) -> VibesClient:
@@ -30,7 +40,7 @@ def build_client(**overrides) -> VibesClient:
         "username": settings.VIBES_USERNAME,
         "password": settings.VIBES_PASSWORD,
         "short_code": settings.VIBES_SHORT_CODE,
-        "rate_limiter": RateLimiter(settings.VIBES_RATE_LIMIT * PACE),
+        "rate_limiter": build_rate_limiter(),
         "connect_timeout": settings.VIBES_CONNECT_TIMEOUT,
         "read_timeout": settings.VIBES_READ_TIMEOUT,
     }
@@ -60,5 +70,5 @@ def reset_client() -> None:
 @receiver(setting_changed)
 def _reset_on_vibes_setting(*, setting, **kwargs):
     # Lets tests override VIBES_* with the `settings` fixture or override_settings.
-    if setting.startswith("VIBES_"):
+    if setting.startswith("VIBES_") or setting == "CELERY_BROKER_URL":
         reset_client()

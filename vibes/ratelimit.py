@@ -45,3 +45,40 @@ class RateLimiter:
 
     def __repr__(self):
         return f"RateLimiter(rate_per_second={self.rate})"
+
+
+# Reserve the next start slot atomically on the Redis server's clock, so every
+# process on every machine shares one pace. Same scheme as RateLimiter: the
+# key holds the time the next call may start.
+_RESERVE_SLOT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
+local interval = tonumber(ARGV[1])
+local next_start = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(now, next_start)
+redis.call('SET', KEYS[1], start + interval, 'PX', math.ceil(interval / 1000) + 60000)
+return start - now
+"""
+
+
+class RedisRateLimiter:
+    """At most `rate_per_second` call starts per second across all processes sharing `key`."""
+
+    def __init__(self, url: str, rate_per_second: float | None, *, key: str = "vibes:rate-limit"):
+        import redis
+
+        self.rate = rate_per_second if rate_per_second and rate_per_second > 0 else None
+        self.key = key
+        self._interval_us = int(1_000_000 / self.rate) if self.rate else 0
+        self._redis = redis.Redis.from_url(url)
+        self._reserve = self._redis.register_script(_RESERVE_SLOT)
+
+    def acquire(self) -> None:
+        if not self.rate:
+            return
+        wait_us = int(self._reserve(keys=[self.key], args=[self._interval_us]))
+        if wait_us > 0:
+            time.sleep(wait_us / 1_000_000)
+
+    def __repr__(self):
+        return f"RedisRateLimiter(rate_per_second={self.rate}, key={self.key!r})"

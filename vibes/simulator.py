@@ -18,7 +18,8 @@ was processed, so tests can prove that nothing was done twice.
 Control and inspection endpoints live under `/_simulator/` (no auth: the
 simulator listens on loopback only): `GET messages`, `GET requests`,
 `GET stats`, `GET subscriptions`, `GET callbacks`, `POST reset`,
-`POST faults`, `POST config`, `POST reply`, `POST subscribers`.
+`POST faults`, `POST config`, `POST reply`, `POST subscribers`, `POST drain`
+(waits until the callbacks due so far were delivered).
 
 No Django here: `manage.py vibes_simulator` and the test fixtures start it.
 """
@@ -1028,6 +1029,9 @@ class VibesSimulator:
             if name == "reset":
                 self.reset()
                 return 200, {"reset": True}
+            if name == "drain":
+                # Blocks until the callbacks due so far were delivered (or the timeout).
+                return 200, {"drained": self.wait_for_callbacks(float(body.get("timeout") or 10))}
             if name == "faults":
                 try:
                     self.set_faults(**body)

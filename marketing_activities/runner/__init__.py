@@ -117,7 +117,9 @@ def run_dispatch(run: CampaignRun) -> None:
     if mode == "celery" or (mode == "auto" and settings.CELERY_BROKER_URL):
         from ..tasks import run_campaign_task
 
-        transaction.on_commit(lambda: run_campaign_task.delay(run.pk))
+        # Several tasks work on one run at once, each claiming its own batches.
+        for _ in range(settings.RUNNER_PARALLEL_TASKS):
+            transaction.on_commit(lambda: run_campaign_task.delay(run.pk))
     elif mode == "inline":
         transaction.on_commit(lambda: run_execute(run=CampaignRun.objects.get(pk=run.pk)))
     else:

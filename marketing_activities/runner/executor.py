@@ -63,7 +63,12 @@ def _worker_is_dead(owner: str) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    try:
+        # A killed process its parent has not reaped yet is a zombie: dead all the same.
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 @dataclass(frozen=True)

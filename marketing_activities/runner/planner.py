@@ -208,8 +208,7 @@ def plan_step(run_step: RunStep) -> dict[str, int]:
             f"FROM ({source_sql}) a {qualified_sql} AND NOT ({already_ran_sql})",
             [*source_params, *qualified_params, *already_ran_params],
         )
-        cursor.execute(f"SELECT MAX(id) FROM {results}")
-        before = cursor.fetchone()[0] or 0
+        before = _last_id(cursor, reserve=True)
         cursor.execute(
             f"INSERT INTO {results} (run_step_id, lead_id, outcome, phone, duplicate_of_id, "
             f"error_code, detail, vibes_message_id, delivery_status) "
@@ -223,8 +222,7 @@ def plan_step(run_step: RunStep) -> dict[str, int]:
             f"FROM ({source_sql}) a LEFT JOIN {qualified_table} q ON q.lead_id = a.id",
             [run_step.pk, *already_ran_params, *skip_params, *source_params],
         )
-        cursor.execute(f"SELECT MAX(id) FROM {results}")
-        after = cursor.fetchone()[0] or 0
+        after = _last_id(cursor, reserve=False)
         _drop_temp(cursor, qualified_table)
         _drop_temp(cursor, ran_table)
 
@@ -244,6 +242,23 @@ def plan_step(run_step: RunStep) -> dict[str, int]:
             for start in range(first_id, last_id + 1, BATCH_SPAN)
         )
     return counts
+
+
+def _last_id(cursor, *, reserve: bool) -> int:
+    """The id bound of this step's rows: before (reserve) or after the INSERT.
+
+    SQLite has one writer, so the rows follow the table's largest id. On
+    PostgreSQL the sequence moves on for rolled-back inserts and for other
+    transactions too, so the bounds come from this session's own sequence
+    values.
+    """
+    table = RunResult._meta.db_table
+    if connection.vendor == "postgresql":
+        function = "nextval" if reserve else "currval"
+        cursor.execute(f"SELECT {function}(pg_get_serial_sequence(%s, 'id'))", [table])
+    else:
+        cursor.execute(f"SELECT MAX(id) FROM {_table(RunResult)}")
+    return cursor.fetchone()[0] or 0
 
 
 def count_outcomes(run_step_id, first_id, last_id) -> dict[str, int]:
