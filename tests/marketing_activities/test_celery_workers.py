@@ -51,6 +51,7 @@ def cluster(live_server, settings):
     settings.VIBES_CALLBACK_PASSWORD = CALLBACK_PASSWORD
     env = {
         **os.environ,
+        "ENV_FILE": "/nonexistent/.env",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_BROKER_URL": REDIS_URL,
         "SECRET_KEY": "celery-test-secret",
@@ -81,23 +82,25 @@ def cluster(live_server, settings):
     celery_app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
     settings.RUNNER_BACKGROUND = "celery"
     settings.RUNNER_PARALLEL_TASKS = 2
-    for _ in range(100):
-        try:
-            requests.get(f"{simulator_url}/_simulator/stats", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    yield {"workers": workers, "simulator": simulator_url}
-    # Let the last delivery receipts reach the app before the database goes away.
-    requests.post(f"{simulator_url}/_simulator/drain", json={"timeout": 20}, timeout=30)
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.client.flushdb()
-    celery_app.conf.update(broker_url=None, task_always_eager=True)
-    for process in [*workers.values(), simulator]:
-        if process.poll() is None:
-            process.terminate()
-    for process in [*workers.values(), simulator]:
-        process.wait(timeout=30)
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"{simulator_url}/_simulator/stats", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield {"workers": workers, "simulator": simulator_url}
+        # Let the last delivery receipts reach the app before the database goes away.
+        requests.post(f"{simulator_url}/_simulator/drain", json={"timeout": 20}, timeout=30)
+    finally:
+        for process in [*workers.values(), simulator]:
+            if process.poll() is None:
+                process.terminate()
+        for process in [*workers.values(), simulator]:
+            process.wait(timeout=30)
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.client.flushdb()
+        celery_app.conf.update(broker_url=None, task_always_eager=True)
 
 
 def wait_for_run(run, timeout=300):

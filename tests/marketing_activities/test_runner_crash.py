@@ -49,6 +49,7 @@ def system(tmp_path):
     app_port, simulator_port = free_port(), free_port()
     env = {
         **os.environ,
+        "ENV_FILE": str(tmp_path / "no.env"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'crash.sqlite3'}",
         "SECRET_KEY": "crash-test-secret",
         "DEBUG": "true",
@@ -81,19 +82,21 @@ def system(tmp_path):
             env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ),
     ]
-    wait_for(f"http://127.0.0.1:{simulator_port}/_simulator/stats")
-    wait_for(f"http://127.0.0.1:{app_port}/accounts/login/")
-    yield {
-        "run": run,
-        "manage": manage,
-        "env": env,
-        "db": tmp_path / "crash.sqlite3",
-        "campaign_id": data["plan_campaign_id"],
-        "simulator": f"http://127.0.0.1:{simulator_port}",
-    }
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
+    try:
+        wait_for(f"http://127.0.0.1:{simulator_port}/_simulator/stats")
+        wait_for(f"http://127.0.0.1:{app_port}/vibes/callbacks/")
+        yield {
+            "run": run,
+            "manage": manage,
+            "env": env,
+            "db": tmp_path / "crash.sqlite3",
+            "campaign_id": data["plan_campaign_id"],
+            "simulator": f"http://127.0.0.1:{simulator_port}",
+        }
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 def query(db, sql):
