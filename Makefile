@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test bench install system-packages messages clean
+.PHONY: run test test-postgres bench bench-runner bench-interface install system-packages server-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -40,6 +40,9 @@ messages: install
 	@pw=$$(sed -n 's/^VIBES_CALLBACK_PASSWORD=//p' .env); sed -i "s/vibes:[^@]*@/vibes:$$pw@/" .env
 	@echo "Wrote .env for local use"
 
+# The local Vibes simulator runs beside the app, mirrors the demo's subscribers,
+# confirms pending participants after 20 s and posts its callbacks to the app
+# with the credentials from .env; it stops when runserver does (Ctrl-C included).
 run: install .env
 	$(MAKE) --no-print-directory messages
 	$(PY) manage.py migrate --no-input -v0
@@ -49,7 +52,13 @@ run: install .env
 	@echo "  Log in as:  demo / demo-password"
 	@echo "  Vibes:      local simulator on http://127.0.0.1:$(SIMULATOR_PORT)"
 	@echo
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	@callback_url=$$(sed -n 's/^VIBES_DELIVERY_RECEIPT_URL=//p' .env); \
+	[ -n "$$callback_url" ] || echo "  .env has no VIBES_DELIVERY_RECEIPT_URL: the simulator sends no callbacks (remove .env to get a new one)"; \
+	$(PY) manage.py vibes_simulator --port $(SIMULATOR_PORT) --seed-from-db --confirm-after 20 \
+	  --callback-url "$$callback_url" & simulator=$$!; \
+	trap 'kill $$simulator 2>/dev/null; wait $$simulator 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	VIBES_PLATFORM_URL=http://127.0.0.1:$(SIMULATOR_PORT) VIBES_CONNECT_URL=http://127.0.0.1:$(SIMULATOR_PORT) \
+	  $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 # Settings are read with DEBUG=true (plain static files, no HTTPS redirect);
 # pytest-django still runs every test with DEBUG off.
@@ -57,9 +66,32 @@ test: install system-packages
 	$(MAKE) --no-print-directory messages
 	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest $(PYTEST_ARGS)
 
-# Interface benchmarks (benchmarks/, outside the test paths): median server
-# times on a tree of 10,000 campaigns; see the README's "Interface benchmark".
-bench: install
+# The whole suite again on PostgreSQL, plus the tests that start two Celery
+# workers on Redis; both servers run on loopback in a temporary folder.
+test-postgres: install system-packages server-packages
+	$(MAKE) --no-print-directory messages
+	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} bin/with-test-services $(PY) -m pytest $(PYTEST_ARGS)
+
+server-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing$$missing from Debian's packages"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Benchmarks (see the README): the runner's (LEADS=1000000 make bench) and the
+# interface's (benchmarks/, outside the test paths: median server times on a
+# tree of 10,000 campaigns). Each also runs alone.
+LEADS ?= 100000
+bench: bench-runner bench-interface
+
+bench-runner: install
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_campaign --leads $(LEADS)
+
+bench-interface: install
 	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest benchmarks -q
 
 clean:

@@ -1,7 +1,18 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count
+from django.template.response import TemplateResponse
+from django.utils.formats import date_format
 from django.utils.html import format_html_join
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from smscampaigns.admin import LeadAdmin
+from smscampaigns.models import Lead
+
+from .activity import lead_activity
+from .runner import CampaignCannotRun, campaign_preview, campaign_start, run_dispatch, run_resume, run_retry_uncertain
+from .runner.report import step_summary
 
 from .models import CampaignRun, FlowStep, Folder, Program, RunResult, RunStep, SmartCampaign, SmsMessage
 
@@ -86,6 +97,7 @@ class SmartCampaignAdmin(admin.ModelAdmin):
     raw_id_fields = ("smart_list",)
     readonly_fields = ("next_run_at", "flow_problems")
     inlines = (FlowStepInline,)
+    actions = ("run_now", "preview_audience")
     fieldsets = (
         (None, {"fields": ("name", "description", "program", "smart_list", "qualification_rule")}),
         (_("Schedule"), {"fields": ("is_active", "schedule", "run_at", "run_time", "run_weekday", "next_run_at")}),
@@ -100,6 +112,35 @@ class SmartCampaignAdmin(admin.ModelAdmin):
         if not problems:
             return _("None: the campaign can run.")
         return format_html_join("", "<div>{}</div>", ((p,) for p in problems))
+
+    @admin.action(description=_("Run now"), permissions=["change"])
+    def run_now(self, request, queryset):
+        for campaign in queryset:
+            try:
+                run = campaign_start(campaign=campaign, trigger="admin", user=request.user)
+            except CampaignCannotRun as error:
+                self.message_user(request, f"{campaign}: {' '.join(map(str, error.problems))}", messages.ERROR)
+            else:
+                self.message_user(request, _("%(campaign)s: run %(run)s started.") % {"campaign": campaign, "run": run.pk})
+
+    @admin.action(description=_("Preview audience (nothing is sent)"), permissions=["view"])
+    def preview_audience(self, request, queryset):
+        previews, problems = [], []
+        for campaign in queryset:
+            try:
+                preview = campaign_preview(campaign=campaign, sample_size=20)
+            except CampaignCannotRun as error:
+                problems.append((campaign, error.problems))
+            else:
+                previews.append((campaign, preview, [(step, step_summary(step)) for step in preview.steps]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Audience preview"),
+            "previews": previews,
+            "problems": problems,
+        }
+        return TemplateResponse(request, "admin/marketing_activities/smartcampaign/preview.html", context)
 
 
 class RunStepInline(admin.TabularInline):
@@ -121,6 +162,32 @@ class CampaignRunAdmin(admin.ModelAdmin):
     list_select_related = ("campaign",)
     readonly_fields = [f.name for f in CampaignRun._meta.fields]
     inlines = (RunStepInline,)
+    actions = ("resume", "retry_uncertain")
+
+    @admin.action(description=_("Resume (finish an interrupted or failed run)"), permissions=["change"])
+    def resume(self, request, queryset):
+        for run in queryset:
+            try:
+                run_dispatch(run_resume(run=run))
+            except CampaignCannotRun as error:
+                self.message_user(request, " ".join(map(str, error.problems)), messages.ERROR)
+            else:
+                self.message_user(request, _("Run %(run)s resumed.") % {"run": run.pk})
+
+    @admin.action(description=_("Send the uncertain calls again (they may have gone out)"), permissions=["change"])
+    def retry_uncertain(self, request, queryset):
+        for run in queryset:
+            try:
+                count = run_retry_uncertain(run=run)
+            except CampaignCannotRun as error:
+                self.message_user(request, " ".join(map(str, error.problems)), messages.ERROR)
+                continue
+            run_dispatch(run)
+            self.message_user(
+                request,
+                ngettext("Run %(run)s: %(count)s call queued again.", "Run %(run)s: %(count)s calls queued again.", count)
+                % {"run": run.pk, "count": count},
+            )
 
     @admin.display(description=_("progress"))
     def progress(self, obj):
@@ -144,3 +211,27 @@ class RunResultAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# The lead's page lists its SMS activity; the people app cannot know about
+# runs, so this app extends its admin.
+admin.site.unregister(Lead)
+
+
+@admin.register(Lead)
+class LeadWithActivityAdmin(LeadAdmin):
+    readonly_fields = (*LeadAdmin.readonly_fields, "sms_activity")
+    fieldsets = (*LeadAdmin.fieldsets, (_("SMS activity, newest first"), {"fields": ("sms_activity",)}))
+
+    @admin.display(description=_("activity"))
+    def sms_activity(self, obj):
+        if obj.pk is None:
+            return "—"
+        entries = lead_activity(obj)
+        if not entries:
+            return _("No SMS activity yet.")
+        return format_html_join(
+            "",
+            '<div class="sms-activity"><time>{}</time> <strong>{}</strong> {}</div>',
+            ((date_format(localtime(e.when), "SHORT_DATETIME_FORMAT"), e.kind, e.text) for e in entries),
+        )

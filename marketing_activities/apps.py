@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class MarketingActivitiesConfig(AppConfig):
     name = "marketing_activities"
     verbose_name = _("Marketing Activities")
+
+    def ready(self):
+        from vibes.callbacks import register_receipt_handler
+
+        from .receipts import handle_receipt
+
+        register_receipt_handler(handle_receipt)

@@ -402,8 +402,7 @@ class CampaignRun(models.Model):
     audience = models.PositiveIntegerField(_("audience"), default=0)
     progress_done = models.PositiveIntegerField(_("calls done"), default=0)
     progress_total = models.PositiveIntegerField(_("calls planned"), default=0)
-    lease_owner = models.CharField(_("worked on by"), max_length=120, blank=True)
-    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("last progress"), null=True, blank=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -467,6 +466,13 @@ class RunStep(models.Model):
     counts = models.JSONField(_("counts by outcome"), default=dict)
     planned_at = models.DateTimeField(_("planned"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    plan_seconds = models.FloatField(_("planning time (s)"), null=True, blank=True)
+    # Planning writes this step's results in one INSERT ... SELECT, so they lie
+    # in this id range (other steps' rows may interleave on PostgreSQL, which
+    # is why queries also filter on the step). Scanning the range replaces an
+    # index on (run_step, ...) that would slow planning down by a third.
+    first_result_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    last_result_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("run step")
@@ -478,6 +484,18 @@ class RunStep(models.Model):
 
     def __str__(self):
         return f"{self.position + 1}. {self.get_action_display()}"
+
+    @property
+    def number(self):
+        return self.position + 1
+
+    def results(self):
+        """This step's result rows, found through the step's id range."""
+        if self.first_result_id is None:
+            return RunResult.objects.none()
+        return RunResult.objects.filter(
+            run_step=self, pk__gte=self.first_result_id, pk__lte=self.last_result_id
+        )
 
 
 class Outcome(models.IntegerChoices):
@@ -514,11 +532,23 @@ OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
 class RunResult(models.Model):
     """A flow step's outcome for one person in one run (R8: once per run)."""
 
+    # No index on either key: see RunStep.first_result_id. The lead has no
+    # database-level constraint either, because SQLite would then scan this
+    # table for every lead deleted; Django's cascade deletes the rows.
     run_step = models.ForeignKey(
-        RunStep, on_delete=models.CASCADE, related_name="results", verbose_name=_("run step")
+        RunStep,
+        on_delete=models.CASCADE,
+        db_index=False,
+        related_name="+",  # use RunStep.results(), which scans the step's id range
+        verbose_name=_("run step"),
     )
     lead = models.ForeignKey(
-        Lead, on_delete=models.CASCADE, related_name="run_results", verbose_name=_("lead")
+        Lead,
+        on_delete=models.CASCADE,
+        db_index=False,
+        db_constraint=False,
+        related_name="run_results",
+        verbose_name=_("lead"),
     )
     outcome = models.PositiveSmallIntegerField(_("outcome"), choices=Outcome.choices)
     phone = models.CharField(_("number"), max_length=16, blank=True)
@@ -541,9 +571,43 @@ class RunResult(models.Model):
     class Meta:
         verbose_name = _("run result")
         verbose_name_plural = _("run results")
-        constraints = [
-            models.UniqueConstraint(fields=["run_step", "lead"], name="run_result_once_per_step")
+        indexes = [
+            # A lead's SMS activity: the calls made for it. Skips are most of
+            # the rows and are left out of the index to keep planning fast.
+            models.Index(
+                fields=["lead"], condition=models.Q(outcome__lt=30), name="run_result_lead_activity"
+            )
         ]
 
     def __str__(self):
         return f"{self.lead_id}: {self.get_outcome_display()}"
+
+
+class RunBatch(models.Model):
+    """A slice of a step's results that one worker claims and calls at a time.
+
+    Workers claim batches with row locks (SKIP LOCKED on PostgreSQL), so two
+    workers never call for the same people; a claim that outlives its worker
+    is taken over once it expires.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("waiting")
+        CLAIMED = "claimed", _("being called")
+        DONE = "done", _("done")
+
+    run_step = models.ForeignKey(RunStep, on_delete=models.CASCADE, related_name="batches")
+    first_result_id = models.BigIntegerField()
+    last_result_id = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    claimed_by = models.CharField(max_length=120, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("run batch")
+        verbose_name_plural = _("run batches")
+        ordering = ["run_step", "first_result_id"]
+        indexes = [models.Index(fields=["run_step", "status"], name="run_batch_step_status")]
+
+    def __str__(self):
+        return f"{self.run_step_id}:{self.first_result_id}-{self.last_result_id}"

@@ -3,6 +3,8 @@
 Every name here is documented in the README's configuration table.
 """
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 import environ
@@ -12,8 +14,10 @@ from django.utils.translation import gettext_lazy as _
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-if (BASE_DIR / ".env").is_file():
-    env.read_env(BASE_DIR / ".env")
+# Values already in the environment win over the file's.
+ENV_FILE = Path(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
+if ENV_FILE.is_file():
+    env.read_env(ENV_FILE)
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -90,6 +94,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 30,
         }
     )
+    # The test database is a file, not shared-cache memory: runs, callbacks
+    # and worker processes write to it at once, which shared-cache SQLite
+    # answers with "table is locked" instead of waiting its turn.
+    DATABASES["default"].setdefault("TEST", {}).setdefault(
+        "NAME",
+        str(Path(tempfile.gettempdir()) / f"smscampaigns-test-{hashlib.md5(str(BASE_DIR).encode()).hexdigest()[:8]}.sqlite3"),
+    )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
@@ -122,7 +133,7 @@ TIME_ZONE = env("TIME_ZONE", default="UTC")
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -140,9 +151,9 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -169,6 +180,18 @@ VIBES_CALLBACK_ALLOWED_IPS = env.list("VIBES_CALLBACK_ALLOWED_IPS", default=[])
 # SMS so delivery receipts come back; empty: no receipts are asked for.
 VIBES_DELIVERY_RECEIPT_URL = env("VIBES_DELIVERY_RECEIPT_URL", default="")
 
+# --- Campaign runs -----------------------------------------------------------
+# Calls in flight at once per worker (the rate limit still applies).
+RUNNER_CONCURRENCY = env.int("RUNNER_CONCURRENCY", default=8)
+# How long a worker taking over an interrupted batch waits for the delivery
+# receipts of SMS sent just before the interruption.
+RUNNER_RECEIPT_GRACE = env.float("RUNNER_RECEIPT_GRACE", default=10.0)
+# Where the Run button's runs go: "auto" (Celery with a broker, else a thread
+# of the web process), "celery", "thread" or "inline" (tests).
+RUNNER_BACKGROUND = env("RUNNER_BACKGROUND", default="auto")
+# With Celery: how many tasks (so, up to how many workers) share one run.
+RUNNER_PARALLEL_TASKS = env.int("RUNNER_PARALLEL_TASKS", default=2)
+
 # --- Background work -------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
@@ -178,6 +201,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "run-due-campaigns": {"task": "marketing_activities.tasks.run_due_campaigns_task", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,

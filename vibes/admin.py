@@ -1,7 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from .conf import get_client
+from .exceptions import VibesError
 from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
+from .sync import vibes_sync
 
 
 class AcquisitionCampaignInline(admin.TabularInline):
@@ -23,6 +26,17 @@ class VibesListAdmin(admin.ModelAdmin):
     search_fields = ("name", "vibes_id")
     readonly_fields = ("synced_at",)
     inlines = (AcquisitionCampaignInline,)
+    actions = ("sync_from_vibes",)
+
+    @admin.action(description=_("Sync all lists and acquisition campaigns from Vibes"), permissions=["change"])
+    def sync_from_vibes(self, request, queryset):
+        # Vibes is mirrored as a whole: the selection only starts the action.
+        try:
+            report = vibes_sync(client=get_client())
+        except VibesError as error:
+            self.message_user(request, _("Vibes sync failed: %(error)s") % {"error": error}, messages.ERROR)
+            return
+        self.message_user(request, report.summary(), messages.SUCCESS)
 
 
 @admin.register(AcquisitionCampaign)

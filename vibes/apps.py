@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.utils.translation import gettext_lazy as _
 
 
 class VibesConfig(AppConfig):
@@ -7,4 +6,7 @@ class VibesConfig(AppConfig):
     verbose_name = "Vibes"
 
     def ready(self):
-        from . import smartlist_fields  # noqa: F401  (registers the Vibes list membership filter)
+        from . import (
+            conf,  # noqa: F401  (resets the client when VIBES_* settings change)
+            smartlist_fields,  # noqa: F401  (registers the Vibes list membership filter)
+        )

@@ -1,2 +1,8 @@
+from django.urls import path
+
+from . import views
+
 app_name = "vibes"
-urlpatterns: list = []
+urlpatterns = [
+    path("callbacks/", views.callbacks, name="callbacks"),
+]

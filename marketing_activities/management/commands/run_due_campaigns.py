@@ -1,0 +1,24 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from marketing_activities.runner import run_execute
+from marketing_activities.runner.report import format_summary
+from marketing_activities.runner.schedule import stale_runs, start_due_runs
+from marketing_activities.tasks import run_campaign_task
+
+
+class Command(BaseCommand):
+    help = (
+        "Start the scheduled campaigns that are due and finish runs that lost their worker. "
+        "Safe to run every minute from cron: a campaign is started once however many run at once."
+    )
+
+    def handle(self, *args, **options):
+        runs = start_due_runs() + stale_runs()
+        for run in runs:
+            if settings.CELERY_BROKER_URL:
+                run_campaign_task.delay(run.pk)
+                self.stdout.write(f"Run {run.pk} of “{run.campaign}” handed to the workers.")
+            else:
+                self.stdout.write(format_summary(run_execute(run=run)))
+        self.stdout.write(self.style.SUCCESS(f"{len(runs)} runs started or resumed."))

@@ -1,0 +1,493 @@
+"""Executing planned steps: batches of calls to Vibes, recorded before and after.
+
+A worker claims a batch (a slice of a step's result ids), marks its queued
+rows `sending` and commits, makes the calls on a thread pool under the
+client's rate limit, then records each outcome. A worker that dies leaves
+its batch claimed; whoever takes the batch over first settles the rows
+still marked `sending`: an SMS with a delivery receipt was sent, one
+without is `uncertain` and is only sent again when the operator asks
+(`--retry-uncertain`). Unsubscribe calls are simply made again: they text
+nobody.
+"""
+
+import datetime
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from smscampaigns.models import Lead
+from vibes import exceptions as vibes_errors
+from vibes.models import Subscription
+from vibes.subscriptions import subscriptions_set_status
+
+from .. import sms_text
+from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+from .planner import PlanningError, count_outcomes, plan_step
+
+logger = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 300
+TOKEN_FIELDS = sms_text.TOKEN_FIELDS
+
+
+class RunStopped(Exception):
+    """The run cannot go on (Vibes refuses our credentials, or is unreachable)."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _worker_is_dead(owner: str) -> bool:
+    """True when `owner` was a process on this machine that no longer exists."""
+    try:
+        host, pid, _ = owner.split(":")
+        pid = int(pid)
+    except ValueError:
+        return False
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        # A killed process its parent has not reaped yet is a zombie: dead all the same.
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@dataclass(frozen=True)
+class Call:
+    result_id: int
+    lead_id: int
+    phone: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class CallResult:
+    outcome: int
+    message_id: str = ""
+    error_code: str = ""
+    detail: str = ""
+    requeue: bool = False  # surely not processed: try again later
+    stop: str = ""  # the run cannot go on (after this batch is recorded)
+
+
+def _receipt_url(result_id: int) -> str | None:
+    base = settings.VIBES_DELIVERY_RECEIPT_URL
+    if not base:
+        return None
+    return f"{base}{'&' if '?' in base else '?'}ref=r{result_id}"
+
+
+def _short(error) -> str:
+    return str(getattr(error, "message", "") or error)[:300]
+
+
+def call_vibes(client, run_step: RunStep, call: Call) -> CallResult:
+    """Make one call for one person and say what came of it."""
+    try:
+        if run_step.action == FlowStep.Action.SEND_SMS:
+            if len(call.text) > sms_text.MAX_LENGTH:
+                return CallResult(
+                    Outcome.FAILED,
+                    error_code="too_long",
+                    detail=f"{len(call.text)} characters after personalisation (at most {sms_text.MAX_LENGTH})",
+                )
+            sent = client.send_sms(to=call.phone, text=call.text, callback_url=_receipt_url(call.result_id))
+            return CallResult(Outcome.SENT, message_id=sent.message_id)
+        if run_step.action == FlowStep.Action.SUBSCRIBE:
+            result = client.add_participant(
+                run_step.acquisition_campaign.vibes_id, mdn=call.phone, external_person_id=str(call.lead_id)
+            )
+            if result.status == "subscribed":
+                return CallResult(
+                    Outcome.SUBSCRIBED, detail="already subscribed in Vibes" if result.already_subscribed else ""
+                )
+            return CallResult(Outcome.PENDING, detail="waiting for the reply to Vibes' confirmation text")
+        if run_step.action == FlowStep.Action.UNSUBSCRIBE:
+            done = client.unsubscribe(
+                run_step.vibes_list.vibes_id, external_person_id=str(call.lead_id), mdn=call.phone
+            )
+            return CallResult(Outcome.UNSUBSCRIBED, detail="" if done else "was not subscribed in Vibes")
+    except vibes_errors.VibesAuthError as error:
+        # Refused before processing: nothing happened, so the call stays queued.
+        return CallResult(
+            Outcome.QUEUED, error_code="auth", requeue=True, stop=f"Vibes refused the credentials: {_short(error)}"
+        )
+    except (vibes_errors.VibesConnectionError, vibes_errors.VibesRateLimited) as error:
+        return CallResult(Outcome.QUEUED, error_code=type(error).__name__, detail=_short(error), requeue=True)
+    except vibes_errors.VibesUncertain as error:
+        return CallResult(Outcome.UNCERTAIN, error_code="uncertain", detail=_short(error))
+    except vibes_errors.VibesError as error:
+        return CallResult(Outcome.FAILED, error_code=(error.code or str(error.status or ""))[:40], detail=_short(error))
+    except Exception as error:  # a bug of ours must not leave the batch half-recorded
+        logger.exception("unexpected error calling Vibes for result %s", call.result_id)
+        outcome = Outcome.UNCERTAIN if run_step.action == FlowStep.Action.SEND_SMS else Outcome.FAILED
+        return CallResult(outcome, error_code="internal_error", detail=_short(error))
+    raise ValueError(f"unknown action {run_step.action}")
+
+
+class Worker:
+    """Works on a run until it is done: plans steps, claims and calls batches."""
+
+    def __init__(self, run: CampaignRun, *, client, concurrency=None, progress=None, receipt_grace=None):
+        self.run = run
+        self.client = client
+        self.concurrency = concurrency or settings.RUNNER_CONCURRENCY
+        self.progress = progress or (lambda done, total: None)
+        self.receipt_grace = settings.RUNNER_RECEIPT_GRACE if receipt_grace is None else receipt_grace
+        self.id = worker_id()
+        self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="vibes-call")
+
+    def work(self) -> CampaignRun:
+        try:
+            self._start()
+            while True:
+                self.run.refresh_from_db()
+                if not self.run.is_active:
+                    return self.run
+                step = (
+                    self.run.steps.exclude(status=RunStep.Status.DONE)
+                    .select_related("run__campaign__smart_list", "vibes_list", "acquisition_campaign")
+                    .order_by("position")
+                    .first()
+                )
+                if step is None:
+                    self._finish_run(CampaignRun.Status.COMPLETED)
+                    return self.run
+                if not self._advance(step):
+                    time.sleep(0.2)  # other workers hold this step's last batches
+        except RunStopped as error:
+            self._finish_run(CampaignRun.Status.FAILED, str(error))
+            return self.run
+        except Exception as error:
+            logger.exception("run %s failed", self.run.pk)
+            self._finish_run(CampaignRun.Status.FAILED, f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            self.pool.shutdown(wait=True)
+            self._release_claims()
+
+    def _release_claims(self):
+        # Whoever takes these batches next settles any row left `sending`.
+        RunBatch.objects.filter(claimed_by=self.id, status=RunBatch.Status.CLAIMED).update(
+            claim_expires_at=timezone.now()
+        )
+
+    # --- run and step transitions ---------------------------------------------
+
+    def _start(self):
+        now = timezone.now()
+        CampaignRun.objects.filter(pk=self.run.pk, status=CampaignRun.Status.QUEUED).update(
+            status=CampaignRun.Status.RUNNING, started_at=now
+        )
+        CampaignRun.objects.filter(pk=self.run.pk).update(heartbeat_at=now)
+
+    def _finish_run(self, status, error=""):
+        CampaignRun.objects.filter(pk=self.run.pk, status__in=CampaignRun.ACTIVE_STATUSES).update(
+            status=status, finished_at=timezone.now(), error=error[:2000]
+        )
+        self.run.refresh_from_db()
+
+    def _advance(self, step: RunStep) -> bool:
+        """Do the next piece of work on `step`; False when there was none to take."""
+        if step.status == RunStep.Status.PENDING:
+            try:
+                counts = plan_step(step)
+            except PlanningError:
+                return True  # another worker planned it first
+            called = counts.get(Outcome.QUEUED.code, 0)
+            changes = {"progress_total": F("progress_total") + called, "heartbeat_at": timezone.now()}
+            if step.position == 0:
+                changes["audience"] = sum(counts.values())
+            CampaignRun.objects.filter(pk=self.run.pk).update(**changes)
+            if self.run.dry_run or not called:
+                self._finish_step(step)
+            return True
+        if self._execute_step(step):
+            return True
+        if step.batches.exclude(status=RunBatch.Status.DONE).exists():
+            return False
+        self._finish_step(step)
+        return True
+
+    def _finish_step(self, step: RunStep):
+        counts = count_outcomes(step.pk, step.first_result_id, step.last_result_id)
+        RunStep.objects.filter(pk=step.pk).exclude(status=RunStep.Status.DONE).update(
+            status=RunStep.Status.DONE, counts=counts, finished_at=timezone.now()
+        )
+
+    # --- batches ----------------------------------------------------------------
+
+    def _claim_batch(self, step: RunStep) -> RunBatch | None:
+        now = timezone.now()
+        with transaction.atomic():
+            candidates = (
+                RunBatch.objects.select_for_update(skip_locked=True)
+                .filter(run_step=step)
+                .exclude(status=RunBatch.Status.DONE)
+                .order_by("first_result_id")
+            )
+            for batch in candidates[:20]:
+                stale = batch.status == RunBatch.Status.CLAIMED and (
+                    batch.claim_expires_at < now or _worker_is_dead(batch.claimed_by)
+                )
+                if batch.status == RunBatch.Status.PENDING or stale:
+                    batch.settle_first = stale  # noqa: B010 (a note for _execute_step, not a field)
+                    batch.status = RunBatch.Status.CLAIMED
+                    batch.claimed_by = self.id
+                    batch.claim_expires_at = now + datetime.timedelta(seconds=CLAIM_SECONDS)
+                    batch.save(update_fields=["status", "claimed_by", "claim_expires_at"])
+                    return batch
+        return None
+
+    def _execute_step(self, step: RunStep) -> bool:
+        """Call for every batch of the step this worker can claim; False if it claimed none.
+
+        Two batches are kept in flight: while one batch's answers are being
+        recorded, the next one's calls are already on the wire, so the rate
+        limit, not the bookkeeping, sets the pace.
+        """
+        in_flight = deque()
+        claimed_any = False
+        while True:
+            while len(in_flight) < 2:
+                batch = self._claim_batch(step)
+                if batch is None:
+                    break
+                claimed_any = True
+                if not in_flight and step.status == RunStep.Status.PLANNED:
+                    RunStep.objects.filter(pk=step.pk, status=RunStep.Status.PLANNED).update(
+                        status=RunStep.Status.EXECUTING
+                    )
+                if batch.settle_first:
+                    self._settle_interrupted(step, batch)
+                self._dispatch(step, batch, in_flight, attempt=0)
+            if not in_flight:
+                return claimed_any
+            batch, calls, futures, attempt = in_flight.popleft()
+            results = [future.result() for future in futures]
+            requeued = self._record(step, calls, results)
+            stop = next((result.stop for result in results if result.stop), "")
+            if stop:
+                raise RunStopped(stop)
+            if requeued:
+                if attempt >= 4:
+                    raise RunStopped("Vibes kept refusing or could not be reached; resume the run later.")
+                time.sleep(min(30, 2**attempt))  # Vibes was unreachable or kept refusing: let it breathe
+                self._dispatch(step, batch, in_flight, attempt=attempt + 1)
+            else:
+                RunBatch.objects.filter(pk=batch.pk, claimed_by=self.id).update(status=RunBatch.Status.DONE)
+
+    def _dispatch(self, step, batch, in_flight, *, attempt):
+        calls = self._mark_sending(step, batch)
+        if not calls:
+            RunBatch.objects.filter(pk=batch.pk, claimed_by=self.id).update(status=RunBatch.Status.DONE)
+            return
+        futures = [self.pool.submit(call_vibes, self.client, step, call) for call in calls]
+        in_flight.append((batch, calls, futures, attempt))
+
+    def _rows(self, step, batch, outcome):
+        return RunResult.objects.filter(
+            run_step=step, pk__gte=batch.first_result_id, pk__lte=batch.last_result_id, outcome=outcome
+        )
+
+    def _mark_sending(self, step: RunStep, batch: RunBatch) -> list[Call]:
+        with transaction.atomic():
+            rows = list(
+                self._rows(step, batch, Outcome.QUEUED)
+                .order_by("pk")
+                .values_list("pk", "lead_id", "phone")
+            )
+            if not rows:
+                return []
+            ids = [row[0] for row in rows]
+            RunResult.objects.filter(pk__in=ids).update(outcome=Outcome.SENDING, updated_at=timezone.now())
+            _apply_counts(step.pk, {Outcome.QUEUED: -len(ids), Outcome.SENDING: len(ids)})
+        if step.action != FlowStep.Action.SEND_SMS:
+            return [Call(result_id, lead_id, phone) for result_id, lead_id, phone in rows]
+        leads = Lead.objects.in_bulk([row[1] for row in rows])
+        return [
+            Call(result_id, lead_id, phone, sms_text.render(step.message_text, leads[lead_id]))
+            for result_id, lead_id, phone in rows
+        ]
+
+    def _record(self, step: RunStep, calls: list[Call], results: list[CallResult]) -> int:
+        """Write each call's outcome; return how many rows went back to the queue."""
+        now = timezone.now()
+        by_outcome: dict[int, list[int]] = {}
+        for call, result in zip(calls, results):
+            by_outcome.setdefault(int(result.outcome), []).append(call.result_id)
+        details = [
+            (result.message_id, result.error_code, result.detail, now, call.result_id)
+            for call, result in zip(calls, results)
+            if result.message_id or result.error_code or result.detail
+        ]
+        table = connection.ops.quote_name(RunResult._meta.db_table)
+        delta = Counter()
+        with transaction.atomic():
+            if details:
+                with connection.cursor() as cursor:
+                    cursor.executemany(
+                        f"UPDATE {table} SET vibes_message_id = %s, error_code = %s, detail = %s, "
+                        f"updated_at = %s WHERE id = %s",
+                        details,
+                    )
+            for outcome, ids in by_outcome.items():
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    changed = RunResult.objects.filter(pk__in=chunk, outcome=Outcome.SENDING).update(
+                        outcome=outcome, updated_at=now
+                    )
+                    delta[Outcome.SENDING] -= changed
+                    delta[outcome] += changed
+            # A delivery receipt that overtook the runner's own answer (say a
+            # 5xx from Vibes after it had sent the SMS) proves the SMS went out.
+            receipted = RunResult.objects.filter(
+                pk__in=[c.result_id for c in calls], outcome=Outcome.UNCERTAIN
+            ).exclude(delivery_status="")
+            overtaken = receipted.update(outcome=Outcome.SENT)
+            delta[Outcome.UNCERTAIN] -= overtaken
+            delta[Outcome.SENT] += overtaken
+            _apply_counts(step.pk, delta)
+            finished = len(calls) - len(by_outcome.get(int(Outcome.QUEUED), []))
+            CampaignRun.objects.filter(pk=self.run.pk).update(
+                progress_done=F("progress_done") + finished, heartbeat_at=now
+            )
+            self._apply_subscription_changes(step, calls, results)
+        run = CampaignRun.objects.only("progress_done", "progress_total").get(pk=self.run.pk)
+        self.progress(run.progress_done, run.progress_total)
+        return len(by_outcome.get(int(Outcome.QUEUED), []))
+
+    def _apply_subscription_changes(self, step, calls, results):
+        if step.action == FlowStep.Action.SEND_SMS:
+            return
+        groups: dict[int, list[Call]] = {}
+        for call, result in zip(calls, results):
+            groups.setdefault(int(result.outcome), []).append(call)
+        note = f"run {self.run.pk}, step {step.number}"
+        if step.action == FlowStep.Action.SUBSCRIBE:
+            for outcome, status in ((Outcome.PENDING, Subscription.Status.PENDING), (Outcome.SUBSCRIBED, Subscription.Status.SUBSCRIBED)):
+                if groups.get(int(outcome)):
+                    subscriptions_set_status(
+                        lead_ids=[c.lead_id for c in groups[int(outcome)]],
+                        vibes_list=step.vibes_list,
+                        status=status,
+                        source="run",
+                        note=note,
+                        acquisition_campaign=step.acquisition_campaign,
+                    )
+        elif groups.get(int(Outcome.UNSUBSCRIBED)):
+            # Vibes opts a number out, not a person (R9): everyone with the number is out.
+            phones = {c.phone for c in groups[int(Outcome.UNSUBSCRIBED)]}
+            lead_ids = list(Lead.objects.filter(mobile_phone__in=phones).values_list("pk", flat=True))
+            subscriptions_set_status(
+                lead_ids=lead_ids,
+                vibes_list=step.vibes_list,
+                status=Subscription.Status.UNSUBSCRIBED,
+                source="run",
+                note=note,
+                opt_out_reason="api_opt_out",
+            )
+
+    def _settle_interrupted(self, step: RunStep, batch: RunBatch):
+        """Rows a dead worker left `sending`: find out, as far as possible, what happened."""
+        sending = self._rows(step, batch, Outcome.SENDING)
+        if not sending.exists():
+            return
+        delta = Counter()
+        if step.action == FlowStep.Action.SEND_SMS:
+            deadline = time.monotonic() + (self.receipt_grace if settings.VIBES_DELIVERY_RECEIPT_URL else 0)
+            while sending.filter(delivery_status="").exists() and time.monotonic() < deadline:
+                time.sleep(0.25)  # delivery receipts of SMS sent just before the crash are on their way
+            with transaction.atomic():
+                sent = sending.exclude(delivery_status="").update(outcome=Outcome.SENT)
+                unknown = sending.update(
+                    outcome=Outcome.UNCERTAIN,
+                    error_code="interrupted",
+                    detail="The runner stopped while this SMS was being sent and no delivery receipt came.",
+                )
+                delta.update({Outcome.SENDING: -(sent + unknown), Outcome.SENT: sent, Outcome.UNCERTAIN: unknown})
+                _apply_counts(step.pk, delta)
+                CampaignRun.objects.filter(pk=self.run.pk).update(progress_done=F("progress_done") + sent + unknown)
+        elif step.action == FlowStep.Action.UNSUBSCRIBE:
+            with transaction.atomic():
+                again = sending.update(outcome=Outcome.QUEUED)
+                _apply_counts(step.pk, {Outcome.SENDING: -again, Outcome.QUEUED: again})
+        else:
+            with transaction.atomic():
+                unknown = sending.update(
+                    outcome=Outcome.UNCERTAIN,
+                    error_code="interrupted",
+                    detail="The runner stopped while adding this person to the acquisition campaign.",
+                )
+                _apply_counts(step.pk, {Outcome.SENDING: -unknown, Outcome.UNCERTAIN: unknown})
+                CampaignRun.objects.filter(pk=self.run.pk).update(progress_done=F("progress_done") + unknown)
+
+
+def _apply_counts(step_id: int, delta) -> None:
+    """Add `delta` (outcome → change) to the step's counts, under a row lock."""
+    delta = {Outcome(k).code: v for k, v in delta.items() if v}
+    if not delta:
+        return
+    with transaction.atomic():
+        step = RunStep.objects.select_for_update().only("counts").get(pk=step_id)
+        counts = dict(step.counts)
+        for code, change in delta.items():
+            counts[code] = counts.get(code, 0) + change
+            if counts[code] == 0:
+                del counts[code]
+        RunStep.objects.filter(pk=step_id).update(counts=counts)
+
+
+def apply_receipt(*, result_id: int, status: str, message_id: str) -> bool:
+    """Record a delivery receipt on its result; an uncertain SMS it proves sent becomes sent."""
+    with transaction.atomic():
+        row = RunResult.objects.select_for_update().filter(pk=result_id).first()
+        if row is None:
+            return False
+        row.delivery_status = status[:20] or "unknown"
+        row.vibes_message_id = row.vibes_message_id or message_id[:64]
+        fields = ["delivery_status", "vibes_message_id"]
+        if row.outcome == Outcome.UNCERTAIN:
+            row.outcome = Outcome.SENT
+            fields.append("outcome")
+            _apply_counts(row.run_step_id, {Outcome.UNCERTAIN: -1, Outcome.SENT: 1})
+        row.save(update_fields=fields)
+    return True
+
+
+def requeue_uncertain(run: CampaignRun) -> int:
+    """Put a run's uncertain calls back in the queue (the operator's decision)."""
+    total = 0
+    with transaction.atomic():
+        for step in run.steps.all():
+            again = step.results().filter(outcome=Outcome.UNCERTAIN).update(
+                outcome=Outcome.QUEUED, error_code="", detail="retried by the operator"
+            )
+            if again:
+                total += again
+                _apply_counts(step.pk, {Outcome.UNCERTAIN: -again, Outcome.QUEUED: again})
+                step.batches.all().update(status=RunBatch.Status.PENDING, claimed_by="", claim_expires_at=None)
+                RunStep.objects.filter(pk=step.pk).update(status=RunStep.Status.EXECUTING, finished_at=None)
+        if total:
+            CampaignRun.objects.filter(pk=run.pk).update(progress_done=F("progress_done") - total)
+    return total
+

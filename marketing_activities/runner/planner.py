@@ -1,0 +1,273 @@
+"""Planning a flow step: who gets a call, who is skipped and why, in SQL.
+
+For each step the planner writes one result row per person of the run's
+audience with one INSERT ... SELECT, whatever the audience size:
+
+1. the people the step may call for ("qualified") go into a temporary table
+   together with the winner of their phone number: the lowest lead id among
+   the qualified people who share that number (R3);
+2. every person of the audience gets a row: the winner of a number is
+   queued, the other qualified people of that number are skipped naming the
+   winner, everyone else is skipped with the first reason that applies.
+
+The exclusions apply to each person before the dedupe (R3): a blocklisted
+person never takes the number away from a clean one who shares it.
+
+The first step's audience is the smart list; later steps take the first
+step's rows as the audience, so a run works on one snapshot of people.
+"""
+
+import time
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from smscampaigns.models import Lead
+from vibes.models import Subscription
+
+from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+
+BATCH_SPAN = 200  # result ids per batch: ~50 calls when a quarter qualifies, so a crash leaves few in doubt
+
+SUBSCRIBED = Subscription.Status.SUBSCRIBED
+PENDING = Subscription.Status.PENDING
+UNSUBSCRIBED = Subscription.Status.UNSUBSCRIBED
+
+
+def _table(model):
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+class PlanningError(Exception):
+    pass
+
+
+def audience_sql(run_step: RunStep):
+    """(sql, params) selecting id, mobile_phone, blocklisted,
+    marketing_suspended and first_outcome of the step's audience."""
+    run = run_step.run
+    if run_step.position == 0:
+        definition = run.campaign.smart_list.parsed()
+        queryset = Lead.objects.filter(definition.to_q()).order_by().values(
+            "id", "mobile_phone", "blocklisted", "marketing_suspended"
+        )
+        sql, params = queryset.query.sql_with_params()
+        return f"SELECT a.*, NULL AS first_outcome FROM ({sql}) a", params
+    first = run.steps.get(position=0)
+    sql = (
+        f"SELECT l.id, l.mobile_phone, l.blocklisted, l.marketing_suspended, r.outcome AS first_outcome "
+        f"FROM {_table(RunResult)} r JOIN {_table(Lead)} l ON l.id = r.lead_id "
+        f"WHERE r.run_step_id = %s AND r.id BETWEEN %s AND %s"
+    )
+    return sql, [first.pk, first.first_result_id, first.last_result_id]
+
+
+def _subscription_exists(status_sql: str, lead_expr: str = "a.id"):
+    return (
+        f"EXISTS (SELECT 1 FROM {_table(Subscription)} s WHERE s.lead_id = {lead_expr} "
+        f"AND s.vibes_list_id = %s AND s.status {status_sql})"
+    )
+
+
+def _number_has_subscription(status_sql: str):
+    """Someone with this number (the person or another) is on the list with that status."""
+    return (
+        f"EXISTS (SELECT 1 FROM {_table(Lead)} o JOIN {_table(Subscription)} s ON s.lead_id = o.id "
+        f"WHERE o.mobile_phone = a.mobile_phone AND s.vibes_list_id = %s AND s.status {status_sql})"
+    )
+
+
+def _qualified_people(action: str, list_id: int):
+    """(SQL after SELECT ... , params): FROM and WHERE picking, from audience
+    alias `a`, the people this step may call for."""
+    if action == FlowStep.Action.SEND_SMS:
+        # Driven from the subscriptions: the list's subscribers are usually a
+        # small part of the audience, so this reads far fewer rows.
+        return (
+            f"JOIN {_table(Subscription)} s ON s.lead_id = a.id AND s.vibes_list_id = %s AND s.status = %s "
+            "WHERE a.blocklisted = %s AND a.marketing_suspended = %s AND a.mobile_phone <> ''",
+            [list_id, SUBSCRIBED, False, False],
+        )
+    if action == FlowStep.Action.SUBSCRIBE:
+        return (
+            "WHERE a.blocklisted = %s AND a.marketing_suspended = %s AND a.mobile_phone <> '' AND NOT "
+            + _number_has_subscription("IN (%s, %s)"),
+            [False, False, list_id, SUBSCRIBED, PENDING],
+        )
+    if action == FlowStep.Action.UNSUBSCRIBE:
+        # Opting people out texts nobody, so blocklisted and suspended people
+        # are unsubscribed too. People already known to be out are skipped.
+        return (
+            "WHERE a.mobile_phone <> '' AND NOT " + _subscription_exists("= %s"),
+            [list_id, UNSUBSCRIBED],
+        )
+    raise PlanningError(f"unknown action {action}")
+
+
+def _skip_reason(action: str, list_id: int):
+    """SQL CASE branches (on alias `a`) naming why an unqualified person is skipped."""
+    branches = []
+    params = []
+    if action != FlowStep.Action.UNSUBSCRIBE:
+        branches += [
+            ("a.blocklisted = %s", [True], Outcome.SKIPPED_BLOCKLISTED),
+            ("a.marketing_suspended = %s", [True], Outcome.SKIPPED_MARKETING_SUSPENDED),
+        ]
+    branches.append(("a.mobile_phone = ''", [], Outcome.SKIPPED_NO_PHONE))
+    if action == FlowStep.Action.SUBSCRIBE:
+        branches.append((_number_has_subscription("= %s"), [list_id, SUBSCRIBED], Outcome.SKIPPED_ALREADY_SUBSCRIBED))
+        fallback = Outcome.SKIPPED_ALREADY_PENDING
+    elif action == FlowStep.Action.UNSUBSCRIBE:
+        fallback = Outcome.SKIPPED_ALREADY_UNSUBSCRIBED
+    else:
+        fallback = Outcome.SKIPPED_NOT_SUBSCRIBED
+    sql = ""
+    for condition, condition_params, outcome in branches:
+        sql += f" WHEN {condition} THEN {int(outcome)}"
+        params += condition_params
+    return sql, params, int(fallback)
+
+
+def _previous_audience_ranges(run: CampaignRun):
+    """(step id, first id, last id) of the first steps of earlier real runs."""
+    return list(
+        RunStep.objects.filter(
+            run__campaign_id=run.campaign_id,
+            run__dry_run=False,
+            position=0,
+            first_result_id__isnull=False,
+        )
+        .exclude(run=run)
+        .values_list("pk", "first_result_id", "last_result_id")
+    )
+
+
+def _temp_table_ddl(name: str, columns: str):
+    if connection.vendor == "postgresql":
+        return f"CREATE TEMPORARY TABLE {name} ({columns}) ON COMMIT DROP"
+    return f"CREATE TEMPORARY TABLE {name} ({columns})"
+
+
+def _drop_temp(cursor, name):
+    if connection.vendor != "postgresql":
+        cursor.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+@transaction.atomic
+def plan_step(run_step: RunStep) -> dict[str, int]:
+    """Write the step's result rows and batches; return its counts by outcome code.
+
+    Planning a step twice is refused: the step moves from pending to planned
+    in the same transaction that writes its rows (R8).
+    """
+    started = time.perf_counter()
+    claimed = RunStep.objects.filter(pk=run_step.pk, status=RunStep.Status.PENDING).update(
+        status=RunStep.Status.PLANNED
+    )
+    if not claimed:
+        raise PlanningError(f"step {run_step.pk} is already planned")
+    run = run_step.run
+    action = run_step.action
+    list_id = run_step.vibes_list_id
+    source_sql, source_params = audience_sql(run_step)
+    qualified_sql, qualified_params = _qualified_people(action, list_id)
+    skip_sql, skip_params, fallback = _skip_reason(action, list_id)
+    called = int(Outcome.PLANNED_DRY_RUN if run.dry_run else Outcome.QUEUED)
+    once = run.campaign.qualification_rule == run.campaign.QualificationRule.ONCE
+
+    results = _table(RunResult)
+    lead_key = "BIGINT PRIMARY KEY" if connection.vendor == "postgresql" else "INTEGER PRIMARY KEY"
+    suffix = f"{run_step.pk}"
+    ran_table, qualified_table = f"plan_ran_{suffix}", f"plan_q_{suffix}"
+    with connection.cursor() as cursor:
+        if run_step.position > 0:
+            # Later steps inherit the first step's verdict.
+            already_ran_sql, already_ran_params = "a.first_outcome = %s", [int(Outcome.ALREADY_RAN)]
+        else:
+            already_ran_sql, already_ran_params = "1 = 0", []
+        if run_step.position == 0 and once:
+            previous = _previous_audience_ranges(run)
+            if previous:
+                # Everyone who was in an earlier run's audience has run
+                # through this flow (the qualification rule "once").
+                cursor.execute(_temp_table_ddl(ran_table, f"lead_id {lead_key}"))
+                for step_id, first_id, last_id in previous:
+                    cursor.execute(
+                        f"INSERT INTO {ran_table} (lead_id) SELECT DISTINCT r.lead_id FROM {results} r "
+                        f"WHERE r.run_step_id = %s AND r.id BETWEEN %s AND %s AND r.outcome <> %s "
+                        f"AND r.lead_id NOT IN (SELECT lead_id FROM {ran_table})",
+                        [step_id, first_id, last_id, int(Outcome.ALREADY_RAN)],
+                    )
+                already_ran_sql = f"a.id IN (SELECT lead_id FROM {ran_table})"
+                already_ran_params = []
+
+        cursor.execute(_temp_table_ddl(qualified_table, f"lead_id {lead_key}, winner BIGINT NOT NULL"))
+        cursor.execute(
+            f"INSERT INTO {qualified_table} (lead_id, winner) "
+            f"SELECT a.id, MIN(a.id) OVER (PARTITION BY a.mobile_phone) "
+            f"FROM ({source_sql}) a {qualified_sql} AND NOT ({already_ran_sql})",
+            [*source_params, *qualified_params, *already_ran_params],
+        )
+        before = _last_id(cursor, reserve=True)
+        cursor.execute(
+            f"INSERT INTO {results} (run_step_id, lead_id, outcome, phone, duplicate_of_id, "
+            f"error_code, detail, vibes_message_id, delivery_status) "
+            f"SELECT %s, a.id, CASE "
+            f"WHEN q.lead_id IS NOT NULL THEN CASE WHEN q.winner = a.id THEN {called} "
+            f"ELSE {int(Outcome.SKIPPED_DUPLICATE_PHONE)} END "
+            f"WHEN {already_ran_sql} THEN {int(Outcome.ALREADY_RAN)}"
+            f"{skip_sql} ELSE {fallback} END, "
+            f"CASE WHEN q.lead_id IS NOT NULL THEN a.mobile_phone ELSE '' END, "
+            f"CASE WHEN q.winner <> a.id THEN q.winner END, '', '', '', '' "
+            f"FROM ({source_sql}) a LEFT JOIN {qualified_table} q ON q.lead_id = a.id",
+            [run_step.pk, *already_ran_params, *skip_params, *source_params],
+        )
+        after = _last_id(cursor, reserve=False)
+        _drop_temp(cursor, qualified_table)
+        _drop_temp(cursor, ran_table)
+
+    first_id, last_id = (before + 1, after) if after > before else (None, None)
+    counts = count_outcomes(run_step.pk, first_id, last_id)
+    run_step.first_result_id, run_step.last_result_id = first_id, last_id
+    run_step.status = RunStep.Status.PLANNED
+    run_step.counts = counts
+    run_step.planned_at = timezone.now()
+    run_step.plan_seconds = time.perf_counter() - started
+    run_step.save(
+        update_fields=["first_result_id", "last_result_id", "status", "counts", "planned_at", "plan_seconds"]
+    )
+    if first_id is not None and not run.dry_run:
+        RunBatch.objects.bulk_create(
+            RunBatch(run_step=run_step, first_result_id=start, last_result_id=min(start + BATCH_SPAN - 1, last_id))
+            for start in range(first_id, last_id + 1, BATCH_SPAN)
+        )
+    return counts
+
+
+def _last_id(cursor, *, reserve: bool) -> int:
+    """The id bound of this step's rows: before (reserve) or after the INSERT.
+
+    SQLite has one writer, so the rows follow the table's largest id. On
+    PostgreSQL the sequence moves on for rolled-back inserts and for other
+    transactions too, so the bounds come from this session's own sequence
+    values.
+    """
+    table = RunResult._meta.db_table
+    if connection.vendor == "postgresql":
+        function = "nextval" if reserve else "currval"
+        cursor.execute(f"SELECT {function}(pg_get_serial_sequence(%s, 'id'))", [table])
+    else:
+        cursor.execute(f"SELECT MAX(id) FROM {_table(RunResult)}")
+    return cursor.fetchone()[0] or 0
+
+
+def count_outcomes(run_step_id, first_id, last_id) -> dict[str, int]:
+    if first_id is None:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT outcome, COUNT(*) FROM {_table(RunResult)} "
+            f"WHERE run_step_id = %s AND id BETWEEN %s AND %s GROUP BY outcome",
+            [run_step_id, first_id, last_id],
+        )
+        return {Outcome(outcome).code: total for outcome, total in cursor.fetchall()}

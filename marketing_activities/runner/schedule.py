@@ -1,0 +1,51 @@
+"""Scheduled runs: start what is due, and pick up runs nobody is working on.
+
+`manage.py run_due_campaigns` (cron, every minute) and the Celery beat entry
+both call `start_due_runs`. A campaign's next start is claimed with a
+compare-and-set on `next_run_at`, so two schedulers running at once start it
+only once; the one-active-run constraint backs that up.
+"""
+
+import datetime
+import logging
+
+from django.utils import timezone
+
+from ..models import CampaignRun, SmartCampaign
+from . import CampaignCannotRun, run_create
+
+logger = logging.getLogger(__name__)
+
+# A run that has shown no progress for this long has lost its worker.
+STALE_AFTER = datetime.timedelta(minutes=10)
+
+
+def start_due_runs(*, now=None) -> list[CampaignRun]:
+    """Create a run for every active campaign whose time has come."""
+    now = now or timezone.now()
+    runs = []
+    due = SmartCampaign.objects.filter(is_active=True, next_run_at__lte=now).order_by("next_run_at")
+    for campaign in due:
+        following = campaign.compute_next_run(after=now)
+        claimed = SmartCampaign.objects.filter(pk=campaign.pk, next_run_at=campaign.next_run_at).update(
+            next_run_at=following,
+            is_active=following is not None,
+        )
+        if not claimed:
+            continue  # another scheduler started it
+        try:
+            runs.append(run_create(campaign=campaign, trigger=CampaignRun.Trigger.SCHEDULE))
+        except CampaignCannotRun as error:
+            logger.warning("scheduled run of campaign %s skipped: %s", campaign.pk, error)
+    return runs
+
+
+def stale_runs(*, now=None):
+    """Active runs without progress for a while: their worker is gone."""
+    now = now or timezone.now()
+    cutoff = now - STALE_AFTER
+    return [
+        run
+        for run in CampaignRun.objects.active()
+        if (run.heartbeat_at or run.created_at) < cutoff
+    ]

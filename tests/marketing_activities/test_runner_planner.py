@@ -1,0 +1,250 @@
+"""Planning: who a step calls for, who it skips and why (R2–R4, R7, R8, R3 dedupe)."""
+
+import pytest
+
+from marketing_activities.models import CampaignRun, FlowStep, Outcome, RunBatch, SmartCampaign
+from marketing_activities.runner import CampaignAlreadyRunning, CampaignCannotRun, campaign_preview, run_create
+from marketing_activities.runner.planner import PlanningError, plan_step
+from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
+from tests.smscampaigns.factories import LeadFactory
+from tests.vibes.factories import SubscriptionFactory, VibesListFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def news():
+    return VibesListFactory(name="SMS Newsletter")
+
+
+def campaign_with(*actions, vibes_list, rule=None, qualification=SmartCampaign.QualificationRule.EVERY_TIME):
+    campaign = SmartCampaignFactory(
+        qualification_rule=qualification,
+        smart_list__definition={"logic": "all", "rules": [rule or {"field": "country", "op": "is", "value": "US"}]},
+    )
+    for position, action in enumerate(actions):
+        FlowStepFactory(
+            campaign=campaign,
+            position=position,
+            vibes_list=vibes_list,
+            **{"send": {}, "subscribe": {"subscribe": True}, "unsubscribe": {"unsubscribe": True}}[action],
+        )
+    return campaign
+
+
+def plan(campaign, dry_run=False):
+    run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND, dry_run=dry_run)
+    step = run.steps.get(position=0)
+    plan_step(step)
+    step.refresh_from_db()
+    return step
+
+
+def outcomes(step):
+    return {row.lead.email: (Outcome(row.outcome), row.duplicate_of_id) for row in step.results().select_related("lead")}
+
+
+def subscribed(vibes_list, **lead_fields):
+    return SubscriptionFactory(vibes_list=vibes_list, status="subscribed", lead=LeadFactory(**lead_fields)).lead
+
+
+def test_send_goes_only_to_people_subscribed_to_the_vibes_list(news):
+    other = VibesListFactory()
+    subscribed(news, email="in@example.com")
+    SubscriptionFactory(vibes_list=news, status="pending", lead=LeadFactory(email="pending@example.com"))
+    SubscriptionFactory(vibes_list=news, status="unsubscribed", lead=LeadFactory(email="out@example.com"))
+    subscribed(other, email="other-list@example.com")
+    LeadFactory(email="never@example.com")
+    step = plan(campaign_with("send", vibes_list=news))
+    assert outcomes(step) == {
+        "in@example.com": (Outcome.QUEUED, None),
+        "pending@example.com": (Outcome.SKIPPED_NOT_SUBSCRIBED, None),
+        "out@example.com": (Outcome.SKIPPED_NOT_SUBSCRIBED, None),
+        "other-list@example.com": (Outcome.SKIPPED_NOT_SUBSCRIBED, None),
+        "never@example.com": (Outcome.SKIPPED_NOT_SUBSCRIBED, None),
+    }
+
+
+def test_send_skips_blocklisted_suspended_and_people_without_a_number(news):
+    subscribed(news, email="blocked@example.com", blocklisted=True)
+    subscribed(news, email="suspended@example.com", marketing_suspended=True)
+    subscribed(news, email="nophone@example.com", mobile_phone="")
+    step = plan(campaign_with("send", vibes_list=news))
+    assert outcomes(step) == {
+        "blocked@example.com": (Outcome.SKIPPED_BLOCKLISTED, None),
+        "suspended@example.com": (Outcome.SKIPPED_MARKETING_SUSPENDED, None),
+        "nophone@example.com": (Outcome.SKIPPED_NO_PHONE, None),
+    }
+
+
+def test_national_and_international_spellings_are_one_number(news):
+    first = subscribed(news, email="a@example.com", mobile_phone="(555) 123-4567")
+    subscribed(news, email="b@example.com", mobile_phone="555.123.4567")
+    subscribed(news, email="c@example.com", mobile_phone="+15551234567")
+    step = plan(campaign_with("send", vibes_list=news))
+    assert outcomes(step) == {
+        "a@example.com": (Outcome.QUEUED, None),
+        "b@example.com": (Outcome.SKIPPED_DUPLICATE_PHONE, first.pk),
+        "c@example.com": (Outcome.SKIPPED_DUPLICATE_PHONE, first.pk),
+    }
+    assert step.results().get(outcome=Outcome.QUEUED).phone == "+15551234567"
+
+
+def test_a_number_shared_by_a_blocklisted_and_a_clean_person_goes_to_the_clean_one(news):
+    # Exclusions apply to each person first (R3): the blocklisted person has
+    # the lower id but does not take the number away.
+    subscribed(news, email="blocked@example.com", mobile_phone="+15551230000", blocklisted=True)
+    subscribed(news, email="clean@example.com", mobile_phone="+15551230000")
+    step = plan(campaign_with("send", vibes_list=news))
+    assert outcomes(step) == {
+        "blocked@example.com": (Outcome.SKIPPED_BLOCKLISTED, None),
+        "clean@example.com": (Outcome.QUEUED, None),
+    }
+
+
+def test_the_winner_of_a_shared_number_is_chosen_deterministically(news):
+    leads = [subscribed(news, mobile_phone="+15551239999") for _ in range(4)]
+    for _ in range(2):
+        step = plan(campaign_with("send", vibes_list=news))
+        assert list(step.results().filter(outcome=Outcome.QUEUED).values_list("lead_id", flat=True)) == [leads[0].pk]
+        assert set(step.results().exclude(lead=leads[0]).values_list("duplicate_of_id", flat=True)) == {leads[0].pk}
+
+
+def test_subscribe_skips_people_already_subscribed_or_pending_on_their_number(news):
+    subscribed(news, email="in@example.com", mobile_phone="+15551230001")
+    LeadFactory(email="same-number@example.com", mobile_phone="+15551230001")
+    SubscriptionFactory(vibes_list=news, status="pending", lead=LeadFactory(email="pending@example.com"))
+    LeadFactory(email="new@example.com", mobile_phone="+15551230002")
+    LeadFactory(email="new-twin@example.com", mobile_phone="+15551230002")
+    LeadFactory(email="blocked@example.com", blocklisted=True)
+    step = plan(campaign_with("subscribe", vibes_list=news))
+    result = outcomes(step)
+    new_id = result["new@example.com"]
+    assert result["in@example.com"] == (Outcome.SKIPPED_ALREADY_SUBSCRIBED, None)
+    assert result["same-number@example.com"] == (Outcome.SKIPPED_ALREADY_SUBSCRIBED, None)
+    assert result["pending@example.com"] == (Outcome.SKIPPED_ALREADY_PENDING, None)
+    assert new_id == (Outcome.QUEUED, None)
+    assert result["new-twin@example.com"][0] == Outcome.SKIPPED_DUPLICATE_PHONE
+    assert result["blocked@example.com"] == (Outcome.SKIPPED_BLOCKLISTED, None)
+
+
+def test_unsubscribe_also_opts_out_blocklisted_people_and_skips_those_already_out(news):
+    subscribed(news, email="in@example.com")
+    subscribed(news, email="blocked@example.com", blocklisted=True)
+    SubscriptionFactory(vibes_list=news, status="unsubscribed", lead=LeadFactory(email="out@example.com"))
+    LeadFactory(email="nophone@example.com", mobile_phone="")
+    step = plan(campaign_with("unsubscribe", vibes_list=news))
+    assert outcomes(step) == {
+        "in@example.com": (Outcome.QUEUED, None),
+        "blocked@example.com": (Outcome.QUEUED, None),
+        "out@example.com": (Outcome.SKIPPED_ALREADY_UNSUBSCRIBED, None),
+        "nophone@example.com": (Outcome.SKIPPED_NO_PHONE, None),
+    }
+
+
+def test_everyone_of_the_smart_list_gets_exactly_one_row_and_no_one_else(news):
+    for index in range(30):
+        subscribed(news, country="US" if index % 3 else "SE")
+    step = plan(campaign_with("send", vibes_list=news))
+    assert step.results().count() == 20
+    assert sum(step.counts.values()) == 20
+    assert step.results().values("lead").distinct().count() == 20
+
+
+def test_planning_a_step_twice_is_refused(news):
+    step = plan(campaign_with("send", vibes_list=news))
+    step.status = step.Status.PENDING
+    with pytest.raises(PlanningError):
+        plan_step(step)
+
+
+def test_planning_costs_the_same_queries_whatever_the_audience(news, django_assert_max_num_queries):
+    campaign = campaign_with("send", vibes_list=news)
+    for size in (3, 60):
+        for _ in range(size):
+            subscribed(news)
+        run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
+        step = run.steps.get()
+        with django_assert_max_num_queries(14):
+            plan_step(step)
+        CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.COMPLETED)
+
+
+def test_batches_cover_the_step_results(news):
+    for _ in range(5):
+        subscribed(news)
+    step = plan(campaign_with("send", vibes_list=news))
+    batch = RunBatch.objects.get(run_step=step)
+    assert (batch.first_result_id, batch.last_result_id) == (step.first_result_id, step.last_result_id)
+
+
+def test_qualification_once_skips_people_who_ran_through_the_flow_before(news):
+    first = subscribed(news, email="first@example.com")
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    step = plan(campaign)
+    CampaignRun.objects.filter(pk=step.run_id).update(status=CampaignRun.Status.COMPLETED)
+    subscribed(news, email="second@example.com")
+    step = plan(campaign)
+    assert outcomes(step) == {
+        "first@example.com": (Outcome.ALREADY_RAN, None),
+        "second@example.com": (Outcome.QUEUED, None),
+    }
+    assert first.pk
+
+
+def test_qualification_every_time_lets_people_run_again(news):
+    subscribed(news, email="first@example.com")
+    campaign = campaign_with("send", vibes_list=news)
+    step = plan(campaign)
+    CampaignRun.objects.filter(pk=step.run_id).update(status=CampaignRun.Status.COMPLETED)
+    assert outcomes(plan(campaign)) == {"first@example.com": (Outcome.QUEUED, None)}
+
+
+def test_dry_runs_do_not_count_as_having_run_through_the_flow(news):
+    subscribed(news, email="first@example.com")
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    step = plan(campaign, dry_run=True)
+    assert outcomes(step) == {"first@example.com": (Outcome.PLANNED_DRY_RUN, None)}
+    assert not RunBatch.objects.filter(run_step=step).exists()
+    CampaignRun.objects.filter(pk=step.run_id).update(status=CampaignRun.Status.COMPLETED)
+    assert outcomes(plan(campaign)) == {"first@example.com": (Outcome.QUEUED, None)}
+
+
+def test_a_second_run_of_a_running_campaign_is_refused(news):
+    campaign = campaign_with("send", vibes_list=news)
+    run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
+    with pytest.raises(CampaignAlreadyRunning):
+        run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI)
+
+
+def test_an_invalid_campaign_cannot_run_and_says_why(news):
+    campaign = campaign_with("subscribe", vibes_list=news)
+    FlowStep.objects.filter(campaign=campaign).update(acquisition_campaign=None)
+    with pytest.raises(CampaignCannotRun) as error:
+        run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
+    assert error.value.problems == ["Step 1 (Subscribe to Vibes List): Choose an acquisition campaign of the Vibes list."]
+    assert not CampaignRun.objects.exists()
+
+
+def test_preview_counts_every_step_and_writes_nothing(news):
+    subscribed(news, email="in@example.com")
+    LeadFactory(email="out@example.com")
+    campaign = campaign_with("send", "unsubscribe", vibes_list=news)
+    preview = campaign_preview(campaign=campaign)
+    assert preview.audience == 2
+    assert preview.steps[0].counts == {"planned_dry_run": 1, "skipped_not_subscribed": 1}
+    assert preview.steps[1].counts == {"planned_dry_run": 2}
+    assert [lead.email for lead in preview.sample] == ["in@example.com"]
+    assert not CampaignRun.objects.exists()
+
+
+def test_later_steps_work_on_the_first_steps_audience(news):
+    subscribed(news, email="in@example.com")
+    campaign = campaign_with("send", "unsubscribe", vibes_list=news)
+    run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
+    first, second = run.steps.order_by("position")
+    plan_step(first)
+    LeadFactory(email="late@example.com")  # qualifies for the smart list after the run began
+    plan_step(second)
+    second.refresh_from_db()
+    assert set(outcomes(second)) == {"in@example.com"}

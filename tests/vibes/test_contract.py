@@ -1,0 +1,351 @@
+"""Every request the client can make, checked against the Vibes contract files
+copied into `vibes/contract/`: the operation exists, the required headers and
+parameters are there, and the JSON body validates against the operation's
+request schema. The simulator's answers are checked against the response
+schemas the same way."""
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+import yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+import vibes
+from vibes.client import VibesClient
+
+CONTRACT = Path(vibes.__file__).parent / "contract"
+PLATFORM_SPEC = json.loads((CONTRACT / "platform-openapi.json").read_text())
+CONNECT_SPEC = yaml.safe_load((CONTRACT / "connect-openapi.yml").read_text())
+REGISTRY = Registry().with_resources(
+    [
+        ("urn:vibes:platform", Resource.from_contents(PLATFORM_SPEC, default_specification=DRAFT202012)),
+        ("urn:vibes:connect", Resource.from_contents(CONNECT_SPEC, default_specification=DRAFT202012)),
+    ]
+)
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+PLATFORM_URL = "https://platform.vibes.test"
+CONNECT_URL = "https://connect.vibes.test"
+USERNAME, PASSWORD = "acme-user", "acme-password"
+MDN = "+15551230001"
+
+
+@dataclass(frozen=True)
+class Operation:
+    spec_urn: str
+    spec: dict
+    method: str
+    template: str
+    pattern: re.Pattern
+
+    @property
+    def definition(self) -> dict:
+        return self.spec["paths"][self.template][self.method.lower()]
+
+    def pointer(self, *parts) -> str:
+        escaped = [
+            str(p).replace("~", "~0").replace("/", "~1")
+            for p in ("paths", self.template, self.method.lower(), *parts)
+        ]
+        return f"{self.spec_urn}#/" + "/".join(escaped)
+
+    def __str__(self):
+        return f"{self.method} {self.template}"
+
+
+def _operations(spec_urn, spec):
+    for template, item in spec["paths"].items():
+        pattern = re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$")
+        for method in item:
+            if method in {"get", "post", "put", "delete", "patch"}:
+                yield Operation(spec_urn, spec, method.upper(), template, pattern)
+
+
+OPERATIONS = {
+    PLATFORM_URL: list(_operations("urn:vibes:platform", PLATFORM_SPEC)),
+    CONNECT_URL: list(_operations("urn:vibes:connect", CONNECT_SPEC)),
+}
+
+
+def find_operation(method: str, url: str) -> Operation | None:
+    for base, operations in OPERATIONS.items():
+        if url.startswith(base + "/"):
+            path = urlsplit(url).path
+            for operation in operations:
+                if operation.method == method and operation.pattern.match(path):
+                    return operation
+    return None
+
+
+def validate_schema(pointer: str, instance) -> list[str]:
+    validator = Draft202012Validator({"$ref": pointer}, registry=REGISTRY)
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or 'body'}: {e.message}"
+        for e in validator.iter_errors(instance)
+    ]
+
+
+def contract_violations(request: requests.PreparedRequest) -> list[str]:
+    """What is wrong with this request according to the contract files; [] when nothing."""
+    operation = find_operation(request.method, request.url)
+    if operation is None:
+        return [f"no operation {request.method} {urlsplit(request.url).path} in the contract"]
+    problems = []
+    headers = request.headers
+    if operation.spec_urn == "urn:vibes:platform" and headers.get("X-API-Version") != "2":
+        problems.append("X-API-Version must be 2 (version 1 is the default and refuses E.164 numbers)")
+    if headers.get("Content-Type") != "application/json":
+        problems.append("Content-Type must be application/json")
+    scheme, _, encoded = headers.get("Authorization", "").partition(" ")
+    if scheme != "Basic" or base64.b64decode(encoded or b"").decode() != f"{USERNAME}:{PASSWORD}":
+        problems.append("Basic authorization with the company's credentials is required")
+
+    # The query as the server will read it: a bare "+" would become a space.
+    query = parse_qs(urlsplit(request.url).query, keep_blank_values=True)
+    for parameter in operation.definition.get("parameters", []):
+        name, where = parameter["name"], parameter["in"]
+        if where == "query":
+            values = query.get(name)
+            if parameter.get("required") and not (values and values[0]):
+                problems.append(f"query parameter {name} is required")
+            if name == "mdn" and values and not E164.match(values[0]):
+                problems.append(
+                    f"query parameter mdn must arrive in E.164 form (got {values[0]!r}: encode + as %2B)"
+                )
+        elif where == "header" and parameter.get("required") and name.lower() != "x-api-version":
+            if not headers.get(name):
+                problems.append(f"header {name} is required")
+    undeclared = set(query) - {
+        p["name"] for p in operation.definition.get("parameters", []) if p["in"] == "query"
+    }
+    if undeclared:
+        problems.append(f"query parameters not in the contract: {sorted(undeclared)}")
+
+    request_body = operation.definition.get("requestBody")
+    if request_body is None:
+        if request.body:
+            problems.append("this operation takes no body")
+    elif not request.body:
+        if request_body.get("required"):
+            problems.append("a JSON body is required")
+    else:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            problems.append("the body is not JSON")
+        else:
+            problems += validate_schema(
+                operation.pointer("requestBody", "content", "application/json", "schema"), body
+            )
+    return problems
+
+
+# --- Capturing every request the client makes ------------------------------------------
+
+
+def canned_answer(request):
+    """Answers in the contract's shapes, steering the client through every path it has."""
+    path = urlsplit(request.url).path
+    method = request.method
+    if path.endswith("/acquisition_campaigns/"):
+        return 200, {}, json.dumps([{"acquisition_id": "AC-1", "description": "Web", "status": "active"}])
+    if path.endswith("/subscription_lists/"):
+        return 200, {}, json.dumps([{"id": "101", "name": "News"}])
+    if path.endswith("/participants"):
+        return 201, {}, json.dumps({"person": {"person_key": "PK1"}, "status": "PENDING"})
+    if path.endswith("/mobiledb/persons"):
+        return (
+            200,
+            {},
+            json.dumps({"person_key": "PK9", "external_person_id": "99", "mobile_phone": {"mdn": MDN}}),
+        )
+    if "/persons/external/" in path:
+        # 404 sends unsubscribe() on to its by-number fallback.
+        return (
+            (404, {}, "")
+            if method == "DELETE"
+            else (200, {}, json.dumps([{"subscription_list": {"id": "101"}}]))
+        )
+    if "/subscriptions/" in path and method == "DELETE":
+        return 204, {}, ""
+    if path == "/api/v1/sms/messages":
+        return 200, {}, json.dumps({"message_id": "M1", "status": "accepted"})
+    return 599, {}, ""
+
+
+def exercise_client(client: VibesClient):
+    client.list_subscription_lists()
+    client.list_acquisition_campaigns("101")
+    client.add_participant("AC-1", mdn=MDN, external_person_id="42")
+    client.find_person(MDN)
+    client.get_subscription("101", external_person_id="42")
+    client.unsubscribe("101", external_person_id="42", mdn=MDN)
+    client.send_sms(to=MDN, text="Hello", callback_url="https://app.example.com/vibes/callbacks/?ref=7")
+    client.send_sms(to=MDN, text="Hello")
+
+
+@pytest.fixture
+def captured_requests():
+    client = VibesClient(
+        platform_url=PLATFORM_URL,
+        connect_url=CONNECT_URL,
+        company_key="acme",
+        username=USERNAME,
+        password=PASSWORD,
+        short_code="12345",
+    )
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            mocked.add_callback(method, re.compile(r"https://.*"), callback=canned_answer)
+        exercise_client(client)
+        return [call.request for call in mocked.calls]
+
+
+def test_the_client_uses_exactly_the_operations_the_project_needs(captured_requests):
+    company = "/companies/{company_key}"
+    by_external_id = (
+        company + "/mobiledb/persons/external/{external_person_id}/subscriptions/{subscription_list_id}"
+    )
+    assert {str(find_operation(r.method, r.url)) for r in captured_requests} == {
+        f"GET {company}/mobiledb/subscription_lists/",
+        f"GET {company}/mobiledb/subscription_lists/{{subscription_list_id}}/acquisition_campaigns/",
+        f"POST {company}/campaigns/acquisition/{{acquisition_id}}/participants",
+        f"GET {company}/mobiledb/persons",
+        f"GET {by_external_id}",
+        f"DELETE {by_external_id}",
+        f"DELETE {company}/mobiledb/persons/{{person_key}}/subscriptions/{{subscription_list_id}}",
+        "POST /api/v1/sms/messages",
+    }
+
+
+def test_every_client_request_follows_the_contract(captured_requests):
+    problems = {f"{r.method} {r.url}": contract_violations(r) for r in captured_requests}
+    assert {request: found for request, found in problems.items() if found} == {}
+
+
+def _prepared(method, url, *, json_body=None, headers=None, auth=(USERNAME, PASSWORD)):
+    base_headers = {"X-API-Version": "2", "Content-Type": "application/json"}
+    base_headers.update(headers or {})
+    return requests.Request(method, url, json=json_body, headers=base_headers, auth=auth).prepare()
+
+
+PARTICIPANTS = f"{PLATFORM_URL}/companies/acme/campaigns/acquisition/AC-1/participants"
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        pytest.param(
+            _prepared("POST", PARTICIPANTS, json_body={"mobile_phone": MDN, "external_person_id": "42"}),
+            "mobile_phone: '+15551230001' is not of type 'object'",
+            id="number-not-an-object",
+        ),
+        pytest.param(
+            _prepared("POST", f"{CONNECT_URL}/api/v1/sms/messages", json_body={"to": MDN, "text": "Hi"}),
+            "body: 'from' is a required property",
+            id="sms-without-from",
+        ),
+        pytest.param(
+            _prepared(
+                "GET",
+                f"{PLATFORM_URL}/companies/acme/mobiledb/subscription_lists/",
+                headers={"X-API-Version": "1"},
+            ),
+            "X-API-Version must be 2",
+            id="api-version-1",
+        ),
+        pytest.param(
+            _prepared("GET", f"{PLATFORM_URL}/companies/acme/mobiledb/persons?mdn=+15551230001"),
+            "query parameter mdn must arrive in E.164 form",
+            id="plus-not-encoded",
+        ),
+        pytest.param(
+            _prepared("GET", f"{PLATFORM_URL}/companies/acme/mobiledb/persons"),
+            "query parameter mdn is required",
+            id="mdn-missing",
+        ),
+        pytest.param(
+            _prepared("POST", f"{PLATFORM_URL}/companies/acme/participants", json_body={}),
+            "no operation POST /companies/acme/participants",
+            id="unknown-operation",
+        ),
+        pytest.param(
+            _prepared("GET", f"{PLATFORM_URL}/companies/acme/mobiledb/subscription_lists/", auth=None),
+            "Basic authorization",
+            id="no-auth",
+        ),
+        pytest.param(
+            _prepared(
+                "POST",
+                PARTICIPANTS,
+                json_body={"mobile_phone": {"mdn": MDN}},
+                headers={"Content-Type": "text/plain"},
+            ),
+            "Content-Type must be application/json",
+            id="wrong-content-type",
+        ),
+    ],
+)
+def test_a_request_that_breaks_the_contract_is_caught(request_, expected):
+    problems = contract_violations(request_)
+    assert any(expected in problem for problem in problems), problems
+
+
+# --- The simulator speaks the contract too ---------------------------------------------
+
+
+def _response_problems(operation: Operation, response: requests.Response) -> list[str]:
+    declared = operation.definition.get("responses", {}).get(str(response.status_code))
+    if declared is None:
+        return [f"status {response.status_code} is not declared"]
+    if "$ref" in declared or "schema" not in declared.get("content", {}).get("application/json", {}):
+        return []
+    return validate_schema(
+        operation.pointer("responses", str(response.status_code), "content", "application/json", "schema"),
+        response.json(),
+    )
+
+
+def test_the_simulator_answers_in_the_contract_shapes(vibes_simulator):
+    from tests.vibes.fixtures import make_client
+
+    client = make_client(vibes_simulator.url)
+    exchanges = []
+    send = client.session.send
+
+    def recording_send(prepared, **kwargs):
+        response = send(prepared, **kwargs)
+        exchanges.append(response)
+        return response
+
+    client.session.send = recording_send
+    vibes_simulator.add_subscriber("101", "+15551230002", external_person_id="7")
+    client.list_subscription_lists()
+    client.list_acquisition_campaigns("101")
+    client.add_participant("AC-NEWS-WEB", mdn=MDN, external_person_id="42")
+    client.find_person(MDN)
+    client.get_subscription("101", external_person_id="7")
+    client.unsubscribe("101", external_person_id="7")
+    client.send_sms(to=MDN, text="Hello")
+
+    assert len(exchanges) == 7
+    problems = {}
+    for response in exchanges:
+        url = response.request.url.replace(
+            vibes_simulator.url, PLATFORM_URL if "/companies/" in response.request.url else CONNECT_URL
+        )
+        operation = find_operation(response.request.method, url)
+        assert operation is not None, url
+        found = _response_problems(operation, response)
+        if found:
+            problems[str(operation)] = found
+    assert problems == {}

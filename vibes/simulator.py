@@ -1,0 +1,1059 @@
+"""A local Vibes: the Platform and Connect operations this project uses, with
+real state, on loopback.
+
+It serves the same paths, headers, Basic auth and response shapes as the
+Vibes contract files, keeps lists, acquisition campaigns, persons (keyed by
+number), subscriptions and SMS in memory, and posts callbacks back to the app
+the way Vibes does: `subscription_added` when the simulated phone replies
+"Y", `subscription_removed` on an unsubscribe or a "STOP", delivery receipts
+for SMS sent with a `callback_url`. Callbacks go out from a small pool of
+background threads, so API answers never wait for the app.
+
+Fault switches make it misbehave like a real service under load: a share of
+5xx answers (half before the request is processed, half after), 429 above a
+rate, added latency, and requests that hang past the client's read timeout
+after being processed. The request log records for each request whether it
+was processed, so tests can prove that nothing was done twice.
+
+Control and inspection endpoints live under `/_simulator/` (no auth: the
+simulator listens on loopback only): `GET messages`, `GET requests`,
+`GET stats`, `GET subscriptions`, `GET callbacks`, `POST reset`,
+`POST faults`, `POST config`, `POST reply`, `POST subscribers`, `POST drain`
+(waits until the callbacks due so far were delivered).
+
+No Django here: `manage.py vibes_simulator` and the test fixtures start it.
+"""
+
+import base64
+import heapq
+import hmac
+import itertools
+import json
+import logging
+import queue
+import random
+import re
+import socket
+import threading
+import time
+from collections import Counter, deque
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import requests
+
+from .demo import DEMO_LISTS
+
+logger = logging.getLogger("vibes.simulator")
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+YES_WORDS = {"Y", "YES"}
+NO_WORDS = {"N", "NO"}
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
+LOG_LIMIT = 200_000
+
+_C = r"/companies/(?P<company_key>[^/]+)"
+ROUTES = [
+    (re.compile(rf"^{_C}/mobiledb/subscription_lists/?$"), {"GET": "lists"}),
+    (
+        re.compile(rf"^{_C}/mobiledb/subscription_lists/(?P<list_id>[^/]+)/acquisition_campaigns/?$"),
+        {"GET": "list_campaigns"},
+    ),
+    (re.compile(rf"^{_C}/campaigns/acquisition/?$"), {"GET": "campaigns"}),
+    (
+        re.compile(rf"^{_C}/campaigns/acquisition/(?P<acquisition_id>[^/]+)/participants/?$"),
+        {"POST": "add_participant"},
+    ),
+    (re.compile(rf"^{_C}/mobiledb/persons/?$"), {"GET": "find_person"}),
+    (
+        re.compile(
+            rf"^{_C}/mobiledb/persons/external/(?P<external_person_id>[^/]+)/subscriptions/(?P<list_id>[^/]+)/?$"
+        ),
+        {"GET": "get_subscription", "DELETE": "unsubscribe"},
+    ),
+    (
+        re.compile(rf"^{_C}/mobiledb/persons/(?P<person_key>[^/]+)/subscriptions/(?P<list_id>[^/]+)/?$"),
+        {"GET": "get_subscription", "DELETE": "unsubscribe"},
+    ),
+    (re.compile(r"^/api/v1/sms/messages/?$"), {"POST": "send_sms"}),
+]
+CONNECT_OPERATIONS = {"send_sms"}
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Answer(Exception):
+    """Ends an operation early with an HTTP answer."""
+
+    def __init__(self, status: int, payload=None):
+        self.status = status
+        self.payload = payload
+
+
+def _platform_error(status: int, message: str, code="") -> _Answer:
+    return _Answer(status, {"errors": [{"message": message, "code": code or status}]})
+
+
+def _connect_error(status: int, message: str, code: str) -> _Answer:
+    # Connect's own error shape (connect-openapi.yml `Error`), not the Platform envelope.
+    return _Answer(status, {"error": code, "message": message})
+
+
+class _Scheduler:
+    """One thread running delayed jobs (receipts, auto-confirmations), not a Timer each.
+
+    Jobs carry a tag; `count(tag)` says how many are waiting or running, so
+    `wait_for_callbacks` can wait for receipts that are not queued yet.
+    """
+
+    def __init__(self):
+        self._heap: list = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._tags: Counter = Counter()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="vibes-sim-scheduler", daemon=True)
+        self._thread.start()
+
+    def call_later(self, delay: float, tag: str, fn, *args):
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._seq), tag, fn, args))
+            self._tags[tag] += 1
+            self._cond.notify()
+
+    def count(self, tag: str) -> int:
+        with self._cond:
+            return self._tags[tag]
+
+    def clear(self):
+        with self._cond:
+            for _, _, tag, _, _ in self._heap:
+                self._tags[tag] -= 1
+            self._heap.clear()
+
+    def stop(self):
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify()
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                if self._stopped:
+                    return
+                _, _, tag, fn, args = heapq.heappop(self._heap)
+            try:
+                fn(*args)
+            except Exception:  # a job's failure must not stop the scheduler
+                logger.exception("Vibes simulator: scheduled job failed")
+            finally:
+                with self._cond:
+                    self._tags[tag] -= 1
+
+
+class _CallbackPoster:
+    """Posts callbacks from a queue with a few worker threads, retrying failures."""
+
+    ATTEMPTS = 4
+    BACKOFF = (0.2, 0.5, 1.0)
+
+    def __init__(self, workers: int = 4):
+        self._queue: queue.Queue = queue.Queue()
+        self._cond = threading.Condition()
+        self._outstanding = 0
+        self.log: deque = deque(maxlen=LOG_LIMIT)
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._stopped = threading.Event()
+        for n in range(workers):
+            threading.Thread(target=self._work, name=f"vibes-sim-callbacks-{n}", daemon=True).start()
+
+    def put(self, url: str, event_type: str, payload: dict, *, header_event_type: bool):
+        with self._cond:
+            self._outstanding += 1
+        self._queue.put((url, event_type, payload, header_event_type))
+
+    def _done(self):
+        with self._cond:
+            self._outstanding -= 1
+            self._cond.notify_all()
+
+    def drop_queued(self):
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._done()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._outstanding <= 0, timeout)
+
+    def stop(self):
+        self._stopped.set()
+        for _ in range(16):
+            self._queue.put(None)
+
+    def close_connections(self):
+        """Close kept-alive connections to the app, so its server threads end now, not later."""
+        for session in list(self._sessions):
+            session.close()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            self._sessions.append(session)
+        return session
+
+    def _work(self):
+        while not self._stopped.is_set():
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                self._deliver(*item)
+            except Exception:
+                logger.exception("Vibes simulator: callback delivery failed")
+            finally:
+                self._done()
+
+    def _deliver(self, url, event_type, payload, header_event_type):
+        headers = {"Content-Type": "application/json"}
+        if header_event_type:
+            # Vibes puts callback metadata in headers and the resource in the body.
+            headers["X-Vibes-Event-Type"] = event_type
+        status, attempt = None, 0
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                status = self._session().post(url, json=payload, headers=headers, timeout=(2, 10)).status_code
+            except requests.RequestException as error:
+                status = type(error).__name__
+            # Like Vibes: 2xx done, 4xx a permanent failure, anything else retried.
+            if isinstance(status, int) and status < 500 and status != 429:
+                break
+            if attempt < self.ATTEMPTS and not self._stopped.wait(
+                self.BACKOFF[min(attempt, len(self.BACKOFF)) - 1]
+            ):
+                continue
+            break
+        netloc = urlsplit(url).netloc.rpartition("@")[2]
+        self.log.append(
+            {
+                "event_type": event_type,
+                "host": netloc,
+                "status": status,
+                "attempts": attempt,
+                "at": _now_iso(),
+            }
+        )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connections
+    server_version = "VibesSimulator/1"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    timeout = 120  # seconds an idle keep-alive connection is kept
+    sim: "VibesSimulator"
+
+    def log_message(self, format, *args):  # noqa: A002  (silence the per-request stderr line)
+        pass
+
+    def do_GET(self):
+        self._serve("GET")
+
+    def do_POST(self):
+        self._serve("POST")
+
+    def do_PUT(self):
+        self._serve("PUT")
+
+    def do_DELETE(self):
+        self._serve("DELETE")
+
+    def _serve(self, method):
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        raw = self.rfile.read(length) if length > 0 else b""
+        status, payload = self.sim.handle(method, self.path, self.headers, raw)
+        body = b"" if payload is None or status == 204 else json.dumps(payload).encode()
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        head = (
+            f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        )
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        try:
+            # One write: a separate headers write would meet Nagle and delayed ACKs.
+            self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
+        except OSError:
+            self.close_connection = True  # the client gave up (e.g. its read timeout)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # idle keep-alive connections must not hold up stop()
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    def __init__(self, *args, **kwargs):
+        self.open_sockets: set = set()
+        self._sockets_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        with self._sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_sockets(self):
+        with self._sockets_lock:
+            sockets = list(self.open_sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class VibesSimulator:
+    """A Vibes on 127.0.0.1. `start()` / `stop()`, or use it as a context manager.
+
+    Python helpers mirror the control endpoints: `reset()`, `configure()`,
+    `set_faults()`, `reply()`, `add_subscriber()`, `messages()`,
+    `requests_log()`, `stats()`, `subscriptions()`, `callbacks_log()`,
+    `wait_for_callbacks()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        company_key: str = "demo-company",
+        username: str = "demo",
+        password: str = "demo-password",
+        lists=DEMO_LISTS,
+        subscribers=(),
+        callback_url: str = "",
+        confirm_after: float | None = None,
+        receipt_delay: float = 0.05,
+        error_rate: float = 0.0,
+        rate_limit: float = 0,
+        latency_ms: float = 0,
+        timeout_rate: float = 0.0,
+        hang_seconds: float = 30.0,
+        seed: int | None = None,
+    ):
+        self.host = host
+        self.port = port
+        self.company_key = company_key
+        self.username = username
+        self._expected_auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._seed_lists = lists
+        self._seed_subscribers = list(subscribers)
+        self._initial_config = {
+            "callback_url": callback_url,
+            "confirm_after": confirm_after,
+            "receipt_delay": receipt_delay,
+        }
+        self._initial_faults = {
+            "error_rate": error_rate,
+            "rate_limit": rate_limit,
+            "latency_ms": latency_ms,
+            "timeout_rate": timeout_rate,
+            "hang_seconds": hang_seconds,
+        }
+        self._random = random.Random(seed)
+        self._lock = threading.RLock()
+        self._stop_event = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._scheduler: _Scheduler | None = None
+        self._poster: _CallbackPoster | None = None
+        self._generation = 0
+        self._reset_state()
+
+    # --- Lifecycle ----------------------------------------------------------
+
+    def start(self) -> "VibesSimulator":
+        if self._server is not None:
+            return self
+        handler = type("VibesSimulatorHandler", (_Handler,), {"sim": self})
+        self._stop_event.clear()
+        self._server = _Server((self.host, self.port), handler)
+        self.port = self._server.server_address[1]
+        self._scheduler = _Scheduler()
+        self._poster = _CallbackPoster()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="vibes-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._stop_event.set()  # wakes requests hanging on purpose
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_open_sockets()
+        self._scheduler.stop()
+        self._poster.stop()
+        self._poster.close_connections()
+        self._server = self._thread = self._scheduler = self._poster = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # --- State --------------------------------------------------------------
+
+    def _reset_state(self):
+        with self._lock:
+            self._generation += 1
+            self.config = dict(self._initial_config)
+            self.faults = dict(self._initial_faults)
+            self._lists = {
+                str(item["id"]): {"id": str(item["id"]), "name": item["name"]} for item in self._seed_lists
+            }
+            self._campaigns = {
+                str(c["acquisition_id"]): {
+                    "acquisition_id": str(c["acquisition_id"]),
+                    "description": c.get("description", ""),
+                    "keywords": list(c.get("keywords", [])),
+                    "status": c.get("status", "active"),
+                    "list_id": str(item["id"]),
+                }
+                for item in self._seed_lists
+                for c in item.get("acquisition_campaigns", [])
+            }
+            self._persons: dict[str, dict] = {}  # by number
+            self._person_numbers_by_key: dict[str, str] = {}
+            self._person_numbers_by_external: dict[str, str] = {}
+            self._person_seq = itertools.count(1)
+            self._subscriptions: dict[tuple[str, str], dict] = {}  # (list id, number)
+            self._pending: dict[tuple[str, str], dict] = {}  # (list id, number) awaiting "Y"
+            self._blocks: set[tuple[str, str]] = set()  # (acquisition id, number) that replied "N"
+            self._messages: list[dict] = []
+            self._message_seq = itertools.count(1)
+            self._log: deque = deque(maxlen=LOG_LIMIT)
+            self._status_counts: Counter = Counter()
+            self._window: deque = deque()  # arrival times of API requests in the last second
+            self._admitted: deque = deque()  # the same, for requests not refused with 429
+            self._max_window = 0
+            self._max_admitted = 0
+            for row in self._seed_subscribers:
+                self._subscribe_now(**row)
+
+    def reset(self) -> None:
+        """Back to the state it started with: seed lists, no persons, no SMS, no faults."""
+        if self._scheduler:
+            self._scheduler.clear()
+        if self._poster:
+            self._poster.drop_queued()
+            self._poster.wait_idle(5)
+            self._poster.close_connections()
+            self._poster.log.clear()
+        self._reset_state()
+
+    def configure(
+        self, *, callback_url: str | None = None, confirm_after: float | None = None, receipt_delay=None
+    ):
+        """Where callbacks go; after how many seconds a pending participant replies "Y" (None: never)."""
+        with self._lock:
+            if callback_url is not None:
+                self.config["callback_url"] = callback_url
+            if confirm_after is not None:
+                self.config["confirm_after"] = confirm_after or None
+            if receipt_delay is not None:
+                self.config["receipt_delay"] = float(receipt_delay)
+
+    def set_faults(self, **faults) -> None:
+        """Any of error_rate, rate_limit, latency_ms, timeout_rate, hang_seconds."""
+        unknown = set(faults) - set(self._initial_faults)
+        if unknown:
+            raise ValueError(f"unknown fault switches: {', '.join(sorted(unknown))}")
+        with self._lock:
+            for name, value in faults.items():
+                self.faults[name] = float(value or 0)
+
+    def add_subscriber(
+        self, list_id, mdn: str, *, external_person_id: str = "", opt_in_date: str = ""
+    ) -> None:
+        """Make a number subscribed to a list now, without a confirmation or a callback."""
+        with self._lock:
+            self._subscribe_now(
+                list_id=str(list_id), mdn=mdn, external_person_id=external_person_id, opt_in_date=opt_in_date
+            )
+
+    def _subscribe_now(self, *, list_id, mdn, external_person_id="", opt_in_date=""):
+        person = self._person(mdn, external_person_id)
+        self._subscriptions[(str(list_id), mdn)] = {"opt_in_date": opt_in_date or _now_iso()}
+        return person
+
+    def _person(self, mdn: str, external_person_id: str = "") -> dict:
+        """The person with this number, created when new; the first external id given wins."""
+        person = self._persons.get(mdn)
+        if person is None:
+            person = {
+                "person_key": f"SIM{next(self._person_seq):08d}",
+                "external_person_id": "",
+                "mdn": mdn,
+                "created_at": _now_iso(),
+            }
+            self._persons[mdn] = person
+            self._person_numbers_by_key[person["person_key"]] = mdn
+        if external_person_id and not person["external_person_id"]:
+            if external_person_id in self._person_numbers_by_external:
+                raise _platform_error(
+                    422,
+                    "The external_person_id is already in use by another person.",
+                    "EXTERNALPERSONIDMISMATCH",
+                )
+            person["external_person_id"] = external_person_id
+            self._person_numbers_by_external[external_person_id] = mdn
+        return person
+
+    # --- Inspection -----------------------------------------------------------
+
+    def messages(self) -> list[dict]:
+        with self._lock:
+            return [dict(m) for m in self._messages]
+
+    def requests_log(self) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._log]
+
+    def callbacks_log(self) -> list[dict]:
+        return list(self._poster.log) if self._poster else []
+
+    def subscriptions(self) -> list[dict]:
+        """Every subscription and pending participant: list_id, mdn, status, ..."""
+        with self._lock:
+            rows = [
+                {
+                    "list_id": list_id,
+                    "mdn": mdn,
+                    "external_person_id": self._persons[mdn]["external_person_id"],
+                    "status": "unsubscribed" if sub.get("opt_out_date") else "subscribed",
+                    **sub,
+                }
+                for (list_id, mdn), sub in self._subscriptions.items()
+            ]
+            rows += [
+                {
+                    "list_id": list_id,
+                    "mdn": mdn,
+                    "external_person_id": self._persons[mdn]["external_person_id"],
+                    "status": "pending",
+                    **pending,
+                }
+                for (list_id, mdn), pending in self._pending.items()
+            ]
+            return rows
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {
+                "requests": sum(self._status_counts.values()),
+                "by_status": {str(k): v for k, v in sorted(self._status_counts.items())},
+                "max_requests_per_second": self._max_window,
+                "max_admitted_per_second": self._max_admitted,
+                "messages": len(self._messages),
+                "persons": len(self._persons),
+                "callbacks_sent": len(self._poster.log) if self._poster else 0,
+            }
+
+    def wait_for_callbacks(self, timeout: float = 5.0) -> bool:
+        """Block until every callback due so far, receipts included, was delivered or given up.
+
+        Auto-confirmations still waiting for `confirm_after` are not waited for.
+        """
+        deadline = time.monotonic() + timeout
+        while self._scheduler and self._poster:
+            if self._scheduler.count("delivery") == 0 and self._poster.wait_idle(0):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    # --- The simulated phone ----------------------------------------------------
+
+    def reply(self, mdn: str, text: str) -> dict:
+        """The phone with this number texts `text` to the short code."""
+        word = (text or "").strip().upper()
+        with self._lock:
+            if mdn not in self._persons:
+                raise LookupError(f"No person has the number {mdn}.")
+            if word in YES_WORDS:
+                confirmed = [list_id for (list_id, number) in list(self._pending) if number == mdn]
+                for list_id in confirmed:
+                    self._confirm(list_id, mdn)
+                return {"confirmed": confirmed}
+            if word in NO_WORDS:
+                declined = []
+                for (list_id, number), pending in list(self._pending.items()):
+                    if number == mdn:
+                        del self._pending[(list_id, number)]
+                        self._blocks.add((pending["acquisition_id"], mdn))
+                        declined.append(list_id)
+                        self._callback(
+                            "ack_participant_changed",
+                            {
+                                **self._person_resource(mdn),
+                                "acquisition_campaign": {"acquisition_id": pending["acquisition_id"]},
+                                "subscription_list": self._list_ref(list_id),
+                                "participation_date": pending["participation_date"],
+                                "status": "declined",
+                            },
+                        )
+                return {"declined": declined}
+            if word in STOP_WORDS:
+                for key in [k for k in self._pending if k[1] == mdn]:
+                    del self._pending[key]
+                opted_out = [
+                    list_id
+                    for (list_id, number), sub in self._subscriptions.items()
+                    if number == mdn and not sub.get("opt_out_date")
+                ]
+                for list_id in opted_out:
+                    self._opt_out(list_id, mdn, "user_opt_out")
+                return {"opted_out": opted_out}
+            return {"ignored": True}
+
+    def _confirm(self, list_id, mdn, generation=None):
+        with self._lock:
+            if generation is not None and generation != self._generation:
+                return  # scheduled before a reset
+            pending = self._pending.pop((list_id, mdn), None)
+            if pending is None:
+                return
+            self._subscriptions[(list_id, mdn)] = {"opt_in_date": _now_iso()}
+            self._callback(
+                "subscription_added",
+                {
+                    **self._person_resource(mdn),
+                    "subscription_list": self._list_ref(list_id),
+                    "opt_in_date": self._subscriptions[(list_id, mdn)]["opt_in_date"],
+                    "acquisition_campaign": {"acquisition_id": pending["acquisition_id"]},
+                },
+            )
+
+    def _opt_out(self, list_id, mdn, reason):
+        sub = self._subscriptions[(list_id, mdn)]
+        sub["opt_out_date"] = _now_iso()
+        sub["opt_out_reason"] = reason
+        self._callback(
+            "subscription_removed",
+            {
+                **self._person_resource(mdn),
+                "subscription_list": self._list_ref(list_id),
+                "opt_in_date": sub["opt_in_date"],
+                "opt_out_date": sub["opt_out_date"],
+                "opt_out_reason": reason,
+            },
+        )
+
+    def _person_resource(self, mdn) -> dict:
+        person = self._persons[mdn]
+        key = person["person_key"]
+        return {
+            "person": {
+                "id": key,
+                "person_key": key,
+                "url": f"/companies/{self.company_key}/mobiledb/persons/{key}",
+            },
+            "external_person_id": person["external_person_id"],
+            "mobile_phone": {"mdn": mdn},
+        }
+
+    def _list_ref(self, list_id) -> dict:
+        return {
+            "id": list_id,
+            "name": self._lists.get(list_id, {}).get("name", ""),
+            "url": f"/companies/{self.company_key}/mobiledb/subscription_lists/{list_id}",
+        }
+
+    def _callback(self, event_type, payload):
+        """Post a Platform callback to the app, if it gave a URL."""
+        url = self.config["callback_url"]
+        if url and self._poster:
+            self._poster.put(url, event_type, payload, header_event_type=True)
+
+    def _send_receipt(self, url, payload, generation):
+        if generation == self._generation and self._poster:
+            self._poster.put(url, "delivery_receipt", payload, header_event_type=False)
+
+    # --- HTTP -------------------------------------------------------------------
+
+    def handle(self, method: str, raw_path: str, headers, raw_body: bytes) -> tuple[int, object]:
+        """Answer one HTTP request: (status, JSON payload or None)."""
+        split = urlsplit(raw_path)
+        if split.path.startswith("/_simulator/"):
+            try:
+                return self._control(method, split.path[len("/_simulator/") :].strip("/"), raw_body)
+            except _Answer as answer:
+                return answer.status, answer.payload
+        return self._api(method, split.path, split.query, headers, raw_body)
+
+    def _api(self, method, path, query, headers, raw_body):
+        entry = {
+            "method": method,
+            "path": path,
+            "status": 0,
+            "processed": False,
+            "fault": "",
+            "at": time.time(),
+        }
+        if method == "POST":
+            entry["body"] = raw_body.decode("utf-8", "replace")
+        operation, params = self._route(method, path)
+        connect = operation in CONNECT_OPERATIONS
+        with self._lock:
+            faults = self.faults
+            now = time.monotonic()
+            for window in (self._window, self._admitted):
+                while window and window[0] <= now - 1.0:
+                    window.popleft()
+            self._window.append(now)
+            self._max_window = max(self._max_window, len(self._window))
+            limited = bool(faults["rate_limit"]) and len(self._admitted) >= faults["rate_limit"]
+            if not limited:
+                self._admitted.append(now)
+                self._max_admitted = max(self._max_admitted, len(self._admitted))
+            roll, timeout_roll = self._random.random(), self._random.random()
+        if limited:
+            # Refused before processing: Vibes sends no Retry-After.
+            error = (_connect_error if connect else _platform_error)(
+                429, "Too Many Requests", "too_many_requests"
+            )
+            return self._finish(entry, error.status, error.payload, fault="rate_limited")
+        if faults["latency_ms"]:
+            time.sleep(faults["latency_ms"] / 1000)
+        if roll < faults["error_rate"] / 2:
+            return self._finish(
+                entry,
+                503,
+                {"errors": [{"message": "Service Unavailable", "code": 503}]},
+                fault="error_before",
+            )
+
+        try:
+            if operation is None:
+                raise params  # the routing answer: 404 or 405
+            self._check_request(headers, params, connect)
+            body = self._json_body(raw_body, connect) if method == "POST" else None
+            entry["processed"] = True
+            with self._lock:
+                status, payload = getattr(self, f"_op_{operation}")(params=params, query=query, body=body)
+        except _Answer as answer:
+            status, payload = answer.status, answer.payload
+
+        if entry["processed"] and roll < faults["error_rate"]:
+            return self._finish(
+                entry,
+                500,
+                {"errors": [{"message": "Internal Server Error", "code": 500}]},
+                fault="error_after",
+            )
+        if entry["processed"] and timeout_roll < faults["timeout_rate"]:
+            self._finish(entry, status, payload, fault="timeout")
+            self._stop_event.wait(faults["hang_seconds"])  # longer than the client waits
+            return status, payload
+        return self._finish(entry, status, payload)
+
+    def _finish(self, entry, status, payload, *, fault=""):
+        entry["status"] = status
+        entry["fault"] = fault
+        with self._lock:
+            self._log.append(entry)
+            self._status_counts[status] += 1
+        return status, payload
+
+    def _route(self, method, path):
+        for pattern, operations in ROUTES:
+            match = pattern.match(path)
+            if match:
+                if method not in operations:
+                    return None, _platform_error(405, f"{method} is not allowed here.", 405)
+                return operations[method], {k: unquote(v) for k, v in match.groupdict().items()}
+        return None, _platform_error(404, "Not found.", 404)
+
+    def _check_request(self, headers, params, connect):
+        error = _connect_error if connect else _platform_error
+        if not hmac.compare_digest(headers.get("Authorization", ""), self._expected_auth):
+            raise error(401, "Invalid or missing credentials.", "unauthorized")
+        if connect:
+            return
+        if headers.get("X-API-Version") != "2":
+            # Version 1 is Vibes' default and cannot take E.164 numbers.
+            raise error(400, "This simulator speaks X-API-Version 2 only.", "UNSUPPORTEDAPIVERSION")
+        if params.get("company_key") != self.company_key:
+            raise error(404, "The company_key cannot be found.", 404)
+
+    @staticmethod
+    def _json_body(raw_body, connect):
+        error = _connect_error if connect else _platform_error
+        try:
+            body = json.loads(raw_body or b"null")
+        except ValueError:
+            raise error(400, "The request body is not JSON.", "invalid_json") from None
+        if not isinstance(body, dict):
+            raise error(400, "The request body must be a JSON object.", "invalid_json")
+        return body
+
+    # --- Operations (called with the lock held) ----------------------------------
+
+    def _op_lists(self, **_):
+        base = f"/companies/{self.company_key}/mobiledb/subscription_lists"
+        return 200, [
+            {
+                "id": item["id"],
+                "name": item["name"],
+                "url": f"{base}/{item['id']}",
+                "subscribers_url": f"{base}/{item['id']}/subscribers",
+                "acquisition_campaigns_url": f"{base}/{item['id']}/acquisition_campaigns",
+            }
+            for item in self._lists.values()
+        ]
+
+    def _campaign_resource(self, campaign):
+        return {
+            "acquisition_id": campaign["acquisition_id"],
+            "description": campaign["description"],
+            "campaign_type": {"code": "acquisition"},
+            "status": campaign["status"],
+            "acquisition_campaign": {"keywords": campaign["keywords"]},
+            "url": f"/companies/{self.company_key}/campaigns/acquisition/{campaign['acquisition_id']}",
+        }
+
+    def _op_list_campaigns(self, *, params, **_):
+        if params["list_id"] not in self._lists:
+            raise _platform_error(404, "The subscription_list_id cannot be found.", 404)
+        return 200, [
+            self._campaign_resource(c) for c in self._campaigns.values() if c["list_id"] == params["list_id"]
+        ]
+
+    def _op_campaigns(self, **_):
+        return 200, [self._campaign_resource(c) for c in self._campaigns.values()]
+
+    def _op_add_participant(self, *, params, body, **_):
+        campaign = self._campaigns.get(params["acquisition_id"])
+        if campaign is None:
+            raise _platform_error(404, "The acquisition campaign cannot be found.", 404)
+        mdn = (
+            (body.get("mobile_phone") or {}).get("mdn")
+            if isinstance(body.get("mobile_phone"), dict)
+            else None
+        )
+        if not isinstance(mdn, str) or not E164.match(mdn):
+            raise _platform_error(
+                400, "The supplied mobile number is not in proper mobile number format.", 400
+            )
+        if campaign["status"] != "active":
+            raise _platform_error(
+                422, "The status code of the entity does not allow updates.", "UNPROCESSABLE ENTITY"
+            )
+        list_id = campaign["list_id"]
+        subscription = self._subscriptions.get((list_id, mdn))
+        if subscription and not subscription.get("opt_out_date"):
+            raise _platform_error(409, "Already subscribed.", 409)
+        if (campaign["acquisition_id"], mdn) in self._blocks:
+            raise _platform_error(
+                422,
+                "The MDN has previously replied No to this acquisition campaign.",
+                "MDNHASCONFIRMATIONBLOCK",
+            )
+        person = self._person(mdn, str(body.get("external_person_id") or ""))
+        pending = self._pending.get((list_id, mdn))
+        status = 200  # Vibes: 200 means a pending acquisition already exists
+        if pending is None:
+            status = 201
+            pending = self._pending[(list_id, mdn)] = {
+                "acquisition_id": campaign["acquisition_id"],
+                "participation_date": _now_iso(),
+            }
+            confirm_after = self.config["confirm_after"]
+            if confirm_after and self._scheduler:
+                self._scheduler.call_later(
+                    float(confirm_after), "confirm", self._confirm, list_id, mdn, self._generation
+                )
+        return status, {
+            "person": {
+                "person_id": person["person_key"],
+                "person_key": person["person_key"],
+                "url": f"/companies/{self.company_key}/mobiledb/persons/{person['person_key']}",
+            },
+            "participation_date": pending["participation_date"],
+            "status": "PENDING",
+        }
+
+    def _op_find_person(self, *, query, **_):
+        values = parse_qs(query, keep_blank_values=True).get("mdn") or [""]
+        mdn = values[0]
+        if not E164.match(mdn):
+            # What Vibes says when "+" arrives unencoded (it reads as a space).
+            raise _platform_error(
+                400,
+                "Invalid MDN format. If you are using E.164 format, be sure to include %2B in place of +.",
+                400,
+            )
+        person = self._persons.get(mdn)
+        if person is None:
+            raise _platform_error(404, "MDN not found.", 404)
+        return 200, {
+            "person_key": person["person_key"],
+            "external_person_id": person["external_person_id"],
+            "mobile_phone": {"mdn": mdn},
+            "created_at": person["created_at"],
+            "updated_at": person["created_at"],
+            "url": f"/companies/{self.company_key}/mobiledb/persons/{person['person_key']}",
+        }
+
+    def _person_number(self, params):
+        if "external_person_id" in params:
+            return self._person_numbers_by_external.get(params["external_person_id"])
+        return self._person_numbers_by_key.get(params["person_key"])
+
+    def _op_get_subscription(self, *, params, **_):
+        mdn = self._person_number(params)
+        list_id = params["list_id"]
+        subscription = self._subscriptions.get((list_id, mdn))
+        if mdn is None or subscription is None or subscription.get("opt_out_date"):
+            raise _platform_error(404, "The person cannot be found or is not subscribed to this list.", 404)
+        return 200, [
+            {
+                "person": {"id": self._persons[mdn]["person_key"]},
+                "subscription_list": {"id": list_id, "url": self._list_ref(list_id)["url"]},
+                "opt_in_date": subscription["opt_in_date"],
+            }
+        ]
+
+    def _op_unsubscribe(self, *, params, **_):
+        mdn = self._person_number(params)
+        list_id = params["list_id"]
+        subscription = self._subscriptions.get((list_id, mdn))
+        cancelled = self._pending.pop((list_id, mdn), None)
+        if subscription is not None and not subscription.get("opt_out_date"):
+            self._opt_out(list_id, mdn, "api_opt_out")
+            return 204, None
+        if cancelled is not None:
+            return 204, None
+        raise _platform_error(
+            404, "The person cannot be found or is already not subscribed to this list.", 404
+        )
+
+    def _op_send_sms(self, *, body, **_):
+        to, sender, text = body.get("to"), body.get("from"), body.get("text")
+        if not isinstance(to, str) or not E164.match(to):
+            raise _connect_error(400, "`to` must be a mobile number in E.164 form.", "invalid_parameter")
+        if not isinstance(sender, str) or not sender:
+            raise _connect_error(400, "`from` (the short code) is required.", "invalid_parameter")
+        if not isinstance(text, str) or not text or len(text) > 1600:
+            raise _connect_error(400, "`text` is required, at most 1600 characters.", "invalid_parameter")
+        message_id = f"SIM-MSG-{next(self._message_seq):09d}"
+        callback_url = body.get("callback_url") or ""
+        self._messages.append(
+            {
+                "message_id": message_id,
+                "to": to,
+                "from": sender,
+                "text": text,
+                "callback_url": callback_url,
+                "received_at": _now_iso(),
+            }
+        )
+        if callback_url and self._scheduler and self._poster:
+            receipt = {
+                "event_type": "delivery_receipt",
+                "message_id": message_id,
+                "to": to,
+                "status": "delivered",
+                "occurred_at": _now_iso(),
+            }
+            self._scheduler.call_later(
+                self.config["receipt_delay"],
+                "delivery",
+                self._send_receipt,
+                callback_url,
+                receipt,
+                self._generation,
+            )
+        return 200, {"message_id": message_id, "status": "accepted", "to": to, "from": sender}
+
+    # --- Control endpoints ---------------------------------------------------------
+
+    def _control(self, method, name, raw_body):
+        body = self._json_body(raw_body, connect=False) if method == "POST" else None
+        if method == "GET":
+            views = {
+                "messages": self.messages,
+                "requests": self.requests_log,
+                "stats": self.stats,
+                "subscriptions": self.subscriptions,
+                "callbacks": self.callbacks_log,
+            }
+            if name in views:
+                return 200, views[name]()
+        elif method == "POST":
+            if name == "reset":
+                self.reset()
+                return 200, {"reset": True}
+            if name == "drain":
+                # Blocks until the callbacks due so far were delivered (or the timeout).
+                return 200, {"drained": self.wait_for_callbacks(float(body.get("timeout") or 10))}
+            if name == "faults":
+                try:
+                    self.set_faults(**body)
+                except (TypeError, ValueError) as error:
+                    raise _platform_error(400, str(error), 400) from None
+                return 200, dict(self.faults)
+            if name == "config":
+                unknown = set(body) - set(self._initial_config)
+                if unknown:
+                    raise _platform_error(400, f"unknown settings: {', '.join(sorted(unknown))}", 400)
+                self.configure(**body)
+                return 200, dict(self.config)
+            if name == "reply":
+                try:
+                    return 200, self.reply(str(body.get("mdn") or ""), str(body.get("text") or ""))
+                except LookupError as error:
+                    raise _platform_error(404, str(error), 404) from None
+            if name == "subscribers":
+                self.add_subscriber(
+                    body.get("list_id"),
+                    str(body.get("mdn") or ""),
+                    external_person_id=str(body.get("external_person_id") or ""),
+                )
+                return 200, {"added": True}
+        raise _platform_error(404, "Unknown simulator endpoint.", 404)

@@ -1,0 +1,27 @@
+"""The one page Vibes itself calls: POST /vibes/callbacks/."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from .callbacks import callback_credentials_valid, callback_receive, callback_source_allowed
+
+
+# Vibes cannot log in or send a CSRF token: it proves itself with Basic
+# credentials and, optionally, its source address. Only this view is exempt.
+@csrf_exempt
+@login_not_required
+@require_POST
+def callbacks(request: HttpRequest) -> JsonResponse:
+    if not callback_source_allowed(request.META.get("REMOTE_ADDR", "")):
+        return JsonResponse({"error": _("This address may not post Vibes callbacks.")}, status=403)
+    if not callback_credentials_valid(request.headers.get("Authorization", "")):
+        response = JsonResponse({"error": _("Vibes callback credentials are missing or wrong.")}, status=401)
+        response["WWW-Authenticate"] = 'Basic realm="Vibes callbacks", charset="UTF-8"'
+        return response
+    result = callback_receive(
+        body=request.body, headers=request.headers, reference=request.GET.get("ref", "")
+    )
+    return JsonResponse(result.body, status=result.status)
