@@ -2,6 +2,7 @@
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from smscampaigns.smartlists import FIELDS, OPERATOR_LABELS, VALUELESS_OPS, parse_logic, parse_rule
@@ -151,7 +152,7 @@ class ResultsFilterForm(Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["outcome"].choices = [("", _("All outcomes"))] + [(o.code, o.label) for o in Outcome]
+        self.fields["outcome"].choices = [("", _("All outcomes"))] + [(o.code, capfirst(o.label)) for o in Outcome]
 
     def outcome_value(self) -> int | None:
         code = self.cleaned_data.get("outcome") if self.is_valid() else None

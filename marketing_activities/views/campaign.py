@@ -16,7 +16,8 @@ from django_htmx.http import HttpResponseLocation
 
 from .. import services
 from ..forms import ScheduleForm, add_service_errors
-from ..models import CampaignRun, SmartCampaign
+from ..models import CampaignRun, FlowStep, Outcome, SmartCampaign
+from ..runner import CampaignCannotRun, campaign_preview, campaign_start
 from .common import HtmxHttpRequest, render_screen, staff_required
 from .tree_nodes import crumbs
 
@@ -50,12 +51,39 @@ def campaign(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect("marketing_activities:campaign_smart_list", pk=campaign_or_404(pk).pk)
 
 
-def audience_count(campaign: SmartCampaign) -> int | None:
-    """How many people the smart list picks now; None while its rules are invalid."""
+PLANNED_LABELS = {
+    FlowStep.Action.SEND_SMS: gettext_lazy("will get the SMS"),
+    FlowStep.Action.SUBSCRIBE: gettext_lazy("will be asked to confirm a subscription"),
+    FlowStep.Action.UNSUBSCRIBE: gettext_lazy("will be unsubscribed"),
+}
+
+
+def run_preview(campaign: SmartCampaign) -> dict:
+    """What Run now would do, for its confirmation: the audience and each step's
+    counts by outcome, planned as a run plans them (and thrown away); or why
+    the campaign cannot run."""
     try:
-        return campaign.smart_list.leads().count()
-    except ValidationError:
-        return None
+        preview = campaign_preview(campaign=campaign, sample_size=0)
+    except CampaignCannotRun as error:
+        return {"problems": error.problems}
+    steps = []
+    for step in preview.steps:
+        counts = [
+            (Outcome[code.upper()], n) for code, n in step.counts.items() if n and code.upper() in Outcome.__members__
+        ]
+        counts.sort(key=lambda item: item[0].value)
+        steps.append(
+            {
+                "number": step.number,
+                "label": step.action_label,
+                # The planner's "would be called (dry run)" says what this step will do.
+                "counts": [
+                    (PLANNED_LABELS[step.action] if outcome == Outcome.PLANNED_DRY_RUN else outcome.label, n)
+                    for outcome, n in counts
+                ],
+            }
+        )
+    return {"audience": preview.audience, "preview_steps": steps, "problems": []}
 
 
 def _schedule_screen(request, campaign, *, form=None, activation_problems=(), run_confirm=False, run_problems=()):
@@ -66,10 +94,11 @@ def _schedule_screen(request, campaign, *, form=None, activation_problems=(), ru
         "run_confirm": run_confirm,
         "run_problems": run_problems,
         "active_run": campaign.runs.active().first(),
+        "schedule_url": reverse("marketing_activities:campaign_schedule", args=[campaign.pk]),
+        "run_url": reverse("marketing_activities:campaign_run_now", args=[campaign.pk]),
     }
     if run_confirm:
-        context["audience"] = audience_count(campaign)
-        context["problems"] = campaign.problems()
+        context.update(run_preview(campaign))
     return render_screen(
         request, "marketing_activities/campaign_schedule.html", context, selected=campaign, default_partial="detail"
     )
@@ -116,9 +145,6 @@ def run_now(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
     if request.method == "GET":
         return _schedule_screen(request, campaign, run_confirm=True)
-    # Imported here: the runner is its own module (and its own team's work).
-    from ..runner import CampaignCannotRun, campaign_start
-
     try:
         run = campaign_start(campaign=campaign, trigger=CampaignRun.Trigger.UI, user=request.user)
     except CampaignCannotRun as error:

@@ -18,7 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms import ResultsFilterForm
-from ..models import CampaignRun, Outcome, RunResult, SmartCampaign
+from ..models import CampaignRun, Outcome, RunResult, RunStep, SmartCampaign
 from .campaign import campaign_context, campaign_or_404
 from .common import HtmxHttpRequest, render_screen, staff_required, wants_partial
 
@@ -36,10 +36,10 @@ def _selected_run(campaign: SmartCampaign, run_id) -> CampaignRun | None:
     return runs.first()
 
 
-def _step_rows(run: CampaignRun, base_query: dict) -> list[dict]:
+def _step_rows(steps: list[RunStep], base_query: dict) -> list[dict]:
     """Each step of the run with its outcome counts, as bars (share of the step's people)."""
     rows = []
-    for step in run.steps.all():
+    for step in steps:
         counts = [(Outcome[code.upper()], n) for code, n in (step.counts or {}).items() if code.upper() in Outcome.__members__ and n]
         counts.sort(key=lambda item: item[0].value)
         total = sum(n for _, n in counts)
@@ -73,11 +73,20 @@ def _tone(outcome: Outcome) -> str:
     return "skip"
 
 
-def filtered_results(run: CampaignRun, step_position, form: ResultsFilterForm):
-    """The run's per-person results, narrowed by step, outcome and a search on name, email or number."""
-    results = RunResult.objects.filter(run_step__run=run)
-    if step_position not in (None, ""):
-        results = results.filter(run_step__position=step_position)
+def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterForm):
+    """The per-person results of a run's `steps`, narrowed by step, outcome and a
+    search on name, email or number.
+
+    Result rows have no index on their step: each step's rows lie in an id
+    range (RunStep.results), so the query scans those ranges, never the table.
+    """
+    ranges = Q()
+    for step in steps:
+        if step.first_result_id is not None and step_position in (None, "", str(step.position)):
+            ranges |= Q(run_step=step, pk__gte=step.first_result_id, pk__lte=step.last_result_id)
+    if not ranges:
+        return RunResult.objects.none()
+    results = RunResult.objects.filter(ranges)
     outcome = form.outcome_value()
     if outcome is not None:
         results = results.filter(outcome=outcome)
@@ -111,11 +120,13 @@ def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "run": run,
         "step_position": step,
         "filter_form": form,
+        # In the context, not the template: each partial is also rendered alone.
+        "results_url": reverse("marketing_activities:campaign_results", args=[campaign.pk]),
     }
     if run is not None:
-        base_query = {"run": run.pk}
-        context["step_rows"] = _step_rows(run, base_query)
-        results = filtered_results(run, step, form).select_related("lead", "duplicate_of", "run_step")
+        steps = list(run.steps.all())
+        context["step_rows"] = _step_rows(steps, {"run": run.pk})
+        results = filtered_results(steps, step, form).select_related("lead", "duplicate_of", "run_step")
         page = Paginator(results.order_by("pk"), PAGE_SIZE).get_page(request.GET.get("page"))
         context["page"] = page
         context["poll_url"] = reverse("marketing_activities:campaign_results", args=[campaign.pk]) + f"?run={run.pk}"
@@ -125,7 +136,9 @@ def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             reverse("marketing_activities:campaign_results_export", args=[campaign.pk]) + "?" + urlencode(filters)
         )
     if wants_partial(request) and request.htmx.target == "run-detail" and run is not None and not run.is_active:
-        # htmx: the run has finished; 286 shows it one last time and stops the polling.
+        # htmx: the run has finished; 286 shows it one last time and stops the
+        # polling, and the list of runs comes along (out of band) to match.
+        context["runs_out_of_band"] = True
         return HttpResponseStopPolling(render_to_string(f"{TEMPLATE}#run-detail", context, request=request))
     return render_screen(request, TEMPLATE, context, selected=campaign)
 
@@ -162,7 +175,8 @@ def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
         "outcome", "detail", "error_code", "duplicate_of_id", "duplicate_of__first_name",
         "duplicate_of__last_name", "delivery_status",
     )  # fmt: skip
-    rows = filtered_results(run, step, ResultsFilterForm(request.GET)).order_by("pk").values_list(*columns)
+    steps = list(run.steps.all())
+    rows = filtered_results(steps, step, ResultsFilterForm(request.GET)).order_by("pk").values_list(*columns)
     header = [
         _("step"), _("lead id"), _("first name"), _("last name"), _("email"), _("number"), _("outcome"),
         _("outcome label"), _("detail"), _("error code"), _("sent to instead (lead id)"),

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
@@ -73,6 +74,8 @@ def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     lead_query = request.GET.get("lead_q", "").strip()
     context = {
         "message": message,
+        # In the context, not the template: each partial is also rendered alone.
+        "message_url": reverse("marketing_activities:sms_message", args=[message.pk]),
         "breadcrumbs": crumbs([*message.program.folder.ancestors(), message.program.folder, message.program]),
         "form": form,
         "tokens": sms_text.token_placeholders(),

@@ -23,10 +23,11 @@ def marketing_data():
     top = FolderFactory(name="Marketing")
     program = ProgramFactory(folder=FolderFactory(parent=top, name="2026 Holiday"), name="Black Friday SMS")
     SmsMessageFactory(program=program, name="Teaser", text='Hi {{lead.first_name|default:"there"}}, 30% off Friday.')
-    news = VibesListFactory(name="SMS Newsletter")
-    vip = VibesListFactory(name="VIP Offers")
-    AcquisitionCampaignFactory(vibes_list=news, name="Newsletter web sign-up")
-    AcquisitionCampaignFactory(vibes_list=vip, name="VIP keyword")
+    # The lists and acquisition campaigns the Vibes simulator serves (vibes/demo.py).
+    news = VibesListFactory(vibes_id="101", name="SMS Newsletter")
+    vip = VibesListFactory(vibes_id="102", name="VIP Offers")
+    AcquisitionCampaignFactory(vibes_id="AC-NEWS-WEB", vibes_list=news, name="Newsletter web sign-up")
+    AcquisitionCampaignFactory(vibes_id="AC-VIP", vibes_list=vip, name="VIP keyword")
     for index in range(6):
         lead = LeadFactory(country="US", first_name=f"Person{index}")
         SubscriptionFactory(lead=lead, vibes_list=news)
@@ -55,7 +56,8 @@ def step_titles(page):
     return [title.strip() for title in page.locator("#flow-steps .step-title").all_inner_texts()]
 
 
-def test_a_marketer_builds_a_flow(marketing_data, logged_in):
+def test_a_marketer_builds_a_flow_and_runs_it(marketing_data, vibes_simulator, settings, logged_in):
+    settings.RUNNER_BACKGROUND = "thread"  # the Run button's run works in a thread of the live server
     page = logged_in
     page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm on delete
 
@@ -162,6 +164,33 @@ def test_a_marketer_builds_a_flow(marketing_data, logged_in):
     with swapped(page):
         subscribe.get_by_role("button", name=re.compile(r"Delete step \d")).click()
     expect(page.locator("#flow-steps .flow-step")).to_have_count(2)
+
+    # Run it: Schedule → Run now… shows who qualifies and asks first.
+    with swapped(page):
+        page.get_by_role("tab", name="Schedule").click()
+    with swapped(page):
+        page.get_by_role("link", name="Run now…").click()
+    confirm = page.locator("#run-now")
+    expect(confirm).to_contain_text("6 people qualify")
+    expect(confirm).to_contain_text("1. Send SMS Message")
+    page.get_by_role("button", name="Yes, run now").click()
+
+    # The Results tab opens on the new run and fills in while it polls.
+    page.wait_for_url(re.compile(rf"/campaigns/{campaign.pk}/results/\?run=\d+$"))
+    run = campaign.runs.get()
+    detail = page.locator("#run-detail")
+    expect(detail.locator(".card-head .badge")).to_have_text("Completed", timeout=30_000)
+    expect(detail.locator('[data-outcome="sent"] .bar-count')).to_have_text("6")
+    expect(detail.locator(".progress")).to_have_attribute("aria-valuenow", "100")
+    expect(detail).not_to_have_attribute("hx-trigger", "every 1s")  # 286 stopped the polling
+    assert len(vibes_simulator.messages()) == 6
+    assert run.trigger == "ui"
+
+    # The people behind a count.
+    with swapped(page):
+        detail.locator('[data-outcome="sent"]').click()
+    expect(page.locator("#run-people tbody tr")).to_have_count(6)
+    expect(page.locator("#run-people")).to_contain_text("Sent")
 
 
 def test_the_sms_editor_counts_while_typing_and_inserts_tokens(marketing_data, logged_in):

@@ -2,8 +2,6 @@
 
 import datetime
 import json
-import sys
-import types
 
 import pytest
 from django.utils import timezone
@@ -171,55 +169,59 @@ def test_an_active_run_links_to_its_results(staff_client):
     assert f"?run={run.pk}" in html
 
 
-class _CannotRun(Exception):
-    def __init__(self, problems):
-        super().__init__(problems)
-        self.problems = problems
-
-
 @pytest.fixture
-def fake_runner(monkeypatch):
-    """The runner's public API as the Run button uses it, recorded."""
-    calls = []
-
-    def campaign_start(*, campaign, trigger, user):
-        calls.append((campaign, trigger, user))
-        if campaign.name == "Broken":
-            raise _CannotRun(["Step 1 (Send SMS Message): Choose a Vibes list."])
-        return CampaignRunFactory(campaign=campaign, status=CampaignRun.Status.QUEUED, trigger=trigger, requested_by=user)
-
-    module = types.ModuleType("marketing_activities.runner")
-    module.campaign_start = campaign_start
-    module.CampaignCannotRun = _CannotRun
-    monkeypatch.setitem(sys.modules, "marketing_activities.runner", module)
-    return calls
+def no_dispatch(monkeypatch):
+    """The real runner creates the run; nothing works on it in the background."""
+    dispatched = []
+    monkeypatch.setattr("marketing_activities.runner.run_dispatch", dispatched.append)
+    return dispatched
 
 
-def test_the_run_button_starts_a_run_and_opens_its_results(staff_client, fake_runner):
+def test_the_run_button_starts_a_run_and_opens_its_results(staff_client, no_dispatch):
     campaign = FlowStepFactory().campaign
     response = staff_client.post(url("campaign_run_now", campaign.pk), headers=HTMX)
     run = campaign.runs.get()
-    assert fake_runner == [(campaign, CampaignRun.Trigger.UI, staff_client.user)]
+    assert (run.status, run.trigger, run.requested_by) == (CampaignRun.Status.QUEUED, CampaignRun.Trigger.UI, staff_client.user)
+    assert no_dispatch == [run]
     location = json.loads(response["HX-Location"])
     assert location["path"] == url("campaign_results", campaign.pk) + f"?run={run.pk}"
     assert location["target"] == "#tab-panel"
 
 
-def test_the_run_button_without_htmx_redirects_to_the_results(staff_client, fake_runner):
+def test_the_run_button_without_htmx_redirects_to_the_results(staff_client, no_dispatch):
     campaign = FlowStepFactory().campaign
     response = staff_client.post(url("campaign_run_now", campaign.pk))
     assert response["Location"].startswith(url("campaign_results", campaign.pk) + "?run=")
 
 
-def test_the_run_button_shows_the_runners_problems(staff_client, fake_runner):
-    campaign = FlowStepFactory(campaign__name="Broken").campaign
+def test_the_run_button_shows_the_runners_problems(staff_client, no_dispatch):
+    campaign = FlowStepFactory(vibes_list=None, position=0).campaign
     response = staff_client.post(url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"})
     assert response.status_code == 200
     assert "Step 1 (Send SMS Message): Choose a Vibes list." in response.content.decode()
     assert not campaign.runs.exists()
 
 
-def test_non_staff_cannot_run_a_campaign(clerk_client, fake_runner):
+def test_a_second_run_while_one_is_active_is_refused_with_a_message(staff_client, no_dispatch):
+    campaign = FlowStepFactory().campaign
+    CampaignRunFactory(campaign=campaign, status=CampaignRun.Status.RUNNING)
+    response = staff_client.post(url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "is already running" in html and "Watch it in Results" in html
+    assert campaign.runs.count() == 1
+
+
+def test_the_confirmation_shows_each_steps_planned_counts(staff_client):
+    step = FlowStepFactory(position=0)
+    LeadFactory.create_batch(2, country="US")
+    html = staff_client.get(url("campaign_run_now", step.campaign.pk), headers={**HTMX, "HX-Target": "run-now"}).content.decode()
+    assert "1. Send SMS Message" in html
+    assert "Skipped: not subscribed to the Vibes list: 2" in html
+    assert not step.campaign.runs.exists()  # the preview wrote nothing
+
+
+def test_non_staff_cannot_run_a_campaign(clerk_client, no_dispatch):
     campaign = FlowStepFactory().campaign
     assert clerk_client.post(url("campaign_run_now", campaign.pk)).status_code == 403
-    assert fake_runner == []
+    assert not campaign.runs.exists()

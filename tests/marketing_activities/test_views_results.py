@@ -6,7 +6,7 @@ import io
 import pytest
 from django.http import StreamingHttpResponse
 
-from marketing_activities.models import CampaignRun, Outcome
+from marketing_activities.models import CampaignRun, Outcome, RunResult
 from tests.marketing_activities.factories import (
     CampaignRunFactory,
     RunResultFactory,
@@ -17,6 +17,16 @@ from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_passw
 from tests.smscampaigns.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def planned(run):
+    """Record each step's id range, as the planner does after writing its rows."""
+    for step in run.steps.all():
+        ids = list(RunResult.objects.filter(run_step=step).values_list("pk", flat=True))
+        if ids:
+            step.first_result_id, step.last_result_id = min(ids), max(ids)
+            step.save(update_fields=["first_result_id", "last_result_id"])
+    return run
 
 
 @pytest.fixture
@@ -31,7 +41,7 @@ def finished_run():
     RunResultFactory(run_step=send, lead=ann, outcome=Outcome.SENT)
     RunResultFactory(run_step=send, lead=bob, outcome=Outcome.SKIPPED_DUPLICATE_PHONE, duplicate_of=ann, detail="Same number as Ann")
     RunResultFactory(run_step=unsubscribe, lead=cid, outcome=Outcome.FAILED, error_code="server_error", detail="=HYPERLINK()")
-    return run
+    return planned(run)
 
 
 def results_url(run, **params):
@@ -84,10 +94,19 @@ def test_polling_an_active_run_returns_its_progress(staff_client):
 
 def test_polling_a_finished_run_stops_the_polling_with_286(staff_client, finished_run):
     response = staff_client.get(results_url(finished_run), headers={**HTMX, "HX-Target": "run-detail"})
+    html = response.content.decode()
     assert response.status_code == 286
-    assert b'id="run-detail"' in response.content
-    assert b"every 1s" not in response.content
-    assert b'data-outcome="sent"' in response.content
+    assert 'id="run-detail"' in html and "every 1s" not in html
+    assert 'data-outcome="sent"' in html
+    assert f'href="{url("campaign_results", finished_run.campaign.pk)}?run=' in html
+    # The list of runs comes along out of band, showing the run as finished.
+    assert '<section id="runs" class="card" hx-swap-oob="true">' in html
+    assert "Completed" in html.split('id="runs"')[1]
+
+
+def test_the_page_itself_has_no_out_of_band_copy(staff_client, finished_run):
+    html = staff_client.get(results_url(finished_run)).content.decode()
+    assert html.count('id="runs"') == 1 and "hx-swap-oob" not in html
 
 
 def test_clicking_a_count_lists_the_people_behind_it(staff_client, finished_run):
@@ -114,6 +133,7 @@ def test_people_can_be_searched_by_name_email_or_number(staff_client, finished_r
 def test_people_are_paginated(staff_client):
     step = RunStepFactory(counts={"sent": 30})
     RunResultFactory.create_batch(30, run_step=step)
+    planned(step.run)
     html = staff_client.get(results_url(step.run, page=2), headers={**HTMX, "HX-Target": "run-people"}).content.decode()
     assert "Page 2 of 2 · 30 rows" in html
     assert html.count("<tr>") == 1 + 5  # header + the last five
@@ -127,6 +147,7 @@ def test_an_unknown_outcome_filter_lists_everyone(staff_client, finished_run):
 def test_results_take_the_same_queries_whatever_the_number_of_rows(staff_client, django_assert_max_num_queries):
     step = RunStepFactory(counts={"sent": 40})
     RunResultFactory.create_batch(40, run_step=step, duplicate_of=LeadFactory())
+    planned(step.run)
     with django_assert_max_num_queries(10):
         staff_client.get(results_url(step.run), headers={**HTMX, "HX-Target": "tab-panel"})
 
@@ -149,6 +170,21 @@ def test_the_csv_export_defuses_formulas(staff_client, finished_run):
     response = staff_client.get(url("campaign_results_export", finished_run.campaign.pk) + f"?run={finished_run.pk}&outcome=failed")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[1][8] == "'=HYPERLINK()"
+
+
+def test_results_of_a_step_not_yet_planned_are_empty(staff_client):
+    step = RunStepFactory(counts={})
+    RunResultFactory(run_step=step)  # written, but the step's range is not recorded yet
+    html = staff_client.get(results_url(step.run), headers={**HTMX, "HX-Target": "run-people"}).content.decode()
+    assert "Nobody matches these filters." in html
+
+
+def test_only_rows_inside_a_steps_id_range_are_listed(staff_client, finished_run):
+    send = finished_run.steps.get(position=0)
+    stray = RunResultFactory(run_step=send, lead=LeadFactory(first_name="Stray"))  # after the range
+    assert stray.pk > send.last_result_id
+    html = staff_client.get(results_url(finished_run), headers={**HTMX, "HX-Target": "run-people"}).content.decode()
+    assert "Stray" not in html and "Ann Able" in html
 
 
 def test_the_csv_export_needs_a_run(staff_client):

@@ -92,6 +92,7 @@ def test_saving_with_htmx_returns_the_editor_with_a_message(staff_client):
     )
     assert response.content.lstrip().startswith(b'<div id="sms-editor"')
     assert b"SMS message saved." in response.content
+    assert f'hx-post="{url("sms_message", message.pk)}"'.encode() in response.content
 
 
 def test_an_unknown_token_is_refused_and_the_text_kept(staff_client):
