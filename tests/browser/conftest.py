@@ -1,7 +1,7 @@
 """Browser tests: Debian's Chromium driven by Playwright, against `live_server`.
 
-One browser for the whole session (the machine is small); each test gets a
-fresh context (cookies, storage) and page. A failing test leaves a screenshot
+One browser for the session's browser tests (the machine is small); each
+test gets a fresh context (cookies, storage) and page. A failing test leaves a screenshot
 in test-artifacts/ (git-ignored).
 """
 
@@ -11,10 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls made
-# by the tests themselves are still plain synchronous calls.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -27,6 +23,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 PASSWORD = "pw-browser-test-1"
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 
 def chromium_path() -> str:
@@ -41,19 +38,67 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+class Chromium:
+    """One Chromium for the session's browser tests, started on first use.
+
+    Playwright's sync API keeps an event loop running in the main thread, and
+    Django refuses ORM calls under a running loop: while Chromium runs,
+    DJANGO_ALLOW_ASYNC_UNSAFE lets the tests' own (synchronous) ORM calls
+    through. Both end as soon as the browser tests are over (see
+    pytest_runtest_teardown), so neither the rest of the suite nor the
+    processes it starts see the variable. Started again if another browser
+    test comes later.
+    """
+
+    def __init__(self):
+        self._playwright = None
+        self._browser = None
+        self._saved_env = None
+
+    def get(self):
+        if self._browser is None:
+            from playwright.sync_api import sync_playwright
+
+            self._saved_env = os.environ.get(ASYNC_UNSAFE)
+            os.environ[ASYNC_UNSAFE] = "true"
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
+            )
+        return self._browser
+
+    def stop(self):
+        if self._browser is not None:
+            self._browser.close()
+            self._playwright.stop()
+            self._browser = self._playwright = None
+            if self._saved_env is None:
+                os.environ.pop(ASYNC_UNSAFE, None)
+            else:
+                os.environ[ASYNC_UNSAFE] = self._saved_env
+
+
+_chromium = Chromium()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    if nextitem is None or Path(nextitem.path).parent != Path(item.path).parent:
+        _chromium.stop()
+    return result
+
+
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+    yield _chromium
+    _chromium.stop()
 
 
 @pytest.fixture
 def page(request, browser, live_server):
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=live_server.url)
+    # The database exists by now (live_server needs it): start Chromium after it.
+    context = browser.get().new_context(viewport={"width": 1440, "height": 900}, base_url=live_server.url)
     context.set_default_timeout(10_000)
     page = context.new_page()
     errors = []
