@@ -19,7 +19,9 @@ RULES = {"logic": "all", "rules": [{"field": "country", "op": "is", "value": "US
 
 
 def build_tree():
-    lists = VibesList.objects.bulk_create(VibesList(vibes_id=str(100 + i), name=f"List {i}") for i in range(5))
+    lists = VibesList.objects.bulk_create(
+        VibesList(vibes_id=str(100 + i), name=f"List {i}") for i in range(5)
+    )
     AcquisitionCampaign.objects.bulk_create(
         AcquisitionCampaign(vibes_id=f"AC-{i}-{j}", name=f"Acquisition {i}.{j}", vibes_list=vl)
         for i, vl in enumerate(lists)
@@ -39,7 +41,8 @@ def build_tree():
         for k in range(MESSAGES_PER_PROGRAM)
     )
     smart_lists = SmartList.objects.bulk_create(
-        SmartList(name=f"Smart list {n}", definition=RULES) for n in range(len(programs) * CAMPAIGNS_PER_PROGRAM)
+        SmartList(name=f"Smart list {n}", definition=RULES)
+        for n in range(len(programs) * CAMPAIGNS_PER_PROGRAM)
     )
     lists_iter = iter(smart_lists)
     campaigns = SmartCampaign.objects.bulk_create(
@@ -49,7 +52,13 @@ def build_tree():
     )
     message_of = {m.program_id: m for m in messages}
     FlowStep.objects.bulk_create(
-        FlowStep(campaign=c, position=0, action="send_sms", sms_message=message_of[c.program_id], vibes_list=lists[0])
+        FlowStep(
+            campaign=c,
+            position=0,
+            action="send_sms",
+            sms_message=message_of[c.program_id],
+            vibes_list=lists[0],
+        )
         for c in campaigns
     )
     # One campaign with a long flow: ten steps of all three kinds.
@@ -66,7 +75,13 @@ def build_tree():
         )
         for p in range(1, 10)
     )
-    return {"top": tops[0], "program": programs[0], "long_flow": long_flow, "folders": len(folders), "campaigns": len(campaigns)}
+    return {
+        "top": tops[0],
+        "program": programs[0],
+        "long_flow": long_flow,
+        "folders": len(folders),
+        "campaigns": len(campaigns),
+    }
 
 
 @pytest.fixture(scope="module")

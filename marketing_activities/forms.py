@@ -114,9 +114,7 @@ class FlowStepForm(Form):
 
     sms_message = forms.ModelChoiceField(queryset=SmsMessage.objects.all(), required=False)
     vibes_list = forms.ModelChoiceField(queryset=VibesList.objects.all(), required=False)
-    acquisition_campaign = forms.ModelChoiceField(
-        queryset=AcquisitionCampaign.objects.all(), required=False
-    )
+    acquisition_campaign = forms.ModelChoiceField(queryset=AcquisitionCampaign.objects.all(), required=False)
 
 
 # --- Schedule -------------------------------------------------------------------
@@ -152,7 +150,8 @@ class ResultsFilterForm(Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["outcome"].choices = [("", _("All outcomes"))] + [(o.code, capfirst(o.label)) for o in Outcome]
+        outcomes = [(outcome.code, capfirst(outcome.label)) for outcome in Outcome]
+        self.fields["outcome"].choices = [("", _("All outcomes")), *outcomes]
 
     def outcome_value(self) -> int | None:
         code = self.cleaned_data.get("outcome") if self.is_valid() else None

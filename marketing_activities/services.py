@@ -91,7 +91,8 @@ def program_delete(*, program: Program) -> None:
 def campaign_delete(*, campaign: SmartCampaign) -> None:
     if campaign.runs.active().exists():
         raise ValidationError(
-            _("The campaign “%(name)s” is running; wait until the run has finished.") % {"name": campaign.name}
+            _("The campaign “%(name)s” is running; wait until the run has finished.")
+            % {"name": campaign.name}
         )
     smart_list = campaign.smart_list
     campaign.delete()
@@ -101,7 +102,9 @@ def campaign_delete(*, campaign: SmartCampaign) -> None:
 
 def sms_message_delete(*, message: SmsMessage) -> None:
     used_by = list(
-        SmartCampaign.objects.filter(flow_steps__sms_message=message).distinct().values_list("name", flat=True)
+        SmartCampaign.objects.filter(flow_steps__sms_message=message)
+        .distinct()
+        .values_list("name", flat=True)
     )
     if used_by:
         raise ValidationError(
@@ -179,7 +182,9 @@ def flow_step_update(
         sms_message = None
     if step.action != FlowStep.Action.SUBSCRIBE:
         acquisition_campaign = None
-    if acquisition_campaign is not None and (vibes_list is None or acquisition_campaign.vibes_list_id != vibes_list.pk):
+    if acquisition_campaign is not None and (
+        vibes_list is None or acquisition_campaign.vibes_list_id != vibes_list.pk
+    ):
         acquisition_campaign = None
     step.sms_message = sms_message
     step.vibes_list = vibes_list
@@ -236,7 +241,8 @@ def campaign_schedule_update(
     campaign.schedule = schedule
     # Keep only what the chosen schedule uses, so a stale date never comes back.
     campaign.run_at = run_at if schedule == SmartCampaign.Schedule.ONCE else None
-    campaign.run_time = run_time if schedule in (SmartCampaign.Schedule.DAILY, SmartCampaign.Schedule.WEEKLY) else None
+    recurring = schedule in (SmartCampaign.Schedule.DAILY, SmartCampaign.Schedule.WEEKLY)
+    campaign.run_time = run_time if recurring else None
     campaign.run_weekday = run_weekday if schedule == SmartCampaign.Schedule.WEEKLY else None
     campaign.full_clean(exclude=["smart_list"])
     campaign.next_run_at = campaign.compute_next_run()
@@ -254,4 +260,3 @@ def campaign_set_active(*, campaign: SmartCampaign, active: bool) -> SmartCampai
     campaign.next_run_at = campaign.compute_next_run()
     campaign.save(update_fields=["is_active", "next_run_at", "updated_at"])
     return campaign
-

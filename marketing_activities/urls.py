@@ -28,7 +28,11 @@ urlpatterns = [
     path("campaigns/<int:pk>/flow/order/", flow_editor.steps_reorder, name="flow_steps_reorder"),
     path("campaigns/<int:pk>/flow/steps/<int:step_pk>/", flow_editor.step_update, name="flow_step_update"),
     path("campaigns/<int:pk>/flow/steps/<int:step_pk>/move/", flow_editor.step_move, name="flow_step_move"),
-    path("campaigns/<int:pk>/flow/steps/<int:step_pk>/delete/", flow_editor.step_delete, name="flow_step_delete"),
+    path(
+        "campaigns/<int:pk>/flow/steps/<int:step_pk>/delete/",
+        flow_editor.step_delete,
+        name="flow_step_delete",
+    ),
     path("campaigns/<int:pk>/schedule/", campaign.schedule, name="campaign_schedule"),
     path("campaigns/<int:pk>/run/", campaign.run_now, name="campaign_run_now"),
     path("campaigns/<int:pk>/results/", results.results, name="campaign_results"),

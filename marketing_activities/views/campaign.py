@@ -69,7 +69,9 @@ def run_preview(campaign: SmartCampaign) -> dict:
     steps = []
     for step in preview.steps:
         counts = [
-            (Outcome[code.upper()], n) for code, n in step.counts.items() if n and code.upper() in Outcome.__members__
+            (Outcome[code.upper()], n)
+            for code, n in step.counts.items()
+            if n and code.upper() in Outcome.__members__
         ]
         counts.sort(key=lambda item: item[0].value)
         steps.append(
@@ -86,7 +88,9 @@ def run_preview(campaign: SmartCampaign) -> dict:
     return {"audience": preview.audience, "preview_steps": steps, "problems": []}
 
 
-def _schedule_screen(request, campaign, *, form=None, activation_problems=(), run_confirm=False, run_problems=()):
+def _schedule_screen(
+    request, campaign, *, form=None, activation_problems=(), run_confirm=False, run_problems=()
+):
     context = {
         **campaign_context(campaign, "schedule"),
         "form": form or ScheduleForm(instance=campaign),
@@ -99,9 +103,7 @@ def _schedule_screen(request, campaign, *, form=None, activation_problems=(), ru
     }
     if run_confirm:
         context.update(run_preview(campaign))
-    return render_screen(
-        request, "marketing_activities/campaign_schedule.html", context, selected=campaign, default_partial="detail"
-    )
+    return render_screen(request, "marketing_activities/campaign_schedule.html", context, selected=campaign)
 
 
 @require_http_methods(["GET", "POST"])

@@ -11,8 +11,8 @@ from collections import defaultdict
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
@@ -48,9 +48,12 @@ STEP_LABELS = {
     "save_step": gettext_lazy("Save step"),
 }
 STEP_HELP = {
-    FlowStep.Action.SEND_SMS: gettext_lazy("Texts the people of the smart list who are subscribed to this Vibes list."),
+    FlowStep.Action.SEND_SMS: gettext_lazy(
+        "Texts the people of the smart list who are subscribed to this Vibes list."
+    ),
     FlowStep.Action.SUBSCRIBE: gettext_lazy(
-        "Starts the subscription through the acquisition campaign; Vibes texts a confirmation the person must answer."
+        "Starts the subscription through the acquisition campaign; "
+        "Vibes texts a confirmation the person must answer."
     ),
     FlowStep.Action.UNSUBSCRIBE: gettext_lazy("Unsubscribes each person from this Vibes list."),
 }
@@ -81,8 +84,12 @@ class Choices:
         step.acquisition_choices = self.acquisition_campaigns.get(step.vibes_list_id, [])
         # A choice no longer offered (a list gone from Vibes, a message of
         # another program) stays visible as the current value.
-        step.extra_sms_message = step.sms_message if step.sms_message and step.sms_message not in self.sms_messages else None
-        step.extra_vibes_list = step.vibes_list if step.vibes_list and step.vibes_list not in self.vibes_lists else None
+        step.extra_sms_message = (
+            step.sms_message if step.sms_message and step.sms_message not in self.sms_messages else None
+        )
+        step.extra_vibes_list = (
+            step.vibes_list if step.vibes_list and step.vibes_list not in self.vibes_lists else None
+        )
         step.extra_acquisition = (
             step.acquisition_campaign
             if step.acquisition_campaign and step.acquisition_campaign not in step.acquisition_choices
@@ -174,7 +181,8 @@ def step_move(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse:
     if position is None:
         return _steps_changed(request, campaign, "", error=_("Say where the step goes."))
     step = services.flow_step_move(step=step, position=position)
-    return _steps_changed(request, campaign, _("Step moved to position %(number)s.") % {"number": step.number})
+    message = _("Step moved to position %(number)s.") % {"number": step.number}
+    return _steps_changed(request, campaign, message)
 
 
 @require_POST

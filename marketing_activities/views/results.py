@@ -40,7 +40,11 @@ def _step_rows(steps: list[RunStep], base_query: dict) -> list[dict]:
     """Each step of the run with its outcome counts, as bars (share of the step's people)."""
     rows = []
     for step in steps:
-        counts = [(Outcome[code.upper()], n) for code, n in (step.counts or {}).items() if code.upper() in Outcome.__members__ and n]
+        counts = [
+            (Outcome[code.upper()], n)
+            for code, n in (step.counts or {}).items()
+            if n and code.upper() in Outcome.__members__
+        ]
         counts.sort(key=lambda item: item[0].value)
         total = sum(n for _, n in counts)
         rows.append(
@@ -129,13 +133,13 @@ def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         results = filtered_results(steps, step, form).select_related("lead", "duplicate_of", "run_step")
         page = Paginator(results.order_by("pk"), PAGE_SIZE).get_page(request.GET.get("page"))
         context["page"] = page
-        context["poll_url"] = reverse("marketing_activities:campaign_results", args=[campaign.pk]) + f"?run={run.pk}"
+        context["poll_url"] = context["results_url"] + f"?run={run.pk}"
         filters = {k: v for k, v in request.GET.items() if k in ("run", "step", "outcome", "q") and v}
         context["filter_query"] = urlencode(filters)
-        context["export_url"] = (
-            reverse("marketing_activities:campaign_results_export", args=[campaign.pk]) + "?" + urlencode(filters)
-        )
-    if wants_partial(request) and request.htmx.target == "run-detail" and run is not None and not run.is_active:
+        export = reverse("marketing_activities:campaign_results_export", args=[campaign.pk])
+        context["export_url"] = f"{export}?{urlencode(filters)}"
+    polled = wants_partial(request) and request.htmx.target == "run-detail"
+    if polled and run is not None and not run.is_active:
         # htmx: the run has finished; 286 shows it one last time and stops the
         # polling, and the list of runs comes along (out of band) to match.
         context["runs_out_of_band"] = True
@@ -186,15 +190,18 @@ def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
     def lines():
         writer = csv.writer(_Echo())
         yield writer.writerow(header)
-        for position, lead_id, first, last, email, phone, outcome, detail, code, dup_id, dup_first, dup_last, delivery in rows.iterator(chunk_size=2000):
+        for row in rows.iterator(chunk_size=2000):
+            (position, lead_id, first, last, email, phone, outcome, detail, code,
+             dup_id, dup_first, dup_last, delivery) = row  # fmt: skip
             outcome = Outcome(outcome)
             dup_name = f"{dup_first or ''} {dup_last or ''}".strip()
-            yield writer.writerow(
-                [_cell(v) for v in (position + 1, lead_id, first, last, email, phone, outcome.code, outcome.label, detail, code, dup_id or "", dup_name, delivery)]
-            )
+            cells = (
+                position + 1, lead_id, first, last, email, phone, outcome.code, outcome.label,
+                detail, code, dup_id or "", dup_name, delivery,
+            )  # fmt: skip
+            yield writer.writerow([_cell(value) for value in cells])
 
     filename = f"campaign-{campaign.pk}-run-{run.pk}-{timezone.now():%Y%m%d-%H%M}.csv"
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-

@@ -7,7 +7,16 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from .common import HtmxHttpRequest, render_screen, staff_required, wants_partial
-from .tree_nodes import EXPANDABLE, KINDS, Node, children_of, expanded_keys, flatten, remember_expanded, tree_context
+from .tree_nodes import (
+    EXPANDABLE,
+    KINDS,
+    Node,
+    children_of,
+    expanded_keys,
+    flatten,
+    remember_expanded,
+    tree_context,
+)
 
 LAYOUT = "marketing_activities/layout.html"
 

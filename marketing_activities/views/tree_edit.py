@@ -129,6 +129,14 @@ def node_move(request: HtmxHttpRequest, kind: str, pk: int):
     return _render(request, form, title=title, node=node, submit=_("Move"), selected=node)
 
 
+def _container(node):
+    """The folder or program holding `node` (None for a top-level folder): where to go after deleting it."""
+    for name in ("parent", "folder", "program"):
+        if hasattr(node, name):
+            return getattr(node, name)
+    return None
+
+
 DELETERS = {
     "folder": lambda node: services.folder_delete(folder=node),
     "program": lambda node: services.program_delete(program=node),
@@ -143,7 +151,7 @@ def node_delete(request: HtmxHttpRequest, kind: str, pk: int):
     node = _node_or_404(kind, pk)
     form = NameForm(initial={"name": node.name})  # nothing to type: the form carries errors only
     if request.method == "POST":
-        parent = getattr(node, "parent", None) or getattr(node, "folder", None) or getattr(node, "program", None)
+        parent = _container(node)
         try:
             DELETERS[kind](node)
         except ValidationError as error:

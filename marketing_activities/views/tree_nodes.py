@@ -169,7 +169,9 @@ def build_tree(expanded: set[str], selected_key: str | None = None) -> list[Node
     whatever the tree's size (children of collapsed nodes are never loaded)."""
     folder_ids = [int(k.split("-")[1]) for k in expanded if k.startswith("folder-")]
     program_ids = [int(k.split("-")[1]) for k in expanded if k.startswith("program-")]
-    folders = Folder.objects.filter(Q(parent__isnull=True) | Q(parent_id__in=folder_ids)).only("id", "name", "parent_id")
+    folders = Folder.objects.filter(Q(parent__isnull=True) | Q(parent_id__in=folder_ids)).only(
+        "id", "name", "parent_id"
+    )
     programs = Program.objects.filter(folder_id__in=folder_ids).only("id", "name", "folder_id")
     campaigns = SmartCampaign.objects.filter(program_id__in=program_ids).only("id", "name", "program_id")
     messages = SmsMessage.objects.filter(program_id__in=program_ids).only("id", "name", "program_id")

@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def marketing_data():
     top = FolderFactory(name="Marketing")
     program = ProgramFactory(folder=FolderFactory(parent=top, name="2026 Holiday"), name="Black Friday SMS")
-    SmsMessageFactory(program=program, name="Teaser", text='Hi {{lead.first_name|default:"there"}}, 30% off Friday.')
+    SmsMessageFactory(
+        program=program, name="Teaser", text='Hi {{lead.first_name|default:"there"}}, 30% off Friday.'
+    )
     # The lists and acquisition campaigns the Vibes simulator serves (vibes/demo.py).
     news = VibesListFactory(vibes_id="101", name="SMS Newsletter")
     vip = VibesListFactory(vibes_id="102", name="VIP Offers")
@@ -46,7 +48,8 @@ def swapped(page, timeout_ms=10_000):
     )
     yield
     settled = page.evaluate(
-        "ms => Promise.race([window.__settled, new Promise(resolve => setTimeout(() => resolve(false), ms))])",
+        "ms => Promise.race([window.__settled,"
+        " new Promise(resolve => setTimeout(() => resolve(false), ms))])",
         timeout_ms,
     )
     assert settled, "no htmx swap settled after the action"
@@ -70,7 +73,7 @@ def test_a_marketer_builds_a_flow_and_runs_it(marketing_data, vibes_simulator, s
     expect(page.locator("#tree")).to_contain_text("Teaser")
 
     # Create a campaign from the program's menu in the tree.
-    row = page.locator("#node-program-%d > .tree-row" % marketing_data["program"].pk)
+    row = page.locator(f"#node-program-{marketing_data['program'].pk} > .tree-row")
     row.hover()
     row.locator("summary").click()  # the ⋯ menu, named "Actions for Black Friday SMS"
     with swapped(page):
@@ -111,7 +114,9 @@ def test_a_marketer_builds_a_flow_and_runs_it(marketing_data, vibes_simulator, s
         page.locator("#flow-steps .flow-step").get_by_label("SMS message").select_option(label="Teaser")
     expect(page.locator("#flow-steps .flow-step")).not_to_contain_text("Choose an SMS message.")
     with swapped(page):
-        page.locator("#flow-steps .flow-step").get_by_label("Vibes list").select_option(label="SMS Newsletter")
+        page.locator("#flow-steps .flow-step").get_by_label("Vibes list").select_option(
+            label="SMS Newsletter"
+        )
     expect(page.locator("#flow-steps .flow-step .badge")).to_have_text("Ready")
 
     # A second step with the keyboard: palette items are buttons, Enter adds at the end.
@@ -120,7 +125,9 @@ def test_a_marketer_builds_a_flow_and_runs_it(marketing_data, vibes_simulator, s
         page.keyboard.press("Enter")
     expect(page.locator("#flow-steps .flow-step")).to_have_count(2)
     with swapped(page):
-        page.locator("#flow-steps .flow-step").nth(1).get_by_label("Vibes list").select_option(label="VIP Offers")
+        page.locator("#flow-steps .flow-step").nth(1).get_by_label("Vibes list").select_option(
+            label="VIP Offers"
+        )
     expect(page.locator("#flow-steps .flow-step").nth(1).locator(".badge")).to_have_text("Ready")
 
     # Reorder with the keyboard: "up" on step 2, and focus stays on the moved step.

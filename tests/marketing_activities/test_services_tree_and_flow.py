@@ -169,7 +169,9 @@ def test_flow_step_update_keeps_an_incomplete_step_as_a_draft():
 def test_flow_step_update_clears_an_acquisition_campaign_of_another_list():
     news, vip = VibesListFactory(), VibesListFactory()
     step = FlowStepFactory(subscribe=True, vibes_list=news)
-    services.flow_step_update(step=step, vibes_list=vip, acquisition_campaign=AcquisitionCampaignFactory(vibes_list=news))
+    services.flow_step_update(
+        step=step, vibes_list=vip, acquisition_campaign=AcquisitionCampaignFactory(vibes_list=news)
+    )
     step.refresh_from_db()
     assert step.vibes_list == vip and step.acquisition_campaign is None
 
@@ -186,7 +188,10 @@ def test_flow_step_update_keeps_a_matching_acquisition_campaign():
 def test_flow_step_update_drops_a_message_from_a_subscribe_step():
     step = FlowStepFactory(subscribe=True)
     services.flow_step_update(
-        step=step, sms_message=SmsMessageFactory(), vibes_list=step.vibes_list, acquisition_campaign=step.acquisition_campaign
+        step=step,
+        sms_message=SmsMessageFactory(),
+        vibes_list=step.vibes_list,
+        acquisition_campaign=step.acquisition_campaign,
     )
     step.refresh_from_db()
     assert step.sms_message is None
@@ -234,7 +239,10 @@ def test_a_schedule_keeps_only_the_fields_it_uses():
 def test_a_weekly_schedule_needs_a_weekday():
     with pytest.raises(ValidationError) as error:
         services.campaign_schedule_update(
-            campaign=SmartCampaignFactory(), qualification_rule="once", schedule="weekly", run_time=datetime.time(9)
+            campaign=SmartCampaignFactory(),
+            qualification_rule="once",
+            schedule="weekly",
+            run_time=datetime.time(9),
         )
     assert "run_weekday" in error.value.message_dict
 

@@ -7,11 +7,16 @@ import pytest
 from django.utils import timezone
 
 from marketing_activities.models import CampaignRun, SmartCampaign
+from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import CampaignRunFactory, FlowStepFactory, SmartCampaignFactory
-from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_password_hashing, url  # noqa: F401
+from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures shared by the interface tests (ui_helpers.py).
+fast_password_hashing = ui_helpers.fast_password_hashing
+clerk_client = ui_helpers.clerk_client
 
 TABS = ["campaign_smart_list", "campaign_flow", "campaign_schedule", "campaign_results"]
 
@@ -59,14 +64,23 @@ def test_every_tab_refuses_non_staff(clerk_client, tab):
 
 
 def schedule_post(**fields):
-    data = {"action": "save", "qualification_rule": "once", "schedule": "none", "run_at": "", "run_time": "", "run_weekday": ""}
+    data = {
+        "action": "save",
+        "qualification_rule": "once",
+        "schedule": "none",
+        "run_at": "",
+        "run_time": "",
+        "run_weekday": "",
+    }
     data.update(fields)
     return data
 
 
 def test_saving_a_daily_schedule(staff_client):
     campaign = SmartCampaignFactory(is_active=True)
-    response = staff_client.post(url("campaign_schedule", campaign.pk), schedule_post(schedule="daily", run_time="09:30"))
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk), schedule_post(schedule="daily", run_time="09:30")
+    )
     assert response.status_code == 302
     campaign.refresh_from_db()
     assert campaign.schedule == "daily" and campaign.run_time == datetime.time(9, 30)
@@ -75,7 +89,9 @@ def test_saving_a_daily_schedule(staff_client):
 
 def test_saving_with_htmx_shows_the_tab_with_a_message(staff_client):
     campaign = SmartCampaignFactory()
-    response = staff_client.post(url("campaign_schedule", campaign.pk), schedule_post(qualification_rule="every_time"), headers=HTMX)
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk), schedule_post(qualification_rule="every_time"), headers=HTMX
+    )
     assert b"Schedule saved." in response.content
     assert b"<html" not in response.content
     campaign.refresh_from_db()
@@ -84,7 +100,9 @@ def test_saving_with_htmx_shows_the_tab_with_a_message(staff_client):
 
 def test_a_once_schedule_without_a_date_shows_the_error_at_the_field(staff_client):
     campaign = SmartCampaignFactory()
-    response = staff_client.post(url("campaign_schedule", campaign.pk), schedule_post(schedule="once"), headers=HTMX)
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk), schedule_post(schedule="once"), headers=HTMX
+    )
     html = response.content.decode()
     assert response.status_code == 200
     when_once = html[html.index('class="when-once"') :].split('class="when-recurring"')[0]
@@ -95,7 +113,9 @@ def test_a_once_schedule_without_a_date_shows_the_error_at_the_field(staff_clien
 def test_a_weekly_schedule_without_a_weekday_shows_the_error_and_keeps_the_time(staff_client):
     campaign = SmartCampaignFactory()
     response = staff_client.post(
-        url("campaign_schedule", campaign.pk), schedule_post(schedule="weekly", run_time="07:15"), headers=HTMX
+        url("campaign_schedule", campaign.pk),
+        schedule_post(schedule="weekly", run_time="07:15"),
+        headers=HTMX,
     )
     html = response.content.decode()
     assert "Choose the day of the week the campaign runs." in html
@@ -104,7 +124,9 @@ def test_a_weekly_schedule_without_a_weekday_shows_the_error_and_keeps_the_time(
 
 def test_a_bad_time_is_a_field_error(staff_client):
     campaign = SmartCampaignFactory()
-    response = staff_client.post(url("campaign_schedule", campaign.pk), schedule_post(schedule="daily", run_time="25:99"))
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk), schedule_post(schedule="daily", run_time="25:99")
+    )
     assert response.status_code == 200
     assert b"Enter a valid time." in response.content
 
@@ -113,7 +135,8 @@ def test_a_once_schedule_in_the_future_sets_the_next_run_when_active(staff_clien
     campaign = SmartCampaignFactory(is_active=True)
     later = (timezone.localtime() + datetime.timedelta(days=3)).replace(second=0, microsecond=0)
     staff_client.post(
-        url("campaign_schedule", campaign.pk), schedule_post(schedule="once", run_at=later.strftime("%Y-%m-%dT%H:%M"))
+        url("campaign_schedule", campaign.pk),
+        schedule_post(schedule="once", run_at=later.strftime("%Y-%m-%dT%H:%M")),
     )
     campaign.refresh_from_db()
     assert campaign.next_run_at == later
@@ -142,7 +165,9 @@ def test_activate_and_deactivate(staff_client):
 def test_run_now_asks_for_confirmation_with_the_audience_count(staff_client):
     LeadFactory.create_batch(4, country="US")
     campaign = FlowStepFactory().campaign
-    response = staff_client.get(url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"})
+    response = staff_client.get(
+        url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
+    )
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="run-now"')
     assert "4 people qualify" in html
@@ -156,7 +181,9 @@ def test_run_now_confirmation_is_a_page_of_its_own_without_htmx(staff_client):
 
 def test_run_now_shows_why_a_campaign_cannot_run_before_asking(staff_client):
     campaign = SmartCampaignFactory()
-    html = staff_client.get(url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"}).content.decode()
+    html = staff_client.get(
+        url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
+    ).content.decode()
     assert "The campaign cannot run yet:" in html
     assert "The flow has no steps." in html
     assert "Yes, run now" not in html
@@ -181,7 +208,11 @@ def test_the_run_button_starts_a_run_and_opens_its_results(staff_client, no_disp
     campaign = FlowStepFactory().campaign
     response = staff_client.post(url("campaign_run_now", campaign.pk), headers=HTMX)
     run = campaign.runs.get()
-    assert (run.status, run.trigger, run.requested_by) == (CampaignRun.Status.QUEUED, CampaignRun.Trigger.UI, staff_client.user)
+    assert (run.status, run.trigger, run.requested_by) == (
+        CampaignRun.Status.QUEUED,
+        CampaignRun.Trigger.UI,
+        staff_client.user,
+    )
     assert no_dispatch == [run]
     location = json.loads(response["HX-Location"])
     assert location["path"] == url("campaign_results", campaign.pk) + f"?run={run.pk}"
@@ -196,7 +227,9 @@ def test_the_run_button_without_htmx_redirects_to_the_results(staff_client, no_d
 
 def test_the_run_button_shows_the_runners_problems(staff_client, no_dispatch):
     campaign = FlowStepFactory(vibes_list=None, position=0).campaign
-    response = staff_client.post(url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"})
+    response = staff_client.post(
+        url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
+    )
     assert response.status_code == 200
     assert "Step 1 (Send SMS Message): Choose a Vibes list." in response.content.decode()
     assert not campaign.runs.exists()
@@ -205,7 +238,9 @@ def test_the_run_button_shows_the_runners_problems(staff_client, no_dispatch):
 def test_a_second_run_while_one_is_active_is_refused_with_a_message(staff_client, no_dispatch):
     campaign = FlowStepFactory().campaign
     CampaignRunFactory(campaign=campaign, status=CampaignRun.Status.RUNNING)
-    response = staff_client.post(url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"})
+    response = staff_client.post(
+        url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
+    )
     assert response.status_code == 200
     html = response.content.decode()
     assert "is already running" in html and "Watch it in Results" in html
@@ -215,7 +250,9 @@ def test_a_second_run_while_one_is_active_is_refused_with_a_message(staff_client
 def test_the_confirmation_shows_each_steps_planned_counts(staff_client):
     step = FlowStepFactory(position=0)
     LeadFactory.create_batch(2, country="US")
-    html = staff_client.get(url("campaign_run_now", step.campaign.pk), headers={**HTMX, "HX-Target": "run-now"}).content.decode()
+    html = staff_client.get(
+        url("campaign_run_now", step.campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
+    ).content.decode()
     assert "1. Send SMS Message" in html
     assert "Skipped: not subscribed to the Vibes list: 2" in html
     assert not step.campaign.runs.exists()  # the preview wrote nothing

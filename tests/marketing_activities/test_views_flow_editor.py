@@ -5,11 +5,16 @@ import json
 import pytest
 
 from marketing_activities.models import FlowStep
+from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory, SmsMessageFactory
-from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_password_hashing, url  # noqa: F401
+from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures shared by the interface tests (ui_helpers.py).
+fast_password_hashing = ui_helpers.fast_password_hashing
+clerk_client = ui_helpers.clerk_client
 
 
 def positions(campaign):
@@ -57,13 +62,17 @@ def test_non_staff_cannot_change_a_flow(clerk_client):
 
 
 @pytest.mark.parametrize("count", [2, 10])
-def test_the_flow_tab_takes_the_same_queries_whatever_the_number_of_steps(staff_client, django_assert_max_num_queries, count):
+def test_the_flow_tab_takes_the_same_queries_whatever_the_number_of_steps(
+    staff_client, django_assert_max_num_queries, count
+):
     campaign = SmartCampaignFactory()
     kinds = [{}, {"subscribe": True}, {"unsubscribe": True}]
     for position in range(count):
         FlowStepFactory(campaign=campaign, position=position, **kinds[position % 3])
     with django_assert_max_num_queries(9):
-        response = staff_client.get(url("campaign_flow", campaign.pk), headers={**HTMX, "HX-Target": "tab-panel"})
+        response = staff_client.get(
+            url("campaign_flow", campaign.pk), headers={**HTMX, "HX-Target": "tab-panel"}
+        )
     assert response.content.count(b'class="flow-step ') == count
     with django_assert_max_num_queries(16):
         staff_client.get(url("campaign_flow", campaign.pk))
@@ -75,7 +84,9 @@ def test_the_flow_tab_takes_the_same_queries_whatever_the_number_of_steps(staff_
 def test_a_palette_click_adds_the_step_at_the_end(staff_client):
     first = FlowStepFactory()
     campaign = first.campaign
-    response = staff_client.post(url("flow_step_add", campaign.pk), {"action": "unsubscribe_vibes_list"}, headers=HTMX)
+    response = staff_client.post(
+        url("flow_step_add", campaign.pk), {"action": "unsubscribe_vibes_list"}, headers=HTMX
+    )
     html = response.content.decode()
     assert "<html" not in html and html.lstrip().startswith('<div id="flow-steps"')
     added = campaign.flow_steps.get(action="unsubscribe_vibes_list")
@@ -94,7 +105,9 @@ def test_a_drop_adds_the_step_where_it_was_dropped(staff_client):
 
 def test_a_new_step_is_a_draft_showing_what_it_lacks(staff_client):
     campaign = SmartCampaignFactory()
-    html = staff_client.post(url("flow_step_add", campaign.pk), {"action": "send_sms"}, headers=HTMX).content.decode()
+    html = staff_client.post(
+        url("flow_step_add", campaign.pk), {"action": "send_sms"}, headers=HTMX
+    ).content.decode()
     assert "Choose an SMS message." in html
     assert "Choose a Vibes list." in html
     assert "Incomplete" in html
@@ -125,7 +138,9 @@ def test_add_only_takes_post(staff_client):
 def test_dragging_posts_every_step_in_the_new_order(staff_client):
     campaign = SmartCampaignFactory()
     a, b, c = (FlowStepFactory(campaign=campaign, position=i) for i in range(3))
-    response = staff_client.post(url("flow_steps_reorder", campaign.pk), {"step": [c.pk, a.pk, b.pk]}, headers=HTMX)
+    response = staff_client.post(
+        url("flow_steps_reorder", campaign.pk), {"step": [c.pk, a.pk, b.pk]}, headers=HTMX
+    )
     assert positions(campaign) == [c.pk, a.pk, b.pk]
     html = response.content.decode()
     assert html.index(f'id="flow-step-{c.pk}"') < html.index(f'id="flow-step-{a.pk}"')
@@ -135,7 +150,9 @@ def test_reorder_refuses_steps_of_another_campaign(staff_client):
     campaign = SmartCampaignFactory()
     a, b = (FlowStepFactory(campaign=campaign, position=i) for i in range(2))
     stranger = FlowStepFactory()
-    response = staff_client.post(url("flow_steps_reorder", campaign.pk), {"step": [b.pk, stranger.pk]}, headers=HTMX)
+    response = staff_client.post(
+        url("flow_steps_reorder", campaign.pk), {"step": [b.pk, stranger.pk]}, headers=HTMX
+    )
     assert response.status_code == 200
     assert b"The flow changed in the meantime" in response.content
     assert positions(campaign) == [a.pk, b.pk]
@@ -173,7 +190,9 @@ def test_a_step_of_another_campaign_is_not_found(staff_client):
     step = FlowStepFactory()
     other = SmartCampaignFactory()
     for name in ("flow_step_move", "flow_step_delete", "flow_step_update"):
-        assert staff_client.post(url(name, other.pk, step.pk), {"position": 0}, headers=HTMX).status_code == 404
+        assert (
+            staff_client.post(url(name, other.pk, step.pk), {"position": 0}, headers=HTMX).status_code == 404
+        )
 
 
 # --- The dropdowns -------------------------------------------------------------------------------
@@ -246,7 +265,9 @@ def test_a_field_the_action_does_not_use_is_dropped(staff_client):
 
 def test_an_unknown_choice_keeps_the_step_and_shows_it_again(staff_client):
     step = FlowStepFactory()
-    response = staff_client.post(url("flow_step_update", step.campaign.pk, step.pk), {"vibes_list": 999999}, headers=HTMX)
+    response = staff_client.post(
+        url("flow_step_update", step.campaign.pk, step.pk), {"vibes_list": 999999}, headers=HTMX
+    )
     assert response.status_code == 200
     step.refresh_from_db()
     assert step.vibes_list is not None
@@ -254,7 +275,9 @@ def test_an_unknown_choice_keeps_the_step_and_shows_it_again(staff_client):
 
 def test_updating_without_htmx_redirects(staff_client):
     step = FlowStepFactory()
-    response = staff_client.post(url("flow_step_update", step.campaign.pk, step.pk), {"vibes_list": step.vibes_list.pk})
+    response = staff_client.post(
+        url("flow_step_update", step.campaign.pk, step.pk), {"vibes_list": step.vibes_list.pk}
+    )
     assert response.status_code == 302
 
 
@@ -266,5 +289,8 @@ def test_deleting_a_step_closes_the_gap(staff_client):
     a, b, c = (FlowStepFactory(campaign=campaign, position=i) for i in range(3))
     response = staff_client.post(url("flow_step_delete", campaign.pk, b.pk), headers=HTMX)
     assert not FlowStep.objects.filter(pk=b.pk).exists()
-    assert list(campaign.flow_steps.order_by("position").values_list("pk", "position")) == [(a.pk, 0), (c.pk, 1)]
+    assert list(campaign.flow_steps.order_by("position").values_list("pk", "position")) == [
+        (a.pk, 0),
+        (c.pk, 1),
+    ]
     assert json.loads(response["HX-Trigger"])["flowChanged"]["message"] == "Step 2 deleted."

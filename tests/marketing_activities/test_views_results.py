@@ -7,16 +7,21 @@ import pytest
 from django.http import StreamingHttpResponse
 
 from marketing_activities.models import CampaignRun, Outcome, RunResult
+from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import (
     CampaignRunFactory,
     RunResultFactory,
     RunStepFactory,
     SmartCampaignFactory,
 )
-from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_password_hashing, url  # noqa: F401
+from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures shared by the interface tests (ui_helpers.py).
+fast_password_hashing = ui_helpers.fast_password_hashing
+clerk_client = ui_helpers.clerk_client
 
 
 def planned(run):
@@ -32,15 +37,35 @@ def planned(run):
 @pytest.fixture
 def finished_run():
     """A completed run: step 1 sent to Ann and skipped Bob (he shares Ann's number), step 2 failed Cid."""
-    run = CampaignRunFactory(status=CampaignRun.Status.COMPLETED, audience=3, progress_done=2, progress_total=2)
+    run = CampaignRunFactory(
+        status=CampaignRun.Status.COMPLETED, audience=3, progress_done=2, progress_total=2
+    )
     send = RunStepFactory(run=run, position=0, counts={"sent": 1, "skipped_duplicate_phone": 1})
     unsubscribe = RunStepFactory(run=run, position=1, action="unsubscribe_vibes_list", counts={"failed": 1})
-    ann = LeadFactory(first_name="Ann", last_name="Able", email="ann@example.com", mobile_phone="+12025550101")
-    bob = LeadFactory(first_name="Bob", last_name="Baker", email="bob@example.com", mobile_phone="+12025550101")
-    cid = LeadFactory(first_name="Cid", last_name="Cole", email="cid@example.com", mobile_phone="+12025550199")
+    ann = LeadFactory(
+        first_name="Ann", last_name="Able", email="ann@example.com", mobile_phone="+12025550101"
+    )
+    bob = LeadFactory(
+        first_name="Bob", last_name="Baker", email="bob@example.com", mobile_phone="+12025550101"
+    )
+    cid = LeadFactory(
+        first_name="Cid", last_name="Cole", email="cid@example.com", mobile_phone="+12025550199"
+    )
     RunResultFactory(run_step=send, lead=ann, outcome=Outcome.SENT)
-    RunResultFactory(run_step=send, lead=bob, outcome=Outcome.SKIPPED_DUPLICATE_PHONE, duplicate_of=ann, detail="Same number as Ann")
-    RunResultFactory(run_step=unsubscribe, lead=cid, outcome=Outcome.FAILED, error_code="server_error", detail="=HYPERLINK()")
+    RunResultFactory(
+        run_step=send,
+        lead=bob,
+        outcome=Outcome.SKIPPED_DUPLICATE_PHONE,
+        duplicate_of=ann,
+        detail="Same number as Ann",
+    )
+    RunResultFactory(
+        run_step=unsubscribe,
+        lead=cid,
+        outcome=Outcome.FAILED,
+        error_code="server_error",
+        detail="=HYPERLINK()",
+    )
     return planned(run)
 
 
@@ -64,7 +89,9 @@ def test_results_show_the_latest_run_with_counts_as_bars(staff_client, finished_
 
 
 def test_results_answer_htmx_with_the_tab_panel(staff_client, finished_run):
-    response = staff_client.get(url("campaign_results", finished_run.campaign.pk), headers={**HTMX, "HX-Target": "tab-panel"})
+    response = staff_client.get(
+        url("campaign_results", finished_run.campaign.pk), headers={**HTMX, "HX-Target": "tab-panel"}
+    )
     assert b"<html" not in response.content
     assert response.content.lstrip().startswith(b'<section id="tab-panel"')
 
@@ -111,7 +138,8 @@ def test_the_page_itself_has_no_out_of_band_copy(staff_client, finished_run):
 
 def test_clicking_a_count_lists_the_people_behind_it(staff_client, finished_run):
     response = staff_client.get(
-        results_url(finished_run, step=0, outcome="skipped_duplicate_phone"), headers={**HTMX, "HX-Target": "run-people"}
+        results_url(finished_run, step=0, outcome="skipped_duplicate_phone"),
+        headers={**HTMX, "HX-Target": "run-people"},
     )
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="run-people"')
@@ -122,7 +150,9 @@ def test_clicking_a_count_lists_the_people_behind_it(staff_client, finished_run)
 
 def test_people_can_be_searched_by_name_email_or_number(staff_client, finished_run):
     def people(q):
-        return staff_client.get(results_url(finished_run, q=q), headers={**HTMX, "HX-Target": "run-people"}).content.decode()
+        return staff_client.get(
+            results_url(finished_run, q=q), headers={**HTMX, "HX-Target": "run-people"}
+        ).content.decode()
 
     assert "Cid Cole" in people("cole") and "Ann Able" not in people("cole")
     assert "Bob Baker" in people("bob@example") and "Cid Cole" not in people("bob@example")
@@ -134,7 +164,9 @@ def test_people_are_paginated(staff_client):
     step = RunStepFactory(counts={"sent": 30})
     RunResultFactory.create_batch(30, run_step=step)
     planned(step.run)
-    html = staff_client.get(results_url(step.run, page=2), headers={**HTMX, "HX-Target": "run-people"}).content.decode()
+    html = staff_client.get(
+        results_url(step.run, page=2), headers={**HTMX, "HX-Target": "run-people"}
+    ).content.decode()
     assert "Page 2 of 2 · 30 rows" in html
     assert html.count("<tr>") == 1 + 5  # header + the last five
 
@@ -144,7 +176,9 @@ def test_an_unknown_outcome_filter_lists_everyone(staff_client, finished_run):
     assert "Ann Able" in html and "Cid Cole" in html
 
 
-def test_results_take_the_same_queries_whatever_the_number_of_rows(staff_client, django_assert_max_num_queries):
+def test_results_take_the_same_queries_whatever_the_number_of_rows(
+    staff_client, django_assert_max_num_queries
+):
     step = RunStepFactory(counts={"sent": 40})
     RunResultFactory.create_batch(40, run_step=step, duplicate_of=LeadFactory())
     planned(step.run)
@@ -153,7 +187,9 @@ def test_results_take_the_same_queries_whatever_the_number_of_rows(staff_client,
 
 
 def test_the_csv_export_streams_the_filtered_rows(staff_client, finished_run):
-    response = staff_client.get(url("campaign_results_export", finished_run.campaign.pk) + f"?run={finished_run.pk}&step=0")
+    response = staff_client.get(
+        url("campaign_results_export", finished_run.campaign.pk) + f"?run={finished_run.pk}&step=0"
+    )
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert "attachment;" in response["Content-Disposition"]
@@ -167,7 +203,9 @@ def test_the_csv_export_streams_the_filtered_rows(staff_client, finished_run):
 
 
 def test_the_csv_export_defuses_formulas(staff_client, finished_run):
-    response = staff_client.get(url("campaign_results_export", finished_run.campaign.pk) + f"?run={finished_run.pk}&outcome=failed")
+    response = staff_client.get(
+        url("campaign_results_export", finished_run.campaign.pk) + f"?run={finished_run.pk}&outcome=failed"
+    )
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[1][8] == "'=HYPERLINK()"
 
@@ -175,7 +213,9 @@ def test_the_csv_export_defuses_formulas(staff_client, finished_run):
 def test_results_of_a_step_not_yet_planned_are_empty(staff_client):
     step = RunStepFactory(counts={})
     RunResultFactory(run_step=step)  # written, but the step's range is not recorded yet
-    html = staff_client.get(results_url(step.run), headers={**HTMX, "HX-Target": "run-people"}).content.decode()
+    html = staff_client.get(
+        results_url(step.run), headers={**HTMX, "HX-Target": "run-people"}
+    ).content.decode()
     assert "Nobody matches these filters." in html
 
 
@@ -183,7 +223,9 @@ def test_only_rows_inside_a_steps_id_range_are_listed(staff_client, finished_run
     send = finished_run.steps.get(position=0)
     stray = RunResultFactory(run_step=send, lead=LeadFactory(first_name="Stray"))  # after the range
     assert stray.pk > send.last_result_id
-    html = staff_client.get(results_url(finished_run), headers={**HTMX, "HX-Target": "run-people"}).content.decode()
+    html = staff_client.get(
+        results_url(finished_run), headers={**HTMX, "HX-Target": "run-people"}
+    ).content.decode()
     assert "Stray" not in html and "Ann Able" in html
 
 

@@ -2,12 +2,17 @@
 
 import pytest
 
+from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import SmartCampaignFactory
-from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_password_hashing, url  # noqa: F401
+from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import SubscriptionFactory, VibesListFactory
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures shared by the interface tests (ui_helpers.py).
+fast_password_hashing = ui_helpers.fast_password_hashing
+clerk_client = ui_helpers.clerk_client
 
 
 def rules_post(*rules, logic_mode="all", logic="", action="save"):
@@ -30,7 +35,9 @@ def test_the_smart_list_tab_renders_the_full_page_with_the_count(staff_client):
 
 def test_the_smart_list_tab_answers_htmx_with_the_partial(staff_client):
     campaign = SmartCampaignFactory()
-    response = staff_client.get(url("campaign_smart_list", campaign.pk), headers={**HTMX, "HX-Target": "tab-panel"})
+    response = staff_client.get(
+        url("campaign_smart_list", campaign.pk), headers={**HTMX, "HX-Target": "tab-panel"}
+    )
     assert b"<html" not in response.content
     assert b'id="smart-list-form"' in response.content
 
@@ -55,14 +62,19 @@ def test_saving_rules_stores_the_definition(staff_client):
     campaign.smart_list.refresh_from_db()
     assert campaign.smart_list.definition == {
         "logic": "any",
-        "rules": [{"field": "country", "op": "is", "value": "SE"}, {"field": "lead_score", "op": "greater", "value": "50"}],
+        "rules": [
+            {"field": "country", "op": "is", "value": "SE"},
+            {"field": "lead_score", "op": "greater", "value": "50"},
+        ],
     }
 
 
 def test_saving_with_htmx_shows_the_tab_again_with_a_message(staff_client):
     campaign = SmartCampaignFactory()
     response = staff_client.post(
-        url("campaign_smart_list", campaign.pk), rules_post({"field": "country", "op": "is", "value": "SE"}), headers=HTMX
+        url("campaign_smart_list", campaign.pk),
+        rules_post({"field": "country", "op": "is", "value": "SE"}),
+        headers=HTMX,
     )
     assert b"Smart list saved." in response.content
     assert b"<html" not in response.content
@@ -76,7 +88,9 @@ def test_a_vibes_list_rule_has_the_list_and_the_status(staff_client):
     data = rules_post({"field": "vibes_list", "op": "is", "value": str(news.pk), "status": "pending"})
     staff_client.post(url("campaign_smart_list", campaign.pk), data)
     campaign.smart_list.refresh_from_db()
-    assert campaign.smart_list.rules == [{"field": "vibes_list", "op": "is", "value": news.pk, "status": "pending"}]
+    assert campaign.smart_list.rules == [
+        {"field": "vibes_list", "op": "is", "value": news.pk, "status": "pending"}
+    ]
     html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
     assert "1 person qualifies" in html
     assert '<option value="pending" selected>' in html
@@ -103,7 +117,9 @@ def test_errors_are_shown_at_the_rule_and_nothing_typed_is_lost(staff_client):
 
 def test_bad_logic_is_shown_at_the_logic(staff_client):
     campaign = SmartCampaignFactory()
-    data = rules_post({"field": "country", "op": "is", "value": "US"}, logic_mode="expression", logic="1 and 3")
+    data = rules_post(
+        {"field": "country", "op": "is", "value": "US"}, logic_mode="expression", logic="1 and 3"
+    )
     html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=HTMX).content.decode()
     logic = html[html.index('class="logic') :].split("</fieldset>")[0]
     assert "Logic: there is no rule 3" in logic
@@ -136,7 +152,9 @@ def test_add_rule_keeps_what_was_typed_and_saves_nothing(staff_client):
 def test_remove_rule_drops_that_row(staff_client):
     campaign = SmartCampaignFactory()
     data = rules_post(
-        {"field": "city", "op": "is", "value": "Keep"}, {"field": "city", "op": "is", "value": "Drop"}, action="remove-1"
+        {"field": "city", "op": "is", "value": "Keep"},
+        {"field": "city", "op": "is", "value": "Drop"},
+        action="remove-1",
     )
     html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=HTMX).content.decode()
     assert 'value="Keep"' in html and 'value="Drop"' not in html
@@ -154,7 +172,9 @@ def test_the_live_preview_recounts_without_saving(staff_client):
     LeadFactory.create_batch(2, country="SE")
     campaign = SmartCampaignFactory()
     data = rules_post({"field": "country", "op": "is", "value": "SE"}, action="preview")
-    response = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers={**HTMX, "HX-Target": "audience"})
+    response = staff_client.post(
+        url("campaign_smart_list", campaign.pk), data, headers={**HTMX, "HX-Target": "audience"}
+    )
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="audience"')
     assert "2 people qualify" in html
@@ -165,14 +185,17 @@ def test_the_live_preview_recounts_without_saving(staff_client):
 def test_the_preview_of_invalid_rules_asks_to_fix_them(staff_client):
     campaign = SmartCampaignFactory()
     data = rules_post({"field": "lead_score", "op": "greater", "value": "many"}, action="preview")
-    response = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers={**HTMX, "HX-Target": "audience"})
+    response = staff_client.post(
+        url("campaign_smart_list", campaign.pk), data, headers={**HTMX, "HX-Target": "audience"}
+    )
     assert b"Fix the rules to see who qualifies." in response.content
 
 
 def test_garbage_posts_never_fail(staff_client):
     campaign = SmartCampaignFactory()
     response = staff_client.post(
-        url("campaign_smart_list", campaign.pk), {"rule_count": "lots", "rule-0-field": "shoe", "action": "remove-x"}
+        url("campaign_smart_list", campaign.pk),
+        {"rule_count": "lots", "rule-0-field": "shoe", "action": "remove-x"},
     )
     assert response.status_code == 200
 

@@ -3,15 +3,22 @@
 import pytest
 
 from marketing_activities.models import SmsMessage
+from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import SmsMessageFactory
-from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_password_hashing, url  # noqa: F401
+from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
 
+# Fixtures shared by the interface tests (ui_helpers.py).
+fast_password_hashing = ui_helpers.fast_password_hashing
+clerk_client = ui_helpers.clerk_client
+
 
 def live(client, message, **params):
-    return client.get(url("sms_message", message.pk), params, headers={**HTMX, "HX-Target": "sms-live"}).content.decode()
+    return client.get(
+        url("sms_message", message.pk), params, headers={**HTMX, "HX-Target": "sms-live"}
+    ).content.decode()
 
 
 def test_the_editor_renders_the_full_page_with_token_buttons(staff_client):
@@ -24,7 +31,9 @@ def test_the_editor_renders_the_full_page_with_token_buttons(staff_client):
 
 
 def test_the_editor_answers_htmx_with_the_detail_partial(staff_client):
-    response = staff_client.get(url("sms_message", SmsMessageFactory().pk), headers={**HTMX, "HX-Target": "detail"})
+    response = staff_client.get(
+        url("sms_message", SmsMessageFactory().pk), headers={**HTMX, "HX-Target": "detail"}
+    )
     assert b"<html" not in response.content
     assert b'id="sms-editor"' in response.content
 
@@ -55,7 +64,9 @@ def test_the_counter_shows_problems_while_typing(staff_client):
 
 def test_the_preview_renders_for_the_chosen_person(staff_client):
     lead = LeadFactory(first_name="Greta")
-    html = live(staff_client, SmsMessageFactory(), text='Hi {{lead.first_name|default:"there"}}!', lead=lead.pk)
+    html = live(
+        staff_client, SmsMessageFactory(), text='Hi {{lead.first_name|default:"there"}}!', lead=lead.pk
+    )
     assert "Hi Greta!" in html
     assert f'name="lead" value="{lead.pk}"' in html
 
@@ -69,17 +80,23 @@ def test_the_lead_picker_finds_people_by_name_or_email(staff_client):
     LeadFactory(first_name="Ingrid", last_name="Lindqvist", email="ingrid@example.com")
     LeadFactory(first_name="Bruno", email="bruno@example.com")
     message = SmsMessageFactory()
-    response = staff_client.get(url("sms_message", message.pk), {"lead_q": "lindq"}, headers={**HTMX, "HX-Target": "lead-results"})
+    response = staff_client.get(
+        url("sms_message", message.pk), {"lead_q": "lindq"}, headers={**HTMX, "HX-Target": "lead-results"}
+    )
     html = response.content.decode()
     assert html.lstrip().startswith('<ul id="lead-results"')
     assert "Ingrid Lindqvist" in html and "Bruno" not in html
-    by_email = staff_client.get(url("sms_message", message.pk), {"lead_q": "bruno@"}, headers={**HTMX, "HX-Target": "lead-results"})
+    by_email = staff_client.get(
+        url("sms_message", message.pk), {"lead_q": "bruno@"}, headers={**HTMX, "HX-Target": "lead-results"}
+    )
     assert b"Bruno" in by_email.content
 
 
 def test_saving_the_message(staff_client):
     message = SmsMessageFactory()
-    response = staff_client.post(url("sms_message", message.pk), {"name": "Renamed", "text": "Hello {{lead.city}}"})
+    response = staff_client.post(
+        url("sms_message", message.pk), {"name": "Renamed", "text": "Hello {{lead.city}}"}
+    )
     assert response.status_code == 302
     message.refresh_from_db()
     assert (message.name, message.text) == ("Renamed", "Hello {{lead.city}}")
@@ -88,7 +105,9 @@ def test_saving_the_message(staff_client):
 def test_saving_with_htmx_returns_the_editor_with_a_message(staff_client):
     message = SmsMessageFactory()
     response = staff_client.post(
-        url("sms_message", message.pk), {"name": "Saved", "text": "Hi"}, headers={**HTMX, "HX-Target": "sms-editor"}
+        url("sms_message", message.pk),
+        {"name": "Saved", "text": "Hi"},
+        headers={**HTMX, "HX-Target": "sms-editor"},
     )
     assert response.content.lstrip().startswith(b'<div id="sms-editor"')
     assert b"SMS message saved." in response.content
@@ -111,7 +130,9 @@ def test_an_unknown_token_is_refused_and_the_text_kept(staff_client):
 
 def test_more_than_1600_characters_is_refused(staff_client):
     message = SmsMessageFactory()
-    response = staff_client.post(url("sms_message", message.pk), {"name": message.name, "text": "y" * 1700}, headers=HTMX)
+    response = staff_client.post(
+        url("sms_message", message.pk), {"name": message.name, "text": "y" * 1700}, headers=HTMX
+    )
     assert b"1700 characters long; the most an SMS can carry is 1600" in response.content
     assert SmsMessage.objects.get(pk=message.pk).text != "y" * 1700
 
@@ -119,7 +140,9 @@ def test_more_than_1600_characters_is_refused(staff_client):
 def test_a_duplicate_name_in_the_program_is_refused(staff_client):
     message = SmsMessageFactory()
     SmsMessageFactory(program=message.program, name="Taken")
-    response = staff_client.post(url("sms_message", message.pk), {"name": "Taken", "text": "Hi"}, headers=HTMX)
+    response = staff_client.post(
+        url("sms_message", message.pk), {"name": "Taken", "text": "Hi"}, headers=HTMX
+    )
     assert b"already holds an SMS message of that name" in response.content
 
 

@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from marketing_activities.models import Folder, Program, SmartCampaign, SmsMessage
 from marketing_activities.views.tree_nodes import SESSION_KEY
+from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import (
     FlowStepFactory,
     FolderFactory,
@@ -12,10 +13,13 @@ from tests.marketing_activities.factories import (
     SmartCampaignFactory,
     SmsMessageFactory,
 )
-
-from tests.marketing_activities.ui_helpers import HTMX, clerk_client, fast_password_hashing, url  # noqa: F401
+from tests.marketing_activities.ui_helpers import HTMX, url
 
 pytestmark = pytest.mark.django_db
+
+# Fixtures shared by the interface tests (ui_helpers.py).
+fast_password_hashing = ui_helpers.fast_password_hashing
+clerk_client = ui_helpers.clerk_client
 
 
 # --- Access ---------------------------------------------------------------------------
@@ -158,7 +162,9 @@ def test_collapse_without_htmx_redirects(staff_client):
 def test_reloading_a_node_page_shows_the_tree_open_down_to_it(staff_client):
     top = FolderFactory(name="Outer")
     inner = FolderFactory(parent=top, name="Inner")
-    campaign = SmartCampaignFactory(program=ProgramFactory(folder=inner, name="The program"), name="Deep campaign")
+    campaign = SmartCampaignFactory(
+        program=ProgramFactory(folder=inner, name="The program"), name="Deep campaign"
+    )
     html = staff_client.get(url("campaign_flow", campaign.pk)).content.decode()
     tree = html[html.index('id="tree"') : html.index('class="detail-pane"')]
     assert "Deep campaign" in tree
@@ -166,7 +172,9 @@ def test_reloading_a_node_page_shows_the_tree_open_down_to_it(staff_client):
 
 
 @pytest.mark.parametrize("programs", [5, 50])
-def test_expanding_a_folder_takes_the_same_queries_whatever_it_holds(staff_client, django_assert_max_num_queries, programs):
+def test_expanding_a_folder_takes_the_same_queries_whatever_it_holds(
+    staff_client, django_assert_max_num_queries, programs
+):
     folder = FolderFactory()
     ProgramFactory.create_batch(programs, folder=folder)
     FolderFactory.create_batch(3, parent=folder)
@@ -176,7 +184,9 @@ def test_expanding_a_folder_takes_the_same_queries_whatever_it_holds(staff_clien
 
 
 @pytest.mark.parametrize("campaigns", [5, 50])
-def test_the_full_tree_takes_the_same_queries_whatever_is_expanded(staff_client, django_assert_max_num_queries, campaigns):
+def test_the_full_tree_takes_the_same_queries_whatever_is_expanded(
+    staff_client, django_assert_max_num_queries, campaigns
+):
     program = ProgramFactory()
     SmartCampaignFactory.create_batch(campaigns, program=program)
     staff_client.get(url("node_children", "folder", program.folder.pk), headers=HTMX)
@@ -243,14 +253,18 @@ def test_creating_a_program_a_campaign_and_an_sms_message(staff_client):
     campaign = SmartCampaign.objects.get(name="Teaser", program=program)
     assert response["Location"] == url("campaign_smart_list", campaign.pk)
     assert campaign.smart_list.rules == []
-    staff_client.post(url("node_create", "program", program.pk, "sms"), {"name": "Hi", "text": "Hello {{lead.first_name}}"})
+    staff_client.post(
+        url("node_create", "program", program.pk, "sms"), {"name": "Hi", "text": "Hello {{lead.first_name}}"}
+    )
     assert SmsMessage.objects.filter(name="Hi", program=program).exists()
 
 
 def test_a_duplicate_name_is_refused_next_to_the_name(staff_client):
     folder = FolderFactory()
     ProgramFactory(folder=folder, name="Taken")
-    response = staff_client.post(url("node_create", "folder", folder.pk, "program"), {"name": "Taken"}, headers=HTMX)
+    response = staff_client.post(
+        url("node_create", "folder", folder.pk, "program"), {"name": "Taken"}, headers=HTMX
+    )
     assert response.status_code == 200
     assert b"already holds a program of that name" in response.content
     assert b"<html" not in response.content
@@ -266,7 +280,9 @@ def test_an_empty_name_is_refused_and_the_form_comes_back(staff_client):
 def test_an_sms_message_with_an_unknown_token_is_refused(staff_client):
     program = ProgramFactory()
     response = staff_client.post(
-        url("node_create", "program", program.pk, "sms"), {"name": "Bad", "text": "Hi {{lead.shoe_size}}"}, headers=HTMX
+        url("node_create", "program", program.pk, "sms"),
+        {"name": "Bad", "text": "Hi {{lead.shoe_size}}"},
+        headers=HTMX,
     )
     assert "unknown field “shoe_size”" in response.content.decode()
     assert b'value="Bad"' in response.content  # nothing typed is lost
