@@ -107,7 +107,7 @@ def _schedule_screen(
 
 
 @require_http_methods(["GET", "POST"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @staff_required
 def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)

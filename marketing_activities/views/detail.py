@@ -12,7 +12,7 @@ from .tree_nodes import crumbs
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @staff_required
 def folder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     folder = get_object_or_404(Folder, pk=pk)
@@ -26,7 +26,7 @@ def folder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @staff_required
 def program(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     program = get_object_or_404(Program.objects.select_related("folder"), pk=pk)

@@ -113,7 +113,7 @@ def flow_context(campaign: SmartCampaign, *, error: str = "") -> dict:
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @staff_required
 def flow(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)

@@ -109,7 +109,7 @@ def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterFor
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @staff_required
 def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)

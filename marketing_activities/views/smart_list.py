@@ -40,7 +40,7 @@ def _screen(request, campaign, editor, *, dirty=False):
 
 
 @require_http_methods(["GET", "POST"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @staff_required
 def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET shows the stored rules. POST carries the whole form and an action:

@@ -52,7 +52,7 @@ def _lead(value) -> Lead | None:
 
 
 @require_http_methods(["GET", "POST"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @staff_required
 def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(SmsMessage.objects.select_related("program__folder"), pk=pk)

@@ -40,7 +40,7 @@ def _expandable_node(kind: str, pk: int) -> Node:
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 @staff_required
 def node_children(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     """Expand a node: its row with its children (loaded now, not before), and
