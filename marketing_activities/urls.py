@@ -11,6 +11,7 @@ urlpatterns = [
     # The tree: lazy children, collapse, and the small forms that change it.
     path("tree/<slug:kind>/<int:pk>/children/", tree.node_children, name="node_children"),
     path("tree/<slug:kind>/<int:pk>/collapse/", tree.node_collapse, name="node_collapse"),
+    path("tree/<slug:kind>/<int:pk>/menu/", tree.node_menu, name="node_menu"),
     path("tree/new-folder/", tree_edit.node_create, {"child_kind": "folder"}, name="folder_create_top"),
     path("tree/<slug:kind>/<int:pk>/new/<slug:child_kind>/", tree_edit.node_create, name="node_create"),
     path("tree/<slug:kind>/<int:pk>/rename/", tree_edit.node_rename, name="node_rename"),

@@ -14,6 +14,7 @@ from .tree_nodes import (
     children_of,
     expanded_keys,
     flatten,
+    node_url,
     remember_expanded,
     tree_context,
 )
@@ -63,3 +64,16 @@ def node_collapse(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect("marketing_activities:index")
     return TemplateResponse(request, "marketing_activities/_tree_nodes.html", {"tree_items": flatten([node])})
+
+
+@require_http_methods(["GET"])
+@staff_required
+def node_menu(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
+    """The items of a node's ⋯ menu, loaded when the menu is first opened."""
+    if kind not in KINDS:
+        raise Http404
+    obj = get_object_or_404(KINDS[kind].objects.only("id", "name"), pk=pk)
+    if not request.htmx:
+        return redirect(node_url(kind, obj.pk))
+    node = Node(kind=kind, pk=obj.pk, name=obj.name)
+    return TemplateResponse(request, "marketing_activities/_tree_nodes.html#tree-menu", {"node": node})

@@ -196,6 +196,23 @@ def test_the_full_tree_takes_the_same_queries_whatever_is_expanded(
     assert response.content.count(b'class="tree-node kind-campaign"') == campaigns
 
 
+def test_a_nodes_menu_loads_when_opened(staff_client):
+    folder = FolderFactory()
+    html = staff_client.get(url("node_menu", "folder", folder.pk), headers=HTMX).content.decode()
+    assert "New folder" in html and "New program" in html and "Move" in html and "Delete" in html
+    assert f'hx-get="/marketing-activities/tree/folder/{folder.pk}/rename/"' in html
+    program_menu = staff_client.get(url("node_menu", "program", ProgramFactory().pk), headers=HTMX)
+    assert b"New smart campaign" in program_menu.content and b"New SMS message" in program_menu.content
+    campaign_menu = staff_client.get(url("node_menu", "campaign", SmartCampaignFactory().pk), headers=HTMX)
+    assert b"Move" not in campaign_menu.content and b"Rename" in campaign_menu.content
+
+
+def test_a_nodes_menu_without_htmx_goes_to_the_node(staff_client):
+    folder = FolderFactory()
+    assert staff_client.get(url("node_menu", "folder", folder.pk))["Location"] == url("folder", folder.pk)
+    assert staff_client.get(url("node_menu", "spaceship", 1)).status_code == 404
+
+
 # --- Search ----------------------------------------------------------------------------
 
 
