@@ -5,6 +5,7 @@
  * 2. The tree marks the page that is open.     6. Flow editor: native HTML5 drag and drop.
  * 3. Tree menus close after a choice.          7. Focus stays put when htmx re-renders.
  * 4. Cancel removes an inline tree form.       8. Changes are announced to screen readers.
+ * 9. A failed htmx request says so (htmx swaps nothing on 4xx/5xx).
  */
 (function () {
   "use strict";
@@ -216,5 +217,23 @@
   document.addEventListener("flowChanged", function (event) {
     var announcer = document.getElementById("announcer");
     if (announcer && event.detail && event.detail.message) announcer.textContent = event.detail.message;
+  });
+
+  // --- 9. Failed requests ----------------------------------------------------------
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    var banner = document.getElementById("request-error");
+    if (!banner) return;
+    banner.querySelector("[data-status]").textContent = status ? " (" + status + ")" : "";
+    banner.hidden = false;
+  });
+  document.addEventListener("htmx:sendError", function () {
+    var banner = document.getElementById("request-error");
+    if (banner) banner.hidden = false;
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("[data-dismiss-banner]")) {
+      event.target.closest("#request-error").hidden = true;
+    }
   });
 })();
