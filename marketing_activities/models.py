@@ -532,13 +532,15 @@ OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
 class RunResult(models.Model):
     """A flow step's outcome for one person in one run (R8: once per run)."""
 
-    # No index on either key: see RunStep.first_result_id. The lead has no
-    # database-level constraint either, because SQLite would then scan this
-    # table for every lead deleted; Django's cascade deletes the rows.
+    # No index on either key: see RunStep.first_result_id. No database-level
+    # constraints either: SQLite checks a foreign key for every row written
+    # (a third of a million-row plan's time) and scans this table for every
+    # lead deleted. Django's cascade deletes the rows.
     run_step = models.ForeignKey(
         RunStep,
         on_delete=models.CASCADE,
         db_index=False,
+        db_constraint=False,
         related_name="+",  # use RunStep.results(), which scans the step's id range
         verbose_name=_("run step"),
     )
@@ -550,7 +552,7 @@ class RunResult(models.Model):
         related_name="run_results",
         verbose_name=_("lead"),
     )
-    outcome = models.PositiveSmallIntegerField(_("outcome"), choices=Outcome.choices)
+    outcome = models.SmallIntegerField(_("outcome"), choices=Outcome.choices)
     phone = models.CharField(_("number"), max_length=16, blank=True)
     duplicate_of = models.ForeignKey(
         Lead,

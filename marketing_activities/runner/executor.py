@@ -287,6 +287,9 @@ class Worker:
             requeued = self._record(step, calls, results)
             stop = next((result.stop for result in results if result.stop), "")
             if stop:
+                # Record what the batch still in flight got back before stopping.
+                for _batch, more_calls, more_futures, _attempt in in_flight:
+                    self._record(step, more_calls, [future.result() for future in more_futures])
                 raise RunStopped(stop)
             if requeued:
                 if attempt >= 4:

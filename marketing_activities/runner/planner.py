@@ -17,6 +17,7 @@ The first step's audience is the smart list; later steps take the first
 step's rows as the audience, so a run works on one snapshot of people.
 """
 
+import threading
 import time
 
 from django.db import connection, transaction
@@ -153,13 +154,61 @@ def _drop_temp(cursor, name):
         cursor.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
-@transaction.atomic
+def _checkpoint_in_background():
+    """Copy the plan's pages from SQLite's write-ahead log into the database
+    on another thread, so the worker starts sending instead of waiting."""
+
+    def checkpoint():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            connection.close()
+
+    threading.Thread(target=checkpoint, name="sqlite-checkpoint", daemon=True).start()
+
+
 def plan_step(run_step: RunStep) -> dict[str, int]:
     """Write the step's result rows and batches; return its counts by outcome code.
 
     Planning a step twice is refused: the step moves from pending to planned
-    in the same transaction that writes its rows (R8).
+    in the same transaction that writes its rows (R8). The counts by reason
+    are a summary of the rows, taken once they are committed.
     """
+    write_plan(run_step)
+    return record_counts(run_step)
+
+
+def write_plan(run_step: RunStep) -> None:
+    """The step's result rows and batches, in one transaction."""
+    if connection.vendor != "sqlite":
+        _write_plan(run_step)
+        return
+    # A million rows fill SQLite's write-ahead log with tens of megabytes,
+    # which the committing connection would copy into the database at once.
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        _write_plan(run_step)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_autocheckpoint=1000")
+    _checkpoint_in_background()
+
+
+def record_counts(run_step: RunStep) -> dict[str, int]:
+    """Count the step's rows by outcome into RunStep.counts."""
+    with transaction.atomic():
+        # Under the step's lock: workers may already be adding their deltas.
+        step = RunStep.objects.select_for_update().get(pk=run_step.pk)
+        counts = count_outcomes(step.pk, step.first_result_id, step.last_result_id)
+        RunStep.objects.filter(pk=step.pk).update(counts=counts)
+    run_step.counts = counts
+    return counts
+
+
+@transaction.atomic
+def _write_plan(run_step: RunStep) -> None:
     started = time.perf_counter()
     claimed = RunStep.objects.filter(pk=run_step.pk, status=RunStep.Status.PENDING).update(
         status=RunStep.Status.PLANNED
@@ -223,25 +272,32 @@ def plan_step(run_step: RunStep) -> dict[str, int]:
             [run_step.pk, *already_ran_params, *skip_params, *source_params],
         )
         after = _last_id(cursor, reserve=False)
+        # The calls to make, known before the full count by reason is taken.
+        cursor.execute(f"SELECT COUNT(*) FROM {qualified_table} WHERE winner = lead_id")
+        called_count = cursor.fetchone()[0]
         _drop_temp(cursor, qualified_table)
         _drop_temp(cursor, ran_table)
 
     first_id, last_id = (before + 1, after) if after > before else (None, None)
-    counts = count_outcomes(run_step.pk, first_id, last_id)
     run_step.first_result_id, run_step.last_result_id = first_id, last_id
     run_step.status = RunStep.Status.PLANNED
-    run_step.counts = counts
+    run_step.counts = {Outcome(called).code: called_count} if called_count else {}
     run_step.planned_at = timezone.now()
+    if first_id is not None and not run.dry_run:
+        # Thousands of small rows: plain executemany, not model instances.
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {_table(RunBatch)} (run_step_id, first_result_id, last_result_id, status, claimed_by) "
+                f"VALUES (%s, %s, %s, %s, '')",
+                [
+                    (run_step.pk, start, min(start + BATCH_SPAN - 1, last_id), RunBatch.Status.PENDING)
+                    for start in range(first_id, last_id + 1, BATCH_SPAN)
+                ],
+            )
     run_step.plan_seconds = time.perf_counter() - started
     run_step.save(
         update_fields=["first_result_id", "last_result_id", "status", "counts", "planned_at", "plan_seconds"]
     )
-    if first_id is not None and not run.dry_run:
-        RunBatch.objects.bulk_create(
-            RunBatch(run_step=run_step, first_result_id=start, last_result_id=min(start + BATCH_SPAN - 1, last_id))
-            for start in range(first_id, last_id + 1, BATCH_SPAN)
-        )
-    return counts
 
 
 def _last_id(cursor, *, reserve: bool) -> int:
@@ -257,7 +313,12 @@ def _last_id(cursor, *, reserve: bool) -> int:
         function = "nextval" if reserve else "currval"
         cursor.execute(f"SELECT {function}(pg_get_serial_sequence(%s, 'id'))", [table])
     else:
-        cursor.execute(f"SELECT MAX(id) FROM {_table(RunResult)}")
+        # AUTOINCREMENT: new ids follow the largest id ever used, kept in sqlite_sequence.
+        cursor.execute(
+            f"SELECT MAX(x) FROM (SELECT MAX(id) AS x FROM {_table(RunResult)} "
+            f"UNION ALL SELECT seq FROM sqlite_sequence WHERE name = %s)",
+            [table],
+        )
     return cursor.fetchone()[0] or 0
 
 
