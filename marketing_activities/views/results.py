@@ -141,7 +141,7 @@ def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     polled = wants_partial(request) and request.htmx.target == "run-detail"
     if polled and run is not None and not run.is_active:
         # htmx: the run has finished; 286 shows it one last time and stops the
-        # polling, and the list of runs comes along (out of band) to match.
+        # polling; the list of runs and the people come along (out of band).
         context["runs_out_of_band"] = True
         return HttpResponseStopPolling(render_to_string(f"{TEMPLATE}#run-detail", context, request=request))
     return render_screen(request, TEMPLATE, context, selected=campaign)

@@ -129,6 +129,9 @@ def test_polling_a_finished_run_stops_the_polling_with_286(staff_client, finishe
     # The list of runs comes along out of band, showing the run as finished.
     assert '<section id="runs" class="card" hx-swap-oob="true">' in html
     assert "Completed" in html.split('id="runs"')[1]
+    # So do the people: a list first shown while the run was planning was empty.
+    assert '<section id="run-people" class="card run-people" hx-swap-oob="true">' in html
+    assert "Nobody matches these filters." not in html
 
 
 def test_the_page_itself_has_no_out_of_band_copy(staff_client, finished_run):
