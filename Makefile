@@ -50,15 +50,14 @@ run: install .env
 	@echo
 	@echo "  App:        http://127.0.0.1:$(PORT)/   (admin: http://127.0.0.1:$(PORT)/admin/)"
 	@echo "  Log in as:  demo / demo-password"
-	@echo "  Vibes:      local simulator on http://127.0.0.1:$(SIMULATOR_PORT)"
+	@echo "  Vibes:      local simulator on http://127.0.0.1:$(SIMULATOR_PORT) (people confirm subscriptions after 20 s)"
+	@echo "  Schedules:  scheduled campaigns are started every minute"
 	@echo
-	@callback_url=$$(sed -n 's/^VIBES_DELIVERY_RECEIPT_URL=//p' .env); \
-	[ -n "$$callback_url" ] || echo "  .env has no VIBES_DELIVERY_RECEIPT_URL: the simulator sends no callbacks (remove .env to get a new one)"; \
-	$(PY) manage.py vibes_simulator --port $(SIMULATOR_PORT) --seed-from-db --confirm-after 20 \
-	  --callback-url "$$callback_url" & simulator=$$!; \
-	trap 'kill $$simulator 2>/dev/null; wait $$simulator 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
-	VIBES_PLATFORM_URL=http://127.0.0.1:$(SIMULATOR_PORT) VIBES_CONNECT_URL=http://127.0.0.1:$(SIMULATOR_PORT) \
-	  $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	@export VIBES_PLATFORM_URL=http://127.0.0.1:$(SIMULATOR_PORT) VIBES_CONNECT_URL=http://127.0.0.1:$(SIMULATOR_PORT); \
+	$(PY) manage.py vibes_simulator --port $(SIMULATOR_PORT) --seed-from-db --confirm-after 20 & simulator=$$!; \
+	(while sleep 60; do $(PY) manage.py run_due_campaigns; done) & scheduler=$$!; \
+	trap 'kill $$simulator $$scheduler 2>/dev/null; wait $$simulator 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 # Settings are read with DEBUG=true (plain static files, no HTTPS redirect);
 # pytest-django still runs every test with DEBUG off.

@@ -21,4 +21,5 @@ class Command(BaseCommand):
                 self.stdout.write(f"Run {run.pk} of “{run.campaign}” handed to the workers.")
             else:
                 self.stdout.write(format_summary(run_execute(run=run)))
-        self.stdout.write(self.style.SUCCESS(f"{len(runs)} runs started or resumed."))
+        if runs or options["verbosity"] > 1:
+            self.stdout.write(self.style.SUCCESS(f"{len(runs)} runs started or resumed."))

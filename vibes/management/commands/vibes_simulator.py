@@ -32,7 +32,10 @@ class Command(BaseCommand):
             "--confirm-after", type=float, default=None, help="pending participants reply Y after N s"
         )
         parser.add_argument(
-            "--callback-url", default="", help="the app's callbacks URL, with Basic credentials"
+            "--callback-url",
+            default=settings.VIBES_DELIVERY_RECEIPT_URL,
+            help="the app's callbacks URL, with Basic credentials (default: VIBES_DELIVERY_RECEIPT_URL, "
+            "so the password stays out of the process list)",
         )
         parser.add_argument("--company-key", default=settings.VIBES_COMPANY_KEY)
         parser.add_argument("--username", default=settings.VIBES_USERNAME)
