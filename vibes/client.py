@@ -203,6 +203,11 @@ class VibesClient:
         person = data.get("person") if isinstance(data.get("person"), dict) else {}
         return ParticipantResult(status=status, person_key=str(person.get("person_key") or ""))
 
+    def _external_subscription_url(self, external_person_id, list_id) -> str:
+        return self._company_url(
+            "mobiledb", "persons", "external", _segment(external_person_id), "subscriptions", _segment(list_id)
+        )
+
     def unsubscribe(self, list_id, *, external_person_id: str, mdn: str | None = None) -> bool:
         """Unsubscribe a person from a list. True: unsubscribed now; False: was not subscribed.
 
@@ -211,14 +216,7 @@ class VibesClient:
         known to Vibes under another external id (people sharing a number), so
         with `mdn` a 404 is retried by the person key found for that number.
         """
-        url = self._company_url(
-            "mobiledb",
-            "persons",
-            "external",
-            _segment(external_person_id),
-            "subscriptions",
-            _segment(list_id),
-        )
+        url = self._external_subscription_url(external_person_id, list_id)
         try:
             self._request("DELETE", url)
             return True
@@ -239,14 +237,7 @@ class VibesClient:
 
     def get_subscription(self, list_id, *, external_person_id: str) -> SubscriptionInfo | None:
         """The person's subscription to this list, or None when Vibes knows none (404)."""
-        url = self._company_url(
-            "mobiledb",
-            "persons",
-            "external",
-            _segment(external_person_id),
-            "subscriptions",
-            _segment(list_id),
-        )
+        url = self._external_subscription_url(external_person_id, list_id)
         try:
             data = self._json(self._request("GET", url))
         except VibesNotFound:
