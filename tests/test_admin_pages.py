@@ -4,7 +4,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.marketing_activities.factories import FlowStepFactory, RunResultFactory
+from tests.marketing_activities.factories import FlowStepFactory, RunBatchFactory, RunResultFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,6 +15,7 @@ def one_of_everything():
     FlowStepFactory()
     FlowStepFactory(subscribe=True)
     RunResultFactory()
+    RunBatchFactory()
     SubscriptionChangeFactory()
     CallbackEventFactory()
 

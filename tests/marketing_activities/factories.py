@@ -7,6 +7,7 @@ from marketing_activities.models import (
     Folder,
     Outcome,
     Program,
+    RunBatch,
     RunResult,
     RunStep,
     SmartCampaign,
@@ -99,3 +100,12 @@ class RunResultFactory(DjangoModelFactory):
     lead = factory.SubFactory(LeadFactory)
     outcome = Outcome.SENT
     phone = factory.SelfAttribute("lead.mobile_phone")
+
+
+class RunBatchFactory(DjangoModelFactory):
+    class Meta:
+        model = RunBatch
+
+    run_step = factory.SubFactory(RunStepFactory)
+    first_result_id = 1
+    last_result_id = 200

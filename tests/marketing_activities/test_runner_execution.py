@@ -78,6 +78,18 @@ def test_send_texts_every_subscribed_number_once_with_its_personal_text(news, vi
     assert run.progress_done == run.progress_total == 2
 
 
+def test_a_number_shared_by_a_blocklisted_and_a_clean_person_is_texted_once_for_the_clean_one(
+    news, vibes_simulator
+):
+    blocked = subscribed(news, first_name="Blocked", mobile_phone="+15551230500", blocklisted=True)
+    clean = subscribed(news, first_name="Clean", mobile_phone="(555) 123-0500")
+    run = execute(make_campaign(("send", news)), vibes_simulator)
+    assert [(m["to"], m["text"]) for m in vibes_simulator.messages()] == [("+15551230500", "Hi Clean, 20% off today.")]
+    step = run.steps.get()
+    assert step.results().get(lead=blocked).outcome == Outcome.SKIPPED_BLOCKLISTED
+    assert step.results().get(lead=clean).outcome == Outcome.SENT
+
+
 def test_a_rerun_or_resumed_run_never_sends_again(news, vibes_simulator):
     for _ in range(3):
         subscribed(news)
