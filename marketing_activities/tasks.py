@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from .models import CampaignRun
-from .runner import run_execute
+from .runner import run_dispatch, run_execute
 from .runner.schedule import stale_runs, start_due_runs
 
 
@@ -16,7 +16,8 @@ def run_campaign_task(run_id: int) -> str:
 
 @shared_task
 def run_due_campaigns_task() -> int:
+    """Celery beat's entry (every minute): due schedules and runs that lost their worker."""
     runs = start_due_runs() + stale_runs()
     for run in runs:
-        run_campaign_task.delay(run.pk)
+        run_dispatch(run)
     return len(runs)

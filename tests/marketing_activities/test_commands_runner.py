@@ -121,3 +121,20 @@ def test_run_due_campaigns_runs_what_is_due(news, vibes_simulator, capsys):
     call_command("run_due_campaigns")
     assert "1 runs started or resumed." in capsys.readouterr().out
     assert len(vibes_simulator.messages()) == 1
+
+
+def test_celery_beat_starts_due_campaigns_every_minute(news, vibes_simulator, settings):
+    from django.conf import settings as django_settings
+
+    import marketing_activities.tasks  # noqa: F401  (workers find it by autodiscovery)
+    from smscampaigns.celery import app
+
+    entry = django_settings.CELERY_BEAT_SCHEDULE["run-due-campaigns"]
+    assert entry["schedule"] == 60.0
+    task = app.tasks[entry["task"]]
+    subscribed(news)
+    campaign = make_campaign(("send", news))
+    due(campaign, schedule="once", run_at=timezone.now(), next_run_at=timezone.now())
+    settings.RUNNER_BACKGROUND = "inline"
+    assert task.apply().get() == 1  # eager here; a worker runs the same task
+    assert len(vibes_simulator.messages()) == 1

@@ -1,10 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from marketing_activities.runner import run_execute
+from marketing_activities.runner import run_dispatch, run_execute
 from marketing_activities.runner.report import format_summary
 from marketing_activities.runner.schedule import stale_runs, start_due_runs
-from marketing_activities.tasks import run_campaign_task
 
 
 class Command(BaseCommand):
@@ -17,7 +16,7 @@ class Command(BaseCommand):
         runs = start_due_runs() + stale_runs()
         for run in runs:
             if settings.CELERY_BROKER_URL:
-                run_campaign_task.delay(run.pk)
+                run_dispatch(run)
                 self.stdout.write(f"Run {run.pk} of “{run.campaign}” handed to the workers.")
             else:
                 self.stdout.write(format_summary(run_execute(run=run)))
