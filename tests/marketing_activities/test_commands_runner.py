@@ -123,7 +123,9 @@ def test_run_due_campaigns_runs_what_is_due(news, vibes_simulator, capsys):
     assert len(vibes_simulator.messages()) == 1
 
 
-def test_celery_beat_starts_due_campaigns_every_minute(news, vibes_simulator, settings):
+def test_celery_beat_starts_due_campaigns_every_minute(
+    news, vibes_simulator, settings, django_capture_on_commit_callbacks
+):
     from django.conf import settings as django_settings
 
     import marketing_activities.tasks  # noqa: F401  (workers find it by autodiscovery)
@@ -136,5 +138,6 @@ def test_celery_beat_starts_due_campaigns_every_minute(news, vibes_simulator, se
     campaign = make_campaign(("send", news))
     due(campaign, schedule="once", run_at=timezone.now(), next_run_at=timezone.now())
     settings.RUNNER_BACKGROUND = "inline"
-    assert task.apply().get() == 1  # eager here; a worker runs the same task
+    with django_capture_on_commit_callbacks(execute=True):
+        assert task.apply().get() == 1  # eager here; a worker runs the same task
     assert len(vibes_simulator.messages()) == 1
