@@ -17,6 +17,7 @@ The first step's audience is the smart list; later steps take the first
 step's rows as the audience, so a run works on one snapshot of people.
 """
 
+import logging
 import threading
 import time
 
@@ -27,6 +28,8 @@ from smscampaigns.models import Lead
 from vibes.models import Subscription
 
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+
+logger = logging.getLogger(__name__)
 
 BATCH_SPAN = 200  # result ids per batch: ~50 calls when a quarter qualifies, so a crash leaves few in doubt
 
@@ -159,9 +162,12 @@ def _checkpoint_in_background():
     on another thread, so the worker starts sending instead of waiting."""
 
     def checkpoint():
+        # Best effort: any later commit checkpoints the log if this does not.
         try:
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:
+            logger.debug("background checkpoint skipped", exc_info=True)
         finally:
             connection.close()
 
@@ -193,7 +199,8 @@ def write_plan(run_step: RunStep) -> None:
     finally:
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_autocheckpoint=1000")
-    _checkpoint_in_background()
+    if not connection.in_atomic_block:  # a preview rolls back: nothing to copy
+        _checkpoint_in_background()
 
 
 def record_counts(run_step: RunStep) -> dict[str, int]:
