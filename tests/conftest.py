@@ -1,6 +1,23 @@
+import shutil
+import subprocess
+
 import pytest
 
+from tests.catalogues import LOCALE_DIR
+
 pytest_plugins = ["tests.vibes.fixtures"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogues():
+    """The compiled catalogues (.mo) are built, not committed: `make test` compiles
+    them, and so does this when pytest runs alone and a catalogue changed since."""
+    if shutil.which("msgfmt") is None:
+        return
+    for po in LOCALE_DIR.glob("*/LC_MESSAGES/django.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            subprocess.run(["msgfmt", "--check-format", "-o", str(mo), str(po)], check=True)
 
 
 @pytest.fixture
