@@ -40,6 +40,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--leads", type=int, default=100_000)
         parser.add_argument("--database-url", help="an empty database to use instead of a scratch SQLite file")
+        parser.add_argument(
+            "--rounds", type=int, default=5, help="times the bare query and the planning each run (medians)"
+        )
         parser.add_argument("--skip-execute", action="store_true", help="measure planning only")
         parser.add_argument("--limited-calls", type=int, default=3000)
         parser.add_argument("--unlimited-calls", type=int, default=30000)
@@ -86,7 +89,7 @@ class Command(BaseCommand):
         campaign = SmartCampaign.objects.get(pk=data.plan_campaign_id)
         self._settle_disk()
         bare, plans, count_times = [], [], []
-        for _ in range(3):
+        for _ in range(options["rounds"]):
             # Alternate the two so that both see the same state of the machine.
             bare.append(bench.bare_recipients_query(campaign))
             run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
