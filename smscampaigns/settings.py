@@ -4,6 +4,7 @@ Every name here is documented in the README's configuration table.
 """
 
 import hashlib
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,9 +22,16 @@ if ENV_FILE.is_file():
 
 DEBUG = env.bool("DEBUG", default=False)
 
+# Commands that only read the code (its models, its messages) sign nothing,
+# so they also run on a fresh clone that has no secret yet.
+CODE_ONLY_COMMANDS = {"makemigrations", "makemessages", "compilemessages"}
+RUNNING_COMMAND = (
+    sys.argv[1] if Path(sys.argv[0]).name in ("manage.py", "django-admin") and len(sys.argv) > 1 else ""
+)
+
 SECRET_KEY = env("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not DEBUG and RUNNING_COMMAND not in CODE_ONLY_COMMANDS:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Set it in the environment or in .env "
             "(`make run` writes a .env for local use)."
@@ -99,7 +107,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # answers with "table is locked" instead of waiting its turn.
     DATABASES["default"].setdefault("TEST", {}).setdefault(
         "NAME",
-        str(Path(tempfile.gettempdir()) / f"smscampaigns-test-{hashlib.md5(str(BASE_DIR).encode()).hexdigest()[:8]}.sqlite3"),
+        str(
+            Path(tempfile.gettempdir())
+            / f"smscampaigns-test-{hashlib.md5(str(BASE_DIR).encode()).hexdigest()[:8]}.sqlite3"
+        ),
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))

@@ -46,6 +46,13 @@ def test_the_secret_key_only_comes_from_the_environment(tmp_path):
     assert "SECRET_KEY is not set" in result.stderr
 
 
+def test_checking_the_migrations_needs_no_secret_key(tmp_path):
+    env = {key: value for key, value in production_env(tmp_path).items() if key != "SECRET_KEY"}
+    result = manage(env, "makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
+
+
 def test_gunicorn_serves_the_app_and_whitenoise_the_static_files(tmp_path):
     env = production_env(tmp_path)
     assert manage(env, "migrate", "-v0").returncode == 0
@@ -54,8 +61,20 @@ def test_gunicorn_serves_the_app_and_whitenoise_the_static_files(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "smscampaigns.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "smscampaigns.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+        ],
+        env=env,
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -74,7 +93,9 @@ def test_gunicorn_serves_the_app_and_whitenoise_the_static_files(tmp_path):
         assert insecure.status_code == 301 and insecure.headers["Location"].startswith("https://")
         css = requests.get(f"{base}/static/admin/css/base.css", headers=https, timeout=5)
         assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
-        assert "max-age" in requests.get(f"{base}/static/admin/css/base.css", headers=https, timeout=5).headers.get("Cache-Control", "")
+        assert "max-age" in requests.get(
+            f"{base}/static/admin/css/base.css", headers=https, timeout=5
+        ).headers.get("Cache-Control", "")
     finally:
         server.terminate()
         server.wait(timeout=10)
