@@ -1,4 +1,5 @@
-"""Reads the project's gettext catalogues (locale/<language>/LC_MESSAGES/django.po).
+"""The project's gettext catalogues (locale/<language>/LC_MESSAGES/django.po),
+for the tests of the translated interface.
 
 A small reader of the .po format is enough for the checks in the tests: entries
 are separated by blank lines, their strings continue on following quoted lines.
@@ -9,8 +10,29 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.utils import translation
+from django.utils.translation import gettext
+
 LOCALE_DIR = Path(__file__).resolve().parents[1] / "locale"
 LANGUAGES = ["de", "sv", "nl", "it", "fr"]
+
+# The names the source documents give the three flow steps, with "Vibes" kept
+# where a machine translation turned it into "vibrazioni", "beeldschermen" or
+# "vidéos", and "Vibes List" put into the language where it was left in English.
+FLOW_STEP_NAMES = {
+    "en": ["Send SMS Message", "Subscribe to Vibes List", "Unsubscribe from Vibes List"],
+    "de": ["SMS-Nachricht senden", "Abonnieren der Vibes-Liste", "Abmeldung von der Vibes-Liste"],
+    "sv": ["Skicka SMS-meddelande", "Prenumerera på Vibes-lista", "Avbeställ utskick från Vibes-lista"],
+    "nl": ["SMS-bericht verzenden", "Abonneren op Vibes-lijst", "Abonnement op Vibes-lijst opzeggen"],
+    "it": ["Invia messaggio SMS", "Iscriviti all’elenco Vibes", "Annulla iscrizione all’elenco Vibes"],
+    "fr": ["Envoyer un message SMS", "Abonnement à la liste Vibes", "Se désabonner de la liste Vibes"],
+}
+
+
+def translated(language: str, message: str) -> str:
+    with translation.override(language):
+        return gettext(message)
+
 
 # %(name)s, %s and %d style placeholders (python-format), and {name} (python-brace-format).
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sdr]|%[sd]|\{[a-z_]*\}")

@@ -10,21 +10,10 @@ import pytest
 from django.utils import translation
 
 from marketing_activities.models import FlowStep
-from tests.catalogues import LANGUAGES, catalogue_path, placeholders, read_catalogue
+from tests.catalogues import FLOW_STEP_NAMES, LANGUAGES, catalogue_path, placeholders, read_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The names the source documents give the three flow steps, with "Vibes" kept
-# where a machine translation turned it into "vibrazioni", "beeldschermen" or
-# "vidéos", and "Vibes List" put into the language where it was left in English.
-FLOW_STEP_NAMES = {
-    "en": ["Send SMS Message", "Subscribe to Vibes List", "Unsubscribe from Vibes List"],
-    "de": ["SMS-Nachricht senden", "Abonnieren der Vibes-Liste", "Abmeldung von der Vibes-Liste"],
-    "sv": ["Skicka SMS-meddelande", "Prenumerera på Vibes-lista", "Avbeställ utskick från Vibes-lista"],
-    "nl": ["SMS-bericht verzenden", "Abonneren op Vibes-lijst", "Abonnement op Vibes-lijst opzeggen"],
-    "it": ["Invia messaggio SMS", "Iscriviti all’elenco Vibes", "Annulla iscrizione all’elenco Vibes"],
-    "fr": ["Envoyer un message SMS", "Abonnement à la liste Vibes", "Se désabonner de la liste Vibes"],
-}
 # What machine translations made of "Vibes" in the source documents.
 VIBES_MISTRANSLATIONS = ["vibrazion", "beeldscherm", "vidéo", "video"]
 

@@ -3,21 +3,14 @@
 import re
 
 import pytest
-from django.utils import translation
-from django.utils.translation import gettext
 from playwright.sync_api import expect
 
+from tests.catalogues import FLOW_STEP_NAMES, translated
 from tests.marketing_activities.factories import FolderFactory, ProgramFactory, SmartCampaignFactory
-from tests.test_translations import FLOW_STEP_NAMES
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 TABS = ["Smart List", "Flow", "Schedule", "Results"]
-
-
-def translated(language, message):
-    with translation.override(language):
-        return gettext(message)
 
 
 def expect_interface_in(page, language, campaign):

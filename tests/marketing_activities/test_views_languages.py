@@ -6,14 +6,14 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import translation
-from django.utils.translation import gettext
 
 from marketing_activities.models import FlowStep, SmartCampaign
 from smscampaigns.smartlists import parse_definition
+from tests.catalogues import FLOW_STEP_NAMES, translated
+from tests.catalogues import LANGUAGES as TRANSLATED_LANGUAGES
 from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import CampaignRunFactory, FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
-from tests.test_translations import FLOW_STEP_NAMES
 
 pytestmark = pytest.mark.django_db
 
@@ -27,11 +27,6 @@ def in_language(client, language):
     return client
 
 
-def translated(language, message):
-    with translation.override(language):
-        return gettext(message)
-
-
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_flow_tab_names_the_three_flow_steps_in_each_language(staff_client, language):
     campaign = SmartCampaignFactory()
@@ -43,7 +38,7 @@ def test_the_flow_tab_names_the_three_flow_steps_in_each_language(staff_client, 
         assert translated(language, tab) in html
 
 
-@pytest.mark.parametrize("language", ["de", "sv", "nl", "it", "fr"])
+@pytest.mark.parametrize("language", TRANSLATED_LANGUAGES)
 def test_the_flow_tab_says_nothing_in_english_when_another_language_is_chosen(staff_client, language):
     campaign = SmartCampaignFactory()
     html = in_language(staff_client, language).get(url("campaign_flow", campaign.pk)).content.decode()
@@ -108,7 +103,7 @@ def test_a_flow_step_error_is_shown_in_the_chosen_language(staff_client, languag
     assert message in html
 
 
-@pytest.mark.parametrize("language", ["de", "sv", "nl", "it", "fr"])
+@pytest.mark.parametrize("language", TRANSLATED_LANGUAGES)
 def test_smart_list_errors_are_in_the_chosen_language(language):
     definition = {"logic": "1 and (2", "rules": [{"field": "country", "op": "is", "value": "US"}] * 2}
     with translation.override("en"), pytest.raises(ValidationError) as english:
