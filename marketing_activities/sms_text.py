@@ -61,10 +61,7 @@ def validate_text(text: str) -> None:
         known = _TOKEN.fullmatch(token)
         if not known:
             errors.append(
-                _(
-                    "“%(token)s” is not a token. Use {{lead.field}} or "
-                    '{{lead.field|default:"text"}}.'
-                )
+                _('“%(token)s” is not a token. Use {{lead.field}} or {{lead.field|default:"text"}}.')
                 % {"token": token}
             )
         elif known.group("field") not in TOKEN_FIELDS:

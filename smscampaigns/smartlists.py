@@ -391,8 +391,7 @@ class _Parser:
         if kind is None:
             raise ValidationError(_("Logic: the expression ends too early."))
         raise ValidationError(
-            _("Logic: expected a rule number, “not” or “(”, found “%(token)s”.")
-            % {"token": self.take()[1]}
+            _("Logic: expected a rule number, “not” or “(”, found “%(token)s”.") % {"token": self.take()[1]}
         )
 
 
@@ -411,8 +410,7 @@ def parse_logic(logic: str, rule_count: int):
                 _("Logic: there is no rule %(number)s (the rules are numbered 1 to %(count)s).")
                 % {"number": number, "count": rule_count}
                 if rule_count
-                else _("Logic: there is no rule %(number)s (there are no rules).")
-                % {"number": number}
+                else _("Logic: there is no rule %(number)s (there are no rules).") % {"number": number}
             )
     unused = [str(n) for n in range(1, rule_count + 1) if n not in used]
     if unused:

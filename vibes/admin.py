@@ -28,7 +28,9 @@ class VibesListAdmin(admin.ModelAdmin):
     inlines = (AcquisitionCampaignInline,)
     actions = ("sync_from_vibes",)
 
-    @admin.action(description=_("Sync all lists and acquisition campaigns from Vibes"), permissions=["change"])
+    @admin.action(
+        description=_("Sync all lists and acquisition campaigns from Vibes"), permissions=["change"]
+    )
     def sync_from_vibes(self, request, queryset):
         # Vibes is mirrored as a whole: the selection only starts the action.
         try:
@@ -50,7 +52,15 @@ class AcquisitionCampaignAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("lead", "vibes_list", "status", "opt_in_date", "opt_out_date", "opt_out_reason", "updated_at")
+    list_display = (
+        "lead",
+        "vibes_list",
+        "status",
+        "opt_in_date",
+        "opt_out_date",
+        "opt_out_reason",
+        "updated_at",
+    )
     list_filter = ("vibes_list", "status", "opt_out_reason")
     search_fields = ("lead__email", "lead__mobile_phone", "lead__first_name", "lead__last_name")
     list_select_related = ("lead", "vibes_list")
@@ -76,7 +86,17 @@ class CallbackEventAdmin(admin.ModelAdmin):
     list_display = ("received_at", "event_type", "mdn", "outcome", "deliveries", "note")
     list_filter = ("event_type", "outcome")
     search_fields = ("mdn", "dedupe_key")
-    readonly_fields = ("event_type", "dedupe_key", "headers", "payload", "mdn", "outcome", "note", "received_at", "deliveries")
+    readonly_fields = (
+        "event_type",
+        "dedupe_key",
+        "headers",
+        "payload",
+        "mdn",
+        "outcome",
+        "note",
+        "received_at",
+        "deliveries",
+    )
     show_full_result_count = False
 
     def has_add_permission(self, request):
