@@ -1,11 +1,23 @@
 """Forms of the Marketing Activities screens. They read and check input; services write."""
 
+import contextlib
+
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from smscampaigns.smartlists import FIELDS, OPERATOR_LABELS, VALUELESS_OPS, parse_logic, parse_rule
+from smscampaigns.smartlists import (
+    FIELDS,
+    MAX_RULES,
+    OPERATOR_LABELS,
+    VALUELESS_OPS,
+    check_rule_count,
+    parse_definition,
+    parse_logic,
+    parse_rule,
+    printable,
+)
 from vibes.models import AcquisitionCampaign, Subscription, VibesList
 
 from .models import Folder, Outcome, SmartCampaign, SmsMessage
@@ -182,7 +194,8 @@ class RuleRow:
 
     @property
     def field(self):
-        return FIELDS.get(self.raw.get("field"))
+        name = self.raw.get("field")
+        return FIELDS.get(name) if isinstance(name, str) else None
 
     @property
     def field_name(self):
@@ -196,8 +209,9 @@ class RuleRow:
     def value(self):
         value = self.raw.get("value", "")
         if isinstance(value, list):
-            return ", ".join(str(v) for v in value)
-        return "" if value is None else str(value)
+            value = ", ".join(str(v) for v in value)
+        # A value stored before the smart list rules refused unstorable characters.
+        return "" if value is None else printable(str(value))
 
     @property
     def status(self):
@@ -256,12 +270,32 @@ class SmartListEditor:
     @classmethod
     def from_definition(cls, definition) -> "SmartListEditor":
         definition = definition if isinstance(definition, dict) else {}
-        return cls(rules=list(definition.get("rules", [])), logic=definition.get("logic", "all"))
+        rules = definition.get("rules", [])
+        rules = [raw if isinstance(raw, dict) else {} for raw in rules] if isinstance(rules, list) else []
+        logic = definition.get("logic", "all")
+        # A stored definition of another shape shows its problems (is_valid), not a crash.
+        editor = cls(rules=rules[:MAX_RULES], logic=logic if isinstance(logic, str) else "")
+        try:
+            check_rule_count(len(rules))
+        except ValidationError as error:
+            # Stored before the limit: thousands of rows would take long to show, and
+            # more than the browser may post back, so the tab offers the first ones.
+            editor.errors = [
+                *error.messages,
+                _(
+                    "Only the first %(max)s are shown, and saving keeps only these. "
+                    "Until the smart list is within the limit, the campaign cannot run."
+                )
+                % {"max": MAX_RULES},
+            ]
+        return editor
 
     @classmethod
     def from_post(cls, data) -> "SmartListEditor":
         try:
-            count = min(int(data.get("rule_count", 0)), 100)
+            # Every rule posts fields of its own, so there are never more rules than fields.
+            # Rules beyond the limit are kept, for the marketer to see the limit and remove some.
+            count = min(int(data.get("rule_count", 0)), len(data))
         except ValueError:
             count = 0
         rules = []
@@ -304,8 +338,9 @@ class SmartListEditor:
         rules = []
         for row in self.rows:
             rule = dict(row.raw)
-            if row.field and row.field.kind == "vibes_list" and str(rule.get("value", "")).isdigit():
-                rule["value"] = int(rule["value"])
+            if row.field and row.field.kind == "vibes_list" and str(rule.get("value", "")).isdecimal():
+                with contextlib.suppress(ValueError):  # too many digits: the rule says "no such list"
+                    rule["value"] = int(rule["value"])
             rules.append(rule)
         return {"logic": self.logic, "rules": rules}
 
@@ -320,6 +355,15 @@ class SmartListEditor:
             parse_logic(self.logic, len(self.rows))
         except ValidationError as error:
             self.logic_error = " ".join(error.messages)
+        try:
+            check_rule_count(len(self.rows))
+        except ValidationError as error:
+            self.errors = [*self.errors, *error.messages]
+        if not (self.logic_error or self.errors or any(row.error for row in self.rows)):
+            try:  # what only the whole smart list can say, such as its "in" values in all
+                parse_definition(definition)
+            except ValidationError as error:
+                self.errors = error.messages
         return not (self.logic_error or any(row.error for row in self.rows) or self.errors)
 
     @property

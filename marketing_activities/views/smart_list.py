@@ -20,12 +20,15 @@ TEMPLATE = "marketing_activities/campaign_smart_list.html"
 SAMPLE_SIZE = 10
 
 
+NO_AUDIENCE = {"audience_count": None, "audience_sample": []}
+
+
 def audience(definition: dict) -> dict:
     """How many people `definition` picks and the first of them; nothing while it is invalid."""
     try:
         leads = Lead.objects.filter(parse_definition(definition).to_q())
     except ValidationError:
-        return {"audience_count": None, "audience_sample": []}
+        return NO_AUDIENCE
     return {"audience_count": leads.count(), "audience_sample": list(leads.order_by("pk")[:SAMPLE_SIZE])}
 
 
@@ -34,7 +37,8 @@ def _screen(request, campaign, editor, *, dirty=False):
         **campaign_context(campaign, "smart-list"),
         "editor": editor,
         "dirty": dirty,
-        **audience(editor.definition()),
+        # No count beside a smart list-wide problem: it would count rules that cannot run.
+        **(NO_AUDIENCE if editor.errors else audience(editor.definition())),
     }
     return render_screen(request, TEMPLATE, context, selected=campaign)
 
@@ -48,7 +52,10 @@ def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     typed without saving; "preview" recounts the audience; "save" validates and stores."""
     campaign = campaign_or_404(pk)
     if request.method == "GET":
-        return _screen(request, campaign, SmartListEditor.from_definition(campaign.smart_list.definition))
+        editor = SmartListEditor.from_definition(campaign.smart_list.definition)
+        # A smart list stored before today's rules (say, beyond a limit) shows what to fix.
+        editor.is_valid()
+        return _screen(request, campaign, editor)
     editor = SmartListEditor.from_post(request.POST)
     action = request.POST.get("action", "save")
     if action == "add":
