@@ -178,7 +178,12 @@ def callback_source_allowed(remote_addr: str) -> bool:
 MAX_BODY_DEPTH = 100
 
 # Strings (so that brackets inside them are not counted) and brackets.
+_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_ALL_BUT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING = frozenset(b"[{")
+# The only ways to a NUL or a surrogate in parsed text: raw UTF-8 holds neither.
+_SUSPECT_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackResult:
@@ -238,25 +243,31 @@ def _storage_failed(event_type) -> CallbackResult:
 
 
 def callback_body_parse(body: bytes) -> tuple[dict | None, str]:
-    """(payload, "") for a body every supported database stores, else (None, what is wrong and where)."""
-    depth = 0
-    for match in _JSON_TOKENS.finditer(body):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > MAX_BODY_DEPTH:
-                return None, str(
-                    _("The body is nested deeper than %(limit)d levels (at byte %(position)d).")
-                    % {"limit": MAX_BODY_DEPTH, "position": match.start()}
-                )
-        elif token in (b"]", b"}"):
-            depth -= 1
+    """(payload, "") for a body every supported database stores, else (None, what is wrong and where).
+
+    The checks read the whole body only when a quick look finds something to
+    check: more brackets than the depth limit, an escape that could be a NUL
+    or a surrogate, a number that is not finite.
+    """
+    if body.count(b"{") + body.count(b"[") > MAX_BODY_DEPTH and _too_deep(body):
+        return None, str(
+            _("The body is nested deeper than %(limit)d levels (at byte %(position)d).")
+            % {"limit": MAX_BODY_DEPTH, "position": _too_deep_at(body)}
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         return None, str(_("The body is not UTF-8 (byte %(position)d).") % {"position": error.start})
+    infinite = []
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            infinite.append(number)
+        return value
+
     try:
-        payload = json.loads(text)
+        payload = json.loads(text, parse_float=finite, parse_constant=finite)
     except json.JSONDecodeError as error:
         return None, str(
             _("The body is not JSON (line %(line)d, column %(column)d).")
@@ -267,10 +278,38 @@ def callback_body_parse(body: bytes) -> tuple[dict | None, str]:
         return None, str(_("The body holds a number too long to read."))
     if not isinstance(payload, dict):
         return None, str(_("The body must be a JSON object."))
-    unstorable = _unstorable_value(payload)
-    if unstorable:
-        return None, unstorable
+    if infinite or _SUSPECT_ESCAPES.search(body):
+        unstorable = _unstorable_value(payload)
+        if unstorable:
+            return None, unstorable
     return payload, ""
+
+
+def _too_deep(body: bytes) -> bool:
+    """True when the body nests deeper than the limit, brackets inside strings aside."""
+    depth = 0
+    for bracket in _JSON_STRINGS.sub(b"", body).translate(None, _ALL_BUT_BRACKETS):
+        if bracket in _OPENING:
+            depth += 1
+            if depth > MAX_BODY_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _too_deep_at(body: bytes) -> int | None:
+    """The byte where the body goes deeper than the limit, brackets inside strings aside; or None."""
+    depth = 0
+    for match in _JSON_TOKENS.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_BODY_DEPTH:
+                return match.start()
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return None
 
 
 def _unstorable_value(payload) -> str:

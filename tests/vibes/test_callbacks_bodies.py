@@ -85,8 +85,19 @@ def test_a_body_as_deep_as_the_limit_is_stored_and_read_back_whole(post):
 
 
 @pytest.mark.django_db
-def test_one_level_more_than_the_limit_is_refused(post):
-    assert post('{"event_type": "person_added", "person": ' + nested(MAX_BODY_DEPTH) + "}").status_code == 400
+@pytest.mark.parametrize(
+    "inner",
+    [
+        nested(MAX_BODY_DEPTH),
+        "[" * MAX_BODY_DEPTH + "]" * MAX_BODY_DEPTH,
+        '[{"a":' * (MAX_BODY_DEPTH // 2) + "1" + "}]" * (MAX_BODY_DEPTH // 2),
+    ],
+    ids=["objects", "lists", "both"],
+)
+def test_one_level_more_than_the_limit_is_refused(post, inner):
+    response = post('{"event_type": "person_added", "person": ' + inner + "}")
+    assert response.status_code == 400
+    assert "nested deeper than" in response.json()["error"]
 
 
 @pytest.mark.django_db

@@ -5,6 +5,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -284,3 +286,14 @@ def test_the_leads_page_shows_the_event_time_and_the_arrival_of_a_superseded_eve
     )
     applied = page.index("subscribed → unsubscribed")
     assert "event time Nov. 10, 2026, 9 a.m., arrived" in page[applied:]
+
+
+def test_a_callback_takes_as_many_queries_for_many_people_on_the_number_as_for_one(client, news):
+    def queries(number, people):
+        for _ in range(people):
+            SubscriptionFactory(vibes_list=news, lead__mobile_phone=number)
+        with CaptureQueriesContext(connection) as captured:
+            post(client, "subscription_removed", removed(number, "2026-11-10T09:00:00Z"))
+        return len(captured.captured_queries)
+
+    assert queries(NUMBER_A, 1) == queries(NUMBER_B, 20)
