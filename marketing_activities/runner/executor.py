@@ -77,6 +77,9 @@ class Call:
     lead_id: int
     phone: str
     text: str = ""
+    # When its batch went out: what Vibes answers is true from then on, so a
+    # subscription change takes effect as of this moment (R9 orders by time).
+    sent_at: datetime.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -326,10 +329,11 @@ class Worker:
             if not rows:
                 return []
             ids = [row[0] for row in rows]
-            RunResult.objects.filter(pk__in=ids).update(outcome=Outcome.SENDING, updated_at=timezone.now())
+            now = timezone.now()
+            RunResult.objects.filter(pk__in=ids).update(outcome=Outcome.SENDING, updated_at=now)
             _apply_counts(step.pk, {Outcome.QUEUED: -len(ids), Outcome.SENDING: len(ids)})
         if step.action != FlowStep.Action.SEND_SMS:
-            return [Call(result_id, lead_id, phone) for result_id, lead_id, phone in rows]
+            return [Call(result_id, lead_id, phone, sent_at=now) for result_id, lead_id, phone in rows]
         leads = Lead.objects.in_bulk([row[1] for row in rows])
         return [
             Call(result_id, lead_id, phone, sms_text.render(step.message_text, leads[lead_id]))
@@ -390,6 +394,7 @@ class Worker:
         for call, result in zip(calls, results):
             groups.setdefault(int(result.outcome), []).append(call)
         note = f"run {self.run.pk}, step {step.number}"
+        when = min((c.sent_at for c in calls if c.sent_at), default=None)
         if step.action == FlowStep.Action.SUBSCRIBE:
             for outcome, status in (
                 (Outcome.PENDING, Subscription.Status.PENDING),
@@ -401,6 +406,7 @@ class Worker:
                         vibes_list=step.vibes_list,
                         status=status,
                         source="run",
+                        when=when,
                         note=note,
                         acquisition_campaign=step.acquisition_campaign,
                     )
@@ -413,6 +419,7 @@ class Worker:
                 vibes_list=step.vibes_list,
                 status=Subscription.Status.UNSUBSCRIBED,
                 source="run",
+                when=when,
                 note=note,
                 opt_out_reason="api_opt_out",
             )
