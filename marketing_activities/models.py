@@ -166,9 +166,7 @@ class SmartCampaign(models.Model):
     is_active = models.BooleanField(
         _("active"), default=False, help_text=_("Only active campaigns run on their schedule.")
     )
-    schedule = models.CharField(
-        _("schedule"), max_length=8, choices=Schedule.choices, default=Schedule.NONE
-    )
+    schedule = models.CharField(_("schedule"), max_length=8, choices=Schedule.choices, default=Schedule.NONE)
     run_at = models.DateTimeField(_("run at"), null=True, blank=True)
     run_time = models.TimeField(_("time of day"), null=True, blank=True)
     run_weekday = models.PositiveSmallIntegerField(
@@ -193,6 +191,9 @@ class SmartCampaign(models.Model):
         verbose_name = _("smart campaign")
         verbose_name_plural = _("smart campaigns")
         ordering = ["name"]
+        # Running texts people: a permission of its own, apart from changing
+        # the campaign. Stored in the database, so not translated here.
+        permissions = [("run_smartcampaign", "Can run smart campaign")]
         constraints = [
             models.UniqueConstraint(
                 fields=["program", "name"],
@@ -238,9 +239,7 @@ class SmartCampaign(models.Model):
         try:
             definition = self.smart_list.parsed()
         except ValidationError as error:
-            problems.extend(
-                _("Smart list: %(problem)s") % {"problem": message} for message in error.messages
-            )
+            problems.extend(_("Smart list: %(problem)s") % {"problem": message} for message in error.messages)
         else:
             if not definition.rules:
                 problems.append(_("The smart list has no rules, so nobody qualifies."))
@@ -256,9 +255,7 @@ class SmartCampaign(models.Model):
         if self.run_time is None:
             return None
         local_after = timezone.localtime(after)
-        candidate = timezone.make_aware(
-            datetime.datetime.combine(local_after.date(), self.run_time)
-        )
+        candidate = timezone.make_aware(datetime.datetime.combine(local_after.date(), self.run_time))
         if self.schedule == self.Schedule.WEEKLY and self.run_weekday is not None:
             candidate += datetime.timedelta(days=(self.run_weekday - candidate.weekday()) % 7)
             step = datetime.timedelta(days=7)
@@ -346,9 +343,7 @@ class FlowStep(models.Model):
                     "list": self.vibes_list,
                 }
         elif self.acquisition_campaign_id:
-            problems["acquisition_campaign"] = _(
-                "Only Subscribe to Vibes List uses an acquisition campaign."
-            )
+            problems["acquisition_campaign"] = _("Only Subscribe to Vibes List uses an acquisition campaign.")
         return problems
 
     def clean(self):
@@ -478,9 +473,7 @@ class RunStep(models.Model):
         verbose_name = _("run step")
         verbose_name_plural = _("run steps")
         ordering = ["run", "position"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "position"], name="run_step_position_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="run_step_position_unique")]
 
     def __str__(self):
         return f"{self.position + 1}. {self.get_action_display()}"
@@ -527,6 +520,17 @@ class Outcome(models.IntegerChoices):
 
 
 OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
+
+
+def outcome_counts(counts: dict) -> list[tuple[Outcome, int]]:
+    """A step's counts (`{"sent": 12, ...}`, as RunStep.counts stores them) as
+    (outcome, people), in the order of the outcomes, without the zeros."""
+    pairs = [
+        (Outcome[code.upper()], n)
+        for code, n in (counts or {}).items()
+        if n and code.upper() in Outcome.__members__
+    ]
+    return sorted(pairs, key=lambda pair: pair[0].value)
 
 
 class RunResult(models.Model):
@@ -576,9 +580,7 @@ class RunResult(models.Model):
         indexes = [
             # A lead's SMS activity: the calls made for it. Skips are most of
             # the rows and are left out of the index to keep planning fast.
-            models.Index(
-                fields=["lead"], condition=models.Q(outcome__lt=30), name="run_result_lead_activity"
-            )
+            models.Index(fields=["lead"], condition=models.Q(outcome__lt=30), name="run_result_lead_activity")
         ]
 
     def __str__(self):
