@@ -545,3 +545,25 @@ def test_the_results_tab_is_shown_only_to_who_may_see_runs(world, roles, django_
     ).content.decode()
     assert 'id="tab-schedule"' in html and 'id="tab-results"' not in html
     assert 'id="tab-results"' in page(roles, "view", "campaign_flow", world.campaign.pk)
+
+
+@pytest.mark.parametrize("campaigns", [5, 50])
+def test_a_marketers_permissions_cost_two_queries_whatever_the_page_shows(
+    world, roles, django_assert_max_num_queries, campaigns
+):
+    """The user's and the groups' permissions are read once per request, however many
+    checks the page makes (8 queries for a superuser, see test_views_tree.py)."""
+    client, _held = roles["marketer"]
+    program = ProgramFactory(folder=world.folder)
+    SmartCampaignFactory.create_batch(campaigns, program=program)
+    client.get(
+        reverse("marketing_activities:node_children", args=["folder", world.folder.pk]),
+        headers=ui_helpers.HTMX,
+    )
+    client.get(
+        reverse("marketing_activities:node_children", args=["program", program.pk]), headers=ui_helpers.HTMX
+    )
+    with django_assert_max_num_queries(8 + 2):
+        response = client.get(reverse("marketing_activities:index"))
+    assert response.content.count(b'class="tree-node kind-campaign"') == campaigns
+    assert response.content.count(b'class="tree-menu"') >= campaigns
