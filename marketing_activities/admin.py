@@ -154,40 +154,38 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     def run_now(self, request, queryset):
         """Like delete_selected: first a page with what each run would do (nothing
         is sent), then the runs start when that page's form comes back with `post`."""
-        if request.POST.get("post"):
-            for campaign in queryset:
-                try:
-                    run = campaign_start(
-                        campaign=campaign, trigger=CampaignRun.Trigger.ADMIN, user=request.user
-                    )
-                except CampaignCannotRun as error:
-                    problems = " ".join(map(str, error.problems))
-                    self.message_user(request, f"{campaign}: {problems}", messages.ERROR)
-                else:
-                    started = _("%(campaign)s: run %(run)s started.") % {"campaign": campaign, "run": run.pk}
-                    self.message_user(request, started, messages.SUCCESS)
-            return None
+        if not request.POST.get("post"):
+            return self.run_now_confirmation(request, queryset)
+        for campaign in queryset:
+            try:
+                run = campaign_start(campaign=campaign, trigger=CampaignRun.Trigger.ADMIN, user=request.user)
+            except CampaignCannotRun as error:
+                self.message_user(
+                    request, f"{campaign}: {' '.join(map(str, error.problems))}", messages.ERROR
+                )
+            else:
+                started = _("%(campaign)s: run %(run)s started.") % {"campaign": campaign, "run": run.pk}
+                self.message_user(request, started, messages.SUCCESS)
+        return None
+
+    def run_now_confirmation(self, request, queryset):
         previews = [(campaign, run_now_preview(campaign=campaign)) for campaign in queryset]
-        runnable = [campaign for campaign, preview in previews if not preview.problems]
+        opts = self.opts
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.opts,
+            "opts": opts,
             "title": _("Run now?"),
             "previews": previews,
-            "runnable": runnable,
+            # The form sends back only these: a campaign that cannot run is left out.
+            "runnable": [campaign for campaign, preview in previews if not preview.problems],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
-        opts = self.opts
-        return TemplateResponse(
-            request,
-            self.run_now_confirmation_template
-            or [
-                f"admin/{opts.app_label}/{opts.model_name}/run_now_confirmation.html",
-                f"admin/{opts.app_label}/run_now_confirmation.html",
-                "admin/run_now_confirmation.html",
-            ],
-            context,
-        )
+        templates = self.run_now_confirmation_template or [
+            f"admin/{opts.app_label}/{opts.model_name}/run_now_confirmation.html",
+            f"admin/{opts.app_label}/run_now_confirmation.html",
+            "admin/run_now_confirmation.html",
+        ]
+        return TemplateResponse(request, templates, context)
 
     @admin.action(description=_("Preview audience (nothing is sent)"), permissions=["view"])
     def preview_audience(self, request, queryset):
