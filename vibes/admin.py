@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from smscampaigns.permissions import ActionPermissionsAdmin
+
 from .conf import get_client
 from .exceptions import VibesError
 from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
@@ -20,7 +22,7 @@ class AcquisitionCampaignInline(admin.TabularInline):
 
 
 @admin.register(VibesList)
-class VibesListAdmin(admin.ModelAdmin):
+class VibesListAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("name", "vibes_id", "synced_at", "gone_at")
     list_filter = (("gone_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "vibes_id")
@@ -42,7 +44,7 @@ class VibesListAdmin(admin.ModelAdmin):
 
 
 @admin.register(AcquisitionCampaign)
-class AcquisitionCampaignAdmin(admin.ModelAdmin):
+class AcquisitionCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("name", "vibes_id", "vibes_list", "status", "keywords", "synced_at", "gone_at")
     list_filter = ("vibes_list", "status", ("gone_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "vibes_id", "keywords")
@@ -51,7 +53,7 @@ class AcquisitionCampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "lead",
         "vibes_list",
@@ -69,7 +71,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SubscriptionChange)
-class SubscriptionChangeAdmin(admin.ModelAdmin):
+class SubscriptionChangeAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("created_at", "lead", "old_status", "new_status", "source", "note")
     list_filter = ("source", "new_status")
     search_fields = ("lead__email", "lead__mobile_phone")
@@ -82,7 +84,7 @@ class SubscriptionChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(CallbackEvent)
-class CallbackEventAdmin(admin.ModelAdmin):
+class CallbackEventAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("received_at", "event_type", "mdn", "outcome", "deliveries", "note")
     list_filter = ("event_type", "outcome")
     search_fields = ("mdn", "dedupe_key")
