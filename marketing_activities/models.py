@@ -191,6 +191,9 @@ class SmartCampaign(models.Model):
         verbose_name = _("smart campaign")
         verbose_name_plural = _("smart campaigns")
         ordering = ["name"]
+        # Running texts people: a permission of its own, apart from changing
+        # the campaign. Stored in the database, so not translated here.
+        permissions = [("run_smartcampaign", "Can run smart campaign")]
         constraints = [
             models.UniqueConstraint(
                 fields=["program", "name"],
@@ -517,6 +520,17 @@ class Outcome(models.IntegerChoices):
 
 
 OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
+
+
+def outcome_counts(counts: dict) -> list[tuple[Outcome, int]]:
+    """A step's counts (`{"sent": 12, ...}`, as RunStep.counts stores them) as
+    (outcome, people), in the order of the outcomes, without the zeros."""
+    pairs = [
+        (Outcome[code.upper()], n)
+        for code, n in (counts or {}).items()
+        if n and code.upper() in Outcome.__members__
+    ]
+    return sorted(pairs, key=lambda pair: pair[0].value)
 
 
 class RunResult(models.Model):

@@ -14,7 +14,7 @@ from smscampaigns.smartlists import parse_definition
 from .. import services
 from ..forms import SmartListEditor
 from .campaign import campaign_context, campaign_or_404
-from .common import HtmxHttpRequest, render_screen, staff_required
+from .common import HtmxHttpRequest, marketer_required, render_screen
 
 TEMPLATE = "marketing_activities/campaign_smart_list.html"
 SAMPLE_SIZE = 10
@@ -45,7 +45,7 @@ def _screen(request, campaign, editor, *, dirty=False):
 
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view_smartcampaign", post=("change_smartcampaign",))
 def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET shows the stored rules. POST carries the whole form and an action:
     "add", "remove-N" or "refresh" (a rule's field changed) re-render what was

@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from .. import services
 from ..forms import FolderMoveForm, NameForm, ProgramMoveForm, SmsMessageCreateForm, add_service_errors
-from .common import HtmxHttpRequest, render_screen, staff_required
+from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import KINDS, node_key, node_url
 
 TEMPLATE = "marketing_activities/tree_form.html"
@@ -63,7 +63,7 @@ def _render(request, form, *, title: str, node=None, submit: str, danger: bool =
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@marketer_required("add:child_kind")
 def node_create(request: HtmxHttpRequest, child_kind: str, kind: str | None = None, pk: int | None = None):
     if child_kind not in CHILD_KINDS.get(kind, ()):
         raise Http404
@@ -92,7 +92,7 @@ def node_create(request: HtmxHttpRequest, child_kind: str, kind: str | None = No
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@marketer_required("change:kind")
 def node_rename(request: HtmxHttpRequest, kind: str, pk: int):
     node = _node_or_404(kind, pk)
     form = NameForm(request.POST or None, initial={"name": node.name})
@@ -108,7 +108,7 @@ def node_rename(request: HtmxHttpRequest, kind: str, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@marketer_required("change:kind")
 def node_move(request: HtmxHttpRequest, kind: str, pk: int):
     if kind not in ("folder", "program"):
         raise Http404
@@ -146,7 +146,7 @@ DELETERS = {
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@marketer_required("delete:kind")
 def node_delete(request: HtmxHttpRequest, kind: str, pk: int):
     node = _node_or_404(kind, pk)
     form = NameForm(initial={"name": node.name})  # nothing to type: the form carries errors only

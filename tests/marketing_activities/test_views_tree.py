@@ -421,10 +421,11 @@ def test_the_delete_confirmation_renders_as_a_fragment(staff_client):
     assert b"This cannot be undone." in response.content
 
 
-def test_tree_forms_post_with_htmx_need_the_csrf_token(client, django_user_model):
+def test_tree_forms_post_with_htmx_need_the_csrf_token(client, django_user_model, marketers_group):
     from django.test import Client
 
     user = django_user_model.objects.create_user("m", password="pw-m-12345", is_staff=True)
+    user.groups.add(marketers_group)
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(user)
     assert strict.post(url("folder_create_top"), {"name": "X"}, headers=HTMX).status_code == 403
