@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from smscampaigns.models import Lead, SmartList
@@ -134,6 +135,13 @@ class SmsMessage(models.Model):
 # --- Smart campaigns and their flow ----------------------------------------------
 
 
+def _same_minute(a, b) -> bool:
+    # The Schedule tab shows and posts times to the minute.
+    if a is None or b is None:
+        return a is b
+    return a.replace(second=0, microsecond=0) == b.replace(second=0, microsecond=0)
+
+
 class SmartCampaign(models.Model):
     class QualificationRule(models.TextChoices):
         ONCE = "once", _("Each person can run through the flow once")
@@ -166,9 +174,7 @@ class SmartCampaign(models.Model):
     is_active = models.BooleanField(
         _("active"), default=False, help_text=_("Only active campaigns run on their schedule.")
     )
-    schedule = models.CharField(
-        _("schedule"), max_length=8, choices=Schedule.choices, default=Schedule.NONE
-    )
+    schedule = models.CharField(_("schedule"), max_length=8, choices=Schedule.choices, default=Schedule.NONE)
     run_at = models.DateTimeField(_("run at"), null=True, blank=True)
     run_time = models.TimeField(_("time of day"), null=True, blank=True)
     run_weekday = models.PositiveSmallIntegerField(
@@ -217,8 +223,63 @@ class SmartCampaign(models.Model):
             errors["run_time"] = _("Choose the time of day the campaign runs.")
         if self.schedule == self.Schedule.WEEKLY and self.run_weekday is None:
             errors["run_weekday"] = _("Choose the day of the week the campaign runs.")
+        if "run_at" not in errors:
+            problem = self.run_once_problem()
+            if problem:
+                errors["run_at"] = problem
         if errors:
             raise ValidationError(errors)
+
+    def run_once_problem(self, now=None) -> str | None:
+        """Why the "run once" time would leave a campaign that never runs (the
+        time has passed), or None.
+
+        Only a time being entered, or a campaign being activated, is checked:
+        a campaign that ran once keeps its time as a record, and an active one
+        whose time came a moment ago is still due until the scheduler starts it.
+        """
+        now = now or timezone.now()
+        if self.schedule != self.Schedule.ONCE or self.run_at is None or self.run_at > now:
+            return None
+        stored = (
+            SmartCampaign.objects.filter(pk=self.pk)
+            .values("schedule", "run_at", "is_active", "next_run_at")
+            .first()
+            if self.pk
+            else None
+        )
+        if (
+            stored is None
+            or stored["schedule"] != self.Schedule.ONCE
+            or not _same_minute(stored["run_at"], self.run_at)
+        ):
+            return _("This time has passed (it is now %(now)s): choose a later time.") % {
+                "now": date_format(timezone.localtime(now), "DATETIME_FORMAT")
+            }
+        still_due = stored["is_active"] and stored["next_run_at"] is not None
+        if self.is_active and not still_due:
+            return _(
+                "The time to run once, %(time)s, has passed, so the campaign would never run: "
+                "choose a later time."
+            ) % {"time": date_format(timezone.localtime(self.run_at), "DATETIME_FORMAT")}
+        return None
+
+    def next_run_after_edit(self, now=None):
+        """`next_run_at` after the schedule or the active state was edited.
+
+        An active once-campaign whose time has come, but which the scheduler
+        has not started yet, stays due: recomputing would drop its run.
+        """
+        now = now or timezone.now()
+        if (
+            self.is_active
+            and self.schedule == self.Schedule.ONCE
+            and self.next_run_at is not None
+            and self.run_at is not None
+            and self.run_at <= now
+        ):
+            return self.next_run_at
+        return self.compute_next_run(after=now)
 
     def steps(self):
         return list(self.flow_steps.select_related("sms_message", "vibes_list", "acquisition_campaign"))
@@ -238,9 +299,7 @@ class SmartCampaign(models.Model):
         try:
             definition = self.smart_list.parsed()
         except ValidationError as error:
-            problems.extend(
-                _("Smart list: %(problem)s") % {"problem": message} for message in error.messages
-            )
+            problems.extend(_("Smart list: %(problem)s") % {"problem": message} for message in error.messages)
         else:
             if not definition.rules:
                 problems.append(_("The smart list has no rules, so nobody qualifies."))
@@ -256,9 +315,7 @@ class SmartCampaign(models.Model):
         if self.run_time is None:
             return None
         local_after = timezone.localtime(after)
-        candidate = timezone.make_aware(
-            datetime.datetime.combine(local_after.date(), self.run_time)
-        )
+        candidate = timezone.make_aware(datetime.datetime.combine(local_after.date(), self.run_time))
         if self.schedule == self.Schedule.WEEKLY and self.run_weekday is not None:
             candidate += datetime.timedelta(days=(self.run_weekday - candidate.weekday()) % 7)
             step = datetime.timedelta(days=7)
@@ -346,9 +403,7 @@ class FlowStep(models.Model):
                     "list": self.vibes_list,
                 }
         elif self.acquisition_campaign_id:
-            problems["acquisition_campaign"] = _(
-                "Only Subscribe to Vibes List uses an acquisition campaign."
-            )
+            problems["acquisition_campaign"] = _("Only Subscribe to Vibes List uses an acquisition campaign.")
         return problems
 
     def clean(self):
@@ -478,9 +533,7 @@ class RunStep(models.Model):
         verbose_name = _("run step")
         verbose_name_plural = _("run steps")
         ordering = ["run", "position"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "position"], name="run_step_position_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="run_step_position_unique")]
 
     def __str__(self):
         return f"{self.position + 1}. {self.get_action_display()}"
@@ -576,9 +629,7 @@ class RunResult(models.Model):
         indexes = [
             # A lead's SMS activity: the calls made for it. Skips are most of
             # the rows and are left out of the index to keep planning fast.
-            models.Index(
-                fields=["lead"], condition=models.Q(outcome__lt=30), name="run_result_lead_activity"
-            )
+            models.Index(fields=["lead"], condition=models.Q(outcome__lt=30), name="run_result_lead_activity")
         ]
 
     def __str__(self):

@@ -244,19 +244,25 @@ def campaign_schedule_update(
     recurring = schedule in (SmartCampaign.Schedule.DAILY, SmartCampaign.Schedule.WEEKLY)
     campaign.run_time = run_time if recurring else None
     campaign.run_weekday = run_weekday if schedule == SmartCampaign.Schedule.WEEKLY else None
+    # full_clean refuses a "run once" time that has passed (SmartCampaign.run_once_problem).
     campaign.full_clean(exclude=["smart_list"])
-    campaign.next_run_at = campaign.compute_next_run()
+    campaign.next_run_at = campaign.next_run_after_edit()
     campaign.save()
     return campaign
 
 
 def campaign_set_active(*, campaign: SmartCampaign, active: bool) -> SmartCampaign:
-    """Activate (only a campaign that could run) or deactivate; recomputes the next run."""
+    """Activate (only a campaign that could run, and would) or deactivate; recomputes the next run."""
+    was_active, campaign.is_active = campaign.is_active, active
     if active:
         problems = campaign.problems()
+        # A once-campaign whose time passed while it was inactive would never run.
+        once_problem = campaign.run_once_problem()
+        if once_problem:
+            problems.append(once_problem)
         if problems:
+            campaign.is_active = was_active
             raise ValidationError(problems)
-    campaign.is_active = active
-    campaign.next_run_at = campaign.compute_next_run()
+    campaign.next_run_at = campaign.next_run_after_edit()
     campaign.save(update_fields=["is_active", "next_run_at", "updated_at"])
     return campaign
