@@ -3,8 +3,9 @@
 `manage.py run_campaign`, the admin's "Run now", the Run button and
 scheduled runs all come through here:
 
-- `run_create` checks the campaign can run and records a queued run with a
-  snapshot of its flow;
+- `run_create` checks the campaign can run (and, under the qualification
+  rule "once", that anyone is left to qualify) and records a queued run with
+  a snapshot of its flow;
 - `run_execute` works on a run until it is done (in this process), and
   `run_dispatch` hands it to a background worker (Celery when a broker is
   configured, else a thread of this process);
@@ -17,24 +18,29 @@ import threading
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, close_old_connections, transaction
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from smscampaigns.models import Lead
 
 from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
 from .executor import RunStopped, Worker, apply_receipt, requeue_uncertain
-from .planner import plan_step
+from .planner import once_audience_counts, plan_step
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CampaignAlreadyRunning",
     "CampaignCannotRun",
+    "NobodyLeftToRun",
     "RunStopped",
     "apply_receipt",
     "campaign_preview",
     "campaign_start",
+    "check_anyone_left",
     "run_create",
     "run_dispatch",
     "run_execute",
@@ -51,6 +57,39 @@ class CampaignCannotRun(Exception):
 
 class CampaignAlreadyRunning(CampaignCannotRun):
     pass
+
+
+class NobodyLeftToRun(CampaignCannotRun):
+    """Under the qualification rule "once", everyone the smart list picks has
+    already run through the flow: a run would call nobody."""
+
+
+def check_anyone_left(campaign: SmartCampaign) -> None:
+    """Raise NobodyLeftToRun when a run would have nobody left to qualify.
+
+    Two counts, not a plan, so the Run now dialog and every start can afford
+    it. A smart list that does not parse is left to `campaign.problems()`.
+    """
+    try:
+        counts = once_audience_counts(campaign)
+    except ValidationError:
+        return
+    if counts is None:
+        return
+    people, already_ran = counts
+    if already_ran < people:
+        return
+    if people:
+        message = ngettext(
+            "Nobody is left to qualify: the %(count)s person the smart list picks has already run "
+            "through this flow, and each person can run through it once.",
+            "Nobody is left to qualify: all %(count)s people the smart list picks have already run "
+            "through this flow, and each person can run through it once.",
+            people,
+        ) % {"count": number_format(people, force_grouping=True)}
+    else:
+        message = _("Nobody is left to qualify: the smart list picks nobody.")
+    raise NobodyLeftToRun([message])
 
 
 def _already_running(campaign):
@@ -76,6 +115,9 @@ def run_create(*, campaign: SmartCampaign, trigger: str, user=None, dry_run: boo
     except IntegrityError:
         # The database refuses a second active run of one campaign.
         raise _already_running(campaign) from None
+    # After the insert, so a campaign that is running says so first; raising
+    # here rolls the run back.
+    check_anyone_left(campaign)
     RunStep.objects.bulk_create(
         RunStep(
             run=run,
@@ -124,7 +166,9 @@ def run_dispatch(run: CampaignRun) -> None:
         transaction.on_commit(lambda: run_execute(run=CampaignRun.objects.get(pk=run.pk)))
     else:
         transaction.on_commit(
-            lambda: threading.Thread(target=_work_in_thread, args=(run.pk,), name=f"run-{run.pk}", daemon=True).start()
+            lambda: threading.Thread(
+                target=_work_in_thread, args=(run.pk,), name=f"run-{run.pk}", daemon=True
+            ).start()
         )
 
 
@@ -149,7 +193,9 @@ def run_resume(*, run: CampaignRun) -> CampaignRun:
     if run.status == CampaignRun.Status.FAILED:
         try:
             with transaction.atomic():
-                CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.RUNNING, finished_at=None, error="")
+                CampaignRun.objects.filter(pk=run.pk).update(
+                    status=CampaignRun.Status.RUNNING, finished_at=None, error=""
+                )
         except IntegrityError:
             raise _already_running(run.campaign) from None
     run.refresh_from_db()
@@ -161,7 +207,9 @@ def run_retry_uncertain(*, run: CampaignRun) -> int:
     with transaction.atomic():
         try:
             with transaction.atomic():
-                CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.RUNNING, finished_at=None)
+                CampaignRun.objects.filter(pk=run.pk).update(
+                    status=CampaignRun.Status.RUNNING, finished_at=None
+                )
         except IntegrityError:
             raise _already_running(run.campaign) from None
         total = requeue_uncertain(run)
@@ -208,21 +256,28 @@ def campaign_preview(*, campaign: SmartCampaign, sample_size: int = 10) -> Audie
     try:
         with transaction.atomic():
             run = CampaignRun.objects.create(
-                campaign=campaign, trigger=CampaignRun.Trigger.ADMIN, dry_run=True,
+                campaign=campaign,
+                trigger=CampaignRun.Trigger.ADMIN,
+                dry_run=True,
                 status=CampaignRun.Status.COMPLETED,
             )
             steps = []
             for position, flow_step in enumerate(campaign.steps()):
                 run_step = RunStep.objects.create(
-                    run=run, position=position, action=flow_step.action, vibes_list=flow_step.vibes_list,
+                    run=run,
+                    position=position,
+                    action=flow_step.action,
+                    vibes_list=flow_step.vibes_list,
                     acquisition_campaign=flow_step.acquisition_campaign,
                 )
                 steps.append(StepPreview(position, flow_step.action, plan_step(run_step)))
                 if position == 0:
                     first = RunStep.objects.get(pk=run_step.pk)
                     lead_ids = list(
-                        first.results().filter(outcome=Outcome.PLANNED_DRY_RUN)
-                        .order_by("pk").values_list("lead_id", flat=True)[:sample_size]
+                        first.results()
+                        .filter(outcome=Outcome.PLANNED_DRY_RUN)
+                        .order_by("pk")
+                        .values_list("lead_id", flat=True)[:sample_size]
                     )
                     sample = list(Lead.objects.filter(pk__in=lead_ids).order_by("pk"))
             preview = AudiencePreview(

@@ -52,8 +52,10 @@ def audience_sql(run_step: RunStep):
     run = run_step.run
     if run_step.position == 0:
         definition = run.campaign.smart_list.parsed()
-        queryset = Lead.objects.filter(definition.to_q()).order_by().values(
-            "id", "mobile_phone", "blocklisted", "marketing_suspended"
+        queryset = (
+            Lead.objects.filter(definition.to_q())
+            .order_by()
+            .values("id", "mobile_phone", "blocklisted", "marketing_suspended")
         )
         sql, params = queryset.query.sql_with_params()
         return f"SELECT a.*, NULL AS first_outcome FROM ({sql}) a", params
@@ -119,7 +121,9 @@ def _skip_reason(action: str, list_id: int):
         ]
     branches.append(("a.mobile_phone = ''", [], Outcome.SKIPPED_NO_PHONE))
     if action == FlowStep.Action.SUBSCRIBE:
-        branches.append((_number_has_subscription("= %s"), [list_id, SUBSCRIBED], Outcome.SKIPPED_ALREADY_SUBSCRIBED))
+        branches.append(
+            (_number_has_subscription("= %s"), [list_id, SUBSCRIBED], Outcome.SKIPPED_ALREADY_SUBSCRIBED)
+        )
         fallback = Outcome.SKIPPED_ALREADY_PENDING
     elif action == FlowStep.Action.UNSUBSCRIBE:
         fallback = Outcome.SKIPPED_ALREADY_UNSUBSCRIBED
@@ -132,18 +136,52 @@ def _skip_reason(action: str, list_id: int):
     return sql, params, int(fallback)
 
 
-def _previous_audience_ranges(run: CampaignRun):
+def _previous_audience_ranges(campaign_id: int, *, exclude_run: CampaignRun | None = None):
     """(step id, first id, last id) of the first steps of earlier real runs."""
-    return list(
-        RunStep.objects.filter(
-            run__campaign_id=run.campaign_id,
-            run__dry_run=False,
-            position=0,
-            first_result_id__isnull=False,
-        )
-        .exclude(run=run)
-        .values_list("pk", "first_result_id", "last_result_id")
+    steps = RunStep.objects.filter(
+        run__campaign_id=campaign_id,
+        run__dry_run=False,
+        position=0,
+        first_result_id__isnull=False,
     )
+    if exclude_run is not None:
+        steps = steps.exclude(run=exclude_run)
+    return list(steps.values_list("pk", "first_result_id", "last_result_id"))
+
+
+def once_audience_counts(campaign) -> tuple[int, int] | None:
+    """(people the smart list picks, how many of them already ran through the
+    flow) under the qualification rule "once"; None when no earlier real run
+    counts (or the rule is "every time").
+
+    Two counts in one statement, never a plan: the earlier runs' audiences are
+    read through their id ranges and joined to the smart list's people by key.
+    """
+    if campaign.qualification_rule != campaign.QualificationRule.ONCE:
+        return None
+    previous = _previous_audience_ranges(campaign.pk)
+    if not previous:
+        return None
+    people_sql, people_params = (
+        Lead.objects.filter(campaign.smart_list.parsed().to_q())
+        .order_by()
+        .values("id")
+        .query.sql_with_params()
+    )
+    ranges_sql = " OR ".join(["(r.run_step_id = %s AND r.id BETWEEN %s AND %s)"] * len(previous))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COUNT(*) FROM ({people_sql}) a), "
+            f"(SELECT COUNT(DISTINCT r.lead_id) FROM {_table(RunResult)} r "
+            f"JOIN ({people_sql}) a ON a.id = r.lead_id WHERE r.outcome <> %s AND ({ranges_sql}))",
+            [
+                *people_params,
+                *people_params,
+                int(Outcome.ALREADY_RAN),
+                *(value for step_range in previous for value in step_range),
+            ],
+        )
+        return cursor.fetchone()
 
 
 def _temp_table_ddl(name: str, columns: str):
@@ -242,7 +280,7 @@ def _write_plan(run_step: RunStep) -> None:
         else:
             already_ran_sql, already_ran_params = "1 = 0", []
         if run_step.position == 0 and once:
-            previous = _previous_audience_ranges(run)
+            previous = _previous_audience_ranges(run.campaign_id, exclude_run=run)
             if previous:
                 # Everyone who was in an earlier run's audience has run
                 # through this flow (the qualification rule "once").

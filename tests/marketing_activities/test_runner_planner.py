@@ -3,7 +3,14 @@
 import pytest
 
 from marketing_activities.models import CampaignRun, FlowStep, Outcome, RunBatch, SmartCampaign
-from marketing_activities.runner import CampaignAlreadyRunning, CampaignCannotRun, campaign_preview, run_create
+from marketing_activities.runner import (
+    CampaignAlreadyRunning,
+    CampaignCannotRun,
+    NobodyLeftToRun,
+    campaign_preview,
+    check_anyone_left,
+    run_create,
+)
 from marketing_activities.runner.planner import PlanningError, plan_step
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
 from tests.smscampaigns.factories import LeadFactory
@@ -20,7 +27,10 @@ def news():
 def campaign_with(*actions, vibes_list, rule=None, qualification=SmartCampaign.QualificationRule.EVERY_TIME):
     campaign = SmartCampaignFactory(
         qualification_rule=qualification,
-        smart_list__definition={"logic": "all", "rules": [rule or {"field": "country", "op": "is", "value": "US"}]},
+        smart_list__definition={
+            "logic": "all",
+            "rules": [rule or {"field": "country", "op": "is", "value": "US"}],
+        },
     )
     for position, action in enumerate(actions):
         FlowStepFactory(
@@ -41,11 +51,16 @@ def plan(campaign, dry_run=False):
 
 
 def outcomes(step):
-    return {row.lead.email: (Outcome(row.outcome), row.duplicate_of_id) for row in step.results().select_related("lead")}
+    return {
+        row.lead.email: (Outcome(row.outcome), row.duplicate_of_id)
+        for row in step.results().select_related("lead")
+    }
 
 
 def subscribed(vibes_list, **lead_fields):
-    return SubscriptionFactory(vibes_list=vibes_list, status="subscribed", lead=LeadFactory(**lead_fields)).lead
+    return SubscriptionFactory(
+        vibes_list=vibes_list, status="subscribed", lead=LeadFactory(**lead_fields)
+    ).lead
 
 
 def test_send_goes_only_to_people_subscribed_to_the_vibes_list(news):
@@ -106,8 +121,12 @@ def test_the_winner_of_a_shared_number_is_chosen_deterministically(news):
     leads = [subscribed(news, mobile_phone="+15551239999") for _ in range(4)]
     for _ in range(2):
         step = plan(campaign_with("send", vibes_list=news))
-        assert list(step.results().filter(outcome=Outcome.QUEUED).values_list("lead_id", flat=True)) == [leads[0].pk]
-        assert set(step.results().exclude(lead=leads[0]).values_list("duplicate_of_id", flat=True)) == {leads[0].pk}
+        assert list(step.results().filter(outcome=Outcome.QUEUED).values_list("lead_id", flat=True)) == [
+            leads[0].pk
+        ]
+        assert set(step.results().exclude(lead=leads[0]).values_list("duplicate_of_id", flat=True)) == {
+            leads[0].pk
+        }
 
 
 def test_subscribe_skips_people_already_subscribed_or_pending_on_their_number(news):
@@ -210,6 +229,91 @@ def test_dry_runs_do_not_count_as_having_run_through_the_flow(news):
     assert outcomes(plan(campaign)) == {"first@example.com": (Outcome.QUEUED, None)}
 
 
+def ran_through(campaign):
+    """A completed real run of the campaign whose first step is planned: its audience has run through."""
+    step = plan(campaign)
+    CampaignRun.objects.filter(pk=step.run_id).update(status=CampaignRun.Status.COMPLETED)
+    return step
+
+
+def test_under_once_a_run_with_nobody_left_to_qualify_is_refused(news):
+    subscribed(news, email="first@example.com")
+    LeadFactory(
+        email="not-subscribed@example.com"
+    )  # skipped by the step, but in the audience: it ran through
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    ran_through(campaign)
+    with pytest.raises(NobodyLeftToRun) as error:
+        run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI)
+    assert error.value.problems == [
+        "Nobody is left to qualify: all 2 people the smart list picks have already run through this flow, "
+        "and each person can run through it once."
+    ]
+    assert CampaignRun.objects.count() == 1  # the refused run was rolled back
+
+
+def test_under_once_a_dry_run_with_nobody_left_is_refused_too(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    ran_through(campaign)
+    with pytest.raises(NobodyLeftToRun, match="the 1 person the smart list picks has already run"):
+        run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND, dry_run=True)
+
+
+def test_under_once_one_new_person_is_enough_to_run(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    ran_through(campaign)
+    LeadFactory(email="new@example.com")
+    check_anyone_left(campaign)
+    assert run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI).status == CampaignRun.Status.QUEUED
+
+
+def test_under_once_a_smart_list_that_now_picks_nobody_says_so(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    ran_through(campaign)
+    campaign.smart_list.definition = {
+        "logic": "all",
+        "rules": [{"field": "country", "op": "is", "value": "FR"}],
+    }
+    campaign.smart_list.save()
+    with pytest.raises(NobodyLeftToRun) as error:
+        run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI)
+    assert error.value.problems == ["Nobody is left to qualify: the smart list picks nobody."]
+
+
+def test_every_time_lets_a_campaign_run_again_for_the_same_people(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news)
+    ran_through(campaign)
+    assert run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI).status == CampaignRun.Status.QUEUED
+
+
+def test_dry_runs_leave_everyone_to_qualify(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    step = plan(campaign, dry_run=True)
+    CampaignRun.objects.filter(pk=step.run_id).update(status=CampaignRun.Status.COMPLETED)
+    check_anyone_left(campaign)  # nothing raised
+
+
+def test_the_check_for_anyone_left_takes_two_queries_however_many_people_and_runs(
+    news, django_assert_num_queries
+):
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    campaign = SmartCampaign.objects.select_related("smart_list").get(pk=campaign.pk)
+    with django_assert_num_queries(1):  # no earlier run: nothing to count
+        check_anyone_left(campaign)
+    for people in (2, 30):
+        for _ in range(people):
+            subscribed(news)
+        ran_through(campaign)
+        # The earlier runs' ranges, then both counts in one statement.
+        with django_assert_num_queries(2), pytest.raises(NobodyLeftToRun):
+            check_anyone_left(campaign)
+
+
 def test_a_second_run_of_a_running_campaign_is_refused(news):
     campaign = campaign_with("send", vibes_list=news)
     run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
@@ -222,7 +326,9 @@ def test_an_invalid_campaign_cannot_run_and_says_why(news):
     FlowStep.objects.filter(campaign=campaign).update(acquisition_campaign=None)
     with pytest.raises(CampaignCannotRun) as error:
         run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
-    assert error.value.problems == ["Step 1 (Subscribe to Vibes List): Choose an acquisition campaign of the Vibes list."]
+    assert error.value.problems == [
+        "Step 1 (Subscribe to Vibes List): Choose an acquisition campaign of the Vibes list."
+    ]
     assert not CampaignRun.objects.exists()
 
 

@@ -7,6 +7,8 @@ import pytest
 from django.utils import timezone
 
 from marketing_activities.models import CampaignRun, SmartCampaign
+from marketing_activities.runner import run_create
+from marketing_activities.runner.planner import plan_step
 from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import CampaignRunFactory, FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
@@ -334,3 +336,48 @@ def test_non_staff_cannot_run_a_campaign(clerk_client, no_dispatch):
     campaign = FlowStepFactory().campaign
     assert clerk_client.post(url("campaign_run_now", campaign.pk)).status_code == 403
     assert not campaign.runs.exists()
+
+
+# --- Nobody left to qualify ("once") ------------------------------------------------------------
+
+
+@pytest.fixture
+def ran_for_everyone():
+    """A campaign under "once" whose earlier run had all three people of its smart list."""
+    LeadFactory.create_batch(3, country="US")
+    campaign = FlowStepFactory(campaign__qualification_rule="once").campaign
+    run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI)
+    plan_step(run.steps.get(position=0))
+    CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.COMPLETED)
+    return campaign
+
+
+def test_run_now_says_nobody_is_left_and_offers_no_run(staff_client, ran_for_everyone):
+    html = staff_client.get(
+        url("campaign_run_now", ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
+    ).content.decode()
+    assert html.lstrip().startswith('<section id="run-now"')
+    assert (
+        "Nobody is left to qualify: all 3 people the smart list picks have already run through this flow, "
+        "and each person can run through it once." in html
+    )
+    assert "Each person can run through the flow every time" in html  # how to run it again
+    assert "Yes, run now" not in html and "people qualify" not in html
+
+
+def test_the_run_button_starts_no_run_when_nobody_is_left(staff_client, ran_for_everyone, no_dispatch):
+    response = staff_client.post(
+        url("campaign_run_now", ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
+    )
+    assert response.status_code == 200
+    assert "Nobody is left to qualify" in response.content.decode()
+    assert ran_for_everyone.runs.count() == 1 and no_dispatch == []
+
+
+def test_a_new_person_makes_run_now_ask_again(staff_client, ran_for_everyone):
+    LeadFactory(country="US")
+    html = staff_client.get(
+        url("campaign_run_now", ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
+    ).content.decode()
+    assert "4 people qualify" in html and "Yes, run now" in html
+    assert "Skipped: already ran through this flow: 3" in html
