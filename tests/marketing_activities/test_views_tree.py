@@ -56,6 +56,17 @@ def test_the_login_page_renders(client):
     assert b'name="password"' in response.content
 
 
+def test_long_names_are_whole_in_the_titles_of_the_tree_and_the_breadcrumbs(staff_client):
+    name = 'Spring "Flash" Sale & ' + "a program name far too long for the tree pane " * 4
+    program = ProgramFactory(name=name.strip())
+    campaign = SmartCampaignFactory(program=program)
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    title = f'title="{escape(program.name)}"'
+    tree_link = html[html.index(f'id="node-program-{program.pk}"') :].split("</a>")[0]
+    breadcrumbs = html[html.index('class="breadcrumbs"') :].split("</nav>")[0]
+    assert title in tree_link and title in breadcrumbs
+
+
 def test_the_language_switcher_posts_to_set_language_with_csrf(staff_client):
     html = staff_client.get(url("index")).content.decode()
     assert f'action="{reverse("set_language")}" method="post"' in html
