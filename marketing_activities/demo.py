@@ -5,15 +5,17 @@ suspended) and their subscriptions. Running it again adds nothing twice."""
 import random
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from smscampaigns.models import Lead
 from vibes.demo import DEMO_LISTS
 from vibes.models import AcquisitionCampaign, Subscription, VibesList
 
-from .models import FlowStep, Folder, Program, SmartCampaign, SmsMessage
+from .models import DemoLogin, FlowStep, Folder, Program, SmartCampaign, SmsMessage
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"
@@ -32,14 +34,26 @@ SOURCES = ("Web form", "Trade show", "In-store", "Referral", "Partner")
 
 MESSAGES = {
     "Black Friday SMS": [
-        ("Black Friday teaser", 'Hi {{lead.first_name|default:"there"}}! Black Friday starts Friday 6am: 30% off everything in store and online. Reply STOP to opt out.'),
-        ("Black Friday last call", "Last call: Black Friday deals end at midnight. Show this text in store for an extra 10%. Reply STOP to opt out."),
+        (
+            "Black Friday teaser",
+            'Hi {{lead.first_name|default:"there"}}! Black Friday starts Friday 6am: 30% off everything in store and online. Reply STOP to opt out.',
+        ),
+        (
+            "Black Friday last call",
+            "Last call: Black Friday deals end at midnight. Show this text in store for an extra 10%. Reply STOP to opt out.",
+        ),
     ],
     "SMS Newsletter 2026": [
-        ("November newsletter", "News from us: the winter collection is here. See it first: https://example.com/w Reply STOP to opt out."),
+        (
+            "November newsletter",
+            "News from us: the winter collection is here. See it first: https://example.com/w Reply STOP to opt out.",
+        ),
     ],
     "Store Openings": [
-        ("Stockholm opening", "Hej {{lead.first_name}}! Vår nya butik på Drottninggatan öppnar lördag kl 10 – välkommen! Svara STOP för att avsluta."),
+        (
+            "Stockholm opening",
+            "Hej {{lead.first_name}}! Vår nya butik på Drottninggatan öppnar lördag kl 10 – välkommen! Svara STOP för att avsluta.",
+        ),
     ],
 }
 
@@ -144,18 +158,22 @@ def _demo_people(count: int):
                 phone = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
         if phone and phone not in numbers:
             numbers.append(phone)
-        yield {
-            "first_name": first,
-            "last_name": last,
-            "email": f"{first}.{last}.{index}@example.com".lower(),
-            "mobile_phone": phone,
-            "country": country,
-            "city": {"US": "New York", "SE": "Stockholm", "DE": "Berlin"}[country],
-            "lead_source": rng.choice(SOURCES),
-            "lead_score": rng.randrange(0, 100),
-            "blocklisted": rng.random() < 0.02,
-            "marketing_suspended": rng.random() < 0.01,
-        }, rng.random(), rng.random()
+        yield (
+            {
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first}.{last}.{index}@example.com".lower(),
+                "mobile_phone": phone,
+                "country": country,
+                "city": {"US": "New York", "SE": "Stockholm", "DE": "Berlin"}[country],
+                "lead_source": rng.choice(SOURCES),
+                "lead_score": rng.randrange(0, 100),
+                "blocklisted": rng.random() < 0.02,
+                "marketing_suspended": rng.random() < 0.01,
+            },
+            rng.random(),
+            rng.random(),
+        )
 
 
 @transaction.atomic
@@ -196,7 +214,9 @@ def seed_demo(*, people: int = 1000) -> DemoReport:
 
     for spec in CAMPAIGNS:
         campaign, created = SmartCampaign.objects.get_or_create(
-            program=programs[spec["program"]], name=spec["name"], defaults={"description": spec["description"]}
+            program=programs[spec["program"]],
+            name=spec["name"],
+            defaults={"description": spec["description"]},
         )
         if not created:
             continue
@@ -229,20 +249,63 @@ def seed_demo(*, people: int = 1000) -> DemoReport:
         now = timezone.now()
         if lead.mobile_phone:
             if roll_news < 0.45:
-                Subscription.objects.create(lead=lead, vibes_list=lists["101"], status="subscribed", opt_in_date=now)
+                Subscription.objects.create(
+                    lead=lead, vibes_list=lists["101"], status="subscribed", opt_in_date=now
+                )
             elif roll_news < 0.52:
-                Subscription.objects.create(lead=lead, vibes_list=lists["101"], status="pending", pending_since=now)
+                Subscription.objects.create(
+                    lead=lead, vibes_list=lists["101"], status="pending", pending_since=now
+                )
             elif roll_news < 0.57:
                 Subscription.objects.create(
-                    lead=lead, vibes_list=lists["101"], status="unsubscribed",
-                    opt_out_date=now, opt_out_reason="user_opt_out",
+                    lead=lead,
+                    vibes_list=lists["101"],
+                    status="unsubscribed",
+                    opt_out_date=now,
+                    opt_out_reason="user_opt_out",
                 )
             if roll_vip < 0.2:
-                Subscription.objects.create(lead=lead, vibes_list=lists["102"], status="subscribed", opt_in_date=now)
+                Subscription.objects.create(
+                    lead=lead, vibes_list=lists["102"], status="subscribed", opt_in_date=now
+                )
     report.leads_created = len(new_people)
 
     User = get_user_model()
-    if not User.objects.filter(username=DEMO_USERNAME).exists():
-        User.objects.create_superuser(DEMO_USERNAME, "demo@example.com", DEMO_PASSWORD)
+    user = User.objects.filter(username=DEMO_USERNAME).first()
+    if user is None:
+        user = User.objects.create_superuser(DEMO_USERNAME, "demo@example.com", DEMO_PASSWORD)
         report.user_created = True
+    _remember_demo_login(user, password_is_demo=report.user_created)
     return report
+
+
+def _remember_demo_login(user, *, password_is_demo: bool) -> None:
+    """Mark the demo login for the login page while its password is the demo one.
+
+    Checked here, once per seed_demo (a hash), so that the login page never
+    hashes: a marker left from an earlier seed is renewed, or dropped when
+    the password was changed since.
+    """
+    if password_is_demo or user.check_password(DEMO_PASSWORD):
+        DemoLogin.objects.update_or_create(user=user, defaults={"password_hash": user.password})
+    else:
+        DemoLogin.objects.filter(user=user).delete()
+
+
+def demo_login() -> dict | None:
+    """The demo user name and password for the login page, or None.
+
+    Shown only in development (DEBUG on: never in production), and only while
+    the demo user is active and still has the password seed_demo gave it.
+    One query, no hashing.
+    """
+    if not settings.DEBUG:
+        return None
+    marker = (
+        DemoLogin.objects.filter(user__is_active=True, user__password=F("password_hash"))
+        .select_related("user")
+        .first()
+    )
+    if marker is None:
+        return None
+    return {"username": marker.user.get_username(), "password": DEMO_PASSWORD}

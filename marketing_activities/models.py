@@ -664,3 +664,23 @@ class RunBatch(models.Model):
 
     def __str__(self):
         return f"{self.run_step_id}:{self.first_result_id}-{self.last_result_id}"
+
+
+# --- The demo -----------------------------------------------------------------------
+
+
+class DemoLogin(models.Model):
+    """The login `manage.py seed_demo` created, for the login page to show.
+
+    It keeps the password hash seed_demo set. The login page compares it with
+    the user's current hash, a string comparison (no hashing per page view):
+    any change of the password gives the user another hash, and the login is
+    no longer shown.
+    """
+
+    # Never shown to marketers (not in the admin either), so nothing to translate.
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    password_hash = models.CharField(max_length=128)
+
+    def __str__(self):
+        return str(self.user)
