@@ -28,7 +28,7 @@ from smscampaigns.models import Lead
 
 from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
 from .executor import RunStopped, Worker, apply_receipt, requeue_uncertain
-from .planner import once_audience_counts, plan_step
+from .planner import everyone_already_ran, plan_step
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +67,15 @@ class NobodyLeftToRun(CampaignCannotRun):
 def check_anyone_left(campaign: SmartCampaign) -> None:
     """Raise NobodyLeftToRun when a run would have nobody left to qualify.
 
-    Two counts, not a plan, so the Run now dialog and every start can afford
-    it. A smart list that does not parse is left to `campaign.problems()`.
+    A couple of counts, not a plan, so the Run now dialog and every start
+    can afford it. A smart list that does not parse is left to
+    `campaign.problems()`.
     """
     try:
-        counts = once_audience_counts(campaign)
+        people = everyone_already_ran(campaign)
     except ValidationError:
         return
-    if counts is None:
-        return
-    people, already_ran = counts
-    if already_ran < people:
+    if people is None:
         return
     if people:
         message = ngettext(

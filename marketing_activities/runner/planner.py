@@ -149,13 +149,16 @@ def _previous_audience_ranges(campaign_id: int, *, exclude_run: CampaignRun | No
     return list(steps.values_list("pk", "first_result_id", "last_result_id"))
 
 
-def once_audience_counts(campaign) -> tuple[int, int] | None:
-    """(people the smart list picks, how many of them already ran through the
-    flow) under the qualification rule "once"; None when no earlier real run
-    counts (or the rule is "every time").
+def everyone_already_ran(campaign) -> int | None:
+    """Under the qualification rule "once": how many people the smart list
+    picks, when every one of them has already run through the flow (an
+    earlier real run had them in its audience, as planning counts it); None
+    when anyone is left, or when no earlier run counts.
 
-    Two counts in one statement, never a plan: the earlier runs' audiences are
-    read through their id ranges and joined to the smart list's people by key.
+    Counts, never a plan: the smart list's people, then (only when the
+    earlier audiences could hold them all) those of them found in the
+    earlier runs' first steps, read through their id ranges and joined to
+    the people by key.
     """
     if campaign.qualification_rule != campaign.QualificationRule.ONCE:
         return None
@@ -168,20 +171,25 @@ def once_audience_counts(campaign) -> tuple[int, int] | None:
         .values("id")
         .query.sql_with_params()
     )
-    ranges_sql = " OR ".join(["(r.run_step_id = %s AND r.id BETWEEN %s AND %s)"] * len(previous))
     with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({people_sql}) a", people_params)
+        people = cursor.fetchone()[0]
+        if people > sum(last - first + 1 for _, first, last in previous):
+            return None  # more people than the earlier audiences had rows: someone is new
+        # A step has one row per person, so one earlier run needs no DISTINCT (half the time).
+        counted = "COUNT(*)" if len(previous) == 1 else "COUNT(DISTINCT r.lead_id)"
+        ranges_sql = " OR ".join(["(r.run_step_id = %s AND r.id BETWEEN %s AND %s)"] * len(previous))
         cursor.execute(
-            f"SELECT (SELECT COUNT(*) FROM ({people_sql}) a), "
-            f"(SELECT COUNT(DISTINCT r.lead_id) FROM {_table(RunResult)} r "
-            f"JOIN ({people_sql}) a ON a.id = r.lead_id WHERE r.outcome <> %s AND ({ranges_sql}))",
+            f"SELECT {counted} FROM {_table(RunResult)} r JOIN ({people_sql}) a ON a.id = r.lead_id "
+            f"WHERE r.outcome <> %s AND ({ranges_sql})",
             [
-                *people_params,
                 *people_params,
                 int(Outcome.ALREADY_RAN),
                 *(value for step_range in previous for value in step_range),
             ],
         )
-        return cursor.fetchone()
+        already_ran = cursor.fetchone()[0]
+    return people if already_ran >= people else None
 
 
 def _temp_table_ddl(name: str, columns: str):

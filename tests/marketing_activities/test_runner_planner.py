@@ -298,19 +298,41 @@ def test_dry_runs_leave_everyone_to_qualify(news):
     check_anyone_left(campaign)  # nothing raised
 
 
-def test_the_check_for_anyone_left_takes_two_queries_however_many_people_and_runs(
+def test_people_who_ran_through_twice_are_counted_once(news):
+    # Two runs under "every time", then the rule becomes "once": A and B ran
+    # twice, C never did, and is left.
+    a, b = subscribed(news), subscribed(news)
+    campaign = campaign_with("send", vibes_list=news)
+    ran_through(campaign)
+    ran_through(campaign)
+    subscribed(news)
+    SmartCampaign.objects.filter(pk=campaign.pk).update(
+        qualification_rule=SmartCampaign.QualificationRule.ONCE
+    )
+    campaign.refresh_from_db()
+    check_anyone_left(campaign)  # nothing raised: C is left
+    assert outcomes(plan(campaign))[a.email] == (Outcome.ALREADY_RAN, None)
+    assert b.pk
+
+
+def test_the_check_for_anyone_left_is_a_few_counts_however_many_people_and_runs(
     news, django_assert_num_queries
 ):
     campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
     campaign = SmartCampaign.objects.select_related("smart_list").get(pk=campaign.pk)
     with django_assert_num_queries(1):  # no earlier run: nothing to count
         check_anyone_left(campaign)
+    subscribed(news)
+    ran_through(campaign)
     for people in (2, 30):
         for _ in range(people):
             subscribed(news)
+        # More people than the earlier audiences had rows: the earlier runs' ranges and one count.
+        with django_assert_num_queries(2):
+            check_anyone_left(campaign)
         ran_through(campaign)
-        # The earlier runs' ranges, then both counts in one statement.
-        with django_assert_num_queries(2), pytest.raises(NobodyLeftToRun):
+        # Everyone ran: the ranges, the people, and the people found in the earlier runs.
+        with django_assert_num_queries(3), pytest.raises(NobodyLeftToRun):
             check_anyone_left(campaign)
 
 
