@@ -36,23 +36,27 @@ MESSAGES = {
     "Black Friday SMS": [
         (
             "Black Friday teaser",
-            'Hi {{lead.first_name|default:"there"}}! Black Friday starts Friday 6am: 30% off everything in store and online. Reply STOP to opt out.',
+            'Hi {{lead.first_name|default:"there"}}! Black Friday starts Friday 6am: '
+            "30% off everything in store and online. Reply STOP to opt out.",
         ),
         (
             "Black Friday last call",
-            "Last call: Black Friday deals end at midnight. Show this text in store for an extra 10%. Reply STOP to opt out.",
+            "Last call: Black Friday deals end at midnight. "
+            "Show this text in store for an extra 10%. Reply STOP to opt out.",
         ),
     ],
     "SMS Newsletter 2026": [
         (
             "November newsletter",
-            "News from us: the winter collection is here. See it first: https://example.com/w Reply STOP to opt out.",
+            "News from us: the winter collection is here. "
+            "See it first: https://example.com/w Reply STOP to opt out.",
         ),
     ],
     "Store Openings": [
         (
             "Stockholm opening",
-            "Hej {{lead.first_name}}! Vår nya butik på Drottninggatan öppnar lördag kl 10 – välkommen! Svara STOP för att avsluta.",
+            "Hej {{lead.first_name}}! Vår nya butik på Drottninggatan öppnar lördag kl 10 – välkommen! "
+            "Svara STOP för att avsluta.",
         ),
     ],
 }

@@ -340,8 +340,8 @@ def _write_plan(run_step: RunStep) -> None:
         # Thousands of small rows: plain executemany, not model instances.
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO {_table(RunBatch)} (run_step_id, first_result_id, last_result_id, status, claimed_by) "
-                f"VALUES (%s, %s, %s, %s, '')",
+                f"INSERT INTO {_table(RunBatch)} (run_step_id, first_result_id, last_result_id, status, "
+                f"claimed_by) VALUES (%s, %s, %s, %s, '')",
                 [
                     (run_step.pk, start, min(start + BATCH_SPAN - 1, last_id), RunBatch.Status.PENDING)
                     for start in range(first_id, last_id + 1, BATCH_SPAN)
