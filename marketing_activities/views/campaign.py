@@ -66,7 +66,7 @@ def run_preview(campaign: SmartCampaign) -> dict:
     if problems:
         return {"problems": problems}
     try:
-        # Two counts before the plan: when nobody is left, a preview is wasted work.
+        # A couple of counts before the plan: when nobody is left, a preview is wasted work.
         check_anyone_left(campaign)
         preview = campaign_preview(campaign=campaign, sample_size=0)
     except NobodyLeftToRun as error:
