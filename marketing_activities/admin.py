@@ -11,6 +11,7 @@ from smscampaigns.admin import LeadAdmin
 from smscampaigns.models import Lead
 
 from .activity import lead_activity
+from .models import CampaignRun, FlowStep, Folder, Program, RunResult, RunStep, SmartCampaign, SmsMessage
 from .runner import (
     CampaignCannotRun,
     campaign_preview,
@@ -20,8 +21,6 @@ from .runner import (
     run_retry_uncertain,
 )
 from .runner.report import step_summary
-
-from .models import CampaignRun, FlowStep, Folder, Program, RunResult, RunStep, SmartCampaign, SmsMessage
 
 
 class ChildFolderInline(admin.TabularInline):
@@ -123,6 +122,12 @@ class SmartCampaignAdmin(admin.ModelAdmin):
         ),
         (_("Can it run?"), {"fields": ("flow_problems",)}),
     )
+
+    def save_model(self, request, obj, form, change):
+        # The scheduler starts what next_run_at says: keep it in step with the
+        # schedule and the active state saved here, as the Schedule tab does.
+        obj.next_run_at = obj.next_run_after_edit()
+        super().save_model(request, obj, form, change)
 
     @admin.display(description=_("problems"))
     def flow_problems(self, obj):

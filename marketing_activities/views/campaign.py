@@ -17,7 +17,7 @@ from django_htmx.http import HttpResponseLocation
 from .. import services
 from ..forms import ScheduleForm, add_service_errors
 from ..models import CampaignRun, FlowStep, Outcome, SmartCampaign
-from ..runner import CampaignCannotRun, campaign_preview, campaign_start
+from ..runner import CampaignCannotRun, NobodyLeftToRun, campaign_preview, campaign_start, check_anyone_left
 from .common import HtmxHttpRequest, render_screen, staff_required
 from .tree_nodes import crumbs
 
@@ -61,9 +61,20 @@ PLANNED_LABELS = {
 def run_preview(campaign: SmartCampaign) -> dict:
     """What Run now would do, for its confirmation: the audience and each step's
     counts by outcome, planned as a run plans them (and thrown away); or why
-    the campaign cannot run."""
+    the campaign cannot run, or that nobody is left to qualify."""
+    problems = campaign.problems()
+    if problems:
+        return {"problems": problems}
     try:
+        # A couple of counts before the plan: when nobody is left, a preview is wasted work.
+        check_anyone_left(campaign)
         preview = campaign_preview(campaign=campaign, sample_size=0)
+    except NobodyLeftToRun as error:
+        return {
+            "nobody_left": error.problems,
+            "every_time_label": SmartCampaign.QualificationRule.EVERY_TIME.label,
+            "problems": [],
+        }
     except CampaignCannotRun as error:
         return {"problems": error.problems}
     steps = []

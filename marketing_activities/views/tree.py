@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from .. import services
 from .common import HtmxHttpRequest, render_screen, staff_required, wants_partial
 from .tree_nodes import (
     EXPANDABLE,
@@ -76,4 +77,6 @@ def node_menu(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect(node_url(kind, obj.pk))
     node = Node(kind=kind, pk=obj.pk, name=obj.name)
-    return TemplateResponse(request, "marketing_activities/_tree_nodes.html#tree-menu", {"node": node})
+    # Asked now, not after a click on Delete: the menu says why instead of offering it.
+    context = {"node": node, "delete_blocker": services.node_delete_blocker(node=obj)}
+    return TemplateResponse(request, "marketing_activities/_tree_nodes.html#tree-menu", context)

@@ -46,6 +46,19 @@ def test_run_now_says_why_a_campaign_cannot_run(admin_client, news):
     assert not CampaignRun.objects.exists()
 
 
+def test_run_now_refuses_when_nobody_is_left_to_qualify(
+    admin_client, news, vibes_simulator, django_capture_on_commit_callbacks
+):
+    subscribed(news)
+    campaign = make_campaign(("send", news), qualification="once")
+    with django_capture_on_commit_callbacks(execute=True):
+        act(admin_client, "smartcampaign", "run_now", [campaign])
+    response = act(admin_client, "smartcampaign", "run_now", [campaign])
+    assert "Nobody is left to qualify: the 1 person the smart list picks" in response.content.decode()
+    assert CampaignRun.objects.count() == 1
+    assert len(vibes_simulator.messages()) == 1
+
+
 def test_preview_audience_counts_by_reason_and_sends_nothing(admin_client, news, vibes_simulator):
     subscribed(news, email="in@example.com")
     subscribed(news, blocklisted=True)
