@@ -138,6 +138,12 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         (_("Can it run?"), {"fields": ("flow_problems",)}),
     )
 
+    def save_model(self, request, obj, form, change):
+        # The scheduler starts what next_run_at says: keep it in step with the
+        # schedule and the active state saved here, as the Schedule tab does.
+        obj.next_run_at = obj.next_run_after_edit()
+        super().save_model(request, obj, form, change)
+
     @admin.display(description=_("problems"))
     def flow_problems(self, obj):
         if obj.pk is None:
@@ -177,7 +183,7 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
             "title": _("Run now?"),
             "previews": previews,
             # The form sends back only these: a campaign that cannot run is left out.
-            "runnable": [campaign for campaign, preview in previews if not preview.problems],
+            "runnable": [campaign for campaign, preview in previews if preview.can_run],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         templates = self.run_now_confirmation_template or [

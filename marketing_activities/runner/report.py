@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from ..models import CampaignRun, FlowStep, Outcome, SmartCampaign, outcome_counts
-from . import CampaignCannotRun, campaign_preview
+from . import CampaignCannotRun, NobodyLeftToRun, campaign_preview, check_anyone_left
 
 COLUMNS = ("sent", "subscribed", "pending", "unsubscribed", "failed", "uncertain")
 OPEN = (Outcome.QUEUED.code, Outcome.SENDING.code)
@@ -85,14 +85,27 @@ class RunNowPreview:
     audience: int = 0
     steps: list = field(default_factory=list)
     problems: list = field(default_factory=list)  # why the campaign cannot run; then nothing else is set
+    # Under the rule "once", why nobody is left to qualify; then nothing else is set.
+    nobody_left: list = field(default_factory=list)
+
+    @property
+    def can_run(self) -> bool:
+        return not self.problems and not self.nobody_left
 
 
 def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
     """What Run now would do, for its confirmation: the audience and each step's
     counts by outcome, planned as a run plans them (and thrown away); or why
-    the campaign cannot run."""
+    the campaign cannot run, or that nobody is left to qualify."""
+    problems = campaign.problems()
+    if problems:
+        return RunNowPreview(problems=problems)
     try:
+        # A couple of counts before the plan: when nobody is left, a preview is wasted work.
+        check_anyone_left(campaign)
         preview = campaign_preview(campaign=campaign, sample_size=0)
+    except NobodyLeftToRun as error:
+        return RunNowPreview(nobody_left=error.problems)
     except CampaignCannotRun as error:
         return RunNowPreview(problems=error.problems)
     steps = [

@@ -71,7 +71,13 @@ def _schedule_screen(
     }
     if run_confirm:
         preview = run_now_preview(campaign=campaign)
-        context.update(audience=preview.audience, preview_steps=preview.steps, problems=preview.problems)
+        context.update(
+            audience=preview.audience,
+            preview_steps=preview.steps,
+            problems=preview.problems,
+            nobody_left=preview.nobody_left,
+            every_time_label=SmartCampaign.QualificationRule.EVERY_TIME.label,
+        )
     return render_screen(request, "marketing_activities/campaign_schedule.html", context, selected=campaign)
 
 

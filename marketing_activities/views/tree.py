@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from .. import services
 from .common import HtmxHttpRequest, marketer_required, node_permission, render_screen, wants_partial
 from .tree_edit import CHILD_KINDS
 from .tree_nodes import (
@@ -85,4 +86,7 @@ def node_menu(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     for child_kind in CHILD_KINDS.get(kind, ()):
         may[f"add_{child_kind}"] = request.user.has_perm(node_permission("add", child_kind))
     context = {"node": node, "may": may, "may_anything": any(may.values())}
+    if may["delete"]:
+        # Asked now, not after a click on Delete: the menu says why instead of offering it.
+        context["delete_blocker"] = services.node_delete_blocker(node=obj)
     return TemplateResponse(request, "marketing_activities/_tree_nodes.html#tree-menu", context)

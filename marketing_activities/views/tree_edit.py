@@ -49,7 +49,17 @@ def _page_of(obj) -> str:
     return node_url(node_key(obj).split("-")[0], obj.pk)
 
 
-def _render(request, form, *, title: str, node=None, submit: str, danger: bool = False, selected=None):
+def _render(
+    request,
+    form,
+    *,
+    title: str,
+    node=None,
+    submit: str,
+    danger: bool = False,
+    blocked: bool = False,
+    selected=None,
+):
     context = {
         "form": form,
         "title": title,
@@ -57,6 +67,7 @@ def _render(request, form, *, title: str, node=None, submit: str, danger: bool =
         "node_key": node_key(node) if node is not None else "top",
         "submit_label": submit,
         "danger": danger,
+        "blocked": blocked,
         "cancel_url": _page_of(selected),
     }
     return render_screen(request, TEMPLATE, context, selected=selected, default_partial="tree-form")
@@ -149,16 +160,26 @@ DELETERS = {
 @marketer_required("delete:kind")
 def node_delete(request: HtmxHttpRequest, kind: str, pk: int):
     node = _node_or_404(kind, pk)
-    form = NameForm(initial={"name": node.name})  # nothing to type: the form carries errors only
+    # Nothing to type: the form carries the reason a node cannot be deleted, if any.
+    form = NameForm({"name": node.name})
+    form.is_valid()
     if request.method == "POST":
         parent = _container(node)
         try:
             DELETERS[kind](node)
         except ValidationError as error:
-            form = NameForm({"name": node.name})
-            form.is_valid()
             form.add_error(None, error)
         else:
             return _leave_for(request, _page_of(parent))
+    else:
+        # Say why before the click, and offer no Delete to click.
+        blocker = services.node_delete_blocker(node=node)
+        if blocker:
+            form.add_error(None, blocker)
+    if form.non_field_errors():
+        title = _("“%(name)s” cannot be deleted") % {"name": node.name}
+        return _render(
+            request, form, title=title, node=node, submit="", danger=True, blocked=True, selected=node
+        )
     title = _("Delete “%(name)s”?") % {"name": node.name}
     return _render(request, form, title=title, node=node, submit=_("Delete"), danger=True, selected=node)

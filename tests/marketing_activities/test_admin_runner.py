@@ -117,6 +117,23 @@ def test_run_now_leaves_out_the_campaigns_that_cannot_run(admin_client, news):
     assert f'name="_selected_action" value="{broken.pk}"' not in content
 
 
+def test_run_now_refuses_when_nobody_is_left_to_qualify(
+    admin_client, news, vibes_simulator, django_capture_on_commit_callbacks
+):
+    subscribed(news)
+    campaign = make_campaign(("send", news), qualification="once")
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm(admin_client, [campaign])
+    response = act(admin_client, "smartcampaign", "run_now", [campaign])
+    assert "Nobody is left to qualify: the 1 person the smart list picks" in response.content.decode()
+    assert CampaignRun.objects.count() == 1
+    assert len(vibes_simulator.messages()) == 1
+    assert "Yes, run now" not in response.content.decode()
+    # Confirming anyway (a stale page) starts nothing either.
+    confirm(admin_client, [campaign])
+    assert CampaignRun.objects.count() == 1
+
+
 def test_preview_audience_counts_by_reason_and_sends_nothing(admin_client, news, vibes_simulator):
     subscribed(news, email="in@example.com")
     subscribed(news, blocklisted=True)
