@@ -499,8 +499,11 @@ def test_a_nodes_menu_offers_only_what_the_user_may_do(world, roles):
     marketer = page(roles, "marketer", "node_menu", "folder", world.folder.pk, headers=ui_helpers.HTMX)
     for words in ("Rename", "Move"):
         assert words in changer and words in marketer
-    for words in ("New folder", "New program", "Delete"):
+    for words in ("New folder", "New program"):
         assert words not in changer and words in marketer
+    # The folder holds a program: who may delete is told why it cannot be deleted.
+    assert "Delete" not in changer and "Cannot be deleted" not in changer
+    assert "Cannot be deleted" in marketer
 
 
 def test_a_viewer_sees_the_flow_without_the_palette_the_step_tools_or_live_dropdowns(world, roles):
