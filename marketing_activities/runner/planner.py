@@ -10,8 +10,11 @@ audience with one INSERT ... SELECT, whatever the audience size:
    queued, the other qualified people of that number are skipped naming the
    winner, everyone else is skipped with the first reason that applies.
 
-The exclusions apply to each person before the dedupe (R3): a blocklisted
-person never takes the number away from a clean one who shares it.
+An SMS goes to a number, not to a record (R4): for Send and Subscribe, every
+number held by a blocklisted or suspended person, anywhere in the database,
+goes into a second temporary table with the person it comes from. Nobody is
+called on such a number, and the others who hold it are skipped naming that
+person. Unsubscribe texts nobody and is never blocked.
 
 The first step's audience is the smart list; later steps take the first
 step's rows as the audience, so a run works on one snapshot of people.
@@ -27,7 +30,7 @@ from django.utils import timezone
 from smscampaigns.models import Lead
 from vibes.models import Subscription
 
-from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+from ..models import NUMBER_BLOCKS, CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +55,10 @@ def audience_sql(run_step: RunStep):
     run = run_step.run
     if run_step.position == 0:
         definition = run.campaign.smart_list.parsed()
-        queryset = Lead.objects.filter(definition.to_q()).order_by().values(
-            "id", "mobile_phone", "blocklisted", "marketing_suspended"
+        queryset = (
+            Lead.objects.filter(definition.to_q())
+            .order_by()
+            .values("id", "mobile_phone", "blocklisted", "marketing_suspended")
         )
         sql, params = queryset.query.sql_with_params()
         return f"SELECT a.*, NULL AS first_outcome FROM ({sql}) a", params
@@ -108,18 +113,46 @@ def _qualified_people(action: str, list_id: int):
     raise PlanningError(f"unknown action {action}")
 
 
+def _blocks_numbers(action: str) -> bool:
+    return action != FlowStep.Action.UNSUBSCRIBE
+
+
+def _blocked_numbers_sql(table: str):
+    """(sql, params) filling `table` with every number a blocklisted or
+    suspended person holds, the person it comes from and the skip it means.
+
+    A blocklisted holder comes before a suspended one, then the lowest id, so
+    the person named is the same in every run.
+    """
+    blocklisted_id = "MIN(CASE WHEN blocklisted = %s THEN id END)"
+    return (
+        f"INSERT INTO {table} (phone, blocker, outcome) "
+        f"SELECT mobile_phone, COALESCE({blocklisted_id}, MIN(id)), "
+        f"CASE WHEN {blocklisted_id} IS NOT NULL THEN {int(Outcome.SKIPPED_NUMBER_BLOCKLISTED)} "
+        f"ELSE {int(Outcome.SKIPPED_NUMBER_SUSPENDED)} END "
+        f"FROM {_table(Lead)} WHERE (blocklisted = %s OR marketing_suspended = %s) AND mobile_phone <> '' "
+        f"GROUP BY mobile_phone",
+        [True, True, True, True],
+    )
+
+
 def _skip_reason(action: str, list_id: int):
-    """SQL CASE branches (on alias `a`) naming why an unqualified person is skipped."""
+    """SQL CASE branches (on alias `a`, and `b` for the number's block)
+    naming why an unqualified person is skipped."""
     branches = []
     params = []
-    if action != FlowStep.Action.UNSUBSCRIBE:
+    if _blocks_numbers(action):
         branches += [
             ("a.blocklisted = %s", [True], Outcome.SKIPPED_BLOCKLISTED),
             ("a.marketing_suspended = %s", [True], Outcome.SKIPPED_MARKETING_SUSPENDED),
+            # The person is clean, someone else on the number is not.
+            ("b.phone IS NOT NULL", [], None),
         ]
     branches.append(("a.mobile_phone = ''", [], Outcome.SKIPPED_NO_PHONE))
     if action == FlowStep.Action.SUBSCRIBE:
-        branches.append((_number_has_subscription("= %s"), [list_id, SUBSCRIBED], Outcome.SKIPPED_ALREADY_SUBSCRIBED))
+        branches.append(
+            (_number_has_subscription("= %s"), [list_id, SUBSCRIBED], Outcome.SKIPPED_ALREADY_SUBSCRIBED)
+        )
         fallback = Outcome.SKIPPED_ALREADY_PENDING
     elif action == FlowStep.Action.UNSUBSCRIBE:
         fallback = Outcome.SKIPPED_ALREADY_UNSUBSCRIBED
@@ -127,7 +160,7 @@ def _skip_reason(action: str, list_id: int):
         fallback = Outcome.SKIPPED_NOT_SUBSCRIBED
     sql = ""
     for condition, condition_params, outcome in branches:
-        sql += f" WHEN {condition} THEN {int(outcome)}"
+        sql += f" WHEN {condition} THEN {'b.outcome' if outcome is None else int(outcome)}"
         params += condition_params
     return sql, params, int(fallback)
 
@@ -234,7 +267,7 @@ def _write_plan(run_step: RunStep) -> None:
     results = _table(RunResult)
     lead_key = "BIGINT PRIMARY KEY" if connection.vendor == "postgresql" else "INTEGER PRIMARY KEY"
     suffix = f"{run_step.pk}"
-    ran_table, qualified_table = f"plan_ran_{suffix}", f"plan_q_{suffix}"
+    ran_table, qualified_table, blocked_table = f"plan_ran_{suffix}", f"plan_q_{suffix}", f"plan_b_{suffix}"
     with connection.cursor() as cursor:
         if run_step.position > 0:
             # Later steps inherit the first step's verdict.
@@ -257,25 +290,43 @@ def _write_plan(run_step: RunStep) -> None:
                 already_ran_sql = f"a.id IN (SELECT lead_id FROM {ran_table})"
                 already_ran_params = []
 
+        if _blocks_numbers(action):
+            # Read from the whole database at planning time, not from the
+            # audience: a blocked person outside the smart list blocks the
+            # number all the same, and a later step sees blocks made since.
+            columns = "phone TEXT PRIMARY KEY, blocker BIGINT NOT NULL, outcome SMALLINT NOT NULL"
+            cursor.execute(_temp_table_ddl(blocked_table, columns))
+            cursor.execute(*_blocked_numbers_sql(blocked_table))
+            unblocked_sql = f" AND a.mobile_phone NOT IN (SELECT phone FROM {blocked_table})"
+            blocked_join = f"LEFT JOIN {blocked_table} b ON b.phone = a.mobile_phone"
+            blocker_sql = "b.blocker"
+        else:
+            unblocked_sql, blocked_join, blocker_sql = "", "", "CAST(NULL AS BIGINT)"
+
         cursor.execute(_temp_table_ddl(qualified_table, f"lead_id {lead_key}, winner BIGINT NOT NULL"))
         cursor.execute(
             f"INSERT INTO {qualified_table} (lead_id, winner) "
             f"SELECT a.id, MIN(a.id) OVER (PARTITION BY a.mobile_phone) "
-            f"FROM ({source_sql}) a {qualified_sql} AND NOT ({already_ran_sql})",
+            f"FROM ({source_sql}) a {qualified_sql} AND NOT ({already_ran_sql}){unblocked_sql}",
             [*source_params, *qualified_params, *already_ran_params],
         )
         before = _last_id(cursor, reserve=True)
+        # Every row keeps the number it was planned for, skipped or not: the
+        # Results show it, and it is the number a block or a dedupe was about.
+        # Only a skip for the number's block names the blocked person.
+        number_blocks = ", ".join(str(int(outcome)) for outcome in NUMBER_BLOCKS)
         cursor.execute(
-            f"INSERT INTO {results} (run_step_id, lead_id, outcome, phone, duplicate_of_id, "
+            f"INSERT INTO {results} (run_step_id, lead_id, outcome, phone, duplicate_of_id, blocked_by_id, "
             f"error_code, detail, vibes_message_id, delivery_status) "
-            f"SELECT %s, a.id, CASE "
+            f"SELECT %s, x.id, x.outcome, x.mobile_phone, x.duplicate_of, "
+            f"CASE WHEN x.outcome IN ({number_blocks}) THEN x.blocker END, '', '', '', '' "
+            f"FROM (SELECT a.id, a.mobile_phone, CASE "
             f"WHEN q.lead_id IS NOT NULL THEN CASE WHEN q.winner = a.id THEN {called} "
             f"ELSE {int(Outcome.SKIPPED_DUPLICATE_PHONE)} END "
             f"WHEN {already_ran_sql} THEN {int(Outcome.ALREADY_RAN)}"
-            f"{skip_sql} ELSE {fallback} END, "
-            f"CASE WHEN q.lead_id IS NOT NULL THEN a.mobile_phone ELSE '' END, "
-            f"CASE WHEN q.winner <> a.id THEN q.winner END, '', '', '', '' "
-            f"FROM ({source_sql}) a LEFT JOIN {qualified_table} q ON q.lead_id = a.id",
+            f"{skip_sql} ELSE {fallback} END AS outcome, "
+            f"CASE WHEN q.winner <> a.id THEN q.winner END AS duplicate_of, {blocker_sql} AS blocker "
+            f"FROM ({source_sql}) a LEFT JOIN {qualified_table} q ON q.lead_id = a.id {blocked_join}) x",
             [run_step.pk, *already_ran_params, *skip_params, *source_params],
         )
         after = _last_id(cursor, reserve=False)
@@ -284,6 +335,7 @@ def _write_plan(run_step: RunStep) -> None:
         called_count = cursor.fetchone()[0]
         _drop_temp(cursor, qualified_table)
         _drop_temp(cursor, ran_table)
+        _drop_temp(cursor, blocked_table)
 
     first_id, last_id = (before + 1, after) if after > before else (None, None)
     run_step.first_result_id, run_step.last_result_id = first_id, last_id
@@ -294,8 +346,8 @@ def _write_plan(run_step: RunStep) -> None:
         # Thousands of small rows: plain executemany, not model instances.
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO {_table(RunBatch)} (run_step_id, first_result_id, last_result_id, status, claimed_by) "
-                f"VALUES (%s, %s, %s, %s, '')",
+                f"INSERT INTO {_table(RunBatch)} (run_step_id, first_result_id, last_result_id, status, "
+                f"claimed_by) VALUES (%s, %s, %s, %s, '')",
                 [
                     (run_step.pk, start, min(start + BATCH_SPAN - 1, last_id), RunBatch.Status.PENDING)
                     for start in range(first_id, last_id + 1, BATCH_SPAN)

@@ -78,16 +78,34 @@ def test_send_texts_every_subscribed_number_once_with_its_personal_text(news, vi
     assert run.progress_done == run.progress_total == 2
 
 
-def test_a_number_shared_by_a_blocklisted_and_a_clean_person_is_texted_once_for_the_clean_one(
-    news, vibes_simulator
-):
+def test_a_number_shared_with_a_blocklisted_person_gets_no_sms(news, vibes_simulator):
     blocked = subscribed(news, first_name="Blocked", mobile_phone="+15551230500", blocklisted=True)
     clean = subscribed(news, first_name="Clean", mobile_phone="(555) 123-0500")
+    other = subscribed(news, first_name="Other", mobile_phone="+15551230501")
     run = execute(make_campaign(("send", news)), vibes_simulator)
-    assert [(m["to"], m["text"]) for m in vibes_simulator.messages()] == [("+15551230500", "Hi Clean, 20% off today.")]
+    texts = [(m["to"], m["text"]) for m in vibes_simulator.messages()]
+    assert texts == [("+15551230501", "Hi Other, 20% off today.")]
     step = run.steps.get()
     assert step.results().get(lead=blocked).outcome == Outcome.SKIPPED_BLOCKLISTED
-    assert step.results().get(lead=clean).outcome == Outcome.SENT
+    skipped = step.results().get(lead=clean)
+    assert (skipped.outcome, skipped.blocked_by_id, skipped.phone) == (
+        Outcome.SKIPPED_NUMBER_BLOCKLISTED, blocked.pk, "+15551230500",
+    )
+    assert step.results().get(lead=other).outcome == Outcome.SENT
+    assert run.progress_done == run.progress_total == 1
+
+
+def test_a_number_held_by_a_suspended_person_outside_the_smart_list_is_not_enrolled(news, vibes_simulator):
+    suspended = LeadFactory(mobile_phone="+15551230510", marketing_suspended=True, country="SE")
+    clean = LeadFactory(mobile_phone="+15551230510")
+    newcomer = LeadFactory(mobile_phone="+15551230511")
+    run = execute(make_campaign(("subscribe", news)), vibes_simulator)
+    assert run.steps.get().counts == {"pending": 1, "skipped_number_suspended": 1}
+    assert [s["mdn"] for s in vibes_simulator.subscriptions()] == ["+15551230511"]
+    result = run.steps.get().results().get(lead=clean)
+    assert (result.outcome, result.blocked_by_id) == (Outcome.SKIPPED_NUMBER_SUSPENDED, suspended.pk)
+    assert not Subscription.objects.filter(lead__in=[clean, suspended]).exists()
+    assert Subscription.objects.get(lead=newcomer).status == "pending"
 
 
 def test_a_rerun_or_resumed_run_never_sends_again(news, vibes_simulator):
