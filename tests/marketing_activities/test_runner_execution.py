@@ -6,6 +6,7 @@ import pytest
 
 from marketing_activities.models import CampaignRun, Outcome, RunStep
 from marketing_activities.runner import run_create, run_execute, run_resume, run_retry_uncertain
+from smscampaigns.models import Lead
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory, SmsMessageFactory
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
@@ -106,6 +107,26 @@ def test_a_number_held_by_a_suspended_person_outside_the_smart_list_is_not_enrol
     assert (result.outcome, result.blocked_by_id) == (Outcome.SKIPPED_NUMBER_SUSPENDED, suspended.pk)
     assert not Subscription.objects.filter(lead__in=[clean, suspended]).exists()
     assert Subscription.objects.get(lead=newcomer).status == "pending"
+
+
+def test_a_block_made_after_planning_holds_when_the_calls_are_made(news, vibes_simulator):
+    subscribed(news, mobile_phone="+15551230520")
+    shares = subscribed(news, mobile_phone="+15551230521")
+    turns = subscribed(news, mobile_phone="+15551230522")
+    run = execute(make_campaign(("send", news)), vibes_simulator, password="wrong")
+    assert run.steps.get().counts == {"queued": 3}  # planned, nobody called yet
+    # Before the run is resumed, an import blocklists one person, and a
+    # suspended person outside the smart list turns up on another's number.
+    Lead.objects.filter(pk=turns.pk).update(blocklisted=True)
+    blocker = LeadFactory(mobile_phone="+15551230521", marketing_suspended=True, country="SE")
+    run_resume(run=run)
+    run = run_execute(run=run, client=make_client(vibes_simulator.url))
+    assert run.status == CampaignRun.Status.COMPLETED
+    assert [m["to"] for m in vibes_simulator.messages()] == ["+15551230520"]
+    step = run.steps.get()
+    assert step.counts == {"sent": 1, "skipped_number_suspended": 1, "skipped_blocklisted": 1}
+    assert step.results().get(lead=shares).blocked_by_id == blocker.pk
+    assert run.progress_done == run.progress_total == 1
 
 
 def test_a_rerun_or_resumed_run_never_sends_again(news, vibes_simulator):
