@@ -12,9 +12,11 @@ audience with one INSERT ... SELECT, whatever the audience size:
 
 An SMS goes to a number, not to a record (R4): for Send and Subscribe, every
 number held by a blocklisted or suspended person, anywhere in the database,
-goes into a second temporary table with the person it comes from. Nobody is
-called on such a number, and the others who hold it are skipped naming that
-person. Unsubscribe texts nobody and is never blocked.
+goes into a small temporary table with the person it comes from. Nobody on
+such a number qualifies; everyone who holds it joins the qualified people's
+table with that person instead of a winner (one table keyed by lead, so the
+row-writing INSERT joins once), and is skipped naming that person.
+Unsubscribe texts nobody and is never blocked.
 
 The first step's audience is the smart list; later steps take the first
 step's rows as the audience, so a run works on one snapshot of people.
@@ -136,8 +138,21 @@ def _blocked_numbers_sql(table: str):
     )
 
 
+def _number_holders_sql(blocked_table: str, people_table: str):
+    """(sql, params) adding to `people_table` everyone who holds a blocked
+    number, with the person it comes from and the skip it means."""
+    # Driven from the few blocked numbers through the index on mobile_phone:
+    # the IN makes SQLite start there even without statistics on the table.
+    return (
+        f"INSERT INTO {people_table} (lead_id, blocker, outcome) SELECT l.id, b.blocker, b.outcome "
+        f"FROM {_table(Lead)} l JOIN {blocked_table} b ON b.phone = l.mobile_phone "
+        f"WHERE l.mobile_phone IN (SELECT phone FROM {blocked_table})",
+        [],
+    )
+
+
 def _skip_reason(action: str, list_id: int):
-    """SQL CASE branches (on alias `a`, and `b` for the number's block)
+    """SQL CASE branches (on alias `a`, and `q` for the number's block)
     naming why an unqualified person is skipped."""
     branches = []
     params = []
@@ -146,7 +161,7 @@ def _skip_reason(action: str, list_id: int):
             ("a.blocklisted = %s", [True], Outcome.SKIPPED_BLOCKLISTED),
             ("a.marketing_suspended = %s", [True], Outcome.SKIPPED_MARKETING_SUSPENDED),
             # The person is clean, someone else on the number is not.
-            ("b.phone IS NOT NULL", [], None),
+            ("q.blocker IS NOT NULL", [], None),
         ]
     branches.append(("a.mobile_phone = ''", [], Outcome.SKIPPED_NO_PHONE))
     if action == FlowStep.Action.SUBSCRIBE:
@@ -160,7 +175,7 @@ def _skip_reason(action: str, list_id: int):
         fallback = Outcome.SKIPPED_NOT_SUBSCRIBED
     sql = ""
     for condition, condition_params, outcome in branches:
-        sql += f" WHEN {condition} THEN {'b.outcome' if outcome is None else int(outcome)}"
+        sql += f" WHEN {condition} THEN {'q.outcome' if outcome is None else int(outcome)}"
         params += condition_params
     return sql, params, int(fallback)
 
@@ -298,18 +313,25 @@ def _write_plan(run_step: RunStep) -> None:
             cursor.execute(_temp_table_ddl(blocked_table, columns))
             cursor.execute(*_blocked_numbers_sql(blocked_table))
             unblocked_sql = f" AND a.mobile_phone NOT IN (SELECT phone FROM {blocked_table})"
-            blocked_join = f"LEFT JOIN {blocked_table} b ON b.phone = a.mobile_phone"
-            blocker_sql = "b.blocker"
         else:
-            unblocked_sql, blocked_join, blocker_sql = "", "", "CAST(NULL AS BIGINT)"
+            unblocked_sql = ""
 
-        cursor.execute(_temp_table_ddl(qualified_table, f"lead_id {lead_key}, winner BIGINT NOT NULL"))
+        # One row per qualified person (with the winner of the number) and,
+        # for a step that blocks numbers, per holder of a blocked number
+        # (with the blocked person instead): never both for one person.
+        cursor.execute(
+            _temp_table_ddl(
+                qualified_table, f"lead_id {lead_key}, winner BIGINT, blocker BIGINT, outcome SMALLINT"
+            )
+        )
         cursor.execute(
             f"INSERT INTO {qualified_table} (lead_id, winner) "
             f"SELECT a.id, MIN(a.id) OVER (PARTITION BY a.mobile_phone) "
             f"FROM ({source_sql}) a {qualified_sql} AND NOT ({already_ran_sql}){unblocked_sql}",
             [*source_params, *qualified_params, *already_ran_params],
         )
+        if _blocks_numbers(action):
+            cursor.execute(*_number_holders_sql(blocked_table, qualified_table))
         before = _last_id(cursor, reserve=True)
         # Every row keeps the number it was planned for, skipped or not: the
         # Results show it, and it is the number a block or a dedupe was about.
@@ -321,12 +343,12 @@ def _write_plan(run_step: RunStep) -> None:
             f"SELECT %s, x.id, x.outcome, x.mobile_phone, x.duplicate_of, "
             f"CASE WHEN x.outcome IN ({number_blocks}) THEN x.blocker END, '', '', '', '' "
             f"FROM (SELECT a.id, a.mobile_phone, CASE "
-            f"WHEN q.lead_id IS NOT NULL THEN CASE WHEN q.winner = a.id THEN {called} "
+            f"WHEN q.winner IS NOT NULL THEN CASE WHEN q.winner = a.id THEN {called} "
             f"ELSE {int(Outcome.SKIPPED_DUPLICATE_PHONE)} END "
             f"WHEN {already_ran_sql} THEN {int(Outcome.ALREADY_RAN)}"
             f"{skip_sql} ELSE {fallback} END AS outcome, "
-            f"CASE WHEN q.winner <> a.id THEN q.winner END AS duplicate_of, {blocker_sql} AS blocker "
-            f"FROM ({source_sql}) a LEFT JOIN {qualified_table} q ON q.lead_id = a.id {blocked_join}) x",
+            f"CASE WHEN q.winner <> a.id THEN q.winner END AS duplicate_of, q.blocker "
+            f"FROM ({source_sql}) a LEFT JOIN {qualified_table} q ON q.lead_id = a.id) x",
             [run_step.pk, *already_ran_params, *skip_params, *source_params],
         )
         after = _last_id(cursor, reserve=False)

@@ -44,8 +44,7 @@ def number_blockers(step: RunStep, *, limit: int = BLOCKERS_SHOWN) -> dict[str, 
     """{outcome code: NumberBlockers} for the step's skips that name a blocked
     person on the number; read from its rows (a few queries, only when the
     counts have such skips)."""
-    codes = [outcome.code for outcome in NUMBER_BLOCKS if (step.counts or {}).get(outcome.code)]
-    if not codes:
+    if not any((step.counts or {}).get(outcome.code) for outcome in NUMBER_BLOCKS):
         return {}
     rows = step.results().filter(blocked_by__isnull=False)
     totals = dict(
