@@ -143,10 +143,13 @@ def _number_holders_sql(blocked_table: str, people_table: str):
     number, with the person it comes from and the skip it means."""
     # Driven from the few blocked numbers through the index on mobile_phone:
     # the IN makes SQLite start there even without statistics on the table.
+    # A person already qualified changed number between the two statements
+    # (another transaction, on PostgreSQL): the worker checks again before
+    # it calls, so planning goes on rather than fail.
     return (
         f"INSERT INTO {people_table} (lead_id, blocker, outcome) SELECT l.id, b.blocker, b.outcome "
         f"FROM {_table(Lead)} l JOIN {blocked_table} b ON b.phone = l.mobile_phone "
-        f"WHERE l.mobile_phone IN (SELECT phone FROM {blocked_table})",
+        f"WHERE l.mobile_phone IN (SELECT phone FROM {blocked_table}) ON CONFLICT (lead_id) DO NOTHING",
         [],
     )
 
