@@ -25,6 +25,7 @@ from smscampaigns.models import Lead
 from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
 from .executor import RunStopped, Worker, apply_receipt, requeue_uncertain
 from .planner import plan_step
+from .report import number_blockers
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ class StepPreview:
     position: int
     action: str
     counts: dict = field(default_factory=dict)
+    blockers: dict = field(default_factory=dict)  # report.number_blockers, read before the rollback
 
     @property
     def action_label(self):
@@ -228,7 +230,8 @@ def campaign_preview(*, campaign: SmartCampaign, sample_size: int = 10) -> Audie
                     vibes_list=flow_step.vibes_list,
                     acquisition_campaign=flow_step.acquisition_campaign,
                 )
-                steps.append(StepPreview(position, flow_step.action, plan_step(run_step)))
+                counts = plan_step(run_step)
+                steps.append(StepPreview(position, flow_step.action, counts, number_blockers(run_step)))
                 if position == 0:
                     first = RunStep.objects.get(pk=run_step.pk)
                     lead_ids = list(

@@ -78,9 +78,14 @@ def run_preview(campaign: SmartCampaign) -> dict:
             {
                 "number": step.number,
                 "label": step.action_label,
-                # The planner's "would be called (dry run)" says what this step will do.
+                # The planner's "would be called (dry run)" says what this step will do;
+                # a skip for a number's block (R4) names the people it comes from.
                 "counts": [
-                    (PLANNED_LABELS[step.action] if outcome == Outcome.PLANNED_DRY_RUN else outcome.label, n)
+                    (
+                        PLANNED_LABELS[step.action] if outcome == Outcome.PLANNED_DRY_RUN else outcome.label,
+                        n,
+                        step.blockers.get(outcome.code),
+                    )
                     for outcome, n in counts
                 ],
             }
