@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 
 from vibes.models import CallbackEvent, Subscription, SubscriptionChange
 
-from .models import Outcome, RunResult
+from .models import LEAD_ACTIVITY, Outcome, RunResult
 
 
 @dataclass(frozen=True)
@@ -20,15 +20,20 @@ class ActivityEntry:
     text: str
 
 
+def lead_results(lead):
+    """The lead's result rows its activity lists: the calls, and the skips for
+    a number another person's block closed (R4). The partial index on a lead's
+    results holds exactly these rows."""
+    return (
+        RunResult.objects.filter(LEAD_ACTIVITY, lead=lead)
+        .select_related("run_step__run__campaign", "blocked_by")
+        .order_by("-pk")
+    )
+
+
 def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
     entries = []
-    # outcome < 30 are the calls: the index on a lead's results covers only them.
-    results = (
-        RunResult.objects.filter(lead=lead, outcome__lt=30)
-        .select_related("run_step__run__campaign")
-        .order_by("-pk")[:limit]
-    )
-    for result in results:
+    for result in lead_results(lead)[:limit]:
         step = result.run_step
         text = _("%(campaign)s, run %(run)s, step %(step)s (%(action)s): %(outcome)s") % {
             "campaign": step.run.campaign,
@@ -38,6 +43,8 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
             "outcome": Outcome(result.outcome).label,
         }
         details = [result.phone, result.detail, result.vibes_message_id and f"id {result.vibes_message_id}"]
+        if result.blocked_by_id:
+            details.append(_("because of %(name)s") % {"name": _blocker_name(result)})
         if result.delivery_status:
             details.append(_("delivery: %(status)s") % {"status": result.delivery_status})
         text += "".join(f" · {d}" for d in details if d)
@@ -79,3 +86,9 @@ def _status_label(status: str) -> str:
 
 def _moment(when: datetime) -> str:
     return date_format(localtime(when), "DATETIME_FORMAT")
+
+
+def _blocker_name(result) -> str:
+    # select_related leaves None for a lead deleted since: the row has no foreign key in the database.
+    blocker = result.blocked_by
+    return str(blocker) if blocker is not None else _("Lead %(id)s") % {"id": result.blocked_by_id}
