@@ -17,7 +17,6 @@ Either pass works a batch of rows at a time and commits it, so memory stays
 flat whatever the file's size and the import's progress shows as it goes.
 """
 
-import json
 import re
 import unicodedata
 from collections import defaultdict
@@ -150,8 +149,15 @@ def _region_for(country: str) -> str | None:
     return None
 
 
+# A number as written ("+1 (555) 123-4567 ext. 89") is longer than its E.164 form.
+MAX_LENGTHS = {name: Lead._meta.get_field(name).max_length for name in TEXT_COLUMNS} | {
+    "email": EMAIL_MAX_LENGTH,
+    "mobile_phone": 50,
+}
+
+
 def _parse_text(text: str, name: str) -> str:
-    max_length = EMAIL_MAX_LENGTH if name == "email" else Lead._meta.get_field(name).max_length
+    max_length = MAX_LENGTHS[name]
     if len(text) > max_length:
         raise CellError(_("is longer than %(max)s characters.") % {"max": max_length})
     if _CONTROL.search(text):
@@ -398,8 +404,9 @@ class _Import:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.executemany(
-                    f"INSERT INTO {_table(STAGING_TABLE)} (lead_key, line, lead_values) VALUES (%s, %s, %s)",
-                    [(row.key, row.line, json.dumps(row.values)) for row in batch],
+                    f"INSERT INTO {_table(STAGING_TABLE)} (lead_key, line, {_staged_columns()}) "
+                    f"VALUES ({', '.join(['%s'] * (2 + len(LEAD_FIELDS)))})",
+                    [(row.key, row.line, *(row.values.get(name) for name in LEAD_FIELDS)) for row in batch],
                 )
             self.lead_import.rows_valid += len(batch)
             self._save_progress(problems, bytes_read=bytes_read)
@@ -433,8 +440,8 @@ class _Import:
             if not page or len(page) < BATCH_SIZE:
                 break
 
-    def _page(self, after) -> list[tuple[str, int, str]]:
-        query = f"SELECT lead_key, line, lead_values FROM {_table(STAGING_TABLE)}"
+    def _page(self, after) -> list[tuple]:
+        query = f"SELECT lead_key, line, {_staged_columns()} FROM {_table(STAGING_TABLE)}"
         params: list = []
         if after is not None:
             # Row values compare like tuples and use the index (SQLite 3.15+, PostgreSQL).
@@ -444,9 +451,9 @@ class _Import:
             cursor.execute(query + " ORDER BY lead_key, line LIMIT %s", [*params, BATCH_SIZE])
             return cursor.fetchall()
 
-    def _save_leads(self, rows: list[tuple[str, int, str]]) -> None:
+    def _save_leads(self, rows: list[tuple]) -> None:
         groups = [
-            (key, [(line, json.loads(values)) for _same_key, line, values in group])
+            (key, [(row[1], _staged_values(row)) for row in group])
             for key, group in groupby(rows, key=lambda row: row[0])
         ]
         for attempt in range(3):
@@ -565,13 +572,12 @@ class _Import:
         if not leads:
             return
         names = (*LEAD_FIELDS, "updated_at")
-        adapt = connection.ops.adapt_datetimefield_value
         with connection.cursor() as cursor:
             cursor.executemany(
                 f"INSERT INTO {_table(Lead._meta.db_table)} ({_columns_sql(names)}) "
                 f"VALUES ({', '.join(['%s'] * len(names))})",
                 [
-                    [*(lead[name] for name in LEAD_FIELDS[:-1]), adapt(lead["created_at"]), adapt(now)]
+                    [*(lead[name] for name in LEAD_FIELDS[:-1]), *_moments(lead["created_at"], now)]
                     for lead in leads
                 ],
             )
@@ -580,7 +586,6 @@ class _Import:
         if not leads:
             return
         names = (*LEAD_FIELDS, "updated_at")
-        adapt = connection.ops.adapt_datetimefield_value
         assignments = ", ".join(f"{_table(Lead._meta.get_field(name).column)} = %s" for name in names)
         with connection.cursor() as cursor:
             cursor.executemany(
@@ -588,8 +593,7 @@ class _Import:
                 [
                     [
                         *(lead[name] for name in LEAD_FIELDS[:-1]),
-                        adapt(lead["created_at"]),
-                        adapt(now),
+                        *_moments(lead["created_at"], now),
                         lead["pk"],
                     ]
                     for lead in leads
@@ -597,12 +601,38 @@ class _Import:
             )
 
 
+def _moments(created_at: datetime, now: datetime) -> tuple:
+    """created_at and updated_at as the database takes them (most new leads are created now)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    updated_at = adapt(now)
+    return (updated_at if created_at is now else adapt(created_at)), updated_at
+
+
+# The staging table holds a row's non-blank cells, parsed; NULL is a blank
+# cell. Dates are kept as ISO text.
+STAGING_TYPES = {"lead_score": "INTEGER", "blocklisted": "BOOLEAN", "marketing_suspended": "BOOLEAN"}
+
+
+def _staged_values(row: tuple) -> dict:
+    """A staged row's non-blank cells (a NULL is a blank cell; SQLite hands booleans back as 0 and 1)."""
+    return {
+        name: (bool(value) if name in FLAGS else value)
+        for name, value in zip(LEAD_FIELDS, row[2:], strict=True)
+        if value is not None
+    }
+
+
+def _staged_columns() -> str:
+    return ", ".join(_table(name) for name in LEAD_FIELDS)
+
+
 def _create_staging_table() -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {_table(STAGING_TABLE)}")
+        columns = ", ".join(f"{_table(name)} {STAGING_TYPES.get(name, 'TEXT')}" for name in LEAD_FIELDS)
         cursor.execute(
             f"CREATE TEMPORARY TABLE {_table(STAGING_TABLE)} "
-            "(lead_key VARCHAR(300) NOT NULL, line INTEGER NOT NULL, lead_values TEXT NOT NULL)"
+            f"(lead_key VARCHAR(300) NOT NULL, line INTEGER NOT NULL, {columns})"
         )
 
 

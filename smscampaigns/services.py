@@ -54,10 +54,9 @@ def lead_import_start(*, upload: UploadedFile, user) -> LeadImport:
         created_by=user,
         language=translation.get_language() or "",
     )
-    LeadImportChunk.objects.bulk_create(
-        LeadImportChunk(lead_import=lead_import, position=position, data=data)
-        for position, data in enumerate(upload.chunks(CHUNK_SIZE))
-    )
+    # One piece at a time: bulk_create would hold the whole file in memory.
+    for position, data in enumerate(upload.chunks(CHUNK_SIZE)):
+        LeadImportChunk.objects.create(lead_import=lead_import, position=position, data=data)
     lead_import_dispatch(lead_import)
     return lead_import
 

@@ -348,7 +348,10 @@ def test_the_summary_groups_thousands_and_says_when_rows_were_merged():
 
 # --- encodings ---------------------------------------------------------------------
 
-NAMES = "email,first_name,city\njose@example.com,José,Köln\nniccolo@example.com,Niccolò,Forlì\nasa@example.com,Åsa,Göteborg\n"
+NAMES = (
+    "email,first_name,city\n"
+    "jose@example.com,José,Köln\nniccolo@example.com,Niccolò,Forlì\nasa@example.com,Åsa,Göteborg\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -358,6 +361,7 @@ NAMES = "email,first_name,city\njose@example.com,José,Köln\nniccolo@example.co
         ("utf-8-sig", "UTF-8"),
         ("utf-16", "UTF-16"),
         ("utf-16-be", "UTF-16"),
+        ("utf-16-le", "UTF-16"),  # no byte order mark
         ("cp1252", "Windows-1252"),
         ("latin-1", "Windows-1252"),
     ],
