@@ -33,6 +33,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone, translation
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .csvfiles import FileRefused, Record, detect_encoding, open_text, read_records
 from .models import FLAGS, FlagChangeSource, Lead, LeadFlagChange, LeadImport, LeadImportProblem
@@ -82,6 +83,9 @@ _ISO_DATE = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 EMAIL_MAX_LENGTH = 254
 STAGING_TABLE = "lead_import_rows"
+UNEXPECTED_ERROR = gettext_lazy(
+    "The import stopped on an unexpected error. The rows saved so far are kept; starting it again is safe."
+)
 IMPORT_LOCK = 7_100_001  # PostgreSQL advisory lock taken by each batch that saves leads
 
 
@@ -420,7 +424,7 @@ class _Import:
                 f"CREATE INDEX {_table(STAGING_TABLE + '_key')} ON {_table(STAGING_TABLE)} (lead_key, line)"
             )
         after: tuple[str, int] | None = None
-        pending: list[tuple[str, int, str]] = []
+        pending: list[tuple] = []
         while True:
             page = self._page(after)
             if page:
@@ -675,6 +679,15 @@ def lead_import_execute(
         except FileRefused as refusal:
             lead_import.status = LeadImport.Status.REFUSED
             lead_import.error = str(refusal)
+        except Exception:
+            LeadImport.objects.filter(pk=lead_import.pk).update(
+                status=LeadImport.Status.FAILED,
+                error=str(UNEXPECTED_ERROR),
+                finished_at=timezone.now(),
+                updated_at=timezone.now(),
+            )
+            lead_import.refresh_from_db()
+            raise
         else:
             lead_import.status = LeadImport.Status.COMPLETED
     lead_import.finished_at = timezone.now()

@@ -13,7 +13,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .imports import lead_import_execute
+from .imports import UNEXPECTED_ERROR, lead_import_execute
 from .models import FLAGS, LeadFlagChange, LeadImport, LeadImportChunk, flag_changes_by
 
 logger = logging.getLogger(__name__)
@@ -114,12 +114,11 @@ def lead_import_run(*, lead_import: LeadImport) -> LeadImport:
         with io.BufferedReader(StoredFile(lead_import), CHUNK_SIZE) as file:
             lead_import_execute(lead_import=lead_import, file=file)
     except Exception:
+        # The admin sees the import failed; the details go to the log.
         logger.exception("lead import %s failed", lead_import.pk)
         LeadImport.objects.filter(pk=lead_import.pk).update(
             status=LeadImport.Status.FAILED,
-            error=_(
-                "The import stopped on an unexpected error. The rows saved so far are kept; start it again."
-            ),
+            error=str(UNEXPECTED_ERROR),
             finished_at=timezone.now(),
             updated_at=timezone.now(),
         )
