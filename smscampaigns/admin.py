@@ -147,6 +147,7 @@ class LeadImportAdmin(admin.ModelAdmin):
     search_fields = ("file_name",)
     list_select_related = ("created_by",)
     actions = ("start_again",)
+    change_list_template = "admin/smscampaigns/leadimport/change_list.html"
 
     def has_view_permission(self, request, obj=None):
         return super().has_view_permission(request, obj) or can_import(request)

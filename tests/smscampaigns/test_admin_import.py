@@ -232,3 +232,8 @@ def test_importing_takes_the_permissions_to_add_and_change_leads(client, django_
 
 def test_an_unknown_import_is_404(admin_client):
     assert admin_client.get(reverse("admin:smscampaigns_leadimport_change", args=[999])).status_code == 404
+
+
+def test_the_list_of_imports_links_to_a_new_import(admin_client):
+    response = admin_client.get(reverse("admin:smscampaigns_leadimport_changelist"))
+    assert IMPORT_URL in response.content.decode()
