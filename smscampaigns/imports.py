@@ -504,7 +504,8 @@ class _Import:
         counts = defaultdict(int)
         problems: list[Problem] = []
         now = timezone.now()
-        inserts, updates, flag_changes, new_flagged = [], [], [], []
+        inserts, flag_changes, new_flagged = [], [], []
+        updates: dict[tuple, list] = defaultdict(list)  # by the columns that change
         for key, rows in groups:
             counts["rows_saved"] += len(rows)
             if key in ambiguous:
@@ -537,16 +538,16 @@ class _Import:
                 inserts.append(new)
                 new_flagged.extend((key, name, lines[name]) for name in FLAGS if new[name])
                 continue
-            final = {**lead, **merged}
-            if final == lead:
+            changed = {name: value for name, value in merged.items() if value != lead[name]}
+            if not changed:
                 counts["leads_unchanged"] += 1
                 continue
             counts["leads_updated"] += 1
-            updates.append(final)
+            updates[tuple(changed)].append((lead["pk"], changed))
             flag_changes.extend(
-                (lead["pk"], name, lead[name], final[name], lines[name])
+                (lead["pk"], name, lead[name], changed[name], lines[name])
                 for name in FLAGS
-                if final[name] != lead[name]
+                if name in changed
             )
         self._insert(inserts, now)
         self._update(updates, now)
@@ -586,23 +587,29 @@ class _Import:
                 ],
             )
 
-    def _update(self, leads: list[dict], now) -> None:
-        if not leads:
-            return
-        names = (*LEAD_FIELDS, "updated_at")
-        assignments = ", ".join(f"{_table(Lead._meta.get_field(name).column)} = %s" for name in names)
+    def _update(self, updates: dict[tuple, list], now) -> None:
+        # Only the columns that change: setting an indexed column, even to
+        # its own value, rewrites its index entries.
+        adapt = connection.ops.adapt_datetimefield_value
+        updated_at = adapt(now)
         with connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {_table(Lead._meta.db_table)} SET {assignments} WHERE id = %s",
-                [
+            for names, leads in updates.items():
+                assignments = ", ".join(f"{_table(Lead._meta.get_field(name).column)} = %s" for name in names)
+                cursor.executemany(
+                    f"UPDATE {_table(Lead._meta.db_table)} SET {assignments}, "
+                    f"{_table(Lead._meta.get_field('updated_at').column)} = %s WHERE id = %s",
                     [
-                        *(lead[name] for name in LEAD_FIELDS[:-1]),
-                        *_moments(lead["created_at"], now),
-                        lead["pk"],
-                    ]
-                    for lead in leads
-                ],
-            )
+                        [
+                            *(
+                                adapt(changed[name]) if name == "created_at" else changed[name]
+                                for name in names
+                            ),
+                            updated_at,
+                            pk,
+                        ]
+                        for pk, changed in leads
+                    ],
+                )
 
 
 def _moments(created_at: datetime, now: datetime) -> tuple:
