@@ -106,21 +106,27 @@ def parse_boolean(text: str) -> bool:
         return BOOLEAN_WORDS[unicodedata.normalize("NFC", text).lower()]
     except KeyError:
         raise CellError(
-            _("“%(value)s” is not yes or no (write yes or no, true or false, 1 or 0).") % {"value": text}
+            _("“%(value)s” is not yes or no (write yes or no, true or false, 1 or 0).")
+            % {"value": _shown(text)}
         ) from None
+
+
+def _shown(text: str) -> str:
+    """A cell as a message quotes it: a cell may be thousands of characters long."""
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def parse_whole_number(text: str) -> int:
     if not _WHOLE_NUMBER.fullmatch(text):
-        raise CellError(_("“%(value)s” is not a whole number.") % {"value": text})
-    value = int(text)
+        raise CellError(_("“%(value)s” is not a whole number.") % {"value": _shown(text)})
     low, high = INTEGER_RANGE
-    if not low <= value <= high:
+    # Python refuses to convert numbers of thousands of digits; none of 11 fits anyway.
+    if len(text.lstrip("+-").lstrip("0")) > 10 or not low <= int(text) <= high:
         raise CellError(
             _("%(value)s is out of range: the number must lie between %(low)s and %(high)s.")
-            % {"value": text, "low": low, "high": high}
+            % {"value": _shown(text), "low": low, "high": high}
         )
-    return value
+    return int(text)
 
 
 def parse_date_or_time(text: str) -> datetime:
@@ -130,7 +136,7 @@ def parse_date_or_time(text: str) -> datetime:
                 "“%(value)s” is not a date: write it as YYYY-MM-DD (e.g. 2026-03-05), "
                 "optionally with a time (14:30)."
             )
-            % {"value": text}
+            % {"value": _shown(text)}
         )
     try:
         value = parse_datetime(text)
@@ -181,7 +187,7 @@ def _parse_cell(name: str, text: str, country: str) -> object:
         try:
             validate_email(text)
         except ValidationError:
-            raise CellError(_("“%(value)s” is not an email address.") % {"value": text}) from None
+            raise CellError(_("“%(value)s” is not an email address.") % {"value": _shown(text)}) from None
         return text.lower()
     if name == "mobile_phone":
         try:

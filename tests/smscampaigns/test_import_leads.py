@@ -76,6 +76,7 @@ def test_a_lead_score_out_of_the_databases_range_refuses_that_row_only():
     [
         ("-2147483649", "out of range"),
         ("2147483648", "out of range"),
+        ("9" * 5000, "out of range"),
         ("4.5", "is not a whole number"),
         ("1,000", "is not a whole number"),
         ("١٢", "is not a whole number"),
@@ -88,11 +89,20 @@ def test_lead_scores_that_are_not_whole_numbers_in_range_are_refused(cell, expec
 
 
 def test_the_extremes_of_the_range_are_whole_numbers():
-    run("email,lead_score\nlow@example.com,-2147483648\nhigh@example.com,+2147483647\n")
+    run(
+        "email,lead_score\nlow@example.com,-2147483648\nhigh@example.com,+2147483647\nzeros@example.com,-0000000000000042\n"
+    )
     assert dict(Lead.objects.values_list("email", "lead_score")) == {
         "low@example.com": -2147483648,
         "high@example.com": 2147483647,
+        "zeros@example.com": -42,
     }
+
+
+def test_a_huge_cell_is_quoted_shortened_in_the_report():
+    lead_import = run(f"email,lead_score\nanna@example.com,{'9' * 5000}\n")
+    message = lead_import.problems.get().message
+    assert message.startswith("999999999999999999999999999999999999999… is out of range")
 
 
 @pytest.mark.parametrize(
