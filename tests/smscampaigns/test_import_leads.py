@@ -469,6 +469,16 @@ def test_command_keeps_blocks_on_reimport(tmp_path):
     assert (lead.blocklisted, lead.marketing_suspended, lead.lead_score) == (True, True, 50)
 
 
+def test_command_creates_rows_without_email_only_once(tmp_path, capsys):
+    """Case 6 through the command."""
+    path = tmp_path / "leads.csv"
+    path.write_text("first_name,mobile_phone\nNo Mail,(555) 123-4567\n")
+    call_command("import_leads", str(path), verbosity=0)
+    call_command("import_leads", str(path), verbosity=0)
+    assert Lead.objects.count() == 1
+    assert "0 leads created, 0 leads updated, 1 lead unchanged" in capsys.readouterr().out
+
+
 def test_command_refuses_a_file_it_cannot_decode(tmp_path):
     path = tmp_path / "leads.xlsx"
     path.write_bytes(b"PK\x03\x04" + bytes(300))
