@@ -4,6 +4,7 @@ changes and the Vibes callbacks about its number, newest first."""
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from vibes.models import CallbackEvent, SubscriptionChange
@@ -59,5 +60,15 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
                     f"{event.event_type}: {event.get_outcome_display()}{' · ' + event.note if event.note else ''}",
                 )
             )
+    entries.extend(_flag_changes(lead, limit=limit))
     entries.sort(key=lambda entry: entry.when, reverse=True)
     return entries[:limit]
+
+
+def _flag_changes(lead, *, limit: int) -> list[ActivityEntry]:
+    """Who blocklisted or suspended the lead, or lifted it, and from where (R10)."""
+    changes = lead.flag_changes.all()[:limit]
+    return [
+        ActivityEntry(change.created_at, capfirst(change.get_flag_display()), change.describe())
+        for change in changes
+    ]
