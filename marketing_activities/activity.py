@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils.formats import date_format
+from django.utils.text import capfirst
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
@@ -76,6 +77,7 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
                     f"{event.event_type}: {event.get_outcome_display()}{' · ' + event.note if event.note else ''}",
                 )
             )
+    entries.extend(_flag_changes(lead, limit=limit))
     entries.sort(key=lambda entry: entry.when, reverse=True)
     return entries[:limit]
 
@@ -92,3 +94,12 @@ def _blocker_name(result) -> str:
     # select_related leaves None for a lead deleted since: the row has no foreign key in the database.
     blocker = result.blocked_by
     return str(blocker) if blocker is not None else _("Lead %(id)s") % {"id": result.blocked_by_id}
+
+
+def _flag_changes(lead, *, limit: int) -> list[ActivityEntry]:
+    """Who blocklisted or suspended the lead, or lifted it, and from where (R10)."""
+    changes = lead.flag_changes.all()[:limit]
+    return [
+        ActivityEntry(change.created_at, capfirst(change.get_flag_display()), change.describe())
+        for change in changes
+    ]
