@@ -12,7 +12,7 @@ from .sync import vibes_sync
 
 class AcquisitionCampaignInline(admin.TabularInline):
     model = AcquisitionCampaign
-    fields = ("name", "vibes_id", "status", "keywords", "gone_at")
+    fields = ("name", "vibes_id", "status", "ends_at", "keywords", "gone_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -46,7 +46,7 @@ class VibesListAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 @admin.register(AcquisitionCampaign)
 class AcquisitionCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
-    list_display = ("name", "vibes_id", "vibes_list", "status", "keywords", "synced_at", "gone_at")
+    list_display = ("name", "vibes_id", "vibes_list", "status", "ends_at", "keywords", "synced_at", "gone_at")
     list_filter = ("vibes_list", "status", ("gone_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "vibes_id", "keywords")
     list_select_related = ("vibes_list",)

@@ -176,8 +176,9 @@ class VibesClient:
                 AcquisitionCampaignInfo(
                     acquisition_id=str(item["acquisition_id"]),
                     name=str(item.get("description") or item.get("name") or ""),
-                    status=str(item.get("status") or "").lower(),
+                    status=str(item.get("status") or "").strip().lower(),
                     keywords=tuple(str(k) for k in keywords),
+                    end_date=str(item.get("end_date") or ""),
                 )
             )
         return campaigns

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from smscampaigns.models import Lead
@@ -38,8 +39,25 @@ class VibesList(models.Model):
         return self.name
 
 
+class AcquisitionCampaignQuerySet(VibesListQuerySet):
+    def running(self):
+        """The campaigns Vibes takes participants for: active as of the last sync, and not past their end."""
+        return self.active().filter(status=AcquisitionCampaign.ACTIVE).exclude(ends_at__lte=timezone.now())
+
+
 class AcquisitionCampaign(models.Model):
-    """A Vibes acquisition campaign: how people are subscribed to its list."""
+    """A Vibes acquisition campaign: how people are subscribed to its list.
+
+    Vibes adds participants only while a campaign is active. Its status is
+    Vibes' own word, stored as the last sync read it: scheduled, active, past
+    or deleted (the contract's values); any other word, or none, is not
+    active, so a campaign Vibes may refuse is never offered.
+    """
+
+    ACTIVE = "active"
+    SCHEDULED = "scheduled"
+    PAST = "past"
+    DELETED = "deleted"
 
     vibes_id = models.CharField(_("Vibes id"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=200)
@@ -50,11 +68,17 @@ class AcquisitionCampaign(models.Model):
         verbose_name=_("Vibes list"),
     )
     status = models.CharField(_("status in Vibes"), max_length=20, blank=True)
+    ends_at = models.DateTimeField(
+        _("ends"),
+        null=True,
+        blank=True,
+        help_text=_("Vibes' end date for the campaign, if any: from then on it takes no participants."),
+    )
     keywords = models.CharField(_("keywords"), max_length=200, blank=True)
     synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
     gone_at = models.DateTimeField(_("gone from Vibes"), null=True, blank=True)
 
-    objects = VibesListQuerySet.as_manager()
+    objects = AcquisitionCampaignQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("acquisition campaign")
@@ -63,6 +87,47 @@ class AcquisitionCampaign(models.Model):
 
     def __str__(self):
         return self.name
+
+    def not_running_reason(self, now=None) -> str:
+        """Why Vibes would refuse participants for this campaign, or "" while it takes them."""
+        now = now or timezone.now()
+        names = {"campaign": self.name}
+        if self.gone_at is not None or self.status == self.DELETED:
+            return (
+                _("The acquisition campaign “%(campaign)s” no longer exists in Vibes; choose an active one.")
+                % names
+            )
+        if self.status == self.PAST or (self.status == self.ACTIVE and self.ends_at and self.ends_at <= now):
+            if self.ends_at and self.ends_at <= now:
+                return _(
+                    "The acquisition campaign “%(campaign)s” ended in Vibes on %(date)s; "
+                    "choose an active one."
+                ) % {**names, "date": date_format(timezone.localtime(self.ends_at), "DATETIME_FORMAT")}
+            return (
+                _("The acquisition campaign “%(campaign)s” has ended in Vibes; choose an active one.") % names
+            )
+        if self.status == self.SCHEDULED:
+            return (
+                _(
+                    "The acquisition campaign “%(campaign)s” has not started in Vibes yet; choose an active "
+                    "one, or sync the Vibes lists once it has started."
+                )
+                % names
+            )
+        if self.status != self.ACTIVE:
+            if not self.status:
+                return (
+                    _(
+                        "Vibes has not said whether the acquisition campaign “%(campaign)s” is active; "
+                        "sync the Vibes lists."
+                    )
+                    % names
+                )
+            return _(
+                "Vibes gives the acquisition campaign “%(campaign)s” the status “%(status)s”, and "
+                "only active campaigns take participants; choose an active one."
+            ) % {**names, "status": self.status}
+        return ""
 
 
 class Subscription(models.Model):

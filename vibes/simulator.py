@@ -18,7 +18,8 @@ was processed, so tests can prove that nothing was done twice.
 Control and inspection endpoints live under `/_simulator/` (no auth: the
 simulator listens on loopback only): `GET messages`, `GET requests`,
 `GET stats`, `GET subscriptions`, `GET callbacks`, `POST reset`,
-`POST faults`, `POST config`, `POST reply`, `POST subscribers`, `POST drain`
+`POST faults`, `POST config`, `POST reply`, `POST subscribers`, `POST campaigns`
+(adds or changes an acquisition campaign: status, end date), `POST drain`
 (waits until the callbacks due so far were delivered).
 
 No Django here: `manage.py vibes_simulator` and the test fixtures start it.
@@ -451,6 +452,7 @@ class VibesSimulator:
                     "description": c.get("description", ""),
                     "keywords": list(c.get("keywords", [])),
                     "status": c.get("status", "active"),
+                    "end_date": c.get("end_date", ""),
                     "list_id": str(item["id"]),
                 }
                 for item in self._seed_lists
@@ -505,6 +507,38 @@ class VibesSimulator:
         with self._lock:
             for name, value in faults.items():
                 self.faults[name] = float(value or 0)
+
+    def set_campaign(
+        self,
+        acquisition_id: str,
+        *,
+        list_id=None,
+        description: str | None = None,
+        status: str | None = None,
+        end_date: str | None = None,
+    ) -> None:
+        """Add an acquisition campaign, or change one: its list, name, status (any word), end date."""
+        with self._lock:
+            campaign = self._campaigns.get(str(acquisition_id))
+            if campaign is None:
+                if list_id is None or str(list_id) not in self._lists:
+                    raise ValueError(f"a new acquisition campaign needs a known list_id, not {list_id!r}")
+                campaign = self._campaigns[str(acquisition_id)] = {
+                    "acquisition_id": str(acquisition_id),
+                    "description": str(acquisition_id),
+                    "keywords": [],
+                    "status": "active",
+                    "end_date": "",
+                    "list_id": str(list_id),
+                }
+            for name, value in (
+                ("list_id", list_id),
+                ("description", description),
+                ("status", status),
+                ("end_date", end_date),
+            ):
+                if value is not None:
+                    campaign[name] = str(value)
 
     def add_subscriber(
         self, list_id, mdn: str, *, external_person_id: str = "", opt_in_date: str = ""
@@ -848,7 +882,7 @@ class VibesSimulator:
         ]
 
     def _campaign_resource(self, campaign):
-        return {
+        resource = {
             "acquisition_id": campaign["acquisition_id"],
             "description": campaign["description"],
             "campaign_type": {"code": "acquisition"},
@@ -856,6 +890,9 @@ class VibesSimulator:
             "acquisition_campaign": {"keywords": campaign["keywords"]},
             "url": f"/companies/{self.company_key}/campaigns/acquisition/{campaign['acquisition_id']}",
         }
+        if campaign["end_date"]:
+            resource["end_date"] = campaign["end_date"]
+        return resource
 
     def _op_list_campaigns(self, *, params, **_):
         if params["list_id"] not in self._lists:
@@ -1049,6 +1086,15 @@ class VibesSimulator:
                     return 200, self.reply(str(body.get("mdn") or ""), str(body.get("text") or ""))
                 except LookupError as error:
                     raise _platform_error(404, str(error), 404) from None
+            if name == "campaigns":
+                try:
+                    self.set_campaign(
+                        str(body.get("acquisition_id") or ""),
+                        **{k: body[k] for k in ("list_id", "description", "status", "end_date") if k in body},
+                    )
+                except ValueError as error:
+                    raise _platform_error(400, str(error), 400) from None
+                return 200, {"set": True}
             if name == "subscribers":
                 self.add_subscriber(
                     body.get("list_id"),

@@ -11,10 +11,13 @@ class SubscriptionListInfo:
 
 @dataclass(frozen=True)
 class AcquisitionCampaignInfo:
+    """`status`: Vibes' word in lower case (scheduled, active, past, deleted); `end_date` as written."""
+
     acquisition_id: str
     name: str
     status: str
     keywords: tuple[str, ...] = ()
+    end_date: str = ""
 
 
 @dataclass(frozen=True)
