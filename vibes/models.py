@@ -263,6 +263,7 @@ class CallbackEvent(models.Model):
         UNMATCHED = "unmatched", _("no matching lead")
         SUPERSEDED = "superseded", _("arrived late, superseded")
         MISMATCH = "mismatch", _("person id and number disagree")
+        TEST = "test", _("test event, nothing changed")
 
     event_type = models.CharField(_("event type"), max_length=60, db_index=True)
     dedupe_key = models.CharField(_("dedupe key"), max_length=64, unique=True)
@@ -280,6 +281,69 @@ class CallbackEvent(models.Model):
         verbose_name = _("callback event")
         verbose_name_plural = _("callback events")
         ordering = ["-received_at", "-pk"]
+        permissions = [("manage_callbacks", _("Can register and test Vibes callbacks"))]
 
     def __str__(self):
         return f"{self.event_type} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ConnectCallback(models.Model):
+    """A callback this installation registered with Vibes Connect.
+
+    Connect publishes how to register a callback and nothing else (no list,
+    no change, no cancel), so this record is the only way to know what was
+    registered and to register again only when the URL changed. The URL's
+    password is kept only inside a keyed digest.
+    """
+
+    callback_type = models.CharField(_("callback type"), max_length=40)
+    short_code = models.CharField(_("short code"), max_length=20)
+    vibes_id = models.CharField(_("Vibes id"), max_length=64, blank=True)
+    shown_url = models.CharField(_("URL"), max_length=500, help_text=_("The password is not kept."))
+    url_digest = models.CharField(max_length=64)
+    registered_at = models.DateTimeField(_("registered"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("Connect callback")
+        verbose_name_plural = _("Connect callbacks")
+        constraints = [
+            models.UniqueConstraint(fields=["callback_type", "short_code"], name="connect_callback_once")
+        ]
+
+    def __str__(self):
+        return f"{self.callback_type} ({self.short_code})"
+
+
+class CallbackTest(models.Model):
+    """A test event asked of Vibes, and whether it arrived at the callbacks URL.
+
+    The marker goes out as the test's person (or participant) id; Vibes
+    returns it in the event, so the endpoint knows the event for a test, keeps
+    it, and changes nothing with it.
+    """
+
+    MARKER_PREFIX = "callbacks-test-"
+
+    callback_type = models.CharField(_("callback type"), max_length=40)
+    marker = models.CharField(max_length=64, unique=True)
+    vibes_event_id = models.CharField(_("Vibes event id"), max_length=100, blank=True, db_index=True)
+    requested_at = models.DateTimeField(_("asked for"), default=timezone.now)
+    wait_until = models.DateTimeField(_("awaited until"))
+    arrived_at = models.DateTimeField(_("arrived"), null=True, blank=True)
+    callback_event = models.ForeignKey(
+        CallbackEvent,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("callback event"),
+    )
+    error = models.CharField(_("refused by Vibes"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("callback test")
+        verbose_name_plural = _("callback tests")
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.callback_type} test @ {self.requested_at:%Y-%m-%d %H:%M:%S}"
