@@ -347,3 +347,9 @@ class CallbackTest(models.Model):
 
     def __str__(self):
         return f"{self.callback_type} test @ {self.requested_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def seconds_to_arrive(self) -> float | None:
+        if self.arrived_at is None:
+            return None
+        return max((self.arrived_at - self.requested_at).total_seconds(), 0.0)

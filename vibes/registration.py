@@ -331,8 +331,12 @@ class Change:
         return f"{text}: {self.detail}" if self.detail else text
 
 
-def callbacks_register(*, client: VibesClient) -> list[Change]:
+def callbacks_register(*, client: VibesClient, connect_again: bool = False) -> list[Change]:
     """Register our callbacks URL for every type we read, on the API that offers it; idempotent.
+
+    Connect cannot be asked what it holds, so a Connect registration recorded
+    as current is trusted; `connect_again` registers it all the same (Connect
+    keeps one URL per type and short code, so this changes nothing else).
 
     A type Vibes refuses is reported and the others go on; what was done
     stays done, and a second run takes up from there. Raises
@@ -343,7 +347,7 @@ def callbacks_register(*, client: VibesClient) -> list[Change]:
     changes = []
     for row in overview.rows:
         try:
-            changes += _register_one(client, overview, row)
+            changes += _register_one(client, overview, row, connect_again)
         except (VibesConnectionError, VibesTimeout, VibesAuthError):
             raise
         except VibesError as error:
@@ -351,7 +355,7 @@ def callbacks_register(*, client: VibesClient) -> list[Change]:
     return changes
 
 
-def _register_one(client: VibesClient, overview: Overview, row: Row) -> list[Change]:
+def _register_one(client: VibesClient, overview: Overview, row: Row, connect_again: bool) -> list[Change]:
     callback_type, api = row.wanted.callback_type, row.wanted.api
     if api == PLATFORM:
         details = _details(callback_type)
@@ -369,7 +373,7 @@ def _register_one(client: VibesClient, overview: Overview, row: Row) -> list[Cha
             changes.append(Change(api, callback_type, CANCELLED, duplicate.id))
         return changes
     if api == CONNECT:
-        if row.state == CURRENT:
+        if row.state == CURRENT and not connect_again:
             return [Change(api, callback_type, UNCHANGED, row.registration.id)]
         made = client.register_connect_callback(callback_type, url=overview.url)
         ConnectCallback.objects.update_or_create(
@@ -382,7 +386,7 @@ def _register_one(client: VibesClient, overview: Overview, row: Row) -> list[Cha
                 "registered_at": timezone.now(),
             },
         )
-        return [Change(api, callback_type, UPDATED if row.state == OUTDATED else REGISTERED, made.id)]
+        return [Change(api, callback_type, REGISTERED if row.state == MISSING else UPDATED, made.id)]
     return [Change(api, callback_type, NOT_OFFERED)]
 
 
@@ -521,9 +525,10 @@ def callbacks_test(*, client: VibesClient, deadline: float, poll_every: float = 
     for result in waiting:
         result.test.refresh_from_db()
         if result.test.arrived_at is not None:
-            seconds = (result.test.arrived_at - result.test.requested_at).total_seconds()
             result.outcome = ARRIVED
-            result.detail = _("the test event arrived after %(seconds).1f s.") % {"seconds": max(seconds, 0)}
+            result.detail = _("the test event arrived after %(seconds).1f s.") % {
+                "seconds": result.test.seconds_to_arrive
+            }
         else:
             result.detail = _(
                 "the test event did not arrive within %(seconds)g s: check that Vibes reaches "

@@ -124,6 +124,21 @@ def test_connect_is_registered_again_when_the_url_changes(configured, settings):
     assert output.count(": updated") == len(APPLIERS)
 
 
+def test_connect_again_registers_what_connect_lost_though_it_is_recorded_here(configured):
+    run("register")
+    configured.reset()  # Connect forgot it, and has no list to show it: the record here says registered
+    plain = run("register")
+    for callback_type in CONNECT_READ:
+        assert f"Connect {callback_type}: already registered, unchanged" in plain
+    assert configured.registrations()["connect"] == []
+
+    output = run("register", "--connect-again")
+
+    assert {c["callback_type"] for c in configured.registrations()["connect"]} == CONNECT_READ
+    for callback_type in CONNECT_READ:
+        assert f"Connect {callback_type}: updated" in output
+
+
 def test_an_event_type_added_to_the_app_is_registered_by_the_next_register(configured, monkeypatch):
     run("register")
     monkeypatch.setitem(APPLIERS, "unmatched_message_received", APPLIERS["subscription_added"])

@@ -22,7 +22,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True, metavar="register|list|test")
-        actions.add_parser("register", help="register the callbacks URL for every event type the app reads")
+        register = actions.add_parser(
+            "register", help="register the callbacks URL for every event type the app reads"
+        )
+        register.add_argument(
+            "--connect-again",
+            action="store_true",
+            help="register the Connect callbacks even when recorded as registered (Connect lists none "
+            "to check against)",
+        )
         actions.add_parser("list", help="list the callbacks registered with Vibes")
         test = actions.add_parser("test", help="have Vibes send test events and wait for them")
         test.add_argument(
@@ -36,7 +44,7 @@ class Command(BaseCommand):
         client = get_client()
         try:
             if action == "register":
-                self._register(client)
+                self._register(client, options["connect_again"])
             elif action == "list":
                 self._list(client)
             else:
@@ -46,8 +54,8 @@ class Command(BaseCommand):
         except VibesError as error:
             raise CommandError(describe(error, client)) from None
 
-    def _register(self, client):
-        changes = callbacks_register(client=client)
+    def _register(self, client, connect_again: bool):
+        changes = callbacks_register(client=client, connect_again=connect_again)
         for change in changes:
             self.stdout.write(change.line, self.style.ERROR if change.failed else None)
         failed = sum(change.failed for change in changes)
