@@ -19,6 +19,11 @@ number; the external person id only picks one of the people with it, and
 when it names a lead with another number the event changes nothing (an
 opt-out still holds for its number).
 
+A test event asked for by `vibes_callbacks test` (`vibes.registration`) is
+known by the marker it carries as its person id, or by the event id Vibes
+answered the test with: it is kept, marks its test arrived, and changes
+nothing, whatever number or status it names.
+
 Nothing here calls Vibes: a callback is answered from the database alone.
 
 Delivery receipts belong to whoever sent the SMS; `vibes` must not import

@@ -293,7 +293,8 @@ class ConnectCallback(models.Model):
     Connect publishes how to register a callback and nothing else (no list,
     no change, no cancel), so this record is the only way to know what was
     registered and to register again only when the URL changed. The URL's
-    password is kept only inside a keyed digest.
+    password is kept only inside a digest keyed with SECRET_KEY (a new key
+    makes the next `register` register again, which changes nothing else).
     """
 
     callback_type = models.CharField(_("callback type"), max_length=40)

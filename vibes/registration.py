@@ -198,7 +198,7 @@ class Row:
     state: str
     registration: CallbackRegistration | None = None
     duplicates: list[CallbackRegistration] = field(default_factory=list)
-    registered_at: object = None  # Connect: when we registered it (Connect tells nothing)
+    registered_at: datetime | None = None  # Connect: when we registered it (Connect tells nothing)
 
     @property
     def api_name(self) -> str:
