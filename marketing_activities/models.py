@@ -405,6 +405,9 @@ class FlowStep(models.Model):
                     "its_list": self.acquisition_campaign.vibes_list,
                     "list": self.vibes_list,
                 }
+            elif reason := self.acquisition_campaign.not_running_reason():
+                # Vibes would refuse every participant (R5): the run must not start.
+                problems["acquisition_campaign"] = reason
         elif self.acquisition_campaign_id:
             problems["acquisition_campaign"] = _("Only Subscribe to Vibes List uses an acquisition campaign.")
         return problems
