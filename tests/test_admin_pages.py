@@ -4,7 +4,12 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.marketing_activities.factories import FlowStepFactory, RunBatchFactory, RunResultFactory
+from tests.marketing_activities.factories import (
+    FlowStepFactory,
+    RunBatchFactory,
+    RunResultFactory,
+    SmsReplyFactory,
+)
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,6 +23,7 @@ def one_of_everything():
     RunBatchFactory()
     SubscriptionChangeFactory()
     CallbackEventFactory()
+    SmsReplyFactory()
 
 
 @pytest.mark.parametrize(
