@@ -311,3 +311,18 @@ def test_the_csv_export_carries_the_replies_with_formulas_defused(staff_client, 
     )
     [ann] = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert ann["reply text"].startswith("'=cmd")
+
+
+def test_a_person_who_replied_many_times_shows_five_replies_and_how_many_more(staff_client, finished_run):
+    ann_sms = finished_run.steps.get(position=0).results().get(outcome=Outcome.SENT)
+    for minute in range(8):
+        SmsReplyFactory(
+            result=ann_sms,
+            message__text=f"reply {minute}",
+            message__occurred_at=datetime(2026, 11, 20, 9, minute, tzinfo=UTC),
+        )
+    html = staff_client.get(
+        results_url(finished_run), headers={**HTMX, "HX-Target": "run-people"}
+    ).content.decode()
+    assert [f"reply {n}" in html for n in range(8)] == [True] * 5 + [False] * 3
+    assert "and 3 more" in html
