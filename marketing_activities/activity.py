@@ -1,5 +1,5 @@
 """A lead's SMS activity: the calls runs made for it, its subscription
-changes and the Vibes callbacks about its number, newest first."""
+changes, its replies and the Vibes callbacks about its number, newest first."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +9,8 @@ from django.utils.text import capfirst
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
-from vibes.models import CallbackEvent, Subscription, SubscriptionChange
+from vibes.callbacks import INBOUND_EVENT_TYPES
+from vibes.models import CallbackEvent, InboundMessage, Subscription, SubscriptionChange
 
 from .models import LEAD_ACTIVITY, Outcome, RunResult
 
@@ -68,8 +69,19 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
                 "recorded": _moment(change.recorded_at),
             }
         entries.append(ActivityEntry(change.recorded_at, _("Subscription"), text))
+    replies = (
+        InboundMessage.objects.filter(leads=lead)
+        .select_related("sms_reply__run_step__run__campaign")
+        .order_by("-occurred_at", "-pk")[:limit]
+    )
+    for message in replies:
+        entries.append(ActivityEntry(message.occurred_at, _("Reply"), _reply_text(message)))
     if lead.mobile_phone:
-        for event in CallbackEvent.objects.filter(mdn=lead.mobile_phone)[:limit]:
+        # The callbacks that brought replies are shown as the replies above.
+        events = CallbackEvent.objects.filter(mdn=lead.mobile_phone).exclude(
+            event_type__in=INBOUND_EVENT_TYPES
+        )
+        for event in events[:limit]:
             entries.append(
                 ActivityEntry(
                     event.received_at,
@@ -80,6 +92,26 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
     entries.extend(_flag_changes(lead, limit=limit))
     entries.sort(key=lambda entry: entry.when, reverse=True)
     return entries[:limit]
+
+
+def _reply_text(message) -> str:
+    text = _("“%(text)s” from %(number)s") % {"text": message.text, "number": message.mdn}
+    reply = getattr(message, "sms_reply", None)  # None: no SMS of a run went to the number before it
+    if reply is not None:
+        step = reply.run_step
+        text += " · " + _("in reply to %(campaign)s, run %(run)s, step %(step)s") % {
+            "campaign": step.run.campaign,
+            "run": step.run_id,
+            "step": step.number,
+        }
+    if message.unmatched_in_vibes:
+        text += " · " + _("matched no keyword in Vibes")
+    if message.occurred_at.replace(microsecond=0) != message.received_at.replace(microsecond=0):
+        text += " · " + _("sent %(occurred)s, arrived %(received)s") % {
+            "occurred": _moment(message.occurred_at),
+            "received": _moment(message.received_at),
+        }
+    return text
 
 
 def _status_label(status: str) -> str:

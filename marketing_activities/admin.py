@@ -2,8 +2,10 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import Count
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -11,6 +13,8 @@ from django.utils.translation import ngettext
 from smscampaigns.admin import LeadAdmin
 from smscampaigns.models import Lead
 from smscampaigns.permissions import ActionPermissionsAdmin
+from vibes.admin import InboundMessageAdmin
+from vibes.models import InboundMessage
 
 from .activity import lead_activity
 from .models import (
@@ -350,4 +354,36 @@ class LeadWithActivityAdmin(LeadAdmin):
             "",
             '<div class="sms-activity"><time>{}</time> <strong>{}</strong> {}</div>',
             ((date_format(localtime(e.when), "SHORT_DATETIME_FORMAT"), e.kind, e.text) for e in entries),
+        )
+
+
+# Which SMS a message replies to is this app's knowledge, not Vibes': the
+# messages list gets its column here, as the lead's page gets its activity.
+admin.site.unregister(InboundMessage)
+
+
+@admin.register(InboundMessage)
+class InboundMessageWithReplyAdmin(InboundMessageAdmin):
+    list_display = (
+        *InboundMessageAdmin.list_display[:4],
+        "in_reply_to",
+        *InboundMessageAdmin.list_display[4:],
+    )
+    fields = (*InboundMessageAdmin.fields, "in_reply_to")
+    readonly_fields = fields
+    list_select_related = ("sms_reply__run_step__run__campaign",)
+
+    @admin.display(description=_("in reply to"))
+    def in_reply_to(self, obj):
+        reply = getattr(obj, "sms_reply", None)  # None: no SMS of a run went to the number before it
+        if reply is None:
+            return "—"
+        step = reply.run_step
+        query = urlencode({"run": step.run_id, "step": step.position, "replied": "1"})
+        return format_html(
+            '<a href="{}?{}">{}</a>',
+            reverse("marketing_activities:campaign_results", args=[step.run.campaign_id]),
+            query,
+            _("%(campaign)s, run %(run)s, step %(step)s")
+            % {"campaign": step.run.campaign, "run": step.run_id, "step": step.number},
         )

@@ -161,6 +161,7 @@ class ScheduleForm(forms.ModelForm):
 
 class ResultsFilterForm(Form):
     outcome = forms.ChoiceField(label=_("Outcome"), required=False)
+    replied = forms.BooleanField(label=_("Replied"), required=False)
     q = forms.CharField(label=_("Search"), required=False, max_length=200)
 
     def __init__(self, *args, **kwargs):

@@ -10,7 +10,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from smscampaigns.models import Lead, SmartList
-from vibes.models import AcquisitionCampaign, VibesList
+from vibes.models import AcquisitionCampaign, InboundMessage, VibesList
 
 from . import sms_text
 
@@ -661,6 +661,10 @@ class RunResult(models.Model):
     vibes_message_id = models.CharField(_("Vibes message id"), max_length=64, blank=True)
     delivery_status = models.CharField(_("delivery"), max_length=20, blank=True)
     updated_at = models.DateTimeField(_("updated"), null=True, blank=True)
+    # When the (latest) call for this row went to Vibes: set as the row turns
+    # `sending`, and never moved by the outcome or a receipt after, so that a
+    # reply is matched with the SMS sent last before it.
+    called_at = models.DateTimeField(_("called Vibes"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("run result")
@@ -704,6 +708,38 @@ class RunBatch(models.Model):
 
     def __str__(self):
         return f"{self.run_step_id}:{self.first_result_id}-{self.last_result_id}"
+
+
+class SmsReply(models.Model):
+    """An inbound message taken as the reply to an SMS of a run: the SMS sent
+    to its number last before it, whatever the campaign."""
+
+    message = models.OneToOneField(
+        InboundMessage, on_delete=models.CASCADE, related_name="sms_reply", verbose_name=_("message")
+    )
+    # DO_NOTHING and no database constraint, as RunResult.duplicate_of: any
+    # relation that cascades would cost a run's deletion its fast path.
+    result = models.ForeignKey(
+        RunResult,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        verbose_name=_("SMS replied to"),
+    )
+    run_step = models.ForeignKey(
+        RunStep, on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("run step")
+    )
+
+    class Meta:
+        verbose_name = _("SMS reply")
+        verbose_name_plural = _("SMS replies")
+        indexes = [
+            # The Results tab counts a step's people who replied from this index alone.
+            models.Index(fields=["run_step", "result"], name="sms_reply_step_result")
+        ]
+
+    def __str__(self):
+        return f"{self.message} → {self.result_id}"
 
 
 # --- The demo -----------------------------------------------------------------------

@@ -4,7 +4,12 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.marketing_activities.factories import FlowStepFactory, RunBatchFactory, RunResultFactory
+from tests.marketing_activities.factories import (
+    FlowStepFactory,
+    RunBatchFactory,
+    RunResultFactory,
+    SmsReplyFactory,
+)
 from tests.smscampaigns.factories import LeadFlagChangeFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
 
@@ -20,6 +25,7 @@ def one_of_everything():
     SubscriptionChangeFactory()
     CallbackEventFactory()
     LeadFlagChangeFactory()
+    SmsReplyFactory()
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,16 @@
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html_join
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from smscampaigns.permissions import ActionPermissionsAdmin, MissingPermission
+from smscampaigns.phones import normalize_phone_or_blank
 
 from .conf import get_client
 from .exceptions import VibesError
@@ -14,6 +18,7 @@ from .models import (
     AcquisitionCampaign,
     CallbackEvent,
     CallbackTest,
+    InboundMessage,
     Subscription,
     SubscriptionChange,
     VibesList,
@@ -270,3 +275,76 @@ def _deadline(value) -> int | None:
     except (TypeError, ValueError):
         return None
     return seconds if 1 <= seconds <= ADMIN_TEST_DEADLINE_MAX else None
+
+
+class LeadMatchFilter(admin.SimpleListFilter):
+    title = _("lead")
+    parameter_name = "lead"
+
+    def lookups(self, request, model_admin):
+        return (("matched", _("Matched a lead")), ("unmatched", _("No lead has the number")))
+
+    def queryset(self, request, queryset):
+        # Exists, not a join: a message with several leads must stay one row.
+        has_lead = Exists(InboundMessage.leads.through.objects.filter(inboundmessage_id=OuterRef("pk")))
+        if self.value() == "matched":
+            return queryset.filter(has_lead)
+        if self.value() == "unmatched":
+            return queryset.filter(~has_lead)
+        return queryset
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    """What phones texted to the short code, as Vibes posted it; nobody edits it."""
+
+    list_display = ("occurred_at", "mdn", "short_text", "matched_leads", "unmatched_in_vibes", "received_at")
+    list_filter = (LeadMatchFilter, "unmatched_in_vibes")
+    search_fields = ("mdn", "text")
+    search_help_text = _("A number (in any form) or words of the text.")
+    date_hierarchy = "occurred_at"
+    fields = (
+        "mdn",
+        "text",
+        "short_code",
+        "occurred_at",
+        "received_at",
+        "unmatched_in_vibes",
+        "matched_leads",
+        "vibes_message_id",
+        "callback_event",
+    )
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("leads")
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        # "(555) 123-4567" finds the messages of +15551234567, as numbers are stored.
+        number = normalize_phone_or_blank(search_term) if sum(c.isdigit() for c in search_term) >= 7 else ""
+        if number:
+            found = found | queryset.filter(mdn=number)
+        return found, may_have_duplicates
+
+    @admin.display(description=_("text"))
+    def short_text(self, obj):
+        return Truncator(obj.text).chars(80)
+
+    @admin.display(description=_("leads with this number"))
+    def matched_leads(self, obj):
+        leads = list(obj.leads.all())
+        if not leads:
+            return "—"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:smscampaigns_lead_change", args=[lead.pk]), str(lead)) for lead in leads),
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,5 +1,7 @@
 """What Vibes posts to `/vibes/callbacks/`: subscription events, acquisition
-participant events and Connect delivery receipts.
+participant events, Connect delivery receipts, and the texts phones send to
+the short code (Connect's `inbound_sms`, the Platform's
+`unmatched_message_received`).
 
 Vibes signs nothing, so the endpoint is protected by HTTP Basic credentials
 (in the URL registered with Vibes) and an optional source-IP allowlist.
@@ -29,6 +31,11 @@ Nothing here calls Vibes: a callback is answered from the database alone.
 Delivery receipts belong to whoever sent the SMS; `vibes` must not import
 the campaign runner, so senders register a handler with
 `register_receipt_handler(fn)` and get a `DeliveryReceipt` per new receipt.
+Replies are the same: `register_inbound_handler(fn)` gets each new
+`InboundMessage`, to take it as the reply to an SMS it sent.
+
+An inbound text is stored and never acted on: a STOP is Vibes' business,
+and the opt-out comes as `subscription_removed`.
 """
 
 import base64
@@ -50,14 +57,17 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from smscampaigns.models import Lead
 from smscampaigns.phones import normalize_phone_or_blank
 
+from .inbound import inbound_message_store
 from .models import (
     AcquisitionCampaign,
     CallbackEvent,
     CallbackTest,
+    InboundMessage,
     Subscription,
     SubscriptionChange,
     VibesList,
@@ -127,6 +137,27 @@ def register_receipt_handler(fn: Callable[[DeliveryReceipt], None]) -> Callable[
 def unregister_receipt_handler(fn: Callable[[DeliveryReceipt], None]) -> None:
     if fn in _receipt_handlers:
         _receipt_handlers.remove(fn)
+
+
+_inbound_handlers: list[Callable[[InboundMessage], bool]] = []
+
+
+def register_inbound_handler(fn: Callable[[InboundMessage], bool]) -> Callable[[InboundMessage], bool]:
+    """Call `fn(message)` for every newly stored inbound message; usable as a decorator.
+
+    A handler returns True when it took the message as the reply to an SMS
+    it sent. As with receipts, it runs in the transaction that stores the
+    message, and one that raises makes the callback answer 503, so that Vibes
+    delivers it again.
+    """
+    if fn not in _inbound_handlers:
+        _inbound_handlers.append(fn)
+    return fn
+
+
+def unregister_inbound_handler(fn: Callable[[InboundMessage], bool]) -> None:
+    if fn in _inbound_handlers:
+        _inbound_handlers.remove(fn)
 
 
 # --- Who may post ------------------------------------------------------------------
@@ -233,6 +264,10 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
     except ReceiptHandlerFailed:
         return CallbackResult(
             503, {"error": str(_("The receipt could not be processed; deliver it again later."))}
+        )
+    except InboundHandlerFailed:
+        return CallbackResult(
+            503, {"error": str(_("The message could not be processed; deliver it again later."))}
         )
     except IntegrityError:
         # The same event arriving twice at once collides on the dedupe key,
@@ -387,6 +422,10 @@ def _event_type(headers, payload) -> str:
 
 
 class ReceiptHandlerFailed(Exception):
+    pass
+
+
+class InboundHandlerFailed(Exception):
     pass
 
 
@@ -729,10 +768,98 @@ def _delivery_receipt(event, payload, reference):
     return Outcome.APPLIED, _("Recorded on the SMS it reports on.")
 
 
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _code(value) -> str:
+    # A short code may come as a JSON number.
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+
+
+def _inbound_sms(event, payload, reference):
+    """Connect's inbound SMS: a message's fields, `from` the phone and `to` the short code."""
+    sender = payload.get("from") or _dict(payload.get("mobile_phone")).get("mdn") or payload.get("mdn")
+    return _inbound_message(
+        event, payload, sender=sender, text=payload.get("text"), short_code=payload.get("to"), unmatched=False
+    )
+
+
+def _unmatched_message(event, payload, reference):
+    """The Platform's unmatched_message_received: a text that matched no keyword or campaign in Vibes."""
+    sender = _dict(payload.get("participant")).get("mdn") or _dict(payload.get("mobile_phone")).get("mdn")
+    return _inbound_message(
+        event,
+        payload,
+        sender=sender,
+        text=payload.get("message", payload.get("text")),
+        short_code=_dict(payload.get("source_code")).get("code"),
+        unmatched=True,
+    )
+
+
+# When Vibes received the text: the Platform's events call it `event_date`,
+# Connect's receipts `occurred_at`.
+INBOUND_TIME_FIELDS = ("event_date", "occurred_at", "received_at")
+
+
+def _inbound_message(event, payload, *, sender, text, short_code, unmatched):
+    event.mdn = normalize_phone_or_blank(sender) if isinstance(sender, str) else ""
+    times = (_event_time(payload.get(name), event) for name in INBOUND_TIME_FIELDS)
+    when = next((moment for moment in times if moment is not None), None)
+    # A message is never dropped for want of a date: it then counts from its arrival.
+    undated = " " + str(_("It has no valid time: its arrival is taken.")) if when is None else ""
+    stored = inbound_message_store(
+        mdn=event.mdn,
+        text=_text(text),
+        occurred_at=when or event.received_at,
+        received_at=event.received_at,
+        vibes_message_id=_code(payload.get("message_id")),
+        short_code=_code(short_code),
+        unmatched_in_vibes=unmatched,
+        callback_event=event,
+    )
+    message = stored.message
+    # Unmatched, for a callback event: no lead has the number.
+    outcome = Outcome.APPLIED if stored.lead_count else Outcome.UNMATCHED
+    if not stored.created:
+        return outcome, _("The same message as an earlier callback, stored once: message #%(id)s.") % {
+            "id": message.pk
+        }
+    replied = False
+    for handler in list(_inbound_handlers):
+        try:
+            replied = bool(handler(message)) or replied
+        except Exception as error:
+            logger.exception("Vibes inbound message handler %r failed", handler)
+            raise InboundHandlerFailed from error
+    if not event.mdn:
+        return Outcome.UNMATCHED, _("Message #%(id)s kept; it has no valid mobile number.") % {
+            "id": message.pk
+        } + undated
+    if not stored.lead_count:
+        return Outcome.UNMATCHED, _("Message #%(id)s kept; no lead has this number.") % {
+            "id": message.pk
+        } + undated
+    note = ngettext(
+        "Message #%(id)s stored for %(count)d lead with this number.",
+        "Message #%(id)s stored for %(count)d leads with this number.",
+        stored.lead_count,
+    ) % {"id": message.pk, "count": stored.lead_count}
+    if replied:
+        note += " " + str(_("It is the reply to the last SMS sent to the number before it."))
+    return outcome, note + undated
+
+
 APPLIERS = {
     "subscription_added": _subscription_added,
     "subscription_removed": _subscription_removed,
     "ack_participant_added": _participant_event,
     "ack_participant_changed": _participant_event,
     "delivery_receipt": _delivery_receipt,
+    "inbound_sms": _inbound_sms,
+    "unmatched_message_received": _unmatched_message,
 }
+
+# The texts phones send: stored as InboundMessage, shown on the lead's page as replies.
+INBOUND_EVENT_TYPES = ("inbound_sms", "unmatched_message_received")

@@ -354,3 +354,56 @@ class CallbackTest(models.Model):
         if self.arrived_at is None:
             return None
         return max((self.arrived_at - self.requested_at).total_seconds(), 0.0)
+
+
+class InboundMessage(models.Model):
+    """A text a phone sent to the short code, as Vibes posted it: Connect's
+    inbound SMS, the Platform's `unmatched_message_received`, or both.
+
+    Stored once however many callbacks bring it (`dedupe_key`), with the leads
+    that had its number when it arrived. The product records replies and never
+    acts on their text: a STOP is Vibes' business, which sends
+    `subscription_removed`.
+    """
+
+    mdn = models.CharField(
+        _("mobile number"),
+        max_length=16,
+        blank=True,
+        db_index=True,
+        help_text=_("In E.164 form; blank when the callback carried no readable number."),
+    )
+    text = models.TextField(_("text"), blank=True)
+    short_code = models.CharField(_("sent to"), max_length=20, blank=True)
+    occurred_at = models.DateTimeField(
+        _("sent at"),
+        db_index=True,
+        help_text=_("The event's own time as Vibes reports it, never later than its arrival."),
+    )
+    received_at = models.DateTimeField(_("arrived"), default=timezone.now)
+    vibes_message_id = models.CharField(_("Vibes message id"), max_length=64, blank=True)
+    dedupe_key = models.CharField(_("dedupe key"), max_length=64, unique=True)
+    unmatched_in_vibes = models.BooleanField(
+        _("unmatched in Vibes"),
+        default=False,
+        help_text=_("Vibes reported that the text matched no keyword or campaign."),
+    )
+    leads = models.ManyToManyField(
+        Lead, related_name="inbound_messages", blank=True, verbose_name=_("leads with this number")
+    )
+    callback_event = models.ForeignKey(
+        CallbackEvent,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("callback event"),
+    )
+
+    class Meta:
+        verbose_name = _("inbound message")
+        verbose_name_plural = _("inbound messages")
+        ordering = ["-occurred_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.mdn or '—'}: {self.text[:40]}"

@@ -418,6 +418,13 @@ class TestResult:
         return f"{API_NAMES.get(self.api, '—')} {self.callback_type}: {self.detail}"
 
 
+# The Platform types whose test event the app can send and recognise (its marker
+# comes back as the person or participant id).
+TESTABLE_TYPES = frozenset(
+    {"subscription_added", "subscription_removed", "ack_participant_added", "ack_participant_changed"}
+)
+
+
 def _test_details(callback_type: str, marker: str) -> tuple[dict | None, str]:
     """The contract's test fields for a type, with the marker as the person; or (None, why not)."""
     if callback_type in ("subscription_added", "subscription_removed"):

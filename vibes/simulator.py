@@ -6,8 +6,12 @@ Vibes contract files, keeps lists, acquisition campaigns, persons (keyed by
 number), subscriptions and SMS in memory, and posts callbacks back to the app
 the way Vibes does: `subscription_added` when the simulated phone replies
 "Y", `subscription_removed` on an unsubscribe or a "STOP", delivery receipts
-for SMS sent with a `callback_url`. Callbacks go out from a small pool of
-background threads, so API answers never wait for the app.
+for SMS sent with a `callback_url`. Whatever a phone texts to the short code
+is also posted as Connect's `inbound_sms`, and, when it matches no pending
+confirmation and no system keyword (STOP, HELP...), as the Platform's
+`unmatched_message_received`, both with the same message id. Callbacks go
+out from a small pool of background threads, so API answers never wait for
+the app.
 
 Callbacks are registered as with Vibes: Platform `config/callbacks` (list,
 register, get, update, cancel, and `callback_events/test`, which posts a test
@@ -25,7 +29,7 @@ was processed, so tests can prove that nothing was done twice.
 
 Control and inspection endpoints live under `/_simulator/` (no auth: the
 simulator listens on loopback only): `GET messages`, `GET requests`,
-`GET stats`, `GET subscriptions`, `GET callbacks`, `GET registrations`
+`GET stats`, `GET subscriptions`, `GET callbacks`, `GET inbound`, `GET registrations`
 (passwords hidden), `POST reset`,
 `POST faults`, `POST config`, `POST reply`, `POST subscribers`, `POST campaigns`
 (adds or changes an acquisition campaign: status, end date), `POST drain`
@@ -62,6 +66,8 @@ E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 YES_WORDS = {"Y", "YES"}
 NO_WORDS = {"N", "NO"}
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
+# Vibes answers these itself, so they are never "unmatched".
+HELP_WORDS = {"HELP", "INFO"}
 LOG_LIMIT = 200_000
 
 _C = r"/companies/(?P<company_key>[^/]+)"
@@ -394,6 +400,7 @@ class VibesSimulator:
         company_key: str = "demo-company",
         username: str = "demo",
         password: str = "demo-password",
+        short_code: str = "12345",
         lists=DEMO_LISTS,
         subscribers=(),
         callback_url: str = "",
@@ -410,6 +417,7 @@ class VibesSimulator:
         self.port = port
         self.company_key = company_key
         self.username = username
+        self.short_code = short_code
         self._expected_auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self._seed_lists = lists
         self._seed_subscribers = list(subscribers)
@@ -512,6 +520,8 @@ class VibesSimulator:
             self._registration_seq = itertools.count(1)
             self._connect_callbacks: dict[tuple[str, str], dict] = {}  # (type, short code)
             self._event_seq = itertools.count(1)
+            self._inbound: list[dict] = []  # what phones texted to the short code
+            self._inbound_seq = itertools.count(1)
             self._log: deque = deque(maxlen=LOG_LIMIT)
             self._status_counts: Counter = Counter()
             self._window: deque = deque()  # arrival times of API requests in the last second
@@ -647,6 +657,11 @@ class VibesSimulator:
                 "connect": [{**c, "url": shown(c["url"])} for c in self._connect_callbacks.values()],
             }
 
+    def inbound(self) -> list[dict]:
+        """What phones texted: message_id, mdn, text, unmatched, received_at."""
+        with self._lock:
+            return [dict(m) for m in self._inbound]
+
     def callbacks_log(self) -> list[dict]:
         return list(self._poster.log) if self._poster else []
 
@@ -704,46 +719,113 @@ class VibesSimulator:
     # --- The simulated phone ----------------------------------------------------
 
     def reply(self, mdn: str, text: str) -> dict:
-        """The phone with this number texts `text` to the short code."""
-        word = (text or "").strip().upper()
+        """The phone with this number texts `text` to the short code.
+
+        Vibes acts on what it matches (a Y or N to a pending confirmation,
+        a STOP) and, as Vibes does, every text is posted to the app as an
+        inbound message; one that matched nothing also as an unmatched
+        message. The answer says what matched, with the message's id.
+        """
+        if not E164.match(mdn or ""):
+            raise ValueError(f"{mdn!r} is not a number in E.164 form.")
         with self._lock:
-            if mdn not in self._persons:
-                raise LookupError(f"No person has the number {mdn}.")
-            if word in YES_WORDS:
-                confirmed = [list_id for (list_id, number) in list(self._pending) if number == mdn]
-                for list_id in confirmed:
-                    self._confirm(list_id, mdn)
-                return {"confirmed": confirmed}
-            if word in NO_WORDS:
-                declined = []
-                for (list_id, number), pending in list(self._pending.items()):
-                    if number == mdn:
-                        del self._pending[(list_id, number)]
-                        self._blocks.add((pending["acquisition_id"], mdn))
-                        declined.append(list_id)
-                        self._callback(
-                            "ack_participant_changed",
-                            {
-                                **self._person_resource(mdn),
-                                "acquisition_campaign": {"acquisition_id": pending["acquisition_id"]},
-                                "subscription_list": self._list_ref(list_id),
-                                "participation_date": pending["participation_date"],
-                                "status": "declined",
-                            },
-                        )
-                return {"declined": declined}
-            if word in STOP_WORDS:
-                for key in [k for k in self._pending if k[1] == mdn]:
-                    del self._pending[key]
-                opted_out = [
-                    list_id
-                    for (list_id, number), sub in self._subscriptions.items()
-                    if number == mdn and not sub.get("opt_out_date")
-                ]
-                for list_id in opted_out:
-                    self._opt_out(list_id, mdn, "user_opt_out")
-                return {"opted_out": opted_out}
-            return {"ignored": True}
+            answer = self._act_on_text(mdn, (text or "").strip().upper())
+            unmatched = not answer
+            message = {
+                "message_id": f"SIM-MO-{next(self._inbound_seq):09d}",
+                "mdn": mdn,
+                "text": text or "",
+                "unmatched": unmatched,
+                "received_at": _now_iso(),
+            }
+            self._inbound.append(message)
+            self._post_inbound(message)
+            return {**answer, "message_id": message["message_id"], "unmatched": unmatched}
+
+    def _act_on_text(self, mdn, word) -> dict:
+        """What Vibes does with a text; {} when it matches nothing."""
+        if word in HELP_WORDS:
+            return {"help": True}
+        if word in STOP_WORDS:
+            for key in [k for k in self._pending if k[1] == mdn]:
+                del self._pending[key]
+            opted_out = [
+                list_id
+                for (list_id, number), sub in self._subscriptions.items()
+                if number == mdn and not sub.get("opt_out_date")
+            ]
+            for list_id in opted_out:
+                self._opt_out(list_id, mdn, "user_opt_out")
+            return {"opted_out": opted_out}
+        if mdn not in self._persons:
+            return {}
+        if word in YES_WORDS:
+            confirmed = [list_id for (list_id, number) in list(self._pending) if number == mdn]
+            for list_id in confirmed:
+                self._confirm(list_id, mdn)
+            return {"confirmed": confirmed} if confirmed else {}
+        if word in NO_WORDS:
+            declined = []
+            for (list_id, number), pending in list(self._pending.items()):
+                if number == mdn:
+                    del self._pending[(list_id, number)]
+                    self._blocks.add((pending["acquisition_id"], mdn))
+                    declined.append(list_id)
+                    self._callback(
+                        "ack_participant_changed",
+                        {
+                            **self._person_resource(mdn),
+                            "acquisition_campaign": {"acquisition_id": pending["acquisition_id"]},
+                            "subscription_list": self._list_ref(list_id),
+                            "participation_date": pending["participation_date"],
+                            "status": "declined",
+                        },
+                    )
+            return {"declined": declined} if declined else {}
+        return {}
+
+    def _post_inbound(self, message):
+        """Connect's inbound SMS, and the Platform's unmatched message when nothing matched."""
+        url = self.config["callback_url"]
+        if not (url and self._poster):
+            return
+        # Connect names the callback in the body (its `callback_type`), as its receipts do.
+        self._poster.put(
+            url,
+            "inbound_sms",
+            {
+                "callback_type": "inbound_sms",
+                "message_id": message["message_id"],
+                "from": message["mdn"],
+                "to": self.short_code,
+                "text": message["text"],
+                "occurred_at": message["received_at"],
+            },
+            header_event_type=False,
+        )
+        if message["unmatched"]:
+            # The body of Vibes' documented example; the type also travels in a header.
+            self._callback(
+                "unmatched_message_received",
+                {
+                    "event_id": f"SIM-EVT-{message['message_id']}",
+                    "callback_type": "unmatched_message_received",
+                    "event_date": message["received_at"][:19] + "Z",
+                    "participant": {"mdn": message["mdn"], "carrier_id": "104"},
+                    "source_code": {
+                        "company_key": self.company_key,
+                        "code": self.short_code,
+                        "country_code": "1",
+                        "code_type": "SC",
+                        "default_response": "",
+                        "response_sent": False,
+                    },
+                    "message": message["text"],
+                    "message_id": message["message_id"],
+                    "txn_id": f"SIM-TXN-{message['message_id']}",
+                    "receipt_date": message["received_at"],
+                },
+            )
 
     def _confirm(self, list_id, mdn, generation=None):
         with self._lock:
@@ -1305,6 +1387,7 @@ class VibesSimulator:
                 "subscriptions": self.subscriptions,
                 "callbacks": self.callbacks_log,
                 "registrations": lambda: self.registrations(with_passwords=False),
+                "inbound": self.inbound,
             }
             if name in views:
                 return 200, views[name]()
@@ -1330,8 +1413,8 @@ class VibesSimulator:
             if name == "reply":
                 try:
                     return 200, self.reply(str(body.get("mdn") or ""), str(body.get("text") or ""))
-                except LookupError as error:
-                    raise _platform_error(404, str(error), 404) from None
+                except ValueError as error:
+                    raise _platform_error(400, str(error), 400) from None
             if name == "campaigns":
                 try:
                     self.set_campaign(

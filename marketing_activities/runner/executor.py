@@ -334,7 +334,9 @@ class Worker:
                     return []
             ids = [row[0] for row in rows]
             now = timezone.now()
-            RunResult.objects.filter(pk__in=ids).update(outcome=Outcome.SENDING, updated_at=now)
+            RunResult.objects.filter(pk__in=ids).update(
+                outcome=Outcome.SENDING, updated_at=now, called_at=now
+            )
             _apply_counts(step.pk, {Outcome.QUEUED: -len(ids), Outcome.SENDING: len(ids)})
         if step.action != FlowStep.Action.SEND_SMS:
             return [Call(result_id, lead_id, phone, sent_at=now) for result_id, lead_id, phone in rows]

@@ -1,5 +1,5 @@
 """The Results tab: a campaign's runs, live progress, outcome counts per step,
-the people behind each count, and their CSV export."""
+the people behind each count with their replies, and their CSV export."""
 
 import csv
 import re
@@ -18,11 +18,13 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms import ResultsFilterForm
-from ..models import CampaignRun, Outcome, RunResult, RunStep, SmartCampaign, outcome_counts
+from ..models import CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCampaign, outcome_counts
+from ..replies import replied_counts, replied_result_ids, replies_by_result, replies_in_range
 from .campaign import campaign_context, campaign_or_404
 from .common import HtmxHttpRequest, marketer_required, render_screen, wants_partial
 
 TEMPLATE = "marketing_activities/campaign_results.html"
+FILTERS = ("run", "step", "outcome", "replied", "q")
 PAGE_SIZE = 25
 RUNS_SHOWN = 20
 
@@ -37,7 +39,10 @@ def _selected_run(campaign: SmartCampaign, run_id) -> CampaignRun | None:
 
 
 def _step_rows(steps: list[RunStep], base_query: dict) -> list[dict]:
-    """Each step of the run with its outcome counts, as bars (share of the step's people)."""
+    """Each step of the run with its outcome counts, as bars (share of the step's people),
+    and for a Send step the people who replied."""
+    sends = [step.pk for step in steps if step.action == FlowStep.Action.SEND_SMS]
+    replied = replied_counts(sends) if sends else {}
     rows = []
     for step in steps:
         counts = outcome_counts(step.counts)
@@ -46,6 +51,8 @@ def _step_rows(steps: list[RunStep], base_query: dict) -> list[dict]:
             {
                 "step": step,
                 "total": total,
+                "replied": replied.get(step.pk, 0) if step.pk in sends else None,
+                "replied_query": urlencode({**base_query, "step": step.position, "replied": "1"}),
                 "bars": [
                     {
                         "code": outcome.code,
@@ -89,6 +96,8 @@ def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterFor
     outcome = form.outcome_value()
     if outcome is not None:
         results = results.filter(outcome=outcome)
+    if form.is_valid() and form.cleaned_data.get("replied"):
+        results = results.filter(pk__in=replied_result_ids(step.pk for step in steps))
     query = form.cleaned_data.get("q", "") if form.is_valid() else ""
     for term in query.split():
         digits = re.sub(r"\D", "", term)
@@ -129,9 +138,12 @@ def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "lead", "duplicate_of", "blocked_by", "run_step"
         )
         page = Paginator(results.order_by("pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+        replies = replies_by_result(result.pk for result in page.object_list)
+        for result in page.object_list:
+            result.replies = replies.get(result.pk, [])
         context["page"] = page
         context["poll_url"] = context["results_url"] + f"?run={run.pk}"
-        filters = {k: v for k, v in request.GET.items() if k in ("run", "step", "outcome", "q") and v}
+        filters = {k: v for k, v in request.GET.items() if k in FILTERS and v}
         context["filter_query"] = urlencode(filters)
         export = reverse("marketing_activities:campaign_results_export", args=[campaign.pk])
         context["export_url"] = f"{export}?{urlencode(filters)}"
@@ -160,6 +172,20 @@ def _cell(value) -> str:
     return "'" + text if _FORMULA_START.match(text) else text
 
 
+EXPORT_CHUNK = 2000
+
+
+def _chunks(rows, size):
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 @require_http_methods(["GET"])
 @marketer_required("view_smartcampaign", "view_campaignrun")
 def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
@@ -172,7 +198,7 @@ def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
     if step and not step.isdigit():
         raise Http404
     columns = (
-        "run_step__position", "lead_id", "lead__first_name", "lead__last_name", "lead__email", "phone",
+        "pk", "run_step__position", "lead_id", "lead__first_name", "lead__last_name", "lead__email", "phone",
         "outcome", "detail", "error_code", "duplicate_of_id", "duplicate_of__first_name",
         "duplicate_of__last_name", "delivery_status", "blocked_by_id", "blocked_by__first_name",
         "blocked_by__last_name", "blocked_by__email",
@@ -183,22 +209,29 @@ def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
         _("step"), _("lead id"), _("first name"), _("last name"), _("email"), _("number"), _("outcome"),
         _("outcome label"), _("detail"), _("error code"), _("sent to instead (lead id)"),
         _("sent to instead"), _("delivery"), _("number blocked by (lead id)"), _("number blocked by"),
+        _("replies"), _("reply text"),
     ]  # fmt: skip
 
     def lines():
         writer = csv.writer(_Echo())
         yield writer.writerow(header)
-        for row in rows.iterator(chunk_size=2000):
-            (position, lead_id, first, last, email, phone, outcome, detail, code, dup_id, dup_first,
-             dup_last, delivery, blocker_id, blocker_first, blocker_last, blocker_email) = row  # fmt: skip
-            outcome = Outcome(outcome)
-            dup_name = f"{dup_first or ''} {dup_last or ''}".strip()
-            blocker_name = f"{blocker_first or ''} {blocker_last or ''}".strip() or blocker_email or ""
-            cells = (
-                position + 1, lead_id, first, last, email, phone, outcome.code, outcome.label,
-                detail, code, dup_id or "", dup_name, delivery, blocker_id or "", blocker_name,
-            )  # fmt: skip
-            yield writer.writerow([_cell(value) for value in cells])
+        for chunk in _chunks(rows.iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
+            # One query for the replies of each chunk (rows come in id order), never
+            # one per row nor the whole run's at once.
+            replies = replies_in_range(chunk[0][0], chunk[-1][0])
+            for row in chunk:
+                (pk, position, lead_id, first, last, email, phone, outcome, detail, code, dup_id, dup_first,
+                 dup_last, delivery, blocker_id, blocker_first, blocker_last, blocker_email) = row  # fmt: skip
+                outcome = Outcome(outcome)
+                dup_name = f"{dup_first or ''} {dup_last or ''}".strip()
+                blocker_name = f"{blocker_first or ''} {blocker_last or ''}".strip() or blocker_email or ""
+                texts = [message.text for message in replies.get(pk, [])]
+                cells = (
+                    position + 1, lead_id, first, last, email, phone, outcome.code, outcome.label,
+                    detail, code, dup_id or "", dup_name, delivery, blocker_id or "", blocker_name,
+                    len(texts), "\n".join(texts),
+                )  # fmt: skip
+                yield writer.writerow([_cell(value) for value in cells])
 
     filename = f"campaign-{campaign.pk}-run-{run.pk}-{timezone.now():%Y%m%d-%H%M}.csv"
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")

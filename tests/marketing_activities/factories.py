@@ -12,9 +12,10 @@ from marketing_activities.models import (
     RunStep,
     SmartCampaign,
     SmsMessage,
+    SmsReply,
 )
 from tests.smscampaigns.factories import LeadFactory, SmartListFactory
-from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
+from tests.vibes.factories import AcquisitionCampaignFactory, InboundMessageFactory, VibesListFactory
 
 
 class FolderFactory(DjangoModelFactory):
@@ -109,3 +110,20 @@ class RunBatchFactory(DjangoModelFactory):
     run_step = factory.SubFactory(RunStepFactory)
     first_result_id = 1
     last_result_id = 200
+
+
+class SmsReplyFactory(DjangoModelFactory):
+    """A reply to a result row's SMS, from its number, matched to its lead."""
+
+    class Meta:
+        model = SmsReply
+        skip_postgeneration_save = True
+
+    result = factory.SubFactory(RunResultFactory)
+    run_step = factory.SelfAttribute("result.run_step")
+    message = factory.SubFactory(InboundMessageFactory, mdn=factory.SelfAttribute("..result.phone"))
+
+    @factory.post_generation
+    def matched_lead(self, create, extracted, **kwargs):
+        if create:
+            self.message.leads.add(self.result.lead_id)

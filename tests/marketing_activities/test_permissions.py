@@ -35,6 +35,7 @@ from tests.marketing_activities.factories import (
     RunStepFactory,
     SmartCampaignFactory,
     SmsMessageFactory,
+    SmsReplyFactory,
 )
 from tests.smscampaigns.factories import LeadFlagChangeFactory, LeadImportFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
@@ -292,7 +293,8 @@ def make_world():
     run_step = RunStepFactory(
         run__campaign=campaign, run__status=CampaignRun.Status.COMPLETED, counts={"sent": 1}
     )
-    RunResultFactory(run_step=run_step, outcome=Outcome.SENT)
+    result = RunResultFactory(run_step=run_step, outcome=Outcome.SENT)
+    SmsReplyFactory(result=result)
     # Something on every other admin page too.
     RunBatchFactory(run_step=run_step)
     SubscriptionChangeFactory()

@@ -2,11 +2,12 @@
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import pytest
 from django.http import StreamingHttpResponse
 
-from marketing_activities.models import CampaignRun, Outcome, RunResult
+from marketing_activities.models import CampaignRun, Outcome, RunResult, SmsReply
 from marketing_activities.runner import run_create
 from marketing_activities.runner.planner import plan_step
 from smscampaigns.models import Lead
@@ -17,6 +18,7 @@ from tests.marketing_activities.factories import (
     RunResultFactory,
     RunStepFactory,
     SmartCampaignFactory,
+    SmsReplyFactory,
 )
 from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
@@ -303,12 +305,98 @@ def test_the_csv_export_has_skipped_peoples_numbers_and_who_blocked_a_number(sta
         url("campaign_results_export", planned_run.campaign.pk) + f"?run={planned_run.pk}"
     )
     header, *rows = csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))
-    assert header[-2:] == ["number blocked by (lead id)", "number blocked by"]
+    assert header[13:15] == ["number blocked by (lead id)", "number blocked by"]
     by_name = {row[2]: row for row in rows}
     eve = Lead.objects.get(first_name="Eve")
-    assert {name: (row[5], row[6], row[-2], row[-1]) for name, row in by_name.items()} == {
+    assert {name: (row[5], row[6], row[13], row[14]) for name, row in by_name.items()} == {
         "Sue": ("+12025550301", "queued", "", ""),
         "Tom": ("+12025550302", "skipped_number_blocklisted", str(eve.pk), "Eve Test"),
         "Una": ("+12025550303", "skipped_not_subscribed", "", ""),
         "Val": ("", "skipped_no_phone", "", ""),
     }
+
+
+# --- Replies --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def replied_run(finished_run):
+    """Ann (step 1's SMS) replied twice; step 2 unsubscribed Cid, which is no SMS."""
+    ann_sms = finished_run.steps.get(position=0).results().get(outcome=Outcome.SENT)
+    for minute, text in ((1, "What time do you open?"), (2, '=HYPERLINK("x")')):
+        SmsReplyFactory(
+            result=ann_sms,
+            message__text=text,
+            message__occurred_at=datetime(2026, 11, 20, 9, minute, tzinfo=UTC),
+        )
+    return finished_run
+
+
+def test_a_send_step_counts_the_people_who_replied_and_shows_their_texts(staff_client, replied_run):
+    html = staff_client.get(results_url(replied_run)).content.decode()
+    send, unsubscribe = html.split('class="step-result"')[1:3]
+    assert 'data-replied="1"' in send and "1 person replied" in send  # one person, two replies
+    assert "data-replied" not in unsubscribe
+    ann_row = next(row for row in html.split("<tr>") if "Ann Able" in row)
+    assert "“What time do you open?”" in ann_row
+    bob_row = next(row for row in html.split("<tr>") if "Bob Baker" in row)
+    assert "What time do you open?" not in bob_row
+
+
+def test_a_send_step_without_replies_says_nobody_replied(staff_client, finished_run):
+    html = staff_client.get(results_url(finished_run)).content.decode()
+    assert 'data-replied="0"' in html and "Nobody has replied yet." in html
+
+
+def test_the_replied_filter_lists_only_the_people_who_replied(staff_client, replied_run):
+    html = staff_client.get(
+        results_url(replied_run, step=0, replied=1), headers={**HTMX, "HX-Target": "run-people"}
+    ).content.decode()
+    assert "Ann Able" in html and "Bob Baker" not in html and "Cid Cole" not in html
+    assert '<input type="checkbox" name="replied" id="id_replied" checked>' in html
+
+
+def test_results_with_replies_take_the_same_queries_whatever_the_number_of_rows(
+    staff_client, django_assert_max_num_queries
+):
+    step = RunStepFactory(counts={"sent": 40})
+    for result in RunResultFactory.create_batch(40, run_step=step, duplicate_of=LeadFactory()):
+        SmsReplyFactory(result=result)
+    planned(step.run)
+    with django_assert_max_num_queries(10):
+        staff_client.get(results_url(step.run), headers={**HTMX, "HX-Target": "tab-panel"})
+
+
+def test_the_csv_export_carries_the_replies_with_formulas_defused(staff_client, replied_run):
+    response = staff_client.get(
+        url("campaign_results_export", replied_run.campaign.pk) + f"?run={replied_run.pk}&step=0"
+    )
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(row["first name"], row["replies"], row["reply text"]) for row in rows] == [
+        ("Ann", "2", 'What time do you open?\n=HYPERLINK("x")'),
+        ("Bob", "0", ""),
+    ]
+    # A reply is anyone's text: one that starts the cell as a formula is defused.
+    first_reply = SmsReply.objects.order_by("message__occurred_at").first().message
+    first_reply.text = "=cmd|' /C calc'!A0"
+    first_reply.save()
+    response = staff_client.get(
+        url("campaign_results_export", replied_run.campaign.pk) + f"?run={replied_run.pk}&replied=1"
+    )
+    [ann] = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert ann["reply text"].startswith("'=cmd")
+
+
+def test_a_person_who_replied_many_times_shows_five_replies_and_how_many_more(staff_client, finished_run):
+    ann_sms = finished_run.steps.get(position=0).results().get(outcome=Outcome.SENT)
+    for minute in range(8):
+        SmsReplyFactory(
+            result=ann_sms,
+            message__text=f"reply {minute}",
+            message__occurred_at=datetime(2026, 11, 20, 9, minute, tzinfo=UTC),
+        )
+    html = staff_client.get(
+        results_url(finished_run), headers={**HTMX, "HX-Target": "run-people"}
+    ).content.decode()
+    assert [f"reply {n}" in html for n in range(8)] == [True] * 5 + [False] * 3
+    assert "and 3 more" in html

@@ -4,7 +4,15 @@ import factory
 from factory.django import DjangoModelFactory
 
 from tests.smscampaigns.factories import LeadFactory
-from vibes.models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
+from vibes.inbound import inbound_dedupe_key
+from vibes.models import (
+    AcquisitionCampaign,
+    CallbackEvent,
+    InboundMessage,
+    Subscription,
+    SubscriptionChange,
+    VibesList,
+)
 
 
 class VibesListFactory(DjangoModelFactory):
@@ -58,3 +66,28 @@ class CallbackEventFactory(DjangoModelFactory):
     dedupe_key = factory.Sequence(lambda n: f"{n:064d}")
     payload = factory.LazyFunction(dict)
     outcome = CallbackEvent.Outcome.APPLIED
+
+
+class InboundMessageFactory(DjangoModelFactory):
+    """A text from a number; pass `leads=[...]` for the leads it matched."""
+
+    class Meta:
+        model = InboundMessage
+        skip_postgeneration_save = True
+
+    mdn = "+15551230001"
+    text = "What time do you open?"
+    short_code = "12345"
+    occurred_at = factory.LazyFunction(lambda: datetime.datetime.now(datetime.UTC))
+    received_at = factory.SelfAttribute("occurred_at")
+    vibes_message_id = factory.Sequence(lambda n: f"MO-{n}")
+    dedupe_key = factory.LazyAttribute(
+        lambda o: inbound_dedupe_key(
+            vibes_message_id=o.vibes_message_id, mdn=o.mdn, text=o.text, occurred_at=o.occurred_at
+        )
+    )
+
+    @factory.post_generation
+    def leads(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.leads.add(*extracted)

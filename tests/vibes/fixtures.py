@@ -16,7 +16,10 @@ Registered for the whole suite from `tests/conftest.py`
     - `url`: its base URL (Platform and Connect alike);
     - `configure(callback_url=..., confirm_after=seconds, receipt_delay=seconds)`;
     - `set_faults(error_rate=0.2, rate_limit=50, latency_ms=5, timeout_rate=0.1, hang_seconds=2)`;
-    - `reply(mdn, "Y" | "N" | "STOP")`: the simulated phone answers;
+    - `reply(mdn, text)`: the phone texts the short code ("Y", "N", "STOP" or
+      anything else); Vibes acts on what it matches, and the app gets the text
+      as `inbound_sms` (and as `unmatched_message_received` when nothing matched);
+    - `inbound()`: what phones texted (message_id, mdn, text, unmatched, received_at);
     - `add_subscriber(list_id, mdn, external_person_id="...")`: a number
       subscribed already, without confirmation or callback;
     - `messages()`: SMS received (message_id, to, from, text, callback_url, received_at);
@@ -28,6 +31,12 @@ Registered for the whole suite from `tests/conftest.py`
     A `vibes.client.VibesClient` for the simulator with short timeouts and
     backoffs (connect 1 s, read 2 s, 3 attempts), no rate limit.
 
+`vibes_callback_post`
+    For tests that post callbacks through Django's test client: sets the
+    callback credentials and returns `post(payload, event_type=None)`, which
+    sends the payload to `/vibes/callbacks/` as Vibes would (the event type
+    in the `X-Vibes-Event-Type` header when given).
+
 `vibes_live_callbacks`
     For tests with `live_server` whose app must receive the simulator's
     callbacks (confirmations, opt-outs, delivery receipts): sets
@@ -36,6 +45,9 @@ Registered for the whole suite from `tests/conftest.py`
     (with credentials). Equivalent by hand:
     `vibes_simulator.configure(callback_url=f"http://vibes:pw@{host}:{port}/vibes/callbacks/")`.
 """
+
+import base64
+import json
 
 import pytest
 from django.urls import reverse
@@ -55,7 +67,12 @@ CALLBACK_PASSWORD = "callback-secret-9Zk"
 @pytest.fixture(scope="session")
 def _vibes_simulator_server():
     simulator = VibesSimulator(
-        company_key=SIM_COMPANY_KEY, username=SIM_USERNAME, password=SIM_PASSWORD, hang_seconds=3, seed=1234
+        company_key=SIM_COMPANY_KEY,
+        username=SIM_USERNAME,
+        password=SIM_PASSWORD,
+        short_code=SIM_SHORT_CODE,
+        hang_seconds=3,
+        seed=1234,
     )
     simulator.start()
     yield simulator
@@ -102,6 +119,24 @@ def vibes_client(vibes_simulator) -> VibesClient:
     client = make_client(vibes_simulator.url)
     yield client
     client.session.close()
+
+
+@pytest.fixture
+def vibes_callback_post(client, settings):
+    settings.VIBES_CALLBACK_USERNAME = CALLBACK_USERNAME
+    settings.VIBES_CALLBACK_PASSWORD = CALLBACK_PASSWORD
+    settings.VIBES_CALLBACK_ALLOWED_IPS = []
+    credentials = base64.b64encode(f"{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}".encode()).decode()
+
+    def post(payload, *, event_type=None):
+        headers = {"Authorization": f"Basic {credentials}"}
+        if event_type:
+            headers["X-Vibes-Event-Type"] = event_type
+        return client.post(
+            reverse("vibes:callbacks"), json.dumps(payload), content_type="application/json", headers=headers
+        )
+
+    return post
 
 
 @pytest.fixture

@@ -428,7 +428,9 @@ def test_every_test_event_the_app_asks_for_follows_the_contract():
                 client.send_test_callback(callback_type, **details)
                 asked.append(callback_type)
         requests_made = [call.request for call in mocked.calls]
-    assert set(asked) == {t for t in APPLIERS if t in registration.PLATFORM_TYPES}
+    assert (
+        set(asked) == {t for t in APPLIERS if t in registration.PLATFORM_TYPES} & registration.TESTABLE_TYPES
+    )
     problems = {f"{r.method} {r.body}": contract_violations(r) for r in requests_made}
     assert {request: found for request, found in problems.items() if found} == {}
 
@@ -467,3 +469,91 @@ def test_the_simulator_registers_in_the_contract_shapes(vibes_simulator):
         if found:
             problems[str(operation)] = found
     assert problems == {}
+
+
+# --- The callbacks the app reads: inbound messages ------------------------------------------
+
+CONNECT_CALLBACK_TYPES = CONNECT_SPEC["components"]["schemas"]["CallbackCreate"]["properties"][
+    "callback_type"
+]["enum"]
+PLATFORM_SCHEMAS = PLATFORM_SPEC["components"]["schemas"]
+# The body of an unmatched message as Vibes documents it: the contract files name
+# the event type only, so the fields are those of the example on Vibes' page
+# (developer-platform.vibes.com/reference/unmatched-message-callbacks); the values are ours.
+UNMATCHED_MESSAGE = {
+    "event_id": "4c1f0c1e-0000-4000-8000-000000000001",
+    "callback_type": "unmatched_message_received",
+    "event_type": "unmatched_message_received",  # deprecated by Vibes, still sent
+    "event_date": "2026-11-20T09:30:00Z",
+    "participant": {"mdn": "+15551230001", "carrier_id": "104"},
+    "source_code": {
+        "company_key": "acme",
+        "code": "12345",
+        "country_code": "1",
+        "code_type": "SC",
+        "default_response": "Thanks for your message.",
+        "response_sent": True,
+    },
+    "message": "Do you deliver on Sundays?",
+    "message_id": "4c1f0c1e-0000-4000-8000-000000000002",
+    "txn_id": "4c1f0c1e-0000-4000-8000-000000000003",
+    "receipt_date": "2026-11-20T09:30:02+00:00",
+}
+
+
+def test_the_inbound_message_callbacks_the_app_reads_are_callback_types_of_the_contract():
+    from vibes.callbacks import APPLIERS, INBOUND_EVENT_TYPES
+
+    assert set(INBOUND_EVENT_TYPES) <= set(APPLIERS)
+    # Connect registers inbound SMS; the Platform registers (and tests) unmatched messages.
+    assert "inbound_sms" in CONNECT_CALLBACK_TYPES
+    unmatched = "unmatched_message_received"
+    assert unmatched in PLATFORM_SCHEMAS["callbackRequest-Unmatched"]["properties"]["callback_type"]["enum"]
+    assert unmatched in PLATFORM_SCHEMAS["testcallbackRequest"]["properties"]["callback_type"]["enum"]
+    assert set(INBOUND_EVENT_TYPES) == {"inbound_sms", unmatched}
+
+
+@pytest.mark.django_db
+def test_the_documented_unmatched_message_is_read_as_vibes_means_it(vibes_callback_post):
+    from datetime import UTC, datetime
+
+    from vibes.models import InboundMessage
+
+    assert vibes_callback_post(UNMATCHED_MESSAGE, event_type="unmatched_message_received").status_code == 200
+    message = InboundMessage.objects.get()
+    assert (message.mdn, message.text, message.short_code, message.vibes_message_id) == (
+        "+15551230001",
+        "Do you deliver on Sundays?",
+        "12345",
+        UNMATCHED_MESSAGE["message_id"],
+    )
+    assert message.occurred_at == datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    assert message.unmatched_in_vibes
+
+
+def _keys(value, prefix=""):
+    keys = set()
+    for key, child in value.items():
+        keys.add(prefix + key)
+        if isinstance(child, dict):
+            keys |= _keys(child, f"{prefix}{key}.")
+    return keys
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_simulator_posts_inbound_messages_in_the_contract_shapes(vibes_simulator, vibes_live_callbacks):
+    from vibes.models import CallbackEvent
+
+    vibes_simulator.reply("+15551230001", "Do you deliver on Sundays?")
+    assert vibes_simulator.wait_for_callbacks(30)
+    inbound = CallbackEvent.objects.get(event_type="inbound_sms").payload
+    # An inbound SMS is a Connect message the other way round: `from` the phone, `to` the short code.
+    assert inbound["callback_type"] in CONNECT_CALLBACK_TYPES
+    message = {name: inbound[name] for name in ("to", "from", "text")}
+    assert validate_schema("urn:vibes:connect#/components/schemas/SmsMessageCreate", message) == []
+    assert E164.match(inbound["from"]) and inbound["to"] == "12345"
+    unmatched = CallbackEvent.objects.get(event_type="unmatched_message_received")
+    assert unmatched.headers.get("X-Vibes-Event-Type") == "unmatched_message_received"
+    # Every field of Vibes' documented body but the deprecated event_type, nothing else.
+    assert _keys(unmatched.payload) == _keys(UNMATCHED_MESSAGE) - {"event_type"}
+    assert unmatched.payload["message_id"] == inbound["message_id"]

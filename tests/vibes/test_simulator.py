@@ -41,7 +41,7 @@ def test_a_participant_stays_pending_until_the_phone_replies_y(vibes_client, vib
     assert (result.status, result.already_subscribed) == ("pending", False)
     assert result.person_key
     assert vibes_client.get_subscription("101", external_person_id="42") is None
-    assert control(vibes_simulator, "reply", {"mdn": MDN, "text": "Y"}) == {"confirmed": ["101"]}
+    assert control(vibes_simulator, "reply", {"mdn": MDN, "text": "Y"})["confirmed"] == ["101"]
     assert vibes_client.get_subscription("101", external_person_id="42").subscribed
     assert vibes_client.add_participant("AC-NEWS-WEB", mdn=MDN, external_person_id="42").already_subscribed
 
@@ -188,3 +188,35 @@ def test_connections_are_kept_alive(vibes_client, vibes_simulator):
         vibes_client.list_subscription_lists()
     pools = vibes_client.session.get_adapter(vibes_simulator.url).poolmanager.pools
     assert [pools[key].num_connections for key in pools.keys()] == [1]
+
+
+def test_every_text_a_phone_sends_is_recorded_and_unmatched_when_nothing_in_vibes_matches_it(vibes_simulator):
+    vibes_client = make_client(vibes_simulator.url)
+    vibes_client.add_participant("AC-VIP", mdn=MDN, external_person_id="42")
+    stranger = "+15551239999"
+    answers = [
+        vibes_simulator.reply(stranger, "What time do you open?"),  # a number Vibes does not know
+        vibes_simulator.reply(stranger, "Y"),  # nothing pending for it
+        vibes_simulator.reply(stranger, "HELP"),  # a system keyword
+        vibes_simulator.reply(stranger, "stop"),  # a system keyword, whoever sends it
+        vibes_simulator.reply(MDN, "y"),  # confirms the pending participant
+    ]
+    assert [answer["unmatched"] for answer in answers] == [True, True, False, False, False]
+    assert answers[-1]["confirmed"] == ["102"]
+    assert [(m["mdn"], m["text"], m["message_id"]) for m in vibes_simulator.inbound()] == [
+        (stranger, "What time do you open?", answers[0]["message_id"]),
+        (stranger, "Y", answers[1]["message_id"]),
+        (stranger, "HELP", answers[2]["message_id"]),
+        (stranger, "stop", answers[3]["message_id"]),
+        (MDN, "y", answers[4]["message_id"]),
+    ]
+    assert len({answer["message_id"] for answer in answers}) == 5
+
+
+def test_a_reply_from_a_number_not_in_e164_form_is_refused(vibes_simulator):
+    response = requests.post(
+        f"{vibes_simulator.url}/_simulator/reply", json={"mdn": "555-1234", "text": "Hi"}
+    )
+    assert response.status_code == 400
+    assert "E.164" in response.json()["errors"][0]["message"]
+    assert vibes_simulator.inbound() == []

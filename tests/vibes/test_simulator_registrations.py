@@ -13,6 +13,7 @@ import requests
 from vibes.exceptions import VibesConflict, VibesNotFound
 
 MDN = "+15551230001"
+INBOUND_TYPES = ("inbound_sms", "unmatched_message_received")
 
 
 class Receiver:
@@ -51,9 +52,20 @@ class Receiver:
         return f"http://{userinfo}127.0.0.1:{self.server.server_address[1]}{path}"
 
     def wait_for(self, count: int, timeout: float = 30) -> list[dict]:
+        """The first `count` subscription events posted (the texts a phone sends,
+        which the simulator also posts as inbound messages, are left out)."""
+
+        def subscription_events():
+            return [
+                p
+                for p in self.posts
+                if (p["event_type"] or p["body"].get("callback_type") or p["body"].get("event_type"))
+                not in INBOUND_TYPES
+            ]
+
         with self._arrived:
-            self._arrived.wait_for(lambda: len(self.posts) >= count, timeout)
-            return list(self.posts)
+            self._arrived.wait_for(lambda: len(subscription_events()) >= count, timeout)
+            return subscription_events()
 
 
 @pytest.fixture

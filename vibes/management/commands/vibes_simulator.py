@@ -54,6 +54,7 @@ class Command(BaseCommand):
             company_key=options["company_key"],
             username=options["username"],
             password=options["password"],
+            short_code=settings.VIBES_SHORT_CODE,
             subscribers=subscribers,
             callback_url=options["callback_url"],
             confirm_after=options["confirm_after"],
