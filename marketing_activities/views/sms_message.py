@@ -23,21 +23,37 @@ LEAD_RESULTS = 8
 
 
 def live_text(text: str, lead: Lead | None) -> dict:
-    """Counter, problems and preview of `text`: one truth, computed here, shown as the marketer types."""
+    """Counter, problems and preview of `text`: one truth, computed here, shown as the marketer types.
+
+    The counter counts the message as people get it: each token at its
+    longest value among the people (one query), and for the chosen person
+    their own message."""
     try:
         sms_text.validate_text(text)
         problems = []
     except ValidationError as error:
         problems = error.messages
+    received = sms_text.count_received(text)
+    # An unsaved Lead shows each token's default, as a person without that value would get it.
+    preview = sms_text.render(text, lead or Lead())
     return {
-        "count": sms_text.count_segments(text),
+        "count": received.longest,
+        "received": received,
+        "token_lengths": [(_field_label(name), length) for name, length in received.tokens],
+        "outside_fields": [(_field_label(name), people) for name, people in received.outside],
         "max_length": sms_text.MAX_LENGTH,
-        "too_long": len(text) > sms_text.MAX_LENGTH,
+        "too_long": received.longest.characters > sms_text.MAX_LENGTH,
+        # The text itself over the limit is one of the problems already.
+        "received_too_long": len(text) <= sms_text.MAX_LENGTH < received.longest.characters,
         "problems": problems,
-        # An unsaved Lead shows each token's default, as a person without that value would get it.
-        "preview": sms_text.render(text, lead or Lead()),
+        "preview": preview,
         "lead": lead,
+        "lead_count": sms_text.count_segments(preview) if lead else None,
     }
+
+
+def _field_label(name: str) -> str:
+    return Lead._meta.get_field(name).verbose_name
 
 
 def find_leads(query: str):
