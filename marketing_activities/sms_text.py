@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db.models import BooleanField, Case, CharField, Count, Func, IntegerField, Max, Sum, When
+from django.db.models import CharField, Count, Func, IntegerField, Max, Min, Q
 from django.db.models.functions import Cast, Length
 from django.utils.translation import gettext as _
 
@@ -143,64 +143,68 @@ def _glob_class(characters) -> str:
     return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in runs)
 
 
-# SQLite's GLOB finds a text holding a character outside a class. Most values
-# are plain ASCII, which a class of two ranges tells apart cheaply (all of
-# printable ASCII but the backtick is GSM-7); only the others are checked
-# against the whole of GSM-7. On PostgreSQL, TRANSLATE removes the characters.
-_GLOB_OUTSIDE_ASCII_GSM7 = "*[^ -_a-~]*"
-_GLOB_OUTSIDE_GSM7 = (
-    "*[^ -_a-~" + _glob_class(ch for ch in GSM7_BASIC | GSM7_EXTENSION if not " " <= ch <= "~") + "]*"
-)
-# The extension set: [ \ ] ^ and { | } ~ are two ranges of ASCII.
-_GLOB_EXTENSION = "*[[-^{-~€\f]*"
-_GSM7_CHARACTERS = "".join(sorted(GSM7_BASIC | GSM7_EXTENSION))
+def _regex_class(characters) -> str:
+    """A PostgreSQL bracket expression's inside, every character spelt out."""
+    return "".join("\\" + ch if ch in "\\[]^-" else ch for ch in sorted(set(characters)))
+
+
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
+# Plain: printable ASCII that GSM-7 carries in one septet (all but the
+# backtick and the extension set). Most values hold nothing else, and one
+# short class tells them apart; only the others are looked at closely.
+_PLAIN = [ch for ch in map(chr, range(0x20, 0x7F)) if ch in GSM7_BASIC]
+_GLOB_NOT_PLAIN = f"*[^{_glob_class(_PLAIN)}]*"
+_GLOB_OUTSIDE_GSM7 = f"*[^{_glob_class(_GSM7)}]*"
+_GLOB_EXTENSION = f"*[{_glob_class(GSM7_EXTENSION)}]*"
+_REGEX_NOT_PLAIN = f"[^{_regex_class(_PLAIN)}]"
+_REGEX_OUTSIDE_GSM7 = f"[^{_regex_class(_GSM7)}]"
+_REGEX_EXTENSION = f"[{_regex_class(GSM7_EXTENSION)}]"
 _EXTENSION_CHARACTERS = "".join(sorted(GSM7_EXTENSION))
 
 
-class OutsideGsm7(Func):
-    """Whether a text holds a character GSM-7 cannot carry, as SQL, so that
-    one scan of the people answers it for everyone."""
-
-    arity = 1
-    output_field = BooleanField()
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        sql, params = compiler.compile(self.source_expressions[0])
-        # CASE, not AND: SQLite evaluates both sides of an AND that is a value.
-        return (
-            f"(CASE WHEN {sql} GLOB %s THEN {sql} GLOB %s ELSE 0 END)",
-            (*params, _GLOB_OUTSIDE_ASCII_GSM7, *params, _GLOB_OUTSIDE_GSM7),
-        )
-
-    def as_sql(self, compiler, connection, **extra_context):
-        sql, params = compiler.compile(self.source_expressions[0])
-        return f"(LENGTH(TRANSLATE({sql}, %s, '')) > 0)", (*params, _GSM7_CHARACTERS)
-
-
-class Septets(Func):
-    """A GSM-7 text's length in septets: a character of the extension set
-    (such as € or {) takes two."""
+class Gsm7Cost(Func):
+    """What a text costs in an SMS, as SQL, so that one scan of the people
+    reads it for everyone: its length in septets when GSM-7 carries it (a
+    character of the extension set, such as € or {, takes two), or minus its
+    length in characters when it holds a character outside GSM-7 (then the
+    whole SMS goes as UCS-2)."""
 
     arity = 1
     output_field = IntegerField()
 
     def as_sqlite(self, compiler, connection, **extra_context):
         sql, params = compiler.compile(self.source_expressions[0])
-        # Few values hold one, so the characters are counted only in those.
-        without = sql
-        for _ch in _EXTENSION_CHARACTERS:
-            without = f"REPLACE({without}, %s, '')"
+        without_extension = sql
+        for _character in _EXTENSION_CHARACTERS:
+            without_extension = f"REPLACE({without_extension}, %s, '')"
         return (
-            f"(CASE WHEN {sql} GLOB %s THEN 2 * LENGTH({sql}) - LENGTH({without}) ELSE LENGTH({sql}) END)",
-            (*params, _GLOB_EXTENSION, *params, *params, *_EXTENSION_CHARACTERS),
-        )
+            f"(CASE WHEN NOT {sql} GLOB %s THEN LENGTH({sql})"
+            f" WHEN {sql} GLOB %s THEN -LENGTH({sql})"
+            f" WHEN {sql} GLOB %s THEN 2 * LENGTH({sql}) - LENGTH({without_extension})"
+            f" ELSE LENGTH({sql}) END)",
+            (
+                *params, _GLOB_NOT_PLAIN, *params,
+                *params, _GLOB_OUTSIDE_GSM7, *params,
+                *params, _GLOB_EXTENSION, *params, *params, *_EXTENSION_CHARACTERS,
+                *params,
+            ),
+        )  # fmt: skip
 
     def as_sql(self, compiler, connection, **extra_context):
+        # PostgreSQL: regular expressions (compiled once, cached).
         sql, params = compiler.compile(self.source_expressions[0])
         return (
-            f"(2 * LENGTH({sql}) - LENGTH(TRANSLATE({sql}, %s, '')))",
-            (*params, *params, _EXTENSION_CHARACTERS),
-        )
+            f"(CASE WHEN {sql} !~ %s THEN LENGTH({sql})"
+            f" WHEN {sql} ~ %s THEN -LENGTH({sql})"
+            f" WHEN {sql} ~ %s THEN 2 * LENGTH({sql}) - LENGTH(TRANSLATE({sql}, %s, ''))"
+            f" ELSE LENGTH({sql}) END)",
+            (
+                *params, _REGEX_NOT_PLAIN, *params,
+                *params, _REGEX_OUTSIDE_GSM7, *params,
+                *params, _REGEX_EXTENSION, *params, *params, _EXTENSION_CHARACTERS,
+                *params,
+            ),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -217,9 +221,7 @@ class TokenValues:
 
 
 NO_VALUES = TokenValues(0, 0, 0)
-
-
-ALL_PEOPLE = 10**15
+ALL_PEOPLE = 10**15  # a slice beyond any number of people
 
 
 @dataclass(frozen=True)
@@ -248,27 +250,25 @@ def people_values(fields: Iterable[str]) -> PeopleValues:
     columns = {}
     aggregates = {"people": Count("pk")}
     for name in fields:
+        cost = f"{name}__cost"
         if isinstance(Lead._meta.get_field(name), CharField):
-            columns |= {
-                f"{name}__o": OutsideGsm7(name),
-                f"{name}__s": Septets(name),
-                f"{name}__l": Length(name),
-            }
-            aggregates[f"{name}__gsm7"] = Max(Case(When(**{f"{name}__o": False}, then=f"{name}__s")))
-            aggregates[f"{name}__outside"] = Max(Case(When(**{f"{name}__o": True}, then=f"{name}__l")))
-            aggregates[f"{name}__people_outside"] = Sum(Cast(f"{name}__o", IntegerField()))
+            columns[cost] = Gsm7Cost(name)
+            aggregates[f"{name}__gsm7"] = Max(cost)
+            aggregates[f"{name}__outside"] = Min(cost)
+            aggregates[f"{name}__people_outside"] = Count("pk", filter=Q(**{f"{cost}__lt": 0}))
         else:  # a number: digits and a sign, all GSM-7
-            columns[f"{name}__s"] = Length(Cast(name, CharField()))
-            aggregates[f"{name}__gsm7"] = Max(f"{name}__s")
-    # The slice has Django aggregate over a subquery: each value is checked
-    # once per row, not once per aggregate (SQLite runs it as a co-routine).
+            columns[cost] = Length(Cast(name, CharField()))
+            aggregates[f"{name}__gsm7"] = Max(cost)
+    # The slice has Django aggregate over a subquery, so each value's cost is
+    # worked out once per row, not once per aggregate (SQLite runs the
+    # subquery as a co-routine: nothing is stored).
     row = Lead.objects.order_by().annotate(**columns)[:ALL_PEOPLE].aggregate(**aggregates)
     return PeopleValues(
         people=row["people"],
         fields={
             name: TokenValues(
-                longest_gsm7=row[f"{name}__gsm7"] or 0,
-                longest_outside=row.get(f"{name}__outside") or 0,
+                longest_gsm7=max(row[f"{name}__gsm7"] or 0, 0),
+                longest_outside=-min(row.get(f"{name}__outside") or 0, 0),
                 people_outside=row.get(f"{name}__people_outside") or 0,
             )
             for name in fields
@@ -334,7 +334,7 @@ def count_received(text: str, values: PeopleValues | None = None) -> ReceivedCou
             outside.append(count_segments(_filled(text, lengths, ucs2=True), ucs2=True))
     defaults = {m.group("field") for m in _TOKEN.finditer(text) if _outside_gsm7(m.group("default") or "")}
     for name in defaults & set(fields):
-        # Nobody's value: the default.
+        # People without a value get the default: UCS-2 for them.
         outside.append(count_segments(_filled(text, {**longest, name: 0})))
     outside_count = _longer(*outside) if outside else None
     return ReceivedCount(
