@@ -12,7 +12,7 @@ counts at its longest value among the people in the database (see
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from django.core.exceptions import ValidationError
 from django.db.models import CharField, Count, Func, IntegerField, Max, Min, Q
@@ -228,6 +228,15 @@ ALL_PEOPLE = 10**15  # a slice beyond any number of people
 class PeopleValues:
     people: int
     fields: dict  # field name → TokenValues
+
+    def to_dict(self) -> dict:
+        return {"people": self.people, "fields": {name: astuple(v) for name, v in self.fields.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PeopleValues":
+        return cls(
+            people=data["people"], fields={name: TokenValues(*v) for name, v in data["fields"].items()}
+        )
 
 
 def token_fields(text: str) -> list[str]:

@@ -210,3 +210,43 @@ def test_a_personalised_message_over_1600_characters_is_flagged(staff_client):
     LeadFactory(city="C" * 100)
     html = live(staff_client, SmsMessageFactory(), text="y" * 1580 + "{{lead.city}}")
     assert "The longest message is 1,680 characters; Vibes takes at most 1,600." in html
+
+
+def lead_queries_of(client, message, **params):
+    with CaptureQueriesContext(connection) as queries:
+        html = live(client, message, **params)
+    return html, [q["sql"] for q in queries.captured_queries if '"smscampaigns_lead"' in q["sql"]]
+
+
+def reading_of(html):
+    return html.split('name="reading" value="')[1].split('"')[0]
+
+
+def test_typing_uses_the_reading_of_the_people_again(staff_client):
+    LeadFactory(first_name="Bartholomew", city="Oslo")
+    message = SmsMessageFactory()
+    html, queries = lead_queries_of(staff_client, message, text="Hi {{lead.first_name}}")
+    assert len(queries) == 1
+    reading = reading_of(html)
+    # More typing, the same token: nobody is read again, and the count is the same truth.
+    html, queries = lead_queries_of(staff_client, message, text="Hello {{lead.first_name}}!", reading=reading)
+    assert queries == []
+    assert '<span class="big-number" data-characters>18</span>' in html
+    assert reading_of(html) == reading
+    # Another token: the people are read again.
+    html, queries = lead_queries_of(
+        staff_client, message, text="{{lead.first_name}} {{lead.city}}", reading=reading
+    )
+    assert len(queries) == 1
+    assert reading_of(html) != reading
+
+
+def test_a_reading_that_was_tampered_with_is_not_used(staff_client):
+    LeadFactory(first_name="Bartholomew")
+    message = SmsMessageFactory()
+    html, _ = lead_queries_of(staff_client, message, text="Hi {{lead.first_name}}")
+    reading = reading_of(html)
+    forged = reading[:3] + ("A" if reading[3] != "A" else "B") + reading[4:]
+    html, queries = lead_queries_of(staff_client, message, text="Hi {{lead.first_name}}", reading=forged)
+    assert len(queries) == 1
+    assert "first name: 11 characters" in html
