@@ -4,9 +4,11 @@ changes and the Vibes callbacks about its number, newest first."""
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
-from vibes.models import CallbackEvent, SubscriptionChange
+from vibes.models import CallbackEvent, Subscription, SubscriptionChange
 
 from .models import Outcome, RunResult
 
@@ -40,16 +42,24 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
             details.append(_("delivery: %(status)s") % {"status": result.delivery_status})
         text += "".join(f" · {d}" for d in details if d)
         entries.append(ActivityEntry(result.updated_at or step.run.created_at, _("SMS"), text))
-    changes = SubscriptionChange.objects.filter(lead=lead).select_related("subscription__vibes_list")[:limit]
+    changes = SubscriptionChange.objects.filter(lead=lead).select_related("vibes_list")[:limit]
     for change in changes:
-        entries.append(
-            ActivityEntry(
-                change.created_at,
-                _("Subscription"),
-                f"{change.subscription.vibes_list}: {change.old_status or '—'} → {change.new_status}"
-                f" ({change.get_source_display()}{', ' + change.note if change.note else ''})",
-            )
+        text = "{}: {} → {} ({}{})".format(
+            change.vibes_list,
+            _status_label(change.old_status),
+            _status_label(change.new_status),
+            change.get_source_display(),
+            ", " + change.note if change.note else "",
         )
+        if change.effect != SubscriptionChange.Effect.APPLIED:
+            text += " · " + change.get_effect_display()
+        # Changes are ordered by their own time, which a late callback shows apart from its arrival.
+        if change.occurred_at.replace(microsecond=0) != change.recorded_at.replace(microsecond=0):
+            text += " · " + _("event time %(occurred)s, arrived %(recorded)s") % {
+                "occurred": _moment(change.occurred_at),
+                "recorded": _moment(change.recorded_at),
+            }
+        entries.append(ActivityEntry(change.recorded_at, _("Subscription"), text))
     if lead.mobile_phone:
         for event in CallbackEvent.objects.filter(mdn=lead.mobile_phone)[:limit]:
             entries.append(
@@ -61,3 +71,11 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
             )
     entries.sort(key=lambda entry: entry.when, reverse=True)
     return entries[:limit]
+
+
+def _status_label(status: str) -> str:
+    return Subscription.Status(status).label if status in Subscription.Status.values else status or "—"
+
+
+def _moment(when: datetime) -> str:
+    return date_format(localtime(when), "DATETIME_FORMAT")

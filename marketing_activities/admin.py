@@ -11,7 +11,14 @@ from smscampaigns.admin import LeadAdmin
 from smscampaigns.models import Lead
 
 from .activity import lead_activity
-from .runner import CampaignCannotRun, campaign_preview, campaign_start, run_dispatch, run_resume, run_retry_uncertain
+from .runner import (
+    CampaignCannotRun,
+    campaign_preview,
+    campaign_start,
+    run_dispatch,
+    run_resume,
+    run_retry_uncertain,
+)
 from .runner.report import step_summary
 from .sms_text import count_received, count_received_many
 
@@ -37,7 +44,9 @@ class FolderAdmin(admin.ModelAdmin):
     autocomplete_fields = ("parent",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("parent").annotate(program_total=Count("programs"))
+        return (
+            super().get_queryset(request).select_related("parent").annotate(program_total=Count("programs"))
+        )
 
     @admin.display(description=_("programs"), ordering="program_total")
     def program_count(self, obj):
@@ -113,7 +122,15 @@ class FlowStepInline(admin.TabularInline):
 
 @admin.register(SmartCampaign)
 class SmartCampaignAdmin(admin.ModelAdmin):
-    list_display = ("name", "program", "qualification_rule", "schedule", "is_active", "next_run_at", "updated_at")
+    list_display = (
+        "name",
+        "program",
+        "qualification_rule",
+        "schedule",
+        "is_active",
+        "next_run_at",
+        "updated_at",
+    )
     list_filter = ("is_active", "schedule", "qualification_rule", "program__folder")
     search_fields = ("name", "description")
     autocomplete_fields = ("program",)
@@ -124,7 +141,10 @@ class SmartCampaignAdmin(admin.ModelAdmin):
     actions = ("run_now", "preview_audience")
     fieldsets = (
         (None, {"fields": ("name", "description", "program", "smart_list", "qualification_rule")}),
-        (_("Schedule"), {"fields": ("is_active", "schedule", "run_at", "run_time", "run_weekday", "next_run_at")}),
+        (
+            _("Schedule"),
+            {"fields": ("is_active", "schedule", "run_at", "run_time", "run_weekday", "next_run_at")},
+        ),
         (_("Can it run?"), {"fields": ("flow_problems",)}),
     )
 
@@ -143,9 +163,13 @@ class SmartCampaignAdmin(admin.ModelAdmin):
             try:
                 run = campaign_start(campaign=campaign, trigger="admin", user=request.user)
             except CampaignCannotRun as error:
-                self.message_user(request, f"{campaign}: {' '.join(map(str, error.problems))}", messages.ERROR)
+                self.message_user(
+                    request, f"{campaign}: {' '.join(map(str, error.problems))}", messages.ERROR
+                )
             else:
-                self.message_user(request, _("%(campaign)s: run %(run)s started.") % {"campaign": campaign, "run": run.pk})
+                self.message_user(
+                    request, _("%(campaign)s: run %(run)s started.") % {"campaign": campaign, "run": run.pk}
+                )
 
     @admin.action(description=_("Preview audience (nothing is sent)"), permissions=["view"])
     def preview_audience(self, request, queryset):
@@ -180,7 +204,17 @@ class RunStepInline(admin.TabularInline):
 
 @admin.register(CampaignRun)
 class CampaignRunAdmin(admin.ModelAdmin):
-    list_display = ("pk", "campaign", "status", "trigger", "dry_run", "audience", "progress", "created_at", "finished_at")
+    list_display = (
+        "pk",
+        "campaign",
+        "status",
+        "trigger",
+        "dry_run",
+        "audience",
+        "progress",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status", "trigger", "dry_run")
     search_fields = ("campaign__name",)
     list_select_related = ("campaign",)
@@ -198,7 +232,9 @@ class CampaignRunAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, _("Run %(run)s resumed.") % {"run": run.pk})
 
-    @admin.action(description=_("Send the uncertain calls again (they may have gone out)"), permissions=["change"])
+    @admin.action(
+        description=_("Send the uncertain calls again (they may have gone out)"), permissions=["change"]
+    )
     def retry_uncertain(self, request, queryset):
         for run in queryset:
             try:
@@ -209,7 +245,11 @@ class CampaignRunAdmin(admin.ModelAdmin):
             run_dispatch(run)
             self.message_user(
                 request,
-                ngettext("Run %(run)s: %(count)s call queued again.", "Run %(run)s: %(count)s calls queued again.", count)
+                ngettext(
+                    "Run %(run)s: %(count)s call queued again.",
+                    "Run %(run)s: %(count)s calls queued again.",
+                    count,
+                )
                 % {"run": run.pk, "count": count},
             )
 
@@ -223,7 +263,17 @@ class CampaignRunAdmin(admin.ModelAdmin):
 
 @admin.register(RunResult)
 class RunResultAdmin(admin.ModelAdmin):
-    list_display = ("run_step", "lead", "outcome", "phone", "duplicate_of", "error_code", "detail", "delivery_status", "updated_at")
+    list_display = (
+        "run_step",
+        "lead",
+        "outcome",
+        "phone",
+        "duplicate_of",
+        "error_code",
+        "detail",
+        "delivery_status",
+        "updated_at",
+    )
     list_filter = ("outcome",)
     search_fields = ("phone", "lead__email")
     raw_id_fields = ("run_step", "lead", "duplicate_of")

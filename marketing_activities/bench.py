@@ -40,7 +40,11 @@ def _campaign(program, message, vibes_list, name, rules):
     campaign.smart_list.definition = {"logic": "all", "rules": rules}
     campaign.smart_list.save()
     FlowStep.objects.create(
-        campaign=campaign, position=0, action=FlowStep.Action.SEND_SMS, sms_message=message, vibes_list=vibes_list
+        campaign=campaign,
+        position=0,
+        action=FlowStep.Action.SEND_SMS,
+        sms_message=message,
+        vibes_list=vibes_list,
     )
     return campaign
 
@@ -50,7 +54,9 @@ def _score_below_for(calls: int, leads: int) -> int:
     return max(1, min(100, round(calls * 100 / (leads * 0.27))))
 
 
-def build(*, leads: int, limited_calls: int = 3000, unlimited_calls: int = 30000, seed: int = 1, progress=None) -> BenchData:
+def build(
+    *, leads: int, limited_calls: int = 3000, unlimited_calls: int = 30000, seed: int = 1, progress=None
+) -> BenchData:
     """Write the synthetic people and campaigns with plain multi-row inserts."""
     rng = random.Random(seed)
     vibes_list, _ = VibesList.objects.get_or_create(vibes_id=LIST_ID, defaults={"name": "SMS Newsletter"})
@@ -60,17 +66,26 @@ def build(*, leads: int, limited_calls: int = 3000, unlimited_calls: int = 30000
     folder, _ = Folder.objects.get_or_create(name="Benchmark", parent=None)
     program, _ = Program.objects.get_or_create(name="Benchmark", folder=folder)
     message, _ = SmsMessage.objects.get_or_create(
-        program=program, name="Benchmark SMS", defaults={"text": 'Hi {{lead.first_name|default:"there"}}, 20% off today.'}
+        program=program,
+        name="Benchmark SMS",
+        defaults={"text": 'Hi {{lead.first_name|default:"there"}}, 20% off today.'},
     )
     us = [{"field": "country", "op": "is", "value": "US"}]
     plan = _campaign(program, message, vibes_list, f"Send to {leads}", us)
     limited = _campaign(
-        program, message, vibes_list, "Rate-limited sample",
+        program,
+        message,
+        vibes_list,
+        "Rate-limited sample",
         us + [{"field": "lead_score", "op": "less", "value": _score_below_for(limited_calls, leads)}],
     )
     unlimited = _campaign(
-        program, message, vibes_list, "Unlimited sample",
-        us + [{"field": "lead_score", "op": "greater", "value": 99 - _score_below_for(unlimited_calls, leads)}],
+        program,
+        message,
+        vibes_list,
+        "Unlimited sample",
+        us
+        + [{"field": "lead_score", "op": "greater", "value": 99 - _score_below_for(unlimited_calls, leads)}],
     )
 
     lead_table = connection.ops.quote_name(Lead._meta.db_table)
@@ -92,8 +107,22 @@ def build(*, leads: int, limited_calls: int = 3000, unlimited_calls: int = 30000
                 if phone:
                     previous_phone = phone
                 people.append(
-                    (lead_id, "Pat", "Doe", f"p{lead_id}@bench.invalid", phone, "US", "", "", "bench",
-                     rng.randrange(100), rng.random() < 0.02, rng.random() < 0.01, now, now)
+                    (
+                        lead_id,
+                        "Pat",
+                        "Doe",
+                        f"p{lead_id}@bench.invalid",
+                        phone,
+                        "US",
+                        "",
+                        "",
+                        "bench",
+                        rng.randrange(100),
+                        rng.random() < 0.02,
+                        rng.random() < 0.01,
+                        now,
+                        now,
+                    )
                 )
                 if rng.random() < 0.30:
                     subscriptions.append((lead_id, vibes_list.pk, "subscribed", "", "", now))

@@ -32,14 +32,26 @@ SOURCES = ("Web form", "Trade show", "In-store", "Referral", "Partner")
 
 MESSAGES = {
     "Black Friday SMS": [
-        ("Black Friday teaser", 'Hi {{lead.first_name|default:"there"}}! Black Friday starts Friday 6am: 30% off everything in store and online. Reply STOP to opt out.'),
-        ("Black Friday last call", "Last call: Black Friday deals end at midnight. Show this text in store for an extra 10%. Reply STOP to opt out."),
+        (
+            "Black Friday teaser",
+            'Hi {{lead.first_name|default:"there"}}! Black Friday starts Friday 6am: 30% off everything in store and online. Reply STOP to opt out.',
+        ),
+        (
+            "Black Friday last call",
+            "Last call: Black Friday deals end at midnight. Show this text in store for an extra 10%. Reply STOP to opt out.",
+        ),
     ],
     "SMS Newsletter 2026": [
-        ("November newsletter", "News from us: the winter collection is here. See it first: https://example.com/w Reply STOP to opt out."),
+        (
+            "November newsletter",
+            "News from us: the winter collection is here. See it first: https://example.com/w Reply STOP to opt out.",
+        ),
     ],
     "Store Openings": [
-        ("Stockholm opening", "Hej {{lead.first_name}}! Vår nya butik på Drottninggatan öppnar lördag kl 10 – välkommen! Svara STOP för att avsluta."),
+        (
+            "Stockholm opening",
+            "Hej {{lead.first_name}}! Vår nya butik på Drottninggatan öppnar lördag kl 10 – välkommen! Svara STOP för att avsluta.",
+        ),
     ],
 }
 
@@ -144,18 +156,22 @@ def _demo_people(count: int):
                 phone = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
         if phone and phone not in numbers:
             numbers.append(phone)
-        yield {
-            "first_name": first,
-            "last_name": last,
-            "email": f"{first}.{last}.{index}@example.com".lower(),
-            "mobile_phone": phone,
-            "country": country,
-            "city": {"US": "New York", "SE": "Stockholm", "DE": "Berlin"}[country],
-            "lead_source": rng.choice(SOURCES),
-            "lead_score": rng.randrange(0, 100),
-            "blocklisted": rng.random() < 0.02,
-            "marketing_suspended": rng.random() < 0.01,
-        }, rng.random(), rng.random()
+        yield (
+            {
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first}.{last}.{index}@example.com".lower(),
+                "mobile_phone": phone,
+                "country": country,
+                "city": {"US": "New York", "SE": "Stockholm", "DE": "Berlin"}[country],
+                "lead_source": rng.choice(SOURCES),
+                "lead_score": rng.randrange(0, 100),
+                "blocklisted": rng.random() < 0.02,
+                "marketing_suspended": rng.random() < 0.01,
+            },
+            rng.random(),
+            rng.random(),
+        )
 
 
 @transaction.atomic
@@ -196,7 +212,9 @@ def seed_demo(*, people: int = 1000) -> DemoReport:
 
     for spec in CAMPAIGNS:
         campaign, created = SmartCampaign.objects.get_or_create(
-            program=programs[spec["program"]], name=spec["name"], defaults={"description": spec["description"]}
+            program=programs[spec["program"]],
+            name=spec["name"],
+            defaults={"description": spec["description"]},
         )
         if not created:
             continue
@@ -229,16 +247,25 @@ def seed_demo(*, people: int = 1000) -> DemoReport:
         now = timezone.now()
         if lead.mobile_phone:
             if roll_news < 0.45:
-                Subscription.objects.create(lead=lead, vibes_list=lists["101"], status="subscribed", opt_in_date=now)
+                Subscription.objects.create(
+                    lead=lead, vibes_list=lists["101"], status="subscribed", opt_in_date=now
+                )
             elif roll_news < 0.52:
-                Subscription.objects.create(lead=lead, vibes_list=lists["101"], status="pending", pending_since=now)
+                Subscription.objects.create(
+                    lead=lead, vibes_list=lists["101"], status="pending", pending_since=now
+                )
             elif roll_news < 0.57:
                 Subscription.objects.create(
-                    lead=lead, vibes_list=lists["101"], status="unsubscribed",
-                    opt_out_date=now, opt_out_reason="user_opt_out",
+                    lead=lead,
+                    vibes_list=lists["101"],
+                    status="unsubscribed",
+                    opt_out_date=now,
+                    opt_out_reason="user_opt_out",
                 )
             if roll_vip < 0.2:
-                Subscription.objects.create(lead=lead, vibes_list=lists["102"], status="subscribed", opt_in_date=now)
+                Subscription.objects.create(
+                    lead=lead, vibes_list=lists["102"], status="subscribed", opt_in_date=now
+                )
     report.leads_created = len(new_people)
 
     User = get_user_model()

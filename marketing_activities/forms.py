@@ -1,5 +1,7 @@
 """Forms of the Marketing Activities screens. They read and check input; services write."""
 
+import contextlib
+
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.text import capfirst
@@ -7,11 +9,14 @@ from django.utils.translation import gettext_lazy as _
 
 from smscampaigns.smartlists import (
     FIELDS,
+    MAX_RULES,
     OPERATOR_LABELS,
     VALUELESS_OPS,
+    check_rule_count,
     parse_definition,
     parse_logic,
     parse_rule,
+    printable,
 )
 from vibes.models import AcquisitionCampaign, Subscription, VibesList
 
@@ -173,17 +178,19 @@ MEMBERSHIP_STATUSES = [
     ("unsubscribed", Subscription.Status.UNSUBSCRIBED.label),
     ("any", _("any status")),
 ]
-MAX_RULES = 100
 _TRUE_WORDS = ("true", "yes", "1")
 _FALSE_WORDS = ("false", "no", "0")
 
 
 def _text(value) -> str:
+    """A stored or posted part of a rule as the page shows it. Characters no
+    page (and no database) can carry, stored before the rules refused them
+    or posted, are replaced."""
     if value is None:
         return ""
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+        value = ", ".join(str(v) for v in value)
+    return printable(str(value))
 
 
 class RuleRow:
@@ -320,12 +327,24 @@ class SmartListEditor:
     def from_definition(cls, definition) -> "SmartListEditor":
         definition = definition if isinstance(definition, dict) else {}
         rules = definition.get("rules", [])
-        rules = rules if isinstance(rules, list) else []
+        rules = [raw if isinstance(raw, dict) else {} for raw in rules] if isinstance(rules, list) else []
         logic = definition.get("logic", "all")
-        return cls(
-            rules=[rule if isinstance(rule, dict) else {} for rule in rules],
-            logic=logic if isinstance(logic, str) else _text(logic),
-        )
+        # A stored definition of another shape shows its problems (check), not a crash.
+        editor = cls(rules=rules[:MAX_RULES], logic=logic if isinstance(logic, str) else "")
+        try:
+            check_rule_count(len(rules))
+        except ValidationError as error:
+            # Stored before the limit: thousands of rows would take long to show, and
+            # more than the browser may post back, so the tab offers the first ones.
+            editor.errors = [
+                *error.messages,
+                _(
+                    "Only the first %(max)s are shown, and saving keeps only these. "
+                    "Until the smart list is within the limit, the campaign cannot run."
+                )
+                % {"max": MAX_RULES},
+            ]
+        return editor
 
     @classmethod
     def from_post(cls, data, *, field_changed: int | None = None) -> "SmartListEditor":
@@ -333,32 +352,32 @@ class SmartListEditor:
         the marketer just chose; its operator follows the field when the old
         one does not apply. Every other field and operator stays as posted."""
         try:
-            count = int(data.get("rule_count", ""))
+            # Every rule posts fields of its own, so there are never more rules than fields.
+            count = min(int(data.get("rule_count", "")), len(data))
         except ValueError:
             count = -1
+
+        def posted(key, default=""):
+            return printable(data.get(key, default))
+
         rules = []
-        for index in range(min(count, MAX_RULES)):
+        for index in range(count):
             prefix = f"rule-{index}-"
-            name = data.get(prefix + "field", "")
+            name = posted(prefix + "field")
             field = FIELDS.get(name)
-            op = data.get(prefix + "op", "")
+            op = posted(prefix + "op")
             if index == field_changed and field is not None and op not in field.ops:
                 op = field.ops[0]
             rule = {"field": name, "op": op}
             if op not in VALUELESS_OPS:
-                rule["value"] = data.get(prefix + "value", "")
+                rule["value"] = posted(prefix + "value")
             if (field is not None and field.kind == "vibes_list") or prefix + "status" in data:
-                rule["status"] = data.get(prefix + "status") or "subscribed"
+                rule["status"] = posted(prefix + "status") or "subscribed"
             rules.append(rule)
         mode = data.get("logic_mode", "all")
-        editor = cls(rules=rules, logic=mode if mode in ("all", "any") else data.get("logic", ""))
+        editor = cls(rules=rules, logic=mode if mode in ("all", "any") else posted("logic"))
         if count < 0:
             editor.refusal = _("Nothing was saved: the form came without its rules. Reload the page.")
-        elif count > MAX_RULES:
-            # Storing the first rules would drop the others.
-            editor.refusal = _("Nothing was saved: the editor saves at most %(max_rules)s rules.") % {
-                "max_rules": MAX_RULES
-            }
         return editor
 
     @property
@@ -372,6 +391,10 @@ class SmartListEditor:
     @property
     def full(self):
         return len(self.rows) >= MAX_RULES
+
+    @property
+    def over_limit(self):
+        return len(self.rows) > MAX_RULES
 
     def add_rule(self) -> bool:
         if self.full:
@@ -389,8 +412,9 @@ class SmartListEditor:
         rules = []
         for row in self.rows:
             rule = dict(row.raw)
-            if row.field and row.field.kind == "vibes_list" and str(rule.get("value", "")).isdigit():
-                rule["value"] = int(rule["value"])
+            if row.field and row.field.kind == "vibes_list" and str(rule.get("value", "")).isdecimal():
+                with contextlib.suppress(ValueError):  # too many digits: the rule says "no such list"
+                    rule["value"] = int(rule["value"])
             rules.append(rule)
         return {"logic": self.logic, "rules": rules}
 

@@ -162,9 +162,7 @@ class SmartCampaign(models.Model):
     is_active = models.BooleanField(
         _("active"), default=False, help_text=_("Only active campaigns run on their schedule.")
     )
-    schedule = models.CharField(
-        _("schedule"), max_length=8, choices=Schedule.choices, default=Schedule.NONE
-    )
+    schedule = models.CharField(_("schedule"), max_length=8, choices=Schedule.choices, default=Schedule.NONE)
     run_at = models.DateTimeField(_("run at"), null=True, blank=True)
     run_time = models.TimeField(_("time of day"), null=True, blank=True)
     run_weekday = models.PositiveSmallIntegerField(
@@ -234,9 +232,7 @@ class SmartCampaign(models.Model):
         try:
             definition = self.smart_list.parsed()
         except ValidationError as error:
-            problems.extend(
-                _("Smart list: %(problem)s") % {"problem": message} for message in error.messages
-            )
+            problems.extend(_("Smart list: %(problem)s") % {"problem": message} for message in error.messages)
         else:
             if not definition.rules:
                 problems.append(_("The smart list has no rules, so nobody qualifies."))
@@ -252,9 +248,7 @@ class SmartCampaign(models.Model):
         if self.run_time is None:
             return None
         local_after = timezone.localtime(after)
-        candidate = timezone.make_aware(
-            datetime.datetime.combine(local_after.date(), self.run_time)
-        )
+        candidate = timezone.make_aware(datetime.datetime.combine(local_after.date(), self.run_time))
         if self.schedule == self.Schedule.WEEKLY and self.run_weekday is not None:
             candidate += datetime.timedelta(days=(self.run_weekday - candidate.weekday()) % 7)
             step = datetime.timedelta(days=7)
@@ -342,9 +336,7 @@ class FlowStep(models.Model):
                     "list": self.vibes_list,
                 }
         elif self.acquisition_campaign_id:
-            problems["acquisition_campaign"] = _(
-                "Only Subscribe to Vibes List uses an acquisition campaign."
-            )
+            problems["acquisition_campaign"] = _("Only Subscribe to Vibes List uses an acquisition campaign.")
         return problems
 
     def clean(self):
@@ -474,9 +466,7 @@ class RunStep(models.Model):
         verbose_name = _("run step")
         verbose_name_plural = _("run steps")
         ordering = ["run", "position"]
-        constraints = [
-            models.UniqueConstraint(fields=["run", "position"], name="run_step_position_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="run_step_position_unique")]
 
     def __str__(self):
         return f"{self.position + 1}. {self.get_action_display()}"
@@ -572,9 +562,7 @@ class RunResult(models.Model):
         indexes = [
             # A lead's SMS activity: the calls made for it. Skips are most of
             # the rows and are left out of the index to keep planning fast.
-            models.Index(
-                fields=["lead"], condition=models.Q(outcome__lt=30), name="run_result_lead_activity"
-            )
+            models.Index(fields=["lead"], condition=models.Q(outcome__lt=30), name="run_result_lead_activity")
         ]
 
     def __str__(self):

@@ -3,6 +3,7 @@ import io
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms.fields import InvalidJSONInput
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
@@ -112,10 +113,35 @@ class LeadAdmin(admin.ModelAdmin):
         )
 
 
+class DefinitionField(forms.JSONField):
+    """The smart list's JSON as typed, refused with a message when Python cannot read it."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except (RecursionError, ValueError):
+            # Nested deeper than Python reads, or an integer of more than 4,300 digits.
+            raise ValidationError(
+                _("This JSON cannot be read: it is nested too deeply or holds a number too long."),
+                code="invalid",
+            ) from None
+
+    def bound_data(self, data, initial):
+        # Shown again exactly as typed, whatever it holds: nothing typed is lost to a re-encoding.
+        if isinstance(data, str) and not self.disabled:
+            return InvalidJSONInput(data)
+        return super().bound_data(data, initial)
+
+    def prepare_value(self, value):
+        # A smart list saved before unpaired surrogates were refused would not encode as UTF-8.
+        return super().prepare_value(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class SmartListForm(forms.ModelForm):
     class Meta:
         model = SmartList
         fields = ("name", "definition")
+        field_classes = {"definition": DefinitionField}
         widgets = {"definition": forms.Textarea(attrs={"rows": 12, "cols": 90})}
 
 

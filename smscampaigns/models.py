@@ -130,10 +130,14 @@ class SmartList(models.Model):
         """The people this smart list picks, as one query."""
         return Lead.objects.filter(self.parsed().to_q())
 
+    # These two read whatever is stored, even a definition that no longer
+    # passes the rules (written before them): pages list it, then show its problems.
     @property
     def rules(self):
-        return self.definition.get("rules", []) if isinstance(self.definition, dict) else []
+        rules = self.definition.get("rules", []) if isinstance(self.definition, dict) else []
+        return rules if isinstance(rules, list) else []
 
     @property
     def logic(self):
-        return self.definition.get("logic", "all") if isinstance(self.definition, dict) else "all"
+        logic = self.definition.get("logic", "all") if isinstance(self.definition, dict) else "all"
+        return logic if isinstance(logic, str) else ""

@@ -64,8 +64,7 @@ class ImportReport:
 
     def summary(self):
         return _(
-            "%(rows)s rows read: %(created)s leads created, %(updated)s updated, "
-            "%(skipped)s rows skipped."
+            "%(rows)s rows read: %(created)s leads created, %(updated)s updated, %(skipped)s rows skipped."
         ) % {
             "rows": self.rows,
             "created": self.created,
@@ -111,9 +110,7 @@ def _clean_row(values: dict[str, str]) -> tuple[dict, list[str]]:
             else:
                 max_length = Lead._meta.get_field(name).max_length
                 if len(text) > max_length:
-                    raise ValidationError(
-                        _("is longer than %(max)s characters") % {"max": max_length}
-                    )
+                    raise ValidationError(_("is longer than %(max)s characters") % {"max": max_length})
                 cleaned[name] = text
         except ValidationError as error:
             label = Lead._meta.get_field(name).verbose_name

@@ -216,6 +216,11 @@ CELERY_BEAT_SCHEDULE = {
     "run-due-campaigns": {"task": "marketing_activities.tasks.run_due_campaigns_task", "schedule": 60.0},
 }
 
+# The DEBUG error page and the error e-mails hide every secret, also the
+# credentials inside URLs (smscampaigns/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER = "smscampaigns.error_reports.SecretHidingExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "smscampaigns.error_reports.SecretHidingReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

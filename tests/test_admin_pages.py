@@ -21,14 +21,29 @@ def one_of_everything():
 
 
 @pytest.mark.parametrize(
-    "model", [m for m in admin.site._registry if m._meta.app_label in ("smscampaigns", "vibes", "marketing_activities")],
+    "model",
+    [
+        m
+        for m in admin.site._registry
+        if m._meta.app_label in ("smscampaigns", "vibes", "marketing_activities")
+    ],
     ids=lambda m: m._meta.label,
 )
 def test_admin_pages_answer(admin_client, one_of_everything, model):
     opts = model._meta
-    assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")).status_code == 200
+    assert (
+        admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")).status_code == 200
+    )
     obj = model.objects.first()
     assert obj is not None
-    assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])).status_code == 200
+    assert (
+        admin_client.get(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+        ).status_code
+        == 200
+    )
     # Records that only Vibes or a run may write have no add page (403).
-    assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add")).status_code in (200, 403)
+    assert admin_client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add")).status_code in (
+        200,
+        403,
+    )

@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from .conf import get_client
 from .exceptions import VibesError
 from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
+from .subscriptions import subscriptions_apply
 from .sync import vibes_sync
 
 
@@ -28,7 +29,9 @@ class VibesListAdmin(admin.ModelAdmin):
     inlines = (AcquisitionCampaignInline,)
     actions = ("sync_from_vibes",)
 
-    @admin.action(description=_("Sync all lists and acquisition campaigns from Vibes"), permissions=["change"])
+    @admin.action(
+        description=_("Sync all lists and acquisition campaigns from Vibes"), permissions=["change"]
+    )
     def sync_from_vibes(self, request, queryset):
         # Vibes is mirrored as a whole: the selection only starts the action.
         try:
@@ -50,22 +53,78 @@ class AcquisitionCampaignAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("lead", "vibes_list", "status", "opt_in_date", "opt_out_date", "opt_out_reason", "updated_at")
+    list_display = (
+        "lead",
+        "vibes_list",
+        "status",
+        "status_at",
+        "opt_in_date",
+        "opt_out_date",
+        "opt_out_reason",
+        "updated_at",
+    )
     list_filter = ("vibes_list", "status", "opt_out_reason")
     search_fields = ("lead__email", "lead__mobile_phone", "lead__first_name", "lead__last_name")
     list_select_related = ("lead", "vibes_list")
     raw_id_fields = ("lead",)
+    # The dates follow the status, and the status changes through the service
+    # that orders changes by their time and keeps the history.
+    readonly_fields = ("status_at", "pending_since", "opt_in_date", "opt_out_date", "updated_at")
     show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        status = obj.status
+        if change:
+            obj.status = form.initial["status"]
+            super().save_model(request, obj, form, change)
+            if status == obj.status:
+                return
+        update = subscriptions_apply(
+            lead_ids=[obj.lead_id],
+            vibes_list=obj.vibes_list,
+            status=status,
+            source=SubscriptionChange.Source.ADMIN,
+            acquisition_campaign=obj.acquisition_campaign,
+            opt_out_reason=obj.opt_out_reason,
+            person_key=obj.vibes_person_key,
+            user=request.user,
+        )
+        if update.superseded:
+            self.message_user(
+                request,
+                _("A change for this number is newer than now; the status was left as it was."),
+                messages.WARNING,
+            )
+        obj.pk = Subscription.objects.get(lead_id=obj.lead_id, vibes_list=obj.vibes_list).pk
+        obj.refresh_from_db()
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting a subscription would erase its number's opt-out, and with
+        # it the time that late events are compared with: unsubscribe instead.
+        return False
 
 
 @admin.register(SubscriptionChange)
 class SubscriptionChangeAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "lead", "old_status", "new_status", "source", "note")
-    list_filter = ("source", "new_status")
+    list_display = (
+        "recorded_at",
+        "occurred_at",
+        "lead",
+        "vibes_list",
+        "old_status",
+        "new_status",
+        "effect",
+        "source",
+        "note",
+    )
+    list_filter = ("source", "effect", "new_status")
     search_fields = ("lead__email", "lead__mobile_phone")
-    list_select_related = ("lead",)
-    raw_id_fields = ("lead", "subscription")
+    list_select_related = ("lead", "vibes_list")
+    raw_id_fields = ("lead", "subscription", "callback_event")
     show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -76,7 +135,17 @@ class CallbackEventAdmin(admin.ModelAdmin):
     list_display = ("received_at", "event_type", "mdn", "outcome", "deliveries", "note")
     list_filter = ("event_type", "outcome")
     search_fields = ("mdn", "dedupe_key")
-    readonly_fields = ("event_type", "dedupe_key", "headers", "payload", "mdn", "outcome", "note", "received_at", "deliveries")
+    readonly_fields = (
+        "event_type",
+        "dedupe_key",
+        "headers",
+        "payload",
+        "mdn",
+        "outcome",
+        "note",
+        "received_at",
+        "deliveries",
+    )
     show_full_result_count = False
 
     def has_add_permission(self, request):

@@ -10,6 +10,15 @@ is shaped like the matching API resource (`person`, `subscription_list`,
 `opt_in_date`, `opt_out_date`, `opt_out_reason`, `mobile_phone.mdn`,
 `external_person_id`).
 
+Vibes delivers in any order, too (R9): subscription events take effect by
+their own time (`opt_in_date`, `opt_out_date`; `participation_date` for
+acquisition participants), an event older than the last change applied for
+its number and list is kept as superseded and changes nothing, and at equal
+times the opt-out wins (`vibes.subscriptions`). People are found by the
+number; the external person id only picks one of the people with it, and
+when it names a lead with another number the event changes nothing (an
+opt-out still holds for its number).
+
 Nothing here calls Vibes: a callback is answered from the database alone.
 
 Delivery receipts belong to whoever sent the SMS; `vibes` must not import
@@ -24,13 +33,16 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 
@@ -38,7 +50,7 @@ from smscampaigns.models import Lead
 from smscampaigns.phones import normalize_phone_or_blank
 
 from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
-from .subscriptions import subscriptions_opt_out_number, subscriptions_set_status
+from .subscriptions import subscription_mismatch_record, subscriptions_apply, subscriptions_opt_out_number
 
 logger = logging.getLogger("vibes.callbacks")
 
@@ -159,19 +171,32 @@ def callback_source_allowed(remote_addr: str) -> bool:
 
 # --- Receiving -------------------------------------------------------------------
 
+# A Vibes callback body is a handful of levels deep. Deeper bodies are refused
+# before they are parsed: SQLite stores JSON up to 1,000 levels (2,000 before
+# 3.45) and PostgreSQL's jsonb until its stack runs out (about 10,000 levels
+# with the default 2 MB), so whatever passes is stored by every supported database.
+MAX_BODY_DEPTH = 100
+
+# Strings (so that brackets inside them are not counted) and brackets.
+_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_ALL_BUT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPENING = frozenset(b"[{")
+# The only ways to a NUL or a surrogate in parsed text: raw UTF-8 holds neither.
+_SUSPECT_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
 
 def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackResult:
     """Store one callback and apply it; answer what the view should send back.
 
-    Malformed bodies get 400 (Vibes does not retry a 4xx). A repeat of a stored
-    event counts a delivery and changes nothing else.
+    A body that can never be stored (not JSON, too deep, values no database
+    takes) gets 400: Vibes does not retry a 4xx. A repeat of a stored event
+    counts a delivery and changes nothing else. Anything the database refuses
+    otherwise gets 503, so that Vibes delivers the event again later.
     """
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return CallbackResult(400, {"error": str(_("The body is not JSON."))})
-    if not isinstance(payload, dict):
-        return CallbackResult(400, {"error": str(_("The body must be a JSON object."))})
+    payload, problem = callback_body_parse(body)
+    if problem:
+        return CallbackResult(400, {"error": problem})
     event_type = _event_type(headers, payload)
     if not event_type:
         return CallbackResult(
@@ -193,15 +218,142 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
             )
             _apply(event, payload, reference)
             event.save(update_fields=["outcome", "note", "mdn"])
-    except IntegrityError:
-        # The same event arrived twice at once; the other request stored it.
-        CallbackEvent.objects.filter(dedupe_key=key).update(deliveries=F("deliveries") + 1)
-        return CallbackResult(200, {"status": "duplicate"})
     except ReceiptHandlerFailed:
         return CallbackResult(
             503, {"error": str(_("The receipt could not be processed; deliver it again later."))}
         )
+    except IntegrityError:
+        # The same event arriving twice at once collides on the dedupe key,
+        # and then the other request has stored it. Any other refusal (a
+        # constraint, a trigger) left nothing stored and must not pass for one.
+        try:
+            if CallbackEvent.objects.filter(dedupe_key=key).update(deliveries=F("deliveries") + 1):
+                return CallbackResult(200, {"status": "duplicate"})
+        except DatabaseError:
+            pass
+        return _storage_failed(event_type)
+    except DatabaseError:
+        return _storage_failed(event_type)
     return CallbackResult(200, {"status": event.outcome})
+
+
+def _storage_failed(event_type) -> CallbackResult:
+    logger.exception("Vibes callback %r could not be stored; answered 503 so that Vibes retries", event_type)
+    return CallbackResult(503, {"error": str(_("The event could not be stored; deliver it again later."))})
+
+
+def callback_body_parse(body: bytes) -> tuple[dict | None, str]:
+    """(payload, "") for a body every supported database stores, else (None, what is wrong and where).
+
+    The checks read the whole body only when a quick look finds something to
+    check: more brackets than the depth limit, an escape that could be a NUL
+    or a surrogate, a number that is not finite.
+    """
+    if body.count(b"{") + body.count(b"[") > MAX_BODY_DEPTH and _too_deep(body):
+        return None, str(
+            _("The body is nested deeper than %(limit)d levels (at byte %(position)d).")
+            % {"limit": MAX_BODY_DEPTH, "position": _too_deep_at(body)}
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, str(_("The body is not UTF-8 (byte %(position)d).") % {"position": error.start})
+    infinite = []
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            infinite.append(number)
+        return value
+
+    try:
+        payload = json.loads(text, parse_float=finite, parse_constant=finite)
+    except json.JSONDecodeError as error:
+        return None, str(
+            _("The body is not JSON (line %(line)d, column %(column)d).")
+            % {"line": error.lineno, "column": error.colno}
+        )
+    except ValueError:
+        # Python refuses integers of more than 4,300 digits.
+        return None, str(_("The body holds a number too long to read."))
+    if not isinstance(payload, dict):
+        return None, str(_("The body must be a JSON object."))
+    if infinite or _SUSPECT_ESCAPES.search(body):
+        unstorable = _unstorable_value(payload)
+        if unstorable:
+            return None, unstorable
+    return payload, ""
+
+
+def _too_deep(body: bytes) -> bool:
+    """True when the body nests deeper than the limit, brackets inside strings aside."""
+    depth = 0
+    for bracket in _JSON_STRINGS.sub(b"", body).translate(None, _ALL_BUT_BRACKETS):
+        if bracket in _OPENING:
+            depth += 1
+            if depth > MAX_BODY_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _too_deep_at(body: bytes) -> int | None:
+    """The byte where the body goes deeper than the limit, brackets inside strings aside; or None."""
+    depth = 0
+    for match in _JSON_TOKENS.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_BODY_DEPTH:
+                return match.start()
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return None
+
+
+def _unstorable_value(payload) -> str:
+    """What no supported database stores, and where: NaN and infinities (Python reads
+    them, JSON has none), NUL characters and unpaired surrogates (PostgreSQL refuses both)."""
+    stack = [(payload, None)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if _unstorable_text(key):
+                    return _where(
+                        _("A key at %(where)s holds a NUL character or an unpaired surrogate."), where
+                    )
+                stack.append((child, (where, f".{key}")))
+        elif isinstance(value, list):
+            stack.extend((child, (where, f"[{index}]")) for index, child in enumerate(value))
+        elif isinstance(value, str):
+            if _unstorable_text(value):
+                return _where(
+                    _("The text at %(where)s holds a NUL character or an unpaired surrogate."), where
+                )
+        elif isinstance(value, float) and not math.isfinite(value):
+            return _where(_("The number at %(where)s is not finite (NaN or Infinity)."), where)
+    return ""
+
+
+def _unstorable_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _where(message, where) -> str:
+    parts = []
+    while where is not None:
+        where, part = where
+        parts.append(part)
+    path = "".join(reversed(parts)).lstrip(".") or str(_("the top level"))
+    return str(message % {"where": path[:200]})
 
 
 def dedupe_key(event_type: str, payload: dict, reference: str = "") -> str:
@@ -257,18 +409,39 @@ def _external_person_id(payload) -> str:
     return str(value).strip()
 
 
+def _named_lead(payload) -> Lead | None:
+    """The lead the external person id names (our lead id), if any: a hint, never more (R9)."""
+    external_id = _external_person_id(payload)
+    if not (external_id.isascii() and external_id.isdigit() and len(external_id) <= 18):
+        return None
+    return Lead.objects.filter(pk=int(external_id)).only("pk", "mobile_phone").first()
+
+
 def _person_key(payload) -> str:
     person = _dict(payload.get("person"))
     return str(person.get("person_key") or person.get("id") or "")[:64]
 
 
 def _date(value) -> datetime | None:
+    """An ISO 8601 time in UTC (a time without an offset is taken as UTC), or None."""
     if not isinstance(value, str) or not value:
         return None
     try:
-        return parse_datetime(value.replace("Z", "+00:00"))
-    except ValueError:
+        moment = parse_datetime(value.strip().replace("Z", "+00:00"))
+        if moment is None:
+            return None
+        if timezone.is_naive(moment):
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
+
+
+def _event_time(value, event) -> datetime | None:
+    """The event's own time, never later than its arrival: a date in the future
+    (a clock ahead, a bad payload) must not outrank the real changes after it."""
+    moment = _date(value)
+    return None if moment is None else min(moment, event.received_at)
 
 
 def _vibes_list(payload) -> VibesList | None:
@@ -290,20 +463,49 @@ def _acquisition_campaign(payload) -> AcquisitionCampaign | None:
     )
 
 
-def _leads_named(payload, mdn) -> list[int]:
-    """The lead named by `external_person_id` (our lead id) if it exists, else every lead with the number."""
-    external_id = _external_person_id(payload)
-    if external_id.isdigit():
-        if Lead.objects.filter(pk=int(external_id)).exists():
-            return [int(external_id)]
-    if mdn:
-        return list(Lead.objects.filter(mobile_phone=mdn).values_list("pk", flat=True))
-    return []
-
-
 # --- Event handlers: each returns (outcome, note) ---------------------------------------
 
 Outcome = CallbackEvent.Outcome
+Status = Subscription.Status
+CALLBACK = SubscriptionChange.Source.CALLBACK
+
+
+def _people(event, payload, vibes_list, status, when, note):
+    """The lead ids a subscription event is about, found by the number (R9).
+
+    The external person id may pick one of the people with the number. When
+    it names a lead with another number (or none), the event is recorded as a
+    mismatch in that lead's history and the answer is None: it changes nothing.
+    """
+    named = _named_lead(payload)
+    if named is not None and named.mobile_phone != event.mdn:
+        subscription_mismatch_record(
+            lead_id=named.pk,
+            vibes_list=vibes_list,
+            status=status,
+            source=CALLBACK,
+            when=when,
+            note=note,
+            callback_event=event,
+        )
+        return None
+    if named is not None:
+        return [named.pk]
+    return list(Lead.objects.filter(mobile_phone=event.mdn).values_list("pk", flat=True))
+
+
+def _mismatch_note(payload):
+    return _("The external person id %(id)s names a lead with another number; nothing changed.") % {
+        "id": _external_person_id(payload)[:40]
+    }
+
+
+def _result(update, done_note):
+    if update.superseded and not update.changed:
+        return Outcome.SUPERSEDED, _(
+            "Arrived late: older than the last change applied for this number and list; nothing changed."
+        )
+    return Outcome.APPLIED, done_note
 
 
 def _subscription_added(event, payload, reference):
@@ -311,55 +513,86 @@ def _subscription_added(event, payload, reference):
     vibes_list = _vibes_list(payload)
     if vibes_list is None:
         return Outcome.UNMATCHED, _("Unknown Vibes list; run vibes_sync.")
-    lead_ids = _leads_named(payload, event.mdn)
+    if not event.mdn:
+        return Outcome.UNMATCHED, _("The event has no valid mobile number, and people are found by number.")
+    when = _event_time(payload.get("opt_in_date"), event)
+    if when is None:
+        # Without its time the event cannot be ordered among the others.
+        return Outcome.IGNORED, _("The event has no valid opt-in date; nothing changed.")
+    note = f"subscription_added #{event.pk}"
+    lead_ids = _people(event, payload, vibes_list, Status.SUBSCRIBED, when, note)
+    if lead_ids is None:
+        return Outcome.MISMATCH, _mismatch_note(payload)
     if not lead_ids:
-        return Outcome.UNMATCHED, _("No lead has this number or external id.")
-    changed = subscriptions_set_status(
+        return Outcome.UNMATCHED, _("No lead has this number.")
+    update = subscriptions_apply(
         lead_ids=lead_ids,
         vibes_list=vibes_list,
-        status=Subscription.Status.SUBSCRIBED,
-        source=SubscriptionChange.Source.CALLBACK,
-        note=f"subscription_added #{event.pk}",
+        status=Status.SUBSCRIBED,
+        source=CALLBACK,
+        when=when,
+        note=note,
         acquisition_campaign=_acquisition_campaign(payload),
         person_key=_person_key(payload),
-        when=_date(payload.get("opt_in_date")),
+        callback_event=event,
     )
-    return Outcome.APPLIED, _("%(changed)d of %(leads)d leads subscribed.") % {
-        "changed": changed,
-        "leads": len(lead_ids),
-    }
+    return _result(
+        update,
+        _("%(changed)d of %(leads)d leads subscribed.") % {"changed": update.changed, "leads": len(lead_ids)},
+    )
 
 
 def _subscription_removed(event, payload, reference):
-    mdn = _mdn(payload)
-    if not mdn:
-        external_id = _external_person_id(payload)
-        if external_id.isdigit():
-            mdn = (
-                Lead.objects.filter(pk=int(external_id)).values_list("mobile_phone", flat=True).first() or ""
-            )
-    event.mdn = mdn
+    named = _named_lead(payload)
+    # Without a number the person id is all there is: its lead's number is opted out.
+    event.mdn = _mdn(payload) or (named.mobile_phone if named else "")
     vibes_list = _vibes_list(payload)
     if vibes_list is None:
         return Outcome.UNMATCHED, _("Unknown Vibes list; run vibes_sync.")
-    if not mdn or not Lead.objects.filter(mobile_phone=mdn).exists():
+    if not event.mdn or not Lead.objects.filter(mobile_phone=event.mdn).exists():
         return Outcome.UNMATCHED, _("No lead has this number.")
+    # An opt-out is never dropped for want of a date: it then counts from its arrival.
+    when = _event_time(payload.get("opt_out_date"), event) or event.received_at
+    note = f"subscription_removed #{event.pk}"
+    mismatch = ""
+    if named is not None and named.mobile_phone != event.mdn:
+        # The opt-out still holds for the number (R9); the named lead keeps its status.
+        subscription_mismatch_record(
+            lead_id=named.pk,
+            vibes_list=vibes_list,
+            status=Status.UNSUBSCRIBED,
+            source=CALLBACK,
+            when=when,
+            note=note,
+            callback_event=event,
+        )
+        mismatch = " " + str(
+            _("The external person id %(id)s names a lead with another number, which was left alone.")
+            % {"id": _external_person_id(payload)[:40]}
+        )
     # R9: Vibes opts out a number, so every lead with it is unsubscribed.
-    changed = subscriptions_opt_out_number(
-        mdn=mdn,
+    update = subscriptions_opt_out_number(
+        mdn=event.mdn,
         vibes_list=vibes_list,
         reason=str(payload.get("opt_out_reason") or ""),
-        source=SubscriptionChange.Source.CALLBACK,
-        note=f"subscription_removed #{event.pk}",
+        source=CALLBACK,
+        when=when,
+        note=note,
+        callback_event=event,
     )
-    return Outcome.APPLIED, _("%(changed)d leads unsubscribed.") % {"changed": changed}
+    outcome, text = _result(update, _("%(changed)d leads unsubscribed.") % {"changed": update.changed})
+    return outcome, f"{text}{mismatch}"
 
 
 def _participant_event(event, payload, reference):
     """ack_participant_added / ack_participant_changed: the confirmation of an acquisition.
 
-    - pending: the lead becomes pending, unless already subscribed (callbacks
-      arrive in any order, and a late "pending" must not undo a confirmation);
+    These events tell the state of one confirmation request and carry the
+    time it began (`participation_date`), not the time of their news, so they
+    are ordered by that time, a lower bound: a subscription or opt-out that
+    followed the request outranks them.
+
+    - pending: the lead becomes pending;
     - confirmed (subscribed, active...): the lead becomes subscribed, as with
       subscription_added;
     - expired, declined, rejected, cancelled, failed, blocked: the confirmation
@@ -367,44 +600,55 @@ def _participant_event(event, payload, reference):
       becomes unsubscribed, with the status in the history note. A subscribed
       lead is left alone: only subscription_removed ends a subscription.
     - any other status is stored and ignored.
+
+    Without a participation date, pending and confirmed change nothing (they
+    cannot be ordered), and an ended confirmation counts from its arrival.
     """
     event.mdn = _mdn(payload)
     status = str(payload.get("status") or "").strip().lower()
     vibes_list = _vibes_list(payload)
     if vibes_list is None:
         return Outcome.UNMATCHED, _("Unknown Vibes list or acquisition campaign; run vibes_sync.")
-    lead_ids = _leads_named(payload, event.mdn)
-    if not lead_ids:
-        return Outcome.UNMATCHED, _("No lead has this number or external id.")
-    common = {
-        "vibes_list": vibes_list,
-        "source": SubscriptionChange.Source.CALLBACK,
-        "note": f"{event.event_type} {status} #{event.pk}",
-        "acquisition_campaign": _acquisition_campaign(payload),
-        "person_key": _person_key(payload),
-    }
+    only_from = None
     if status in CONFIRMED_STATUSES:
-        new_status = Subscription.Status.SUBSCRIBED
+        new_status = Status.SUBSCRIBED
     elif status in PENDING_STATUSES:
-        new_status = Subscription.Status.PENDING
-        subscribed = Subscription.objects.filter(
-            vibes_list=vibes_list, lead_id__in=lead_ids, status=Subscription.Status.SUBSCRIBED
-        ).values_list("lead_id", flat=True)
-        lead_ids = sorted(set(lead_ids) - set(subscribed))
+        new_status = Status.PENDING
     elif status in ENDED_STATUSES:
-        new_status = Subscription.Status.UNSUBSCRIBED
-        lead_ids = list(
-            Subscription.objects.filter(
-                vibes_list=vibes_list, lead_id__in=lead_ids, status=Subscription.Status.PENDING
-            ).values_list("lead_id", flat=True)
-        )
+        new_status, only_from = Status.UNSUBSCRIBED, {Status.PENDING}
     else:
-        return Outcome.IGNORED, _("Participant status “%(status)s” needs no action.") % {"status": status}
-    changed = subscriptions_set_status(lead_ids=lead_ids, status=new_status, **common)
-    return Outcome.APPLIED, _("%(changed)d leads now %(status)s.") % {
-        "changed": changed,
-        "status": new_status.label,
-    }
+        return Outcome.IGNORED, _("Participant status “%(status)s” needs no action.") % {
+            "status": status[:40]
+        }
+    if not event.mdn:
+        return Outcome.UNMATCHED, _("The event has no valid mobile number, and people are found by number.")
+    when = _event_time(payload.get("participation_date"), event)
+    if when is None:
+        if only_from is None:
+            return Outcome.IGNORED, _("The event has no valid participation date; nothing changed.")
+        when = event.received_at
+    note = f"{event.event_type} {status[:40]} #{event.pk}"
+    lead_ids = _people(event, payload, vibes_list, new_status, when, note)
+    if lead_ids is None:
+        return Outcome.MISMATCH, _mismatch_note(payload)
+    if not lead_ids:
+        return Outcome.UNMATCHED, _("No lead has this number.")
+    update = subscriptions_apply(
+        lead_ids=lead_ids,
+        vibes_list=vibes_list,
+        status=new_status,
+        source=CALLBACK,
+        when=when,
+        note=note,
+        acquisition_campaign=_acquisition_campaign(payload),
+        person_key=_person_key(payload),
+        only_from=only_from,
+        callback_event=event,
+    )
+    return _result(
+        update,
+        _("%(changed)d leads now %(status)s.") % {"changed": update.changed, "status": new_status.label},
+    )
 
 
 def _delivery_receipt(event, payload, reference):

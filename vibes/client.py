@@ -205,7 +205,12 @@ class VibesClient:
 
     def _external_subscription_url(self, external_person_id, list_id) -> str:
         return self._company_url(
-            "mobiledb", "persons", "external", _segment(external_person_id), "subscriptions", _segment(list_id)
+            "mobiledb",
+            "persons",
+            "external",
+            _segment(external_person_id),
+            "subscriptions",
+            _segment(list_id),
         )
 
     def unsubscribe(self, list_id, *, external_person_id: str, mdn: str | None = None) -> bool:

@@ -10,7 +10,11 @@ DEMO_LISTS = [
         "name": "SMS Newsletter",
         "acquisition_campaigns": [
             {"acquisition_id": "AC-NEWS-WEB", "description": "Newsletter web sign-up", "keywords": ["NEWS"]},
-            {"acquisition_id": "AC-NEWS-STORE", "description": "Newsletter in-store keyword", "keywords": ["JOIN"]},
+            {
+                "acquisition_id": "AC-NEWS-STORE",
+                "description": "Newsletter in-store keyword",
+                "keywords": ["JOIN"],
+            },
         ],
     },
     {

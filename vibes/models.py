@@ -1,6 +1,8 @@
 """Vibes lists, acquisition campaigns, subscriptions and the callbacks Vibes sends."""
 
+from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -94,6 +96,14 @@ class Subscription(models.Model):
     opt_in_date = models.DateTimeField(_("opt-in date"), null=True, blank=True)
     opt_out_date = models.DateTimeField(_("opt-out date"), null=True, blank=True)
     opt_out_reason = models.CharField(_("opt-out reason"), max_length=40, blank=True)
+    status_at = models.DateTimeField(
+        _("status as of"),
+        db_default=Now(),
+        help_text=_(
+            "The time of the newest change applied to this subscription: the event's own time, "
+            "not when it arrived. Older events change nothing."
+        ),
+    )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
@@ -110,7 +120,12 @@ class Subscription(models.Model):
 
 
 class SubscriptionChange(models.Model):
-    """One change of a subscription's status: the lead's subscription history."""
+    """One change of a lead's status on a Vibes list, or one that was asked for and changed nothing.
+
+    `occurred_at` is the change's own time (a callback's opt-in or opt-out
+    date; the moment a run, a sync or an administrator made it), by which
+    changes are ordered; `recorded_at` is when it reached this app.
+    """
 
     class Source(models.TextChoices):
         CALLBACK = "callback", _("Vibes callback")
@@ -118,22 +133,56 @@ class SubscriptionChange(models.Model):
         SYNC = "sync", _("Vibes sync")
         ADMIN = "admin", _("administrator")
 
+    class Effect(models.TextChoices):
+        APPLIED = "applied", _("applied")
+        SUPERSEDED = "superseded", _("arrived late, superseded")
+        MISMATCH = "mismatch", _("person id and number disagree")
+
     subscription = models.ForeignKey(
-        Subscription, on_delete=models.CASCADE, related_name="changes", verbose_name=_("subscription")
+        Subscription,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="changes",
+        verbose_name=_("subscription"),
     )
     lead = models.ForeignKey(
         Lead, on_delete=models.CASCADE, related_name="subscription_changes", verbose_name=_("lead")
     )
+    vibes_list = models.ForeignKey(
+        VibesList,
+        on_delete=models.CASCADE,
+        related_name="subscription_changes",
+        verbose_name=_("Vibes list"),
+    )
     old_status = models.CharField(_("from"), max_length=12, blank=True)
     new_status = models.CharField(_("to"), max_length=12)
+    effect = models.CharField(_("effect"), max_length=10, choices=Effect.choices, default=Effect.APPLIED)
     source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    callback_event = models.ForeignKey(
+        "CallbackEvent",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="subscription_changes",
+        verbose_name=_("callback event"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("administrator"),
+    )
     note = models.CharField(_("note"), max_length=300, blank=True)
-    created_at = models.DateTimeField(_("when"), default=timezone.now)
+    occurred_at = models.DateTimeField(_("event time"), default=timezone.now)
+    recorded_at = models.DateTimeField(_("arrived"), default=timezone.now)
 
     class Meta:
         verbose_name = _("subscription change")
         verbose_name_plural = _("subscription changes")
-        ordering = ["-created_at", "-pk"]
+        ordering = ["-recorded_at", "-pk"]
 
     def __str__(self):
         return f"{self.lead}: {self.old_status or '—'} → {self.new_status}"
@@ -147,6 +196,8 @@ class CallbackEvent(models.Model):
         DUPLICATE = "duplicate", _("duplicate, ignored")
         IGNORED = "ignored", _("stored, no action")
         UNMATCHED = "unmatched", _("no matching lead")
+        SUPERSEDED = "superseded", _("arrived late, superseded")
+        MISMATCH = "mismatch", _("person id and number disagree")
 
     event_type = models.CharField(_("event type"), max_length=60, db_index=True)
     dedupe_key = models.CharField(_("dedupe key"), max_length=64, unique=True)

@@ -37,9 +37,7 @@ def _clean_rule(raw, where):
 
 
 def _to_q(rule) -> Q:
-    subscriptions = Subscription.objects.filter(
-        lead=OuterRef("pk"), vibes_list_id=rule.value["list_id"]
-    )
+    subscriptions = Subscription.objects.filter(lead=OuterRef("pk"), vibes_list_id=rule.value["list_id"])
     if rule.value["status"] != ANY_STATUS:
         subscriptions = subscriptions.filter(status=rule.value["status"])
     member = Q(Exists(subscriptions))

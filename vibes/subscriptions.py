@@ -1,11 +1,27 @@
-"""Writes to subscriptions, for callbacks, list sync and campaign runs alike.
+"""Writes to subscriptions, for callbacks, list sync, campaign runs and administrators alike.
 
 Every status change of a lead on a Vibes list goes through
-`subscriptions_set_status`, which also writes the lead's history
-(SubscriptionChange), so the history is complete whoever changed the status.
+`subscriptions_apply` (or its short form `subscriptions_set_status`), which
+also writes the lead's history (SubscriptionChange), so the history is
+complete whoever changed the status.
+
+Changes take effect by their own time (R9), whatever their source: a
+callback by the opt-in or opt-out date it carries, a run by the moment its
+calls went out, a sync by the moment it asked Vibes, an administrator by the
+moment of saving. Vibes keeps one status per number and list, so a change
+older than the newest change applied to anyone with the same number on that
+list is kept in the history as superseded and changes nothing; at equal times
+the opt-out wins (then subscribed, then pending).
+
+Times are compared to the second, because Vibes may write its dates without
+fractions: a run's "already subscribed" at 10:00:00.4 must not outrank a STOP
+that Vibes dates 10:00:00, so within one second the opt-out wins. And no
+change is later than the moment it reaches this module: a date in the future
+would otherwise outrank every real change after it.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -14,110 +30,237 @@ from django.utils import timezone
 from smscampaigns.models import Lead
 from smscampaigns.phones import normalize_phone_or_blank
 
-from .models import AcquisitionCampaign, Subscription, SubscriptionChange, VibesList
+from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
 
 BATCH_SIZE = 1000
 
 Status = Subscription.Status
+Effect = SubscriptionChange.Effect
+
+# At equal times the opt-out wins: the order in which statuses outrank each other.
+RANK = {Status.PENDING: 0, Status.SUBSCRIBED: 1, Status.UNSUBSCRIBED: 2}
 
 
-def subscriptions_set_status(
+@dataclass(frozen=True)
+class SubscriptionUpdate:
+    """What one request to set a status did, in leads."""
+
+    changed: int = 0  # their status changed
+    superseded: int = 0  # older than their number's last applied change: nothing changed
+    unchanged: int = 0  # already in that status, or not in a status the request may change
+
+    def __add__(self, other):
+        return SubscriptionUpdate(
+            self.changed + other.changed,
+            self.superseded + other.superseded,
+            self.unchanged + other.unchanged,
+        )
+
+
+def subscriptions_apply(
     *,
     lead_ids: Iterable[int],
     vibes_list: VibesList,
     status: str,
     source: str,
+    when: datetime | None = None,
     note: str = "",
     acquisition_campaign: AcquisitionCampaign | None = None,
     opt_out_reason: str = "",
     person_key: str = "",
-    when: datetime | None = None,
-) -> int:
-    """Set these leads' subscription to `vibes_list` to `status`; return how many changed.
+    only_from: Iterable[str] | None = None,
+    callback_event: CallbackEvent | None = None,
+    user=None,
+) -> SubscriptionUpdate:
+    """Set these leads' subscription to `vibes_list` to `status` as of `when` (default: now, to the second).
 
     Creates missing subscriptions, in batches of up to 1000 leads with a few
     queries each. Dates follow the status: `pending_since` for pending,
     `opt_in_date` for subscribed, `opt_out_date` and `opt_out_reason` for
-    unsubscribed. A lead already in `status` keeps its dates (only blanks
-    such as a missing person key are filled in) and gets no history row, so
-    calling this twice changes nothing the second time. Unknown lead ids are
-    skipped.
+    unsubscribed; `status_at` is `when`. A lead already in `status` keeps its
+    dates (only blanks such as a missing person key are filled in, and
+    `status_at` moves on to `when` if later) and gets no history row, so
+    calling this twice changes nothing the second time. With `only_from`,
+    only leads currently in one of those statuses ("" for none) are changed.
+    Unknown lead ids are skipped.
     """
     status = Status(status)
-    when = when or timezone.now()
-    ids = list(dict.fromkeys(int(pk) for pk in lead_ids))
-    changed = 0
-    for start in range(0, len(ids), BATCH_SIZE):
-        batch = ids[start : start + BATCH_SIZE]
-        options = {
-            "vibes_list": vibes_list,
-            "status": status,
-            "source": source,
-            "note": note[:300],
+    now = timezone.now()
+    when = min(when or now, now).replace(microsecond=0)
+    options = {
+        "vibes_list": vibes_list,
+        "status": status,
+        "when": when,
+        "now": now,
+        "only_from": None if only_from is None else set(only_from),
+        "fields": {
             "acquisition_campaign": acquisition_campaign,
             "opt_out_reason": opt_out_reason[:40],
             "person_key": person_key[:64],
-            "when": when,
-        }
+        },
+        "history": {
+            "source": source,
+            "note": note[:300],
+            "callback_event": callback_event,
+            "user": user,
+        },
+    }
+    ids = list(dict.fromkeys(int(pk) for pk in lead_ids))
+    total = SubscriptionUpdate()
+    for start in range(0, len(ids), BATCH_SIZE):
+        batch = ids[start : start + BATCH_SIZE]
         try:
-            changed += _set_status_batch(batch, **options)
+            total += _apply_batch(batch, **options)
         except IntegrityError:
             # Another request created one of these subscriptions meanwhile
-            # (unique lead + list): the second pass finds and updates it.
-            changed += _set_status_batch(batch, **options)
-    return changed
+            # (unique lead + list): the second pass finds it, and compares
+            # with its time.
+            total += _apply_batch(batch, **options)
+    return total
+
+
+def subscriptions_set_status(**options) -> int:
+    """`subscriptions_apply`, answering only how many leads changed."""
+    return subscriptions_apply(**options).changed
+
+
+def subscriptions_opt_out_number(
+    *,
+    mdn: str,
+    vibes_list: VibesList,
+    reason: str,
+    source: str,
+    when: datetime | None = None,
+    note: str = "",
+    callback_event: CallbackEvent | None = None,
+) -> SubscriptionUpdate:
+    """Unsubscribe every lead with this number from the list (R9: Vibes opts out numbers, not people).
+
+    Leads without a subscription get an unsubscribed one, so the opt-out is
+    on record for each of them.
+    """
+    number = normalize_phone_or_blank(mdn) or (mdn or "").strip()
+    if not number:
+        return SubscriptionUpdate()
+    return subscriptions_apply(
+        lead_ids=Lead.objects.filter(mobile_phone=number).values_list("pk", flat=True),
+        vibes_list=vibes_list,
+        status=Status.UNSUBSCRIBED,
+        source=source,
+        when=when,
+        note=note,
+        opt_out_reason=reason,
+        callback_event=callback_event,
+    )
+
+
+def subscription_mismatch_record(
+    *,
+    lead_id: int,
+    vibes_list: VibesList,
+    status: str,
+    source: str,
+    when: datetime | None = None,
+    note: str = "",
+    callback_event: CallbackEvent | None = None,
+) -> None:
+    """Keep, in a lead's history, a change that named it for another number and so changed nothing."""
+    now = timezone.now()
+    subscription = Subscription.objects.filter(lead_id=lead_id, vibes_list=vibes_list).first()
+    SubscriptionChange.objects.create(
+        subscription=subscription,
+        lead_id=lead_id,
+        vibes_list=vibes_list,
+        old_status=subscription.status if subscription else "",
+        new_status=status,
+        effect=Effect.MISMATCH,
+        source=source,
+        callback_event=callback_event,
+        note=note[:300],
+        occurred_at=min(when or now, now).replace(microsecond=0),
+        recorded_at=now,
+    )
 
 
 @transaction.atomic
-def _set_status_batch(
-    lead_ids, *, vibes_list, status, source, note, acquisition_campaign, opt_out_reason, person_key, when
-):
-    existing = {
-        s.lead_id: s
-        for s in Subscription.objects.select_for_update().filter(vibes_list=vibes_list, lead_id__in=lead_ids)
-    }
-    missing = [pk for pk in lead_ids if pk not in existing]
-    if missing:
-        missing = list(Lead.objects.filter(pk__in=missing).values_list("pk", flat=True))
+def _apply_batch(
+    lead_ids, *, vibes_list, status, when, now, only_from, fields, history
+) -> SubscriptionUpdate:
+    numbers = dict(Lead.objects.filter(pk__in=lead_ids).values_list("pk", "mobile_phone"))
+    # Everyone sharing these numbers, and their subscriptions, locked so that
+    # two changes for one number are compared one after the other. Two
+    # lookups by index: a join filtered on either side would read the whole list.
+    sharing = dict(
+        Lead.objects.filter(mobile_phone__in={n for n in numbers.values() if n}).values_list(
+            "pk", "mobile_phone"
+        )
+    )
+    sharing.update(numbers)
+    rows = Subscription.objects.select_for_update().filter(vibes_list=vibes_list, lead_id__in=list(sharing))
+    own, newest = {}, {}
+    for row in rows:
+        if row.lead_id in numbers:
+            own[row.lead_id] = row
+        # A lead without a number is ordered by its own subscription alone.
+        key = sharing[row.lead_id] or ("lead", row.lead_id)
+        mark = (row.status_at.replace(microsecond=0), RANK[row.status])
+        if key not in newest or mark > newest[key]:
+            newest[key] = mark
 
+    mark = (when, RANK[status])
     to_create, to_update, changes = [], [], []
-    for lead_id in missing:
-        subscription = Subscription(lead_id=lead_id, vibes_list=vibes_list)
-        _apply(subscription, status, acquisition_campaign, opt_out_reason, person_key, when)
-        to_create.append(subscription)
-    for subscription in existing.values():
-        old_status = subscription.status
-        if old_status == status:
-            if _fill_blanks(subscription, acquisition_campaign, person_key, when):
+    superseded = unchanged = 0
+    for lead_id, number in numbers.items():
+        subscription = own.get(lead_id)
+        current = subscription.status if subscription else ""
+        if only_from is not None and current not in only_from:
+            unchanged += 1
+            continue
+        last = newest.get(number or ("lead", lead_id))
+        if last is not None and mark < last:
+            superseded += 1
+            changes.append((subscription, lead_id, current, Effect.SUPERSEDED))
+            continue
+        if subscription is None:
+            subscription = Subscription(lead_id=lead_id, vibes_list=vibes_list)
+            _set(subscription, status, when, **fields)
+            to_create.append(subscription)
+        elif current == status:
+            unchanged += 1
+            if _fill_blanks(subscription, when, fields["acquisition_campaign"], fields["person_key"]):
                 to_update.append(subscription)
             continue
-        _apply(subscription, status, acquisition_campaign, opt_out_reason, person_key, when)
-        to_update.append(subscription)
-        changes.append((subscription, old_status))
+        else:
+            _set(subscription, status, when, **fields)
+            to_update.append(subscription)
+        changes.append((subscription, lead_id, current, Effect.APPLIED))
 
     Subscription.objects.bulk_create(to_create)
-    changes += [(subscription, "") for subscription in to_create]
     if to_update:
         for subscription in to_update:
-            subscription.updated_at = timezone.now()  # auto_now is skipped by bulk_update
+            subscription.updated_at = now  # auto_now is skipped by bulk_update
         Subscription.objects.bulk_update(to_update, UPDATE_FIELDS)
     SubscriptionChange.objects.bulk_create(
         SubscriptionChange(
             subscription=subscription,
-            lead_id=subscription.lead_id,
+            lead_id=lead_id,
+            vibes_list=vibes_list,
             old_status=old_status,
             new_status=status,
-            source=source,
-            note=note,
-            created_at=when,
+            effect=effect,
+            occurred_at=when,
+            recorded_at=now,
+            **history,
         )
-        for subscription, old_status in changes
+        for subscription, lead_id, old_status, effect in changes
     )
-    return len(changes)
+    applied = len(changes) - superseded
+    return SubscriptionUpdate(changed=applied, superseded=superseded, unchanged=unchanged)
 
 
 UPDATE_FIELDS = [
     "status",
+    "status_at",
     "acquisition_campaign",
     "vibes_person_key",
     "pending_since",
@@ -128,8 +271,9 @@ UPDATE_FIELDS = [
 ]
 
 
-def _apply(subscription, status, acquisition_campaign, opt_out_reason, person_key, when):
+def _set(subscription, status, when, *, acquisition_campaign, opt_out_reason, person_key):
     subscription.status = status
+    subscription.status_at = when
     if acquisition_campaign is not None:
         subscription.acquisition_campaign = acquisition_campaign
     if person_key:
@@ -150,9 +294,17 @@ def _apply(subscription, status, acquisition_campaign, opt_out_reason, person_ke
         subscription.opt_out_reason = opt_out_reason
 
 
-def _fill_blanks(subscription, acquisition_campaign, person_key, when) -> bool:
-    """Complete a subscription already in the right status; True when something was missing."""
+def _fill_blanks(subscription, when, acquisition_campaign, person_key) -> bool:
+    """Complete a subscription already in the right status; True when something changed.
+
+    A later report of the same status moves `status_at` on: an older change
+    arriving after it (an opt-out before a re-subscription, say) must still
+    count as older.
+    """
     filled = False
+    if when > subscription.status_at:
+        subscription.status_at = when
+        filled = True
     if person_key and not subscription.vibes_person_key:
         subscription.vibes_person_key = person_key
         filled = True
@@ -166,25 +318,3 @@ def _fill_blanks(subscription, acquisition_campaign, person_key, when) -> bool:
         subscription.pending_since = when
         filled = True
     return filled
-
-
-def subscriptions_opt_out_number(
-    *, mdn: str, vibes_list: VibesList, reason: str, source: str, note: str = ""
-) -> int:
-    """Unsubscribe every lead with this number from the list (R9: Vibes opts out numbers, not people).
-
-    Returns how many subscriptions changed; leads without a subscription get
-    an unsubscribed one, so the opt-out is on record for each of them.
-    """
-    number = normalize_phone_or_blank(mdn) or (mdn or "").strip()
-    if not number:
-        return 0
-    lead_ids = Lead.objects.filter(mobile_phone=number).values_list("pk", flat=True)
-    return subscriptions_set_status(
-        lead_ids=lead_ids,
-        vibes_list=vibes_list,
-        status=Status.UNSUBSCRIBED,
-        source=source,
-        note=note,
-        opt_out_reason=reason,
-    )

@@ -156,6 +156,9 @@ def _sync_subscriptions(client: VibesClient, report: SyncReport, progress) -> No
 
 def _sync_chunk(client, pool, vibes_list, numbers: dict[int, str], report):
     """Refresh one list's subscriptions for a chunk of leads ({lead id: number})."""
+    # What Vibes answers is true from the moment it was asked: changes take
+    # effect as of then, so a callback about a later change still outranks them.
+    asked_at = timezone.now()
     local = {
         lead_id: (status, since)
         for lead_id, status, since in Subscription.objects.filter(
@@ -235,6 +238,7 @@ def _sync_chunk(client, pool, vibes_list, numbers: dict[int, str], report):
             vibes_list=vibes_list,
             status=status,
             source=SubscriptionChange.Source.SYNC,
+            when=asked_at,
             note=_("Vibes sync"),
             opt_out_reason=reason,
         )

@@ -1,6 +1,8 @@
 """The one page Vibes itself calls: POST /vibes/callbacks/."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -21,7 +23,15 @@ def callbacks(request: HttpRequest) -> JsonResponse:
         response = JsonResponse({"error": _("Vibes callback credentials are missing or wrong.")}, status=401)
         response["WWW-Authenticate"] = 'Basic realm="Vibes callbacks", charset="UTF-8"'
         return response
-    result = callback_receive(
-        body=request.body, headers=request.headers, reference=request.GET.get("ref", "")
-    )
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return JsonResponse(
+            {
+                "error": _("The body is larger than %(limit)d bytes.")
+                % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+            },
+            status=400,
+        )
+    result = callback_receive(body=body, headers=request.headers, reference=request.GET.get("ref", ""))
     return JsonResponse(result.body, status=result.status)

@@ -8,241 +8,640 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('smscampaigns', '0001_initial'),
-        ('vibes', '0001_initial'),
+        ("smscampaigns", "0001_initial"),
+        ("vibes", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CampaignRun',
+            name="CampaignRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('completed', 'completed'), ('failed', 'failed'), ('cancelled', 'cancelled')], default='queued', max_length=10, verbose_name='status')),
-                ('trigger', models.CharField(choices=[('command', 'command'), ('admin', 'admin action'), ('ui', 'Run button'), ('schedule', 'schedule')], max_length=10, verbose_name='started by')),
-                ('dry_run', models.BooleanField(default=False, verbose_name='dry run')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created')),
-                ('started_at', models.DateTimeField(blank=True, null=True, verbose_name='started')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('audience', models.PositiveIntegerField(default=0, verbose_name='audience')),
-                ('progress_done', models.PositiveIntegerField(default=0, verbose_name='calls done')),
-                ('progress_total', models.PositiveIntegerField(default=0, verbose_name='calls planned')),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True, verbose_name='last progress')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='requested by')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("running", "running"),
+                            ("completed", "completed"),
+                            ("failed", "failed"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("command", "command"),
+                            ("admin", "admin action"),
+                            ("ui", "Run button"),
+                            ("schedule", "schedule"),
+                        ],
+                        max_length=10,
+                        verbose_name="started by",
+                    ),
+                ),
+                ("dry_run", models.BooleanField(default=False, verbose_name="dry run")),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="created"),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True, verbose_name="started")),
+                ("finished_at", models.DateTimeField(blank=True, null=True, verbose_name="finished")),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                ("audience", models.PositiveIntegerField(default=0, verbose_name="audience")),
+                ("progress_done", models.PositiveIntegerField(default=0, verbose_name="calls done")),
+                ("progress_total", models.PositiveIntegerField(default=0, verbose_name="calls planned")),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True, verbose_name="last progress")),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="requested by",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'campaign run',
-                'verbose_name_plural': 'campaign runs',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "campaign run",
+                "verbose_name_plural": "campaign runs",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='FlowStep',
+            name="FlowStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0, verbose_name='position')),
-                ('action', models.CharField(choices=[('send_sms', 'Send SMS Message'), ('subscribe_vibes_list', 'Subscribe to Vibes List'), ('unsubscribe_vibes_list', 'Unsubscribe from Vibes List')], max_length=24, verbose_name='action')),
-                ('acquisition_campaign', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='flow_steps', to='vibes.acquisitioncampaign', verbose_name='acquisition campaign')),
-                ('vibes_list', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='flow_steps', to='vibes.vibeslist', verbose_name='Vibes list')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0, verbose_name="position")),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("send_sms", "Send SMS Message"),
+                            ("subscribe_vibes_list", "Subscribe to Vibes List"),
+                            ("unsubscribe_vibes_list", "Unsubscribe from Vibes List"),
+                        ],
+                        max_length=24,
+                        verbose_name="action",
+                    ),
+                ),
+                (
+                    "acquisition_campaign",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="flow_steps",
+                        to="vibes.acquisitioncampaign",
+                        verbose_name="acquisition campaign",
+                    ),
+                ),
+                (
+                    "vibes_list",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="flow_steps",
+                        to="vibes.vibeslist",
+                        verbose_name="Vibes list",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'flow step',
-                'verbose_name_plural': 'flow steps',
-                'ordering': ['position', 'pk'],
+                "verbose_name": "flow step",
+                "verbose_name_plural": "flow steps",
+                "ordering": ["position", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='Folder',
+            name="Folder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='marketing_activities.folder', verbose_name='parent folder')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="children",
+                        to="marketing_activities.folder",
+                        verbose_name="parent folder",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'folder',
-                'verbose_name_plural': 'folders',
-                'ordering': ['name'],
+                "verbose_name": "folder",
+                "verbose_name_plural": "folders",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Program',
+            name="Program",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('folder', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='programs', to='marketing_activities.folder', verbose_name='folder')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "folder",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="programs",
+                        to="marketing_activities.folder",
+                        verbose_name="folder",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'program',
-                'verbose_name_plural': 'programs',
-                'ordering': ['name'],
+                "verbose_name": "program",
+                "verbose_name_plural": "programs",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='RunStep',
+            name="RunStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(verbose_name='position')),
-                ('action', models.CharField(choices=[('send_sms', 'Send SMS Message'), ('subscribe_vibes_list', 'Subscribe to Vibes List'), ('unsubscribe_vibes_list', 'Unsubscribe from Vibes List')], max_length=24, verbose_name='action')),
-                ('message_text', models.TextField(blank=True, verbose_name='message text')),
-                ('status', models.CharField(choices=[('pending', 'waiting'), ('planned', 'planned'), ('executing', 'executing'), ('done', 'done')], default='pending', max_length=10, verbose_name='status')),
-                ('counts', models.JSONField(default=dict, verbose_name='counts by outcome')),
-                ('planned_at', models.DateTimeField(blank=True, null=True, verbose_name='planned')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
-                ('plan_seconds', models.FloatField(blank=True, null=True, verbose_name='planning time (s)')),
-                ('first_result_id', models.BigIntegerField(blank=True, editable=False, null=True)),
-                ('last_result_id', models.BigIntegerField(blank=True, editable=False, null=True)),
-                ('acquisition_campaign', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='vibes.acquisitioncampaign')),
-                ('flow_step', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='marketing_activities.flowstep')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='marketing_activities.campaignrun', verbose_name='run')),
-                ('vibes_list', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='vibes.vibeslist')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(verbose_name="position")),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("send_sms", "Send SMS Message"),
+                            ("subscribe_vibes_list", "Subscribe to Vibes List"),
+                            ("unsubscribe_vibes_list", "Unsubscribe from Vibes List"),
+                        ],
+                        max_length=24,
+                        verbose_name="action",
+                    ),
+                ),
+                ("message_text", models.TextField(blank=True, verbose_name="message text")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "waiting"),
+                            ("planned", "planned"),
+                            ("executing", "executing"),
+                            ("done", "done"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                ("counts", models.JSONField(default=dict, verbose_name="counts by outcome")),
+                ("planned_at", models.DateTimeField(blank=True, null=True, verbose_name="planned")),
+                ("finished_at", models.DateTimeField(blank=True, null=True, verbose_name="finished")),
+                ("plan_seconds", models.FloatField(blank=True, null=True, verbose_name="planning time (s)")),
+                ("first_result_id", models.BigIntegerField(blank=True, editable=False, null=True)),
+                ("last_result_id", models.BigIntegerField(blank=True, editable=False, null=True)),
+                (
+                    "acquisition_campaign",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="vibes.acquisitioncampaign",
+                    ),
+                ),
+                (
+                    "flow_step",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="marketing_activities.flowstep",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="marketing_activities.campaignrun",
+                        verbose_name="run",
+                    ),
+                ),
+                (
+                    "vibes_list",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="vibes.vibeslist",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'run step',
-                'verbose_name_plural': 'run steps',
-                'ordering': ['run', 'position'],
+                "verbose_name": "run step",
+                "verbose_name_plural": "run steps",
+                "ordering": ["run", "position"],
             },
         ),
         migrations.CreateModel(
-            name='RunResult',
+            name="RunResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('outcome', models.SmallIntegerField(choices=[(0, 'queued'), (1, 'sending'), (10, 'sent'), (11, 'subscribed'), (12, 'pending confirmation'), (13, 'unsubscribed'), (20, 'failed'), (21, 'uncertain'), (30, 'skipped: shares a number with another person'), (31, 'skipped: blocklisted'), (32, 'skipped: marketing suspended'), (33, 'skipped: not subscribed to the Vibes list'), (34, 'skipped: no valid mobile number'), (35, 'skipped: already ran through this flow'), (36, 'skipped: already subscribed'), (37, 'skipped: subscription already pending'), (38, 'skipped: already unsubscribed'), (40, 'would be called (dry run)')], verbose_name='outcome')),
-                ('phone', models.CharField(blank=True, max_length=16, verbose_name='number')),
-                ('error_code', models.CharField(blank=True, max_length=40, verbose_name='error code')),
-                ('detail', models.CharField(blank=True, max_length=300, verbose_name='detail')),
-                ('vibes_message_id', models.CharField(blank=True, max_length=64, verbose_name='Vibes message id')),
-                ('delivery_status', models.CharField(blank=True, max_length=20, verbose_name='delivery')),
-                ('updated_at', models.DateTimeField(blank=True, null=True, verbose_name='updated')),
-                ('duplicate_of', models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='smscampaigns.lead', verbose_name='sent to instead')),
-                ('lead', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='run_results', to='smscampaigns.lead', verbose_name='lead')),
-                ('run_step', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='marketing_activities.runstep', verbose_name='run step')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "outcome",
+                    models.SmallIntegerField(
+                        choices=[
+                            (0, "queued"),
+                            (1, "sending"),
+                            (10, "sent"),
+                            (11, "subscribed"),
+                            (12, "pending confirmation"),
+                            (13, "unsubscribed"),
+                            (20, "failed"),
+                            (21, "uncertain"),
+                            (30, "skipped: shares a number with another person"),
+                            (31, "skipped: blocklisted"),
+                            (32, "skipped: marketing suspended"),
+                            (33, "skipped: not subscribed to the Vibes list"),
+                            (34, "skipped: no valid mobile number"),
+                            (35, "skipped: already ran through this flow"),
+                            (36, "skipped: already subscribed"),
+                            (37, "skipped: subscription already pending"),
+                            (38, "skipped: already unsubscribed"),
+                            (40, "would be called (dry run)"),
+                        ],
+                        verbose_name="outcome",
+                    ),
+                ),
+                ("phone", models.CharField(blank=True, max_length=16, verbose_name="number")),
+                ("error_code", models.CharField(blank=True, max_length=40, verbose_name="error code")),
+                ("detail", models.CharField(blank=True, max_length=300, verbose_name="detail")),
+                (
+                    "vibes_message_id",
+                    models.CharField(blank=True, max_length=64, verbose_name="Vibes message id"),
+                ),
+                ("delivery_status", models.CharField(blank=True, max_length=20, verbose_name="delivery")),
+                ("updated_at", models.DateTimeField(blank=True, null=True, verbose_name="updated")),
+                (
+                    "duplicate_of",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="smscampaigns.lead",
+                        verbose_name="sent to instead",
+                    ),
+                ),
+                (
+                    "lead",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="run_results",
+                        to="smscampaigns.lead",
+                        verbose_name="lead",
+                    ),
+                ),
+                (
+                    "run_step",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="marketing_activities.runstep",
+                        verbose_name="run step",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'run result',
-                'verbose_name_plural': 'run results',
+                "verbose_name": "run result",
+                "verbose_name_plural": "run results",
             },
         ),
         migrations.CreateModel(
-            name='RunBatch',
+            name="RunBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('first_result_id', models.BigIntegerField()),
-                ('last_result_id', models.BigIntegerField()),
-                ('status', models.CharField(choices=[('pending', 'waiting'), ('claimed', 'being called'), ('done', 'done')], default='pending', max_length=8)),
-                ('claimed_by', models.CharField(blank=True, max_length=120)),
-                ('claim_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('run_step', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='batches', to='marketing_activities.runstep')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("first_result_id", models.BigIntegerField()),
+                ("last_result_id", models.BigIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "waiting"), ("claimed", "being called"), ("done", "done")],
+                        default="pending",
+                        max_length=8,
+                    ),
+                ),
+                ("claimed_by", models.CharField(blank=True, max_length=120)),
+                ("claim_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "run_step",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="batches",
+                        to="marketing_activities.runstep",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'run batch',
-                'verbose_name_plural': 'run batches',
-                'ordering': ['run_step', 'first_result_id'],
+                "verbose_name": "run batch",
+                "verbose_name_plural": "run batches",
+                "ordering": ["run_step", "first_result_id"],
             },
         ),
         migrations.CreateModel(
-            name='SmartCampaign',
+            name="SmartCampaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('qualification_rule', models.CharField(choices=[('once', 'Each person can run through the flow once'), ('every_time', 'Each person can run through the flow every time')], default='once', max_length=12, verbose_name='qualification rule')),
-                ('is_active', models.BooleanField(default=False, help_text='Only active campaigns run on their schedule.', verbose_name='active')),
-                ('schedule', models.CharField(choices=[('none', 'Not scheduled'), ('once', 'Run once'), ('daily', 'Every day'), ('weekly', 'Every week')], default='none', max_length=8, verbose_name='schedule')),
-                ('run_at', models.DateTimeField(blank=True, null=True, verbose_name='run at')),
-                ('run_time', models.TimeField(blank=True, null=True, verbose_name='time of day')),
-                ('run_weekday', models.PositiveSmallIntegerField(blank=True, choices=[(0, 'Monday'), (1, 'Tuesday'), (2, 'Wednesday'), (3, 'Thursday'), (4, 'Friday'), (5, 'Saturday'), (6, 'Sunday')], null=True, verbose_name='weekday')),
-                ('next_run_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='next run')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('program', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='campaigns', to='marketing_activities.program', verbose_name='program')),
-                ('smart_list', models.OneToOneField(blank=True, on_delete=django.db.models.deletion.PROTECT, related_name='campaign', to='smscampaigns.smartlist', verbose_name='smart list')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "qualification_rule",
+                    models.CharField(
+                        choices=[
+                            ("once", "Each person can run through the flow once"),
+                            ("every_time", "Each person can run through the flow every time"),
+                        ],
+                        default="once",
+                        max_length=12,
+                        verbose_name="qualification rule",
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Only active campaigns run on their schedule.",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "schedule",
+                    models.CharField(
+                        choices=[
+                            ("none", "Not scheduled"),
+                            ("once", "Run once"),
+                            ("daily", "Every day"),
+                            ("weekly", "Every week"),
+                        ],
+                        default="none",
+                        max_length=8,
+                        verbose_name="schedule",
+                    ),
+                ),
+                ("run_at", models.DateTimeField(blank=True, null=True, verbose_name="run at")),
+                ("run_time", models.TimeField(blank=True, null=True, verbose_name="time of day")),
+                (
+                    "run_weekday",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        choices=[
+                            (0, "Monday"),
+                            (1, "Tuesday"),
+                            (2, "Wednesday"),
+                            (3, "Thursday"),
+                            (4, "Friday"),
+                            (5, "Saturday"),
+                            (6, "Sunday"),
+                        ],
+                        null=True,
+                        verbose_name="weekday",
+                    ),
+                ),
+                (
+                    "next_run_at",
+                    models.DateTimeField(blank=True, db_index=True, null=True, verbose_name="next run"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "program",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="campaigns",
+                        to="marketing_activities.program",
+                        verbose_name="program",
+                    ),
+                ),
+                (
+                    "smart_list",
+                    models.OneToOneField(
+                        blank=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="campaign",
+                        to="smscampaigns.smartlist",
+                        verbose_name="smart list",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'smart campaign',
-                'verbose_name_plural': 'smart campaigns',
-                'ordering': ['name'],
+                "verbose_name": "smart campaign",
+                "verbose_name_plural": "smart campaigns",
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='flowstep',
-            name='campaign',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='flow_steps', to='marketing_activities.smartcampaign', verbose_name='campaign'),
+            model_name="flowstep",
+            name="campaign",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="flow_steps",
+                to="marketing_activities.smartcampaign",
+                verbose_name="campaign",
+            ),
         ),
         migrations.AddField(
-            model_name='campaignrun',
-            name='campaign',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='marketing_activities.smartcampaign', verbose_name='campaign'),
+            model_name="campaignrun",
+            name="campaign",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="runs",
+                to="marketing_activities.smartcampaign",
+                verbose_name="campaign",
+            ),
         ),
         migrations.CreateModel(
-            name='SmsMessage',
+            name="SmsMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('text', models.TextField(help_text='Tokens: {{lead.first_name}} or {{lead.first_name|default:"there"}}.', max_length=1600, validators=[marketing_activities.sms_text.validate_text], verbose_name='text')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('program', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sms_messages', to='marketing_activities.program', verbose_name='program')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                (
+                    "text",
+                    models.TextField(
+                        help_text='Tokens: {{lead.first_name}} or {{lead.first_name|default:"there"}}.',
+                        max_length=1600,
+                        validators=[marketing_activities.sms_text.validate_text],
+                        verbose_name="text",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "program",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sms_messages",
+                        to="marketing_activities.program",
+                        verbose_name="program",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'SMS message',
-                'verbose_name_plural': 'SMS messages',
-                'ordering': ['name'],
+                "verbose_name": "SMS message",
+                "verbose_name_plural": "SMS messages",
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='runstep',
-            name='sms_message',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='marketing_activities.smsmessage'),
+            model_name="runstep",
+            name="sms_message",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="marketing_activities.smsmessage",
+            ),
         ),
         migrations.AddField(
-            model_name='flowstep',
-            name='sms_message',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='flow_steps', to='marketing_activities.smsmessage', verbose_name='SMS message'),
+            model_name="flowstep",
+            name="sms_message",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="flow_steps",
+                to="marketing_activities.smsmessage",
+                verbose_name="SMS message",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='folder',
-            constraint=models.UniqueConstraint(fields=('parent', 'name'), name='folder_name_unique_in_parent', violation_error_message='This folder already holds a folder of that name.'),
+            model_name="folder",
+            constraint=models.UniqueConstraint(
+                fields=("parent", "name"),
+                name="folder_name_unique_in_parent",
+                violation_error_message="This folder already holds a folder of that name.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='folder',
-            constraint=models.UniqueConstraint(condition=models.Q(('parent__isnull', True)), fields=('name',), name='folder_name_unique_at_top', violation_error_message='There is already a top-level folder of that name.'),
+            model_name="folder",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("parent__isnull", True)),
+                fields=("name",),
+                name="folder_name_unique_at_top",
+                violation_error_message="There is already a top-level folder of that name.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='program',
-            constraint=models.UniqueConstraint(fields=('folder', 'name'), name='program_name_unique_in_folder', violation_error_message='This folder already holds a program of that name.'),
+            model_name="program",
+            constraint=models.UniqueConstraint(
+                fields=("folder", "name"),
+                name="program_name_unique_in_folder",
+                violation_error_message="This folder already holds a program of that name.",
+            ),
         ),
         migrations.AddIndex(
-            model_name='runresult',
-            index=models.Index(condition=models.Q(('outcome__lt', 30)), fields=['lead'], name='run_result_lead_activity'),
+            model_name="runresult",
+            index=models.Index(
+                condition=models.Q(("outcome__lt", 30)), fields=["lead"], name="run_result_lead_activity"
+            ),
         ),
         migrations.AddIndex(
-            model_name='runbatch',
-            index=models.Index(fields=['run_step', 'status'], name='run_batch_step_status'),
+            model_name="runbatch",
+            index=models.Index(fields=["run_step", "status"], name="run_batch_step_status"),
         ),
         migrations.AddConstraint(
-            model_name='smartcampaign',
-            constraint=models.UniqueConstraint(fields=('program', 'name'), name='campaign_name_unique_in_program', violation_error_message='This program already holds a campaign of that name.'),
+            model_name="smartcampaign",
+            constraint=models.UniqueConstraint(
+                fields=("program", "name"),
+                name="campaign_name_unique_in_program",
+                violation_error_message="This program already holds a campaign of that name.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='campaignrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['queued', 'running'])), fields=('campaign',), name='one_active_run_per_campaign', violation_error_message='This campaign is already running.'),
+            model_name="campaignrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["queued", "running"])),
+                fields=("campaign",),
+                name="one_active_run_per_campaign",
+                violation_error_message="This campaign is already running.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='smsmessage',
-            constraint=models.UniqueConstraint(fields=('program', 'name'), name='sms_message_name_unique_in_program', violation_error_message='This program already holds an SMS message of that name.'),
+            model_name="smsmessage",
+            constraint=models.UniqueConstraint(
+                fields=("program", "name"),
+                name="sms_message_name_unique_in_program",
+                violation_error_message="This program already holds an SMS message of that name.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='runstep',
-            constraint=models.UniqueConstraint(fields=('run', 'position'), name='run_step_position_unique'),
+            model_name="runstep",
+            constraint=models.UniqueConstraint(fields=("run", "position"), name="run_step_position_unique"),
         ),
     ]

@@ -124,7 +124,9 @@ def run_dispatch(run: CampaignRun) -> None:
         transaction.on_commit(lambda: run_execute(run=CampaignRun.objects.get(pk=run.pk)))
     else:
         transaction.on_commit(
-            lambda: threading.Thread(target=_work_in_thread, args=(run.pk,), name=f"run-{run.pk}", daemon=True).start()
+            lambda: threading.Thread(
+                target=_work_in_thread, args=(run.pk,), name=f"run-{run.pk}", daemon=True
+            ).start()
         )
 
 
@@ -149,7 +151,9 @@ def run_resume(*, run: CampaignRun) -> CampaignRun:
     if run.status == CampaignRun.Status.FAILED:
         try:
             with transaction.atomic():
-                CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.RUNNING, finished_at=None, error="")
+                CampaignRun.objects.filter(pk=run.pk).update(
+                    status=CampaignRun.Status.RUNNING, finished_at=None, error=""
+                )
         except IntegrityError:
             raise _already_running(run.campaign) from None
     run.refresh_from_db()
@@ -161,7 +165,9 @@ def run_retry_uncertain(*, run: CampaignRun) -> int:
     with transaction.atomic():
         try:
             with transaction.atomic():
-                CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.RUNNING, finished_at=None)
+                CampaignRun.objects.filter(pk=run.pk).update(
+                    status=CampaignRun.Status.RUNNING, finished_at=None
+                )
         except IntegrityError:
             raise _already_running(run.campaign) from None
         total = requeue_uncertain(run)
@@ -208,21 +214,28 @@ def campaign_preview(*, campaign: SmartCampaign, sample_size: int = 10) -> Audie
     try:
         with transaction.atomic():
             run = CampaignRun.objects.create(
-                campaign=campaign, trigger=CampaignRun.Trigger.ADMIN, dry_run=True,
+                campaign=campaign,
+                trigger=CampaignRun.Trigger.ADMIN,
+                dry_run=True,
                 status=CampaignRun.Status.COMPLETED,
             )
             steps = []
             for position, flow_step in enumerate(campaign.steps()):
                 run_step = RunStep.objects.create(
-                    run=run, position=position, action=flow_step.action, vibes_list=flow_step.vibes_list,
+                    run=run,
+                    position=position,
+                    action=flow_step.action,
+                    vibes_list=flow_step.vibes_list,
                     acquisition_campaign=flow_step.acquisition_campaign,
                 )
                 steps.append(StepPreview(position, flow_step.action, plan_step(run_step)))
                 if position == 0:
                     first = RunStep.objects.get(pk=run_step.pk)
                     lead_ids = list(
-                        first.results().filter(outcome=Outcome.PLANNED_DRY_RUN)
-                        .order_by("pk").values_list("lead_id", flat=True)[:sample_size]
+                        first.results()
+                        .filter(outcome=Outcome.PLANNED_DRY_RUN)
+                        .order_by("pk")
+                        .values_list("lead_id", flat=True)[:sample_size]
                     )
                     sample = list(Lead.objects.filter(pk__in=lead_ids).order_by("pk"))
             preview = AudiencePreview(

@@ -77,6 +77,9 @@ class Call:
     lead_id: int
     phone: str
     text: str = ""
+    # When its batch went out: what Vibes answers is true from then on, so a
+    # subscription change takes effect as of this moment (R9 orders by time).
+    sent_at: datetime.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,8 @@ def call_vibes(client, run_step: RunStep, call: Call) -> CallResult:
             )
             if result.status == "subscribed":
                 return CallResult(
-                    Outcome.SUBSCRIBED, detail="already subscribed in Vibes" if result.already_subscribed else ""
+                    Outcome.SUBSCRIBED,
+                    detail="already subscribed in Vibes" if result.already_subscribed else "",
                 )
             return CallResult(Outcome.PENDING, detail="waiting for the reply to Vibes' confirmation text")
         if run_step.action == FlowStep.Action.UNSUBSCRIBE:
@@ -129,14 +133,19 @@ def call_vibes(client, run_step: RunStep, call: Call) -> CallResult:
     except vibes_errors.VibesAuthError as error:
         # Refused before processing: nothing happened, so the call stays queued.
         return CallResult(
-            Outcome.QUEUED, error_code="auth", requeue=True, stop=f"Vibes refused the credentials: {_short(error)}"
+            Outcome.QUEUED,
+            error_code="auth",
+            requeue=True,
+            stop=f"Vibes refused the credentials: {_short(error)}",
         )
     except (vibes_errors.VibesConnectionError, vibes_errors.VibesRateLimited) as error:
         return CallResult(Outcome.QUEUED, error_code=type(error).__name__, detail=_short(error), requeue=True)
     except vibes_errors.VibesUncertain as error:
         return CallResult(Outcome.UNCERTAIN, error_code="uncertain", detail=_short(error))
     except vibes_errors.VibesError as error:
-        return CallResult(Outcome.FAILED, error_code=(error.code or str(error.status or ""))[:40], detail=_short(error))
+        return CallResult(
+            Outcome.FAILED, error_code=(error.code or str(error.status or ""))[:40], detail=_short(error)
+        )
     except Exception as error:  # a bug of ours must not leave the batch half-recorded
         logger.exception("unexpected error calling Vibes for result %s", call.result_id)
         outcome = Outcome.UNCERTAIN if run_step.action == FlowStep.Action.SEND_SMS else Outcome.FAILED
@@ -315,17 +324,16 @@ class Worker:
     def _mark_sending(self, step: RunStep, batch: RunBatch) -> list[Call]:
         with transaction.atomic():
             rows = list(
-                self._rows(step, batch, Outcome.QUEUED)
-                .order_by("pk")
-                .values_list("pk", "lead_id", "phone")
+                self._rows(step, batch, Outcome.QUEUED).order_by("pk").values_list("pk", "lead_id", "phone")
             )
             if not rows:
                 return []
             ids = [row[0] for row in rows]
-            RunResult.objects.filter(pk__in=ids).update(outcome=Outcome.SENDING, updated_at=timezone.now())
+            now = timezone.now()
+            RunResult.objects.filter(pk__in=ids).update(outcome=Outcome.SENDING, updated_at=now)
             _apply_counts(step.pk, {Outcome.QUEUED: -len(ids), Outcome.SENDING: len(ids)})
         if step.action != FlowStep.Action.SEND_SMS:
-            return [Call(result_id, lead_id, phone) for result_id, lead_id, phone in rows]
+            return [Call(result_id, lead_id, phone, sent_at=now) for result_id, lead_id, phone in rows]
         leads = Lead.objects.in_bulk([row[1] for row in rows])
         return [
             Call(result_id, lead_id, phone, sms_text.render(step.message_text, leads[lead_id]))
@@ -386,14 +394,19 @@ class Worker:
         for call, result in zip(calls, results):
             groups.setdefault(int(result.outcome), []).append(call)
         note = f"run {self.run.pk}, step {step.number}"
+        when = min((c.sent_at for c in calls if c.sent_at), default=None)
         if step.action == FlowStep.Action.SUBSCRIBE:
-            for outcome, status in ((Outcome.PENDING, Subscription.Status.PENDING), (Outcome.SUBSCRIBED, Subscription.Status.SUBSCRIBED)):
+            for outcome, status in (
+                (Outcome.PENDING, Subscription.Status.PENDING),
+                (Outcome.SUBSCRIBED, Subscription.Status.SUBSCRIBED),
+            ):
                 if groups.get(int(outcome)):
                     subscriptions_set_status(
                         lead_ids=[c.lead_id for c in groups[int(outcome)]],
                         vibes_list=step.vibes_list,
                         status=status,
                         source="run",
+                        when=when,
                         note=note,
                         acquisition_campaign=step.acquisition_campaign,
                     )
@@ -406,6 +419,7 @@ class Worker:
                 vibes_list=step.vibes_list,
                 status=Subscription.Status.UNSUBSCRIBED,
                 source="run",
+                when=when,
                 note=note,
                 opt_out_reason="api_opt_out",
             )
@@ -427,9 +441,13 @@ class Worker:
                     error_code="interrupted",
                     detail="The runner stopped while this SMS was being sent and no delivery receipt came.",
                 )
-                delta.update({Outcome.SENDING: -(sent + unknown), Outcome.SENT: sent, Outcome.UNCERTAIN: unknown})
+                delta.update(
+                    {Outcome.SENDING: -(sent + unknown), Outcome.SENT: sent, Outcome.UNCERTAIN: unknown}
+                )
                 _apply_counts(step.pk, delta)
-                CampaignRun.objects.filter(pk=self.run.pk).update(progress_done=F("progress_done") + sent + unknown)
+                CampaignRun.objects.filter(pk=self.run.pk).update(
+                    progress_done=F("progress_done") + sent + unknown
+                )
         elif step.action == FlowStep.Action.UNSUBSCRIBE:
             with transaction.atomic():
                 again = sending.update(outcome=Outcome.QUEUED)
@@ -482,15 +500,18 @@ def requeue_uncertain(run: CampaignRun) -> int:
     total = 0
     with transaction.atomic():
         for step in run.steps.all():
-            again = step.results().filter(outcome=Outcome.UNCERTAIN).update(
-                outcome=Outcome.QUEUED, error_code="", detail="retried by the operator"
+            again = (
+                step.results()
+                .filter(outcome=Outcome.UNCERTAIN)
+                .update(outcome=Outcome.QUEUED, error_code="", detail="retried by the operator")
             )
             if again:
                 total += again
                 _apply_counts(step.pk, {Outcome.UNCERTAIN: -again, Outcome.QUEUED: again})
-                step.batches.all().update(status=RunBatch.Status.PENDING, claimed_by="", claim_expires_at=None)
+                step.batches.all().update(
+                    status=RunBatch.Status.PENDING, claimed_by="", claim_expires_at=None
+                )
                 RunStep.objects.filter(pk=step.pk).update(status=RunStep.Status.EXECUTING, finished_at=None)
         if total:
             CampaignRun.objects.filter(pk=run.pk).update(progress_done=F("progress_done") - total)
     return total
-

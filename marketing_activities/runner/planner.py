@@ -52,8 +52,10 @@ def audience_sql(run_step: RunStep):
     run = run_step.run
     if run_step.position == 0:
         definition = run.campaign.smart_list.parsed()
-        queryset = Lead.objects.filter(definition.to_q()).order_by().values(
-            "id", "mobile_phone", "blocklisted", "marketing_suspended"
+        queryset = (
+            Lead.objects.filter(definition.to_q())
+            .order_by()
+            .values("id", "mobile_phone", "blocklisted", "marketing_suspended")
         )
         sql, params = queryset.query.sql_with_params()
         return f"SELECT a.*, NULL AS first_outcome FROM ({sql}) a", params
@@ -119,7 +121,9 @@ def _skip_reason(action: str, list_id: int):
         ]
     branches.append(("a.mobile_phone = ''", [], Outcome.SKIPPED_NO_PHONE))
     if action == FlowStep.Action.SUBSCRIBE:
-        branches.append((_number_has_subscription("= %s"), [list_id, SUBSCRIBED], Outcome.SKIPPED_ALREADY_SUBSCRIBED))
+        branches.append(
+            (_number_has_subscription("= %s"), [list_id, SUBSCRIBED], Outcome.SKIPPED_ALREADY_SUBSCRIBED)
+        )
         fallback = Outcome.SKIPPED_ALREADY_PENDING
     elif action == FlowStep.Action.UNSUBSCRIBE:
         fallback = Outcome.SKIPPED_ALREADY_UNSUBSCRIBED

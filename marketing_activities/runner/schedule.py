@@ -44,8 +44,4 @@ def stale_runs(*, now=None):
     """Active runs without progress for a while: their worker is gone."""
     now = now or timezone.now()
     cutoff = now - STALE_AFTER
-    return [
-        run
-        for run in CampaignRun.objects.active()
-        if (run.heartbeat_at or run.created_at) < cutoff
-    ]
+    return [run for run in CampaignRun.objects.active() if (run.heartbeat_at or run.created_at) < cutoff]

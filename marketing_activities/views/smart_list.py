@@ -11,13 +11,15 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from smscampaigns.models import Lead
+from smscampaigns.smartlists import MAX_RULES
 
 from .. import services
-from ..forms import MAX_RULES, SmartListEditor
+from ..forms import SmartListEditor
 from ..models import SmartCampaign
 from .campaign import campaign_context, campaign_or_404
 from .common import HtmxHttpRequest, render_screen, staff_required
@@ -26,10 +28,14 @@ TEMPLATE = "marketing_activities/campaign_smart_list.html"
 SAMPLE_SIZE = 10
 
 
+NO_AUDIENCE = {"audience_count": None, "audience_sample": []}
+
+
 def audience(editor: SmartListEditor) -> dict:
     """How many people the checked rules pick, and the first of them; nothing while they have problems."""
-    if editor.parsed is None:
-        return {"audience_count": None, "audience_sample": []}
+    # No count beside a smart list-wide problem either: it would count rules that cannot run.
+    if editor.parsed is None or editor.errors:
+        return NO_AUDIENCE
     leads = Lead.objects.filter(editor.parsed.to_q())
     return {"audience_count": leads.count(), "audience_sample": list(leads.order_by("pk")[:SAMPLE_SIZE])}
 
@@ -83,8 +89,13 @@ def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             focus_rule = len(editor.rows) - 1
         elif (index := _rule_index(action, "remove-")) is not None:
             editor.remove_rule(index)
-        services.smart_list_edit(smart_list=campaign.smart_list, definition=editor.definition())
         editor.check()
+        if editor.over_limit:
+            # Stored, rules beyond the limit could not be shown again (the tab offers
+            # the first ones): they stay on the page, for the marketer to remove some.
+            editor.errors.append(_("Nothing is saved while the smart list is beyond the limit."))
+        else:
+            services.smart_list_edit(smart_list=campaign.smart_list, definition=editor.definition())
     if not request.htmx:
         return redirect("marketing_activities:campaign_smart_list", pk=campaign.pk)
     # htmx: a change of the rules (add, remove, a field or operator chosen) gets

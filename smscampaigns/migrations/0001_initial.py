@@ -6,51 +6,103 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='SmartList',
+            name="SmartList",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('definition', models.JSONField(default=smscampaigns.models.empty_definition, help_text='Filters as JSON: {"logic": "all" | "any" | "1 and (2 or not 3)", "rules": [{"field": "country", "op": "is", "value": "US"}]}', verbose_name='rules and logic')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                (
+                    "definition",
+                    models.JSONField(
+                        default=smscampaigns.models.empty_definition,
+                        help_text='Filters as JSON: {"logic": "all" | "any" | "1 and (2 or not 3)", "rules": [{"field": "country", "op": "is", "value": "US"}]}',
+                        verbose_name="rules and logic",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
             ],
             options={
-                'verbose_name': 'smart list',
-                'verbose_name_plural': 'smart lists',
-                'ordering': ['name'],
+                "verbose_name": "smart list",
+                "verbose_name_plural": "smart lists",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Lead',
+            name="Lead",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('first_name', models.CharField(blank=True, max_length=100, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=100, verbose_name='last name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
-                ('mobile_phone', models.CharField(blank=True, db_index=True, help_text='Stored in E.164 form, e.g. +15551234567.', max_length=16, verbose_name='mobile phone')),
-                ('country', models.CharField(blank=True, max_length=100, verbose_name='country')),
-                ('city', models.CharField(blank=True, max_length=100, verbose_name='city')),
-                ('state', models.CharField(blank=True, max_length=100, verbose_name='state')),
-                ('lead_source', models.CharField(blank=True, max_length=100, verbose_name='lead source')),
-                ('lead_score', models.IntegerField(default=0, verbose_name='lead score')),
-                ('blocklisted', models.BooleanField(default=False, help_text='Never texted, never subscribed.', verbose_name='blocklisted')),
-                ('marketing_suspended', models.BooleanField(default=False, help_text='Never texted, never subscribed.', verbose_name='marketing suspended')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("first_name", models.CharField(blank=True, max_length=100, verbose_name="first name")),
+                ("last_name", models.CharField(blank=True, max_length=100, verbose_name="last name")),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email address")),
+                (
+                    "mobile_phone",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        help_text="Stored in E.164 form, e.g. +15551234567.",
+                        max_length=16,
+                        verbose_name="mobile phone",
+                    ),
+                ),
+                ("country", models.CharField(blank=True, max_length=100, verbose_name="country")),
+                ("city", models.CharField(blank=True, max_length=100, verbose_name="city")),
+                ("state", models.CharField(blank=True, max_length=100, verbose_name="state")),
+                ("lead_source", models.CharField(blank=True, max_length=100, verbose_name="lead source")),
+                ("lead_score", models.IntegerField(default=0, verbose_name="lead score")),
+                (
+                    "blocklisted",
+                    models.BooleanField(
+                        default=False, help_text="Never texted, never subscribed.", verbose_name="blocklisted"
+                    ),
+                ),
+                (
+                    "marketing_suspended",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Never texted, never subscribed.",
+                        verbose_name="marketing suspended",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
             ],
             options={
-                'verbose_name': 'lead',
-                'verbose_name_plural': 'leads',
-                'ordering': ['pk'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('email', ''), _negated=True), fields=('email',), name='lead_email_unique'), models.CheckConstraint(condition=models.Q(('mobile_phone', ''), ('mobile_phone__startswith', '+'), _connector='OR'), name='lead_mobile_phone_e164', violation_error_message='The mobile phone must be stored in E.164 form.')],
+                "verbose_name": "lead",
+                "verbose_name_plural": "leads",
+                "ordering": ["pk"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("email", ""), _negated=True),
+                        fields=("email",),
+                        name="lead_email_unique",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("mobile_phone", ""), ("mobile_phone__startswith", "+"), _connector="OR"
+                        ),
+                        name="lead_mobile_phone_e164",
+                        violation_error_message="The mobile phone must be stored in E.164 form.",
+                    ),
+                ],
             },
         ),
     ]

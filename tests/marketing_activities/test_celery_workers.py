@@ -66,15 +66,48 @@ def cluster(live_server, settings):
         "RUNNER_RECEIPT_GRACE": "5",
     }
     simulator = subprocess.Popen(
-        [sys.executable, "manage.py", "vibes_simulator", "--port", str(port), "--rate-limit", "100",
-         "--latency-ms", "10", "--company-key", "celery", "--username", "celery", "--password", "celery-password"],
-        env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "manage.py",
+            "vibes_simulator",
+            "--port",
+            str(port),
+            "--rate-limit",
+            "100",
+            "--latency-ms",
+            "10",
+            "--company-key",
+            "celery",
+            "--username",
+            "celery",
+            "--password",
+            "celery-password",
+        ],
+        env=env,
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     workers = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "smscampaigns", "worker", "--pool=solo", "-n", f"{name}@%h",
-             "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
-            env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "smscampaigns",
+                "worker",
+                "--pool=solo",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=WARNING",
+            ],
+            env=env,
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for name in ("one", "two")
     }
@@ -110,7 +143,9 @@ def wait_for_run(run, timeout=300):
         if not run.is_active:
             return run
         time.sleep(0.5)
-    raise AssertionError(f"run {run.pk} still {run.status} (progress {run.progress_done}/{run.progress_total})")
+    raise AssertionError(
+        f"run {run.pk} still {run.status} (progress {run.progress_done}/{run.progress_total})"
+    )
 
 
 def sent_numbers(run):
@@ -119,12 +154,16 @@ def sent_numbers(run):
 
 
 def messages(cluster):
-    return Counter(m["to"] for m in requests.get(f"{cluster['simulator']}/_simulator/messages", timeout=10).json())
+    return Counter(
+        m["to"] for m in requests.get(f"{cluster['simulator']}/_simulator/messages", timeout=10).json()
+    )
 
 
 def test_two_workers_share_a_run_within_the_rate_limit(cluster):
     data = bench.build(leads=10_000)
-    run = run_create(campaign=SmartCampaign.objects.get(pk=data.plan_campaign_id), trigger=CampaignRun.Trigger.UI)
+    run = run_create(
+        campaign=SmartCampaign.objects.get(pk=data.plan_campaign_id), trigger=CampaignRun.Trigger.UI
+    )
     run_dispatch(run)
     run = wait_for_run(run)
     assert run.status == CampaignRun.Status.COMPLETED
@@ -141,7 +180,9 @@ def test_two_workers_share_a_run_within_the_rate_limit(cluster):
 
 def test_a_worker_killed_mid_run_leaves_the_other_to_finish_without_double_sends(cluster):
     data = bench.build(leads=10_000)
-    run = run_create(campaign=SmartCampaign.objects.get(pk=data.plan_campaign_id), trigger=CampaignRun.Trigger.UI)
+    run = run_create(
+        campaign=SmartCampaign.objects.get(pk=data.plan_campaign_id), trigger=CampaignRun.Trigger.UI
+    )
     run_dispatch(run)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

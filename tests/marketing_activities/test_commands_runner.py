@@ -50,7 +50,10 @@ def test_run_campaign_exits_2_with_a_reason_when_the_campaign_cannot_run(news):
     with pytest.raises(CommandError) as error:
         call_command("run_campaign", str(campaign.pk), verbosity=0)
     assert error.value.returncode == 2
-    assert str(error.value) == "Step 1 (Subscribe to Vibes List): Choose an acquisition campaign of the Vibes list."
+    assert (
+        str(error.value)
+        == "Step 1 (Subscribe to Vibes List): Choose an acquisition campaign of the Vibes list."
+    )
 
 
 def test_run_campaign_exits_2_when_the_campaign_is_already_running(news):
@@ -96,7 +99,12 @@ def due(campaign, **fields):
 def test_due_campaigns_start_once_however_often_the_scheduler_runs(news):
     campaign = make_campaign(("send", news))
     now = timezone.now()
-    due(campaign, schedule="once", run_at=now - datetime.timedelta(minutes=1), next_run_at=now - datetime.timedelta(minutes=1))
+    due(
+        campaign,
+        schedule="once",
+        run_at=now - datetime.timedelta(minutes=1),
+        next_run_at=now - datetime.timedelta(minutes=1),
+    )
     assert len(start_due_runs(now=now)) == 1
     assert start_due_runs(now=now) == []
     campaign.refresh_from_db()
@@ -106,7 +114,12 @@ def test_due_campaigns_start_once_however_often_the_scheduler_runs(news):
 def test_recurring_campaigns_move_to_their_next_time(news):
     campaign = make_campaign(("send", news))
     now = timezone.now()
-    due(campaign, schedule="daily", run_time=datetime.time(9, 0), next_run_at=now - datetime.timedelta(seconds=5))
+    due(
+        campaign,
+        schedule="daily",
+        run_time=datetime.time(9, 0),
+        next_run_at=now - datetime.timedelta(seconds=5),
+    )
     [run] = start_due_runs(now=now)
     assert run.trigger == CampaignRun.Trigger.SCHEDULE
     campaign.refresh_from_db()

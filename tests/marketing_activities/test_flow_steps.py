@@ -15,7 +15,9 @@ def test_send_needs_an_sms_message_and_a_vibes_list():
 
 def test_subscribe_needs_an_acquisition_campaign_of_its_own_list():
     news, vip = VibesListFactory(), VibesListFactory()
-    step = FlowStepFactory(subscribe=True, vibes_list=news, acquisition_campaign=AcquisitionCampaignFactory(vibes_list=vip))
+    step = FlowStepFactory(
+        subscribe=True, vibes_list=news, acquisition_campaign=AcquisitionCampaignFactory(vibes_list=vip)
+    )
     problem = step.problems()["acquisition_campaign"]
     assert f"belongs to the Vibes list “{vip.name}”, not to “{news.name}”" in problem
 
@@ -27,7 +29,9 @@ def test_subscribe_without_acquisition_campaign():
 
 def test_unsubscribe_needs_only_the_vibes_list():
     assert FlowStepFactory(unsubscribe=True).problems() == {}
-    assert FlowStepFactory(unsubscribe=True, vibes_list=None).problems() == {"vibes_list": "Choose a Vibes list."}
+    assert FlowStepFactory(unsubscribe=True, vibes_list=None).problems() == {
+        "vibes_list": "Choose a Vibes list."
+    }
 
 
 def test_steps_refuse_fields_their_action_does_not_use():
@@ -59,11 +63,16 @@ def test_a_campaign_with_an_invalid_step_says_which_step_and_why():
 
 def test_a_campaign_without_steps_or_rules_cannot_run():
     campaign = SmartCampaignFactory(smart_list__definition={"logic": "all", "rules": []})
-    assert campaign.problems() == ["The flow has no steps.", "The smart list has no rules, so nobody qualifies."]
+    assert campaign.problems() == [
+        "The flow has no steps.",
+        "The smart list has no rules, so nobody qualifies.",
+    ]
 
 
 def test_a_campaign_with_bad_smart_list_logic_cannot_run():
-    campaign = SmartCampaignFactory(smart_list__definition={"logic": "1 or 2", "rules": [{"field": "country", "op": "is", "value": "US"}]})
+    campaign = SmartCampaignFactory(
+        smart_list__definition={"logic": "1 or 2", "rules": [{"field": "country", "op": "is", "value": "US"}]}
+    )
     FlowStepFactory(campaign=campaign)
     assert campaign.problems() == ["Smart list: Logic: there is no rule 2 (the rules are numbered 1 to 1)."]
 

@@ -85,7 +85,9 @@ def test_receipts_settle_uncertain_sms_so_a_retry_texts_each_number_exactly_once
     step = run.steps.get()
     # A 5xx after Vibes processed the SMS left it uncertain; its receipt proved it sent.
     processed = {m["to"] for m in vibes_simulator.messages()}
-    wait_until(lambda: set(step.results().filter(outcome=Outcome.SENT).values_list("phone", flat=True)) == processed)
+    wait_until(
+        lambda: set(step.results().filter(outcome=Outcome.SENT).values_list("phone", flat=True)) == processed
+    )
     run_retry_uncertain(run=run)
     run = run_execute(run=run, client=make_client(vibes_simulator.url))
     assert Counter(m["to"] for m in vibes_simulator.messages()) == Counter(phones)

@@ -68,19 +68,39 @@ def system(tmp_path):
     manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
 
     def run(*args, check=True):
-        return subprocess.run([*manage, *args], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, check=check)
+        return subprocess.run(
+            [*manage, *args], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, check=check
+        )
 
     run("migrate", "-v0")
     data = json.loads(run("bench_campaign", "--build-only", "--leads", "3000").stdout)
     processes = [
         subprocess.Popen(
-            [*manage, "vibes_simulator", "--port", str(simulator_port), "--latency-ms", "15",
-             "--company-key", "crash", "--username", "crash", "--password", "crash-password"],
-            env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                *manage,
+                "vibes_simulator",
+                "--port",
+                str(simulator_port),
+                "--latency-ms",
+                "15",
+                "--company-key",
+                "crash",
+                "--username",
+                "crash",
+                "--password",
+                "crash-password",
+            ],
+            env=env,
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         ),
         subprocess.Popen(
             [*manage, "runserver", "--noreload", f"127.0.0.1:{app_port}"],
-            env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         ),
     ]
     try:
@@ -108,11 +128,16 @@ def query(db, sql):
 def test_a_killed_run_resumes_without_sending_anything_twice(system):
     runner = subprocess.Popen(
         [*system["manage"], "run_campaign", str(system["campaign_id"]), "-v0"],
-        env=system["env"], cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=system["env"],
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        done = query(system["db"], "SELECT progress_done, progress_total FROM marketing_activities_campaignrun")
+        done = query(
+            system["db"], "SELECT progress_done, progress_total FROM marketing_activities_campaignrun"
+        )
         if done and done[0][1] and done[0][0] >= done[0][1] * 0.3:
             break
         time.sleep(0.05)
@@ -125,7 +150,9 @@ def test_a_killed_run_resumes_without_sending_anything_twice(system):
 
     resumed = system["run"]("run_campaign", "--resume", str(run_id), "-v0", check=False)
     assert resumed.returncode == 0, resumed.stderr
-    counts = dict(query(system["db"], "SELECT outcome, COUNT(*) FROM marketing_activities_runresult GROUP BY outcome"))
+    counts = dict(
+        query(system["db"], "SELECT outcome, COUNT(*) FROM marketing_activities_runresult GROUP BY outcome")
+    )
     if counts.get(21):
         # SMS in flight when the runner died, with no delivery receipt: their
         # fate was unknown, so only the operator's retry sends them again.

@@ -26,7 +26,10 @@ def news(vibes_simulator):
 def make_campaign(*steps, rule=None, qualification="every_time"):
     campaign = SmartCampaignFactory(
         qualification_rule=qualification,
-        smart_list__definition={"logic": "all", "rules": [rule or {"field": "country", "op": "is", "value": "US"}]},
+        smart_list__definition={
+            "logic": "all",
+            "rules": [rule or {"field": "country", "op": "is", "value": "US"}],
+        },
     )
     for position, (action, vibes_list) in enumerate(steps):
         options = {"send": {}, "subscribe": {"subscribe": True}, "unsubscribe": {"unsubscribe": True}}[action]
@@ -71,7 +74,10 @@ def test_send_texts_every_subscribed_number_once_with_its_personal_text(news, vi
     ]
     step = run.steps.get()
     assert step.counts == {
-        "sent": 2, "skipped_duplicate_phone": 1, "skipped_blocklisted": 1, "skipped_not_subscribed": 1,
+        "sent": 2,
+        "skipped_duplicate_phone": 1,
+        "skipped_blocklisted": 1,
+        "skipped_not_subscribed": 1,
     }
     sent = step.results().get(lead=anna)
     assert sent.vibes_message_id and sent.outcome == Outcome.SENT
@@ -84,7 +90,9 @@ def test_a_number_shared_by_a_blocklisted_and_a_clean_person_is_texted_once_for_
     blocked = subscribed(news, first_name="Blocked", mobile_phone="+15551230500", blocklisted=True)
     clean = subscribed(news, first_name="Clean", mobile_phone="(555) 123-0500")
     run = execute(make_campaign(("send", news)), vibes_simulator)
-    assert [(m["to"], m["text"]) for m in vibes_simulator.messages()] == [("+15551230500", "Hi Clean, 20% off today.")]
+    assert [(m["to"], m["text"]) for m in vibes_simulator.messages()] == [
+        ("+15551230500", "Hi Clean, 20% off today.")
+    ]
     step = run.steps.get()
     assert step.results().get(lead=blocked).outcome == Outcome.SKIPPED_BLOCKLISTED
     assert step.results().get(lead=clean).outcome == Outcome.SENT
@@ -141,7 +149,8 @@ def test_unsubscribe_opts_out_every_person_with_the_number(news, vibes_simulator
     run = execute(make_campaign(("unsubscribe", news)), vibes_simulator)
     assert run.steps.get().counts == {"unsubscribed": 1}
     assert set(Subscription.objects.filter(vibes_list=news).values_list("lead_id", "status")) == {
-        (first.pk, "unsubscribed"), (second.pk, "unsubscribed"),
+        (first.pk, "unsubscribed"),
+        (second.pk, "unsubscribed"),
     }
     assert not [s for s in vibes_simulator.subscriptions() if s.get("status") == "subscribed"]
 
@@ -197,7 +206,9 @@ def test_a_run_stops_when_vibes_refuses_the_credentials_and_nothing_is_lost(news
 
 def test_dry_run_plans_and_calls_nobody(news, vibes_simulator):
     subscribed(news)
-    run = run_create(campaign=make_campaign(("send", news)), trigger=CampaignRun.Trigger.COMMAND, dry_run=True)
+    run = run_create(
+        campaign=make_campaign(("send", news)), trigger=CampaignRun.Trigger.COMMAND, dry_run=True
+    )
     run = run_execute(run=run, client=make_client(vibes_simulator.url))
     assert run.status == CampaignRun.Status.COMPLETED
     assert run.steps.get().counts == {"planned_dry_run": 1}

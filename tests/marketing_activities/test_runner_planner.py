@@ -3,7 +3,12 @@
 import pytest
 
 from marketing_activities.models import CampaignRun, FlowStep, Outcome, RunBatch, SmartCampaign
-from marketing_activities.runner import CampaignAlreadyRunning, CampaignCannotRun, campaign_preview, run_create
+from marketing_activities.runner import (
+    CampaignAlreadyRunning,
+    CampaignCannotRun,
+    campaign_preview,
+    run_create,
+)
 from marketing_activities.runner.planner import PlanningError, plan_step
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
 from tests.smscampaigns.factories import LeadFactory
@@ -20,7 +25,10 @@ def news():
 def campaign_with(*actions, vibes_list, rule=None, qualification=SmartCampaign.QualificationRule.EVERY_TIME):
     campaign = SmartCampaignFactory(
         qualification_rule=qualification,
-        smart_list__definition={"logic": "all", "rules": [rule or {"field": "country", "op": "is", "value": "US"}]},
+        smart_list__definition={
+            "logic": "all",
+            "rules": [rule or {"field": "country", "op": "is", "value": "US"}],
+        },
     )
     for position, action in enumerate(actions):
         FlowStepFactory(
@@ -41,11 +49,16 @@ def plan(campaign, dry_run=False):
 
 
 def outcomes(step):
-    return {row.lead.email: (Outcome(row.outcome), row.duplicate_of_id) for row in step.results().select_related("lead")}
+    return {
+        row.lead.email: (Outcome(row.outcome), row.duplicate_of_id)
+        for row in step.results().select_related("lead")
+    }
 
 
 def subscribed(vibes_list, **lead_fields):
-    return SubscriptionFactory(vibes_list=vibes_list, status="subscribed", lead=LeadFactory(**lead_fields)).lead
+    return SubscriptionFactory(
+        vibes_list=vibes_list, status="subscribed", lead=LeadFactory(**lead_fields)
+    ).lead
 
 
 def test_send_goes_only_to_people_subscribed_to_the_vibes_list(news):
@@ -106,8 +119,12 @@ def test_the_winner_of_a_shared_number_is_chosen_deterministically(news):
     leads = [subscribed(news, mobile_phone="+15551239999") for _ in range(4)]
     for _ in range(2):
         step = plan(campaign_with("send", vibes_list=news))
-        assert list(step.results().filter(outcome=Outcome.QUEUED).values_list("lead_id", flat=True)) == [leads[0].pk]
-        assert set(step.results().exclude(lead=leads[0]).values_list("duplicate_of_id", flat=True)) == {leads[0].pk}
+        assert list(step.results().filter(outcome=Outcome.QUEUED).values_list("lead_id", flat=True)) == [
+            leads[0].pk
+        ]
+        assert set(step.results().exclude(lead=leads[0]).values_list("duplicate_of_id", flat=True)) == {
+            leads[0].pk
+        }
 
 
 def test_subscribe_skips_people_already_subscribed_or_pending_on_their_number(news):
@@ -222,7 +239,9 @@ def test_an_invalid_campaign_cannot_run_and_says_why(news):
     FlowStep.objects.filter(campaign=campaign).update(acquisition_campaign=None)
     with pytest.raises(CampaignCannotRun) as error:
         run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
-    assert error.value.problems == ["Step 1 (Subscribe to Vibes List): Choose an acquisition campaign of the Vibes list."]
+    assert error.value.problems == [
+        "Step 1 (Subscribe to Vibes List): Choose an acquisition campaign of the Vibes list."
+    ]
     assert not CampaignRun.objects.exists()
 
 

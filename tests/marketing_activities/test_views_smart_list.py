@@ -372,13 +372,21 @@ def test_a_post_without_its_rules_saves_nothing(staff_client):
     assert "Nothing was saved: the form came without its rules. Reload the page." in html
 
 
-def test_more_rules_than_the_editor_saves_are_refused_and_nothing_is_lost(staff_client):
+def test_beyond_the_rule_limit_nothing_is_saved_until_a_rule_is_removed(staff_client):
     campaign = SmartCampaignFactory()
     before = stored(campaign)
-    data = rules_post(*[{"field": "city", "op": "is", "value": str(n)} for n in range(101)])
-    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW).content.decode()
+    rules = [{"field": "city", "op": "is", "value": str(n)} for n in range(101)]
+    html = staff_client.post(
+        url("campaign_smart_list", campaign.pk), rules_post(*rules), headers=REDRAW
+    ).content.decode()
     assert stored(campaign) == before
-    assert "Nothing was saved: the editor saves at most 100 rules." in part(html, "smart-list-errors")
+    assert "Nothing is saved while the smart list is beyond the limit." in part(html, "smart-list-errors")
+    assert 'value="100"' in html  # every rule stays on the page
+    html = staff_client.post(
+        url("campaign_smart_list", campaign.pk), rules_post(*rules, action="remove-0"), headers=REDRAW
+    ).content.decode()
+    assert [rule["value"] for rule in stored(campaign)["rules"]] == [str(n) for n in range(1, 101)]
+    assert "beyond the limit" not in html
 
 
 def test_adding_a_rule_beyond_the_limit_is_refused(staff_client):

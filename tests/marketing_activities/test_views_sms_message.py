@@ -193,7 +193,7 @@ def test_people_with_a_name_outside_gsm7_are_shown_apart(staff_client):
     LeadFactory(first_name="Ann")
     LeadFactory(first_name="Łukasz")
     html = live(staff_client, SmsMessageFactory(), text="x" * 65 + "{{lead.first_name}}")
-    assert "1 person has a first name with characters outside GSM-7: their SMS goes as UCS-2." in html
+    assert "1 person has characters outside GSM-7 in their first name: their SMS goes as UCS-2." in html
     assert "As UCS-2: up to 2 segments; everyone else: up to 1 (GSM-7)." in html
     assert "<dd data-encoding>UCS-2</dd>" in html and "<dd data-segments>2</dd>" in html
 

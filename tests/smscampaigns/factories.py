@@ -21,4 +21,6 @@ class SmartListFactory(DjangoModelFactory):
         model = SmartList
 
     name = factory.Sequence(lambda n: f"Smart list {n}")
-    definition = factory.LazyFunction(lambda: {"logic": "all", "rules": [{"field": "country", "op": "is", "value": "US"}]})
+    definition = factory.LazyFunction(
+        lambda: {"logic": "all", "rules": [{"field": "country", "op": "is", "value": "US"}]}
+    )

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.django_db
 
 def test_lead_import_page_imports_good_rows_and_lists_bad_ones(admin_client):
     upload = SimpleUploadedFile(
-        "leads.csv", b"email,mobile_phone\nanna@example.com,555-123-4567\nbad@example.com,call me\n", "text/csv"
+        "leads.csv",
+        b"email,mobile_phone\nanna@example.com,555-123-4567\nbad@example.com,call me\n",
+        "text/csv",
     )
     response = admin_client.post(reverse("admin:smscampaigns_lead_import"), {"file": upload})
     assert response.status_code == 200
@@ -48,8 +50,14 @@ def test_blocklist_action(admin_client):
 def test_lead_form_rejects_an_invalid_number_and_keeps_the_input(admin_client):
     response = admin_client.post(
         reverse("admin:smscampaigns_lead_add"),
-        {"first_name": "Anna", "email": "anna@example.com", "mobile_phone": "12345", "lead_score": 0,
-         "created_at_0": "2026-01-01", "created_at_1": "10:00"},
+        {
+            "first_name": "Anna",
+            "email": "anna@example.com",
+            "mobile_phone": "12345",
+            "lead_score": 0,
+            "created_at_0": "2026-01-01",
+            "created_at_1": "10:00",
+        },
     )
     assert response.status_code == 200
     content = response.content.decode()
@@ -62,7 +70,10 @@ def test_smart_list_admin_shows_validation_errors_not_a_500(admin_client):
     smart_list = SmartListFactory()
     response = admin_client.post(
         reverse("admin:smscampaigns_smartlist_change", args=[smart_list.pk]),
-        {"name": smart_list.name, "definition": '{"logic": "1 or 2", "rules": [{"field": "country", "op": "is", "value": "US"}]}'},
+        {
+            "name": smart_list.name,
+            "definition": '{"logic": "1 or 2", "rules": [{"field": "country", "op": "is", "value": "US"}]}',
+        },
     )
     assert response.status_code == 200
     assert "there is no rule 2" in response.content.decode()

@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 from smscampaigns.phones import normalize_phone
 
 
-@pytest.mark.parametrize("spelling", ["(555) 123-4567", "555.123.4567", "+15551234567", "1-555-123-4567", " 555 123 4567 "])
+@pytest.mark.parametrize(
+    "spelling", ["(555) 123-4567", "555.123.4567", "+15551234567", "1-555-123-4567", " 555 123 4567 "]
+)
 def test_the_spellings_of_rule_r3_are_one_number(spelling):
     assert normalize_phone(spelling, "US") == "+15551234567"
 

@@ -35,7 +35,10 @@ def test_in_accepts_a_list_or_comma_separated_text():
     LeadFactory(email="a@example.com", country="US")
     LeadFactory(email="b@example.com", country="SE")
     LeadFactory(email="c@example.com", country="DE")
-    assert picked([{"field": "country", "op": "in", "value": ["us", "SE"]}]) == {"a@example.com", "b@example.com"}
+    assert picked([{"field": "country", "op": "in", "value": ["us", "SE"]}]) == {
+        "a@example.com",
+        "b@example.com",
+    }
     assert picked([{"field": "country", "op": "in", "value": "US, de"}]) == {"a@example.com", "c@example.com"}
 
 
@@ -123,17 +126,50 @@ def test_smart_list_counts_in_one_query(django_assert_num_queries):
 @pytest.mark.parametrize(
     ("definition", "message"),
     [
-        ({"logic": "1 and", "rules": [{"field": "country", "op": "is", "value": "US"}]}, "Logic: the expression ends too early."),
-        ({"logic": "1 or 2", "rules": [{"field": "country", "op": "is", "value": "US"}]}, "Logic: there is no rule 2 (the rules are numbered 1 to 1)."),
-        ({"logic": "(1", "rules": [{"field": "country", "op": "is", "value": "US"}]}, "Logic: a “(” is never closed."),
-        ({"logic": "1 xor 2", "rules": [{"field": "country", "op": "is", "value": "US"}] * 2}, "Logic: “xor” is not a rule number, “and”, “or”, “not” or a parenthesis."),
-        ({"logic": "1", "rules": [{"field": "country", "op": "is", "value": "US"}] * 2}, "Logic: rule 2 is not used; use every rule or remove it."),
-        ({"logic": "all", "rules": [{"field": "colour", "op": "is", "value": "red"}]}, "Rule 1: unknown field “colour”."),
-        ({"logic": "all", "rules": [{"field": "lead_score", "op": "contains", "value": "1"}]}, "Rule 1: “contains” does not apply to Lead score"),
-        ({"logic": "all", "rules": [{"field": "lead_score", "op": "greater", "value": "lots"}]}, "Rule 1: “lots” is not a number."),
-        ({"logic": "all", "rules": [{"field": "created_at", "op": "before", "value": "yesterday"}]}, "Rule 1: “yesterday” is not a date"),
-        ({"logic": "all", "rules": [{"field": "country", "op": "is", "value": ""}]}, "Rule 1: enter a value."),
-        ({"logic": "all", "rules": [{"field": "vibes_list", "op": "is", "value": 999999}]}, "Rule 1: there is no Vibes list with id 999999."),
+        (
+            {"logic": "1 and", "rules": [{"field": "country", "op": "is", "value": "US"}]},
+            "Logic: the expression ends too early.",
+        ),
+        (
+            {"logic": "1 or 2", "rules": [{"field": "country", "op": "is", "value": "US"}]},
+            "Logic: there is no rule 2 (the rules are numbered 1 to 1).",
+        ),
+        (
+            {"logic": "(1", "rules": [{"field": "country", "op": "is", "value": "US"}]},
+            "Logic: a “(” is never closed.",
+        ),
+        (
+            {"logic": "1 xor 2", "rules": [{"field": "country", "op": "is", "value": "US"}] * 2},
+            "Logic: “xor” is not a rule number, “and”, “or”, “not” or a parenthesis.",
+        ),
+        (
+            {"logic": "1", "rules": [{"field": "country", "op": "is", "value": "US"}] * 2},
+            "Logic: rule 2 is not used; use every rule or remove it.",
+        ),
+        (
+            {"logic": "all", "rules": [{"field": "colour", "op": "is", "value": "red"}]},
+            "Rule 1: unknown field “colour”.",
+        ),
+        (
+            {"logic": "all", "rules": [{"field": "lead_score", "op": "contains", "value": "1"}]},
+            "Rule 1: “contains” does not apply to Lead score",
+        ),
+        (
+            {"logic": "all", "rules": [{"field": "lead_score", "op": "greater", "value": "lots"}]},
+            "Rule 1: “lots” is not a number.",
+        ),
+        (
+            {"logic": "all", "rules": [{"field": "created_at", "op": "before", "value": "yesterday"}]},
+            "Rule 1: “yesterday” is not a date",
+        ),
+        (
+            {"logic": "all", "rules": [{"field": "country", "op": "is", "value": ""}]},
+            "Rule 1: enter a value.",
+        ),
+        (
+            {"logic": "all", "rules": [{"field": "vibes_list", "op": "is", "value": 999999}]},
+            "Rule 1: there is no Vibes list with id 999999.",
+        ),
         ({"logic": "all", "rules": "country is US"}, '"rules" must be a list of rules.'),
         ("country = US", 'The smart list must be an object with "logic" and "rules".'),
     ],
@@ -147,7 +183,10 @@ def test_bad_definitions_say_what_is_wrong_and_where(definition, message):
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ValidationError) as error:
         parse_definition(
-            {"logic": "1 and 3", "rules": [{"field": "colour"}, {"field": "country", "op": "is", "value": "US"}]}
+            {
+                "logic": "1 and 3",
+                "rules": [{"field": "colour"}, {"field": "country", "op": "is", "value": "US"}],
+            }
         )
     messages = error.value.messages
     assert any(m.startswith("Rule 1:") for m in messages)
@@ -155,7 +194,9 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_smart_list_model_validation_names_the_field():
-    smart_list = SmartList(name="Bad", definition={"logic": "1 or", "rules": [{"field": "country", "op": "is", "value": "US"}]})
+    smart_list = SmartList(
+        name="Bad", definition={"logic": "1 or", "rules": [{"field": "country", "op": "is", "value": "US"}]}
+    )
     with pytest.raises(ValidationError) as error:
         smart_list.full_clean()
     assert "definition" in error.value.message_dict
@@ -163,4 +204,7 @@ def test_smart_list_model_validation_names_the_field():
 
 def test_not_binds_tighter_than_and_tighter_than_or():
     tree = parse_logic("not 1 and 2 or 3", 3)
-    assert repr(tree) == "Or(operands=(And(operands=(Not(operand=Ref(number=1)), Ref(number=2))), Ref(number=3)))"
+    assert (
+        repr(tree)
+        == "Or(operands=(And(operands=(Not(operand=Ref(number=1)), Ref(number=2))), Ref(number=3)))"
+    )

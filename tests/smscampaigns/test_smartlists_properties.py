@@ -31,23 +31,37 @@ people = st.fixed_dictionaries(
 )
 
 text_rules = st.one_of(
-    st.builds(lambda f, o, v: {"field": f, "op": o, "value": v},
-              st.sampled_from(["first_name", "city"]), st.sampled_from(["is", "is not", "contains", "starts with"]),
-              TEXT.filter(lambda v: v.strip())),
+    st.builds(
+        lambda f, o, v: {"field": f, "op": o, "value": v},
+        st.sampled_from(["first_name", "city"]),
+        st.sampled_from(["is", "is not", "contains", "starts with"]),
+        TEXT.filter(lambda v: v.strip()),
+    ),
     st.builds(lambda f: {"field": f, "op": "is empty"}, st.sampled_from(["first_name", "city", "country"])),
-    st.builds(lambda o, v: {"field": "country", "op": o, "value": v}, st.sampled_from(["is", "is not"]),
-              st.sampled_from(["US", "us", "SE", "DE"])),
-    st.builds(lambda v: {"field": "country", "op": "in", "value": v},
-              st.lists(st.sampled_from(["US", "se", "DE"]), min_size=1, max_size=3)),
+    st.builds(
+        lambda o, v: {"field": "country", "op": o, "value": v},
+        st.sampled_from(["is", "is not"]),
+        st.sampled_from(["US", "us", "SE", "DE"]),
+    ),
+    st.builds(
+        lambda v: {"field": "country", "op": "in", "value": v},
+        st.lists(st.sampled_from(["US", "se", "DE"]), min_size=1, max_size=3),
+    ),
 )
 number_rules = st.builds(
     lambda o, v: {"field": "lead_score", "op": o, "value": v},
     st.sampled_from(["is", "is not", "greater", "less"]),
     st.integers(min_value=-5, max_value=105),
 )
-boolean_rules = st.builds(lambda o, v: {"field": "blocklisted", "op": o, "value": v}, st.sampled_from(["is", "is not"]), st.booleans())
+boolean_rules = st.builds(
+    lambda o, v: {"field": "blocklisted", "op": o, "value": v},
+    st.sampled_from(["is", "is not"]),
+    st.booleans(),
+)
 date_rules = st.builds(
-    lambda o, v: {"field": "created_at", "op": o, "value": v.isoformat()}, st.sampled_from(["before", "after"]), MOMENTS
+    lambda o, v: {"field": "created_at", "op": o, "value": v.isoformat()},
+    st.sampled_from(["before", "after"]),
+    MOMENTS,
 )
 membership_rules = st.builds(
     lambda o, s: {"field": "vibes_list", "op": o, "status": s},

@@ -1,3 +1,5 @@
+import datetime
+
 import factory
 from factory.django import DjangoModelFactory
 
@@ -32,6 +34,8 @@ class SubscriptionFactory(DjangoModelFactory):
     lead = factory.SubFactory(LeadFactory)
     vibes_list = factory.SubFactory(VibesListFactory)
     status = Subscription.Status.SUBSCRIBED
+    # Long before the events the tests post, unless a test says otherwise.
+    status_at = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 class SubscriptionChangeFactory(DjangoModelFactory):
@@ -40,6 +44,7 @@ class SubscriptionChangeFactory(DjangoModelFactory):
 
     subscription = factory.SubFactory(SubscriptionFactory)
     lead = factory.SelfAttribute("subscription.lead")
+    vibes_list = factory.SelfAttribute("subscription.vibes_list")
     old_status = ""
     new_status = Subscription.Status.SUBSCRIBED
     source = SubscriptionChange.Source.RUN

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -258,12 +259,13 @@ def campaign(news):
     return AcquisitionCampaignFactory(vibes_id="AC-NEWS-WEB", vibes_list=news)
 
 
-def participant_payload(lead, status):
+def participant_payload(lead, status, participation_date="2026-11-01T09:00:00Z"):
     return {
         "person": {"person_key": "PK1"},
         "acquisition_campaign": {"acquisition_id": "AC-NEWS-WEB"},
         "mobile_phone": {"mdn": lead.mobile_phone},
         "external_person_id": str(lead.pk),
+        "participation_date": participation_date,
         "status": status,
     }
 
@@ -276,10 +278,28 @@ def test_participant_added_pending_makes_the_lead_pending(post, campaign):
 
 
 def test_a_late_pending_never_undoes_a_subscription(post, campaign):
-    subscription = SubscriptionFactory(vibes_list=campaign.vibes_list, status="subscribed")
-    post(participant_payload(subscription.lead, "pending"), event_type="ack_participant_added")
+    subscription = SubscriptionFactory(
+        vibes_list=campaign.vibes_list, status="subscribed", status_at=datetime(2026, 11, 1, 10, tzinfo=UTC)
+    )
+    response = post(
+        participant_payload(subscription.lead, "pending", "2026-11-01T09:00:00Z"),
+        event_type="ack_participant_added",
+    )
+    assert response.json() == {"status": "superseded"}
     subscription.refresh_from_db()
     assert subscription.status == "subscribed"
+
+
+def test_a_participant_event_without_a_participation_date_changes_nothing(post, campaign):
+    """It cannot be ordered among the others, so it is kept and ignored."""
+    subscription = SubscriptionFactory(vibes_list=campaign.vibes_list, status="pending")
+    post(
+        participant_payload(subscription.lead, "confirmed", participation_date=None),
+        event_type="ack_participant_changed",
+    )
+    subscription.refresh_from_db()
+    assert subscription.status == "pending"
+    assert CallbackEvent.objects.get().outcome == "ignored"
 
 
 @pytest.mark.parametrize("status", ["expired", "declined"])

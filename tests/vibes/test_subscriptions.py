@@ -1,6 +1,6 @@
 """Subscription writes: bulk, idempotent, with history, per number for opt-outs (R9)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -10,7 +10,7 @@ from django.utils import timezone
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
 from vibes.models import Subscription, SubscriptionChange
-from vibes.subscriptions import subscriptions_opt_out_number, subscriptions_set_status
+from vibes.subscriptions import subscriptions_apply, subscriptions_opt_out_number, subscriptions_set_status
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def test_subscribing_new_leads_creates_rows_with_dates_and_history():
     vibes_list = VibesListFactory()
     leads = LeadFactory.create_batch(3)
-    when = timezone.now() - timedelta(hours=1)
+    when = (timezone.now() - timedelta(hours=1)).replace(microsecond=0)
     changed = subscriptions_set_status(
         lead_ids=[lead.pk for lead in leads],
         vibes_list=vibes_list,
@@ -112,6 +112,94 @@ def test_opt_out_of_a_number_unsubscribes_every_lead_with_it():
     changed = subscriptions_opt_out_number(
         mdn="(555) 123-0001", vibes_list=vibes_list, reason="user_opt_out", source="callback"
     )
-    assert changed == 2
+    assert changed.changed == 2
     statuses = dict(Subscription.objects.values_list("lead_id", "status"))
     assert statuses == {first.pk: "unsubscribed", second.pk: "unsubscribed", other.pk: "subscribed"}
+
+
+# --- Order by time (R9), whoever makes the change ------------------------------------------------------
+
+T1, T2, T3 = (datetime(2026, 11, day, 9, tzinfo=UTC) for day in (1, 2, 3))
+
+
+def test_a_change_older_than_the_numbers_last_change_is_kept_as_superseded():
+    vibes_list = VibesListFactory()
+    lead = LeadFactory(mobile_phone="+15551230001")
+    subscriptions_opt_out_number(
+        mdn="+15551230001", vibes_list=vibes_list, reason="user_opt_out", source="callback", when=T2
+    )
+    update = subscriptions_apply(
+        lead_ids=[lead.pk], vibes_list=vibes_list, status="subscribed", source="run", when=T1
+    )
+    assert (update.changed, update.superseded) == (0, 1)
+    assert Subscription.objects.get().status == "unsubscribed"
+    late = SubscriptionChange.objects.get(effect="superseded")
+    assert (late.old_status, late.new_status, late.source, late.occurred_at) == (
+        "unsubscribed",
+        "subscribed",
+        "run",
+        T1,
+    )
+
+
+def test_a_change_of_someone_sharing_the_number_counts_as_the_numbers_last_change():
+    vibes_list = VibesListFactory()
+    first = LeadFactory(mobile_phone="+15551230001")
+    second = LeadFactory(mobile_phone="+15551230001")
+    subscriptions_apply(
+        lead_ids=[first.pk], vibes_list=vibes_list, status="unsubscribed", source="admin", when=T2
+    )
+    update = subscriptions_apply(
+        lead_ids=[second.pk], vibes_list=vibes_list, status="subscribed", source="sync", when=T1
+    )
+    assert update.superseded == 1
+    assert not Subscription.objects.filter(lead=second).exists()
+
+
+def test_a_later_report_of_the_same_status_moves_its_time_on():
+    """Subscribed on the 1st and again on the 3rd: an opt-out of the 2nd arriving last is older."""
+    vibes_list = VibesListFactory()
+    lead = LeadFactory()
+    options = {"lead_ids": [lead.pk], "vibes_list": vibes_list, "source": "callback"}
+    subscriptions_apply(**options, status="subscribed", when=T1)
+    assert subscriptions_apply(**options, status="subscribed", when=T3).unchanged == 1
+    assert subscriptions_apply(**options, status="unsubscribed", when=T2).superseded == 1
+    subscription = Subscription.objects.get()
+    assert (subscription.status, subscription.status_at, subscription.opt_in_date) == ("subscribed", T3, T1)
+
+
+def test_no_change_is_later_than_its_arrival():
+    vibes_list = VibesListFactory()
+    lead = LeadFactory()
+    before = timezone.now().replace(microsecond=0)
+    subscriptions_apply(
+        lead_ids=[lead.pk],
+        vibes_list=vibes_list,
+        status="subscribed",
+        source="callback",
+        when=T1.replace(year=2099),
+    )
+    change = SubscriptionChange.objects.get()
+    assert before <= change.occurred_at <= change.recorded_at
+
+
+def test_every_change_records_its_source_times_and_who_made_it(admin_user):
+    vibes_list = VibesListFactory()
+    lead = LeadFactory()
+    subscriptions_apply(
+        lead_ids=[lead.pk],
+        vibes_list=vibes_list,
+        status="unsubscribed",
+        source="admin",
+        user=admin_user,
+        when=T1,
+    )
+    change = SubscriptionChange.objects.get()
+    assert (change.source, change.user, change.vibes_list, change.effect, change.occurred_at) == (
+        "admin",
+        admin_user,
+        vibes_list,
+        "applied",
+        T1,
+    )
+    assert change.recorded_at > change.occurred_at

@@ -6,116 +6,253 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('smscampaigns', '0001_initial'),
+        ("smscampaigns", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AcquisitionCampaign',
+            name="AcquisitionCampaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('vibes_id', models.CharField(max_length=64, unique=True, verbose_name='Vibes id')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('status', models.CharField(blank=True, max_length=20, verbose_name='status in Vibes')),
-                ('keywords', models.CharField(blank=True, max_length=200, verbose_name='keywords')),
-                ('synced_at', models.DateTimeField(blank=True, null=True, verbose_name='last synced')),
-                ('gone_at', models.DateTimeField(blank=True, null=True, verbose_name='gone from Vibes')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("vibes_id", models.CharField(max_length=64, unique=True, verbose_name="Vibes id")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("status", models.CharField(blank=True, max_length=20, verbose_name="status in Vibes")),
+                ("keywords", models.CharField(blank=True, max_length=200, verbose_name="keywords")),
+                ("synced_at", models.DateTimeField(blank=True, null=True, verbose_name="last synced")),
+                ("gone_at", models.DateTimeField(blank=True, null=True, verbose_name="gone from Vibes")),
             ],
             options={
-                'verbose_name': 'acquisition campaign',
-                'verbose_name_plural': 'acquisition campaigns',
-                'ordering': ['name'],
+                "verbose_name": "acquisition campaign",
+                "verbose_name_plural": "acquisition campaigns",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='CallbackEvent',
+            name="CallbackEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_type', models.CharField(db_index=True, max_length=60, verbose_name='event type')),
-                ('dedupe_key', models.CharField(max_length=64, unique=True, verbose_name='dedupe key')),
-                ('headers', models.JSONField(default=dict, verbose_name='headers')),
-                ('payload', models.JSONField(verbose_name='payload')),
-                ('mdn', models.CharField(blank=True, db_index=True, max_length=16, verbose_name='mobile number')),
-                ('outcome', models.CharField(choices=[('applied', 'applied'), ('duplicate', 'duplicate, ignored'), ('ignored', 'stored, no action'), ('unmatched', 'no matching lead')], max_length=12, verbose_name='outcome')),
-                ('note', models.CharField(blank=True, max_length=300, verbose_name='note')),
-                ('received_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='received')),
-                ('deliveries', models.PositiveIntegerField(default=1, help_text='Vibes delivers at least once: repeats are counted here.', verbose_name='deliveries')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_type", models.CharField(db_index=True, max_length=60, verbose_name="event type")),
+                ("dedupe_key", models.CharField(max_length=64, unique=True, verbose_name="dedupe key")),
+                ("headers", models.JSONField(default=dict, verbose_name="headers")),
+                ("payload", models.JSONField(verbose_name="payload")),
+                (
+                    "mdn",
+                    models.CharField(blank=True, db_index=True, max_length=16, verbose_name="mobile number"),
+                ),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("applied", "applied"),
+                            ("duplicate", "duplicate, ignored"),
+                            ("ignored", "stored, no action"),
+                            ("unmatched", "no matching lead"),
+                        ],
+                        max_length=12,
+                        verbose_name="outcome",
+                    ),
+                ),
+                ("note", models.CharField(blank=True, max_length=300, verbose_name="note")),
+                (
+                    "received_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now, verbose_name="received"
+                    ),
+                ),
+                (
+                    "deliveries",
+                    models.PositiveIntegerField(
+                        default=1,
+                        help_text="Vibes delivers at least once: repeats are counted here.",
+                        verbose_name="deliveries",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'callback event',
-                'verbose_name_plural': 'callback events',
-                'ordering': ['-received_at', '-pk'],
+                "verbose_name": "callback event",
+                "verbose_name_plural": "callback events",
+                "ordering": ["-received_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='VibesList',
+            name="VibesList",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('vibes_id', models.CharField(max_length=64, unique=True, verbose_name='Vibes id')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('synced_at', models.DateTimeField(blank=True, null=True, verbose_name='last synced')),
-                ('gone_at', models.DateTimeField(blank=True, help_text='Set when the last sync no longer found this list in Vibes.', null=True, verbose_name='gone from Vibes')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("vibes_id", models.CharField(max_length=64, unique=True, verbose_name="Vibes id")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("synced_at", models.DateTimeField(blank=True, null=True, verbose_name="last synced")),
+                (
+                    "gone_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Set when the last sync no longer found this list in Vibes.",
+                        null=True,
+                        verbose_name="gone from Vibes",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'Vibes list',
-                'verbose_name_plural': 'Vibes lists',
-                'ordering': ['name'],
+                "verbose_name": "Vibes list",
+                "verbose_name_plural": "Vibes lists",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Subscription',
+            name="Subscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('subscribed', 'subscribed'), ('unsubscribed', 'unsubscribed')], max_length=12, verbose_name='status')),
-                ('vibes_person_key', models.CharField(blank=True, max_length=64, verbose_name='Vibes person key')),
-                ('pending_since', models.DateTimeField(blank=True, null=True, verbose_name='pending since')),
-                ('opt_in_date', models.DateTimeField(blank=True, null=True, verbose_name='opt-in date')),
-                ('opt_out_date', models.DateTimeField(blank=True, null=True, verbose_name='opt-out date')),
-                ('opt_out_reason', models.CharField(blank=True, max_length=40, verbose_name='opt-out reason')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
-                ('acquisition_campaign', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='subscriptions', to='vibes.acquisitioncampaign', verbose_name='acquisition campaign')),
-                ('lead', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='subscriptions', to='smscampaigns.lead', verbose_name='lead')),
-                ('vibes_list', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='subscriptions', to='vibes.vibeslist', verbose_name='Vibes list')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("subscribed", "subscribed"),
+                            ("unsubscribed", "unsubscribed"),
+                        ],
+                        max_length=12,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "vibes_person_key",
+                    models.CharField(blank=True, max_length=64, verbose_name="Vibes person key"),
+                ),
+                ("pending_since", models.DateTimeField(blank=True, null=True, verbose_name="pending since")),
+                ("opt_in_date", models.DateTimeField(blank=True, null=True, verbose_name="opt-in date")),
+                ("opt_out_date", models.DateTimeField(blank=True, null=True, verbose_name="opt-out date")),
+                (
+                    "opt_out_reason",
+                    models.CharField(blank=True, max_length=40, verbose_name="opt-out reason"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
+                (
+                    "acquisition_campaign",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="subscriptions",
+                        to="vibes.acquisitioncampaign",
+                        verbose_name="acquisition campaign",
+                    ),
+                ),
+                (
+                    "lead",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subscriptions",
+                        to="smscampaigns.lead",
+                        verbose_name="lead",
+                    ),
+                ),
+                (
+                    "vibes_list",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subscriptions",
+                        to="vibes.vibeslist",
+                        verbose_name="Vibes list",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'subscription',
-                'verbose_name_plural': 'subscriptions',
-                'ordering': ['-updated_at'],
+                "verbose_name": "subscription",
+                "verbose_name_plural": "subscriptions",
+                "ordering": ["-updated_at"],
             },
         ),
         migrations.CreateModel(
-            name='SubscriptionChange',
+            name="SubscriptionChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('old_status', models.CharField(blank=True, max_length=12, verbose_name='from')),
-                ('new_status', models.CharField(max_length=12, verbose_name='to')),
-                ('source', models.CharField(choices=[('callback', 'Vibes callback'), ('run', 'campaign run'), ('sync', 'Vibes sync'), ('admin', 'administrator')], max_length=10, verbose_name='source')),
-                ('note', models.CharField(blank=True, max_length=300, verbose_name='note')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='when')),
-                ('lead', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='subscription_changes', to='smscampaigns.lead', verbose_name='lead')),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='vibes.subscription', verbose_name='subscription')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("old_status", models.CharField(blank=True, max_length=12, verbose_name="from")),
+                ("new_status", models.CharField(max_length=12, verbose_name="to")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("callback", "Vibes callback"),
+                            ("run", "campaign run"),
+                            ("sync", "Vibes sync"),
+                            ("admin", "administrator"),
+                        ],
+                        max_length=10,
+                        verbose_name="source",
+                    ),
+                ),
+                ("note", models.CharField(blank=True, max_length=300, verbose_name="note")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="when")),
+                (
+                    "lead",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subscription_changes",
+                        to="smscampaigns.lead",
+                        verbose_name="lead",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="changes",
+                        to="vibes.subscription",
+                        verbose_name="subscription",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'subscription change',
-                'verbose_name_plural': 'subscription changes',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "subscription change",
+                "verbose_name_plural": "subscription changes",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.AddField(
-            model_name='acquisitioncampaign',
-            name='vibes_list',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='acquisition_campaigns', to='vibes.vibeslist', verbose_name='Vibes list'),
+            model_name="acquisitioncampaign",
+            name="vibes_list",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="acquisition_campaigns",
+                to="vibes.vibeslist",
+                verbose_name="Vibes list",
+            ),
         ),
         migrations.AddIndex(
-            model_name='subscription',
-            index=models.Index(fields=['vibes_list', 'status'], name='subscription_list_status'),
+            model_name="subscription",
+            index=models.Index(fields=["vibes_list", "status"], name="subscription_list_status"),
         ),
         migrations.AddConstraint(
-            model_name='subscription',
-            constraint=models.UniqueConstraint(fields=('lead', 'vibes_list'), name='subscription_once_per_list'),
+            model_name="subscription",
+            constraint=models.UniqueConstraint(
+                fields=("lead", "vibes_list"), name="subscription_once_per_list"
+            ),
         ),
     ]

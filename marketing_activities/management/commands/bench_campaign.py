@@ -39,7 +39,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--leads", type=int, default=100_000)
-        parser.add_argument("--database-url", help="an empty database to use instead of a scratch SQLite file")
+        parser.add_argument(
+            "--database-url", help="an empty database to use instead of a scratch SQLite file"
+        )
         parser.add_argument(
             "--rounds", type=int, default=5, help="times the bare query and the planning each run (medians)"
         )
@@ -47,7 +49,9 @@ class Command(BaseCommand):
         parser.add_argument("--limited-calls", type=int, default=3000)
         parser.add_argument("--unlimited-calls", type=int, default=30000)
         parser.add_argument("--concurrency", type=int, default=16)
-        parser.add_argument("--build-only", action="store_true", help="only write the synthetic data (in this database)")
+        parser.add_argument(
+            "--build-only", action="store_true", help="only write the synthetic data (in this database)"
+        )
         parser.add_argument("--in-scratch", action="store_true", help="internal: the child process")
 
     def handle(self, *args, **options):
@@ -75,7 +79,10 @@ class Command(BaseCommand):
 
     def _measure(self, options):
         call_command("migrate", verbosity=0)
-        report = {"leads": options["leads"], "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]}
+        report = {
+            "leads": options["leads"],
+            "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        }
         with tqdm(total=options["leads"], desc="Building people", unit=" leads", file=sys.stderr) as bar:
             started = time.perf_counter()
             data = bench.build(
@@ -116,7 +123,9 @@ class Command(BaseCommand):
             "counts": counts,
         }
         if recipients != counts.get("queued", 0):
-            raise CommandError(f"the plan queues {counts.get('queued')} calls, the bare query finds {recipients}")
+            raise CommandError(
+                f"the plan queues {counts.get('queued')} calls, the bare query finds {recipients}"
+            )
         if not options["skip_execute"]:
             report["execute_rate_limited"] = self._execute(
                 data.limited_campaign_id, options, simulator_limit=100, latency_ms=20, client_limit=100
@@ -139,10 +148,26 @@ class Command(BaseCommand):
     def _execute(self, campaign_id, options, *, simulator_limit, latency_ms, client_limit):
         port = _free_port()
         simulator = subprocess.Popen(
-            [sys.executable, "manage.py", "vibes_simulator", "--port", str(port),
-             "--rate-limit", str(simulator_limit), "--latency-ms", str(latency_ms),
-             "--company-key", "bench", "--username", "bench", "--password", "bench-password"],
-            cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "manage.py",
+                "vibes_simulator",
+                "--port",
+                str(port),
+                "--rate-limit",
+                str(simulator_limit),
+                "--latency-ms",
+                str(latency_ms),
+                "--company-key",
+                "bench",
+                "--username",
+                "bench",
+                "--password",
+                "bench-password",
+            ],
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -157,8 +182,13 @@ class Command(BaseCommand):
             settings.VIBES_PASSWORD, settings.VIBES_RATE_LIMIT = "bench-password", client_limit
             settings.VIBES_DELIVERY_RECEIPT_URL = ""
             reset_client()
-            run = run_create(campaign=SmartCampaign.objects.get(pk=campaign_id), trigger=CampaignRun.Trigger.COMMAND)
-            with tqdm(desc=f"Sending ({'limited' if client_limit else 'unlimited'})", unit=" SMS", file=sys.stderr) as bar:
+            run = run_create(
+                campaign=SmartCampaign.objects.get(pk=campaign_id), trigger=CampaignRun.Trigger.COMMAND
+            )
+            with tqdm(
+                desc=f"Sending ({'limited' if client_limit else 'unlimited'})", unit=" SMS", file=sys.stderr
+            ) as bar:
+
                 def progress(done, total):
                     bar.total = total
                     bar.update(done - bar.n)

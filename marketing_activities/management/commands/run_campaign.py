@@ -21,23 +21,36 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("campaign_id", nargs="?", type=int, help="the smart campaign to run")
         parser.add_argument("--dry-run", action="store_true", help="plan and report, call nobody")
-        parser.add_argument("--resume", type=int, metavar="RUN_ID", help="finish an interrupted or failed run")
         parser.add_argument(
-            "--retry-uncertain", type=int, metavar="RUN_ID",
+            "--resume", type=int, metavar="RUN_ID", help="finish an interrupted or failed run"
+        )
+        parser.add_argument(
+            "--retry-uncertain",
+            type=int,
+            metavar="RUN_ID",
             help="send again the calls of a run whose fate is unknown (they may have gone out already)",
         )
-        parser.add_argument("--concurrency", type=int, help="calls in flight at once (default RUNNER_CONCURRENCY)")
+        parser.add_argument(
+            "--concurrency", type=int, help="calls in flight at once (default RUNNER_CONCURRENCY)"
+        )
 
     def handle(self, *args, campaign_id, dry_run, resume, retry_uncertain, concurrency, **options):
         try:
             run = self._run(campaign_id, dry_run, resume, retry_uncertain)
         except CampaignCannotRun as error:
             raise CommandError(" ".join(str(p) for p in error.problems), returncode=2) from None
-        with tqdm(desc=f"Run {run.pk}", unit=" calls", total=run.progress_total or None,
-                  disable=options["verbosity"] == 0, file=self.stderr._out) as bar:
+        with tqdm(
+            desc=f"Run {run.pk}",
+            unit=" calls",
+            total=run.progress_total or None,
+            disable=options["verbosity"] == 0,
+            file=self.stderr._out,
+        ) as bar:
+
             def progress(done, total):
                 bar.total = total
                 bar.update(done - bar.n)
+
             run = run_execute(run=run, progress=progress, concurrency=concurrency)
         self.stdout.write(format_summary(run))
         if run.status != CampaignRun.Status.COMPLETED:
@@ -55,5 +68,11 @@ class Command(BaseCommand):
             return run_resume(run=run)
         campaign = SmartCampaign.objects.filter(pk=campaign_id).first() if campaign_id else None
         if campaign is None:
-            raise CampaignCannotRun([f"There is no smart campaign {campaign_id}." if campaign_id else "Name a campaign id, or --resume/--retry-uncertain a run."])
+            raise CampaignCannotRun(
+                [
+                    f"There is no smart campaign {campaign_id}."
+                    if campaign_id
+                    else "Name a campaign id, or --resume/--retry-uncertain a run."
+                ]
+            )
         return run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND, dry_run=dry_run)

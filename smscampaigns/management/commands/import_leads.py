@@ -19,9 +19,10 @@ class Command(BaseCommand):
     def handle(self, *args, file: Path, **options):
         if not file.is_file():
             raise CommandError(f"{file}: no such file.")
-        with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle, tqdm(
-            desc="Importing", unit=" rows", disable=options["verbosity"] == 0
-        ) as bar:
+        with (
+            file.open(encoding="utf-8-sig", errors="replace", newline="") as handle,
+            tqdm(desc="Importing", unit=" rows", disable=options["verbosity"] == 0) as bar,
+        ):
             report = leads_import(file=handle, progress=bar.update)
         for problem in report.problems:
             self.stderr.write(f"{file}: {problem}")
