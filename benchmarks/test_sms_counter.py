@@ -2,8 +2,9 @@
 value of each token among all the people (one scan of the people), and of the
 counter while typing (the reading is used again).
 
-COUNTER_LEADS people (100,000 by default); about 6% of the first names and 14%
-of the cities hold characters outside GSM-7. No target: the figures go to the README.
+COUNTER_LEADS people (100,000 by default); 44% of the first names and half of
+the cities hold letters beyond ASCII, 16% and 12% characters outside GSM-7.
+No target: the figures go to the README.
 """
 
 import os
