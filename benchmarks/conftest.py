@@ -95,6 +95,11 @@ def big_tree(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def marketer_client(client, django_user_model, settings):
+    """A marketer of the Marketers group, not a superuser: the permission checks are timed too."""
+    from tests.marketers import marketers_group
+
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    client.force_login(django_user_model.objects.create_user("bench", password="pw-bench-123", is_staff=True))
+    user = django_user_model.objects.create_user("bench", password="pw-bench-123", is_staff=True)
+    user.groups.add(marketers_group())
+    client.force_login(user)
     return client

@@ -1,16 +1,30 @@
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import Count
 from django.template.response import TemplateResponse
-from django.utils.formats import date_format
-from django.utils.html import format_html_join
+from django.utils.formats import date_format, number_format
+from django.utils.html import format_html, format_html_join
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from smscampaigns.admin import LeadAdmin
 from smscampaigns.models import Lead
+from smscampaigns.permissions import ActionPermissionsAdmin
 
 from .activity import lead_activity
+from .models import (
+    CampaignRun,
+    FlowStep,
+    Folder,
+    Program,
+    RunResult,
+    RunStep,
+    SmartCampaign,
+    SmsMessage,
+    outcome_counts,
+)
+from .permissions import RUN_CAMPAIGN
 from .runner import (
     CampaignCannotRun,
     campaign_preview,
@@ -19,10 +33,8 @@ from .runner import (
     run_resume,
     run_retry_uncertain,
 )
-from .runner.report import step_summary
+from .runner.report import run_now_preview, step_summary
 from .sms_text import count_received, count_received_many
-
-from .models import CampaignRun, FlowStep, Folder, Program, RunResult, RunStep, SmartCampaign, SmsMessage
 
 
 class ChildFolderInline(admin.TabularInline):
@@ -36,7 +48,7 @@ class ChildFolderInline(admin.TabularInline):
 
 
 @admin.register(Folder)
-class FolderAdmin(admin.ModelAdmin):
+class FolderAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("name", "parent", "program_count", "updated_at")
     list_filter = (("parent", admin.EmptyFieldListFilter),)
     search_fields = ("name",)
@@ -54,7 +66,7 @@ class FolderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Program)
-class ProgramAdmin(admin.ModelAdmin):
+class ProgramAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("name", "folder", "updated_at")
     list_filter = ("folder",)
     search_fields = ("name", "description")
@@ -63,7 +75,7 @@ class ProgramAdmin(admin.ModelAdmin):
 
 
 @admin.register(SmsMessage)
-class SmsMessageAdmin(admin.ModelAdmin):
+class SmsMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("name", "program", "characters", "segment_count", "updated_at")
     list_filter = ("program",)
     search_fields = ("name", "text")
@@ -121,7 +133,7 @@ class FlowStepInline(admin.TabularInline):
 
 
 @admin.register(SmartCampaign)
-class SmartCampaignAdmin(admin.ModelAdmin):
+class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "name",
         "program",
@@ -139,6 +151,8 @@ class SmartCampaignAdmin(admin.ModelAdmin):
     readonly_fields = ("next_run_at", "flow_problems")
     inlines = (FlowStepInline,)
     actions = ("run_now", "preview_audience")
+    # Like delete_selected_confirmation_template: None for the fallback list in run_now.
+    run_now_confirmation_template = None
     fieldsets = (
         (None, {"fields": ("name", "description", "program", "smart_list", "qualification_rule")}),
         (
@@ -147,6 +161,12 @@ class SmartCampaignAdmin(admin.ModelAdmin):
         ),
         (_("Can it run?"), {"fields": ("flow_problems",)}),
     )
+
+    def save_model(self, request, obj, form, change):
+        # The scheduler starts what next_run_at says: keep it in step with the
+        # schedule and the active state saved here, as the Schedule tab does.
+        obj.next_run_at = obj.next_run_after_edit()
+        super().save_model(request, obj, form, change)
 
     @admin.display(description=_("problems"))
     def flow_problems(self, obj):
@@ -157,19 +177,45 @@ class SmartCampaignAdmin(admin.ModelAdmin):
             return _("None: the campaign can run.")
         return format_html_join("", "<div>{}</div>", ((p,) for p in problems))
 
-    @admin.action(description=_("Run now"), permissions=["change"])
+    def has_run_permission(self, request):
+        return request.user.has_perm(RUN_CAMPAIGN)
+
+    @admin.action(description=_("Run now"), permissions=["run"])
     def run_now(self, request, queryset):
+        """Like delete_selected: first a page with what each run would do (nothing
+        is sent), then the runs start when that page's form comes back with `post`."""
+        if not request.POST.get("post"):
+            return self.run_now_confirmation(request, queryset)
         for campaign in queryset:
             try:
-                run = campaign_start(campaign=campaign, trigger="admin", user=request.user)
+                run = campaign_start(campaign=campaign, trigger=CampaignRun.Trigger.ADMIN, user=request.user)
             except CampaignCannotRun as error:
                 self.message_user(
                     request, f"{campaign}: {' '.join(map(str, error.problems))}", messages.ERROR
                 )
             else:
-                self.message_user(
-                    request, _("%(campaign)s: run %(run)s started.") % {"campaign": campaign, "run": run.pk}
-                )
+                started = _("%(campaign)s: run %(run)s started.") % {"campaign": campaign, "run": run.pk}
+                self.message_user(request, started, messages.SUCCESS)
+        return None
+
+    def run_now_confirmation(self, request, queryset):
+        previews = [(campaign, run_now_preview(campaign=campaign)) for campaign in queryset]
+        opts = self.opts
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": opts,
+            "title": _("Run now?"),
+            "previews": previews,
+            # The form sends back only these: a campaign that cannot run is left out.
+            "runnable": [campaign for campaign, preview in previews if preview.can_run],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        templates = self.run_now_confirmation_template or [
+            f"admin/{opts.app_label}/{opts.model_name}/run_now_confirmation.html",
+            f"admin/{opts.app_label}/run_now_confirmation.html",
+            "admin/run_now_confirmation.html",
+        ]
+        return TemplateResponse(request, templates, context)
 
     @admin.action(description=_("Preview audience (nothing is sent)"), permissions=["view"])
     def preview_audience(self, request, queryset):
@@ -193,7 +239,7 @@ class SmartCampaignAdmin(admin.ModelAdmin):
 
 class RunStepInline(admin.TabularInline):
     model = RunStep
-    fields = ("position", "action", "vibes_list", "status", "counts", "planned_at", "finished_at")
+    fields = ("position", "action", "vibes_list", "status", "outcome_table", "planned_at", "finished_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -201,9 +247,28 @@ class RunStepInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    @admin.display(description=_("counts by outcome"))
+    def outcome_table(self, obj):
+        """The step's counts with the Results tab's words for each outcome."""
+        counts = outcome_counts(obj.counts)
+        if not counts:
+            return "—"
+        rows = format_html_join(
+            "",
+            '<tr><td>{}</td><td class="numeric">{}</td></tr>',
+            ((outcome.label, number_format(n, force_grouping=True)) for outcome, n in counts),
+        )
+        return format_html(
+            '<table class="outcome-counts"><thead><tr><th>{}</th><th>{}</th></tr></thead>'
+            "<tbody>{}</tbody></table>",
+            _("Outcome"),
+            _("People"),
+            rows,
+        )
+
 
 @admin.register(CampaignRun)
-class CampaignRunAdmin(admin.ModelAdmin):
+class CampaignRunAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "pk",
         "campaign",
@@ -222,7 +287,14 @@ class CampaignRunAdmin(admin.ModelAdmin):
     inlines = (RunStepInline,)
     actions = ("resume", "retry_uncertain")
 
-    @admin.action(description=_("Resume (finish an interrupted or failed run)"), permissions=["change"])
+    # Resuming and sending again text people: the permission to run smart campaigns.
+    def has_run_permission(self, request):
+        return request.user.has_perm(RUN_CAMPAIGN)
+
+    def permission_for(self, name):
+        return RUN_CAMPAIGN if name == "run" else super().permission_for(name)
+
+    @admin.action(description=_("Resume (finish an interrupted or failed run)"), permissions=["run"])
     def resume(self, request, queryset):
         for run in queryset:
             try:
@@ -233,7 +305,7 @@ class CampaignRunAdmin(admin.ModelAdmin):
                 self.message_user(request, _("Run %(run)s resumed.") % {"run": run.pk})
 
     @admin.action(
-        description=_("Send the uncertain calls again (they may have gone out)"), permissions=["change"]
+        description=_("Send the uncertain calls again (they may have gone out)"), permissions=["run"]
     )
     def retry_uncertain(self, request, queryset):
         for run in queryset:
@@ -262,7 +334,7 @@ class CampaignRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(RunResult)
-class RunResultAdmin(admin.ModelAdmin):
+class RunResultAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "run_step",
         "lead",

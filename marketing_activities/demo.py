@@ -5,15 +5,17 @@ suspended) and their subscriptions. Running it again adds nothing twice."""
 import random
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from smscampaigns.models import Lead
 from vibes.demo import DEMO_LISTS
 from vibes.models import AcquisitionCampaign, Subscription, VibesList
 
-from .models import FlowStep, Folder, Program, SmartCampaign, SmsMessage
+from .models import DemoLogin, FlowStep, Folder, Program, SmartCampaign, SmsMessage
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"
@@ -34,23 +36,27 @@ MESSAGES = {
     "Black Friday SMS": [
         (
             "Black Friday teaser",
-            'Hi {{lead.first_name|default:"there"}}! Black Friday starts Friday 6am: 30% off everything in store and online. Reply STOP to opt out.',
+            'Hi {{lead.first_name|default:"there"}}! Black Friday starts Friday 6am: '
+            "30% off everything in store and online. Reply STOP to opt out.",
         ),
         (
             "Black Friday last call",
-            "Last call: Black Friday deals end at midnight. Show this text in store for an extra 10%. Reply STOP to opt out.",
+            "Last call: Black Friday deals end at midnight. "
+            "Show this text in store for an extra 10%. Reply STOP to opt out.",
         ),
     ],
     "SMS Newsletter 2026": [
         (
             "November newsletter",
-            "News from us: the winter collection is here. See it first: https://example.com/w Reply STOP to opt out.",
+            "News from us: the winter collection is here. "
+            "See it first: https://example.com/w Reply STOP to opt out.",
         ),
     ],
     "Store Openings": [
         (
             "Stockholm opening",
-            "Hej {{lead.first_name}}! Vår nya butik på Drottninggatan öppnar lördag kl 10 – välkommen! Svara STOP för att avsluta.",
+            "Hej {{lead.first_name}}! Vår nya butik på Drottninggatan öppnar lördag kl 10 – välkommen! "
+            "Svara STOP för att avsluta.",
         ),
     ],
 }
@@ -269,7 +275,41 @@ def seed_demo(*, people: int = 1000) -> DemoReport:
     report.leads_created = len(new_people)
 
     User = get_user_model()
-    if not User.objects.filter(username=DEMO_USERNAME).exists():
-        User.objects.create_superuser(DEMO_USERNAME, "demo@example.com", DEMO_PASSWORD)
+    user = User.objects.filter(username=DEMO_USERNAME).first()
+    if user is None:
+        user = User.objects.create_superuser(DEMO_USERNAME, "demo@example.com", DEMO_PASSWORD)
         report.user_created = True
+    _remember_demo_login(user, password_is_demo=report.user_created)
     return report
+
+
+def _remember_demo_login(user, *, password_is_demo: bool) -> None:
+    """Mark the demo login for the login page while its password is the demo one.
+
+    Checked here, once per seed_demo (a hash), so that the login page never
+    hashes: a marker left from an earlier seed is renewed, or dropped when
+    the password was changed since.
+    """
+    if password_is_demo or user.check_password(DEMO_PASSWORD):
+        DemoLogin.objects.update_or_create(user=user, defaults={"password_hash": user.password})
+    else:
+        DemoLogin.objects.filter(user=user).delete()
+
+
+def demo_login() -> dict | None:
+    """The demo user name and password for the login page, or None.
+
+    Shown only in development (DEBUG on: never in production), and only while
+    the demo user is active and still has the password seed_demo gave it.
+    One query, no hashing.
+    """
+    if not settings.DEBUG:
+        return None
+    marker = (
+        DemoLogin.objects.filter(user__is_active=True, user__password=F("password_hash"))
+        .select_related("user")
+        .first()
+    )
+    if marker is None:
+        return None
+    return {"username": marker.user.get_username(), "password": DEMO_PASSWORD}

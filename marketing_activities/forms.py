@@ -4,6 +4,7 @@ import contextlib
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
@@ -136,6 +137,8 @@ class ScheduleForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        # The date picker offers no time that has passed; the model refuses one all the same.
+        self.fields["run_at"].widget.attrs["min"] = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
 
     class Meta:
         model = SmartCampaign

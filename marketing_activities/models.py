@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from smscampaigns.models import Lead, SmartList
@@ -130,6 +131,13 @@ class SmsMessage(models.Model):
 # --- Smart campaigns and their flow ----------------------------------------------
 
 
+def _same_minute(a, b) -> bool:
+    # The Schedule tab shows and posts times to the minute.
+    if a is None or b is None:
+        return a is b
+    return a.replace(second=0, microsecond=0) == b.replace(second=0, microsecond=0)
+
+
 class SmartCampaign(models.Model):
     class QualificationRule(models.TextChoices):
         ONCE = "once", _("Each person can run through the flow once")
@@ -187,6 +195,9 @@ class SmartCampaign(models.Model):
         verbose_name = _("smart campaign")
         verbose_name_plural = _("smart campaigns")
         ordering = ["name"]
+        # Running texts people: a permission of its own, apart from changing
+        # the campaign. Stored in the database, so not translated here.
+        permissions = [("run_smartcampaign", "Can run smart campaign")]
         constraints = [
             models.UniqueConstraint(
                 fields=["program", "name"],
@@ -211,8 +222,63 @@ class SmartCampaign(models.Model):
             errors["run_time"] = _("Choose the time of day the campaign runs.")
         if self.schedule == self.Schedule.WEEKLY and self.run_weekday is None:
             errors["run_weekday"] = _("Choose the day of the week the campaign runs.")
+        if "run_at" not in errors:
+            problem = self.run_once_problem()
+            if problem:
+                errors["run_at"] = problem
         if errors:
             raise ValidationError(errors)
+
+    def run_once_problem(self, now=None) -> str | None:
+        """Why the "run once" time would leave a campaign that never runs (the
+        time has passed), or None.
+
+        Only a time being entered, or a campaign being activated, is checked:
+        a campaign that ran once keeps its time as a record, and an active one
+        whose time came a moment ago is still due until the scheduler starts it.
+        """
+        now = now or timezone.now()
+        if self.schedule != self.Schedule.ONCE or self.run_at is None or self.run_at > now:
+            return None
+        stored = (
+            SmartCampaign.objects.filter(pk=self.pk)
+            .values("schedule", "run_at", "is_active", "next_run_at")
+            .first()
+            if self.pk
+            else None
+        )
+        if (
+            stored is None
+            or stored["schedule"] != self.Schedule.ONCE
+            or not _same_minute(stored["run_at"], self.run_at)
+        ):
+            return _("This time has passed (it is now %(now)s): choose a later time.") % {
+                "now": date_format(timezone.localtime(now), "DATETIME_FORMAT")
+            }
+        still_due = stored["is_active"] and stored["next_run_at"] is not None
+        if self.is_active and not still_due:
+            return _(
+                "The time to run once, %(time)s, has passed, so the campaign would never run: "
+                "choose a later time."
+            ) % {"time": date_format(timezone.localtime(self.run_at), "DATETIME_FORMAT")}
+        return None
+
+    def next_run_after_edit(self, now=None):
+        """`next_run_at` after the schedule or the active state was edited.
+
+        An active once-campaign whose time has come, but which the scheduler
+        has not started yet, stays due: recomputing would drop its run.
+        """
+        now = now or timezone.now()
+        if (
+            self.is_active
+            and self.schedule == self.Schedule.ONCE
+            and self.next_run_at is not None
+            and self.run_at is not None
+            and self.run_at <= now
+        ):
+            return self.next_run_at
+        return self.compute_next_run(after=now)
 
     def steps(self):
         return list(self.flow_steps.select_related("sms_message", "vibes_list", "acquisition_campaign"))
@@ -515,6 +581,17 @@ class Outcome(models.IntegerChoices):
 OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
 
 
+def outcome_counts(counts: dict) -> list[tuple[Outcome, int]]:
+    """A step's counts (`{"sent": 12, ...}`, as RunStep.counts stores them) as
+    (outcome, people), in the order of the outcomes, without the zeros."""
+    pairs = [
+        (Outcome[code.upper()], n)
+        for code, n in (counts or {}).items()
+        if n and code.upper() in Outcome.__members__
+    ]
+    return sorted(pairs, key=lambda pair: pair[0].value)
+
+
 class RunResult(models.Model):
     """A flow step's outcome for one person in one run (R8: once per run)."""
 
@@ -597,3 +674,23 @@ class RunBatch(models.Model):
 
     def __str__(self):
         return f"{self.run_step_id}:{self.first_result_id}-{self.last_result_id}"
+
+
+# --- The demo -----------------------------------------------------------------------
+
+
+class DemoLogin(models.Model):
+    """The login `manage.py seed_demo` created, for the login page to show.
+
+    It keeps the password hash seed_demo set. The login page compares it with
+    the user's current hash, a string comparison (no hashing per page view):
+    any change of the password gives the user another hash, and the login is
+    no longer shown.
+    """
+
+    # Never shown to marketers (not in the admin either), so nothing to translate.
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    password_hash = models.CharField(max_length=128)
+
+    def __str__(self):
+        return str(self.user)

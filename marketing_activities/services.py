@@ -67,33 +67,62 @@ def program_move(*, program: Program, folder: Folder) -> Program:
     return program
 
 
-def folder_delete(*, folder: Folder) -> None:
-    # The database would refuse too (PROTECT); checking first gives a clear message.
-    if folder.children.exists() or folder.programs.exists():
-        raise ValidationError(
-            _("The folder “%(name)s” is not empty: move or delete its folders and programs first.")
-            % {"name": folder.name}
+def node_delete_blocker(*, node: TreeNode) -> str | None:
+    """Why `node` cannot be deleted, as a message for the marketer; None when it can.
+
+    The tree's menu and delete form ask before offering Delete, and the
+    delete services ask again (another tab may have changed things since).
+    """
+    if isinstance(node, Folder):
+        # The database would refuse too (PROTECT); asking first gives a clear message.
+        if node.children.exists() or node.programs.exists():
+            return _("The folder “%(name)s” is not empty: move or delete its folders and programs first.") % {
+                "name": node.name
+            }
+    elif isinstance(node, Program):
+        # Deleting would cascade to campaigns, their runs and results: ask for it one by one instead.
+        if node.campaigns.exists() or node.sms_messages.exists():
+            return _("The program “%(name)s” is not empty: delete its campaigns and SMS messages first.") % {
+                "name": node.name
+            }
+    elif isinstance(node, SmartCampaign):
+        if node.runs.active().exists():
+            return _("The campaign “%(name)s” is running; wait until the run has finished.") % {
+                "name": node.name
+            }
+    elif isinstance(node, SmsMessage):
+        used_by = list(
+            SmartCampaign.objects.filter(flow_steps__sms_message=node)
+            .distinct()
+            .order_by("name")
+            .values_list("name", flat=True)
         )
+        if used_by:
+            return _(
+                "The SMS message “%(name)s” is used by the flow of %(campaigns)s; remove it there first."
+            ) % {"name": node.name, "campaigns": ", ".join(f"“{n}”" for n in used_by)}
+    return None
+
+
+def _refuse_if_blocked(node: TreeNode) -> None:
+    blocker = node_delete_blocker(node=node)
+    if blocker:
+        raise ValidationError(blocker)
+
+
+def folder_delete(*, folder: Folder) -> None:
+    _refuse_if_blocked(folder)
     folder.delete()
 
 
 def program_delete(*, program: Program) -> None:
-    # Deleting would cascade to campaigns, their runs and results: ask for it one by one instead.
-    if program.campaigns.exists() or program.sms_messages.exists():
-        raise ValidationError(
-            _("The program “%(name)s” is not empty: delete its campaigns and SMS messages first.")
-            % {"name": program.name}
-        )
+    _refuse_if_blocked(program)
     program.delete()
 
 
 @transaction.atomic
 def campaign_delete(*, campaign: SmartCampaign) -> None:
-    if campaign.runs.active().exists():
-        raise ValidationError(
-            _("The campaign “%(name)s” is running; wait until the run has finished.")
-            % {"name": campaign.name}
-        )
+    _refuse_if_blocked(campaign)
     smart_list = campaign.smart_list
     campaign.delete()
     # The smart list belongs to the campaign alone (created with it).
@@ -101,16 +130,7 @@ def campaign_delete(*, campaign: SmartCampaign) -> None:
 
 
 def sms_message_delete(*, message: SmsMessage) -> None:
-    used_by = list(
-        SmartCampaign.objects.filter(flow_steps__sms_message=message)
-        .distinct()
-        .values_list("name", flat=True)
-    )
-    if used_by:
-        raise ValidationError(
-            _("The SMS message “%(name)s” is used by the flow of %(campaigns)s; remove it there first.")
-            % {"name": message.name, "campaigns": ", ".join(f"“{n}”" for n in used_by)}
-        )
+    _refuse_if_blocked(message)
     message.delete()
 
 
@@ -257,19 +277,25 @@ def campaign_schedule_update(
     recurring = schedule in (SmartCampaign.Schedule.DAILY, SmartCampaign.Schedule.WEEKLY)
     campaign.run_time = run_time if recurring else None
     campaign.run_weekday = run_weekday if schedule == SmartCampaign.Schedule.WEEKLY else None
+    # full_clean refuses a "run once" time that has passed (SmartCampaign.run_once_problem).
     campaign.full_clean(exclude=["smart_list"])
-    campaign.next_run_at = campaign.compute_next_run()
+    campaign.next_run_at = campaign.next_run_after_edit()
     campaign.save()
     return campaign
 
 
 def campaign_set_active(*, campaign: SmartCampaign, active: bool) -> SmartCampaign:
-    """Activate (only a campaign that could run) or deactivate; recomputes the next run."""
+    """Activate (only a campaign that could run, and would) or deactivate; recomputes the next run."""
+    was_active, campaign.is_active = campaign.is_active, active
     if active:
         problems = campaign.problems()
+        # A once-campaign whose time passed while it was inactive would never run.
+        once_problem = campaign.run_once_problem()
+        if once_problem:
+            problems.append(once_problem)
         if problems:
+            campaign.is_active = was_active
             raise ValidationError(problems)
-    campaign.is_active = active
-    campaign.next_run_at = campaign.compute_next_run()
+    campaign.next_run_at = campaign.next_run_after_edit()
     campaign.save(update_fields=["is_active", "next_run_at", "updated_at"])
     return campaign

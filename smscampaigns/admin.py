@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .models import Lead, SmartList
+from .permissions import ActionPermissionsAdmin
 from .services import leads_import, leads_set_flag
 
 
@@ -33,7 +34,7 @@ class LeadImportForm(forms.Form):
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "__str__",
         "email",
@@ -146,7 +147,7 @@ class SmartListForm(forms.ModelForm):
 
 
 @admin.register(SmartList)
-class SmartListAdmin(admin.ModelAdmin):
+class SmartListAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     form = SmartListForm
     list_display = ("name", "rule_count", "logic_display", "campaign_name", "updated_at")
     search_fields = ("name",)

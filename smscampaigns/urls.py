@@ -5,9 +5,12 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
+from marketing_activities.views.login import LoginView
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="marketing_activities:index", permanent=False)),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    # Django's login page, showing the demo login in development (seed_demo).
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # The login page has the language switcher too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),

@@ -27,3 +27,11 @@ def staff_client(client, django_user_model):
     client.force_login(user)
     client.user = user
     return client
+
+
+@pytest.fixture
+def marketers_group(db):
+    """The "Marketers" group of the data migration (tests/marketers.py)."""
+    from tests.marketers import marketers_group
+
+    return marketers_group()

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from smscampaigns.permissions import ActionPermissionsAdmin
+
 from .conf import get_client
 from .exceptions import VibesError
 from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
@@ -21,7 +23,7 @@ class AcquisitionCampaignInline(admin.TabularInline):
 
 
 @admin.register(VibesList)
-class VibesListAdmin(admin.ModelAdmin):
+class VibesListAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("name", "vibes_id", "synced_at", "gone_at")
     list_filter = (("gone_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "vibes_id")
@@ -43,7 +45,7 @@ class VibesListAdmin(admin.ModelAdmin):
 
 
 @admin.register(AcquisitionCampaign)
-class AcquisitionCampaignAdmin(admin.ModelAdmin):
+class AcquisitionCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("name", "vibes_id", "vibes_list", "status", "keywords", "synced_at", "gone_at")
     list_filter = ("vibes_list", "status", ("gone_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "vibes_id", "keywords")
@@ -52,7 +54,7 @@ class AcquisitionCampaignAdmin(admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "lead",
         "vibes_list",
@@ -105,7 +107,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SubscriptionChange)
-class SubscriptionChangeAdmin(admin.ModelAdmin):
+class SubscriptionChangeAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "recorded_at",
         "occurred_at",
@@ -131,7 +133,7 @@ class SubscriptionChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(CallbackEvent)
-class CallbackEventAdmin(admin.ModelAdmin):
+class CallbackEventAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("received_at", "event_type", "mdn", "outcome", "deliveries", "note")
     list_filter = ("event_type", "outcome")
     search_fields = ("mdn", "dedupe_key")

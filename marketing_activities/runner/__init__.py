@@ -3,8 +3,9 @@
 `manage.py run_campaign`, the admin's "Run now", the Run button and
 scheduled runs all come through here:
 
-- `run_create` checks the campaign can run and records a queued run with a
-  snapshot of its flow;
+- `run_create` checks the campaign can run (and, under the qualification
+  rule "once", that anyone is left to qualify) and records a queued run with
+  a snapshot of its flow;
 - `run_execute` works on a run until it is done (in this process), and
   `run_dispatch` hands it to a background worker (Celery when a broker is
   configured, else a thread of this process);
@@ -17,24 +18,29 @@ import threading
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, close_old_connections, transaction
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from smscampaigns.models import Lead
 
 from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
 from .executor import RunStopped, Worker, apply_receipt, requeue_uncertain
-from .planner import plan_step
+from .planner import everyone_already_ran, plan_step
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CampaignAlreadyRunning",
     "CampaignCannotRun",
+    "NobodyLeftToRun",
     "RunStopped",
     "apply_receipt",
     "campaign_preview",
     "campaign_start",
+    "check_anyone_left",
     "run_create",
     "run_dispatch",
     "run_execute",
@@ -51,6 +57,37 @@ class CampaignCannotRun(Exception):
 
 class CampaignAlreadyRunning(CampaignCannotRun):
     pass
+
+
+class NobodyLeftToRun(CampaignCannotRun):
+    """Under the qualification rule "once", everyone the smart list picks has
+    already run through the flow: a run would call nobody."""
+
+
+def check_anyone_left(campaign: SmartCampaign) -> None:
+    """Raise NobodyLeftToRun when a run would have nobody left to qualify.
+
+    A couple of counts, not a plan, so the Run now dialog and every start
+    can afford it. A smart list that does not parse is left to
+    `campaign.problems()`.
+    """
+    try:
+        people = everyone_already_ran(campaign)
+    except ValidationError:
+        return
+    if people is None:
+        return
+    if people:
+        message = ngettext(
+            "Nobody is left to qualify: the %(count)s person the smart list picks has already run "
+            "through this flow, and each person can run through it once.",
+            "Nobody is left to qualify: all %(count)s people the smart list picks have already run "
+            "through this flow, and each person can run through it once.",
+            people,
+        ) % {"count": number_format(people, force_grouping=True)}
+    else:
+        message = _("Nobody is left to qualify: the smart list picks nobody.")
+    raise NobodyLeftToRun([message])
 
 
 def _already_running(campaign):
@@ -76,6 +113,9 @@ def run_create(*, campaign: SmartCampaign, trigger: str, user=None, dry_run: boo
     except IntegrityError:
         # The database refuses a second active run of one campaign.
         raise _already_running(campaign) from None
+    # After the insert, so a campaign that is running says so first; raising
+    # here rolls the run back.
+    check_anyone_left(campaign)
     RunStep.objects.bulk_create(
         RunStep(
             run=run,

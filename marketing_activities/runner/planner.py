@@ -136,18 +136,60 @@ def _skip_reason(action: str, list_id: int):
     return sql, params, int(fallback)
 
 
-def _previous_audience_ranges(run: CampaignRun):
+def _previous_audience_ranges(campaign_id: int, *, exclude_run: CampaignRun | None = None):
     """(step id, first id, last id) of the first steps of earlier real runs."""
-    return list(
-        RunStep.objects.filter(
-            run__campaign_id=run.campaign_id,
-            run__dry_run=False,
-            position=0,
-            first_result_id__isnull=False,
-        )
-        .exclude(run=run)
-        .values_list("pk", "first_result_id", "last_result_id")
+    steps = RunStep.objects.filter(
+        run__campaign_id=campaign_id,
+        run__dry_run=False,
+        position=0,
+        first_result_id__isnull=False,
     )
+    if exclude_run is not None:
+        steps = steps.exclude(run=exclude_run)
+    return list(steps.values_list("pk", "first_result_id", "last_result_id"))
+
+
+def everyone_already_ran(campaign) -> int | None:
+    """Under the qualification rule "once": how many people the smart list
+    picks, when every one of them has already run through the flow (an
+    earlier real run had them in its audience, as planning counts it); None
+    when anyone is left, or when no earlier run counts.
+
+    Counts, never a plan: the smart list's people, then (only when the
+    earlier audiences could hold them all) those of them found in the
+    earlier runs' first steps, read through their id ranges and joined to
+    the people by key.
+    """
+    if campaign.qualification_rule != campaign.QualificationRule.ONCE:
+        return None
+    previous = _previous_audience_ranges(campaign.pk)
+    if not previous:
+        return None
+    people_sql, people_params = (
+        Lead.objects.filter(campaign.smart_list.parsed().to_q())
+        .order_by()
+        .values("id")
+        .query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM ({people_sql}) a", people_params)
+        people = cursor.fetchone()[0]
+        if people > sum(last - first + 1 for _, first, last in previous):
+            return None  # more people than the earlier audiences had rows: someone is new
+        # A step has one row per person, so one earlier run needs no DISTINCT (half the time).
+        counted = "COUNT(*)" if len(previous) == 1 else "COUNT(DISTINCT r.lead_id)"
+        ranges_sql = " OR ".join(["(r.run_step_id = %s AND r.id BETWEEN %s AND %s)"] * len(previous))
+        cursor.execute(
+            f"SELECT {counted} FROM {_table(RunResult)} r JOIN ({people_sql}) a ON a.id = r.lead_id "
+            f"WHERE r.outcome <> %s AND ({ranges_sql})",
+            [
+                *people_params,
+                int(Outcome.ALREADY_RAN),
+                *(value for step_range in previous for value in step_range),
+            ],
+        )
+        already_ran = cursor.fetchone()[0]
+    return people if already_ran >= people else None
 
 
 def _temp_table_ddl(name: str, columns: str):
@@ -246,7 +288,7 @@ def _write_plan(run_step: RunStep) -> None:
         else:
             already_ran_sql, already_ran_params = "1 = 0", []
         if run_step.position == 0 and once:
-            previous = _previous_audience_ranges(run)
+            previous = _previous_audience_ranges(run.campaign_id, exclude_run=run)
             if previous:
                 # Everyone who was in an earlier run's audience has run
                 # through this flow (the qualification rule "once").
@@ -298,8 +340,8 @@ def _write_plan(run_step: RunStep) -> None:
         # Thousands of small rows: plain executemany, not model instances.
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO {_table(RunBatch)} (run_step_id, first_result_id, last_result_id, status, claimed_by) "
-                f"VALUES (%s, %s, %s, %s, '')",
+                f"INSERT INTO {_table(RunBatch)} (run_step_id, first_result_id, last_result_id, status, "
+                f"claimed_by) VALUES (%s, %s, %s, %s, '')",
                 [
                     (run_step.pk, start, min(start + BATCH_SPAN - 1, last_id), RunBatch.Status.PENDING)
                     for start in range(first_id, last_id + 1, BATCH_SPAN)

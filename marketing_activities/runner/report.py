@@ -1,8 +1,14 @@
-"""A run's outcome counts, as the command line and the admin show them."""
+"""A run's outcome counts, as the command line and the admin show them, and
+what Run now would do, as its confirmations (the Schedule tab's and the
+admin's) show it."""
+
+from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from ..models import CampaignRun, Outcome
+from ..models import CampaignRun, FlowStep, Outcome, SmartCampaign, outcome_counts
+from . import CampaignCannotRun, NobodyLeftToRun, campaign_preview, check_anyone_left
 
 COLUMNS = ("sent", "subscribed", "pending", "unsubscribed", "failed", "uncertain")
 OPEN = (Outcome.QUEUED.code, Outcome.SENDING.code)
@@ -41,12 +47,12 @@ def format_summary(run: CampaignRun) -> str:
             cells = ["", f"  {label}", *[""] * len(columns)]
             cells[2 + columns.index("skipped")] = str(count)
             rows.append(cells)
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
 
     def render(cells):
         return "  ".join(
             str(cell).ljust(width) if index < 2 else str(cell).rjust(width)
-            for index, (cell, width) in enumerate(zip(cells, widths))
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
     status = _("Run %(id)s %(status)s: %(audience)s people in the audience.") % {
@@ -57,3 +63,60 @@ def format_summary(run: CampaignRun) -> str:
     if run.error:
         status += " " + run.error
     return "\n".join([render(headers), "  ".join("-" * w for w in widths), *map(render, rows), "", status])
+
+
+# What "would be called (dry run)" means for each step, in a confirmation.
+PLANNED_LABELS = {
+    FlowStep.Action.SEND_SMS: gettext_lazy("will get the SMS"),
+    FlowStep.Action.SUBSCRIBE: gettext_lazy("will be asked to confirm a subscription"),
+    FlowStep.Action.UNSUBSCRIBE: gettext_lazy("will be unsubscribed"),
+}
+
+
+@dataclass
+class PlannedStep:
+    number: int
+    label: str
+    counts: list = field(default_factory=list)  # (what happens, in the Results tab's words; people)
+
+
+@dataclass
+class RunNowPreview:
+    audience: int = 0
+    steps: list = field(default_factory=list)
+    problems: list = field(default_factory=list)  # why the campaign cannot run; then nothing else is set
+    # Under the rule "once", why nobody is left to qualify; then nothing else is set.
+    nobody_left: list = field(default_factory=list)
+
+    @property
+    def can_run(self) -> bool:
+        return not self.problems and not self.nobody_left
+
+
+def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
+    """What Run now would do, for its confirmation: the audience and each step's
+    counts by outcome, planned as a run plans them (and thrown away); or why
+    the campaign cannot run, or that nobody is left to qualify."""
+    problems = campaign.problems()
+    if problems:
+        return RunNowPreview(problems=problems)
+    try:
+        # A couple of counts before the plan: when nobody is left, a preview is wasted work.
+        check_anyone_left(campaign)
+        preview = campaign_preview(campaign=campaign, sample_size=0)
+    except NobodyLeftToRun as error:
+        return RunNowPreview(nobody_left=error.problems)
+    except CampaignCannotRun as error:
+        return RunNowPreview(problems=error.problems)
+    steps = [
+        PlannedStep(
+            number=step.number,
+            label=step.action_label,
+            counts=[
+                (PLANNED_LABELS[step.action] if outcome == Outcome.PLANNED_DRY_RUN else outcome.label, n)
+                for outcome, n in outcome_counts(step.counts)
+            ],
+        )
+        for step in preview.steps
+    ]
+    return RunNowPreview(audience=preview.audience, steps=steps)

@@ -3,7 +3,9 @@
 `manage.py run_due_campaigns` (cron, every minute) and the Celery beat entry
 both call `start_due_runs`. A campaign's next start is claimed with a
 compare-and-set on `next_run_at`, so two schedulers running at once start it
-only once; the one-active-run constraint backs that up.
+only once; the one-active-run constraint backs that up. A due campaign that
+cannot run, or that has nobody left to qualify under the rule "once", is
+skipped with a log line saying why; its schedule moves on all the same.
 """
 
 import datetime
@@ -12,7 +14,7 @@ import logging
 from django.utils import timezone
 
 from ..models import CampaignRun, SmartCampaign
-from . import CampaignCannotRun, run_create
+from . import CampaignCannotRun, NobodyLeftToRun, run_create
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,10 @@ def start_due_runs(*, now=None) -> list[CampaignRun]:
             continue  # another scheduler started it
         try:
             runs.append(run_create(campaign=campaign, trigger=CampaignRun.Trigger.SCHEDULE))
+        except NobodyLeftToRun as error:
+            # Expected, e.g. a daily campaign under "once" on a day without
+            # new people: no empty run is recorded, the schedule moves on.
+            logger.info("scheduled run of campaign %s skipped: %s", campaign.pk, error)
         except CampaignCannotRun as error:
             logger.warning("scheduled run of campaign %s skipped: %s", campaign.pk, error)
     return runs

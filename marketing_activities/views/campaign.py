@@ -16,16 +16,19 @@ from django_htmx.http import HttpResponseLocation
 
 from .. import services
 from ..forms import ScheduleForm, add_service_errors
-from ..models import CampaignRun, FlowStep, Outcome, SmartCampaign
-from ..runner import CampaignCannotRun, campaign_preview, campaign_start
-from .common import HtmxHttpRequest, render_screen, staff_required
+from ..models import CampaignRun, SmartCampaign
+from ..permissions import RUN_CAMPAIGN, VIEW_RUNS, require_permissions
+from ..runner import CampaignCannotRun, campaign_start
+from ..runner.report import run_now_preview
+from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import crumbs
 
+# Each tab, with the permission it needs beyond seeing the campaign (shown only to who has it).
 TABS = [
-    ("smart-list", gettext_lazy("Smart List"), "marketing_activities:campaign_smart_list"),
-    ("flow", gettext_lazy("Flow"), "marketing_activities:campaign_flow"),
-    ("schedule", gettext_lazy("Schedule"), "marketing_activities:campaign_schedule"),
-    ("results", gettext_lazy("Results"), "marketing_activities:campaign_results"),
+    ("smart-list", gettext_lazy("Smart List"), "marketing_activities:campaign_smart_list", ""),
+    ("flow", gettext_lazy("Flow"), "marketing_activities:campaign_flow", ""),
+    ("schedule", gettext_lazy("Schedule"), "marketing_activities:campaign_schedule", ""),
+    ("results", gettext_lazy("Results"), "marketing_activities:campaign_results", VIEW_RUNS),
 ]
 
 
@@ -39,53 +42,18 @@ def campaign_context(campaign: SmartCampaign, tab: str) -> dict:
     return {
         "campaign": campaign,
         "breadcrumbs": crumbs([*folder.ancestors(), folder, campaign.program]),
-        "tabs": [(slug, label, reverse(name, args=[campaign.pk])) for slug, label, name in TABS],
+        "tabs": [
+            (slug, label, reverse(name, args=[campaign.pk]), needs) for slug, label, name, needs in TABS
+        ],
         "tab": tab,
     }
 
 
 @require_http_methods(["GET"])
-@staff_required
+@marketer_required("view_smartcampaign")
 def campaign(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     # A campaign opens on its Smart List tab, as in Marketo.
     return redirect("marketing_activities:campaign_smart_list", pk=campaign_or_404(pk).pk)
-
-
-PLANNED_LABELS = {
-    FlowStep.Action.SEND_SMS: gettext_lazy("will get the SMS"),
-    FlowStep.Action.SUBSCRIBE: gettext_lazy("will be asked to confirm a subscription"),
-    FlowStep.Action.UNSUBSCRIBE: gettext_lazy("will be unsubscribed"),
-}
-
-
-def run_preview(campaign: SmartCampaign) -> dict:
-    """What Run now would do, for its confirmation: the audience and each step's
-    counts by outcome, planned as a run plans them (and thrown away); or why
-    the campaign cannot run."""
-    try:
-        preview = campaign_preview(campaign=campaign, sample_size=0)
-    except CampaignCannotRun as error:
-        return {"problems": error.problems}
-    steps = []
-    for step in preview.steps:
-        counts = [
-            (Outcome[code.upper()], n)
-            for code, n in step.counts.items()
-            if n and code.upper() in Outcome.__members__
-        ]
-        counts.sort(key=lambda item: item[0].value)
-        steps.append(
-            {
-                "number": step.number,
-                "label": step.action_label,
-                # The planner's "would be called (dry run)" says what this step will do.
-                "counts": [
-                    (PLANNED_LABELS[step.action] if outcome == Outcome.PLANNED_DRY_RUN else outcome.label, n)
-                    for outcome, n in counts
-                ],
-            }
-        )
-    return {"audience": preview.audience, "preview_steps": steps, "problems": []}
 
 
 def _schedule_screen(
@@ -102,18 +70,28 @@ def _schedule_screen(
         "run_url": reverse("marketing_activities:campaign_run_now", args=[campaign.pk]),
     }
     if run_confirm:
-        context.update(run_preview(campaign))
+        preview = run_now_preview(campaign=campaign)
+        context.update(
+            audience=preview.audience,
+            preview_steps=preview.steps,
+            problems=preview.problems,
+            nobody_left=preview.nobody_left,
+            every_time_label=SmartCampaign.QualificationRule.EVERY_TIME.label,
+        )
     return render_screen(request, "marketing_activities/campaign_schedule.html", context, selected=campaign)
 
 
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view_smartcampaign", post=("change_smartcampaign",))
 def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
     if request.method == "GET":
         return _schedule_screen(request, campaign)
     action = request.POST.get("action", "save")
+    if action == "activate":
+        # An active campaign starts runs on its schedule: activating it is running it.
+        require_permissions(request.user, RUN_CAMPAIGN)
     form = None
     problems = []
     try:
@@ -140,7 +118,7 @@ def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@marketer_required("view_smartcampaign", "run_smartcampaign")
 def run_now(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Run now: GET asks for confirmation (showing how many people qualify),
     POST starts a run through the runner's `campaign_start` and opens Results."""

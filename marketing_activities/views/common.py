@@ -1,33 +1,65 @@
-"""What every screen shares: the staff check and full-page-or-partial rendering."""
+"""What every screen shares: the permission checks and full-page-or-partial rendering."""
 
 import functools
 import re
 
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy
 from django_htmx.middleware import HtmxDetails
 
-from .tree_nodes import tree_context
+from ..permissions import require_permissions
+from .tree_nodes import KINDS, tree_context
 
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def staff_required(view):
-    """Marketers are staff. LoginRequiredMiddleware already sent anonymous
-    visitors to the login page, so a user without staff status gets a 403."""
+def node_permission(action: str, kind: str) -> str:
+    """The permission to view, add, change or delete a tree node of `kind` ("folder", "sms"…)."""
+    if kind not in KINDS:
+        raise Http404
+    return f"marketing_activities.{get_permission_codename(action, KINDS[kind]._meta)}"
 
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
 
-    return wrapper
+STAFF_ONLY = gettext_lazy(
+    "Marketing Activities are for marketers (staff accounts). Ask an administrator for access."
+)
+
+
+def marketer_required(*permissions: str, post: tuple[str, ...] = ()):
+    """Marketers are staff users with Django's permissions of this app.
+
+    `permissions` are needed for every request to the view, and `post` for a
+    POST as well: a GET shows, a POST changes. Each is a codename of this app
+    ("view_smartcampaign"), or an action on the tree node the URL names
+    ("change:kind" for /tree/<kind>/<pk>/rename/, "add:child_kind").
+    LoginRequiredMiddleware already sent anonymous visitors to the login page.
+    """
+
+    def resolve(spec: str, kwargs: dict) -> str:
+        if ":" in spec:
+            action, _colon, argument = spec.partition(":")
+            return node_permission(action, kwargs.get(argument))
+        return f"marketing_activities.{spec}"
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_staff:
+                raise PermissionDenied(STAFF_ONLY)
+            needed = [*permissions, *(post if request.method == "POST" else ())]
+            require_permissions(request.user, *(resolve(spec, kwargs) for spec in needed))
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 _PARTIAL_NAME = re.compile(r"^[a-z][a-z0-9-]*$")

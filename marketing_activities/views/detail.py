@@ -7,13 +7,13 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from ..models import Folder, Program
-from .common import HtmxHttpRequest, render_screen, staff_required
+from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import crumbs
 
 
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view_folder")
 def folder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     folder = get_object_or_404(Folder, pk=pk)
     context = {
@@ -27,7 +27,7 @@ def folder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view_program")
 def program(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     program = get_object_or_404(Program.objects.select_related("folder"), pk=pk)
     context = {

@@ -25,7 +25,7 @@ from .. import services
 from ..forms import FlowStepForm
 from ..models import FlowStep, SmartCampaign
 from .campaign import campaign_context, campaign_or_404
-from .common import HtmxHttpRequest, render_screen, staff_required
+from .common import HtmxHttpRequest, marketer_required, render_screen
 
 TEMPLATE = "marketing_activities/campaign_flow.html"
 
@@ -114,7 +114,7 @@ def flow_context(campaign: SmartCampaign, *, error: str = "") -> dict:
 
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view_smartcampaign")
 def flow(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
     return render_screen(request, TEMPLATE, flow_context(campaign), selected=campaign)
@@ -137,7 +137,7 @@ def _int_or_none(value) -> int | None:
 
 
 @require_POST
-@staff_required
+@marketer_required("view_smartcampaign", "change_smartcampaign")
 def step_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
     try:
@@ -152,7 +152,7 @@ def step_add(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@marketer_required("view_smartcampaign", "change_smartcampaign")
 def steps_reorder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
     step_ids = [_int_or_none(value) for value in request.POST.getlist("step")]
@@ -173,7 +173,7 @@ def _step_or_404(campaign: SmartCampaign, step_pk: int) -> FlowStep:
 
 
 @require_POST
-@staff_required
+@marketer_required("view_smartcampaign", "change_smartcampaign")
 def step_move(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
     step = _step_or_404(campaign, step_pk)
@@ -186,7 +186,7 @@ def step_move(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@marketer_required("view_smartcampaign", "change_smartcampaign")
 def step_delete(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
     step = _step_or_404(campaign, step_pk)
@@ -195,7 +195,7 @@ def step_delete(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse
 
 
 @require_POST
-@staff_required
+@marketer_required("view_smartcampaign", "change_smartcampaign")
 def step_update(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse:
     """A dropdown changed: save the step as it now stands and show it again,
     with the acquisition campaigns of its (new) list and its problems."""

@@ -18,9 +18,9 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms import ResultsFilterForm
-from ..models import CampaignRun, Outcome, RunResult, RunStep, SmartCampaign
+from ..models import CampaignRun, Outcome, RunResult, RunStep, SmartCampaign, outcome_counts
 from .campaign import campaign_context, campaign_or_404
-from .common import HtmxHttpRequest, render_screen, staff_required, wants_partial
+from .common import HtmxHttpRequest, marketer_required, render_screen, wants_partial
 
 TEMPLATE = "marketing_activities/campaign_results.html"
 PAGE_SIZE = 25
@@ -40,12 +40,7 @@ def _step_rows(steps: list[RunStep], base_query: dict) -> list[dict]:
     """Each step of the run with its outcome counts, as bars (share of the step's people)."""
     rows = []
     for step in steps:
-        counts = [
-            (Outcome[code.upper()], n)
-            for code, n in (step.counts or {}).items()
-            if n and code.upper() in Outcome.__members__
-        ]
-        counts.sort(key=lambda item: item[0].value)
+        counts = outcome_counts(step.counts)
         total = sum(n for _, n in counts)
         rows.append(
             {
@@ -110,7 +105,7 @@ def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterFor
 
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view_smartcampaign", "view_campaignrun")
 def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
     run = _selected_run(campaign, request.GET.get("run"))
@@ -164,7 +159,7 @@ def _cell(value) -> str:
 
 
 @require_http_methods(["GET"])
-@staff_required
+@marketer_required("view_smartcampaign", "view_campaignrun")
 def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
     """The filtered rows as CSV, streamed in chunks (never the whole run in memory)."""
     campaign = campaign_or_404(pk)

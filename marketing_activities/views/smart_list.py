@@ -22,7 +22,7 @@ from .. import services
 from ..forms import SmartListEditor
 from ..models import SmartCampaign
 from .campaign import campaign_context, campaign_or_404
-from .common import HtmxHttpRequest, render_screen, staff_required
+from .common import HtmxHttpRequest, marketer_required, render_screen
 
 TEMPLATE = "marketing_activities/campaign_smart_list.html"
 SAMPLE_SIZE = 10
@@ -40,10 +40,12 @@ def audience(editor: SmartListEditor) -> dict:
     return {"audience_count": leads.count(), "audience_sample": list(leads.order_by("pk")[:SAMPLE_SIZE])}
 
 
-def smart_list_context(campaign: SmartCampaign, editor: SmartListEditor, *, focus_rule=None) -> dict:
+def smart_list_context(request, campaign: SmartCampaign, editor: SmartListEditor, *, focus_rule=None) -> dict:
     return {
         **campaign_context(campaign, "smart-list"),
         "editor": editor,
+        # In the context, not the template: the partials that answer a change are rendered alone.
+        "may_change": request.user.has_perm("marketing_activities.change_smartcampaign"),
         "form_url": reverse("marketing_activities:campaign_smart_list", args=[campaign.pk]),
         "max_rules": MAX_RULES,
         # htmx: the rule just added gets the focus.
@@ -65,7 +67,7 @@ def _stored(campaign: SmartCampaign) -> SmartListEditor:
 
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view_smartcampaign", post=("change_smartcampaign",))
 def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET shows the stored rules with their problems. A POST carries the whole
     form as it now stands, and it is stored at once; `action` says what else
@@ -74,7 +76,7 @@ def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
     if request.method == "GET":
         return render_screen(
-            request, TEMPLATE, smart_list_context(campaign, _stored(campaign)), selected=campaign
+            request, TEMPLATE, smart_list_context(request, campaign, _stored(campaign)), selected=campaign
         )
     action = request.POST.get("action", "")
     editor = SmartListEditor.from_post(request.POST, field_changed=_rule_index(action, "field-"))
@@ -101,6 +103,6 @@ def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     # htmx: a change of the rules (add, remove, a field or operator chosen) gets
     # the rules again; typing gets only what follows from it (the problems, the
     # count, the saved state), so that nothing being typed is replaced.
-    context = smart_list_context(campaign, editor, focus_rule=focus_rule)
+    context = smart_list_context(request, campaign, editor, focus_rule=focus_rule)
     partial = "rules-saved" if request.htmx.target == "smart-list-rules" else "typing-saved"
     return TemplateResponse(request, f"{TEMPLATE}#{partial}", context)

@@ -16,7 +16,7 @@ from smscampaigns.models import Lead
 from .. import services, sms_text
 from ..forms import SmsMessageForm, add_service_errors
 from ..models import SmsMessage
-from .common import HtmxHttpRequest, render_screen, staff_required
+from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import crumbs
 
 TEMPLATE = "marketing_activities/sms_message.html"
@@ -94,7 +94,7 @@ def _lead(value) -> Lead | None:
 
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view_smsmessage", post=("change_smsmessage",))
 def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(SmsMessage.objects.select_related("program__folder"), pk=pk)
     form = SmsMessageForm(request.POST or None, initial={"name": message.name, "text": message.text})

@@ -6,7 +6,9 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from .common import HtmxHttpRequest, render_screen, staff_required, wants_partial
+from .. import services
+from .common import HtmxHttpRequest, marketer_required, node_permission, render_screen, wants_partial
+from .tree_edit import CHILD_KINDS
 from .tree_nodes import (
     EXPANDABLE,
     KINDS,
@@ -17,6 +19,7 @@ from .tree_nodes import (
     node_url,
     remember_expanded,
     tree_context,
+    tree_editable,
 )
 
 LAYOUT = "marketing_activities/layout.html"
@@ -24,7 +27,7 @@ LAYOUT = "marketing_activities/layout.html"
 
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view_folder")
 def index(request: HtmxHttpRequest) -> HttpResponse:
     # htmx: the search box swaps only the tree (`?q=` filters it); other
     # requests get the welcome pane.
@@ -42,7 +45,7 @@ def _expandable_node(kind: str, pk: int) -> Node:
 
 @require_http_methods(["GET"])
 @vary_on_headers("HX-Request", "HX-Target")
-@staff_required
+@marketer_required("view:kind")
 def node_children(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     """Expand a node: its row with its children (loaded now, not before), and
     remember it as expanded so a reload shows it open."""
@@ -53,21 +56,23 @@ def node_children(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
         return render_screen(request, "marketing_activities/index.html", {})
     node.expanded = True
     node.children = children_of(kind, pk, expanded=expanded_keys(request))
-    return TemplateResponse(request, "marketing_activities/_tree_nodes.html", {"tree_items": flatten([node])})
+    context = {"tree_items": flatten([node]), "tree_editable": tree_editable(request.user)}
+    return TemplateResponse(request, "marketing_activities/_tree_nodes.html", context)
 
 
 @require_POST
-@staff_required
+@marketer_required("view:kind")
 def node_collapse(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     node = _expandable_node(kind, pk)
     remember_expanded(request, remove=[node.key])
     if not request.htmx:
         return redirect("marketing_activities:index")
-    return TemplateResponse(request, "marketing_activities/_tree_nodes.html", {"tree_items": flatten([node])})
+    context = {"tree_items": flatten([node]), "tree_editable": tree_editable(request.user)}
+    return TemplateResponse(request, "marketing_activities/_tree_nodes.html", context)
 
 
 @require_http_methods(["GET"])
-@staff_required
+@marketer_required("view:kind")
 def node_menu(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     """The items of a node's ⋯ menu, loaded when the menu is first opened."""
     if kind not in KINDS:
@@ -76,4 +81,12 @@ def node_menu(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect(node_url(kind, obj.pk))
     node = Node(kind=kind, pk=obj.pk, name=obj.name)
-    return TemplateResponse(request, "marketing_activities/_tree_nodes.html#tree-menu", {"node": node})
+    # Only what this user may do is offered; the views of each item check again.
+    may = {action: request.user.has_perm(node_permission(action, kind)) for action in ("change", "delete")}
+    for child_kind in CHILD_KINDS.get(kind, ()):
+        may[f"add_{child_kind}"] = request.user.has_perm(node_permission("add", child_kind))
+    context = {"node": node, "may": may, "may_anything": any(may.values())}
+    if may["delete"]:
+        # Asked now, not after a click on Delete: the menu says why instead of offering it.
+        context["delete_blocker"] = services.node_delete_blocker(node=obj)
+    return TemplateResponse(request, "marketing_activities/_tree_nodes.html#tree-menu", context)

@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from .. import services
 from ..forms import FolderMoveForm, NameForm, ProgramMoveForm, SmsMessageCreateForm, add_service_errors
-from .common import HtmxHttpRequest, render_screen, staff_required
+from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import KINDS, node_key, node_url
 
 TEMPLATE = "marketing_activities/tree_form.html"
@@ -49,7 +49,17 @@ def _page_of(obj) -> str:
     return node_url(node_key(obj).split("-")[0], obj.pk)
 
 
-def _render(request, form, *, title: str, node=None, submit: str, danger: bool = False, selected=None):
+def _render(
+    request,
+    form,
+    *,
+    title: str,
+    node=None,
+    submit: str,
+    danger: bool = False,
+    blocked: bool = False,
+    selected=None,
+):
     context = {
         "form": form,
         "title": title,
@@ -57,13 +67,14 @@ def _render(request, form, *, title: str, node=None, submit: str, danger: bool =
         "node_key": node_key(node) if node is not None else "top",
         "submit_label": submit,
         "danger": danger,
+        "blocked": blocked,
         "cancel_url": _page_of(selected),
     }
     return render_screen(request, TEMPLATE, context, selected=selected, default_partial="tree-form")
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@marketer_required("add:child_kind")
 def node_create(request: HtmxHttpRequest, child_kind: str, kind: str | None = None, pk: int | None = None):
     if child_kind not in CHILD_KINDS.get(kind, ()):
         raise Http404
@@ -92,7 +103,7 @@ def node_create(request: HtmxHttpRequest, child_kind: str, kind: str | None = No
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@marketer_required("change:kind")
 def node_rename(request: HtmxHttpRequest, kind: str, pk: int):
     node = _node_or_404(kind, pk)
     form = NameForm(request.POST or None, initial={"name": node.name})
@@ -108,7 +119,7 @@ def node_rename(request: HtmxHttpRequest, kind: str, pk: int):
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@marketer_required("change:kind")
 def node_move(request: HtmxHttpRequest, kind: str, pk: int):
     if kind not in ("folder", "program"):
         raise Http404
@@ -146,19 +157,29 @@ DELETERS = {
 
 
 @require_http_methods(["GET", "POST"])
-@staff_required
+@marketer_required("delete:kind")
 def node_delete(request: HtmxHttpRequest, kind: str, pk: int):
     node = _node_or_404(kind, pk)
-    form = NameForm(initial={"name": node.name})  # nothing to type: the form carries errors only
+    # Nothing to type: the form carries the reason a node cannot be deleted, if any.
+    form = NameForm({"name": node.name})
+    form.is_valid()
     if request.method == "POST":
         parent = _container(node)
         try:
             DELETERS[kind](node)
         except ValidationError as error:
-            form = NameForm({"name": node.name})
-            form.is_valid()
             form.add_error(None, error)
         else:
             return _leave_for(request, _page_of(parent))
+    else:
+        # Say why before the click, and offer no Delete to click.
+        blocker = services.node_delete_blocker(node=node)
+        if blocker:
+            form.add_error(None, blocker)
+    if form.non_field_errors():
+        title = _("“%(name)s” cannot be deleted") % {"name": node.name}
+        return _render(
+            request, form, title=title, node=node, submit="", danger=True, blocked=True, selected=node
+        )
     title = _("Delete “%(name)s”?") % {"name": node.name}
     return _render(request, form, title=title, node=node, submit=_("Delete"), danger=True, selected=node)

@@ -253,12 +253,26 @@ def search_tree(query: str) -> list[Node]:
     return roots
 
 
+# What the ⋯ menus offer: creating, renaming, moving and deleting nodes.
+TREE_CHANGES = [
+    f"marketing_activities.{action}_{model._meta.model_name}"
+    for action in ("add", "change", "delete")
+    for model in KINDS.values()
+]
+
+
+def tree_editable(user) -> bool:
+    """Whether the ⋯ menus have anything to offer: a user who may only look sees none."""
+    return any(user.has_perm(permission) for permission in TREE_CHANGES)
+
+
 def tree_context(request, *, selected=None, query: str | None = None) -> dict:
     """Context for the tree pane. A selected node's ancestors are expanded (and
     remembered), so a reload of any node's URL shows the tree open down to it."""
     query = (request.GET.get("q", "") if query is None else query).strip()
+    editable = tree_editable(request.user)
     if query:
-        return {"tree_items": flatten(search_tree(query)), "tree_query": query}
+        return {"tree_items": flatten(search_tree(query)), "tree_query": query, "tree_editable": editable}
     selected_key = node_key(selected) if selected is not None else None
     if selected is not None:
         remember_expanded(request, add=ancestor_keys(selected))
@@ -266,4 +280,5 @@ def tree_context(request, *, selected=None, query: str | None = None) -> dict:
         "tree_items": flatten(build_tree(expanded_keys(request), selected_key)),
         "tree_query": "",
         "tree_selected": selected_key,
+        "tree_editable": editable,
     }

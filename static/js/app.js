@@ -5,7 +5,7 @@
  * 2. The tree marks the page that is open.     6. Flow editor: native HTML5 drag and drop.
  * 3. Tree menus close after a choice.          7. Focus stays put when htmx re-renders.
  * 4. Cancel removes an inline tree form.       8. Changes are announced to screen readers.
- * 9. A failed htmx request says so (htmx swaps nothing on 4xx/5xx).
+ * 9. A failed htmx request says so (htmx swaps nothing on 4xx/5xx), and why when refused.
  * 10. Smart list: typing a logic expression chooses "Advanced".
  */
 (function () {
@@ -221,16 +221,30 @@
   });
 
   // --- 9. Failed requests ----------------------------------------------------------
-  document.addEventListener("htmx:responseError", function (event) {
-    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+  // A refusal explains itself (403.html's [data-error-message]: which
+  // permission is missing); the banner says that instead of "try again".
+  function explanation(xhr) {
+    if (!xhr || !xhr.responseText) return "";
+    var page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+    var message = page.querySelector("[data-error-message]");
+    return message ? message.textContent.trim() : "";
+  }
+  function showBanner(status, explained) {
     var banner = document.getElementById("request-error");
     if (!banner) return;
     banner.querySelector("[data-status]").textContent = status ? " (" + status + ")" : "";
+    banner.querySelector("[data-generic]").hidden = !!explained;
+    var text = banner.querySelector("[data-explained]");
+    text.textContent = explained;
+    text.hidden = !explained;
     banner.hidden = false;
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    showBanner(xhr ? xhr.status : 0, explanation(xhr));
   });
   document.addEventListener("htmx:sendError", function () {
-    var banner = document.getElementById("request-error");
-    if (banner) banner.hidden = false;
+    showBanner(0, "");
   });
   document.addEventListener("click", function (event) {
     if (event.target.closest && event.target.closest("[data-dismiss-banner]")) {

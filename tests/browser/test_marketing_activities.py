@@ -292,3 +292,52 @@ def test_the_tree_search_shows_matches_with_their_folders(marketing_data, logged
         page.locator("#tree .is-match .tree-link").click()
     page.wait_for_url("**/sms-messages/*/")
     expect(page.locator("#detail h1")).to_have_text("Teaser")
+
+
+LONG_NAME = "Holiday season 2026 – a program name far too long for the tree pane to show in full"
+IS_CUT = "el => el.scrollWidth > el.clientWidth"
+
+
+def chromium_links(page, name):
+    """The links of that name in Chromium's own accessibility tree (what screen readers get)."""
+    tree = page.context.new_cdp_session(page).send("Accessibility.getFullAXTree")
+    return [
+        node
+        for node in tree["nodes"]
+        if node.get("role", {}).get("value") == "link" and node.get("name", {}).get("value") == name
+    ]
+
+
+def test_a_long_name_cut_with_an_ellipsis_shows_whole_on_hover_focus_and_to_screen_readers(logged_in):
+    page = logged_in
+    program = ProgramFactory(name=LONG_NAME, folder=FolderFactory(name="Marketing"))
+    campaign = SmartCampaign.objects.create(program=program, name="Teaser")
+    page.goto(f"/marketing-activities/campaigns/{campaign.pk}/smart-list/")
+    link = page.locator(f"#node-program-{program.pk} > .tree-row .tree-link")
+    name = link.locator(".node-name")
+    crumb = page.locator(".breadcrumbs a", has_text="Holiday season 2026")
+
+    # Cut in the tree and in the breadcrumbs...
+    assert name.evaluate(IS_CUT) and crumb.evaluate(IS_CUT)
+    # ...and whole in the title of what the pointer rests on (the browser's tooltip).
+    for element in (name, crumb):
+        element.hover()
+        box = element.bounding_box()
+        title = page.evaluate(
+            "([x, y]) => document.elementFromPoint(x, y).closest('[title]')?.title ?? null",
+            [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+        )
+        assert title == LONG_NAME
+
+    # Screen readers get the whole name, once: as the link's name, not repeated as its description.
+    expect(link).to_have_accessible_name(LONG_NAME)
+    expect(crumb).to_have_accessible_name(LONG_NAME)
+    links = chromium_links(page, LONG_NAME)
+    assert len(links) == 2
+    assert all(not node.get("description", {}).get("value") for node in links)
+
+    # The keyboard has no hover: the focused name shows whole.
+    page.keyboard.press("Shift")
+    link.focus()
+    assert link.evaluate("el => el.matches(':focus-visible')")
+    assert not name.evaluate(IS_CUT)

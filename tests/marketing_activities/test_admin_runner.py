@@ -1,10 +1,15 @@
-"""Admin actions: Run now, Preview audience, resume; a lead's SMS activity."""
+"""Admin actions: Run now (confirmed first), Preview audience; a run's counts; a lead's SMS activity."""
+
+import re
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
+from django.utils import translation
+from django.utils.html import escape
 
-from marketing_activities.models import CampaignRun, FlowStep
+from marketing_activities.models import CampaignRun, FlowStep, Outcome
+from tests.marketing_activities.factories import RunStepFactory
 from tests.marketing_activities.test_runner_execution import make_campaign, subscribed
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
@@ -28,22 +33,105 @@ def act(client, model, action, objects):
     )
 
 
-def test_run_now_runs_the_campaign(admin_client, news, vibes_simulator, django_capture_on_commit_callbacks):
+def confirm(client, campaigns):
+    """The confirmation page's form, sent back: what "Yes, run now" posts."""
+    return client.post(
+        reverse("admin:marketing_activities_smartcampaign_changelist"),
+        {"action": "run_now", "post": "yes", ACTION_CHECKBOX_NAME: [c.pk for c in campaigns]},
+        follow=True,
+    )
+
+
+def test_run_now_asks_first_with_the_counts_per_step_and_sends_nothing(admin_client, news, vibes_simulator):
+    subscribed(news, first_name="Anna")
+    subscribed(news, blocklisted=True)
+    LeadFactory()  # in the smart list, not on the Vibes list
+    campaign = make_campaign(("send", news), ("unsubscribe", news))
+    response = act(admin_client, "smartcampaign", "run_now", [campaign])
+    assert response.status_code == 200
+    assert [t.name for t in response.templates][0] == (
+        "admin/marketing_activities/smartcampaign/run_now_confirmation.html"
+    )
+    content = response.content.decode()
+    assert "3 people qualify" in content
+    step_1 = content.index("1. Send SMS Message")
+    step_2 = content.index("2. Unsubscribe from Vibes List")
+    assert step_1 < content.index("Will get the SMS") < step_2
+    assert step_1 < content.index("Skipped: blocklisted") < step_2
+    assert content.index("Will be unsubscribed") > step_2
+    assert 'name="post" value="yes"' in content
+    assert f'name="_selected_action" value="{campaign.pk}"' in content
+    assert not CampaignRun.objects.exists()
+    assert vibes_simulator.messages() == []
+
+
+def test_run_now_counts_are_the_schedule_tabs_counts(admin_client, staff_client, news):
+    """One service (run_now_preview) behind both confirmations."""
+    subscribed(news)
+    subscribed(news, marketing_suspended=True)
+    campaign = make_campaign(("send", news))
+    admin_page = act(admin_client, "smartcampaign", "run_now", [campaign]).content.decode()
+    tab = staff_client.get(
+        reverse("marketing_activities:campaign_run_now", args=[campaign.pk])
+    ).content.decode()
+    for words in ("2 people qualify", "Will get the SMS", "Skipped: marketing suspended"):
+        assert words in admin_page and words in tab
+
+
+def test_confirming_run_now_starts_the_run(
+    admin_client, news, vibes_simulator, django_capture_on_commit_callbacks
+):
     subscribed(news)
     campaign = make_campaign(("send", news))
     with django_capture_on_commit_callbacks(execute=True):
-        response = act(admin_client, "smartcampaign", "run_now", [campaign])
-    assert "started" in response.content.decode()
+        response = confirm(admin_client, [campaign])
+    run = CampaignRun.objects.get()
+    assert f"{campaign}: run {run.pk} started." in response.content.decode()
+    assert run.trigger == CampaignRun.Trigger.ADMIN
+    assert run.requested_by.username == "admin"
     assert CampaignRun.objects.get().status == CampaignRun.Status.COMPLETED
     assert len(vibes_simulator.messages()) == 1
 
 
-def test_run_now_says_why_a_campaign_cannot_run(admin_client, news):
+def test_run_now_says_why_a_campaign_cannot_run_and_offers_no_run(admin_client, news):
     campaign = make_campaign(("subscribe", news))
     FlowStep.objects.filter(campaign=campaign).update(acquisition_campaign=None)
-    response = act(admin_client, "smartcampaign", "run_now", [campaign])
+    content = act(admin_client, "smartcampaign", "run_now", [campaign]).content.decode()
+    assert "The campaign cannot run yet:" in content
+    assert "Step 1 (Subscribe to Vibes List): Choose an acquisition campaign" in content
+    assert 'name="post"' not in content
+    # A confirmation sent anyway (the flow broke after the page was shown) is refused the same way.
+    response = confirm(admin_client, [campaign])
     assert "Step 1 (Subscribe to Vibes List): Choose an acquisition campaign" in response.content.decode()
     assert not CampaignRun.objects.exists()
+
+
+def test_run_now_leaves_out_the_campaigns_that_cannot_run(admin_client, news):
+    subscribed(news)
+    ready = make_campaign(("send", news))
+    broken = make_campaign(("subscribe", news))
+    FlowStep.objects.filter(campaign=broken).update(acquisition_campaign=None)
+    content = act(admin_client, "smartcampaign", "run_now", [ready, broken]).content.decode()
+    assert "The campaigns that cannot run are left out." in content
+    assert f'name="_selected_action" value="{ready.pk}"' in content
+    assert f'name="_selected_action" value="{broken.pk}"' not in content
+
+
+def test_run_now_refuses_when_nobody_is_left_to_qualify(
+    admin_client, news, vibes_simulator, django_capture_on_commit_callbacks
+):
+    subscribed(news)
+    campaign = make_campaign(("send", news), qualification="once")
+    with django_capture_on_commit_callbacks(execute=True):
+        confirm(admin_client, [campaign])
+    response = act(admin_client, "smartcampaign", "run_now", [campaign])
+    assert "Nobody is left to qualify: the 1 person the smart list picks" in response.content.decode()
+    assert CampaignRun.objects.count() == 1
+    assert len(vibes_simulator.messages()) == 1
+    assert "Yes, run now" not in response.content.decode()
+    # Confirming anyway (a stale page) starts nothing either.
+    confirm(admin_client, [campaign])
+    assert CampaignRun.objects.count() == 1
 
 
 def test_preview_audience_counts_by_reason_and_sends_nothing(admin_client, news, vibes_simulator):
@@ -72,3 +160,27 @@ def test_a_leads_page_lists_its_sms_activity_newest_first(admin_client, news, vi
     unsubscribed = content.index("(Unsubscribe from Vibes List): unsubscribed")
     change = content.index("subscribed → unsubscribed")
     assert change < unsubscribed < sent  # newest first
+
+
+def test_a_runs_page_shows_its_counts_as_a_table_with_the_results_words(admin_client):
+    step = RunStepFactory(counts={"sent": 1234, "skipped_blocklisted": 2, "failed": 0, "no_such_outcome": 5})
+    content = admin_client.get(
+        reverse("admin:marketing_activities_campaignrun_change", args=[step.run.pk])
+    ).content.decode()
+    table = content[content.index('<table class="outcome-counts">') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr><td>(.*?)</td><td class=\"numeric\">(.*?)</td></tr>", table)
+    assert rows == [(str(Outcome.SENT.label), "1,234"), (escape(Outcome.SKIPPED_BLOCKLISTED.label), "2")]
+    assert "skipped_blocklisted" not in content  # no raw JSON
+
+
+def test_the_counts_table_speaks_the_admins_language(admin_client):
+    step = RunStepFactory(counts={"sent": 1234})
+    admin_client.cookies["django_language"] = "de"
+    # The request makes German the language of this thread: the block ends that too.
+    with translation.override("de"):
+        sent = str(Outcome.SENT.label)
+        content = admin_client.get(
+            reverse("admin:marketing_activities_campaignrun_change", args=[step.run.pk])
+        ).content.decode()
+    assert f'<tr><td>{sent}</td><td class="numeric">1.234</td></tr>' in content

@@ -1,6 +1,7 @@
 """manage.py run_campaign and run_due_campaigns."""
 
 import datetime
+import logging
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -92,6 +93,18 @@ def test_resume_finishes_a_failed_run(news, vibes_simulator, settings, capsys):
     assert len(vibes_simulator.messages()) == 1
 
 
+def test_run_campaign_exits_2_when_nobody_is_left_to_qualify(news, vibes_simulator):
+    subscribed(news)
+    campaign = make_campaign(("send", news), qualification="once")
+    call_command("run_campaign", str(campaign.pk), verbosity=0)
+    with pytest.raises(CommandError) as error:
+        call_command("run_campaign", str(campaign.pk), verbosity=0)
+    assert error.value.returncode == 2
+    assert str(error.value).startswith("Nobody is left to qualify: the 1 person the smart list picks")
+    assert CampaignRun.objects.filter(campaign=campaign).count() == 1
+    assert len(vibes_simulator.messages()) == 1
+
+
 def due(campaign, **fields):
     SmartCampaign.objects.filter(pk=campaign.pk).update(is_active=True, **fields)
 
@@ -154,3 +167,26 @@ def test_celery_beat_starts_due_campaigns_every_minute(
     with django_capture_on_commit_callbacks(execute=True):
         assert task.apply().get() == 1  # eager here; a worker runs the same task
     assert len(vibes_simulator.messages()) == 1
+
+
+def test_a_scheduled_run_with_nobody_left_to_qualify_is_skipped_and_logged(news, vibes_simulator, caplog):
+    subscribed(news)
+    campaign = make_campaign(("send", news), qualification="once")
+    call_command("run_campaign", str(campaign.pk), verbosity=0)
+    now = timezone.now()
+    due(
+        campaign,
+        schedule="daily",
+        run_time=datetime.time(9, 0),
+        next_run_at=now - datetime.timedelta(seconds=5),
+    )
+    with caplog.at_level(logging.INFO, logger="marketing_activities.runner.schedule"):
+        assert start_due_runs(now=now) == []
+    [record] = [r for r in caplog.records if r.name == "marketing_activities.runner.schedule"]
+    assert record.levelno == logging.INFO
+    assert (
+        f"scheduled run of campaign {campaign.pk} skipped: Nobody is left to qualify" in record.getMessage()
+    )
+    assert CampaignRun.objects.filter(campaign=campaign).count() == 1  # no empty run recorded
+    campaign.refresh_from_db()
+    assert campaign.is_active and campaign.next_run_at > now  # tomorrow's start still comes

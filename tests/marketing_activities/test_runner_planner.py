@@ -6,7 +6,9 @@ from marketing_activities.models import CampaignRun, FlowStep, Outcome, RunBatch
 from marketing_activities.runner import (
     CampaignAlreadyRunning,
     CampaignCannotRun,
+    NobodyLeftToRun,
     campaign_preview,
+    check_anyone_left,
     run_create,
 )
 from marketing_activities.runner.planner import PlanningError, plan_step
@@ -225,6 +227,113 @@ def test_dry_runs_do_not_count_as_having_run_through_the_flow(news):
     assert not RunBatch.objects.filter(run_step=step).exists()
     CampaignRun.objects.filter(pk=step.run_id).update(status=CampaignRun.Status.COMPLETED)
     assert outcomes(plan(campaign)) == {"first@example.com": (Outcome.QUEUED, None)}
+
+
+def ran_through(campaign):
+    """A completed real run of the campaign whose first step is planned: its audience has run through."""
+    step = plan(campaign)
+    CampaignRun.objects.filter(pk=step.run_id).update(status=CampaignRun.Status.COMPLETED)
+    return step
+
+
+def test_under_once_a_run_with_nobody_left_to_qualify_is_refused(news):
+    subscribed(news, email="first@example.com")
+    LeadFactory(
+        email="not-subscribed@example.com"
+    )  # skipped by the step, but in the audience: it ran through
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    ran_through(campaign)
+    with pytest.raises(NobodyLeftToRun) as error:
+        run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI)
+    assert error.value.problems == [
+        "Nobody is left to qualify: all 2 people the smart list picks have already run through this flow, "
+        "and each person can run through it once."
+    ]
+    assert CampaignRun.objects.count() == 1  # the refused run was rolled back
+
+
+def test_under_once_a_dry_run_with_nobody_left_is_refused_too(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    ran_through(campaign)
+    with pytest.raises(NobodyLeftToRun, match="the 1 person the smart list picks has already run"):
+        run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND, dry_run=True)
+
+
+def test_under_once_one_new_person_is_enough_to_run(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    ran_through(campaign)
+    LeadFactory(email="new@example.com")
+    check_anyone_left(campaign)
+    assert run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI).status == CampaignRun.Status.QUEUED
+
+
+def test_under_once_a_smart_list_that_now_picks_nobody_says_so(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    ran_through(campaign)
+    campaign.smart_list.definition = {
+        "logic": "all",
+        "rules": [{"field": "country", "op": "is", "value": "FR"}],
+    }
+    campaign.smart_list.save()
+    with pytest.raises(NobodyLeftToRun) as error:
+        run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI)
+    assert error.value.problems == ["Nobody is left to qualify: the smart list picks nobody."]
+
+
+def test_every_time_lets_a_campaign_run_again_for_the_same_people(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news)
+    ran_through(campaign)
+    assert run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI).status == CampaignRun.Status.QUEUED
+
+
+def test_dry_runs_leave_everyone_to_qualify(news):
+    subscribed(news)
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    step = plan(campaign, dry_run=True)
+    CampaignRun.objects.filter(pk=step.run_id).update(status=CampaignRun.Status.COMPLETED)
+    check_anyone_left(campaign)  # nothing raised
+
+
+def test_people_who_ran_through_twice_are_counted_once(news):
+    # Two runs under "every time", then the rule becomes "once": A and B ran
+    # twice, C never did, and is left.
+    a, b = subscribed(news), subscribed(news)
+    campaign = campaign_with("send", vibes_list=news)
+    ran_through(campaign)
+    ran_through(campaign)
+    subscribed(news)
+    SmartCampaign.objects.filter(pk=campaign.pk).update(
+        qualification_rule=SmartCampaign.QualificationRule.ONCE
+    )
+    campaign.refresh_from_db()
+    check_anyone_left(campaign)  # nothing raised: C is left
+    assert outcomes(plan(campaign))[a.email] == (Outcome.ALREADY_RAN, None)
+    assert b.pk
+
+
+def test_the_check_for_anyone_left_is_a_few_counts_however_many_people_and_runs(
+    news, django_assert_num_queries
+):
+    campaign = campaign_with("send", vibes_list=news, qualification=SmartCampaign.QualificationRule.ONCE)
+    campaign = SmartCampaign.objects.select_related("smart_list").get(pk=campaign.pk)
+    with django_assert_num_queries(1):  # no earlier run: nothing to count
+        check_anyone_left(campaign)
+    subscribed(news)
+    ran_through(campaign)
+    for people in (2, 30):
+        for _ in range(people):
+            subscribed(news)
+        # More people than the earlier audiences had rows: the earlier runs' ranges and one count.
+        with django_assert_num_queries(2):
+            check_anyone_left(campaign)
+        ran_through(campaign)
+        # Everyone ran: the ranges, the people, and the people found in the earlier runs.
+        with django_assert_num_queries(3), pytest.raises(NobodyLeftToRun):
+            check_anyone_left(campaign)
 
 
 def test_a_second_run_of_a_running_campaign_is_refused(news):

@@ -1,6 +1,10 @@
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
+from django.urls import reverse
 
+from marketing_activities.demo import DEMO_USERNAME
 from marketing_activities.models import SmartCampaign
 from smscampaigns.models import Lead
 from vibes.models import AcquisitionCampaign, Subscription, VibesList
@@ -32,3 +36,19 @@ def test_seed_demo_is_realistic_and_safe_to_run_twice(capsys):
     assert len(phones) > len(set(phones)), "some people share a number"
     assert all(not campaign.problems() for campaign in SmartCampaign.objects.all())
     assert "demo / demo-password" in capsys.readouterr().out
+
+
+def test_the_demo_user_may_do_everything(client):
+    call_command("seed_demo", people=20)
+    demo = get_user_model().objects.get(username=DEMO_USERNAME)
+    every_permission = [
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in Permission.objects.filter(
+            content_type__app_label__in=["marketing_activities", "smscampaigns", "vibes"]
+        ).select_related("content_type")
+    ]
+    assert "marketing_activities.run_smartcampaign" in every_permission
+    assert demo.is_staff and demo.has_perms(every_permission)
+    client.force_login(demo)
+    campaign = SmartCampaign.objects.first()
+    assert client.get(reverse("marketing_activities:campaign_run_now", args=[campaign.pk])).status_code == 200

@@ -290,6 +290,61 @@ def test_activating_sets_the_next_run():
     assert campaign.next_run_at is None
 
 
+def test_a_run_once_time_that_has_passed_is_refused():
+    campaign = SmartCampaignFactory(is_active=True)
+    with pytest.raises(ValidationError) as error:
+        services.campaign_schedule_update(
+            campaign=campaign,
+            qualification_rule="once",
+            schedule="once",
+            run_at=timezone.now() - datetime.timedelta(minutes=2),
+        )
+    assert list(error.value.message_dict) == ["run_at"]
+    assert "This time has passed" in error.value.message_dict["run_at"][0]
+    assert SmartCampaign.objects.get(pk=campaign.pk).schedule == "none"
+
+
+def test_activating_a_once_campaign_whose_time_passed_while_inactive_is_refused():
+    campaign = SmartCampaignFactory(schedule="once", run_at=timezone.now() + datetime.timedelta(days=1))
+    FlowStepFactory(campaign=campaign)
+    # The day went by while the campaign was inactive.
+    SmartCampaign.objects.filter(pk=campaign.pk).update(run_at=timezone.now() - datetime.timedelta(hours=1))
+    campaign.refresh_from_db()
+    with pytest.raises(ValidationError, match="has passed, so the campaign would never run"):
+        services.campaign_set_active(campaign=campaign, active=True)
+    assert not campaign.is_active
+    assert not SmartCampaign.objects.get(pk=campaign.pk).is_active
+
+
+def test_an_active_once_campaign_whose_time_passed_unstarted_cannot_be_kept_as_it_is():
+    # Active with a past time and no next run (e.g. saved before next runs were kept in
+    # step): it would never run, so it is refused until the time is moved on.
+    past = timezone.now() - datetime.timedelta(hours=1)
+    campaign = SmartCampaignFactory(is_active=True, schedule="once", run_at=past, next_run_at=None)
+    with pytest.raises(ValidationError) as error:
+        campaign.full_clean(exclude=["smart_list"])
+    assert "would never run" in error.value.message_dict["run_at"][0]
+    later = timezone.now() + datetime.timedelta(hours=1)
+    services.campaign_schedule_update(
+        campaign=campaign, qualification_rule="once", schedule="once", run_at=later
+    )
+    assert campaign.next_run_at == later
+
+
+def test_a_due_once_campaign_keeps_its_start_when_deactivated_and_saved_again():
+    due_at = timezone.now() - datetime.timedelta(seconds=30)
+    campaign = SmartCampaignFactory(is_active=True, schedule="once", run_at=due_at, next_run_at=due_at)
+    FlowStepFactory(campaign=campaign)
+    services.campaign_schedule_update(
+        campaign=campaign, qualification_rule="every_time", schedule="once", run_at=due_at
+    )
+    assert campaign.next_run_at == due_at  # still due: the scheduler starts it
+    services.campaign_set_active(campaign=campaign, active=False)
+    assert campaign.next_run_at is None
+    with pytest.raises(ValidationError, match="has passed"):
+        services.campaign_set_active(campaign=campaign, active=True)
+
+
 def test_folder_names_stay_unique_after_a_move():
     target = FolderFactory()
     FolderFactory(parent=target, name="Same")

@@ -7,6 +7,8 @@ import pytest
 from django.utils import timezone
 
 from marketing_activities.models import CampaignRun, SmartCampaign
+from marketing_activities.runner import run_create
+from marketing_activities.runner.planner import plan_step
 from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import CampaignRunFactory, FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
@@ -142,6 +144,78 @@ def test_a_once_schedule_in_the_future_sets_the_next_run_when_active(staff_clien
     assert campaign.next_run_at == later
 
 
+def minutes_ago(minutes):
+    return (timezone.localtime() - datetime.timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+
+
+def test_a_run_once_time_that_has_passed_is_refused_at_the_field(staff_client):
+    campaign = SmartCampaignFactory(is_active=True)
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk),
+        schedule_post(schedule="once", run_at=minutes_ago(5).strftime("%Y-%m-%dT%H:%M")),
+        headers=HTMX,
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    when_once = html[html.index('class="when-once"') :].split('class="when-recurring"')[0]
+    assert "This time has passed (it is now " in when_once and "choose a later time." in when_once
+    campaign.refresh_from_db()
+    assert (campaign.schedule, campaign.run_at, campaign.next_run_at) == ("none", None, None)
+
+
+def test_the_date_picker_offers_no_time_that_has_passed(staff_client):
+    before = timezone.localtime().replace(second=0, microsecond=0, tzinfo=None)
+    html = staff_client.get(url("campaign_schedule", SmartCampaignFactory().pk)).content.decode()
+    after = timezone.localtime().replace(tzinfo=None)
+    run_at = html[html.index('name="run_at"') :].split(">")[0]
+    earliest = datetime.datetime.strptime(run_at.split('min="')[1].split('"')[0], "%Y-%m-%dT%H:%M")
+    assert before <= earliest <= after
+
+
+def test_activating_a_once_campaign_whose_time_passed_while_inactive_is_refused(staff_client):
+    campaign = FlowStepFactory().campaign
+    SmartCampaign.objects.filter(pk=campaign.pk).update(schedule="once", run_at=minutes_ago(30))
+    response = staff_client.post(url("campaign_schedule", campaign.pk), {"action": "activate"}, headers=HTMX)
+    html = response.content.decode()
+    assert "The campaign cannot be activated yet:" in html
+    assert "has passed, so the campaign would never run: choose a later time." in html
+    assert not SmartCampaign.objects.get(pk=campaign.pk).is_active
+
+
+def test_a_campaign_that_ran_once_keeps_its_time_when_its_rule_changes(staff_client):
+    # The scheduler deactivated it after its run; the form posts the old time back.
+    ran_at = minutes_ago(60 * 24)
+    campaign = SmartCampaignFactory(schedule="once", run_at=ran_at)
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk),
+        schedule_post(
+            schedule="once", run_at=ran_at.strftime("%Y-%m-%dT%H:%M"), qualification_rule="every_time"
+        ),
+    )
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert (campaign.qualification_rule, campaign.run_at, campaign.next_run_at) == (
+        "every_time",
+        ran_at,
+        None,
+    )
+
+
+def test_an_active_once_campaign_that_is_due_stays_due_when_saved(staff_client):
+    # Its time came a minute ago and the scheduler has not started it yet.
+    due_at = minutes_ago(1)
+    campaign = SmartCampaignFactory(is_active=True, schedule="once", run_at=due_at, next_run_at=due_at)
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk),
+        schedule_post(
+            schedule="once", run_at=due_at.strftime("%Y-%m-%dT%H:%M"), qualification_rule="every_time"
+        ),
+    )
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert (campaign.is_active, campaign.next_run_at) == (True, due_at)
+
+
 def test_activating_a_campaign_that_cannot_run_lists_why(staff_client):
     campaign = SmartCampaignFactory()
     response = staff_client.post(url("campaign_schedule", campaign.pk), {"action": "activate"}, headers=HTMX)
@@ -262,3 +336,48 @@ def test_non_staff_cannot_run_a_campaign(clerk_client, no_dispatch):
     campaign = FlowStepFactory().campaign
     assert clerk_client.post(url("campaign_run_now", campaign.pk)).status_code == 403
     assert not campaign.runs.exists()
+
+
+# --- Nobody left to qualify ("once") ------------------------------------------------------------
+
+
+@pytest.fixture
+def ran_for_everyone():
+    """A campaign under "once" whose earlier run had all three people of its smart list."""
+    LeadFactory.create_batch(3, country="US")
+    campaign = FlowStepFactory(campaign__qualification_rule="once").campaign
+    run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.UI)
+    plan_step(run.steps.get(position=0))
+    CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.COMPLETED)
+    return campaign
+
+
+def test_run_now_says_nobody_is_left_and_offers_no_run(staff_client, ran_for_everyone):
+    html = staff_client.get(
+        url("campaign_run_now", ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
+    ).content.decode()
+    assert html.lstrip().startswith('<section id="run-now"')
+    assert (
+        "Nobody is left to qualify: all 3 people the smart list picks have already run through this flow, "
+        "and each person can run through it once." in html
+    )
+    assert "Each person can run through the flow every time" in html  # how to run it again
+    assert "Yes, run now" not in html and "people qualify" not in html
+
+
+def test_the_run_button_starts_no_run_when_nobody_is_left(staff_client, ran_for_everyone, no_dispatch):
+    response = staff_client.post(
+        url("campaign_run_now", ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
+    )
+    assert response.status_code == 200
+    assert "Nobody is left to qualify" in response.content.decode()
+    assert ran_for_everyone.runs.count() == 1 and no_dispatch == []
+
+
+def test_a_new_person_makes_run_now_ask_again(staff_client, ran_for_everyone):
+    LeadFactory(country="US")
+    html = staff_client.get(
+        url("campaign_run_now", ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
+    ).content.decode()
+    assert "4 people qualify" in html and "Yes, run now" in html
+    assert "Skipped: already ran through this flow: 3" in html

@@ -2,11 +2,13 @@
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
-from marketing_activities.models import Folder, Program, SmartCampaign, SmsMessage
+from marketing_activities.models import CampaignRun, Folder, Program, SmartCampaign, SmsMessage
 from marketing_activities.views.tree_nodes import SESSION_KEY
 from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import (
+    CampaignRunFactory,
     FlowStepFactory,
     FolderFactory,
     ProgramFactory,
@@ -52,6 +54,17 @@ def test_the_login_page_renders(client):
     response = client.get(reverse("login"))
     assert response.status_code == 200
     assert b'name="password"' in response.content
+
+
+def test_long_names_are_whole_in_the_titles_of_the_tree_and_the_breadcrumbs(staff_client):
+    name = 'Spring "Flash" Sale & ' + "a program name far too long for the tree pane " * 3
+    program = ProgramFactory(name=name.strip())
+    campaign = SmartCampaignFactory(program=program)
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    title = f'title="{escape(program.name)}"'
+    tree_link = html[html.index(f'id="node-program-{program.pk}"') :].split("</a>")[0]
+    breadcrumbs = html[html.index('class="breadcrumbs"') :].split("</nav>")[0]
+    assert title in tree_link and title in breadcrumbs
 
 
 def test_the_language_switcher_posts_to_set_language_with_csrf(staff_client):
@@ -415,16 +428,76 @@ def test_an_sms_message_used_by_a_flow_cannot_be_deleted(staff_client):
     assert SmsMessage.objects.filter(pk=step.sms_message.pk).exists()
 
 
+def blocked_nodes():
+    """One node of each kind that cannot be deleted, with the reason's telling words."""
+    program = ProgramFactory(name="Full program")
+    step = FlowStepFactory(campaign__program=program, campaign__name="Teaser campaign")
+    running = CampaignRunFactory(status=CampaignRun.Status.RUNNING).campaign
+    return [
+        ("folder", program.folder.pk, "is not empty: move or delete its folders and programs first."),
+        ("program", program.pk, "is not empty: delete its campaigns and SMS messages first."),
+        ("campaign", running.pk, "is running; wait until the run has finished."),
+        ("sms", step.sms_message.pk, "is used by the flow of “Teaser campaign”; remove it there first."),
+    ]
+
+
+def test_a_nodes_menu_says_why_it_cannot_be_deleted_and_offers_no_delete(staff_client):
+    for kind, pk, reason in blocked_nodes():
+        html = staff_client.get(url("node_menu", kind, pk), headers=HTMX).content.decode()
+        assert "Cannot be deleted" in html and reason in html, kind
+        assert "/delete/" not in html, kind
+        assert "Rename" in html, kind  # the rest of the menu is still there
+
+
+def test_a_menu_offers_delete_for_a_node_that_can_go(staff_client):
+    for kind, node in [
+        ("folder", FolderFactory()),
+        ("program", ProgramFactory()),
+        ("campaign", SmartCampaignFactory()),
+        ("sms", SmsMessageFactory()),
+    ]:
+        html = staff_client.get(url("node_menu", kind, node.pk), headers=HTMX).content.decode()
+        assert f'hx-get="/marketing-activities/tree/{kind}/{node.pk}/delete/"' in html, kind
+        assert "Cannot be deleted" not in html, kind
+
+
+def test_the_delete_form_of_a_node_that_cannot_go_says_why_without_a_delete_button(staff_client):
+    for kind, pk, reason in blocked_nodes():
+        response = staff_client.get(url("node_delete", kind, pk), headers=HTMX)
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert "cannot be deleted" in html and reason in html, kind
+        assert 'type="submit"' not in html and "This cannot be undone." not in html, kind
+        assert "Close" in html, kind
+
+
+def test_the_delete_form_without_htmx_is_a_page_that_says_why(staff_client):
+    program = ProgramFactory(name="Full program")
+    html = staff_client.get(url("node_delete", "folder", program.folder.pk)).content.decode()
+    form = html[html.index('class="small-form') :].split("</form>")[0]
+    assert "<html" in html and "is not empty" in form and 'type="submit"' not in form
+
+
+def test_a_nodes_menu_asks_whether_it_can_go_in_two_queries_at_most(staff_client, django_assert_num_queries):
+    folder = FolderFactory()
+    for programs in (1, 20):
+        ProgramFactory.create_batch(programs - folder.programs.count(), folder=folder)
+        # Session, user, the folder, then "any subfolder?" and "any program?".
+        with django_assert_num_queries(5):
+            staff_client.get(url("node_menu", "folder", folder.pk), headers=HTMX)
+
+
 def test_the_delete_confirmation_renders_as_a_fragment(staff_client):
     response = staff_client.get(url("node_delete", "folder", FolderFactory().pk), headers=HTMX)
     assert b"<html" not in response.content
     assert b"This cannot be undone." in response.content
 
 
-def test_tree_forms_post_with_htmx_need_the_csrf_token(client, django_user_model):
+def test_tree_forms_post_with_htmx_need_the_csrf_token(client, django_user_model, marketers_group):
     from django.test import Client
 
     user = django_user_model.objects.create_user("m", password="pw-m-12345", is_staff=True)
+    user.groups.add(marketers_group)
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(user)
     assert strict.post(url("folder_create_top"), {"name": "X"}, headers=HTMX).status_code == 403
