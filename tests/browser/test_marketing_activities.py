@@ -41,23 +41,34 @@ def marketing_data():
     return {"program": program, "news": news}
 
 
+# Counts htmx's requests in flight and its settled swaps, once per page (from
+# the first wait on: a request already under way then is not counted).
+WATCH_HTMX = """() => {
+  if (window.__htmxWatch) return;
+  const watch = (window.__htmxWatch = { inflight: 0, settles: 0 });
+  document.addEventListener("htmx:beforeRequest", () => watch.inflight++);
+  document.addEventListener("htmx:afterRequest", () => { watch.inflight = Math.max(0, watch.inflight - 1); });
+  document.addEventListener("htmx:afterSettle", () => watch.settles++);
+}"""
+QUIET = """before => {
+  const watch = window.__htmxWatch;
+  return watch.settles > before && watch.inflight === 0
+    && !document.querySelector(".htmx-settling, .htmx-swapping");
+}"""
+
+
 @contextmanager
-def swapped(page, timeout_ms=10_000):
-    """Wait, after the block, for the htmx swap it caused to settle: the new
-    elements are in place and have their hx-* behaviour. Assertions on text
-    that was already there would not tell the old page from the new one."""
-    # (A function returning nothing: evaluate would otherwise wait for the promise now.)
-    page.evaluate(
-        "() => { window.__settled = new Promise(resolve =>"
-        " document.addEventListener('htmx:afterSettle', () => resolve(true), {once: true})); }"
-    )
+def swapped(page, timeout_ms=30_000):
+    """Wait, after the block, for the htmx swap it caused to settle and for the
+    page to be quiet (no request in flight, nothing settling): the new elements
+    are in place and have their hx-* behaviour. Assertions on text that was
+    already there would not tell the old page from the new one, and waiting
+    for the first swap alone would be fooled by a swap the block also caused
+    (leaving a field saves it, say)."""
+    page.evaluate(WATCH_HTMX)
+    before = page.evaluate("() => window.__htmxWatch.settles")
     yield
-    settled = page.evaluate(
-        "ms => Promise.race([window.__settled,"
-        " new Promise(resolve => setTimeout(() => resolve(false), ms))])",
-        timeout_ms,
-    )
-    assert settled, "no htmx swap settled after the action"
+    page.wait_for_function(QUIET, arg=before, timeout=timeout_ms)
 
 
 def step_titles(page):
