@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test test-postgres bench bench-runner bench-interface install system-packages server-packages messages clean
+.PHONY: run test test-postgres bench bench-runner bench-interface bench-import install system-packages server-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -81,17 +81,22 @@ server-packages:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# Benchmarks (see the README): the runner's (LEADS=1000000 make bench) and the
+# Benchmarks (see the README): the runner's (LEADS=1000000 make bench), the
 # interface's (benchmarks/, outside the test paths: median server times on a
-# tree of 10,000 campaigns). Each also runs alone.
+# tree of 10,000 campaigns) and the CSV import's (ROWS=1000000 make bench-import).
+# Each also runs alone.
 LEADS ?= 100000
-bench: bench-runner bench-interface
+ROWS ?= 100000
+bench: bench-runner bench-interface bench-import
 
 bench-runner: install
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_campaign --leads $(LEADS)
 
 bench-interface: install
 	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest benchmarks -q
+
+bench-import: install
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_import --rows $(ROWS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

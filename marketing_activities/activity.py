@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils.formats import date_format
+from django.utils.text import capfirst
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
 from vibes.models import CallbackEvent, Subscription, SubscriptionChange
 
-from .models import Outcome, RunResult
+from .models import LEAD_ACTIVITY, Outcome, RunResult
 
 
 @dataclass(frozen=True)
@@ -20,15 +21,20 @@ class ActivityEntry:
     text: str
 
 
+def lead_results(lead):
+    """The lead's result rows its activity lists: the calls, and the skips for
+    a number another person's block closed (R4). The partial index on a lead's
+    results holds exactly these rows."""
+    return (
+        RunResult.objects.filter(LEAD_ACTIVITY, lead=lead)
+        .select_related("run_step__run__campaign", "blocked_by")
+        .order_by("-pk")
+    )
+
+
 def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
     entries = []
-    # outcome < 30 are the calls: the index on a lead's results covers only them.
-    results = (
-        RunResult.objects.filter(lead=lead, outcome__lt=30)
-        .select_related("run_step__run__campaign")
-        .order_by("-pk")[:limit]
-    )
-    for result in results:
+    for result in lead_results(lead)[:limit]:
         step = result.run_step
         text = _("%(campaign)s, run %(run)s, step %(step)s (%(action)s): %(outcome)s") % {
             "campaign": step.run.campaign,
@@ -38,6 +44,8 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
             "outcome": Outcome(result.outcome).label,
         }
         details = [result.phone, result.detail, result.vibes_message_id and f"id {result.vibes_message_id}"]
+        if result.blocked_by_id:
+            details.append(_("because of %(name)s") % {"name": _blocker_name(result)})
         if result.delivery_status:
             details.append(_("delivery: %(status)s") % {"status": result.delivery_status})
         text += "".join(f" · {d}" for d in details if d)
@@ -69,6 +77,7 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
                     f"{event.event_type}: {event.get_outcome_display()}{' · ' + event.note if event.note else ''}",
                 )
             )
+    entries.extend(_flag_changes(lead, limit=limit))
     entries.sort(key=lambda entry: entry.when, reverse=True)
     return entries[:limit]
 
@@ -79,3 +88,18 @@ def _status_label(status: str) -> str:
 
 def _moment(when: datetime) -> str:
     return date_format(localtime(when), "DATETIME_FORMAT")
+
+
+def _blocker_name(result) -> str:
+    # select_related leaves None for a lead deleted since: the row has no foreign key in the database.
+    blocker = result.blocked_by
+    return str(blocker) if blocker is not None else _("Lead %(id)s") % {"id": result.blocked_by_id}
+
+
+def _flag_changes(lead, *, limit: int) -> list[ActivityEntry]:
+    """Who blocklisted or suspended the lead, or lifted it, and from where (R10)."""
+    changes = lead.flag_changes.all()[:limit]
+    return [
+        ActivityEntry(change.created_at, capfirst(change.get_flag_display()), change.describe())
+        for change in changes
+    ]

@@ -33,7 +33,8 @@ from .runner import (
     run_resume,
     run_retry_uncertain,
 )
-from .runner.report import run_now_preview, step_summary
+from .runner.preview import run_now_preview
+from .runner.report import step_summary
 from .sms_text import count_received, count_received_many
 
 
@@ -336,20 +337,13 @@ class CampaignRunAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 @admin.register(RunResult)
 class RunResultAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
-        "run_step",
-        "lead",
-        "outcome",
-        "phone",
-        "duplicate_of",
-        "error_code",
-        "detail",
-        "delivery_status",
-        "updated_at",
-    )
+        "run_step", "lead", "outcome", "phone", "duplicate_of", "blocked_by", "error_code", "detail",
+        "delivery_status", "updated_at",
+    )  # fmt: skip
     list_filter = ("outcome",)
     search_fields = ("phone", "lead__email")
-    raw_id_fields = ("run_step", "lead", "duplicate_of")
-    list_select_related = ("run_step", "lead")
+    raw_id_fields = ("run_step", "lead", "duplicate_of", "blocked_by")
+    list_select_related = ("run_step", "lead", "duplicate_of", "blocked_by")
     show_full_result_count = False
 
     def has_add_permission(self, request):

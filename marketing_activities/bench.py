@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from smscampaigns.models import Lead
@@ -151,10 +151,14 @@ def build(
 def bare_recipients_query(campaign: SmartCampaign) -> tuple[float, int]:
     """The least a database can do to find the recipients: one SELECT; (seconds, rows).
 
-    The smart list, the list status, the exclusions and the dedupe by
-    number, built by the ORM as a single GROUP BY query.
+    The smart list, the list status, the exclusions (the person's own and
+    the number's, R4) and the dedupe by number, built by the ORM as a single
+    GROUP BY query.
     """
     step = campaign.flow_steps.get()
+    blocked_numbers = Lead.objects.filter(Q(blocklisted=True) | Q(marketing_suspended=True)).values(
+        "mobile_phone"
+    )
     recipients = (
         Lead.objects.filter(
             campaign.smart_list.parsed().to_q(),
@@ -164,6 +168,7 @@ def bare_recipients_query(campaign: SmartCampaign) -> tuple[float, int]:
             subscriptions__status=Subscription.Status.SUBSCRIBED,
         )
         .exclude(mobile_phone="")
+        .exclude(mobile_phone__in=blocked_numbers)
         .values("mobile_phone")
         .annotate(winner=Min("id"))
         .values_list("winner", flat=True)

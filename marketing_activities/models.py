@@ -401,6 +401,9 @@ class FlowStep(models.Model):
                     "its_list": self.acquisition_campaign.vibes_list,
                     "list": self.vibes_list,
                 }
+            elif reason := self.acquisition_campaign.not_running_reason():
+                # Vibes would refuse every participant (R5): the run must not start.
+                problems["acquisition_campaign"] = reason
         elif self.acquisition_campaign_id:
             problems["acquisition_campaign"] = _("Only Subscribe to Vibes List uses an acquisition campaign.")
         return problems
@@ -571,7 +574,10 @@ class Outcome(models.IntegerChoices):
     SKIPPED_ALREADY_SUBSCRIBED = 36, _("skipped: already subscribed")
     SKIPPED_ALREADY_PENDING = 37, _("skipped: subscription already pending")
     SKIPPED_ALREADY_UNSUBSCRIBED = 38, _("skipped: already unsubscribed")
-    PLANNED_DRY_RUN = 40, _("would be called (dry run)")
+    # R4: an SMS goes to a number, so one blocked person on it blocks everyone.
+    SKIPPED_NUMBER_BLOCKLISTED = 39, _("skipped: number shared with a blocklisted person")
+    SKIPPED_NUMBER_SUSPENDED = 40, _("skipped: number shared with a marketing-suspended person")
+    PLANNED_DRY_RUN = 50, _("would be called (dry run)")
 
     @property
     def code(self):
@@ -579,6 +585,15 @@ class Outcome(models.IntegerChoices):
 
 
 OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
+NUMBER_BLOCKS = (Outcome.SKIPPED_NUMBER_BLOCKLISTED, Outcome.SKIPPED_NUMBER_SUSPENDED)
+# What a lead's activity lists: the calls (every outcome below 30) and the
+# skips for a number another person's block closed. The partial index on a
+# lead's results has this condition and the activity query repeats it, so the
+# index serves the query. Written as comparisons, not IN or BETWEEN: SQLite
+# matches a query's bound values against the index's constants only there.
+LEAD_ACTIVITY = models.Q(outcome__lt=30) | models.Q(
+    outcome__gte=Outcome.SKIPPED_NUMBER_BLOCKLISTED, outcome__lte=Outcome.SKIPPED_NUMBER_SUSPENDED
+)
 
 
 def outcome_counts(counts: dict) -> list[tuple[Outcome, int]]:
@@ -627,6 +642,16 @@ class RunResult(models.Model):
         related_name="+",
         verbose_name=_("sent to instead"),
     )
+    blocked_by = models.ForeignKey(
+        Lead,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("number blocked by"),
+    )
     error_code = models.CharField(_("error code"), max_length=40, blank=True)
     detail = models.CharField(_("detail"), max_length=300, blank=True)
     vibes_message_id = models.CharField(_("Vibes message id"), max_length=64, blank=True)
@@ -637,9 +662,10 @@ class RunResult(models.Model):
         verbose_name = _("run result")
         verbose_name_plural = _("run results")
         indexes = [
-            # A lead's SMS activity: the calls made for it. Skips are most of
-            # the rows and are left out of the index to keep planning fast.
-            models.Index(fields=["lead"], condition=models.Q(outcome__lt=30), name="run_result_lead_activity")
+            # A lead's SMS activity: the calls made for it and the few skips
+            # that name another person. The other skips are most of the rows
+            # and are left out of the index to keep planning fast.
+            models.Index(fields=["lead"], condition=LEAD_ACTIVITY, name="run_result_lead_activity")
         ]
 
     def __str__(self):

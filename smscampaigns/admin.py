@@ -1,36 +1,48 @@
-import io
+import csv
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.fields import InvalidJSONInput
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django_htmx.http import HttpResponseStopPolling
 
-from .models import Lead, SmartList
+from .models import Lead, LeadFlagChange, LeadImport, SmartList, flag_changes_by
 from .permissions import ActionPermissionsAdmin
-from .services import leads_import, leads_set_flag
+from .services import (
+    STALLED_AFTER,
+    ImportCannotRestart,
+    lead_import_restart,
+    lead_import_start,
+    leads_set_flag,
+)
+
+# Problems listed on an import's page; all of them are in its CSV download.
+PROBLEMS_SHOWN = 1000
 
 
 class LeadImportForm(forms.Form):
     file = forms.FileField(
         label=_("CSV file"),
         help_text=_(
-            "A header row, then one lead per row. Columns: first_name, last_name, email, "
-            "mobile_phone, country, city, state, lead_source, lead_score, blocklisted, "
-            "marketing_suspended. Rows whose email matches a lead update it."
+            "A header row, then one lead per row; comma, semicolon or tab separated; UTF-8, UTF-16 or "
+            "Windows-1252 (the encoding is detected). Columns: first_name, last_name, email, mobile_phone, "
+            "country, city, state, lead_source, lead_score, blocklisted, marketing_suspended, created_at. "
+            "A row whose email matches a lead updates it; a row without an email updates the lead without "
+            "one that has its number. Blank cells change nothing: lifting a block takes an explicit “no”."
         ),
     )
 
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        raw = upload.read()
-        try:
-            return raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValidationError(_("The file is not UTF-8 text; save it as “CSV UTF-8”.")) from None
+
+def can_import(request) -> bool:
+    return request.user.has_perms(["smscampaigns.add_lead", "smscampaigns.change_lead"])
 
 
 @admin.register(Lead)
@@ -70,25 +82,30 @@ class LeadAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         ]
 
     def import_view(self, request):
-        if not self.has_add_permission(request) or not self.has_change_permission(request):
+        if not can_import(request):
             raise PermissionDenied
-        report = None
         form = LeadImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            report = leads_import(file=io.StringIO(form.cleaned_data["file"]))
-            level = messages.WARNING if report.problems else messages.SUCCESS
-            self.message_user(request, report.summary(), level)
+            # The request only keeps the file; a background worker imports it.
+            lead_import = lead_import_start(upload=form.cleaned_data["file"], user=request.user)
+            return HttpResponseRedirect(
+                reverse("admin:smscampaigns_leadimport_change", args=[lead_import.pk])
+            )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": _("Import leads"),
             "form": form,
-            "report": report,
+            "recent_imports": LeadImport.objects.select_related("created_by")[:10],
         }
         return TemplateResponse(request, "admin/smscampaigns/lead/import.html", context)
 
+    def save_model(self, request, obj, form, change):
+        with flag_changes_by(LeadFlagChange.Source.ADMIN_FORM, user=request.user):
+            super().save_model(request, obj, form, change)
+
     def _set_flag(self, request, queryset, flag, value, message):
-        changed = leads_set_flag(leads=queryset, flag=flag, value=value)
+        changed = leads_set_flag(leads=queryset, flag=flag, value=value, user=request.user)
         self.message_user(request, message % {"count": changed}, messages.SUCCESS)
 
     @admin.action(description=_("Blocklist the selected people"), permissions=["change"])
@@ -136,6 +153,150 @@ class DefinitionField(forms.JSONField):
     def prepare_value(self, value):
         # A smart list saved before unpaired surrogates were refused would not encode as UTF-8.
         return super().prepare_value(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@admin.register(LeadImport)
+class LeadImportAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    """The imports: each one's page shows its progress while it runs, then its report."""
+
+    list_display = (
+        "__str__",
+        "status",
+        "created_by",
+        "created_at",
+        "leads_created",
+        "leads_updated",
+        "leads_unchanged",
+        "rows_refused",
+    )
+    list_filter = ("status",)
+    search_fields = ("file_name",)
+    list_select_related = ("created_by",)
+    actions = ("start_again",)
+    change_list_template = "admin/smscampaigns/leadimport/change_list.html"
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) or can_import(request)
+
+    def has_module_permission(self, request):
+        return super().has_module_permission(request) or can_import(request)
+
+    def has_add_permission(self, request):
+        return False  # an import starts from Leads → Import from CSV
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_import_permission(self, request):
+        return can_import(request)
+
+    def permission_for(self, name: str) -> str:
+        # Starting an import again is importing: it needs the lead permissions.
+        return "smscampaigns.add_lead" if name == "import" else super().permission_for(name)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/problems.csv",
+                self.admin_site.admin_view(self.problems_view),
+                name="smscampaigns_leadimport_problems",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _import_or_404(self, request, object_id):
+        lead_import = self.get_object(request, unquote(object_id))
+        if lead_import is None:
+            raise Http404(_("There is no such import."))
+        if not self.has_view_permission(request, lead_import):
+            raise PermissionDenied
+        return lead_import
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        lead_import = self._import_or_404(request, object_id)
+        problems = lead_import.problems.all()[: PROBLEMS_SHOWN + 1]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": str(lead_import),
+            "lead_import": lead_import,
+            "stalled": lead_import.is_active and lead_import.updated_at < timezone.now() - STALLED_AFTER,
+            "problems": problems[:PROBLEMS_SHOWN],
+            "more_problems": len(problems) > PROBLEMS_SHOWN,
+            "problem_count": lead_import.problems.count()
+            if len(problems) > PROBLEMS_SHOWN
+            else len(problems),
+        }
+        template = "admin/smscampaigns/leadimport/report.html"
+        if request.htmx and not request.htmx.history_restore_request:
+            # htmx: the page polls its status every second; once the import has
+            # finished, 286 shows the report and stops the polling.
+            partial = render_to_string(f"{template}#import-status", context, request=request)
+            if not lead_import.is_active:
+                return HttpResponseStopPolling(partial)
+            return TemplateResponse(request, f"{template}#import-status", context)
+        return TemplateResponse(request, template, context)
+
+    def problems_view(self, request, object_id):
+        """Every problem of an import as CSV, streamed (an import may refuse many rows)."""
+        lead_import = self._import_or_404(request, object_id)
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        def rows():
+            writer = csv.writer(Echo())
+            yield writer.writerow([_("line"), _("column"), _("problem")])
+            for line, column, message in lead_import.problems.values_list(
+                "line", "column", "message"
+            ).iterator():
+                yield writer.writerow([line, column, message])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="import-{lead_import.pk}-problems.csv"'
+        return response
+
+    @admin.action(description=_("Start again (a failed or stalled import)"), permissions=["import"])
+    def start_again(self, request, queryset):
+        for lead_import in queryset:
+            try:
+                lead_import_restart(lead_import=lead_import)
+            except ImportCannotRestart as error:
+                self.message_user(request, str(error), messages.ERROR)
+            else:
+                self.message_user(request, _("%(import)s started again.") % {"import": lead_import})
+
+
+@admin.register(LeadFlagChange)
+class LeadFlagChangeAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    """Who blocklisted or suspended whom, or lifted it, when and from where (read only)."""
+
+    list_display = (
+        "created_at",
+        "lead",
+        "flag",
+        "old_value",
+        "new_value",
+        "source",
+        "lead_import",
+        "line",
+        "note",
+    )
+    list_filter = ("flag", "new_value", "source")
+    search_fields = ("lead__email", "lead__mobile_phone", "note")
+    list_select_related = ("lead", "lead_import")
+    raw_id_fields = ("lead", "lead_import", "user")
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class SmartListForm(forms.ModelForm):

@@ -1,15 +1,65 @@
-"""The people database: leads and the smart lists that pick them."""
+"""The people database: leads, the history of their blocks, their imports,
+and the smart lists that pick them."""
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .phones import normalize_phone
 
 # Lets smart list rules compare text case-insensitively with `field__lower__in`.
 models.CharField.register_lookup(Lower)
+
+
+def _number(count: int) -> str:
+    return number_format(count, force_grouping=True)
+
+
+def _counted(message: str, count: int) -> str:
+    return message % {"count": _number(count)}
+
+
+# The two flags that keep people from being texted (R4); every change of
+# either is recorded with its source (R10).
+FLAGS = ("blocklisted", "marketing_suspended")
+
+
+@dataclass(frozen=True)
+class FlagChangeSource:
+    source: str
+    user: Any = None
+    note: str = ""
+
+
+_flag_change_source: ContextVar[FlagChangeSource | None] = ContextVar("flag_change_source", default=None)
+
+
+@contextmanager
+def flag_changes_by(source: str, *, user=None, note: str = ""):
+    """Record the flag changes made inside the block as coming from `source` (a LeadFlagChange.Source)."""
+    token = _flag_change_source.set(FlagChangeSource(source, user, note))
+    try:
+        yield
+    finally:
+        _flag_change_source.reset(token)
+
+
+def _current_flag_change_source() -> FlagChangeSource:
+    source = _flag_change_source.get()
+    if source is not None:
+        return source
+    command = settings.RUNNING_COMMAND
+    return FlagChangeSource(LeadFlagChange.Source.OTHER, note=f"manage.py {command}" if command else "")
 
 
 class LeadQuerySet(models.QuerySet):
@@ -20,6 +70,34 @@ class LeadQuerySet(models.QuerySet):
         if not lead.mobile_phone:
             return self.none()
         return self.filter(mobile_phone=lead.mobile_phone).exclude(pk=lead.pk)
+
+    def update(self, **kwargs):
+        # A bulk update of a flag is recorded like any other change of it (R10).
+        flags = [name for name in FLAGS if name in kwargs]
+        if not flags:
+            return super().update(**kwargs)
+        with transaction.atomic(using=self.db):
+            candidates = self.none()
+            for name in flags:
+                value = kwargs[name]
+                candidates |= self.exclude(**{name: value}) if isinstance(value, bool) else self.all()
+            before = {row[0]: row[1:] for row in candidates.values_list("pk", *FLAGS)}
+            count = super().update(**kwargs)
+            changes = []
+            for chunk in _chunks(list(before), 5000):
+                for pk, *after in Lead.objects.filter(pk__in=chunk).values_list("pk", *FLAGS):
+                    changes.extend(
+                        (pk, name, old, new)
+                        for name, old, new in zip(FLAGS, before[pk], after, strict=True)
+                        if old != new
+                    )
+            LeadFlagChange.record(changes)
+        return count
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class Lead(models.Model):
@@ -64,10 +142,40 @@ class Lead(models.Model):
                 violation_error_message=_("The mobile phone must be stored in E.164 form."),
             ),
         ]
+        indexes = [
+            # The numbers nobody may be texted on (R4): planning reads them for
+            # every Send and Subscribe step. A few per cent of the people are
+            # blocked, so this small index answers instead of a scan of everyone.
+            models.Index(
+                fields=["mobile_phone", "blocklisted", "marketing_suspended"],
+                condition=models.Q(blocklisted=True) | models.Q(marketing_suspended=True),
+                name="lead_blocked_numbers",
+            ),
+        ]
 
     def __str__(self):
         name = f"{self.first_name} {self.last_name}".strip()
         return name or self.email or self.mobile_phone or _("Lead %(id)s") % {"id": self.pk}
+
+    def save(self, *args, **kwargs):
+        # Every path that stores a lead stores its number in E.164 form, so
+        # planning can compare numbers with plain equality.
+        self.mobile_phone = normalize_phone(self.mobile_phone)
+        self.email = self.email.strip().lower()
+        update_fields = kwargs.get("update_fields")
+        saved_flags = [name for name in FLAGS if update_fields is None or name in update_fields]
+        if not saved_flags:
+            return super().save(*args, **kwargs)
+        with transaction.atomic():
+            # The stored values, not the ones this instance was loaded with:
+            # someone may have changed them since.
+            stored = Lead.objects.filter(pk=self.pk).values(*FLAGS).first() if self.pk else None
+            super().save(*args, **kwargs)
+            LeadFlagChange.record(
+                (self.pk, name, stored[name] if stored else None, getattr(self, name))
+                for name in saved_flags
+                if (stored[name] if stored else False) != getattr(self, name)
+            )
 
     def clean(self):
         self.email = self.email.strip().lower()
@@ -76,16 +184,270 @@ class Lead(models.Model):
         except ValidationError as error:
             raise ValidationError({"mobile_phone": error.messages}) from None
 
-    def save(self, *args, **kwargs):
-        # Every path that stores a lead stores its number in E.164 form, so
-        # planning can compare numbers with plain equality.
-        self.mobile_phone = normalize_phone(self.mobile_phone)
-        self.email = self.email.strip().lower()
-        super().save(*args, **kwargs)
-
     @property
     def full_name(self):
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class LeadFlagChange(models.Model):
+    """One change of a lead's blocklisted or marketing-suspended flag, with its source (R10)."""
+
+    class Flag(models.TextChoices):
+        BLOCKLISTED = "blocklisted", _("blocklisted")
+        MARKETING_SUSPENDED = "marketing_suspended", _("marketing suspended")
+
+    class Source(models.TextChoices):
+        IMPORT = "import", _("CSV import")
+        ADMIN_ACTION = "admin_action", _("admin action")
+        ADMIN_FORM = "admin_form", _("lead form in the admin")
+        OTHER = "other", _("other")
+
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="flag_changes", verbose_name=_("lead")
+    )
+    flag = models.CharField(_("flag"), max_length=20, choices=Flag.choices)
+    # None: the lead was created with the flag set.
+    old_value = models.BooleanField(_("from"), null=True)
+    new_value = models.BooleanField(_("to"))
+    source = models.CharField(_("source"), max_length=12, choices=Source.choices)
+    lead_import = models.ForeignKey(
+        "LeadImport",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="flag_changes",
+        verbose_name=_("import"),
+    )
+    line = models.PositiveIntegerField(_("line"), null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    # Who or what, kept as text when the user or the import is deleted:
+    # the file's name, the user's name, or the command that ran.
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("blocklist or suspension change")
+        verbose_name_plural = _("blocklist and suspension changes")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.lead_id} {self.flag}: {self.old_value} → {self.new_value}"
+
+    @classmethod
+    def record(cls, changes, *, source: FlagChangeSource | None = None) -> None:
+        """Record (lead id, flag, old value, new value) changes as coming from the current source."""
+        source = source or _current_flag_change_source()
+        user = source.user if source.user is not None and source.user.is_authenticated else None
+        note = source.note or (user.get_username() if user else "")
+        cls.objects.bulk_create(
+            cls(
+                lead_id=lead_id,
+                flag=flag,
+                old_value=old,
+                new_value=new,
+                source=source.source,
+                user=user,
+                note=note,
+            )
+            for lead_id, flag, old, new in changes
+        )
+
+    def describe(self) -> str:
+        """“no → yes, CSV import “leads.csv”, line 4”, as the lead's history shows it."""
+        yes_no = {True: _("yes"), False: _("no"), None: _("new lead")}
+        where = self.get_source_display()
+        if self.source == self.Source.IMPORT:
+            where = _("CSV import “%(file)s”, line %(line)s") % {"file": self.note, "line": self.line}
+        elif self.note:
+            where = f"{where}, {self.note}"
+        return f"{yes_no[self.old_value]} → {yes_no[self.new_value]} ({where})"
+
+
+class LeadImport(models.Model):
+    """A CSV file of leads being imported, or imported: its progress and report."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        READING = "reading", _("reading the file")
+        SAVING = "saving", _("saving the leads")
+        COMPLETED = "completed", _("completed")
+        REFUSED = "refused", _("file refused")
+        FAILED = "failed", _("failed")
+
+    ACTIVE = (Status.QUEUED, Status.READING, Status.SAVING)
+
+    file_name = models.CharField(_("file"), max_length=255)
+    size = models.BigIntegerField(_("size in bytes"), default=0)
+    encoding = models.CharField(_("encoding"), max_length=30, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # The problems are written in the language of whoever uploaded the file.
+    language = models.CharField(_("language"), max_length=10, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("started by"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Moves with every batch: an active import that stops moving lost its worker.
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    bytes_read = models.BigIntegerField(_("bytes read"), default=0)
+    rows_read = models.PositiveIntegerField(_("rows read"), default=0)
+    rows_valid = models.PositiveIntegerField(_("valid rows"), default=0)
+    rows_saved = models.PositiveIntegerField(_("rows saved"), default=0)
+    leads_created = models.PositiveIntegerField(_("leads created"), default=0)
+    leads_updated = models.PositiveIntegerField(_("leads updated"), default=0)
+    leads_unchanged = models.PositiveIntegerField(_("leads unchanged"), default=0)
+    rows_refused = models.PositiveIntegerField(_("rows refused"), default=0)
+    rows_merged = models.PositiveIntegerField(_("rows merged"), default=0)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("lead import")
+        verbose_name_plural = _("lead imports")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return _("Import %(id)s (%(file)s)") % {"id": self.pk, "file": self.file_name}
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def progress_percent(self) -> int:
+        """Reading the file is the first half of the bar, saving the leads the second."""
+        if self.status in (self.Status.COMPLETED, self.Status.REFUSED):
+            return 100
+        if self.status == self.Status.SAVING:
+            return 50 + (50 * self.rows_saved // self.rows_valid if self.rows_valid else 50)
+        if self.size:
+            return min(50, 50 * self.bytes_read // self.size)
+        return 0
+
+    @property
+    def encoding_name(self) -> str:
+        from .csvfiles import encoding_name
+
+        return encoding_name(self.encoding) if self.encoding else ""
+
+    def summary(self) -> str:
+        """“5,000 rows read as UTF-8: 4,999 leads created, 0 leads updated, …”"""
+        if self.status == self.Status.REFUSED:
+            return _("The file was refused: %(error)s") % {"error": self.error}
+        created = ngettext("%(count)s lead created", "%(count)s leads created", self.leads_created)
+        updated = ngettext("%(count)s lead updated", "%(count)s leads updated", self.leads_updated)
+        unchanged = ngettext("%(count)s lead unchanged", "%(count)s leads unchanged", self.leads_unchanged)
+        refused = ngettext("%(count)s row refused", "%(count)s rows refused", self.rows_refused)
+        counts = ", ".join(
+            _counted(message, count)
+            for message, count in (
+                (created, self.leads_created),
+                (updated, self.leads_updated),
+                (unchanged, self.leads_unchanged),
+                (refused, self.rows_refused),
+            )
+        )
+        text = ngettext(
+            "%(rows)s row read as %(encoding)s: %(counts)s.",
+            "%(rows)s rows read as %(encoding)s: %(counts)s.",
+            self.rows_read,
+        ) % {"rows": _number(self.rows_read), "encoding": self.encoding_name, "counts": counts}
+        if self.rows_merged:
+            merged = ngettext(
+                "%(count)s row was for the lead of an earlier row; their cells were merged.",
+                "%(count)s rows were for the lead of an earlier row; their cells were merged.",
+                self.rows_merged,
+            )
+            text += " " + _counted(merged, self.rows_merged)
+        return text
+
+    def flag_summary(self) -> list[str]:
+        """How many people this import blocklisted, suspended, or released from either."""
+        counts = {
+            (row["flag"], row["new_value"]): row["count"]
+            for row in self.flag_changes.values("flag", "new_value").annotate(count=models.Count("pk"))
+        }
+        lines = []
+        for (flag, value), count in sorted(counts.items(), key=lambda item: (item[0][0], not item[0][1])):
+            if flag == LeadFlagChange.Flag.BLOCKLISTED and value:
+                message = ngettext("%(count)s person blocklisted", "%(count)s people blocklisted", count)
+            elif flag == LeadFlagChange.Flag.BLOCKLISTED:
+                message = ngettext(
+                    "%(count)s person removed from the blocklist (an explicit “no”)",
+                    "%(count)s people removed from the blocklist (an explicit “no”)",
+                    count,
+                )
+            elif value:
+                message = ngettext(
+                    "Marketing suspended for %(count)s person",
+                    "Marketing suspended for %(count)s people",
+                    count,
+                )
+            else:
+                message = ngettext(
+                    "Marketing resumed for %(count)s person (an explicit “no”)",
+                    "Marketing resumed for %(count)s people (an explicit “no”)",
+                    count,
+                )
+            lines.append(_counted(message, count))
+        return lines
+
+
+class LeadImportProblem(models.Model):
+    """A row (or the header) of an import that was not imported as written, and why."""
+
+    lead_import = models.ForeignKey(
+        LeadImport, on_delete=models.CASCADE, related_name="problems", verbose_name=_("import")
+    )
+    line = models.PositiveIntegerField(_("line"))
+    # The column's heading as the file writes it; blank for the whole row.
+    column = models.CharField(_("column"), max_length=200, blank=True)
+    message = models.TextField(_("problem"))
+
+    class Meta:
+        verbose_name = _("import problem")
+        verbose_name_plural = _("import problems")
+        ordering = ["line", "pk"]
+
+    def __str__(self):
+        if self.column:
+            return _("Line %(line)s, %(column)s: %(message)s") % {
+                "line": self.line,
+                "column": self.column,
+                "message": self.message,
+            }
+        return _("Line %(line)s: %(message)s") % {"line": self.line, "message": self.message}
+
+
+class LeadImportChunk(models.Model):
+    """A piece of an uploaded file, kept in the database until its import is done,
+    so that any worker (a thread, or Celery on another machine) can read it."""
+
+    lead_import = models.ForeignKey(LeadImport, on_delete=models.CASCADE, related_name="chunks")
+    position = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lead_import", "position"], name="lead_import_chunk_position_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.lead_import_id}:{self.position}"
 
 
 def empty_definition():

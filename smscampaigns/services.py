@@ -1,249 +1,198 @@
 """Writes to the people database: importing leads from CSV, blocklisting."""
 
-import csv
 import io
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import logging
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
 
-import phonenumbers
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
-from django.db import transaction
-from django.utils import timezone
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import close_old_connections, transaction
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .models import Lead
-from .phones import normalize_phone
+from .imports import UNEXPECTED_ERROR, lead_import_execute
+from .models import FLAGS, LeadFlagChange, LeadImport, LeadImportChunk, flag_changes_by
 
-# Header spellings people use, all mapped to a lead field. Matching ignores
-# case, spaces, dashes and underscores ("First Name" = "first_name").
-IMPORT_COLUMNS = {
-    "first_name": ("firstname", "first", "givenname"),
-    "last_name": ("lastname", "last", "surname", "familyname"),
-    "email": ("emailaddress", "mail"),
-    "mobile_phone": ("mobile", "mobilephone", "mobilenumber", "phone", "phonenumber", "mdn"),
-    "country": (),
-    "city": (),
-    "state": ("region", "province"),
-    "lead_source": ("source",),
-    "lead_score": ("score",),
-    "blocklisted": ("blacklisted", "blocked", "blocklist"),
-    "marketing_suspended": ("suspended", "marketingsuspended"),
-}
-BOOLEAN_COLUMNS = {"blocklisted", "marketing_suspended"}
-BATCH_SIZE = 2000
+logger = logging.getLogger(__name__)
+
+# The pieces an upload is kept in: one row each, read back one at a time.
+CHUNK_SIZE = 1 << 20
+# An active import whose progress has not moved for this long lost its worker.
+STALLED_AFTER = timedelta(minutes=5)
 
 
-def _key(header: str) -> str:
-    return "".join(ch for ch in header.lower() if ch.isalnum())
+def _size_of(file: BinaryIO) -> int:
+    file.seek(0, io.SEEK_END)
+    size = file.tell()
+    file.seek(0)
+    return size
 
 
-_ALIASES = {_key(name): name for name in IMPORT_COLUMNS}
-_ALIASES.update({alias: name for name, aliases in IMPORT_COLUMNS.items() for alias in aliases})
+def leads_import(*, file: BinaryIO, file_name: str, user=None, progress=None) -> LeadImport:
+    """Import a CSV file of leads in this process (`manage.py import_leads`).
 
-
-@dataclass
-class ImportProblem:
-    line: int
-    message: str
-
-    def __str__(self):
-        return _("Line %(line)s: %(message)s") % {"line": self.line, "message": self.message}
-
-
-@dataclass
-class ImportReport:
-    created: int = 0
-    updated: int = 0
-    rows: int = 0
-    problems: list[ImportProblem] = field(default_factory=list)
-
-    @property
-    def skipped(self):
-        return len({p.line for p in self.problems if p.line > 1})
-
-    def summary(self):
-        return _(
-            "%(rows)s rows read: %(created)s leads created, %(updated)s updated, %(skipped)s rows skipped."
-        ) % {
-            "rows": self.rows,
-            "created": self.created,
-            "updated": self.updated,
-            "skipped": self.skipped,
-        }
-
-
-def _parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "y", "x"):
-        return True
-    if value in ("0", "false", "no", "n", ""):
-        return False
-    raise ValidationError(_("“%(value)s” is not yes or no.") % {"value": text})
-
-
-def _region_for(country: str) -> str | None:
-    """A two-letter country code read as the number's region, when it is one."""
-    code = country.strip().upper()
-    if len(code) == 2 and code in phonenumbers.SUPPORTED_REGIONS:
-        return code
-    return None
-
-
-def _clean_row(values: dict[str, str]) -> tuple[dict, list[str]]:
-    """Parse one row's cells into lead fields; return (fields, problems)."""
-    cleaned, problems = {}, []
-    for name, raw in values.items():
-        text = raw.strip()
-        try:
-            if name == "email":
-                if text:
-                    validate_email(text)
-                cleaned[name] = text.lower()
-            elif name == "mobile_phone":
-                region = _region_for(values.get("country", ""))
-                cleaned[name] = normalize_phone(text, region)
-            elif name in BOOLEAN_COLUMNS:
-                cleaned[name] = _parse_bool(text)
-            elif name == "lead_score":
-                cleaned[name] = int(text) if text else 0
-            else:
-                max_length = Lead._meta.get_field(name).max_length
-                if len(text) > max_length:
-                    raise ValidationError(_("is longer than %(max)s characters") % {"max": max_length})
-                cleaned[name] = text
-        except ValidationError as error:
-            label = Lead._meta.get_field(name).verbose_name
-            problems.append(f"{label}: {' '.join(error.messages)}")
-        except ValueError:
-            problems.append(
-                _("%(field)s: “%(value)s” is not a whole number.")
-                % {"field": Lead._meta.get_field(name).verbose_name, "value": text}
-            )
-    return cleaned, problems
-
-
-def _sniff_dialect(sample: str):
-    try:
-        return csv.Sniffer().sniff(sample.splitlines()[0] if sample else "", delimiters=",;\t")
-    except csv.Error:
-        return csv.excel
-
-
-def leads_import(
-    *,
-    file: io.TextIOBase | Iterable[str],
-    progress: Callable[[int], None] | None = None,
-) -> ImportReport:
-    """Import leads from a CSV file with a header row.
-
-    Good rows are imported even when others are bad; each bad row is
-    reported with its line number and reason. A row whose email matches a
-    lead updates that lead (blank cells leave its values alone), so
-    importing the same file twice creates nobody twice.
+    `file` is binary and seekable: its encoding is detected, not assumed.
+    The returned import holds the counts and the problems, line by line.
     """
-    text = file.read() if hasattr(file, "read") else "".join(file)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8-sig", errors="replace")
-    text = text.lstrip("\ufeff")
-    report = ImportReport()
-    reader = csv.reader(io.StringIO(text, newline=""), _sniff_dialect(text[:4096]))
-    try:
-        header = next(reader)
-    except StopIteration:
-        report.problems.append(ImportProblem(1, _("The file is empty: it needs a header row.")))
-        return report
-    columns: list[str | None] = []
-    for header_cell in header:
-        name = _ALIASES.get(_key(header_cell))
-        if name is None and header_cell.strip():
-            report.problems.append(
-                ImportProblem(
-                    1,
-                    _("unknown column “%(column)s”, its values were not imported. Known columns: %(known)s.")
-                    % {"column": header_cell.strip(), "known": ", ".join(IMPORT_COLUMNS)},
-                )
-            )
-        if name in columns:
-            report.problems.append(
-                ImportProblem(1, _("the column “%(column)s” appears twice.") % {"column": header_cell})
-            )
-            name = None
-        columns.append(name)
-    if not any(columns):
-        report.problems.append(ImportProblem(1, _("no known column in the header row.")))
-        return report
-
-    pending: list[tuple[int, dict]] = []
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        report.rows += 1
-        if len(row) > len(columns) and any(cell.strip() for cell in row[len(columns) :]):
-            report.problems.append(
-                ImportProblem(
-                    line,
-                    _("%(count)s values, but the header names %(columns)s columns.")
-                    % {"count": len(row), "columns": len(columns)},
-                )
-            )
-            continue
-        values = {name: cell for name, cell in zip(columns, row) if name}
-        cleaned, problems = _clean_row(values)
-        if problems:
-            report.problems.extend(ImportProblem(line, message) for message in problems)
-            continue
-        pending.append((line, cleaned))
-        if len(pending) >= BATCH_SIZE:
-            _save_batch(pending, report)
-            if progress:
-                progress(len(pending))
-            pending = []
-    if pending:
-        _save_batch(pending, report)
-        if progress:
-            progress(len(pending))
-    report.problems.sort(key=lambda problem: problem.line)
-    return report
+    lead_import = LeadImport.objects.create(file_name=file_name[:255], size=_size_of(file), created_by=user)
+    return lead_import_execute(lead_import=lead_import, file=file, progress=progress)
 
 
 @transaction.atomic
-def _save_batch(rows: list[tuple[int, dict]], report: ImportReport) -> None:
-    emails = {fields["email"] for _line, fields in rows if fields.get("email")}
-    existing = {lead.email: lead for lead in Lead.objects.filter(email__in=emails)}
-    to_create: dict[str, Lead] = {}
-    anonymous: list[Lead] = []
-    changed: dict[int, Lead] = {}
-    now = timezone.now()
-    for _line, fields in rows:
-        email = fields.get("email", "")
-        lead = existing.get(email) or to_create.get(email) if email else None
-        if lead is None:
-            lead = Lead(**fields)
-            if email:
-                to_create[email] = lead
-            else:
-                anonymous.append(lead)
-            continue
-        for name, value in fields.items():
-            # A blank cell leaves the stored value alone on re-import.
-            if value != "" or name in BOOLEAN_COLUMNS:
-                setattr(lead, name, value)
-        if lead.pk:
-            lead.updated_at = now
-            changed[lead.pk] = lead
-    new_leads = list(to_create.values()) + anonymous
-    Lead.objects.bulk_create(new_leads, batch_size=500)
-    if changed:
-        names = sorted({name for _line, fields in rows for name in fields} | {"updated_at"})
-        Lead.objects.bulk_update(list(changed.values()), names, batch_size=500)
-    report.created += len(new_leads)
-    report.updated += len(changed)
+def lead_import_start(*, upload: UploadedFile, user) -> LeadImport:
+    """Keep an uploaded file in the database and have it imported in the background.
+
+    The web request only stores the file; a worker reads it back, so a large
+    file never runs into the web server's timeout.
+    """
+    lead_import = LeadImport.objects.create(
+        file_name=Path(upload.name or "leads.csv").name[:255],
+        size=upload.size or 0,
+        created_by=user,
+        language=translation.get_language() or "",
+    )
+    # One piece at a time: bulk_create would hold the whole file in memory.
+    for position, data in enumerate(upload.chunks(CHUNK_SIZE)):
+        LeadImportChunk.objects.create(lead_import=lead_import, position=position, data=data)
+    lead_import_dispatch(lead_import)
+    return lead_import
 
 
-def leads_set_flag(*, leads, flag: str, value: bool) -> int:
-    """Blocklist / unblocklist or suspend / unsuspend people; returns how many changed."""
-    if flag not in ("blocklisted", "marketing_suspended"):
+class StoredFile(io.RawIOBase):
+    """An uploaded file read back from its chunks in the database, one chunk in memory at a time."""
+
+    def __init__(self, lead_import: LeadImport):
+        super().__init__()
+        self.chunk_ids = list(lead_import.chunks.order_by("position").values_list("pk", flat=True))
+        self.seek(0)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        # Only rewinding is needed: the file is read once to detect its encoding, then imported.
+        if (offset, whence) not in ((0, io.SEEK_SET), (0, io.SEEK_CUR)):
+            raise io.UnsupportedOperation("a stored file can only be rewound")
+        if whence == io.SEEK_SET:
+            self.next_chunk, self.data, self.offset, self.position = 0, b"", 0, 0
+        return self.position
+
+    def tell(self):
+        return self.position
+
+    def readinto(self, buffer):
+        while self.offset >= len(self.data):
+            if self.next_chunk >= len(self.chunk_ids):
+                return 0
+            self.data = bytes(
+                LeadImportChunk.objects.values_list("data", flat=True).get(pk=self.chunk_ids[self.next_chunk])
+            )
+            self.next_chunk += 1
+            self.offset = 0
+        count = min(len(buffer), len(self.data) - self.offset)
+        buffer[:count] = self.data[self.offset : self.offset + count]
+        self.offset += count
+        self.position += count
+        return count
+
+
+def lead_import_run(*, lead_import: LeadImport) -> LeadImport:
+    """Import an uploaded file from the database (the background worker's entry point).
+
+    An import that was interrupted starts again from the beginning, which is
+    safe: what was saved before changes nothing the second time.
+    """
+    if lead_import.status in (LeadImport.Status.COMPLETED, LeadImport.Status.REFUSED):
+        return lead_import
+    try:
+        with io.BufferedReader(StoredFile(lead_import), CHUNK_SIZE) as file:
+            lead_import_execute(lead_import=lead_import, file=file)
+    except Exception:
+        # The admin sees the import failed; the details go to the log.
+        logger.exception("lead import %s failed", lead_import.pk)
+        LeadImport.objects.filter(pk=lead_import.pk).update(
+            status=LeadImport.Status.FAILED,
+            error=str(UNEXPECTED_ERROR),
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+        lead_import.refresh_from_db()
+        return lead_import
+    # The report stays; the people's data in the file is not kept longer than needed.
+    lead_import.chunks.all().delete()
+    return lead_import
+
+
+def _run_in_thread(import_id: int) -> None:
+    close_old_connections()
+    try:
+        lead_import_run(lead_import=LeadImport.objects.get(pk=import_id))
+    finally:
+        close_old_connections()
+
+
+def lead_import_dispatch(lead_import: LeadImport) -> None:
+    """Have the import worked on in the background once the transaction commits,
+    where campaign runs go: Celery with a broker, else a thread of this process."""
+    mode = settings.RUNNER_BACKGROUND
+    if mode == "celery" or (mode == "auto" and settings.CELERY_BROKER_URL):
+        from .tasks import import_leads_task
+
+        transaction.on_commit(lambda: import_leads_task.delay(lead_import.pk))
+    elif mode == "inline":
+        transaction.on_commit(lambda: lead_import_run(lead_import=LeadImport.objects.get(pk=lead_import.pk)))
+    else:
+        transaction.on_commit(
+            lambda: threading.Thread(
+                target=_run_in_thread,
+                args=(lead_import.pk,),
+                name=f"lead-import-{lead_import.pk}",
+                daemon=True,
+            ).start()
+        )
+
+
+class ImportCannotRestart(Exception):
+    pass
+
+
+def lead_import_restart(*, lead_import: LeadImport) -> LeadImport:
+    """Start a failed or stalled import again from its stored file."""
+    lead_import.refresh_from_db()
+    stalled = lead_import.is_active and lead_import.updated_at < timezone.now() - STALLED_AFTER
+    if lead_import.status != LeadImport.Status.FAILED and not stalled:
+        raise ImportCannotRestart(
+            _("%(import)s is %(status)s; only a failed or stalled import can be started again.")
+            % {"import": lead_import, "status": lead_import.get_status_display()}
+        )
+    if not lead_import.chunks.exists():
+        raise ImportCannotRestart(
+            _("%(import)s was imported from the command line; run the command again.")
+            % {"import": lead_import}
+        )
+    with transaction.atomic():
+        LeadImport.objects.filter(pk=lead_import.pk).update(
+            status=LeadImport.Status.QUEUED, error="", updated_at=timezone.now()
+        )
+        lead_import_dispatch(lead_import)
+    lead_import.refresh_from_db()
+    return lead_import
+
+
+def leads_set_flag(
+    *, leads, flag: str, value: bool, user=None, source: str = LeadFlagChange.Source.ADMIN_ACTION
+) -> int:
+    """Blocklist / unblocklist or suspend / unsuspend people; returns how many changed.
+
+    Each change is recorded in the people's history with `source` and `user`.
+    """
+    if flag not in FLAGS:
         raise ValueError(f"not a lead flag: {flag}")
-    return leads.exclude(**{flag: value}).update(**{flag: value})
+    with flag_changes_by(source, user=user):
+        return leads.exclude(**{flag: value}).update(**{flag: value})

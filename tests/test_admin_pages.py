@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from tests.marketing_activities.factories import FlowStepFactory, RunBatchFactory, RunResultFactory
+from tests.smscampaigns.factories import LeadFlagChangeFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
 
 pytestmark = pytest.mark.django_db
@@ -18,6 +19,7 @@ def one_of_everything():
     RunBatchFactory()
     SubscriptionChangeFactory()
     CallbackEventFactory()
+    LeadFlagChangeFactory()
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,43 @@
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_http_methods
 
-from smscampaigns.permissions import ActionPermissionsAdmin
+from smscampaigns.permissions import ActionPermissionsAdmin, MissingPermission
 
 from .conf import get_client
 from .exceptions import VibesError
-from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
+from .models import (
+    AcquisitionCampaign,
+    CallbackEvent,
+    CallbackTest,
+    Subscription,
+    SubscriptionChange,
+    VibesList,
+)
+from .registration import (
+    ARRIVED,
+    CallbacksNotConfigured,
+    callbacks_overview,
+    callbacks_register,
+    callbacks_test,
+)
 from .subscriptions import subscriptions_apply
 from .sync import vibes_sync
+
+# How long the admin waits for test events: 10 s unless the form says otherwise,
+# and always within a web worker's timeout (gunicorn's 30 s); a later arrival
+# still shows in the list of tests.
+ADMIN_TEST_DEADLINE = 10
+ADMIN_TEST_DEADLINE_MAX = 25
 
 
 class AcquisitionCampaignInline(admin.TabularInline):
     model = AcquisitionCampaign
-    fields = ("name", "vibes_id", "status", "keywords", "gone_at")
+    fields = ("name", "vibes_id", "status", "ends_at", "keywords", "gone_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -46,7 +71,7 @@ class VibesListAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 @admin.register(AcquisitionCampaign)
 class AcquisitionCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
-    list_display = ("name", "vibes_id", "vibes_list", "status", "keywords", "synced_at", "gone_at")
+    list_display = ("name", "vibes_id", "vibes_list", "status", "ends_at", "keywords", "synced_at", "gone_at")
     list_filter = ("vibes_list", "status", ("gone_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "vibes_id", "keywords")
     list_select_related = ("vibes_list",)
@@ -134,6 +159,7 @@ class SubscriptionChangeAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 @admin.register(CallbackEvent)
 class CallbackEventAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    change_list_template = "admin/vibes/callbackevent/change_list.html"
     list_display = ("received_at", "event_type", "mdn", "outcome", "deliveries", "note")
     list_filter = ("event_type", "outcome")
     search_fields = ("mdn", "dedupe_key")
@@ -155,3 +181,92 @@ class CallbackEventAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    # --- The callbacks registered with Vibes: list, register, test -----------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "registrations/",
+                self.admin_site.admin_view(self.registrations_view),
+                name="vibes_callbackevent_registrations",
+            ),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def may_manage(request) -> bool:
+        return request.user.has_perm("vibes.manage_callbacks")
+
+    @method_decorator(require_http_methods(["GET", "POST"]))
+    def registrations_view(self, request):
+        """What is registered with Vibes for the event types the app reads; Register and
+        Send test events (POST, then back here with the results as messages)."""
+        if not self.has_view_permission(request):
+            raise MissingPermission(self.permission_for("view"))
+        if request.method == "POST":
+            if not self.may_manage(request):
+                raise MissingPermission(
+                    "vibes.manage_callbacks", doing=_("register and test Vibes callbacks")
+                )
+            self._registrations_act(request, request.POST.get("action", ""))
+            return HttpResponseRedirect(request.path)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Vibes callbacks"),
+            "may_manage": self.may_manage(request),
+            "test_deadline": ADMIN_TEST_DEADLINE,
+            "test_deadline_max": ADMIN_TEST_DEADLINE_MAX,
+            "tests": CallbackTest.objects.select_related("callback_event")[:20],
+        }
+        try:
+            context["overview"] = callbacks_overview(client=get_client())
+        except (CallbacksNotConfigured, VibesError) as error:
+            context["problem"] = str(error)
+        return TemplateResponse(request, "admin/vibes/callbackevent/registrations.html", context)
+
+    def _registrations_act(self, request, action: str) -> None:
+        client = get_client()
+        try:
+            if action == "register":
+                for change in callbacks_register(client=client):
+                    self.message_user(
+                        request, change.line, messages.ERROR if change.failed else messages.SUCCESS
+                    )
+            elif action == "test":
+                deadline = _deadline(request.POST.get("deadline"))
+                if deadline is None:
+                    self.message_user(
+                        request,
+                        _("The wait for the test events must be a whole number of seconds from 1 to %(max)d.")
+                        % {"max": ADMIN_TEST_DEADLINE_MAX},
+                        messages.ERROR,
+                    )
+                    return
+                for result in callbacks_test(client=client, deadline=deadline):
+                    level = (
+                        messages.ERROR
+                        if result.failed
+                        else (messages.SUCCESS if result.outcome == ARRIVED else messages.INFO)
+                    )
+                    self.message_user(request, result.line, level)
+            else:
+                self.message_user(request, _("Choose Register or Send test events."), messages.ERROR)
+        except CallbacksNotConfigured as error:
+            self.message_user(request, str(error), messages.ERROR)
+        except VibesError as error:
+            self.message_user(
+                request, _("Vibes refused the request: %(error)s") % {"error": error}, messages.ERROR
+            )
+
+
+def _deadline(value) -> int | None:
+    """The seconds to wait for test events as the form gives them, or None when out of bounds."""
+    if value in (None, ""):
+        return ADMIN_TEST_DEADLINE
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 1 <= seconds <= ADMIN_TEST_DEADLINE_MAX else None

@@ -19,6 +19,11 @@ number; the external person id only picks one of the people with it, and
 when it names a lead with another number the event changes nothing (an
 opt-out still holds for its number).
 
+A test event asked for by `vibes_callbacks test` (`vibes.registration`) is
+known by the marker it carries as its person id, or by the event id Vibes
+answered the test with: it is kept, marks its test arrived, and changes
+nothing, whatever number or status it names.
+
 Nothing here calls Vibes: a callback is answered from the database alone.
 
 Delivery receipts belong to whoever sent the SMS; `vibes` must not import
@@ -49,7 +54,14 @@ from django.utils.translation import gettext_lazy as _
 from smscampaigns.models import Lead
 from smscampaigns.phones import normalize_phone_or_blank
 
-from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
+from .models import (
+    AcquisitionCampaign,
+    CallbackEvent,
+    CallbackTest,
+    Subscription,
+    SubscriptionChange,
+    VibesList,
+)
 from .subscriptions import subscription_mismatch_record, subscriptions_apply, subscriptions_opt_out_number
 
 logger = logging.getLogger("vibes.callbacks")
@@ -379,12 +391,57 @@ class ReceiptHandlerFailed(Exception):
 
 
 def _apply(event: CallbackEvent, payload: dict, reference: str) -> None:
+    if _is_test_event(event, payload):
+        event.outcome = Outcome.TEST
+        event.note = str(_("A test event asked for by this app (vibes_callbacks test); nothing changed."))
+        return
     handler = APPLIERS.get(event.event_type)
     if handler is None:
         event.note = str(_("No action for this event type."))
         return
     event.outcome, note = handler(event, payload, reference)
     event.note = str(note)[:300]
+
+
+def _test_marker(payload) -> str:
+    """The marker of a test event asked for by `vibes_callbacks test`, or "".
+
+    It went out as the test's person or participant id; a plain dictionary
+    walk, so callbacks that are not tests cost no query.
+    """
+    person = _dict(payload.get("person"))
+    candidates = (
+        person.get("id"),
+        person.get("person_id"),
+        person.get("person_key"),
+        _dict(payload.get("participant")).get("id"),
+        _dict(_dict(payload.get("subscription")).get("person")).get("id"),
+    )
+    for value in candidates:
+        if isinstance(value, str) and value.startswith(CallbackTest.MARKER_PREFIX):
+            return value[:64]
+    return ""
+
+
+def _is_test_event(event, payload) -> bool:
+    """True for a test event: by the marker it carries, or by the event id Vibes gave the test.
+
+    A test event changes nothing, whatever it says, and marks its test arrived.
+    """
+    marker = _test_marker(payload)
+    tests = CallbackTest.objects.filter(arrived_at__isnull=True)
+    if marker:
+        tests.filter(marker=marker).update(arrived_at=event.received_at, callback_event=event)
+        return True
+    event_id = payload.get("event_id")
+    if isinstance(event_id, str) and event_id:
+        # Should Vibes leave our marker out, the event id it answered the test with still tells.
+        return bool(
+            tests.filter(vibes_event_id=event_id[:100]).update(
+                arrived_at=event.received_at, callback_event=event
+            )
+        )
+    return False
 
 
 # --- Payload fields ------------------------------------------------------------------

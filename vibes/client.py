@@ -13,6 +13,7 @@ because Vibes takes no idempotency key and a resend could text someone twice.
 
 import logging
 import random
+import re
 import threading
 import time
 from urllib.parse import quote, urlsplit
@@ -37,6 +38,7 @@ from .exceptions import (
 from .ratelimit import Limiter
 from .types import (
     AcquisitionCampaignInfo,
+    CallbackRegistration,
     ParticipantResult,
     PersonInfo,
     SentMessage,
@@ -59,6 +61,9 @@ ERROR_CLASSES = {
 }
 
 MAX_BODY_KEPT = 2000
+
+# user:password@ in any URL an answer may echo (a callbacks URL we registered).
+URL_PASSWORD = re.compile(r"(?P<start>[a-z][a-z0-9+.\-]*://[^\s/?#:@'\"<>]*):[^\s/?#@'\"<>]*@", re.IGNORECASE)
 
 
 def _segment(value) -> str:
@@ -176,8 +181,9 @@ class VibesClient:
                 AcquisitionCampaignInfo(
                     acquisition_id=str(item["acquisition_id"]),
                     name=str(item.get("description") or item.get("name") or ""),
-                    status=str(item.get("status") or "").lower(),
+                    status=str(item.get("status") or "").strip().lower(),
                     keywords=tuple(str(k) for k in keywords),
+                    end_date=str(item.get("end_date") or ""),
                 )
             )
         return campaigns
@@ -280,6 +286,103 @@ class VibesClient:
             mdn=str((data.get("mobile_phone") or {}).get("mdn") or mdn),
         )
 
+    # --- Platform API: callback registrations ----------------------------------
+    # The bodies carry our callbacks URL with its credentials: they are never
+    # logged, and errors hide passwords in URLs (see _scrub).
+
+    def list_callbacks(self) -> list[CallbackRegistration]:
+        """Every callback registered for the company, whoever registered it."""
+        data = self._json(self._request("GET", self._company_url("config", "callbacks", "")))
+        return [self._platform_callback(item) for item in self._items(data)]
+
+    def register_callback(self, callback_type: str, *, url: str, details=None) -> CallbackRegistration:
+        """Register `url` for one callback type; `details` is the type's own object (e.g. a
+        source code for unmatched messages). No details: every list and campaign."""
+        body = self._callback_body(callback_type, url, details)
+        data = self._json(self._request("POST", self._company_url("config", "callbacks", ""), json=body))
+        return self._platform_callback(data if isinstance(data, dict) else {}, sent=body)
+
+    def update_callback(
+        self, callback_id, callback_type: str, *, url: str, details=None
+    ) -> CallbackRegistration:
+        """Rewrite a registration as if it were registered anew with these values."""
+        body = self._callback_body(callback_type, url, details)
+        data = self._json(
+            self._request("PUT", self._company_url("config", "callbacks", _segment(callback_id)), json=body)
+        )
+        return self._platform_callback(
+            data if isinstance(data, dict) else {}, sent=body, callback_id=callback_id
+        )
+
+    def cancel_callback(self, callback_id) -> bool:
+        """Cancel a registration. True: cancelled now; False: Vibes knew no such registration."""
+        try:
+            self._request("DELETE", self._company_url("config", "callbacks", _segment(callback_id)))
+        except VibesNotFound:
+            return False
+        return True
+
+    def send_test_callback(self, callback_type: str, **details) -> str:
+        """Ask Vibes to post a test event of this type to its registered URL; its event id, or "".
+
+        `details` are the contract's test fields for the type (`subscription`,
+        `participant`...). Vibes answers 404 when no active callback of the
+        type is registered (VibesNotFound).
+        """
+        body = {"callback_type": callback_type, **details}
+        data = self._json(
+            self._request("POST", self._company_url("config", "callback_events", "test"), json=body)
+        )
+        return str(data.get("event_id") or "") if isinstance(data, dict) else ""
+
+    @staticmethod
+    def _callback_body(callback_type, url, details) -> dict:
+        body = {
+            "callback_type": callback_type,
+            "destination": {"url": url, "method": "POST", "content_type": "application/json"},
+        }
+        if details:
+            body[callback_type] = dict(details)
+        return body
+
+    @staticmethod
+    def _platform_callback(item: dict, *, sent=None, callback_id="") -> CallbackRegistration:
+        """A registration from Vibes' answer, or from what was sent when the answer has no body (201)."""
+        if not item and sent:
+            item = {**sent, "callback_id": callback_id}
+        callback_type = str(item.get("callback_type") or "")
+        destination = item.get("destination") if isinstance(item.get("destination"), dict) else {}
+        scope = item.get(callback_type) if isinstance(item.get(callback_type), dict) else {}
+        return CallbackRegistration(
+            api="platform",
+            id=str(item.get("callback_id") or callback_id or ""),
+            callback_type=callback_type,
+            url=str(destination.get("url") or ""),
+            method=str(destination.get("method") or ""),
+            content_type=str(destination.get("content_type") or ""),
+            scope=tuple(sorted((str(k), str(v)) for k, v in scope.items() if v not in (None, ""))),
+            end_date=str(item.get("end_date") or ""),
+        )
+
+    # --- Connect: callback registration ------------------------------------------
+
+    def register_connect_callback(self, callback_type: str, *, url: str) -> CallbackRegistration:
+        """Register `url` for Connect's inbound SMS or delivery receipts of our short code.
+
+        Connect publishes no way to list, change or cancel a registration, so
+        the caller keeps its own record of what it registered.
+        """
+        body = {"callback_type": callback_type, "url": url, "short_code": self.short_code}
+        data = self._json(self._request("POST", f"{self.connect_url}/api/v1/callbacks", json=body))
+        data = data if isinstance(data, dict) else {}
+        return CallbackRegistration(
+            api="connect",
+            id=str(data.get("id") or ""),
+            callback_type=str(data.get("callback_type") or callback_type),
+            url=str(data.get("url") or url),
+            short_code=str(data.get("short_code") or self.short_code),
+        )
+
     # --- Connect: SMS ---------------------------------------------------------
 
     def send_sms(self, *, to: str, text: str, callback_url: str | None = None) -> SentMessage:
@@ -371,7 +474,9 @@ class VibesClient:
         )
 
     def _scrub(self, text: str) -> str:
-        """Vibes never echoes credentials, but an error must not carry them even if it did."""
+        """Vibes never echoes credentials, but an error must not carry them even if it did:
+        neither ours nor the callbacks URL's, which a refused registration may quote."""
+        text = URL_PASSWORD.sub(lambda m: f"{m['start']}:***@", text)
         return text.replace(self._password, "[redacted]") if self._password else text
 
     def _backoff(self, retry: int) -> float:

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from smscampaigns.models import Lead
@@ -38,8 +39,25 @@ class VibesList(models.Model):
         return self.name
 
 
+class AcquisitionCampaignQuerySet(VibesListQuerySet):
+    def running(self):
+        """The campaigns Vibes takes participants for: active as of the last sync, and not past their end."""
+        return self.active().filter(status=AcquisitionCampaign.ACTIVE).exclude(ends_at__lte=timezone.now())
+
+
 class AcquisitionCampaign(models.Model):
-    """A Vibes acquisition campaign: how people are subscribed to its list."""
+    """A Vibes acquisition campaign: how people are subscribed to its list.
+
+    Vibes adds participants only while a campaign is active. Its status is
+    Vibes' own word, stored as the last sync read it: scheduled, active, past
+    or deleted (the contract's values); any other word, or none, is not
+    active, so a campaign Vibes may refuse is never offered.
+    """
+
+    ACTIVE = "active"
+    SCHEDULED = "scheduled"
+    PAST = "past"
+    DELETED = "deleted"
 
     vibes_id = models.CharField(_("Vibes id"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=200)
@@ -50,11 +68,17 @@ class AcquisitionCampaign(models.Model):
         verbose_name=_("Vibes list"),
     )
     status = models.CharField(_("status in Vibes"), max_length=20, blank=True)
+    ends_at = models.DateTimeField(
+        _("ends"),
+        null=True,
+        blank=True,
+        help_text=_("Vibes' end date for the campaign, if any: from then on it takes no participants."),
+    )
     keywords = models.CharField(_("keywords"), max_length=200, blank=True)
     synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
     gone_at = models.DateTimeField(_("gone from Vibes"), null=True, blank=True)
 
-    objects = VibesListQuerySet.as_manager()
+    objects = AcquisitionCampaignQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("acquisition campaign")
@@ -63,6 +87,47 @@ class AcquisitionCampaign(models.Model):
 
     def __str__(self):
         return self.name
+
+    def not_running_reason(self, now=None) -> str:
+        """Why Vibes would refuse participants for this campaign, or "" while it takes them."""
+        now = now or timezone.now()
+        names = {"campaign": self.name}
+        if self.gone_at is not None or self.status == self.DELETED:
+            return (
+                _("The acquisition campaign “%(campaign)s” no longer exists in Vibes; choose an active one.")
+                % names
+            )
+        if self.status == self.PAST or (self.status == self.ACTIVE and self.ends_at and self.ends_at <= now):
+            if self.ends_at and self.ends_at <= now:
+                return _(
+                    "The acquisition campaign “%(campaign)s” ended in Vibes on %(date)s; "
+                    "choose an active one."
+                ) % {**names, "date": date_format(timezone.localtime(self.ends_at), "DATETIME_FORMAT")}
+            return (
+                _("The acquisition campaign “%(campaign)s” has ended in Vibes; choose an active one.") % names
+            )
+        if self.status == self.SCHEDULED:
+            return (
+                _(
+                    "The acquisition campaign “%(campaign)s” has not started in Vibes yet; choose an active "
+                    "one, or sync the Vibes lists once it has started."
+                )
+                % names
+            )
+        if self.status != self.ACTIVE:
+            if not self.status:
+                return (
+                    _(
+                        "Vibes has not said whether the acquisition campaign “%(campaign)s” is active; "
+                        "sync the Vibes lists."
+                    )
+                    % names
+                )
+            return _(
+                "Vibes gives the acquisition campaign “%(campaign)s” the status “%(status)s”, and "
+                "only active campaigns take participants; choose an active one."
+            ) % {**names, "status": self.status}
+        return ""
 
 
 class Subscription(models.Model):
@@ -198,6 +263,7 @@ class CallbackEvent(models.Model):
         UNMATCHED = "unmatched", _("no matching lead")
         SUPERSEDED = "superseded", _("arrived late, superseded")
         MISMATCH = "mismatch", _("person id and number disagree")
+        TEST = "test", _("test event, nothing changed")
 
     event_type = models.CharField(_("event type"), max_length=60, db_index=True)
     dedupe_key = models.CharField(_("dedupe key"), max_length=64, unique=True)
@@ -215,6 +281,76 @@ class CallbackEvent(models.Model):
         verbose_name = _("callback event")
         verbose_name_plural = _("callback events")
         ordering = ["-received_at", "-pk"]
+        permissions = [("manage_callbacks", _("Can register and test Vibes callbacks"))]
 
     def __str__(self):
         return f"{self.event_type} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ConnectCallback(models.Model):
+    """A callback this installation registered with Vibes Connect.
+
+    Connect publishes how to register a callback and nothing else (no list,
+    no change, no cancel), so this record is the only way to know what was
+    registered and to register again only when the URL changed. The URL's
+    password is kept only inside a digest keyed with SECRET_KEY (a new key
+    makes the next `register` register again, which changes nothing else).
+    """
+
+    callback_type = models.CharField(_("callback type"), max_length=40)
+    short_code = models.CharField(_("short code"), max_length=20)
+    vibes_id = models.CharField(_("Vibes id"), max_length=64, blank=True)
+    shown_url = models.CharField(_("URL"), max_length=500, help_text=_("The password is not kept."))
+    url_digest = models.CharField(max_length=64)
+    registered_at = models.DateTimeField(_("registered"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("Connect callback")
+        verbose_name_plural = _("Connect callbacks")
+        constraints = [
+            models.UniqueConstraint(fields=["callback_type", "short_code"], name="connect_callback_once")
+        ]
+
+    def __str__(self):
+        return f"{self.callback_type} ({self.short_code})"
+
+
+class CallbackTest(models.Model):
+    """A test event asked of Vibes, and whether it arrived at the callbacks URL.
+
+    The marker goes out as the test's person (or participant) id; Vibes
+    returns it in the event, so the endpoint knows the event for a test, keeps
+    it, and changes nothing with it.
+    """
+
+    MARKER_PREFIX = "callbacks-test-"
+
+    callback_type = models.CharField(_("callback type"), max_length=40)
+    marker = models.CharField(max_length=64, unique=True)
+    vibes_event_id = models.CharField(_("Vibes event id"), max_length=100, blank=True, db_index=True)
+    requested_at = models.DateTimeField(_("asked for"), default=timezone.now)
+    wait_until = models.DateTimeField(_("awaited until"))
+    arrived_at = models.DateTimeField(_("arrived"), null=True, blank=True)
+    callback_event = models.ForeignKey(
+        CallbackEvent,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("callback event"),
+    )
+    error = models.CharField(_("refused by Vibes"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("callback test")
+        verbose_name_plural = _("callback tests")
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.callback_type} test @ {self.requested_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def seconds_to_arrive(self) -> float | None:
+        if self.arrived_at is None:
+            return None
+        return max((self.arrived_at - self.requested_at).total_seconds(), 0.0)

@@ -9,6 +9,14 @@ the way Vibes does: `subscription_added` when the simulated phone replies
 for SMS sent with a `callback_url`. Callbacks go out from a small pool of
 background threads, so API answers never wait for the app.
 
+Callbacks are registered as with Vibes: Platform `config/callbacks` (list,
+register, get, update, cancel, and `callback_events/test`, which posts a test
+event of the type to its registered URLs) and Connect `/api/v1/callbacks`
+(one URL per type and short code). A Platform event goes to the URLs
+registered for its type (and its list or campaign, when the registration
+names one), else to `callback_url`; a delivery receipt goes to the SMS's own
+`callback_url`, else to the URL registered for the short code's receipts.
+
 Fault switches make it misbehave like a real service under load: a share of
 5xx answers (half before the request is processed, half after), 429 above a
 rate, added latency, and requests that hang past the client's read timeout
@@ -17,8 +25,10 @@ was processed, so tests can prove that nothing was done twice.
 
 Control and inspection endpoints live under `/_simulator/` (no auth: the
 simulator listens on loopback only): `GET messages`, `GET requests`,
-`GET stats`, `GET subscriptions`, `GET callbacks`, `POST reset`,
-`POST faults`, `POST config`, `POST reply`, `POST subscribers`, `POST drain`
+`GET stats`, `GET subscriptions`, `GET callbacks`, `GET registrations`
+(passwords hidden), `POST reset`,
+`POST faults`, `POST config`, `POST reply`, `POST subscribers`, `POST campaigns`
+(adds or changes an acquisition campaign: status, end date), `POST drain`
 (waits until the callbacks due so far were delivered).
 
 No Django here: `manage.py vibes_simulator` and the test fixtures start it.
@@ -78,8 +88,40 @@ ROUTES = [
         {"GET": "get_subscription", "DELETE": "unsubscribe"},
     ),
     (re.compile(r"^/api/v1/sms/messages/?$"), {"POST": "send_sms"}),
+    (re.compile(rf"^{_C}/config/callbacks/?$"), {"GET": "list_callbacks", "POST": "register_callback"}),
+    (
+        re.compile(rf"^{_C}/config/callbacks/(?P<callback_id>[^/]+)/?$"),
+        {"GET": "get_callback", "PUT": "update_callback", "DELETE": "cancel_callback"},
+    ),
+    (re.compile(rf"^{_C}/config/callback_events/test/?$"), {"POST": "test_callback"}),
+    (re.compile(r"^/api/v1/callbacks/?$"), {"POST": "register_connect_callback"}),
 ]
-CONNECT_OPERATIONS = {"send_sms"}
+CONNECT_OPERATIONS = {"send_sms", "register_connect_callback"}
+# Operations whose bodies carry a callbacks URL with its password: logged without it.
+URL_BODY_OPERATIONS = {"register_callback", "update_callback", "register_connect_callback"}
+
+# The callback types each API registers (the contract's callbackRequest-* and CallbackCreate).
+PLATFORM_CALLBACK_TYPES = {
+    "ack_participant_added",
+    "ack_participant_changed",
+    "company_participant_added",
+    "company_participant_changed",
+    "device_added",
+    "device_removed",
+    "device_updated",
+    "event_processed",
+    "person_added",
+    "person_updated",
+    "subscription_added",
+    "subscription_list_added",
+    "subscription_list_updated",
+    "subscription_removed",
+    "unmatched_message_received",
+    "wallet_item_install",
+    "wallet_item_remove",
+}
+CONNECT_CALLBACK_TYPES = {"inbound_sms", "delivery_receipt"}
+URL_PASSWORD = re.compile(r"(?P<start>[a-z][a-z0-9+.\-]*://[^\s/?#:@'\"<>]*):[^\s/?#@'\"<>]*@", re.IGNORECASE)
 
 
 def _now_iso() -> str:
@@ -339,9 +381,9 @@ class VibesSimulator:
     """A Vibes on 127.0.0.1. `start()` / `stop()`, or use it as a context manager.
 
     Python helpers mirror the control endpoints: `reset()`, `configure()`,
-    `set_faults()`, `reply()`, `add_subscriber()`, `messages()`,
+    `set_faults()`, `reply()`, `add_subscriber()`, `set_campaign()`, `messages()`,
     `requests_log()`, `stats()`, `subscriptions()`, `callbacks_log()`,
-    `wait_for_callbacks()`.
+    `registrations()`, `wait_for_callbacks()`.
     """
 
     def __init__(
@@ -451,6 +493,7 @@ class VibesSimulator:
                     "description": c.get("description", ""),
                     "keywords": list(c.get("keywords", [])),
                     "status": c.get("status", "active"),
+                    "end_date": c.get("end_date", ""),
                     "list_id": str(item["id"]),
                 }
                 for item in self._seed_lists
@@ -465,6 +508,10 @@ class VibesSimulator:
             self._blocks: set[tuple[str, str]] = set()  # (acquisition id, number) that replied "N"
             self._messages: list[dict] = []
             self._message_seq = itertools.count(1)
+            self._registrations: dict[str, dict] = {}  # Platform callbacks by callback_id
+            self._registration_seq = itertools.count(1)
+            self._connect_callbacks: dict[tuple[str, str], dict] = {}  # (type, short code)
+            self._event_seq = itertools.count(1)
             self._log: deque = deque(maxlen=LOG_LIMIT)
             self._status_counts: Counter = Counter()
             self._window: deque = deque()  # arrival times of API requests in the last second
@@ -505,6 +552,38 @@ class VibesSimulator:
         with self._lock:
             for name, value in faults.items():
                 self.faults[name] = float(value or 0)
+
+    def set_campaign(
+        self,
+        acquisition_id: str,
+        *,
+        list_id=None,
+        description: str | None = None,
+        status: str | None = None,
+        end_date: str | None = None,
+    ) -> None:
+        """Add an acquisition campaign, or change one: its list, name, status (any word), end date."""
+        with self._lock:
+            campaign = self._campaigns.get(str(acquisition_id))
+            if campaign is None:
+                if list_id is None or str(list_id) not in self._lists:
+                    raise ValueError(f"a new acquisition campaign needs a known list_id, not {list_id!r}")
+                campaign = self._campaigns[str(acquisition_id)] = {
+                    "acquisition_id": str(acquisition_id),
+                    "description": str(acquisition_id),
+                    "keywords": [],
+                    "status": "active",
+                    "end_date": "",
+                    "list_id": str(list_id),
+                }
+            for name, value in (
+                ("list_id", list_id),
+                ("description", description),
+                ("status", status),
+                ("end_date", end_date),
+            ):
+                if value is not None:
+                    campaign[name] = str(value)
 
     def add_subscriber(
         self, list_id, mdn: str, *, external_person_id: str = "", opt_in_date: str = ""
@@ -552,6 +631,21 @@ class VibesSimulator:
     def requests_log(self) -> list[dict]:
         with self._lock:
             return [dict(r) for r in self._log]
+
+    def registrations(self, *, with_passwords: bool = True) -> dict:
+        """The callbacks registered: {"platform": [...], "connect": [...]}."""
+
+        def shown(url):
+            return url if with_passwords else URL_PASSWORD.sub(lambda m: f"{m['start']}:***@", url)
+
+        with self._lock:
+            return {
+                "platform": [
+                    {**r, "destination": {**r["destination"], "url": shown(r["destination"]["url"])}}
+                    for r in self._registrations.values()
+                ],
+                "connect": [{**c, "url": shown(c["url"])} for c in self._connect_callbacks.values()],
+            }
 
     def callbacks_log(self) -> list[dict]:
         return list(self._poster.log) if self._poster else []
@@ -705,10 +799,29 @@ class VibesSimulator:
         }
 
     def _callback(self, event_type, payload):
-        """Post a Platform callback to the app, if it gave a URL."""
-        url = self.config["callback_url"]
-        if url and self._poster:
+        """Post a Platform callback to every URL registered for its type (and its list or
+        campaign, when the registration names one); when none is registered for the type,
+        to the configured callback URL."""
+        if not self._poster:
+            return
+        registered = [r for r in self._registrations.values() if r["callback_type"] == event_type]
+        urls = [r["destination"]["url"] for r in registered if self._in_scope(r, payload)]
+        if not registered and self.config["callback_url"]:
+            urls = [self.config["callback_url"]]
+        for url in urls:
             self._poster.put(url, event_type, payload, header_event_type=True)
+
+    @staticmethod
+    def _in_scope(registration, payload) -> bool:
+        scope = registration.get(registration["callback_type"]) or {}
+        list_id = scope.get("list_id")
+        if list_id and str((payload.get("subscription_list") or {}).get("id")) != str(list_id):
+            return False
+        campaign_id = scope.get("campaign_id")
+        acquisition = payload.get("acquisition_campaign") or {}
+        if campaign_id and str(acquisition.get("acquisition_id")) != str(campaign_id):
+            return False
+        return True
 
     def _send_receipt(self, url, payload, generation):
         if generation == self._generation and self._poster:
@@ -735,9 +848,11 @@ class VibesSimulator:
             "fault": "",
             "at": time.time(),
         }
-        if method == "POST":
+        if method in ("POST", "PUT"):
             entry["body"] = raw_body.decode("utf-8", "replace")
         operation, params = self._route(method, path)
+        if operation in URL_BODY_OPERATIONS:
+            entry["body"] = URL_PASSWORD.sub(lambda m: f"{m['start']}:***@", entry["body"])
         connect = operation in CONNECT_OPERATIONS
         with self._lock:
             faults = self.faults
@@ -772,7 +887,7 @@ class VibesSimulator:
             if operation is None:
                 raise params  # the routing answer: 404 or 405
             self._check_request(headers, params, connect)
-            body = self._json_body(raw_body, connect) if method == "POST" else None
+            body = self._json_body(raw_body, connect) if method in ("POST", "PUT") else None
             entry["processed"] = True
             with self._lock:
                 status, payload = getattr(self, f"_op_{operation}")(params=params, query=query, body=body)
@@ -848,7 +963,7 @@ class VibesSimulator:
         ]
 
     def _campaign_resource(self, campaign):
-        return {
+        resource = {
             "acquisition_id": campaign["acquisition_id"],
             "description": campaign["description"],
             "campaign_type": {"code": "acquisition"},
@@ -856,6 +971,9 @@ class VibesSimulator:
             "acquisition_campaign": {"keywords": campaign["keywords"]},
             "url": f"/companies/{self.company_key}/campaigns/acquisition/{campaign['acquisition_id']}",
         }
+        if campaign["end_date"]:
+            resource["end_date"] = campaign["end_date"]
+        return resource
 
     def _op_list_campaigns(self, *, params, **_):
         if params["list_id"] not in self._lists:
@@ -983,6 +1101,9 @@ class VibesSimulator:
             raise _connect_error(400, "`text` is required, at most 1600 characters.", "invalid_parameter")
         message_id = f"SIM-MSG-{next(self._message_seq):09d}"
         callback_url = body.get("callback_url") or ""
+        # A message's own callback URL; else the one registered for its short code's receipts.
+        registered = self._connect_callbacks.get(("delivery_receipt", sender)) or {}
+        receipt_url = callback_url or registered.get("url") or ""
         self._messages.append(
             {
                 "message_id": message_id,
@@ -993,7 +1114,7 @@ class VibesSimulator:
                 "received_at": _now_iso(),
             }
         )
-        if callback_url and self._scheduler and self._poster:
+        if receipt_url and self._scheduler and self._poster:
             receipt = {
                 "event_type": "delivery_receipt",
                 "message_id": message_id,
@@ -1005,11 +1126,172 @@ class VibesSimulator:
                 self.config["receipt_delay"],
                 "delivery",
                 self._send_receipt,
-                callback_url,
+                receipt_url,
                 receipt,
                 self._generation,
             )
         return 200, {"message_id": message_id, "status": "accepted", "to": to, "from": sender}
+
+    # --- Callback registration and test events (called with the lock held) -------
+
+    def _registration_resource(self, registration) -> dict:
+        return {
+            **registration,
+            "url": f"/companies/{self.company_key}/config/callbacks/{registration['callback_id']}",
+        }
+
+    def _registration_from(self, body, *, callback_id, created_date) -> dict:
+        callback_type = body.get("callback_type")
+        if callback_type not in PLATFORM_CALLBACK_TYPES:
+            raise _platform_error(400, f"Unknown callback_type {callback_type!r}.", "INVALIDCALLBACKTYPE")
+        destination = body.get("destination")
+        url = destination.get("url") if isinstance(destination, dict) else None
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise _platform_error(400, "destination.url must be an http or https URL.", "INVALIDDESTINATION")
+        method = destination.get("method") or "POST"
+        content_type = destination.get("content_type") or "application/json"
+        if method not in ("POST", "PUT") or content_type not in ("application/json", "text/json"):
+            raise _platform_error(
+                400, "Unsupported destination method or content type.", "INVALIDDESTINATION"
+            )
+        scope = body.get(callback_type)
+        if scope is not None and not isinstance(scope, dict):
+            raise _platform_error(400, f"{callback_type} must be an object.", 400)
+        if callback_type == "unmatched_message_received" and not (scope or {}).get("source_code"):
+            raise _platform_error(400, "unmatched_message_received.source_code is required.", 400)
+        if callback_type == "event_processed" and scope is None:
+            raise _platform_error(400, "event_processed is required.", 400)
+        for other in self._registrations.values():
+            if (
+                other["callback_id"] != callback_id
+                and other["callback_type"] == callback_type
+                and other["destination"]["url"] == url
+            ):
+                raise _platform_error(
+                    409, "A callback of this type is already registered for this URL.", "DUPLICATECALLBACK"
+                )
+        registration = {
+            "callback_id": callback_id,
+            "callback_type": callback_type,
+            "destination": {"url": url, "method": method, "content_type": content_type},
+            "created_date": created_date,
+            "updated_date": _now_iso(),
+        }
+        if scope:
+            registration[callback_type] = dict(scope)
+        for name in ("start_date", "end_date"):
+            if body.get(name):
+                registration[name] = str(body[name])
+        return registration
+
+    def _op_list_callbacks(self, **_):
+        return 200, [self._registration_resource(r) for r in self._registrations.values()]
+
+    def _op_register_callback(self, *, body, **_):
+        callback_id = f"SIM-CB-{next(self._registration_seq):05d}"
+        registration = self._registration_from(body, callback_id=callback_id, created_date=_now_iso())
+        self._registrations[callback_id] = registration
+        return 200, self._registration_resource(registration)
+
+    def _known_registration(self, params) -> dict:
+        registration = self._registrations.get(params["callback_id"])
+        if registration is None:
+            raise _platform_error(404, "The callback_id is not recognized.", 404)
+        return registration
+
+    def _op_get_callback(self, *, params, **_):
+        return 200, self._registration_resource(self._known_registration(params))
+
+    def _op_update_callback(self, *, params, body, **_):
+        old = self._known_registration(params)
+        registration = self._registration_from(
+            body, callback_id=old["callback_id"], created_date=old["created_date"]
+        )
+        self._registrations[old["callback_id"]] = registration
+        return 200, self._registration_resource(registration)
+
+    def _op_cancel_callback(self, *, params, **_):
+        registration = self._known_registration(params)
+        del self._registrations[registration["callback_id"]]
+        return 200, self._registration_resource(registration)
+
+    def _op_test_callback(self, *, body, **_):
+        """Post a test event of the type to every URL registered for it, as Vibes does."""
+        callback_type = body.get("callback_type")
+        if callback_type not in PLATFORM_CALLBACK_TYPES:
+            raise _platform_error(400, f"Unknown callback_type {callback_type!r}.", "INVALIDCALLBACKTYPE")
+        registrations = [r for r in self._registrations.values() if r["callback_type"] == callback_type]
+        if not registrations:
+            raise _platform_error(404, "An active callback does not exist.", 404)
+        event_id = f"SIM-EVT-{next(self._event_seq):07d}"
+        payload = {"event_id": event_id, **self._test_payload(callback_type, body)}
+        if self._poster:
+            for registration in registrations:
+                self._poster.put(
+                    registration["destination"]["url"], callback_type, payload, header_event_type=True
+                )
+        return 200, {"message": f"A test {callback_type} callback was queued.", "event_id": event_id}
+
+    def _test_payload(self, callback_type, body) -> dict:
+        """The test event, shaped like the real one, with the person and list the request gave."""
+        now = _now_iso()
+        if callback_type in ("subscription_added", "subscription_removed"):
+            subscription = body.get("subscription") if isinstance(body.get("subscription"), dict) else {}
+            list_id = (subscription.get("subscription_list") or {}).get("id")
+            if not list_id:
+                raise _platform_error(400, "subscription.subscription_list.id is required.", 400)
+            payload = {
+                "person": {"id": str((subscription.get("person") or {}).get("id") or "SIM-TEST-PERSON")},
+                "subscription_list": self._list_ref(str(list_id)),
+                "opt_in_date": now,
+            }
+            if callback_type == "subscription_removed":
+                payload.update(opt_out_date=now, opt_out_reason="test")
+            return payload
+        if callback_type in ("ack_participant_added", "ack_participant_changed"):
+            participant = body.get("participant") if isinstance(body.get("participant"), dict) else {}
+            campaign = participant.get("acquisition_campaign") or {}
+            if not campaign.get("api_key"):
+                raise _platform_error(400, "participant.acquisition_campaign.api_key is required.", 400)
+            payload = {
+                "person": {"id": str(participant.get("id") or "SIM-TEST-PERSON")},
+                "acquisition_campaign": {
+                    "acquisition_id": str(campaign["api_key"]),
+                    "description": str(campaign.get("description") or ""),
+                    "keyword": str(campaign.get("keyword") or ""),
+                },
+                "participation_date": now,
+                "status": "pending",
+            }
+            list_id = (participant.get("subscription_list") or {}).get("id")
+            if list_id:
+                payload["subscription_list"] = self._list_ref(str(list_id))
+            mdn = (participant.get("mobile_phone") or {}).get("mdn")
+            if mdn:
+                payload["mobile_phone"] = {"mdn": str(mdn)}
+            return payload
+        return {k: v for k, v in body.items() if k != "callback_type"}
+
+    def _op_register_connect_callback(self, *, body, **_):
+        callback_type, url = body.get("callback_type"), body.get("url")
+        if callback_type not in CONNECT_CALLBACK_TYPES:
+            raise _connect_error(
+                400, "`callback_type` must be inbound_sms or delivery_receipt.", "invalid_parameter"
+            )
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            raise _connect_error(400, "`url` must be an http or https URL.", "invalid_parameter")
+        short_code = str(body.get("short_code") or "")
+        # One callback per type and short code: registering again replaces its URL.
+        known = self._connect_callbacks.get((callback_type, short_code))
+        registration = {
+            "id": known["id"] if known else f"SIM-CC-{next(self._registration_seq):05d}",
+            "callback_type": callback_type,
+            "url": url,
+            "short_code": short_code,
+            "created_at": known["created_at"] if known else _now_iso(),
+        }
+        self._connect_callbacks[(callback_type, short_code)] = registration
+        return 201, registration
 
     # --- Control endpoints ---------------------------------------------------------
 
@@ -1022,6 +1304,7 @@ class VibesSimulator:
                 "stats": self.stats,
                 "subscriptions": self.subscriptions,
                 "callbacks": self.callbacks_log,
+                "registrations": lambda: self.registrations(with_passwords=False),
             }
             if name in views:
                 return 200, views[name]()
@@ -1049,6 +1332,15 @@ class VibesSimulator:
                     return 200, self.reply(str(body.get("mdn") or ""), str(body.get("text") or ""))
                 except LookupError as error:
                     raise _platform_error(404, str(error), 404) from None
+            if name == "campaigns":
+                try:
+                    self.set_campaign(
+                        str(body.get("acquisition_id") or ""),
+                        **{k: body[k] for k in ("list_id", "description", "status", "end_date") if k in body},
+                    )
+                except ValueError as error:
+                    raise _platform_error(400, str(error), 400) from None
+                return 200, {"set": True}
             if name == "subscribers":
                 self.add_subscriber(
                     body.get("list_id"),

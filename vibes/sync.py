@@ -6,10 +6,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from smscampaigns.models import Lead
@@ -105,7 +106,9 @@ def _save_lists(remote, report: SyncReport) -> None:
             values = {
                 "name": c.name or c.acquisition_id,
                 "vibes_list": vibes_list,
+                # Unknown words are kept as Vibes wrote them: only "active" is offered.
                 "status": c.status[:20],
+                "ends_at": _end_date(c.end_date),
                 "keywords": ", ".join(c.keywords)[:200],
                 "gone_at": None,
             }
@@ -130,6 +133,21 @@ def _save_lists(remote, report: SyncReport) -> None:
         .exclude(vibes_id__in=seen_campaigns)
         .update(gone_at=now)
     )
+
+
+def _end_date(value: str) -> datetime | None:
+    """Vibes' ISO 8601 end date as a time in UTC; a bare date ends at the close of that day (UTC)."""
+    value = value.strip()
+    try:
+        day = parse_date(value)
+        if day is not None:
+            return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+        moment = parse_datetime(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if timezone.is_naive(moment) else moment.astimezone(UTC)
 
 
 def _sync_subscriptions(client: VibesClient, report: SyncReport, progress) -> None:

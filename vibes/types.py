@@ -1,6 +1,7 @@
 """What the Vibes client returns: small frozen dataclasses, never raw dicts."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -11,10 +12,13 @@ class SubscriptionListInfo:
 
 @dataclass(frozen=True)
 class AcquisitionCampaignInfo:
+    """`status`: Vibes' word in lower case (scheduled, active, past, deleted); `end_date` as written."""
+
     acquisition_id: str
     name: str
     status: str
     keywords: tuple[str, ...] = ()
+    end_date: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,3 +60,41 @@ class SubscriptionInfo:
 class SentMessage:
     message_id: str
     status: str
+
+
+def url_without_password(url: str) -> str:
+    """The URL with its password replaced by "***": how a callbacks URL is shown and logged."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "***"
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+@dataclass(frozen=True)
+class CallbackRegistration:
+    """A callback registered with Vibes: on the Platform (`config/callbacks`) or on Connect.
+
+    `url` carries the Basic credentials Vibes sends back to us, so it stays
+    out of repr(); `shown_url` hides the password. `scope` holds the type's
+    own settings as Vibes returned them (e.g. `(("list_id", "101"),)` for a
+    subscription callback limited to one list); empty means every list.
+    """
+
+    api: str  # "platform" or "connect"
+    id: str
+    callback_type: str
+    url: str = field(repr=False)
+    method: str = ""
+    content_type: str = ""
+    scope: tuple[tuple[str, str], ...] = ()
+    end_date: str = ""
+    short_code: str = ""
+
+    @property
+    def shown_url(self) -> str:
+        return url_without_password(self.url)

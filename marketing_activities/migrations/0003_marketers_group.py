@@ -25,6 +25,9 @@ PERMISSIONS = {
         # Import, blocklist and suspend; deleting people is left to administrators.
         "lead": ("view", "add", "change"),
         "smartlist": ("view", "change"),
+        # Imports run with the lead permissions; these let a marketer follow them.
+        "leadimport": ("view",),
+        "leadflagchange": ("view",),
     },
     "vibes": {
         # Vibes owns these; a marketer may mirror the lists again (the sync action).
@@ -68,7 +71,7 @@ def remove_marketers(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("marketing_activities", "0002_smartcampaign_run_permission"),
-        ("smscampaigns", "0001_initial"),
+        ("smscampaigns", "0003_lead_imports_and_flag_history"),
         ("vibes", "0001_initial"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),

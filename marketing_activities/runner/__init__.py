@@ -10,25 +10,21 @@ scheduled runs all come through here:
   `run_dispatch` hands it to a background worker (Celery when a broker is
   configured, else a thread of this process);
 - `campaign_start` is both, for the interface;
-- `campaign_preview` says who would get what, writing nothing.
+- `campaign_preview` (preview.py) says who would get what, writing nothing;
+  checks.py says why a campaign cannot run.
 """
 
 import logging
 import threading
-from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, close_old_connections, transaction
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
-from smscampaigns.models import Lead
-
-from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
+from ..models import CampaignRun, RunStep, SmartCampaign
+from .checks import CampaignAlreadyRunning, CampaignCannotRun, NobodyLeftToRun, check_anyone_left
 from .executor import RunStopped, Worker, apply_receipt, requeue_uncertain
-from .planner import everyone_already_ran, plan_step
+from .preview import campaign_preview
 
 logger = logging.getLogger(__name__)
 
@@ -47,47 +43,6 @@ __all__ = [
     "run_resume",
     "run_retry_uncertain",
 ]
-
-
-class CampaignCannotRun(Exception):
-    def __init__(self, problems):
-        self.problems = list(problems)
-        super().__init__(" ".join(str(p) for p in self.problems))
-
-
-class CampaignAlreadyRunning(CampaignCannotRun):
-    pass
-
-
-class NobodyLeftToRun(CampaignCannotRun):
-    """Under the qualification rule "once", everyone the smart list picks has
-    already run through the flow: a run would call nobody."""
-
-
-def check_anyone_left(campaign: SmartCampaign) -> None:
-    """Raise NobodyLeftToRun when a run would have nobody left to qualify.
-
-    A couple of counts, not a plan, so the Run now dialog and every start
-    can afford it. A smart list that does not parse is left to
-    `campaign.problems()`.
-    """
-    try:
-        people = everyone_already_ran(campaign)
-    except ValidationError:
-        return
-    if people is None:
-        return
-    if people:
-        message = ngettext(
-            "Nobody is left to qualify: the %(count)s person the smart list picks has already run "
-            "through this flow, and each person can run through it once.",
-            "Nobody is left to qualify: all %(count)s people the smart list picks have already run "
-            "through this flow, and each person can run through it once.",
-            people,
-        ) % {"count": number_format(people, force_grouping=True)}
-    else:
-        message = _("Nobody is left to qualify: the smart list picks nobody.")
-    raise NobodyLeftToRun([message])
 
 
 def _already_running(campaign):
@@ -213,75 +168,3 @@ def run_retry_uncertain(*, run: CampaignRun) -> int:
         total = requeue_uncertain(run)
     run.refresh_from_db()
     return total
-
-
-@dataclass
-class StepPreview:
-    position: int
-    action: str
-    counts: dict = field(default_factory=dict)
-
-    @property
-    def action_label(self):
-        return FlowStep.Action(self.action).label
-
-    @property
-    def number(self):
-        return self.position + 1
-
-
-@dataclass
-class AudiencePreview:
-    audience: int
-    steps: list
-    sample: list
-
-
-class _Rollback(Exception):
-    pass
-
-
-def campaign_preview(*, campaign: SmartCampaign, sample_size: int = 10) -> AudiencePreview:
-    """Plan every step as a run would, then throw the plan away.
-
-    Later steps are planned against today's subscriptions: the preview
-    cannot know who will confirm a subscription before they are reached.
-    """
-    problems = campaign.problems()
-    if problems:
-        raise CampaignCannotRun(problems)
-    preview = None
-    try:
-        with transaction.atomic():
-            run = CampaignRun.objects.create(
-                campaign=campaign,
-                trigger=CampaignRun.Trigger.ADMIN,
-                dry_run=True,
-                status=CampaignRun.Status.COMPLETED,
-            )
-            steps = []
-            for position, flow_step in enumerate(campaign.steps()):
-                run_step = RunStep.objects.create(
-                    run=run,
-                    position=position,
-                    action=flow_step.action,
-                    vibes_list=flow_step.vibes_list,
-                    acquisition_campaign=flow_step.acquisition_campaign,
-                )
-                steps.append(StepPreview(position, flow_step.action, plan_step(run_step)))
-                if position == 0:
-                    first = RunStep.objects.get(pk=run_step.pk)
-                    lead_ids = list(
-                        first.results()
-                        .filter(outcome=Outcome.PLANNED_DRY_RUN)
-                        .order_by("pk")
-                        .values_list("lead_id", flat=True)[:sample_size]
-                    )
-                    sample = list(Lead.objects.filter(pk__in=lead_ids).order_by("pk"))
-            preview = AudiencePreview(
-                audience=sum(steps[0].counts.values()) if steps else 0, steps=steps, sample=sample
-            )
-            raise _Rollback
-    except _Rollback:
-        pass
-    return preview

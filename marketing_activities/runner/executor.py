@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from smscampaigns.models import Lead
@@ -328,6 +328,10 @@ class Worker:
             )
             if not rows:
                 return []
+            if step.action != FlowStep.Action.UNSUBSCRIBE:
+                rows = _skip_blocked_since_planning(self.run, step, rows)
+                if not rows:
+                    return []
             ids = [row[0] for row in rows]
             now = timezone.now()
             RunResult.objects.filter(pk__in=ids).update(outcome=Outcome.SENDING, updated_at=now)
@@ -461,6 +465,53 @@ class Worker:
                 )
                 _apply_counts(step.pk, {Outcome.SENDING: -unknown, Outcome.UNCERTAIN: unknown})
                 CampaignRun.objects.filter(pk=self.run.pk).update(progress_done=F("progress_done") + unknown)
+
+
+def _skip_blocked_since_planning(run: CampaignRun, step: RunStep, rows: list[tuple]) -> list[tuple]:
+    """R4 holds until the call, not only at planning: of the queued rows
+    (id, lead id, number) about to be called, skip those whose person or
+    number was blocked since the plan was made, as the planner would have
+    skipped them; return the others. One indexed query per batch."""
+    lead_ids = {lead_id for _id, lead_id, _phone in rows}
+    phones = {phone for _id, _lead_id, phone in rows}
+    blocked = (
+        Lead.objects.filter(Q(blocklisted=True) | Q(marketing_suspended=True))
+        .filter(Q(mobile_phone__in=phones) | Q(pk__in=lead_ids))
+        .order_by("-blocklisted", "pk")  # the person named: a blocklisted holder first, then the lowest id
+        .values_list("pk", "mobile_phone", "blocklisted")
+    )
+    own, holders = {}, {}
+    for lead_id, phone, blocklisted in blocked:
+        own[lead_id] = blocklisted
+        if phone:
+            holders.setdefault(phone, (lead_id, blocklisted))
+    skips: dict[tuple, list[int]] = {}
+    keep = []
+    for row in rows:
+        result_id, lead_id, phone = row
+        if lead_id in own:
+            key = (Outcome.SKIPPED_BLOCKLISTED if own[lead_id] else Outcome.SKIPPED_MARKETING_SUSPENDED, None)
+        elif phone in holders:
+            blocker, blocklisted = holders[phone]
+            outcome = Outcome.SKIPPED_NUMBER_BLOCKLISTED if blocklisted else Outcome.SKIPPED_NUMBER_SUSPENDED
+            key = (outcome, blocker)
+        else:
+            keep.append(row)
+            continue
+        skips.setdefault(key, []).append(result_id)
+    if skips:
+        now = timezone.now()
+        delta = Counter()
+        for (outcome, blocker), ids in skips.items():
+            RunResult.objects.filter(pk__in=ids, outcome=Outcome.QUEUED).update(
+                outcome=outcome, blocked_by_id=blocker, updated_at=now
+            )
+            delta[Outcome.QUEUED] -= len(ids)
+            delta[outcome] += len(ids)
+        _apply_counts(step.pk, delta)
+        skipped = len(rows) - len(keep)
+        CampaignRun.objects.filter(pk=run.pk).update(progress_total=F("progress_total") - skipped)
+    return keep
 
 
 def _apply_counts(step_id: int, delta) -> None:

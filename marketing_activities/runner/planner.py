@@ -10,8 +10,13 @@ audience with one INSERT ... SELECT, whatever the audience size:
    queued, the other qualified people of that number are skipped naming the
    winner, everyone else is skipped with the first reason that applies.
 
-The exclusions apply to each person before the dedupe (R3): a blocklisted
-person never takes the number away from a clean one who shares it.
+An SMS goes to a number, not to a record (R4): for Send and Subscribe, every
+number held by a blocklisted or suspended person, anywhere in the database,
+goes into a small temporary table with the person it comes from. Nobody on
+such a number qualifies; everyone who holds it joins the qualified people's
+table with that person instead of a winner (one table keyed by lead, so the
+row-writing INSERT joins once), and is skipped naming that person.
+Unsubscribe texts nobody and is never blocked.
 
 The first step's audience is the smart list; later steps take the first
 step's rows as the audience, so a run works on one snapshot of people.
@@ -27,7 +32,7 @@ from django.utils import timezone
 from smscampaigns.models import Lead
 from vibes.models import Subscription
 
-from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+from ..models import NUMBER_BLOCKS, CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
 
 logger = logging.getLogger(__name__)
 
@@ -110,14 +115,56 @@ def _qualified_people(action: str, list_id: int):
     raise PlanningError(f"unknown action {action}")
 
 
+def _blocks_numbers(action: str) -> bool:
+    return action != FlowStep.Action.UNSUBSCRIBE
+
+
+def _blocked_numbers_sql(table: str):
+    """(sql, params) filling `table` with every number a blocklisted or
+    suspended person holds, the person it comes from and the skip it means.
+
+    A blocklisted holder comes before a suspended one, then the lowest id, so
+    the person named is the same in every run.
+    """
+    blocklisted_id = "MIN(CASE WHEN blocklisted = %s THEN id END)"
+    return (
+        f"INSERT INTO {table} (phone, blocker, outcome) "
+        f"SELECT mobile_phone, COALESCE({blocklisted_id}, MIN(id)), "
+        f"CASE WHEN {blocklisted_id} IS NOT NULL THEN {int(Outcome.SKIPPED_NUMBER_BLOCKLISTED)} "
+        f"ELSE {int(Outcome.SKIPPED_NUMBER_SUSPENDED)} END "
+        f"FROM {_table(Lead)} WHERE (blocklisted = %s OR marketing_suspended = %s) AND mobile_phone <> '' "
+        f"GROUP BY mobile_phone",
+        [True, True, True, True],
+    )
+
+
+def _number_holders_sql(blocked_table: str, people_table: str):
+    """(sql, params) adding to `people_table` everyone who holds a blocked
+    number, with the person it comes from and the skip it means."""
+    # Driven from the few blocked numbers through the index on mobile_phone:
+    # the IN makes SQLite start there even without statistics on the table.
+    # A person already qualified changed number between the two statements
+    # (another transaction, on PostgreSQL): the worker checks again before
+    # it calls, so planning goes on rather than fail.
+    return (
+        f"INSERT INTO {people_table} (lead_id, blocker, outcome) SELECT l.id, b.blocker, b.outcome "
+        f"FROM {_table(Lead)} l JOIN {blocked_table} b ON b.phone = l.mobile_phone "
+        f"WHERE l.mobile_phone IN (SELECT phone FROM {blocked_table}) ON CONFLICT (lead_id) DO NOTHING",
+        [],
+    )
+
+
 def _skip_reason(action: str, list_id: int):
-    """SQL CASE branches (on alias `a`) naming why an unqualified person is skipped."""
+    """SQL CASE branches (on alias `a`, and `q` for the number's block)
+    naming why an unqualified person is skipped."""
     branches = []
     params = []
-    if action != FlowStep.Action.UNSUBSCRIBE:
+    if _blocks_numbers(action):
         branches += [
             ("a.blocklisted = %s", [True], Outcome.SKIPPED_BLOCKLISTED),
             ("a.marketing_suspended = %s", [True], Outcome.SKIPPED_MARKETING_SUSPENDED),
+            # The person is clean, someone else on the number is not.
+            ("q.blocker IS NOT NULL", [], None),
         ]
     branches.append(("a.mobile_phone = ''", [], Outcome.SKIPPED_NO_PHONE))
     if action == FlowStep.Action.SUBSCRIBE:
@@ -131,7 +178,7 @@ def _skip_reason(action: str, list_id: int):
         fallback = Outcome.SKIPPED_NOT_SUBSCRIBED
     sql = ""
     for condition, condition_params, outcome in branches:
-        sql += f" WHEN {condition} THEN {int(outcome)}"
+        sql += f" WHEN {condition} THEN {'q.outcome' if outcome is None else int(outcome)}"
         params += condition_params
     return sql, params, int(fallback)
 
@@ -280,7 +327,7 @@ def _write_plan(run_step: RunStep) -> None:
     results = _table(RunResult)
     lead_key = "BIGINT PRIMARY KEY" if connection.vendor == "postgresql" else "INTEGER PRIMARY KEY"
     suffix = f"{run_step.pk}"
-    ran_table, qualified_table = f"plan_ran_{suffix}", f"plan_q_{suffix}"
+    ran_table, qualified_table, blocked_table = f"plan_ran_{suffix}", f"plan_q_{suffix}", f"plan_b_{suffix}"
     with connection.cursor() as cursor:
         if run_step.position > 0:
             # Later steps inherit the first step's verdict.
@@ -303,25 +350,50 @@ def _write_plan(run_step: RunStep) -> None:
                 already_ran_sql = f"a.id IN (SELECT lead_id FROM {ran_table})"
                 already_ran_params = []
 
-        cursor.execute(_temp_table_ddl(qualified_table, f"lead_id {lead_key}, winner BIGINT NOT NULL"))
+        if _blocks_numbers(action):
+            # Read from the whole database at planning time, not from the
+            # audience: a blocked person outside the smart list blocks the
+            # number all the same, and a later step sees blocks made since.
+            columns = "phone TEXT PRIMARY KEY, blocker BIGINT NOT NULL, outcome SMALLINT NOT NULL"
+            cursor.execute(_temp_table_ddl(blocked_table, columns))
+            cursor.execute(*_blocked_numbers_sql(blocked_table))
+            unblocked_sql = f" AND a.mobile_phone NOT IN (SELECT phone FROM {blocked_table})"
+        else:
+            unblocked_sql = ""
+
+        # One row per qualified person (with the winner of the number) and,
+        # for a step that blocks numbers, per holder of a blocked number
+        # (with the blocked person instead): never both for one person.
+        cursor.execute(
+            _temp_table_ddl(
+                qualified_table, f"lead_id {lead_key}, winner BIGINT, blocker BIGINT, outcome SMALLINT"
+            )
+        )
         cursor.execute(
             f"INSERT INTO {qualified_table} (lead_id, winner) "
             f"SELECT a.id, MIN(a.id) OVER (PARTITION BY a.mobile_phone) "
-            f"FROM ({source_sql}) a {qualified_sql} AND NOT ({already_ran_sql})",
+            f"FROM ({source_sql}) a {qualified_sql} AND NOT ({already_ran_sql}){unblocked_sql}",
             [*source_params, *qualified_params, *already_ran_params],
         )
+        if _blocks_numbers(action):
+            cursor.execute(*_number_holders_sql(blocked_table, qualified_table))
         before = _last_id(cursor, reserve=True)
+        # Every row keeps the number it was planned for, skipped or not: the
+        # Results show it, and it is the number a block or a dedupe was about.
+        # Only a skip for the number's block names the blocked person.
+        number_blocks = ", ".join(str(int(outcome)) for outcome in NUMBER_BLOCKS)
         cursor.execute(
-            f"INSERT INTO {results} (run_step_id, lead_id, outcome, phone, duplicate_of_id, "
+            f"INSERT INTO {results} (run_step_id, lead_id, outcome, phone, duplicate_of_id, blocked_by_id, "
             f"error_code, detail, vibes_message_id, delivery_status) "
-            f"SELECT %s, a.id, CASE "
-            f"WHEN q.lead_id IS NOT NULL THEN CASE WHEN q.winner = a.id THEN {called} "
+            f"SELECT %s, x.id, x.outcome, x.mobile_phone, x.duplicate_of, "
+            f"CASE WHEN x.outcome IN ({number_blocks}) THEN x.blocker END, '', '', '', '' "
+            f"FROM (SELECT a.id, a.mobile_phone, CASE "
+            f"WHEN q.winner IS NOT NULL THEN CASE WHEN q.winner = a.id THEN {called} "
             f"ELSE {int(Outcome.SKIPPED_DUPLICATE_PHONE)} END "
             f"WHEN {already_ran_sql} THEN {int(Outcome.ALREADY_RAN)}"
-            f"{skip_sql} ELSE {fallback} END, "
-            f"CASE WHEN q.lead_id IS NOT NULL THEN a.mobile_phone ELSE '' END, "
-            f"CASE WHEN q.winner <> a.id THEN q.winner END, '', '', '', '' "
-            f"FROM ({source_sql}) a LEFT JOIN {qualified_table} q ON q.lead_id = a.id",
+            f"{skip_sql} ELSE {fallback} END AS outcome, "
+            f"CASE WHEN q.winner <> a.id THEN q.winner END AS duplicate_of, q.blocker "
+            f"FROM ({source_sql}) a LEFT JOIN {qualified_table} q ON q.lead_id = a.id) x",
             [run_step.pk, *already_ran_params, *skip_params, *source_params],
         )
         after = _last_id(cursor, reserve=False)
@@ -330,6 +402,7 @@ def _write_plan(run_step: RunStep) -> None:
         called_count = cursor.fetchone()[0]
         _drop_temp(cursor, qualified_table)
         _drop_temp(cursor, ran_table)
+        _drop_temp(cursor, blocked_table)
 
     first_id, last_id = (before + 1, after) if after > before else (None, None)
     run_step.first_result_id, run_step.last_result_id = first_id, last_id

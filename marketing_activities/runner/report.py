@@ -1,33 +1,105 @@
-"""A run's outcome counts, as the command line and the admin show them, and
-what Run now would do, as its confirmations (the Schedule tab's and the
-admin's) show it."""
+"""A run's outcome counts, as the command line and the admin show them."""
 
 from dataclasses import dataclass, field
 
+from django.db.models import Count
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
-from ..models import CampaignRun, FlowStep, Outcome, SmartCampaign, outcome_counts
-from . import CampaignCannotRun, NobodyLeftToRun, campaign_preview, check_anyone_left
+from smscampaigns.models import Lead
+
+from ..models import NUMBER_BLOCKS, CampaignRun, Outcome, RunStep
 
 COLUMNS = ("sent", "subscribed", "pending", "unsubscribed", "failed", "uncertain")
 OPEN = (Outcome.QUEUED.code, Outcome.SENDING.code)
 WOULD_CALL = Outcome.PLANNED_DRY_RUN.code
+BLOCKERS_SHOWN = 5
 
 
 def _is_skip(code: str) -> bool:
     return code.startswith("skipped_") or code == Outcome.ALREADY_RAN.code
 
 
+@dataclass(frozen=True)
+class NumberBlocker:
+    """A blocklisted or suspended person, and how many others on their number a step skipped."""
+
+    lead_id: int
+    name: str
+    skipped: int
+
+
+@dataclass(frozen=True)
+class NumberBlockers:
+    """For one skip reason of R4: the people it comes from, most skipped first."""
+
+    shown: list[NumberBlocker] = field(default_factory=list)
+    total: int = 0  # blocked people behind the reason, shown or not
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.shown)
+
+
+def number_blockers(step: RunStep, *, limit: int = BLOCKERS_SHOWN) -> dict[str, NumberBlockers]:
+    """{outcome code: NumberBlockers} for the step's skips that name a blocked
+    person on the number; read from its rows (a few queries, only when the
+    counts have such skips)."""
+    if not any((step.counts or {}).get(outcome.code) for outcome in NUMBER_BLOCKS):
+        return {}
+    rows = step.results().filter(blocked_by__isnull=False)
+    totals = dict(
+        rows.order_by().values_list("outcome").annotate(people=Count("blocked_by_id", distinct=True))
+    )
+    found = {}
+    for outcome in NUMBER_BLOCKS:
+        if not totals.get(outcome):
+            continue
+        found[outcome] = list(
+            rows.filter(outcome=outcome)
+            .values_list("blocked_by_id")
+            .annotate(skipped=Count("pk"))
+            .order_by("-skipped", "blocked_by_id")[:limit]
+        )
+    leads = Lead.objects.in_bulk([lead_id for top in found.values() for lead_id, _skipped in top])
+    return {
+        Outcome(outcome).code: NumberBlockers(
+            shown=[
+                NumberBlocker(lead_id, _lead_name(leads.get(lead_id), lead_id), skipped)
+                for lead_id, skipped in top
+            ],
+            total=totals[outcome],
+        )
+        for outcome, top in found.items()
+    }
+
+
+def _lead_name(lead, lead_id) -> str:
+    # The result row outlives a deleted lead (no foreign key in the database).
+    return str(lead) if lead is not None else _("Lead %(id)s") % {"id": lead_id}
+
+
+@dataclass(frozen=True)
+class SkipReason:
+    label: str
+    count: int
+    blockers: NumberBlockers | None = None  # who it comes from, for the skips of R4
+
+
 def step_summary(step) -> dict:
     """Counts of a run step (or a preview step) grouped the way people read them."""
     counts = dict(step.counts)
     skipped = {code: n for code, n in counts.items() if _is_skip(code)}
+    # A preview's rows are gone by now: it keeps its blockers (runner.campaign_preview).
+    blockers = getattr(step, "blockers", None)
+    if blockers is None:
+        blockers = number_blockers(step)
     row = {column: counts.get(column, 0) for column in COLUMNS}
     row["open"] = sum(counts.get(code, 0) for code in OPEN)
     row["would_call"] = counts.get(WOULD_CALL, 0)
     row["skipped"] = sum(skipped.values())
-    row["skipped_by_reason"] = [(Outcome[code.upper()].label, n) for code, n in sorted(skipped.items())]
+    row["skipped_by_reason"] = [
+        SkipReason(Outcome[code.upper()].label, n, blockers.get(code)) for code, n in sorted(skipped.items())
+    ]
     row["total"] = sum(counts.values())
     return row
 
@@ -43,10 +115,21 @@ def format_summary(run: CampaignRun) -> str:
     for step in run.steps.order_by("position"):
         row = step_summary(step)
         rows.append([str(step.number), str(step.get_action_display()), *[str(row[c]) for c in columns]])
-        for label, count in row["skipped_by_reason"]:
-            cells = ["", f"  {label}", *[""] * len(columns)]
-            cells[2 + columns.index("skipped")] = str(count)
-            rows.append(cells)
+        for reason in row["skipped_by_reason"]:
+            rows.append(_reason_cells(f"  {reason.label}", reason.count, columns))
+            if reason.blockers:
+                # R4: the blocked people these skips come from.
+                for blocker in reason.blockers.shown:
+                    label = _("because of %(name)s") % {"name": blocker.name} + f" (lead {blocker.lead_id})"
+                    rows.append(_reason_cells(f"    {label}", blocker.skipped, columns))
+                if reason.blockers.more:
+                    rows.append(
+                        [
+                            "",
+                            "    " + _("and %(count)s more blocked people") % {"count": reason.blockers.more},
+                            *[""] * len(columns),
+                        ]
+                    )
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
 
     def render(cells):
@@ -65,58 +148,7 @@ def format_summary(run: CampaignRun) -> str:
     return "\n".join([render(headers), "  ".join("-" * w for w in widths), *map(render, rows), "", status])
 
 
-# What "would be called (dry run)" means for each step, in a confirmation.
-PLANNED_LABELS = {
-    FlowStep.Action.SEND_SMS: gettext_lazy("will get the SMS"),
-    FlowStep.Action.SUBSCRIBE: gettext_lazy("will be asked to confirm a subscription"),
-    FlowStep.Action.UNSUBSCRIBE: gettext_lazy("will be unsubscribed"),
-}
-
-
-@dataclass
-class PlannedStep:
-    number: int
-    label: str
-    counts: list = field(default_factory=list)  # (what happens, in the Results tab's words; people)
-
-
-@dataclass
-class RunNowPreview:
-    audience: int = 0
-    steps: list = field(default_factory=list)
-    problems: list = field(default_factory=list)  # why the campaign cannot run; then nothing else is set
-    # Under the rule "once", why nobody is left to qualify; then nothing else is set.
-    nobody_left: list = field(default_factory=list)
-
-    @property
-    def can_run(self) -> bool:
-        return not self.problems and not self.nobody_left
-
-
-def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
-    """What Run now would do, for its confirmation: the audience and each step's
-    counts by outcome, planned as a run plans them (and thrown away); or why
-    the campaign cannot run, or that nobody is left to qualify."""
-    problems = campaign.problems()
-    if problems:
-        return RunNowPreview(problems=problems)
-    try:
-        # A couple of counts before the plan: when nobody is left, a preview is wasted work.
-        check_anyone_left(campaign)
-        preview = campaign_preview(campaign=campaign, sample_size=0)
-    except NobodyLeftToRun as error:
-        return RunNowPreview(nobody_left=error.problems)
-    except CampaignCannotRun as error:
-        return RunNowPreview(problems=error.problems)
-    steps = [
-        PlannedStep(
-            number=step.number,
-            label=step.action_label,
-            counts=[
-                (PLANNED_LABELS[step.action] if outcome == Outcome.PLANNED_DRY_RUN else outcome.label, n)
-                for outcome, n in outcome_counts(step.counts)
-            ],
-        )
-        for step in preview.steps
-    ]
-    return RunNowPreview(audience=preview.audience, steps=steps)
+def _reason_cells(label: str, count: int, columns: list[str]) -> list[str]:
+    cells = ["", label, *[""] * len(columns)]
+    cells[2 + columns.index("skipped")] = str(count)
+    return cells

@@ -19,7 +19,7 @@ from ..forms import ScheduleForm, add_service_errors
 from ..models import CampaignRun, SmartCampaign
 from ..permissions import RUN_CAMPAIGN, VIEW_RUNS, require_permissions
 from ..runner import CampaignCannotRun, campaign_start
-from ..runner.report import run_now_preview
+from ..runner.preview import run_now_preview
 from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import crumbs
 

@@ -67,7 +67,9 @@ class Choices:
         self.sms_messages = list(campaign.program.sms_messages.only("id", "name"))
         self.vibes_lists = list(VibesList.objects.active().only("id", "name"))
         self.acquisition_campaigns = defaultdict(list)
-        for acquisition in AcquisitionCampaign.objects.active().only("id", "name", "vibes_list_id"):
+        # Only campaigns Vibes takes participants for; a step's ended one stays
+        # visible as its current value, with the reason at the step.
+        for acquisition in AcquisitionCampaign.objects.running().only("id", "name", "vibes_list_id"):
             self.acquisition_campaigns[acquisition.vibes_list_id].append(acquisition)
 
     def annotate(self, step: FlowStep) -> FlowStep:

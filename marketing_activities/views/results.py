@@ -125,7 +125,9 @@ def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if run is not None:
         steps = list(run.steps.all())
         context["step_rows"] = _step_rows(steps, {"run": run.pk})
-        results = filtered_results(steps, step, form).select_related("lead", "duplicate_of", "run_step")
+        results = filtered_results(steps, step, form).select_related(
+            "lead", "duplicate_of", "blocked_by", "run_step"
+        )
         page = Paginator(results.order_by("pk"), PAGE_SIZE).get_page(request.GET.get("page"))
         context["page"] = page
         context["poll_url"] = context["results_url"] + f"?run={run.pk}"
@@ -172,27 +174,29 @@ def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
     columns = (
         "run_step__position", "lead_id", "lead__first_name", "lead__last_name", "lead__email", "phone",
         "outcome", "detail", "error_code", "duplicate_of_id", "duplicate_of__first_name",
-        "duplicate_of__last_name", "delivery_status",
+        "duplicate_of__last_name", "delivery_status", "blocked_by_id", "blocked_by__first_name",
+        "blocked_by__last_name", "blocked_by__email",
     )  # fmt: skip
     steps = list(run.steps.all())
     rows = filtered_results(steps, step, ResultsFilterForm(request.GET)).order_by("pk").values_list(*columns)
     header = [
         _("step"), _("lead id"), _("first name"), _("last name"), _("email"), _("number"), _("outcome"),
         _("outcome label"), _("detail"), _("error code"), _("sent to instead (lead id)"),
-        _("sent to instead"), _("delivery"),
+        _("sent to instead"), _("delivery"), _("number blocked by (lead id)"), _("number blocked by"),
     ]  # fmt: skip
 
     def lines():
         writer = csv.writer(_Echo())
         yield writer.writerow(header)
         for row in rows.iterator(chunk_size=2000):
-            (position, lead_id, first, last, email, phone, outcome, detail, code,
-             dup_id, dup_first, dup_last, delivery) = row  # fmt: skip
+            (position, lead_id, first, last, email, phone, outcome, detail, code, dup_id, dup_first,
+             dup_last, delivery, blocker_id, blocker_first, blocker_last, blocker_email) = row  # fmt: skip
             outcome = Outcome(outcome)
             dup_name = f"{dup_first or ''} {dup_last or ''}".strip()
+            blocker_name = f"{blocker_first or ''} {blocker_last or ''}".strip() or blocker_email or ""
             cells = (
                 position + 1, lead_id, first, last, email, phone, outcome.code, outcome.label,
-                detail, code, dup_id or "", dup_name, delivery,
+                detail, code, dup_id or "", dup_name, delivery, blocker_id or "", blocker_name,
             )  # fmt: skip
             yield writer.writerow([_cell(value) for value in cells])
 

@@ -4,11 +4,14 @@ import re
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import connection
 from django.urls import reverse
 from django.utils import translation
 from django.utils.html import escape
 
+from marketing_activities.activity import lead_results
 from marketing_activities.models import CampaignRun, FlowStep, Outcome
+from marketing_activities.runner import run_create, run_execute
 from tests.marketing_activities.factories import RunStepFactory
 from tests.marketing_activities.test_runner_execution import make_campaign, subscribed
 from tests.smscampaigns.factories import LeadFactory
@@ -184,3 +187,32 @@ def test_the_counts_table_speaks_the_admins_language(admin_client):
             reverse("admin:marketing_activities_campaignrun_change", args=[step.run.pk])
         ).content.decode()
     assert f'<tr><td>{sent}</td><td class="numeric">1.234</td></tr>' in content
+
+
+def test_preview_audience_names_who_blocks_a_number(admin_client, news):
+    eve = LeadFactory(
+        first_name="Eve", last_name="Stone", mobile_phone="+15551239870", blocklisted=True, country="SE"
+    )
+    subscribed(news, mobile_phone="+15551239870")
+    campaign = make_campaign(("send", news))
+    content = act(admin_client, "smartcampaign", "preview_audience", [campaign]).content.decode()
+    assert "skipped: number shared with a blocklisted person: 1" in content
+    assert "1 because of Eve Stone" in content
+    assert reverse("admin:smscampaigns_lead_change", args=[eve.pk]) in content
+
+
+def test_a_leads_activity_shows_a_skip_for_its_numbers_block_and_whose_block_it_is(admin_client, news):
+    LeadFactory(first_name="Eve", last_name="Stone", mobile_phone="+15551239871", marketing_suspended=True)
+    lead = subscribed(news, mobile_phone="+15551239871")
+    run_execute(run=run_create(campaign=make_campaign(("send", news)), trigger="command"))
+    content = admin_client.get(reverse("admin:smscampaigns_lead_change", args=[lead.pk])).content.decode()
+    assert "(Send SMS Message): skipped: number shared with a marketing-suspended person" in content
+    assert "+15551239871 · because of Eve Stone" in content
+
+
+def test_a_leads_activity_is_read_through_the_partial_index_on_its_results(db):
+    if connection.vendor != "sqlite":
+        pytest.skip("the plan asserted is SQLite's; PostgreSQL chooses by its statistics")
+    # The condition must be written so that SQLite matches the query's bound
+    # values against the index's constants (an IN list would not match).
+    assert "USING INDEX run_result_lead_activity" in lead_results(LeadFactory())[:50].explain()

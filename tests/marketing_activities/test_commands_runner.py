@@ -11,6 +11,7 @@ from marketing_activities.models import CampaignRun, FlowStep, SmartCampaign
 from marketing_activities.runner.schedule import start_due_runs
 from tests.marketing_activities.factories import CampaignRunFactory
 from tests.marketing_activities.test_runner_execution import make_campaign, subscribed
+from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +36,22 @@ def test_run_campaign_prints_a_summary_and_exits_0(news, vibes_simulator, capsys
     assert "skipped: blocklisted" in out
     assert "completed: 2 people in the audience." in out
     assert len(vibes_simulator.messages()) == 1
+
+
+def test_run_campaign_names_who_blocks_a_number(news, vibes_simulator, capsys):
+    eve = LeadFactory(
+        first_name="Eve", last_name="Stone", mobile_phone="+15551239880", blocklisted=True, country="SE"
+    )
+    subscribed(news, mobile_phone="+15551239880")
+    subscribed(news, mobile_phone="+15551239880")
+    call_command("run_campaign", str(make_campaign(("send", news)).pk), verbosity=0)
+    lines = capsys.readouterr().out.splitlines()
+    reason = next(line for line in lines if "skipped: number shared with a blocklisted person" in line)
+    because = lines[lines.index(reason) + 1]
+    assert reason.split()[-1] == "2"
+    assert because.strip().startswith(f"because of Eve Stone (lead {eve.pk})")
+    assert because.split()[-1] == "2"
+    assert vibes_simulator.messages() == []
 
 
 def test_run_campaign_dry_run_calls_nobody(news, vibes_simulator, capsys):

@@ -81,3 +81,11 @@ def test_a_new_campaign_gets_its_own_smart_list():
     campaign = SmartCampaignFactory(smart_list=None)
     assert campaign.smart_list.name == campaign.name
     assert campaign.smart_list.rules == []
+
+
+def test_subscribe_through_a_campaign_without_a_status_from_vibes_asks_for_a_sync():
+    step = FlowStepFactory(subscribe=True, acquisition_campaign__status="")
+    assert step.problems() == {
+        "acquisition_campaign": f"Vibes has not said whether the acquisition campaign "
+        f"“{step.acquisition_campaign.name}” is active; sync the Vibes lists."
+    }

@@ -36,6 +36,7 @@ from tests.marketing_activities.factories import (
     SmartCampaignFactory,
     SmsMessageFactory,
 )
+from tests.smscampaigns.factories import LeadFlagChangeFactory, LeadImportFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
 
 pytestmark = pytest.mark.django_db
@@ -296,6 +297,8 @@ def make_world():
     RunBatchFactory(run_step=run_step)
     SubscriptionChangeFactory()
     CallbackEventFactory()
+    LeadImportFactory()
+    LeadFlagChangeFactory()
     FlowStepFactory(subscribe=True)
     return World(folder, FolderFactory(name="Archive"), program, message, campaign, step, run_step.run)
 
@@ -392,6 +395,11 @@ ADMIN_ACTIONS = {
         )
         for action in ("blocklist", "unblocklist", "suspend_marketing", "resume_marketing")
     },
+    ("smscampaigns.leadimport", "start_again"): (
+        perm("view_leadimport", "smscampaigns"),
+        perm("add_lead", "smscampaigns"),
+        perm("change_lead", "smscampaigns"),
+    ),
     ("vibes.vibeslist", "sync_from_vibes"): (
         perm("view_vibeslist", "vibes"),
         perm("change_vibeslist", "vibes"),

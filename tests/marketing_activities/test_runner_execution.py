@@ -6,6 +6,7 @@ import pytest
 
 from marketing_activities.models import CampaignRun, Outcome, RunStep
 from marketing_activities.runner import run_create, run_execute, run_resume, run_retry_uncertain
+from smscampaigns.models import Lead
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory, SmsMessageFactory
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
@@ -84,18 +85,56 @@ def test_send_texts_every_subscribed_number_once_with_its_personal_text(news, vi
     assert run.progress_done == run.progress_total == 2
 
 
-def test_a_number_shared_by_a_blocklisted_and_a_clean_person_is_texted_once_for_the_clean_one(
-    news, vibes_simulator
-):
+def test_a_number_shared_with_a_blocklisted_person_gets_no_sms(news, vibes_simulator):
     blocked = subscribed(news, first_name="Blocked", mobile_phone="+15551230500", blocklisted=True)
     clean = subscribed(news, first_name="Clean", mobile_phone="(555) 123-0500")
+    other = subscribed(news, first_name="Other", mobile_phone="+15551230501")
     run = execute(make_campaign(("send", news)), vibes_simulator)
-    assert [(m["to"], m["text"]) for m in vibes_simulator.messages()] == [
-        ("+15551230500", "Hi Clean, 20% off today.")
-    ]
+    texts = [(m["to"], m["text"]) for m in vibes_simulator.messages()]
+    assert texts == [("+15551230501", "Hi Other, 20% off today.")]
     step = run.steps.get()
     assert step.results().get(lead=blocked).outcome == Outcome.SKIPPED_BLOCKLISTED
-    assert step.results().get(lead=clean).outcome == Outcome.SENT
+    skipped = step.results().get(lead=clean)
+    assert (skipped.outcome, skipped.blocked_by_id, skipped.phone) == (
+        Outcome.SKIPPED_NUMBER_BLOCKLISTED,
+        blocked.pk,
+        "+15551230500",
+    )
+    assert step.results().get(lead=other).outcome == Outcome.SENT
+    assert run.progress_done == run.progress_total == 1
+
+
+def test_a_number_held_by_a_suspended_person_outside_the_smart_list_is_not_enrolled(news, vibes_simulator):
+    suspended = LeadFactory(mobile_phone="+15551230510", marketing_suspended=True, country="SE")
+    clean = LeadFactory(mobile_phone="+15551230510")
+    newcomer = LeadFactory(mobile_phone="+15551230511")
+    run = execute(make_campaign(("subscribe", news)), vibes_simulator)
+    assert run.steps.get().counts == {"pending": 1, "skipped_number_suspended": 1}
+    assert [s["mdn"] for s in vibes_simulator.subscriptions()] == ["+15551230511"]
+    result = run.steps.get().results().get(lead=clean)
+    assert (result.outcome, result.blocked_by_id) == (Outcome.SKIPPED_NUMBER_SUSPENDED, suspended.pk)
+    assert not Subscription.objects.filter(lead__in=[clean, suspended]).exists()
+    assert Subscription.objects.get(lead=newcomer).status == "pending"
+
+
+def test_a_block_made_after_planning_holds_when_the_calls_are_made(news, vibes_simulator):
+    subscribed(news, mobile_phone="+15551230520")
+    shares = subscribed(news, mobile_phone="+15551230521")
+    turns = subscribed(news, mobile_phone="+15551230522")
+    run = execute(make_campaign(("send", news)), vibes_simulator, password="wrong")
+    assert run.steps.get().counts == {"queued": 3}  # planned, nobody called yet
+    # Before the run is resumed, an import blocklists one person, and a
+    # suspended person outside the smart list turns up on another's number.
+    Lead.objects.filter(pk=turns.pk).update(blocklisted=True)
+    blocker = LeadFactory(mobile_phone="+15551230521", marketing_suspended=True, country="SE")
+    run_resume(run=run)
+    run = run_execute(run=run, client=make_client(vibes_simulator.url))
+    assert run.status == CampaignRun.Status.COMPLETED
+    assert [m["to"] for m in vibes_simulator.messages()] == ["+15551230520"]
+    step = run.steps.get()
+    assert step.counts == {"sent": 1, "skipped_number_suspended": 1, "skipped_blocklisted": 1}
+    assert step.results().get(lead=shares).blocked_by_id == blocker.pk
+    assert run.progress_done == run.progress_total == 1
 
 
 def test_a_rerun_or_resumed_run_never_sends_again(news, vibes_simulator):

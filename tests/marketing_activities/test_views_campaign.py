@@ -13,6 +13,7 @@ from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import CampaignRunFactory, FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
+from tests.vibes.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -330,6 +331,21 @@ def test_the_confirmation_shows_each_steps_planned_counts(staff_client):
     assert "1. Send SMS Message" in html
     assert "Skipped: not subscribed to the Vibes list: 2" in html
     assert not step.campaign.runs.exists()  # the preview wrote nothing
+
+
+def test_the_confirmation_names_who_blocks_a_number(staff_client):
+    step = FlowStepFactory(position=0)
+    LeadFactory(first_name="Eve", last_name="Stone", mobile_phone="+12025550401", blocklisted=True)
+    for _ in range(2):
+        SubscriptionFactory(
+            lead=LeadFactory(mobile_phone="+12025550401", country="US"), vibes_list=step.vibes_list
+        )
+    html = staff_client.get(
+        url("campaign_run_now", step.campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
+    ).content.decode()
+    assert "Skipped: number shared with a blocklisted person: 2" in html
+    assert "2 because of Eve Stone" in html
+    assert not step.campaign.runs.exists()
 
 
 def test_non_staff_cannot_run_a_campaign(clerk_client, no_dispatch):

@@ -7,15 +7,20 @@ import pytest
 from django.http import StreamingHttpResponse
 
 from marketing_activities.models import CampaignRun, Outcome, RunResult
+from marketing_activities.runner import run_create
+from marketing_activities.runner.planner import plan_step
+from smscampaigns.models import Lead
 from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import (
     CampaignRunFactory,
+    FlowStepFactory,
     RunResultFactory,
     RunStepFactory,
     SmartCampaignFactory,
 )
 from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
+from tests.vibes.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -238,3 +243,72 @@ def test_the_csv_export_needs_a_run(staff_client):
 
 def test_non_staff_cannot_export(clerk_client, finished_run):
     assert clerk_client.get(url("campaign_results_export", finished_run.campaign.pk)).status_code == 403
+
+
+# --- R4 and issue 11: who blocked a number, and skipped people's numbers --------------------
+
+
+@pytest.fixture
+def planned_run():
+    """A real plan (nothing called): Sue is texted; Tom shares Eve's number and Eve is
+    blocklisted; Una is not on the Vibes list; Val has no number."""
+    step = FlowStepFactory(campaign__qualification_rule="every_time")
+    people = {
+        "Sue": ("+12025550301", {}),
+        "Tom": ("+12025550302", {}),
+        "Eve": ("+12025550302", {"blocklisted": True, "country": "SE"}),  # outside the smart list
+        "Una": ("+12025550303", {}),
+        "Val": ("", {}),
+    }
+    for name, (phone, fields) in people.items():
+        lead = LeadFactory(
+            first_name=name,
+            last_name="Test",
+            email=f"{name.lower()}@example.com",
+            mobile_phone=phone,
+            **fields,
+        )
+        if name != "Una":
+            SubscriptionFactory(lead=lead, vibes_list=step.vibes_list)
+    run = run_create(campaign=step.campaign, trigger=CampaignRun.Trigger.COMMAND)
+    plan_step(run.steps.get())
+    return run
+
+
+def test_results_name_the_blocked_person_a_skip_comes_from(staff_client, planned_run):
+    html = staff_client.get(
+        results_url(planned_run, outcome="skipped_number_blocklisted"),
+        headers={**HTMX, "HX-Target": "run-people"},
+    ).content.decode()
+    assert "Number blocked by" in html
+    assert "Skipped: number shared with a blocklisted person" in html
+    assert "Tom Test" in html and "Eve Test" in html  # Tom, because of Eve
+    assert "+12025550302" in html
+
+
+def test_results_show_the_number_of_every_skipped_person_who_has_one(staff_client, planned_run):
+    html = staff_client.get(
+        results_url(planned_run), headers={**HTMX, "HX-Target": "run-people"}
+    ).content.decode()
+    for number in ("+12025550301", "+12025550302", "+12025550303"):
+        assert number in html
+    found = staff_client.get(
+        results_url(planned_run, q="555-0303"), headers={**HTMX, "HX-Target": "run-people"}
+    ).content.decode()
+    assert "Una Test" in found and "Sue Test" not in found  # a skipped person is found by number
+
+
+def test_the_csv_export_has_skipped_peoples_numbers_and_who_blocked_a_number(staff_client, planned_run):
+    response = staff_client.get(
+        url("campaign_results_export", planned_run.campaign.pk) + f"?run={planned_run.pk}"
+    )
+    header, *rows = csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert header[-2:] == ["number blocked by (lead id)", "number blocked by"]
+    by_name = {row[2]: row for row in rows}
+    eve = Lead.objects.get(first_name="Eve")
+    assert {name: (row[5], row[6], row[-2], row[-1]) for name, row in by_name.items()} == {
+        "Sue": ("+12025550301", "queued", "", ""),
+        "Tom": ("+12025550302", "skipped_number_blocklisted", str(eve.pk), "Eve Test"),
+        "Una": ("+12025550303", "skipped_not_subscribed", "", ""),
+        "Val": ("", "skipped_no_phone", "", ""),
+    }

@@ -1,7 +1,7 @@
 import factory
 from factory.django import DjangoModelFactory
 
-from smscampaigns.models import Lead, SmartList
+from smscampaigns.models import Lead, LeadFlagChange, LeadImport, SmartList
 
 
 class LeadFactory(DjangoModelFactory):
@@ -24,3 +24,30 @@ class SmartListFactory(DjangoModelFactory):
     definition = factory.LazyFunction(
         lambda: {"logic": "all", "rules": [{"field": "country", "op": "is", "value": "US"}]}
     )
+
+
+class LeadImportFactory(DjangoModelFactory):
+    class Meta:
+        model = LeadImport
+
+    file_name = factory.Sequence(lambda n: f"leads-{n}.csv")
+    size = 1234
+    encoding = "utf-8"
+    status = LeadImport.Status.COMPLETED
+    rows_read = 10
+    leads_created = 8
+    rows_refused = 2
+
+
+class LeadFlagChangeFactory(DjangoModelFactory):
+    class Meta:
+        model = LeadFlagChange
+
+    lead = factory.SubFactory(LeadFactory)
+    flag = LeadFlagChange.Flag.BLOCKLISTED
+    old_value = False
+    new_value = True
+    source = LeadFlagChange.Source.IMPORT
+    lead_import = factory.SubFactory(LeadImportFactory)
+    line = 2
+    note = factory.SelfAttribute("lead_import.file_name")

@@ -1,34 +1,11 @@
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from smscampaigns.models import Lead
 from tests.smscampaigns.factories import LeadFactory, SmartListFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def test_lead_import_page_imports_good_rows_and_lists_bad_ones(admin_client):
-    upload = SimpleUploadedFile(
-        "leads.csv",
-        b"email,mobile_phone\nanna@example.com,555-123-4567\nbad@example.com,call me\n",
-        "text/csv",
-    )
-    response = admin_client.post(reverse("admin:smscampaigns_lead_import"), {"file": upload})
-    assert response.status_code == 200
-    assert Lead.objects.filter(email="anna@example.com", mobile_phone="+15551234567").exists()
-    content = response.content.decode()
-    assert "1 leads created" in content
-    assert "call me" in content and "<td>3</td>" in content
-
-
-def test_lead_import_refuses_a_file_that_is_not_utf8(admin_client):
-    upload = SimpleUploadedFile("leads.csv", "email\nbjörn@example.com\n".encode("utf-16"), "text/csv")
-    response = admin_client.post(reverse("admin:smscampaigns_lead_import"), {"file": upload})
-    assert response.status_code == 200
-    assert "not UTF-8" in response.content.decode()
-    assert not Lead.objects.exists()
 
 
 def test_changelist_links_to_the_import(admin_client):

@@ -179,7 +179,23 @@ def canned_answer(request):
         return 204, {}, ""
     if path == "/api/v1/sms/messages":
         return 200, {}, json.dumps({"message_id": "M1", "status": "accepted"})
+    if path.endswith("/config/callbacks/") and method == "GET":
+        return 200, {}, json.dumps([CALLBACK_RESOURCE])
+    if "/config/callbacks/" in path:
+        return 200, {}, json.dumps(CALLBACK_RESOURCE)
+    if path.endswith("/config/callback_events/test"):
+        return 200, {}, json.dumps({"message": "queued", "event_id": "E1"})
+    if path == "/api/v1/callbacks":
+        return 201, {}, json.dumps({"id": "C1", "callback_type": "delivery_receipt", "url": CALLBACK_URL})
     return 599, {}, ""
+
+
+CALLBACK_URL = "https://vibes:callback-pw@app.example.com/vibes/callbacks/"
+CALLBACK_RESOURCE = {
+    "callback_id": "CB1",
+    "callback_type": "subscription_added",
+    "destination": {"url": CALLBACK_URL, "method": "POST", "content_type": "application/json"},
+}
 
 
 def exercise_client(client: VibesClient):
@@ -191,6 +207,17 @@ def exercise_client(client: VibesClient):
     client.unsubscribe("101", external_person_id="42", mdn=MDN)
     client.send_sms(to=MDN, text="Hello", callback_url="https://app.example.com/vibes/callbacks/?ref=7")
     client.send_sms(to=MDN, text="Hello")
+    client.list_callbacks()
+    client.register_callback("subscription_added", url=CALLBACK_URL)
+    client.register_callback(
+        "unmatched_message_received", url=CALLBACK_URL, details={"source_code": "12345", "country_code": "US"}
+    )
+    client.update_callback("CB1", "subscription_removed", url=CALLBACK_URL)
+    client.cancel_callback("CB1")
+    client.send_test_callback(
+        "subscription_added", subscription={"person": {"id": "t1"}, "subscription_list": {"id": "101"}}
+    )
+    client.register_connect_callback("delivery_receipt", url=CALLBACK_URL)
 
 
 @pytest.fixture
@@ -224,6 +251,12 @@ def test_the_client_uses_exactly_the_operations_the_project_needs(captured_reque
         f"DELETE {by_external_id}",
         f"DELETE {company}/mobiledb/persons/{{person_key}}/subscriptions/{{subscription_list_id}}",
         "POST /api/v1/sms/messages",
+        f"GET {company}/config/callbacks/",
+        f"POST {company}/config/callbacks/",
+        f"PUT {company}/config/callbacks/{{callback_id}}",
+        f"DELETE {company}/config/callbacks/{{callback_id}}",
+        f"POST {company}/config/callback_events/test",
+        "POST /api/v1/callbacks",
     }
 
 
@@ -338,6 +371,91 @@ def test_the_simulator_answers_in_the_contract_shapes(vibes_simulator):
     client.send_sms(to=MDN, text="Hello")
 
     assert len(exchanges) == 7
+    problems = {}
+    for response in exchanges:
+        url = response.request.url.replace(
+            vibes_simulator.url, PLATFORM_URL if "/companies/" in response.request.url else CONNECT_URL
+        )
+        operation = find_operation(response.request.method, url)
+        assert operation is not None, url
+        found = _response_problems(operation, response)
+        if found:
+            problems[str(operation)] = found
+    assert problems == {}
+
+
+# --- Callback registration: the types and the test events the app asks for ----------------------
+
+
+def _callback_types(schema_names) -> set[str]:
+    schemas = PLATFORM_SPEC["components"]["schemas"]
+    return {value for name in schema_names for value in schemas[name]["properties"]["callback_type"]["enum"]}
+
+
+def test_the_types_each_api_registers_are_the_contracts():
+    from vibes import registration
+
+    schemas = PLATFORM_SPEC["components"]["schemas"]
+    assert registration.PLATFORM_TYPES == _callback_types(
+        name for name in schemas if name.startswith("callbackRequest-")
+    )
+    assert registration.CONNECT_TYPES == set(
+        CONNECT_SPEC["components"]["schemas"]["CallbackCreate"]["properties"]["callback_type"]["enum"]
+    )
+
+
+@pytest.mark.django_db
+def test_every_test_event_the_app_asks_for_follows_the_contract():
+    from tests.vibes.factories import AcquisitionCampaignFactory
+    from vibes import registration
+    from vibes.callbacks import APPLIERS
+
+    AcquisitionCampaignFactory()
+    client = VibesClient(
+        platform_url=PLATFORM_URL,
+        connect_url=CONNECT_URL,
+        company_key="acme",
+        username=USERNAME,
+        password=PASSWORD,
+        short_code="12345",
+    )
+    asked = []
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.add_callback("POST", re.compile(r"https://.*"), callback=canned_answer)
+        for callback_type in sorted(APPLIERS):
+            details, _why = registration._test_details(callback_type, "callbacks-test-1")
+            if details is not None:
+                client.send_test_callback(callback_type, **details)
+                asked.append(callback_type)
+        requests_made = [call.request for call in mocked.calls]
+    assert set(asked) == {t for t in APPLIERS if t in registration.PLATFORM_TYPES}
+    problems = {f"{r.method} {r.body}": contract_violations(r) for r in requests_made}
+    assert {request: found for request, found in problems.items() if found} == {}
+
+
+def test_the_simulator_registers_in_the_contract_shapes(vibes_simulator):
+    from tests.vibes.fixtures import make_client
+
+    client = make_client(vibes_simulator.url)
+    exchanges = []
+    send = client.session.send
+
+    def recording_send(prepared, **kwargs):
+        response = send(prepared, **kwargs)
+        exchanges.append(response)
+        return response
+
+    client.session.send = recording_send
+    made = client.register_callback("subscription_added", url=CALLBACK_URL)
+    client.list_callbacks()
+    client.update_callback(made.id, "subscription_added", url=CALLBACK_URL + "?v=2")
+    client.send_test_callback(
+        "subscription_added", subscription={"person": {"id": "t1"}, "subscription_list": {"id": "101"}}
+    )
+    client.cancel_callback(made.id)
+    client.register_connect_callback("delivery_receipt", url=CALLBACK_URL)
+
+    assert len(exchanges) == 6
     problems = {}
     for response in exchanges:
         url = response.request.url.replace(

@@ -1,0 +1,151 @@
+"""What a run would do, planned and thrown away: the audience preview and the
+Run now confirmations (the Schedule tab's and the admin's)."""
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils.translation import gettext_lazy
+
+from smscampaigns.models import Lead
+
+from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign, outcome_counts
+from .checks import CampaignCannotRun, NobodyLeftToRun, check_anyone_left
+from .planner import plan_step
+from .report import number_blockers
+
+
+@dataclass
+class StepPreview:
+    position: int
+    action: str
+    counts: dict = field(default_factory=dict)
+    blockers: dict = field(default_factory=dict)  # report.number_blockers, read before the rollback
+
+    @property
+    def action_label(self):
+        return FlowStep.Action(self.action).label
+
+    @property
+    def number(self):
+        return self.position + 1
+
+
+@dataclass
+class AudiencePreview:
+    audience: int
+    steps: list
+    sample: list
+
+
+class _Rollback(Exception):
+    pass
+
+
+def campaign_preview(*, campaign: SmartCampaign, sample_size: int = 10) -> AudiencePreview:
+    """Plan every step as a run would, then throw the plan away.
+
+    Later steps are planned against today's subscriptions: the preview
+    cannot know who will confirm a subscription before they are reached.
+    """
+    problems = campaign.problems()
+    if problems:
+        raise CampaignCannotRun(problems)
+    preview = None
+    try:
+        with transaction.atomic():
+            run = CampaignRun.objects.create(
+                campaign=campaign,
+                trigger=CampaignRun.Trigger.ADMIN,
+                dry_run=True,
+                status=CampaignRun.Status.COMPLETED,
+            )
+            steps = []
+            for position, flow_step in enumerate(campaign.steps()):
+                run_step = RunStep.objects.create(
+                    run=run,
+                    position=position,
+                    action=flow_step.action,
+                    vibes_list=flow_step.vibes_list,
+                    acquisition_campaign=flow_step.acquisition_campaign,
+                )
+                counts = plan_step(run_step)
+                steps.append(StepPreview(position, flow_step.action, counts, number_blockers(run_step)))
+                if position == 0:
+                    first = RunStep.objects.get(pk=run_step.pk)
+                    lead_ids = list(
+                        first.results()
+                        .filter(outcome=Outcome.PLANNED_DRY_RUN)
+                        .order_by("pk")
+                        .values_list("lead_id", flat=True)[:sample_size]
+                    )
+                    sample = list(Lead.objects.filter(pk__in=lead_ids).order_by("pk"))
+            preview = AudiencePreview(
+                audience=sum(steps[0].counts.values()) if steps else 0, steps=steps, sample=sample
+            )
+            raise _Rollback
+    except _Rollback:
+        pass
+    return preview
+
+
+# What "would be called (dry run)" means for each step, in a confirmation.
+PLANNED_LABELS = {
+    FlowStep.Action.SEND_SMS: gettext_lazy("will get the SMS"),
+    FlowStep.Action.SUBSCRIBE: gettext_lazy("will be asked to confirm a subscription"),
+    FlowStep.Action.UNSUBSCRIBE: gettext_lazy("will be unsubscribed"),
+}
+
+
+@dataclass
+class PlannedStep:
+    number: int
+    label: str
+    # (what happens, in the Results tab's words; people; NumberBlockers or None)
+    counts: list = field(default_factory=list)
+
+
+@dataclass
+class RunNowPreview:
+    audience: int = 0
+    steps: list = field(default_factory=list)
+    problems: list = field(default_factory=list)  # why the campaign cannot run; then nothing else is set
+    # Under the rule "once", why nobody is left to qualify; then nothing else is set.
+    nobody_left: list = field(default_factory=list)
+
+    @property
+    def can_run(self) -> bool:
+        return not self.problems and not self.nobody_left
+
+
+def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
+    """What Run now would do, for its confirmation: the audience and each step's
+    counts by outcome, planned as a run plans them (and thrown away); or why
+    the campaign cannot run, or that nobody is left to qualify."""
+    problems = campaign.problems()
+    if problems:
+        return RunNowPreview(problems=problems)
+    try:
+        # A couple of counts before the plan: when nobody is left, a preview is wasted work.
+        check_anyone_left(campaign)
+        preview = campaign_preview(campaign=campaign, sample_size=0)
+    except NobodyLeftToRun as error:
+        return RunNowPreview(nobody_left=error.problems)
+    except CampaignCannotRun as error:
+        return RunNowPreview(problems=error.problems)
+    steps = [
+        PlannedStep(
+            number=step.number,
+            label=step.action_label,
+            counts=[
+                # A skip for a number's block (R4) names the people it comes from.
+                (
+                    PLANNED_LABELS[step.action] if outcome == Outcome.PLANNED_DRY_RUN else outcome.label,
+                    n,
+                    step.blockers.get(outcome.code),
+                )
+                for outcome, n in outcome_counts(step.counts)
+            ],
+        )
+        for step in preview.steps
+    ]
+    return RunNowPreview(audience=preview.audience, steps=steps)
