@@ -39,6 +39,7 @@ from .runner import (
 )
 from .runner.preview import run_now_preview
 from .runner.report import step_summary
+from .sms_text import count_received, count_received_many
 
 
 class ChildFolderInline(admin.TabularInline):
@@ -87,22 +88,45 @@ class SmsMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_select_related = ("program",)
     readonly_fields = ("segment_info",)
 
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # One query for the page: the longest values of every token its messages use.
+        for message, received in zip(
+            changelist.result_list, count_received_many(m.text for m in changelist.result_list), strict=True
+        ):
+            message.received = received
+        return changelist
+
+    def _received(self, obj):
+        if not hasattr(obj, "received"):
+            obj.received = count_received(obj.text)
+        return obj.received
+
+    # The columns count the message as people get it, as the editor does.
     @admin.display(description=_("characters"))
     def characters(self, obj):
-        return len(obj.text)
+        return self._received(obj).longest.characters
 
     @admin.display(description=_("segments"))
     def segment_count(self, obj):
-        return obj.segments.segments
+        return self._received(obj).longest.segments
 
     @admin.display(description=_("segments"))
     def segment_info(self, obj):
-        info = obj.segments
-        return _("%(segments)s segments, %(encoding)s, %(characters)s characters") % {
-            "segments": info.segments,
-            "encoding": info.encoding,
-            "characters": info.characters,
-        }
+        if obj.pk is None:
+            return "—"
+        received = self._received(obj)
+        longest = received.longest
+        info = _(
+            "The longest message anyone gets: %(segments)s segments, %(encoding)s, %(characters)s characters "
+            "(each token at its longest value among the people)."
+        ) % {"segments": longest.segments, "encoding": longest.encoding, "characters": longest.characters}
+        if received.outside_gsm7 and received.within_gsm7.encoding == "GSM-7":
+            info += " " + _(
+                "People with characters outside GSM-7 in their values get UCS-2: up to %(ucs2)s segments; "
+                "everyone else: up to %(gsm7)s."
+            ) % {"ucs2": received.outside_gsm7.segments, "gsm7": received.within_gsm7.segments}
+        return info
 
 
 class FlowStepInline(admin.TabularInline):

@@ -182,10 +182,25 @@ MEMBERSHIP_STATUSES = [
     ("unsubscribed", Subscription.Status.UNSUBSCRIBED.label),
     ("any", _("any status")),
 ]
+_TRUE_WORDS = ("true", "yes", "1")
+_FALSE_WORDS = ("false", "no", "0")
+
+
+def _text(value) -> str:
+    """A stored or posted part of a rule as the page shows it. Characters no
+    page (and no database) can carry, stored before the rules refused them
+    or posted, are replaced."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    return printable(str(value))
 
 
 class RuleRow:
-    """One rule as the marketer typed it, with the widgets its field needs."""
+    """One rule as the marketer typed it (or as it is stored), with the
+    widgets its field needs. A field or operator the editor does not know is
+    offered as it stands, never swapped for another one."""
 
     def __init__(self, index: int, raw: dict):
         self.index = index
@@ -198,33 +213,49 @@ class RuleRow:
 
     @property
     def field(self):
-        name = self.raw.get("field")
-        return FIELDS.get(name) if isinstance(name, str) else None
+        return FIELDS.get(self.field_name)
 
     @property
     def field_name(self):
-        return self.raw.get("field", "")
+        return _text(self.raw.get("field"))
 
     @property
     def op(self):
-        return self.raw.get("op", "")
+        return _text(self.raw.get("op"))
 
     @property
     def value(self):
-        value = self.raw.get("value", "")
-        if isinstance(value, list):
-            value = ", ".join(str(v) for v in value)
-        # A value stored before the smart list rules refused unstorable characters.
-        return "" if value is None else printable(str(value))
+        value = _text(self.raw.get("value"))
+        if self.field and self.field.kind == "boolean":
+            # A stored true, "yes" or "1" is the editor's "true" (and so on): the same rule.
+            word = value.strip().lower()
+            return "true" if word in _TRUE_WORDS else "false" if word in _FALSE_WORDS else value
+        return value
 
     @property
     def status(self):
-        return self.raw.get("status", "subscribed")
+        return _text(self.raw.get("status")) or "subscribed"
+
+    @property
+    def has_status(self):
+        return "status" in self.raw
+
+    @property
+    def field_options(self):
+        options = [(f.name, f.label) for f in FIELDS.values()]
+        if self.field is None:
+            options.append((self.field_name, _("“%(field)s” (unknown field)") % {"field": self.field_name}))
+        return options
 
     @property
     def operators(self):
-        ops = self.field.ops if self.field else ()
-        return [(op, OPERATOR_LABELS.get(op, op)) for op in ops]
+        if self.field is None:
+            return [(self.op, OPERATOR_LABELS.get(self.op, self.op))]
+        options = [(op, OPERATOR_LABELS[op]) for op in self.field.ops]
+        if self.op not in self.field.ops:
+            label = OPERATOR_LABELS.get(self.op, self.op)
+            options.append((self.op, _("“%(operator)s” (does not apply)") % {"operator": label}))
+        return options
 
     @property
     def needs_value(self):
@@ -232,12 +263,31 @@ class RuleRow:
 
     @property
     def value_choices(self):
-        """Choices for fields that offer them (the Vibes lists), else None."""
+        """Choices for fields that offer them (Vibes lists, yes/no), else None.
+        A stored value that is not among them stays offered, and chosen."""
         if self.field and self.field.choices:
-            return [(str(pk), label) for pk, label in self.field.choices()]
-        if self.field and self.field.kind == "boolean":
-            return [("true", _("yes")), ("false", _("no"))]
-        return None
+            choices = [(str(pk), label) for pk, label in self.field.choices()]
+        elif self.field and self.field.kind == "boolean":
+            choices = [("true", _("yes")), ("false", _("no"))]
+        else:
+            return None
+        if self.value and self.value not in {value for value, _label in choices}:
+            choices.append((self.value, self._missing_choice_label()))
+        return choices
+
+    def _missing_choice_label(self):
+        if self.field.kind == "vibes_list" and self.value.isdigit():
+            vibes_list = VibesList.objects.filter(pk=self.value).first()
+            if vibes_list is not None:
+                return _("%(list)s (gone from Vibes)") % {"list": vibes_list.name}
+        return _("“%(value)s” (not offered)") % {"value": self.value}
+
+    @property
+    def status_choices(self):
+        choices = list(MEMBERSHIP_STATUSES)
+        if self.status not in {value for value, _label in choices}:
+            choices.append((self.status, _("“%(value)s” (not offered)") % {"value": self.status}))
+        return choices
 
     @property
     def input_type(self):
@@ -262,14 +312,20 @@ class SmartListEditor:
     Not a formset: each row's operators and value widget depend on the field
     chosen in that row, and errors come from the smart list parser (per rule,
     "Rule N: …", and for the logic, "Logic: …"), so the rows are plain dicts
-    checked with `parse_rule` and `parse_logic`.
+    checked with `parse_rule` and `parse_logic`, and the whole with
+    `parse_definition` for what belongs to no rule.
+
+    The editor keeps what it is given: rules with problems are stored and
+    shown with their problem, as typed.
     """
 
     def __init__(self, *, rules: list[dict], logic: str):
         self.rows = [RuleRow(index, dict(raw)) for index, raw in enumerate(rules)]
-        self.logic = logic if logic is not None else "all"
+        self.logic = logic
         self.logic_error = ""
         self.errors: list[str] = []
+        self.parsed = None  # the SmartListDefinition, once checked and valid
+        self.refusal = ""  # why a posted form cannot be stored
 
     @classmethod
     def from_definition(cls, definition) -> "SmartListEditor":
@@ -277,7 +333,7 @@ class SmartListEditor:
         rules = definition.get("rules", [])
         rules = [raw if isinstance(raw, dict) else {} for raw in rules] if isinstance(rules, list) else []
         logic = definition.get("logic", "all")
-        # A stored definition of another shape shows its problems (is_valid), not a crash.
+        # A stored definition of another shape shows its problems (check), not a crash.
         editor = cls(rules=rules[:MAX_RULES], logic=logic if isinstance(logic, str) else "")
         try:
             check_rule_count(len(rules))
@@ -295,32 +351,38 @@ class SmartListEditor:
         return editor
 
     @classmethod
-    def from_post(cls, data) -> "SmartListEditor":
+    def from_post(cls, data, *, field_changed: int | None = None) -> "SmartListEditor":
+        """The form as posted. `field_changed`: the index of the rule whose field
+        the marketer just chose; its operator follows the field when the old
+        one does not apply. Every other field and operator stays as posted."""
         try:
             # Every rule posts fields of its own, so there are never more rules than fields.
-            # Rules beyond the limit are kept, for the marketer to see the limit and remove some.
-            count = min(int(data.get("rule_count", 0)), len(data))
+            count = min(int(data.get("rule_count", "")), len(data))
         except ValueError:
-            count = 0
+            count = -1
+
+        def posted(key, default=""):
+            return printable(data.get(key, default))
+
         rules = []
         for index in range(count):
             prefix = f"rule-{index}-"
-            name = data.get(prefix + "field", "")
-            if name not in FIELDS:
-                name = next(iter(FIELDS))
-            field = FIELDS[name]
-            op = data.get(prefix + "op", "")
-            if op not in field.ops:
-                op = field.ops[0]  # the field changed: start from its first operator
+            name = posted(prefix + "field")
+            field = FIELDS.get(name)
+            op = posted(prefix + "op")
+            if index == field_changed and field is not None and op not in field.ops:
+                op = field.ops[0]
             rule = {"field": name, "op": op}
             if op not in VALUELESS_OPS:
-                rule["value"] = data.get(prefix + "value", "").strip()
-            if field.kind == "vibes_list":
-                rule["status"] = data.get(prefix + "status") or "subscribed"
+                rule["value"] = posted(prefix + "value")
+            if (field is not None and field.kind == "vibes_list") or prefix + "status" in data:
+                rule["status"] = posted(prefix + "status") or "subscribed"
             rules.append(rule)
         mode = data.get("logic_mode", "all")
-        logic = mode if mode in ("all", "any") else data.get("logic", "").strip()
-        return cls(rules=rules, logic=logic)
+        editor = cls(rules=rules, logic=mode if mode in ("all", "any") else posted("logic"))
+        if count < 0:
+            editor.refusal = _("Nothing was saved: the form came without its rules. Reload the page.")
+        return editor
 
     @property
     def logic_mode(self):
@@ -330,9 +392,21 @@ class SmartListEditor:
     def logic_expression(self):
         return self.logic if self.logic_mode == "expression" else ""
 
-    def add_rule(self) -> None:
+    @property
+    def full(self):
+        return len(self.rows) >= MAX_RULES
+
+    @property
+    def over_limit(self):
+        return len(self.rows) > MAX_RULES
+
+    def add_rule(self) -> bool:
+        if self.full:
+            self.errors.append(_("A smart list has at most %(max_rules)s rules.") % {"max_rules": MAX_RULES})
+            return False
         first = next(iter(FIELDS.values()))
         self.rows.append(RuleRow(len(self.rows), {"field": first.name, "op": first.ops[0], "value": ""}))
+        return True
 
     def remove_rule(self, index: int) -> None:
         rules = [row.raw for row in self.rows if row.index != index]
@@ -348,30 +422,30 @@ class SmartListEditor:
             rules.append(rule)
         return {"logic": self.logic, "rules": rules}
 
-    def is_valid(self) -> bool:
+    def check(self) -> bool:
+        """Find every problem: at its rule, at the logic, or of the whole smart list."""
         definition = self.definition()
+        placed = set()
         for row, raw in zip(self.rows, definition["rules"], strict=True):
             try:
                 parse_rule(row.number, raw)
             except ValidationError as error:
                 row.error = " ".join(error.messages)
+                placed.update(error.messages)
         try:
             parse_logic(self.logic, len(self.rows))
         except ValidationError as error:
             self.logic_error = " ".join(error.messages)
+            placed.update(error.messages)
         try:
-            check_rule_count(len(self.rows))
+            self.parsed = parse_definition(definition)
         except ValidationError as error:
-            self.errors = [*self.errors, *error.messages]
-        if not (self.logic_error or self.errors or any(row.error for row in self.rows)):
-            try:  # what only the whole smart list can say, such as its "in" values in all
-                parse_definition(definition)
-            except ValidationError as error:
-                self.errors = error.messages
-        return not (self.logic_error or any(row.error for row in self.rows) or self.errors)
+            self.errors.extend(message for message in error.messages if message not in placed)
+        return not self.has_problems
+
+    def is_valid(self) -> bool:
+        return self.check()
 
     @property
-    def field_choices(self):
-        return [(f.name, f.label) for f in FIELDS.values()]
-
-    status_choices = MEMBERSHIP_STATUSES
+    def has_problems(self):
+        return bool(self.logic_error or self.errors or any(row.error for row in self.rows))

@@ -124,10 +124,6 @@ class SmsMessage(models.Model):
     def __str__(self):
         return self.name
 
-    @property
-    def segments(self):
-        return sms_text.count_segments(self.text)
-
     def render_for(self, lead):
         return sms_text.render(self.text, lead)
 

@@ -145,10 +145,23 @@ def sms_message_update(*, message: SmsMessage, name: str, text: str) -> SmsMessa
     return message
 
 
-def smart_list_update(*, smart_list: SmartList, definition: dict) -> SmartList:
-    smart_list.definition = definition
-    smart_list.full_clean()
-    smart_list.save(update_fields=["definition", "updated_at"])
+def smart_list_edit(*, smart_list: SmartList, definition: dict) -> SmartList:
+    """Store the rules and logic as the marketer typed them, problems and all,
+    as the Flow tab keeps an incomplete step: nothing typed is lost, and the
+    campaign cannot run until the problems are fixed (SmartCampaign.problems()
+    parses the smart list before every run)."""
+    rules = definition.get("rules") if isinstance(definition, dict) else None
+    if not (
+        isinstance(rules, list)
+        and isinstance(definition.get("logic"), str)
+        and set(definition) == {"logic", "rules"}
+        and all(isinstance(rule, dict) for rule in rules)
+    ):
+        # Never from the editor; the shape is what every reader of a smart list relies on.
+        raise ValidationError(_('The smart list must be an object with "logic" and "rules".'))
+    if definition != smart_list.definition:
+        smart_list.definition = definition
+        smart_list.save(update_fields=["definition", "updated_at"])
     return smart_list
 
 

@@ -3,14 +3,23 @@
 Tokens are `{{lead.first_name}}` or `{{lead.first_name|default:"there"}}`.
 They are replaced by plain string substitution: message text is never run
 as a template, so nothing a marketer types can execute code.
+
+Segments are counted on the text as people get it, not as typed: each token
+counts at its longest value among the people in the database (see
+`count_received`).
 """
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
 
 from django.core.exceptions import ValidationError
+from django.db.models import CharField, Count, Func, IntegerField, Max, Min, Q
+from django.db.models.functions import Cast, Length
 from django.utils.translation import gettext as _
+
+from smscampaigns.models import Lead
 
 MAX_LENGTH = 1600
 
@@ -93,9 +102,11 @@ class SegmentCount:
     per_segment: int
 
 
-def count_segments(text: str) -> SegmentCount:
-    """How many SMS segments `text` takes (160/153 GSM-7, 70/67 UCS-2)."""
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
+def count_segments(text: str, *, ucs2: bool = False) -> SegmentCount:
+    """How many SMS segments `text` takes (160/153 GSM-7, 70/67 UCS-2).
+    `ucs2` counts it as UCS-2 whatever it holds (another part of the message
+    forces it, such as a person's name)."""
+    if not ucs2 and all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
         units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
         single, multi, encoding = 160, 153, "GSM-7"
     else:
@@ -114,3 +125,239 @@ def count_segments(text: str) -> SegmentCount:
         segments=segments,
         per_segment=single if segments <= 1 else multi,
     )
+
+
+# --- Counting the text as people get it ------------------------------------------
+
+
+def _glob_class(characters) -> str:
+    """A GLOB character class's inside: runs of consecutive characters as
+    ranges, since SQLite compares a character with every entry of a class."""
+    points = sorted({ord(ch) for ch in characters})
+    runs = []
+    for point in points:
+        if runs and point == runs[-1][1] + 1:
+            runs[-1][1] = point
+        else:
+            runs.append([point, point])
+    return "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in runs)
+
+
+def _regex_class(characters) -> str:
+    """A PostgreSQL bracket expression's inside, every character spelt out."""
+    return "".join("\\" + ch if ch in "\\[]^-" else ch for ch in sorted(set(characters)))
+
+
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
+# Plain: printable ASCII that GSM-7 carries in one septet (all but the
+# backtick and the extension set). Most values hold nothing else, and one
+# short class tells them apart; only the others are looked at closely.
+_PLAIN = [ch for ch in map(chr, range(0x20, 0x7F)) if ch in GSM7_BASIC]
+_GLOB_NOT_PLAIN = f"*[^{_glob_class(_PLAIN)}]*"
+_GLOB_OUTSIDE_GSM7 = f"*[^{_glob_class(_GSM7)}]*"
+_GLOB_EXTENSION = f"*[{_glob_class(GSM7_EXTENSION)}]*"
+_REGEX_NOT_PLAIN = f"[^{_regex_class(_PLAIN)}]"
+_REGEX_OUTSIDE_GSM7 = f"[^{_regex_class(_GSM7)}]"
+_REGEX_EXTENSION = f"[{_regex_class(GSM7_EXTENSION)}]"
+_EXTENSION_CHARACTERS = "".join(sorted(GSM7_EXTENSION))
+
+
+class Gsm7Cost(Func):
+    """What a text costs in an SMS, as SQL, so that one scan of the people
+    reads it for everyone: its length in septets when GSM-7 carries it (a
+    character of the extension set, such as € or {, takes two), or minus its
+    length in characters when it holds a character outside GSM-7 (then the
+    whole SMS goes as UCS-2)."""
+
+    arity = 1
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        without_extension = sql
+        for _character in _EXTENSION_CHARACTERS:
+            without_extension = f"REPLACE({without_extension}, %s, '')"
+        return (
+            f"(CASE WHEN NOT {sql} GLOB %s THEN LENGTH({sql})"
+            f" WHEN {sql} GLOB %s THEN -LENGTH({sql})"
+            f" WHEN {sql} GLOB %s THEN 2 * LENGTH({sql}) - LENGTH({without_extension})"
+            f" ELSE LENGTH({sql}) END)",
+            (
+                *params, _GLOB_NOT_PLAIN, *params,
+                *params, _GLOB_OUTSIDE_GSM7, *params,
+                *params, _GLOB_EXTENSION, *params, *params, *_EXTENSION_CHARACTERS,
+                *params,
+            ),
+        )  # fmt: skip
+
+    def as_sql(self, compiler, connection, **extra_context):
+        # PostgreSQL: regular expressions (compiled once, cached).
+        sql, params = compiler.compile(self.source_expressions[0])
+        return (
+            f"(CASE WHEN {sql} !~ %s THEN LENGTH({sql})"
+            f" WHEN {sql} ~ %s THEN -LENGTH({sql})"
+            f" WHEN {sql} ~ %s THEN 2 * LENGTH({sql}) - LENGTH(TRANSLATE({sql}, %s, ''))"
+            f" ELSE LENGTH({sql}) END)",
+            (
+                *params, _REGEX_NOT_PLAIN, *params,
+                *params, _REGEX_OUTSIDE_GSM7, *params,
+                *params, _REGEX_EXTENSION, *params, *params, _EXTENSION_CHARACTERS,
+                *params,
+            ),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TokenValues:
+    """What the people database holds in one token's field, for counting."""
+
+    longest_gsm7: int  # the longest value GSM-7 carries, in septets
+    longest_outside: int  # the longest value with a character outside GSM-7 (UCS-2 characters)
+    people_outside: int  # how many people have such a value
+
+    @property
+    def longest(self) -> int:
+        return max(self.longest_gsm7, self.longest_outside)
+
+
+NO_VALUES = TokenValues(0, 0, 0)
+ALL_PEOPLE = 10**15  # a slice beyond any number of people
+
+
+@dataclass(frozen=True)
+class PeopleValues:
+    people: int
+    fields: dict  # field name → TokenValues
+
+    def to_dict(self) -> dict:
+        return {"people": self.people, "fields": {name: astuple(v) for name, v in self.fields.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PeopleValues":
+        return cls(
+            people=data["people"], fields={name: TokenValues(*v) for name, v in data["fields"].items()}
+        )
+
+
+def token_fields(text: str) -> list[str]:
+    """The known fields the text's tokens use, each once, in order of first use."""
+    fields = []
+    for match in _TOKEN.finditer(text):
+        name = match.group("field")
+        if name in TOKEN_FIELDS and name not in fields:
+            fields.append(name)
+    return fields
+
+
+def people_values(fields: Iterable[str]) -> PeopleValues:
+    """The longest value of each field among the people, and who holds a
+    character outside GSM-7 there: one query (one scan of the people),
+    whatever the number of fields; no query when there are no fields."""
+    fields = [name for name in dict.fromkeys(fields) if name in TOKEN_FIELDS]
+    if not fields:
+        return PeopleValues(people=0, fields={})
+    columns = {}
+    aggregates = {"people": Count("pk")}
+    for name in fields:
+        cost = f"{name}__cost"
+        if isinstance(Lead._meta.get_field(name), CharField):
+            columns[cost] = Gsm7Cost(name)
+            aggregates[f"{name}__gsm7"] = Max(cost)
+            aggregates[f"{name}__outside"] = Min(cost)
+            aggregates[f"{name}__people_outside"] = Count("pk", filter=Q(**{f"{cost}__lt": 0}))
+        else:  # a number: digits and a sign, all GSM-7
+            columns[cost] = Length(Cast(name, CharField()))
+            aggregates[f"{name}__gsm7"] = Max(cost)
+    # The slice has Django aggregate over a subquery, so each value's cost is
+    # worked out once per row, not once per aggregate (SQLite runs the
+    # subquery as a co-routine: nothing is stored).
+    row = Lead.objects.order_by().annotate(**columns)[:ALL_PEOPLE].aggregate(**aggregates)
+    return PeopleValues(
+        people=row["people"],
+        fields={
+            name: TokenValues(
+                longest_gsm7=max(row[f"{name}__gsm7"] or 0, 0),
+                longest_outside=-min(row.get(f"{name}__outside") or 0, 0),
+                people_outside=row.get(f"{name}__people_outside") or 0,
+            )
+            for name in fields
+        },
+    )
+
+
+def _outside_gsm7(text: str) -> bool:
+    return not all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text)
+
+
+def _filled(text: str, lengths: dict, *, ucs2: bool = False) -> str:
+    """The text with each token as long as `lengths` says, or its default when
+    that costs more (people without a value get the default)."""
+
+    def replace(match):
+        length = lengths.get(match.group("field"), 0)
+        default = match.group("default") or ""
+        if default and count_segments(default, ucs2=ucs2).units >= length:
+            return default
+        return "x" * length
+
+    return _TOKEN.sub(replace, text)
+
+
+def _longer(*counts: SegmentCount) -> SegmentCount:
+    return max(counts, key=lambda count: (count.segments, count.units, count.characters))
+
+
+@dataclass(frozen=True)
+class ReceivedCount:
+    """How a message counts as people get it."""
+
+    longest: SegmentCount  # the longest message anyone gets
+    within_gsm7: SegmentCount  # the longest for people whose values GSM-7 carries
+    outside_gsm7: SegmentCount | None  # the longest for people with a value outside GSM-7; None: nobody
+    people: int
+    tokens: tuple  # (field, longest value) of each field the tokens use
+    outside: tuple  # (field, people) of each field where some values are outside GSM-7
+
+
+def count_received(text: str, values: PeopleValues | None = None) -> ReceivedCount:
+    """Count the message as people get it: each token at its longest value
+    among the people (or its default when that is longer), so the count is
+    the most anyone is sent.
+
+    A character outside GSM-7 turns the whole message into UCS-2: people
+    with such a value are counted apart (that field at its longest value
+    outside GSM-7, every other token at its longest value), and so are people
+    who get a default outside GSM-7. `values` is `people_values()` of the
+    text's fields; read when not given.
+    """
+    fields = token_fields(text)
+    if values is None:
+        values = people_values(fields)
+    field_values = {name: values.fields.get(name, NO_VALUES) for name in fields}
+    longest = {name: v.longest for name, v in field_values.items()}
+    within = count_segments(_filled(text, {name: v.longest_gsm7 for name, v in field_values.items()}))
+    outside = []
+    for name, token in field_values.items():
+        if token.people_outside:
+            lengths = {**longest, name: token.longest_outside}
+            outside.append(count_segments(_filled(text, lengths, ucs2=True), ucs2=True))
+    defaults = {m.group("field") for m in _TOKEN.finditer(text) if _outside_gsm7(m.group("default") or "")}
+    for name in defaults & set(fields):
+        # People without a value get the default: UCS-2 for them.
+        outside.append(count_segments(_filled(text, {**longest, name: 0})))
+    outside_count = _longer(*outside) if outside else None
+    return ReceivedCount(
+        longest=_longer(within, *outside),
+        within_gsm7=within,
+        outside_gsm7=outside_count,
+        people=values.people,
+        tokens=tuple(longest.items()),
+        outside=tuple((name, v.people_outside) for name, v in field_values.items() if v.people_outside),
+    )
+
+
+def count_received_many(texts: Iterable[str]) -> list[ReceivedCount]:
+    """`count_received` for several texts, with one query for all of them."""
+    texts = list(texts)
+    values = people_values(name for text in texts for name in token_fields(text))
+    return [count_received(text, values) for text in texts]

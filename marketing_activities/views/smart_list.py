@@ -1,18 +1,26 @@
-"""The Smart List tab: rules, logic, and who qualifies."""
+"""The Smart List tab: rules, logic, and who qualifies.
+
+Every change is saved at once, as on the Flow tab: a rule added or removed,
+a field, operator or value chosen or typed, the logic. A smart list with
+problems is kept as typed, each problem shown at its rule or at the logic,
+and the campaign cannot run until they are fixed.
+"""
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from smscampaigns.models import Lead
-from smscampaigns.smartlists import parse_definition
+from smscampaigns.smartlists import MAX_RULES
 
 from .. import services
 from ..forms import SmartListEditor
+from ..models import SmartCampaign
 from .campaign import campaign_context, campaign_or_404
 from .common import HtmxHttpRequest, marketer_required, render_screen
 
@@ -23,55 +31,78 @@ SAMPLE_SIZE = 10
 NO_AUDIENCE = {"audience_count": None, "audience_sample": []}
 
 
-def audience(definition: dict) -> dict:
-    """How many people `definition` picks and the first of them; nothing while it is invalid."""
-    try:
-        leads = Lead.objects.filter(parse_definition(definition).to_q())
-    except ValidationError:
+def audience(editor: SmartListEditor) -> dict:
+    """How many people the checked rules pick, and the first of them; nothing while they have problems."""
+    # No count beside a smart list-wide problem either: it would count rules that cannot run.
+    if editor.parsed is None or editor.errors:
         return NO_AUDIENCE
+    leads = Lead.objects.filter(editor.parsed.to_q())
     return {"audience_count": leads.count(), "audience_sample": list(leads.order_by("pk")[:SAMPLE_SIZE])}
 
 
-def _screen(request, campaign, editor, *, dirty=False):
-    context = {
+def smart_list_context(request, campaign: SmartCampaign, editor: SmartListEditor, *, focus_rule=None) -> dict:
+    return {
         **campaign_context(campaign, "smart-list"),
         "editor": editor,
-        "dirty": dirty,
-        # No count beside a smart list-wide problem: it would count rules that cannot run.
-        **(NO_AUDIENCE if editor.errors else audience(editor.definition())),
+        # In the context, not the template: the partials that answer a change are rendered alone.
+        "may_change": request.user.has_perm("marketing_activities.change_smartcampaign"),
+        "form_url": reverse("marketing_activities:campaign_smart_list", args=[campaign.pk]),
+        "max_rules": MAX_RULES,
+        # htmx: the rule just added gets the focus.
+        "focus_rule": focus_rule,
+        **audience(editor),
     }
-    return render_screen(request, TEMPLATE, context, selected=campaign)
+
+
+def _rule_index(action: str, prefix: str) -> int | None:
+    rest = action.removeprefix(prefix)
+    return int(rest) if rest != action and rest.isdigit() else None
+
+
+def _stored(campaign: SmartCampaign) -> SmartListEditor:
+    editor = SmartListEditor.from_definition(campaign.smart_list.definition)
+    editor.check()
+    return editor
 
 
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view_smartcampaign", post=("change_smartcampaign",))
 def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """GET shows the stored rules. POST carries the whole form and an action:
-    "add", "remove-N" or "refresh" (a rule's field changed) re-render what was
-    typed without saving; "preview" recounts the audience; "save" validates and stores."""
+    """GET shows the stored rules with their problems. A POST carries the whole
+    form as it now stands, and it is stored at once; `action` says what else
+    the marketer did: "add" a rule, "remove-N", or "field-N" (rule N's field
+    was chosen: its operator follows when the old one does not apply)."""
     campaign = campaign_or_404(pk)
     if request.method == "GET":
-        editor = SmartListEditor.from_definition(campaign.smart_list.definition)
-        # A smart list stored before today's rules (say, beyond a limit) shows what to fix.
-        editor.is_valid()
-        return _screen(request, campaign, editor)
-    editor = SmartListEditor.from_post(request.POST)
-    action = request.POST.get("action", "save")
-    if action == "add":
-        editor.add_rule()
-    elif action.startswith("remove-") and action[7:].isdigit():
-        editor.remove_rule(int(action[7:]))
-    if action != "save":
-        return _screen(request, campaign, editor, dirty=True)
-    if not editor.is_valid():
-        return _screen(request, campaign, editor, dirty=True)
-    try:
-        services.smart_list_update(smart_list=campaign.smart_list, definition=editor.definition())
-    except ValidationError as error:  # a Vibes list deleted meanwhile, say
-        editor.errors = error.messages
-        return _screen(request, campaign, editor, dirty=True)
-    messages.success(request, _("Smart list saved."))
+        return render_screen(
+            request, TEMPLATE, smart_list_context(request, campaign, _stored(campaign)), selected=campaign
+        )
+    action = request.POST.get("action", "")
+    editor = SmartListEditor.from_post(request.POST, field_changed=_rule_index(action, "field-"))
+    focus_rule = None
+    if editor.refusal:
+        if not request.htmx:
+            messages.error(request, editor.refusal)
+        refusal, editor = editor.refusal, _stored(campaign)
+        editor.errors.insert(0, refusal)
+    else:
+        if action == "add" and editor.add_rule():
+            focus_rule = len(editor.rows) - 1
+        elif (index := _rule_index(action, "remove-")) is not None:
+            editor.remove_rule(index)
+        editor.check()
+        if editor.over_limit:
+            # Stored, rules beyond the limit could not be shown again (the tab offers
+            # the first ones): they stay on the page, for the marketer to remove some.
+            editor.errors.append(_("Nothing is saved while the smart list is beyond the limit."))
+        else:
+            services.smart_list_edit(smart_list=campaign.smart_list, definition=editor.definition())
     if not request.htmx:
         return redirect("marketing_activities:campaign_smart_list", pk=campaign.pk)
-    return _screen(request, campaign, editor)
+    # htmx: a change of the rules (add, remove, a field or operator chosen) gets
+    # the rules again; typing gets only what follows from it (the problems, the
+    # count, the saved state), so that nothing being typed is replaced.
+    context = smart_list_context(request, campaign, editor, focus_rule=focus_rule)
+    partial = "rules-saved" if request.htmx.target == "smart-list-rules" else "typing-saved"
+    return TemplateResponse(request, f"{TEMPLATE}#{partial}", context)

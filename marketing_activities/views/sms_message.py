@@ -1,6 +1,7 @@
 """The SMS message editor: name and text, tokens, a live segment counter and a preview for a chosen person."""
 
 from django.contrib import messages
+from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import HttpResponse
@@ -22,22 +23,62 @@ TEMPLATE = "marketing_activities/sms_message.html"
 LEAD_RESULTS = 8
 
 
-def live_text(text: str, lead: Lead | None) -> dict:
-    """Counter, problems and preview of `text`: one truth, computed here, shown as the marketer types."""
+# While the marketer types, the people are read once: the counter's reading
+# travels with the page, signed, and is used again for this long (and as
+# long as the text uses no other token). Nothing is kept on the server.
+READING_MAX_AGE = 60  # seconds
+_READING_SALT = "marketing_activities.sms_message.reading"
+
+
+def people_reading(text: str, earlier: str) -> tuple[sms_text.PeopleValues, str]:
+    """The longest values of the text's tokens among the people: the signed
+    `earlier` reading when it is recent and covers them, else read now (one
+    query). Returns them and their signed form, for the next request."""
+    fields = sms_text.token_fields(text)
+    try:
+        reading = signing.loads(earlier, salt=_READING_SALT, max_age=READING_MAX_AGE)
+    except signing.BadSignature:  # none, tampered with or too old
+        reading = None
+    if reading and set(fields) <= set(reading["fields"]):
+        return sms_text.PeopleValues.from_dict(reading), earlier
+    values = sms_text.people_values(fields)
+    return values, signing.dumps(values.to_dict(), salt=_READING_SALT) if fields else ""
+
+
+def live_text(text: str, lead: Lead | None, *, earlier_reading: str = "") -> dict:
+    """Counter, problems and preview of `text`: one truth, computed here, shown as the marketer types.
+
+    The counter counts the message as people get it: each token at its
+    longest value among the people, and for the chosen person their own
+    message."""
     try:
         sms_text.validate_text(text)
         problems = []
     except ValidationError as error:
         problems = error.messages
+    values, reading = people_reading(text, earlier_reading)
+    received = sms_text.count_received(text, values)
+    # An unsaved Lead shows each token's default, as a person without that value would get it.
+    preview = sms_text.render(text, lead or Lead())
     return {
-        "count": sms_text.count_segments(text),
+        "count": received.longest,
+        "received": received,
+        "reading": reading,
+        "token_lengths": [(_field_label(name), length) for name, length in received.tokens],
+        "outside_fields": [(_field_label(name), people) for name, people in received.outside],
         "max_length": sms_text.MAX_LENGTH,
-        "too_long": len(text) > sms_text.MAX_LENGTH,
+        "too_long": received.longest.characters > sms_text.MAX_LENGTH,
+        # The text itself over the limit is one of the problems already.
+        "received_too_long": len(text) <= sms_text.MAX_LENGTH < received.longest.characters,
         "problems": problems,
-        # An unsaved Lead shows each token's default, as a person without that value would get it.
-        "preview": sms_text.render(text, lead or Lead()),
+        "preview": preview,
         "lead": lead,
+        "lead_count": sms_text.count_segments(preview) if lead else None,
     }
+
+
+def _field_label(name: str) -> str:
+    return Lead._meta.get_field(name).verbose_name
 
 
 def find_leads(query: str):
@@ -81,6 +122,6 @@ def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "tokens": sms_text.token_placeholders(),
         "lead_query": lead_query,
         "lead_results": find_leads(lead_query) if lead_query else [],
-        **live_text(text, lead),
+        **live_text(text, lead, earlier_reading=request.GET.get("reading", "")),
     }
     return render_screen(request, TEMPLATE, context, selected=message)

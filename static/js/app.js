@@ -6,6 +6,7 @@
  * 3. Tree menus close after a choice.          7. Focus stays put when htmx re-renders.
  * 4. Cancel removes an inline tree form.       8. Changes are announced to screen readers.
  * 9. A failed htmx request says so (htmx swaps nothing on 4xx/5xx), and why when refused.
+ * 10. Smart list: typing a logic expression chooses "Advanced".
  */
 (function () {
   "use strict";
@@ -249,5 +250,14 @@
     if (event.target.closest && event.target.closest("[data-dismiss-banner]")) {
       event.target.closest("#request-error").hidden = true;
     }
+  });
+
+  // --- 10. Smart list logic ------------------------------------------------------------
+  // Typing an expression means using it: choose "Advanced" before the text is saved.
+  document.addEventListener("input", function (event) {
+    var expression = event.target.closest && event.target.closest(".logic-expression");
+    if (!expression) return;
+    var advanced = expression.form && expression.form.querySelector("input[name=logic_mode][value=expression]");
+    if (advanced) advanced.checked = true;
   });
 })();

@@ -11,8 +11,13 @@ import pytest
 from playwright.sync_api import expect
 
 from marketing_activities.models import FlowStep, SmartCampaign
-from tests.marketing_activities.factories import FolderFactory, ProgramFactory, SmsMessageFactory
-from tests.smscampaigns.factories import LeadFactory
+from tests.marketing_activities.factories import (
+    FolderFactory,
+    ProgramFactory,
+    SmartCampaignFactory,
+    SmsMessageFactory,
+)
+from tests.smscampaigns.factories import LeadFactory, SmartListFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,23 +41,34 @@ def marketing_data():
     return {"program": program, "news": news}
 
 
+# Counts htmx's requests in flight and its settled swaps, once per page (from
+# the first wait on: a request already under way then is not counted).
+WATCH_HTMX = """() => {
+  if (window.__htmxWatch) return;
+  const watch = (window.__htmxWatch = { inflight: 0, settles: 0 });
+  document.addEventListener("htmx:beforeRequest", () => watch.inflight++);
+  document.addEventListener("htmx:afterRequest", () => { watch.inflight = Math.max(0, watch.inflight - 1); });
+  document.addEventListener("htmx:afterSettle", () => watch.settles++);
+}"""
+QUIET = """before => {
+  const watch = window.__htmxWatch;
+  return watch.settles > before && watch.inflight === 0
+    && !document.querySelector(".htmx-settling, .htmx-swapping");
+}"""
+
+
 @contextmanager
-def swapped(page, timeout_ms=10_000):
-    """Wait, after the block, for the htmx swap it caused to settle: the new
-    elements are in place and have their hx-* behaviour. Assertions on text
-    that was already there would not tell the old page from the new one."""
-    # (A function returning nothing: evaluate would otherwise wait for the promise now.)
-    page.evaluate(
-        "() => { window.__settled = new Promise(resolve =>"
-        " document.addEventListener('htmx:afterSettle', () => resolve(true), {once: true})); }"
-    )
+def swapped(page, timeout_ms=30_000):
+    """Wait, after the block, for the htmx swap it caused to settle and for the
+    page to be quiet (no request in flight, nothing settling): the new elements
+    are in place and have their hx-* behaviour. Assertions on text that was
+    already there would not tell the old page from the new one, and waiting
+    for the first swap alone would be fooled by a swap the block also caused
+    (leaving a field saves it, say)."""
+    page.evaluate(WATCH_HTMX)
+    before = page.evaluate("() => window.__htmxWatch.settles")
     yield
-    settled = page.evaluate(
-        "ms => Promise.race([window.__settled,"
-        " new Promise(resolve => setTimeout(() => resolve(false), ms))])",
-        timeout_ms,
-    )
-    assert settled, "no htmx swap settled after the action"
+    page.wait_for_function(QUIET, arg=before, timeout=timeout_ms)
 
 
 def step_titles(page):
@@ -84,18 +100,17 @@ def test_a_marketer_builds_a_flow_and_runs_it(marketing_data, vibes_simulator, s
     campaign = SmartCampaign.objects.get(name="Black Friday teaser")
     expect(page.locator("#tree .tree-link[aria-current=page]")).to_have_text("Black Friday teaser")
 
-    # Smart List: one rule, the count updates, and it is saved.
+    # Smart List: one rule, saved as it is made, and the count updates.
     with swapped(page):
         page.get_by_role("button", name="Add rule").click()
+    expect(page.locator("#save-status")).to_contain_text("Saved with problems")  # the rule lacks a value
     with swapped(page):  # choosing the field re-renders the rule with that field's operators
         page.get_by_label("Rule 1: field").select_option("country")
     expect(page.get_by_label("Rule 1: operator")).to_have_value("is")
     with swapped(page):  # the live count, after a pause in typing
         page.get_by_label("Rule 1: value").fill("US")
     expect(page.locator("#audience")).to_contain_text("6 people qualify")
-    with swapped(page):
-        page.get_by_role("button", name="Save smart list").click()
-    expect(page.locator("#tab-panel")).to_contain_text("Smart list saved.")
+    expect(page.locator("#save-status")).to_contain_text("All changes saved")
 
     # Flow tab: its own URL.
     with swapped(page):
@@ -222,6 +237,59 @@ def test_the_sms_editor_counts_while_typing_and_inserts_tokens(marketing_data, l
     with swapped(page):
         page.get_by_role("button", name=re.compile("Person3")).click()
     expect(page.locator("#sms-live .bubble")).to_have_text("Hi Person3")
+
+
+def test_a_smart_list_rule_typed_is_still_there_after_switching_tabs(marketing_data, logged_in):
+    page = logged_in
+    campaign = SmartCampaignFactory(
+        program=marketing_data["program"],
+        smart_list=SmartListFactory(definition={"logic": "all", "rules": []}),
+    )
+    page.goto(f"/marketing-activities/campaigns/{campaign.pk}/smart-list/")
+    with swapped(page):
+        page.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_label("Rule 1: field")).to_be_focused()
+    with swapped(page):
+        page.get_by_label("Rule 1: field").select_option("first_name")
+    # Typed, and straight to another tab: no pause, no Save button.
+    page.get_by_label("Rule 1: value").fill("Person3")
+    with swapped(page):
+        page.get_by_role("tab", name="Flow").click()
+    page.wait_for_url(f"**/campaigns/{campaign.pk}/flow/")
+    with swapped(page):
+        page.get_by_role("tab", name="Smart List").click()
+    expect(page.get_by_label("Rule 1: field")).to_have_value("first_name")
+    expect(page.get_by_label("Rule 1: value")).to_have_value("Person3")
+    expect(page.locator("#audience")).to_contain_text("1 person qualifies")
+    campaign.smart_list.refresh_from_db()
+    assert campaign.smart_list.rules == [{"field": "first_name", "op": "is", "value": "Person3"}]
+
+    # A logic problem shows while typing, at the logic, and goes when fixed.
+    page.get_by_label("Advanced:").check()
+    with swapped(page):
+        page.get_by_label("Logic expression").fill("1 and 2")
+    expect(page.locator("#logic-problem")).to_have_text(
+        "Logic: there is no rule 2 (the rules are numbered 1 to 1)."
+    )
+    expect(page.locator("#save-status")).to_contain_text("Saved with problems")
+    with swapped(page):
+        page.get_by_label("Logic expression").fill("not 1")
+    expect(page.locator("#logic-problem")).to_be_empty()
+    expect(page.locator("#audience")).to_contain_text("5 people qualify")  # all but Person3
+
+
+def test_the_sms_counter_shows_the_segments_of_the_longest_first_name(marketing_data, logged_in):
+    page = logged_in
+    LeadFactory(first_name="Maximilian-Alexander-Bernd")  # 26 characters, the longest
+    message = marketing_data["program"].sms_messages.get()
+    page.goto(f"/marketing-activities/sms-messages/{message.pk}/")
+    with swapped(page):
+        # As typed, 135 + 19 characters (and two septets more for the braces): 1 segment.
+        page.get_by_label("Text", exact=True).fill("x" * 135 + "{{lead.first_name}}")
+    live = page.locator("#sms-live")
+    expect(live.locator("[data-characters]")).to_have_text("161")  # as the longest first name gets it
+    expect(live.locator("[data-segments]")).to_have_text("2")
+    expect(live).to_contain_text("first name: 26 characters")
 
 
 def test_the_tree_search_shows_matches_with_their_folders(marketing_data, logged_in):

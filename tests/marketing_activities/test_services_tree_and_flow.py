@@ -207,13 +207,37 @@ def test_sms_message_update_refuses_more_than_1600_characters():
     assert "1601 characters long" in " ".join(error.value.messages)
 
 
-def test_smart_list_update_refuses_bad_logic():
+def test_smart_list_edit_stores_rules_with_problems_as_typed():
     campaign = SmartCampaignFactory()
-    with pytest.raises(ValidationError, match="Logic:"):
-        services.smart_list_update(
-            smart_list=campaign.smart_list,
-            definition={"logic": "1 and 2", "rules": [{"field": "country", "op": "is", "value": "US"}]},
+    definition = {"logic": "1 and 2", "rules": [{"field": "country", "op": "is", "value": "US"}]}
+    services.smart_list_edit(smart_list=campaign.smart_list, definition=definition)
+    campaign.smart_list.refresh_from_db()
+    assert campaign.smart_list.definition == definition
+    assert campaign.problems()[-1] == "Smart list: Logic: there is no rule 2 (the rules are numbered 1 to 1)."
+
+
+def test_smart_list_edit_writes_nothing_when_nothing_changed(django_assert_num_queries):
+    campaign = SmartCampaignFactory()
+    with django_assert_num_queries(0):
+        services.smart_list_edit(
+            smart_list=campaign.smart_list, definition=dict(campaign.smart_list.definition)
         )
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        [],
+        {"rules": []},
+        {"logic": None, "rules": []},
+        {"logic": "all", "rules": ["x"]},
+        {"logic": "all", "rules": [], "x": 1},
+    ],
+)
+def test_smart_list_edit_refuses_what_is_not_a_smart_list(definition):
+    campaign = SmartCampaignFactory()
+    with pytest.raises(ValidationError, match='must be an object with "logic" and "rules"'):
+        services.smart_list_edit(smart_list=campaign.smart_list, definition=definition)
 
 
 # --- Schedule -------------------------------------------------------------------------------

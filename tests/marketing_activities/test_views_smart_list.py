@@ -1,9 +1,10 @@
-"""The Smart List tab: rules, logic, errors at the rule, the live audience."""
+"""The Smart List tab: every change saved at once, problems at the rule and the logic, the live count."""
 
 import pytest
+from django.test import Client
 
 from tests.marketing_activities import ui_helpers
-from tests.marketing_activities.factories import SmartCampaignFactory
+from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import SubscriptionFactory, VibesListFactory
@@ -14,13 +15,39 @@ pytestmark = pytest.mark.django_db
 fast_password_hashing = ui_helpers.fast_password_hashing
 clerk_client = ui_helpers.clerk_client
 
+# What the page's requests send: a choice of field or operator, add and remove
+# redraw the rules; typing a value or the logic gets the saved state back.
+REDRAW = {**HTMX, "HX-Target": "smart-list-rules"}
+TYPING = {**HTMX, "HX-Target": "save-status"}
 
-def rules_post(*rules, logic_mode="all", logic="", action="save"):
+
+def rules_post(*rules, logic_mode="all", logic="", action=""):
     data = {"rule_count": len(rules), "logic_mode": logic_mode, "logic": logic, "action": action}
     for index, rule in enumerate(rules):
         for key, value in rule.items():
             data[f"rule-{index}-{key}"] = value
     return data
+
+
+def stored(campaign):
+    campaign.smart_list.refresh_from_db()
+    return campaign.smart_list.definition
+
+
+def part(html, element_id):
+    """The element with that id (up to its end tag), from an HTML fragment."""
+    start = html.index(f'id="{element_id}"')
+    start = html.rindex("<", 0, start)
+    tag = html[start + 1 : html.index(" ", start)]
+    return html[start : html.index(f"</{tag}>", start)]
+
+
+def set_definition(campaign, definition):
+    campaign.smart_list.definition = definition
+    campaign.smart_list.save()
+
+
+# --- The page ---------------------------------------------------------------------
 
 
 def test_the_smart_list_tab_renders_the_full_page_with_the_count(staff_client):
@@ -31,6 +58,7 @@ def test_the_smart_list_tab_renders_the_full_page_with_the_count(staff_client):
     assert "<html" in html
     assert "3 people qualify" in html
     assert 'aria-selected="true"' in html.split('id="tab-smart-list"')[1].split(">")[0]
+    assert "All changes saved" in html
 
 
 def test_the_smart_list_tab_answers_htmx_with_the_partial(staff_client):
@@ -50,156 +78,6 @@ def test_the_preview_lists_the_first_ten_people(staff_client):
     assert "The first 10 are shown." in html
 
 
-def test_saving_rules_stores_the_definition(staff_client):
-    campaign = SmartCampaignFactory()
-    data = rules_post(
-        {"field": "country", "op": "is", "value": "SE"},
-        {"field": "lead_score", "op": "greater", "value": "50"},
-        logic_mode="any",
-    )
-    response = staff_client.post(url("campaign_smart_list", campaign.pk), data)
-    assert response.status_code == 302
-    campaign.smart_list.refresh_from_db()
-    assert campaign.smart_list.definition == {
-        "logic": "any",
-        "rules": [
-            {"field": "country", "op": "is", "value": "SE"},
-            {"field": "lead_score", "op": "greater", "value": "50"},
-        ],
-    }
-
-
-def test_saving_with_htmx_shows_the_tab_again_with_a_message(staff_client):
-    campaign = SmartCampaignFactory()
-    response = staff_client.post(
-        url("campaign_smart_list", campaign.pk),
-        rules_post({"field": "country", "op": "is", "value": "SE"}),
-        headers=HTMX,
-    )
-    assert b"Smart list saved." in response.content
-    assert b"<html" not in response.content
-
-
-def test_a_vibes_list_rule_has_the_list_and_the_status(staff_client):
-    news = VibesListFactory(name="Newsletter")
-    SubscriptionFactory(vibes_list=news, status="pending")
-    SubscriptionFactory(vibes_list=news, status="subscribed")
-    campaign = SmartCampaignFactory()
-    data = rules_post({"field": "vibes_list", "op": "is", "value": str(news.pk), "status": "pending"})
-    staff_client.post(url("campaign_smart_list", campaign.pk), data)
-    campaign.smart_list.refresh_from_db()
-    assert campaign.smart_list.rules == [
-        {"field": "vibes_list", "op": "is", "value": news.pk, "status": "pending"}
-    ]
-    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
-    assert "1 person qualifies" in html
-    assert '<option value="pending" selected>' in html
-    assert f'<option value="{news.pk}" selected>Newsletter</option>' in html
-
-
-def test_errors_are_shown_at_the_rule_and_nothing_typed_is_lost(staff_client):
-    campaign = SmartCampaignFactory()
-    before = dict(campaign.smart_list.definition)
-    data = rules_post(
-        {"field": "country", "op": "is", "value": "Typed country"},
-        {"field": "lead_score", "op": "greater", "value": "lots"},
-    )
-    response = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=HTMX)
-    html = response.content.decode()
-    assert response.status_code == 200
-    rule_2 = html[html.index('id="rule-1"') :].split("</li>")[0]
-    assert "Rule 2: “lots” is not a number." in rule_2
-    assert 'value="Typed country"' in html and 'value="lots"' in html
-    assert "Unsaved changes" in html
-    campaign.smart_list.refresh_from_db()
-    assert campaign.smart_list.definition == before
-
-
-def test_bad_logic_is_shown_at_the_logic(staff_client):
-    campaign = SmartCampaignFactory()
-    data = rules_post(
-        {"field": "country", "op": "is", "value": "US"}, logic_mode="expression", logic="1 and 3"
-    )
-    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=HTMX).content.decode()
-    logic = html[html.index('class="logic') :].split("</fieldset>")[0]
-    assert "Logic: there is no rule 3" in logic
-    assert 'value="1 and 3"' in logic
-
-
-def test_an_expression_is_saved_as_typed(staff_client):
-    campaign = SmartCampaignFactory()
-    data = rules_post(
-        {"field": "country", "op": "is", "value": "US"},
-        {"field": "blocklisted", "op": "is", "value": "true"},
-        logic_mode="expression",
-        logic="1 and not 2",
-    )
-    staff_client.post(url("campaign_smart_list", campaign.pk), data)
-    campaign.smart_list.refresh_from_db()
-    assert campaign.smart_list.logic == "1 and not 2"
-
-
-def test_add_rule_keeps_what_was_typed_and_saves_nothing(staff_client):
-    campaign = SmartCampaignFactory()
-    data = rules_post({"field": "city", "op": "contains", "value": "Stock"}, action="add")
-    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=HTMX).content.decode()
-    assert 'name="rule-1-field"' in html
-    assert 'value="Stock"' in html
-    campaign.smart_list.refresh_from_db()
-    assert campaign.smart_list.rules == [{"field": "country", "op": "is", "value": "US"}]
-
-
-def test_remove_rule_drops_that_row(staff_client):
-    campaign = SmartCampaignFactory()
-    data = rules_post(
-        {"field": "city", "op": "is", "value": "Keep"},
-        {"field": "city", "op": "is", "value": "Drop"},
-        action="remove-1",
-    )
-    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=HTMX).content.decode()
-    assert 'value="Keep"' in html and 'value="Drop"' not in html
-
-
-def test_changing_the_field_offers_that_fields_operators(staff_client):
-    campaign = SmartCampaignFactory()
-    data = rules_post({"field": "lead_score", "op": "contains", "value": "5"}, action="refresh")
-    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=HTMX).content.decode()
-    ops = html[html.index('name="rule-0-op"') :].split("</select>")[0]
-    assert "greater than" in ops and "contains" not in ops
-
-
-def test_the_live_preview_recounts_without_saving(staff_client):
-    LeadFactory.create_batch(2, country="SE")
-    campaign = SmartCampaignFactory()
-    data = rules_post({"field": "country", "op": "is", "value": "SE"}, action="preview")
-    response = staff_client.post(
-        url("campaign_smart_list", campaign.pk), data, headers={**HTMX, "HX-Target": "audience"}
-    )
-    html = response.content.decode()
-    assert html.lstrip().startswith('<section id="audience"')
-    assert "2 people qualify" in html
-    campaign.smart_list.refresh_from_db()
-    assert campaign.smart_list.rules[0]["value"] == "US"
-
-
-def test_the_preview_of_invalid_rules_asks_to_fix_them(staff_client):
-    campaign = SmartCampaignFactory()
-    data = rules_post({"field": "lead_score", "op": "greater", "value": "many"}, action="preview")
-    response = staff_client.post(
-        url("campaign_smart_list", campaign.pk), data, headers={**HTMX, "HX-Target": "audience"}
-    )
-    assert b"Fix the rules to see who qualifies." in response.content
-
-
-def test_garbage_posts_never_fail(staff_client):
-    campaign = SmartCampaignFactory()
-    response = staff_client.post(
-        url("campaign_smart_list", campaign.pk),
-        {"rule_count": "lots", "rule-0-field": "shoe", "action": "remove-x"},
-    )
-    assert response.status_code == 200
-
-
 def test_no_rules_means_nobody(staff_client):
     campaign = SmartCampaignFactory()
     LeadFactory()
@@ -212,3 +90,309 @@ def test_no_rules_means_nobody(staff_client):
 def test_non_staff_cannot_change_a_smart_list(clerk_client):
     campaign = SmartCampaignFactory()
     assert clerk_client.post(url("campaign_smart_list", campaign.pk), rules_post()).status_code == 403
+    assert stored(campaign)["rules"]
+
+
+def test_every_save_needs_the_csrf_token(django_user_model):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(django_user_model.objects.create_superuser("csrf", "csrf@example.com", "pw-csrf-123"))
+    campaign = SmartCampaignFactory()
+    page = client.get(url("campaign_smart_list", campaign.pk))
+    data = rules_post({"field": "country", "op": "is", "value": "SE"})
+    assert client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING).status_code == 403
+    # htmx sends the token from the page's <body hx-headers>.
+    token = str(page.context["csrf_token"])
+    response = client.post(
+        url("campaign_smart_list", campaign.pk), data, headers={**TYPING, "X-CSRFToken": token}
+    )
+    assert response.status_code == 200
+    assert stored(campaign)["rules"][0]["value"] == "SE"
+
+
+# --- Every change is saved at once ------------------------------------------------------
+
+
+def test_a_typed_value_is_saved_at_once_and_nothing_typed_is_redrawn(staff_client):
+    LeadFactory.create_batch(2, country="SE")
+    campaign = SmartCampaignFactory()
+    response = staff_client.post(
+        url("campaign_smart_list", campaign.pk),
+        rules_post({"field": "country", "op": "is", "value": "SE"}),
+        headers=TYPING,
+    )
+    html = response.content.decode()
+    assert stored(campaign) == {"logic": "all", "rules": [{"field": "country", "op": "is", "value": "SE"}]}
+    assert html.lstrip().startswith('<p id="save-status"')
+    assert "All changes saved" in html
+    assert 'name="rule-0-value"' not in html  # the input being typed in is left alone
+    assert "2 people qualify" in part(html, "audience")  # the count stays live
+    assert 'hx-swap-oob="true"' in part(html, "audience")
+
+
+def test_choosing_a_field_saves_it_and_offers_its_operators(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post({"field": "lead_score", "op": "contains", "value": "5"}, action="field-0")
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW).content.decode()
+    assert html.lstrip().startswith('<div id="smart-list-rules"')
+    ops = part(html, "rule-0-op")
+    assert "greater than" in ops and "contains" not in ops
+    assert stored(campaign)["rules"] == [{"field": "lead_score", "op": "is", "value": "5"}]
+
+
+def test_choosing_another_field_keeps_an_operator_that_still_applies(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post({"field": "city", "op": "contains", "value": "Stock"}, action="field-0")
+    staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW)
+    assert stored(campaign)["rules"] == [{"field": "city", "op": "contains", "value": "Stock"}]
+
+
+def test_choosing_an_operator_saves_it_and_the_value_follows(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post({"field": "city", "op": "is empty", "value": "ignored"})
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW).content.decode()
+    assert stored(campaign)["rules"] == [{"field": "city", "op": "is empty"}]
+    assert 'name="rule-0-value"' not in html
+
+
+def test_adding_a_rule_saves_it_as_a_draft_that_says_what_it_lacks(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post({"field": "city", "op": "contains", "value": "Stock"}, action="add")
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW).content.decode()
+    assert stored(campaign)["rules"] == [
+        {"field": "city", "op": "contains", "value": "Stock"},
+        {"field": "first_name", "op": "is", "value": ""},
+    ]
+    assert "Rule 2: enter a value." in part(html, "rule-1-problem")
+    assert "autofocus" in part(html, "rule-1-field").split(">")[0]
+    assert "Saved with problems" in part(html, "save-status")
+
+
+def test_removing_a_rule_saves_at_once(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post(
+        {"field": "city", "op": "is", "value": "Keep"},
+        {"field": "city", "op": "is", "value": "Drop"},
+        action="remove-1",
+    )
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW).content.decode()
+    assert 'value="Keep"' in html and 'value="Drop"' not in html
+    assert stored(campaign)["rules"] == [{"field": "city", "op": "is", "value": "Keep"}]
+
+
+def test_a_vibes_list_and_its_status_are_saved_as_chosen(staff_client):
+    news = VibesListFactory(name="Newsletter")
+    SubscriptionFactory(vibes_list=news, status="pending")
+    SubscriptionFactory(vibes_list=news, status="subscribed")
+    campaign = SmartCampaignFactory()
+    data = rules_post({"field": "vibes_list", "op": "is", "value": str(news.pk), "status": "pending"})
+    staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING)
+    assert stored(campaign)["rules"] == [
+        {"field": "vibes_list", "op": "is", "value": news.pk, "status": "pending"}
+    ]
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert "1 person qualifies" in html
+    assert '<option value="pending" selected>' in html
+    assert f'<option value="{news.pk}" selected>Newsletter</option>' in html
+
+
+def test_choosing_the_logic_saves_it(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post(
+        {"field": "country", "op": "is", "value": "SE"},
+        {"field": "lead_score", "op": "greater", "value": "50"},
+        logic_mode="any",
+    )
+    staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING)
+    assert stored(campaign) == {
+        "logic": "any",
+        "rules": [
+            {"field": "country", "op": "is", "value": "SE"},
+            {"field": "lead_score", "op": "greater", "value": "50"},
+        ],
+    }
+
+
+def test_without_javascript_a_post_saves_and_shows_the_tab_again(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post({"field": "country", "op": "is", "value": "SE"}, action="save")
+    response = staff_client.post(url("campaign_smart_list", campaign.pk), data)
+    assert response.status_code == 302
+    assert stored(campaign)["rules"] == [{"field": "country", "op": "is", "value": "SE"}]
+
+
+# --- Problems: shown where they are, stored as typed ------------------------------------
+
+
+def test_a_rule_with_a_problem_is_stored_as_typed_and_the_campaign_cannot_run(staff_client):
+    campaign = SmartCampaignFactory()
+    FlowStepFactory(campaign=campaign)
+    data = rules_post(
+        {"field": "country", "op": "is", "value": "Typed country"},
+        {"field": "lead_score", "op": "greater", "value": "lots"},
+    )
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING).content.decode()
+    assert stored(campaign)["rules"][1] == {"field": "lead_score", "op": "greater", "value": "lots"}
+    problem = part(html, "rule-1-problem")
+    assert "Rule 2: “lots” is not a number." in problem and 'hx-swap-oob="true"' in problem
+    assert part(html, "rule-0-problem").endswith(">")  # rule 1 has none
+    assert "Saved with problems" in html and "The campaign cannot run until they are fixed." in html
+    assert "Fix the rules to see who qualifies." in part(html, "audience")
+    assert campaign.problems() == ["Smart list: Rule 2: “lots” is not a number."]
+
+
+def test_the_problems_of_stored_rules_show_when_the_tab_opens(staff_client):
+    campaign = SmartCampaignFactory()
+    set_definition(campaign, {"logic": "all", "rules": [{"field": "city", "op": "is", "value": ""}]})
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert "Rule 1: enter a value." in part(html, "rule-0-problem")
+    assert "Saved with problems" in html
+
+
+def test_logic_problems_show_while_typing(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post(
+        {"field": "country", "op": "is", "value": "US"}, logic_mode="expression", logic="1 and ("
+    )
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING).content.decode()
+    problem = part(html, "logic-problem")
+    assert "Logic: the expression ends too early." in problem and 'hx-swap-oob="true"' in problem
+    assert stored(campaign)["logic"] == "1 and ("
+    data["logic"] = "1 and 3"
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING).content.decode()
+    assert "Logic: there is no rule 3 (the rules are numbered 1 to 1)." in part(html, "logic-problem")
+    data["logic"] = "not 1"
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING).content.decode()
+    assert part(html, "logic-problem").endswith(">")  # fixed: the problem is gone
+    assert stored(campaign)["logic"] == "not 1"
+
+
+def test_removing_a_rule_the_logic_uses_shows_the_logic_problem(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post(
+        {"field": "city", "op": "is", "value": "A"},
+        {"field": "city", "op": "is", "value": "B"},
+        logic_mode="expression",
+        logic="1 or 2",
+        action="remove-1",
+    )
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW).content.decode()
+    assert "Logic: there is no rule 2 (the rules are numbered 1 to 1)." in part(html, "logic-problem")
+
+
+def test_an_expression_typed_as_valid_is_saved(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post(
+        {"field": "country", "op": "is", "value": "US"},
+        {"field": "blocklisted", "op": "is", "value": "true"},
+        logic_mode="expression",
+        logic="1 and not 2",
+    )
+    staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING)
+    assert stored(campaign)["logic"] == "1 and not 2"
+
+
+# --- What the editor does not know stays as it is --------------------------------------
+
+
+def test_a_stored_rule_with_an_unknown_field_stays_as_it_is(staff_client):
+    campaign = SmartCampaignFactory()
+    set_definition(campaign, {"logic": "all", "rules": [{"field": "shoe_size", "op": "is", "value": "42"}]})
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert '<option value="shoe_size" selected>“shoe_size” (unknown field)</option>' in part(
+        html, "rule-0-field"
+    )
+    assert '<option value="is" selected>' in part(html, "rule-0-op")
+    assert "Rule 1: unknown field “shoe_size”." in part(html, "rule-0-problem")
+    # The page posts it back as shown, with a change to another rule: it is kept.
+    data = rules_post(
+        {"field": "shoe_size", "op": "is", "value": "42"}, {"field": "city", "op": "is", "value": "Oslo"}
+    )
+    staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING)
+    assert stored(campaign)["rules"][0] == {"field": "shoe_size", "op": "is", "value": "42"}
+
+
+def test_a_stored_rule_with_an_operator_of_another_field_stays_as_it_is(staff_client):
+    campaign = SmartCampaignFactory()
+    set_definition(
+        campaign, {"logic": "all", "rules": [{"field": "country", "op": "greater", "value": "US"}]}
+    )
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert '<option value="greater" selected>“greater than” (does not apply)</option>' in part(
+        html, "rule-0-op"
+    )
+    assert "Rule 1: “greater” does not apply to Country" in part(html, "rule-0-problem")
+    data = rules_post({"field": "country", "op": "greater", "value": "US"}, action="add")
+    staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW)
+    assert stored(campaign)["rules"][0] == {"field": "country", "op": "greater", "value": "US"}
+
+
+def test_an_unknown_field_posted_is_kept_not_swapped_for_the_first(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post({"field": "shoe", "op": "fits", "value": "9"})
+    response = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW)
+    assert response.status_code == 200
+    assert stored(campaign)["rules"] == [{"field": "shoe", "op": "fits", "value": "9"}]
+    assert "Rule 1: unknown field “shoe”." in response.content.decode()
+
+
+def test_a_stored_yes_no_value_stays_chosen(staff_client):
+    campaign = SmartCampaignFactory()
+    set_definition(campaign, {"logic": "all", "rules": [{"field": "blocklisted", "op": "is", "value": True}]})
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert '<option value="true" selected>yes</option>' in part(html, "rule-0-value")
+
+
+def test_a_vibes_list_gone_from_vibes_stays_chosen(staff_client):
+    gone = VibesListFactory(name="Old list", gone_at="2026-01-01T00:00:00Z")
+    campaign = SmartCampaignFactory()
+    set_definition(
+        campaign,
+        {"logic": "all", "rules": [{"field": "vibes_list", "op": "is", "value": gone.pk, "status": "any"}]},
+    )
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert f'<option value="{gone.pk}" selected>Old list (gone from Vibes)</option>' in part(
+        html, "rule-0-value"
+    )
+    assert '<option value="any" selected>' in part(html, "rule-0-status")
+
+
+# --- Input the editor cannot store -------------------------------------------------------
+
+
+def test_a_post_without_its_rules_saves_nothing(staff_client):
+    campaign = SmartCampaignFactory()
+    before = stored(campaign)
+    response = staff_client.post(
+        url("campaign_smart_list", campaign.pk),
+        {"rule_count": "lots", "rule-0-field": "shoe", "action": "remove-x"},
+    )
+    assert response.status_code == 302
+    assert stored(campaign) == before
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert "Nothing was saved: the form came without its rules. Reload the page." in html
+
+
+def test_beyond_the_rule_limit_nothing_is_saved_until_a_rule_is_removed(staff_client):
+    campaign = SmartCampaignFactory()
+    before = stored(campaign)
+    rules = [{"field": "city", "op": "is", "value": str(n)} for n in range(101)]
+    html = staff_client.post(
+        url("campaign_smart_list", campaign.pk), rules_post(*rules), headers=REDRAW
+    ).content.decode()
+    assert stored(campaign) == before
+    assert "Nothing is saved while the smart list is beyond the limit." in part(html, "smart-list-errors")
+    assert 'value="100"' in html  # every rule stays on the page
+    html = staff_client.post(
+        url("campaign_smart_list", campaign.pk), rules_post(*rules, action="remove-0"), headers=REDRAW
+    ).content.decode()
+    assert [rule["value"] for rule in stored(campaign)["rules"]] == [str(n) for n in range(1, 101)]
+    assert "beyond the limit" not in html
+
+
+def test_adding_a_rule_beyond_the_limit_is_refused(staff_client):
+    campaign = SmartCampaignFactory()
+    data = rules_post(*[{"field": "city", "op": "is", "value": str(n)} for n in range(100)], action="add")
+    html = staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=REDRAW).content.decode()
+    assert len(stored(campaign)["rules"]) == 100
+    assert "A smart list has at most 100 rules." in part(html, "smart-list-errors")
+    assert "disabled" in html[html.index('value="add"') :].split(">")[0]

@@ -3,6 +3,8 @@
 Whatever the marketer types, and whatever was stored before the limits
 existed, the tab, the admin, the previews and a run answer with the problem:
 never a 500, and the campaign does not run until the smart list is fixed.
+The tab saves as the marketer types, problems and all, except beyond the
+rule limit (more rules than the tab can show again).
 """
 
 import pytest
@@ -38,32 +40,39 @@ def typed(*rules, logic_mode="all", logic="", action="save"):
     return data
 
 
-def post_tab(client, campaign, data):
+def post_tab(client, campaign, data, *, target="save-status"):
+    """As the tab posts it: typing gets the saved state back, a change of the rules gets them again."""
     client.raise_request_exception = False
-    return client.post(url("campaign_smart_list", campaign.pk), data, headers=HTMX)
+    return client.post(url("campaign_smart_list", campaign.pk), data, headers={**HTMX, "HX-Target": target})
+
+
+def element(html, element_id):
+    start = html.rindex("<", 0, html.index(f'id="{element_id}"'))
+    return html[start : html.index("</", start)]
 
 
 # --- Typed in the tab -------------------------------------------------------------
 
 
 @pytest.mark.parametrize("logic", [NESTED_400, NOTS_5000], ids=["nested-400-deep", "5000-nots"])
-def test_the_tab_refuses_logic_nested_deeper_than_the_limit(staff_client, logic):
-    campaign = SmartCampaignFactory()
-    before = campaign.smart_list.definition
+def test_the_tab_shows_logic_nested_deeper_than_the_limit_at_the_logic(staff_client, logic):
+    campaign = FlowStepFactory().campaign
     response = post_tab(staff_client, campaign, typed(US, logic_mode="expression", logic=logic))
     assert response.status_code == 200
-    html = response.content.decode()
-    assert TOO_DEEP in html
-    assert f'value="{logic}"' in html  # kept as typed, to be shortened
+    assert TOO_DEEP in element(response.content.decode(), "logic-problem")
+    # Kept as typed (the tab saves as it goes), to be shortened; the campaign cannot run until then.
     campaign.smart_list.refresh_from_db()
-    assert campaign.smart_list.definition == before
+    assert campaign.smart_list.logic == logic
+    assert any(problem.startswith(f"Smart list: {TOO_DEEP}") for problem in campaign.problems())
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert f'value="{logic}"' in html and TOO_DEEP in html
 
 
 def test_the_tab_refuses_more_rules_than_the_limit_and_keeps_them_all(staff_client):
     campaign = SmartCampaignFactory()
     before = campaign.smart_list.definition
     rules = [{"field": "city", "op": "is", "value": f"City {n}"} for n in range(MAX_RULES + 1)]
-    response = post_tab(staff_client, campaign, typed(*rules, logic_mode="any"))
+    response = post_tab(staff_client, campaign, typed(*rules, logic_mode="any"), target="smart-list-rules")
     assert response.status_code == 200
     html = response.content.decode()
     assert f"The smart list has {MAX_RULES + 1} rules; a smart list holds at most {MAX_RULES}." in html
@@ -88,24 +97,26 @@ def test_the_tab_answers_a_post_of_thousands_of_rules_as_a_bad_request(staff_cli
 
 
 @pytest.mark.parametrize("value", ["2026-13-45", "2026-02-30", "2026-01-01T25:99"])
-def test_the_tab_refuses_an_impossible_date_at_its_rule(staff_client, value):
-    campaign = SmartCampaignFactory()
-    before = campaign.smart_list.definition
+def test_the_tab_shows_an_impossible_date_at_its_rule(staff_client, value):
+    campaign = FlowStepFactory().campaign
     response = post_tab(
         staff_client, campaign, typed({"field": "created_at", "op": "before", "value": value})
     )
     assert response.status_code == 200
-    html = response.content.decode()
-    rule = html.split('id="rule-0"')[1].split("</li>")[0]
-    assert f"Rule 1: “{value}” is not a real date or time; check the month, day, hour and minute." in rule
-    assert f'value="{value}"' in rule
+    message = f"Rule 1: “{value}” is not a real date or time; check the month, day, hour and minute."
+    assert message in element(response.content.decode(), "rule-0-problem")
+    # Kept as typed, to be corrected; the campaign cannot run until then.
     campaign.smart_list.refresh_from_db()
-    assert campaign.smart_list.definition == before
+    assert campaign.smart_list.rules == [{"field": "created_at", "op": "before", "value": value}]
+    assert f"Smart list: {message}" in campaign.problems()
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    rule = html.split('id="rule-0"')[1].split("</li>")[0]
+    assert message in rule and f'value="{value}"' in rule
 
 
-def test_the_tab_preview_of_an_impossible_date_asks_to_fix_the_rules(staff_client):
+def test_the_count_of_an_impossible_date_asks_to_fix_the_rules(staff_client):
     campaign = SmartCampaignFactory()
-    data = typed({"field": "created_at", "op": "before", "value": "2026-13-45"}, action="preview")
+    data = typed({"field": "created_at", "op": "before", "value": "2026-13-45"})
     response = post_tab(staff_client, campaign, data)
     assert response.status_code == 200
     assert "Fix the rules to see who qualifies." in response.content.decode()

@@ -1,6 +1,8 @@
 """The SMS message editor: tokens, live counter, validation, preview for a chosen person."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from marketing_activities.models import SmsMessage
 from tests.marketing_activities import ui_helpers
@@ -149,3 +151,102 @@ def test_a_duplicate_name_in_the_program_is_refused(staff_client):
 def test_non_staff_cannot_edit_messages(clerk_client):
     message = SmsMessageFactory()
     assert clerk_client.post(url("sms_message", message.pk), {"name": "X", "text": "Y"}).status_code == 403
+
+
+# --- The counter counts the message as people get it -----------------------------------
+
+
+def test_the_counter_shows_the_segments_of_the_longest_first_name(staff_client):
+    LeadFactory(first_name="Al")
+    LeadFactory(first_name="Bartholomew")
+    text = "x" * 150 + "{{lead.first_name}}"
+    html = live(staff_client, SmsMessageFactory(), text=text)
+    assert '<span class="big-number" data-characters>161</span>' in html
+    assert "<dd data-segments>2</dd>" in html
+    assert "first name: 11 characters" in html
+
+
+def test_the_braces_of_a_token_are_not_counted(staff_client):
+    LeadFactory(first_name="Al")
+    html = live(staff_client, SmsMessageFactory(), text="x" * 150 + "{{lead.first_name}}")
+    assert '<span class="big-number" data-characters>152</span>' in html
+    assert "<dd data-segments>1</dd>" in html
+
+
+def test_the_longest_values_take_one_query_whatever_the_tokens(staff_client):
+    LeadFactory.create_batch(3)
+    text = "Hi {{lead.first_name}} in {{lead.city}}, your score is {{lead.lead_score}}"
+    with CaptureQueriesContext(connection) as queries:
+        live(staff_client, SmsMessageFactory(), text=text)
+    lead_queries = [q["sql"] for q in queries.captured_queries if '"smscampaigns_lead"' in q["sql"]]
+    assert len(lead_queries) == 1
+    assert lead_queries[0].count("MAX(") == 3  # one per token
+
+
+def test_a_default_longer_than_every_value_is_counted(staff_client):
+    LeadFactory(first_name="Al")
+    html = live(staff_client, SmsMessageFactory(), text='Hi {{lead.first_name|default:"everybody"}}')
+    assert '<span class="big-number" data-characters>12</span>' in html
+
+
+def test_people_with_a_name_outside_gsm7_are_shown_apart(staff_client):
+    LeadFactory(first_name="Ann")
+    LeadFactory(first_name="Łukasz")
+    html = live(staff_client, SmsMessageFactory(), text="x" * 65 + "{{lead.first_name}}")
+    assert "1 person has characters outside GSM-7 in their first name: their SMS goes as UCS-2." in html
+    assert "As UCS-2: up to 2 segments; everyone else: up to 1 (GSM-7)." in html
+    assert "<dd data-encoding>UCS-2</dd>" in html and "<dd data-segments>2</dd>" in html
+
+
+def test_the_chosen_person_gets_their_own_count(staff_client):
+    LeadFactory(first_name="Bartholomew")
+    greta = LeadFactory(first_name="Greta", last_name="Lind")
+    html = live(staff_client, SmsMessageFactory(), text="Hi {{lead.first_name}}", lead=greta.pk)
+    assert "Greta Lind gets 8 characters: 1 segment, GSM-7." in html
+    assert '<span class="big-number" data-characters>14</span>' in html  # the longest stays shown
+
+
+def test_a_personalised_message_over_1600_characters_is_flagged(staff_client):
+    LeadFactory(city="C" * 100)
+    html = live(staff_client, SmsMessageFactory(), text="y" * 1580 + "{{lead.city}}")
+    assert "The longest message is 1,680 characters; Vibes takes at most 1,600." in html
+
+
+def lead_queries_of(client, message, **params):
+    with CaptureQueriesContext(connection) as queries:
+        html = live(client, message, **params)
+    return html, [q["sql"] for q in queries.captured_queries if '"smscampaigns_lead"' in q["sql"]]
+
+
+def reading_of(html):
+    return html.split('name="reading" value="')[1].split('"')[0]
+
+
+def test_typing_uses_the_reading_of_the_people_again(staff_client):
+    LeadFactory(first_name="Bartholomew", city="Oslo")
+    message = SmsMessageFactory()
+    html, queries = lead_queries_of(staff_client, message, text="Hi {{lead.first_name}}")
+    assert len(queries) == 1
+    reading = reading_of(html)
+    # More typing, the same token: nobody is read again, and the count is the same truth.
+    html, queries = lead_queries_of(staff_client, message, text="Hello {{lead.first_name}}!", reading=reading)
+    assert queries == []
+    assert '<span class="big-number" data-characters>18</span>' in html
+    assert reading_of(html) == reading
+    # Another token: the people are read again.
+    html, queries = lead_queries_of(
+        staff_client, message, text="{{lead.first_name}} {{lead.city}}", reading=reading
+    )
+    assert len(queries) == 1
+    assert reading_of(html) != reading
+
+
+def test_a_reading_that_was_tampered_with_is_not_used(staff_client):
+    LeadFactory(first_name="Bartholomew")
+    message = SmsMessageFactory()
+    html, _ = lead_queries_of(staff_client, message, text="Hi {{lead.first_name}}")
+    reading = reading_of(html)
+    forged = reading[:3] + ("A" if reading[3] != "A" else "B") + reading[4:]
+    html, queries = lead_queries_of(staff_client, message, text="Hi {{lead.first_name}}", reading=forged)
+    assert len(queries) == 1
+    assert "first name: 11 characters" in html
