@@ -1,6 +1,6 @@
 """What the Vibes client returns: small frozen dataclasses, never raw dicts."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,20 @@ class PersonInfo:
     person_key: str
     external_person_id: str
     mdn: str
+
+
+@dataclass(frozen=True)
+class SubscriberInfo:
+    """A subscriber of a list, as the contract's person resource describes them.
+
+    `custom_fields` is what the brand stored on the person in Vibes (names
+    and values as Vibes holds them), e.g. {"first_name": "Ana"}.
+    """
+
+    person_key: str
+    external_person_id: str
+    mdn: str
+    custom_fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
