@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test test-postgres bench bench-runner bench-interface install system-packages server-packages messages clean
+.PHONY: run test test-postgres bench bench-runner bench-interface bench-sync install system-packages server-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -81,14 +81,18 @@ server-packages:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# Benchmarks (see the README): the runner's (LEADS=1000000 make bench) and the
-# interface's (benchmarks/, outside the test paths: median server times on a
-# tree of 10,000 campaigns). Each also runs alone.
+# Benchmarks (see the README): the runner's (LEADS=1000000 make bench), the
+# subscriber sync's and the interface's (benchmarks/, outside the test paths:
+# median server times on a tree of 10,000 campaigns). Each also runs alone.
 LEADS ?= 100000
-bench: bench-runner bench-interface
+bench: bench-runner bench-interface bench-sync
 
 bench-runner: install
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_campaign --leads $(LEADS)
+
+# The list-driven subscriber sync: LEADS leads, 30% of that as subscribers on one list.
+bench-sync: install
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_sync --leads $(LEADS)
 
 bench-interface: install
 	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest benchmarks -q

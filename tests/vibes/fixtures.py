@@ -17,8 +17,12 @@ Registered for the whole suite from `tests/conftest.py`
     - `configure(callback_url=..., confirm_after=seconds, receipt_delay=seconds)`;
     - `set_faults(error_rate=0.2, rate_limit=50, latency_ms=5, timeout_rate=0.1, hang_seconds=2)`;
     - `reply(mdn, "Y" | "N" | "STOP")`: the simulated phone answers;
-    - `add_subscriber(list_id, mdn, external_person_id="...")`: a number
-      subscribed already, without confirmation or callback;
+    - `keyword(mdn, "JOIN")`: the phone texts an acquisition campaign's keyword
+      and joins its list, without an external person id (`subscription_added`);
+    - `add_subscriber(list_id, mdn, external_person_id="...", custom_fields={...})`:
+      a number subscribed already, without confirmation or callback;
+    - `configure(subscriber_paging=False)`: a list's subscribers only by search
+      (as the contract documents), `configure(max_page_size=N)`: smaller pages;
     - `messages()`: SMS received (message_id, to, from, text, callback_url, received_at);
     - `requests_log()`: API requests (method, path, status, processed, fault, body for POSTs);
     - `subscriptions()`, `stats()`, `callbacks_log()`;

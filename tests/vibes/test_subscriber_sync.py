@@ -2,12 +2,16 @@
 found by number and linked, new leads for unknown numbers, leads Vibes does not list
 unsubscribed, resumable, within the calls paging needs."""
 
+import json
 import math
+import re
 from collections import Counter
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+import responses
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -16,9 +20,10 @@ from marketing_activities.runner import run_create, run_execute
 from smscampaigns.models import Lead
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
 from tests.smscampaigns.factories import LeadFactory
-from tests.vibes.factories import SubscriptionFactory
+from tests.vibes.factories import SubscriptionFactory, VibesListFactory
 from tests.vibes.fixtures import make_client
-from vibes import subscriber_sync
+from vibes import subscriber_sync, sync_workers
+from vibes.client import VibesClient
 from vibes.exceptions import VibesServerError
 from vibes.models import SubscriberSync, Subscription, SubscriptionChange, VibesList
 from vibes.subscriber_sync import SubscriberSyncBusy, subscriber_sync_start, subscribers_sync
@@ -310,6 +315,34 @@ def test_without_pages_each_leads_number_is_searched_as_the_contract_documents(
     assert "each lead's number was searched" in subscriber_sync.subscriber_sync_summary(sync)
 
 
+def test_a_vibes_that_ignores_paging_is_searched_by_number_instead():
+    """Vibes' own answer stands in for a Vibes account whose subscribers operation ignores paging."""
+    news = VibesListFactory(vibes_id="101")
+    joined = LeadFactory()
+    stale = SubscriptionFactory(vibes_list=news, status="subscribed").lead
+    person = {"person_key": "PK1", "mobile_phone": {"mdn": joined.mobile_phone}}
+
+    def answer(request):
+        query = parse_qs(urlsplit(request.url).query)
+        if "page" in query or query.get("mdn") == [joined.mobile_phone]:
+            return 200, {}, json.dumps([person] if "page" in query else person)
+        return 404, {}, json.dumps({"errors": [{"message": "not subscribed", "code": 404}]})
+
+    client = VibesClient(
+        platform_url="https://vibes.test",
+        connect_url="https://vibes.test",
+        company_key="acme",
+        username="acme",
+        password="pw",
+        short_code="12345",
+    )
+    with responses.RequestsMock() as mocked:
+        mocked.add_callback("GET", re.compile(r"https://vibes\.test/.*/subscribers"), callback=answer)
+        sync = subscribers_sync(vibes_list=news, client=client)
+    assert (sync.mode, sync.calls) == ("numbers", 2 + 2)  # pages 1 and 2 (the same), a search per number
+    assert statuses(news) == {joined.pk: "subscribed", stale.pk: "unsubscribed"}
+
+
 # --- Who works on a sync -------------------------------------------------------------------------------
 
 
@@ -323,7 +356,7 @@ def test_a_list_is_synced_by_one_worker_at_a_time(news, vibes_client):
 def test_a_sync_whose_worker_stopped_answering_is_taken_over(news, vibes_client):
     sync = subscriber_sync_start(vibes_list=news)
     SubscriberSync.objects.filter(pk=sync.pk).update(
-        claimed_by="elsewhere:1:x", heartbeat_at=timezone.now() - subscriber_sync.STALE_AFTER * 2
+        claimed_by="elsewhere:1:x", heartbeat_at=timezone.now() - sync_workers.STALE_AFTER * 2
     )
     assert subscribers_sync(vibes_list=news, client=vibes_client).status == "done"
 
