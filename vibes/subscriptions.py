@@ -212,7 +212,8 @@ def _apply_batch(
     to_create, changes = [], []
     # Rows to update, by the fields they change: every change in a batch
     # writes the same values (its status, time, campaign, person key), so a
-    # few plain UPDATEs do, where one row at a time would not scale.
+    # few plain UPDATEs do it. bulk_update's CASE per row and field took a
+    # second of Python for 1,000 rows (the list sync's pages).
     to_update = defaultdict(list)
     superseded = unchanged = 0
     for lead_id, number in numbers.items():
