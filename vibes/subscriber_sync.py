@@ -380,6 +380,10 @@ def _numbers_to_check(sync, cutoff):
     return numbers.distinct()
 
 
+class _NotAsked(Exception):
+    """A check left out because another one found Vibes failing."""
+
+
 def _check_numbers(sync, client, token, progress) -> None:
     cutoff = timezone.now() - CONFIRMATION_WINDOW
     total = _numbers_to_check(sync, cutoff).count()
@@ -428,10 +432,6 @@ def _check_numbers(sync, client, token, progress) -> None:
             done += len(numbers)
             progress(sync, done, total)
     sync.phase = SubscriberSync.Phase.DONE
-
-
-class _NotAsked(Exception):
-    """A check left out because another one found Vibes failing."""
 
 
 def _unsubscribe(sync, number, when, cutoff) -> None:

@@ -122,6 +122,16 @@ def test_an_unknown_keyword_subscriber_becomes_a_lead_with_what_vibes_knows(
     assert (sync.created, sync.linked, sync.changed) == (2, 2, 2)
 
 
+def test_a_new_lead_leaves_out_an_email_another_lead_holds(news, vibes_client, vibes_simulator):
+    """An email names one lead; the number decides who a subscriber is, never the email."""
+    holder = LeadFactory(email="ana@x.test", mobile_phone="")
+    vibes_simulator.add_subscriber("101", "+15559870001", custom_fields={"email": "ana@x.test"})
+    subscribers_sync(vibes_list=news, client=vibes_client)
+    created = Lead.objects.get(mobile_phone="+15559870001")
+    assert (created.email, created.lead_source) == ("", "Vibes")
+    assert not Subscription.objects.filter(lead=holder).exists()
+
+
 def test_no_lead_is_created_with_no_create(news, vibes_simulator, capsys):
     text_keyword(vibes_simulator, "+15559870002")
     call_command("vibes_sync", "--subscriptions", "--no-create", verbosity=0)
