@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test test-postgres bench bench-runner bench-interface bench-import install system-packages server-packages messages clean
+.PHONY: run test test-postgres bench bench-runner bench-interface bench-import bench-sync install system-packages server-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -83,14 +83,18 @@ server-packages:
 
 # Benchmarks (see the README): the runner's (LEADS=1000000 make bench), the
 # interface's (benchmarks/, outside the test paths: median server times on a
-# tree of 10,000 campaigns) and the CSV import's (ROWS=1000000 make bench-import).
-# Each also runs alone.
+# tree of 10,000 campaigns), the CSV import's (ROWS=1000000 make bench-import)
+# and the subscriber sync's. Each also runs alone.
 LEADS ?= 100000
 ROWS ?= 100000
-bench: bench-runner bench-interface bench-import
+bench: bench-runner bench-interface bench-import bench-sync
 
 bench-runner: install
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_campaign --leads $(LEADS)
+
+# The list-driven subscriber sync: LEADS leads, 30% of that as subscribers on one list.
+bench-sync: install
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_sync --leads $(LEADS)
 
 bench-interface: install
 	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} $(PY) -m pytest benchmarks -q

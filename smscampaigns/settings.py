@@ -197,8 +197,9 @@ RUNNER_CONCURRENCY = env.int("RUNNER_CONCURRENCY", default=8)
 # How long a worker taking over an interrupted batch waits for the delivery
 # receipts of SMS sent just before the interruption.
 RUNNER_RECEIPT_GRACE = env.float("RUNNER_RECEIPT_GRACE", default=10.0)
-# Where the Run button's runs go: "auto" (Celery with a broker, else a thread
-# of the web process), "celery", "thread" or "inline" (tests).
+# Where the Run button's runs (and the admin's subscriber syncs) go: "auto"
+# (Celery with a broker, else a thread of the web process), "celery", "thread"
+# or "inline" (tests).
 RUNNER_BACKGROUND = env("RUNNER_BACKGROUND", default="auto")
 # With Celery: how many tasks (so, up to how many workers) share one run.
 RUNNER_PARALLEL_TASKS = env.int("RUNNER_PARALLEL_TASKS", default=2)

@@ -30,8 +30,10 @@ from .registration import (
     callbacks_register,
     callbacks_test,
 )
+from .subscriber_sync import subscriber_sync_details
 from .subscriptions import subscriptions_apply
 from .sync import vibes_sync
+from .tasks import subscriber_syncs_start
 
 # How long the admin waits for test events: 10 s unless the form says otherwise,
 # and always within a web worker's timeout (gunicorn's 30 s); a later arrival
@@ -54,24 +56,46 @@ class AcquisitionCampaignInline(admin.TabularInline):
 
 @admin.register(VibesList)
 class VibesListAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
-    list_display = ("name", "vibes_id", "synced_at", "gone_at")
+    list_display = ("name", "vibes_id", "synced_at", "gone_at", "subscribers")
     list_filter = (("gone_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "vibes_id")
-    readonly_fields = ("synced_at",)
+    readonly_fields = ("synced_at", "subscribers")
     inlines = (AcquisitionCampaignInline,)
     actions = ("sync_from_vibes",)
 
+    @admin.display(description=_("subscribers (last sync)"))
+    def subscribers(self, obj):
+        sync = obj.subscriber_syncs.first()
+        return subscriber_sync_details(sync) if sync else "—"
+
     @admin.action(
-        description=_("Sync all lists and acquisition campaigns from Vibes"), permissions=["change"]
+        description=_(
+            "Sync from Vibes: all lists and acquisition campaigns, and the selected lists' subscribers"
+        ),
+        permissions=["change"],
     )
     def sync_from_vibes(self, request, queryset):
-        # Vibes is mirrored as a whole: the selection only starts the action.
+        # Lists and campaigns are mirrored as a whole, at once; subscribers
+        # of the selected lists are read in the background (long lists take minutes).
         try:
             report = vibes_sync(client=get_client())
         except VibesError as error:
             self.message_user(request, _("Vibes sync failed: %(error)s") % {"error": error}, messages.ERROR)
             return
         self.message_user(request, report.summary(), messages.SUCCESS)
+        started, busy = subscriber_syncs_start(vibes_lists=queryset.active(), user=request.user)
+        for reason in busy:
+            self.message_user(request, reason, messages.WARNING)
+        if started:
+            self.message_user(
+                request,
+                _(
+                    "The subscribers of %(lists)s are being read from Vibes in the background; "
+                    "the “subscribers” column shows how far each sync got."
+                )
+                % {"lists": ", ".join(str(vibes_list) for vibes_list in started)},
+                messages.INFO,
+            )
 
 
 @admin.register(AcquisitionCampaign)

@@ -29,6 +29,7 @@ from .exceptions import (
     VibesConnectionError,
     VibesError,
     VibesNotFound,
+    VibesPagingUnsupported,
     VibesRateLimited,
     VibesServerError,
     VibesTimeout,
@@ -42,6 +43,7 @@ from .types import (
     ParticipantResult,
     PersonInfo,
     SentMessage,
+    SubscriberInfo,
     SubscriptionInfo,
     SubscriptionListInfo,
 )
@@ -381,6 +383,59 @@ class VibesClient:
             callback_type=str(data.get("callback_type") or callback_type),
             url=str(data.get("url") or url),
             short_code=str(data.get("short_code") or self.short_code),
+        )
+
+    # --- Platform API: a list's subscribers -----------------------------------
+
+    def _subscribers_url(self, list_id) -> str:
+        return self._company_url("mobiledb", "subscription_lists", _segment(list_id), "subscribers")
+
+    def list_subscribers(self, list_id, *, page: int, page_size: int) -> list[SubscriberInfo]:
+        """One page (1-indexed) of the list's subscribers; an empty page after the last.
+
+        Beyond the contract: it documents `subscribers` as a search for one
+        subscriber and publishes no paging for it. `page` and `page_size` are
+        the paging Vibes publishes elsewhere (conventions.yml), and the answer
+        is read as an array of the contract's person resource. Anything else
+        raises VibesPagingUnsupported, so a caller can fall back to
+        `find_subscriber`, which the contract does document.
+        """
+        data = self._json(
+            self._request(
+                "GET", self._subscribers_url(list_id), params={"page": page, "page_size": page_size}
+            )
+        )
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise VibesPagingUnsupported(
+                f"Vibes answered page {page} of list {list_id}'s subscribers with something other than "
+                "a page (a JSON array of persons).",
+                body=str(data)[:MAX_BODY_KEPT],
+            )
+        return [self._subscriber(item) for item in data if isinstance(item, dict)]
+
+    def find_subscriber(self, list_id, *, mdn: str) -> SubscriberInfo | None:
+        """The list's subscriber with this number, or None (404: unknown or not subscribed)."""
+        try:
+            data = self._json(self._request("GET", self._subscribers_url(list_id), params={"mdn": mdn}))
+        except VibesNotFound:
+            return None
+        if isinstance(data, list):
+            data = data[0] if data else None
+        if not isinstance(data, dict):
+            return None
+        return self._subscriber(data, mdn=mdn)
+
+    @staticmethod
+    def _subscriber(item: dict, mdn: str = "") -> SubscriberInfo:
+        phone = item.get("mobile_phone") if isinstance(item.get("mobile_phone"), dict) else {}
+        fields = item.get("custom_fields") if isinstance(item.get("custom_fields"), dict) else {}
+        return SubscriberInfo(
+            person_key=str(item.get("person_key") or ""),
+            external_person_id=str(item.get("external_person_id") or ""),
+            mdn=str(phone.get("mdn") or mdn),
+            custom_fields={str(k): str(v) for k, v in fields.items() if v is not None},
         )
 
     # --- Connect: SMS ---------------------------------------------------------

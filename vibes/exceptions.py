@@ -80,3 +80,13 @@ class VibesUncertain(VibesError):
     was sent. The client never resends it: Vibes takes no idempotency key, so
     a resend could text a person twice.
     """
+
+
+class VibesPagingUnsupported(VibesError):
+    """Vibes did not answer a page of a list's subscribers.
+
+    The contract documents the list's `subscribers` operation as a search for
+    one subscriber (by number, person key or external id) and publishes no
+    paging for it; a Vibes that ignores `page` and `page_size` answers
+    something other than a page, or the same page again.
+    """

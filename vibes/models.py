@@ -161,6 +161,12 @@ class Subscription(models.Model):
     opt_in_date = models.DateTimeField(_("opt-in date"), null=True, blank=True)
     opt_out_date = models.DateTimeField(_("opt-out date"), null=True, blank=True)
     opt_out_reason = models.CharField(_("opt-out reason"), max_length=40, blank=True)
+    seen_in_vibes_at = models.DateTimeField(
+        _("last seen in Vibes"),
+        null=True,
+        blank=True,
+        help_text=_("When a sync last found this lead's number among the list's subscribers in Vibes."),
+    )
     status_at = models.DateTimeField(
         _("status as of"),
         db_default=Now(),
@@ -251,6 +257,89 @@ class SubscriptionChange(models.Model):
 
     def __str__(self):
         return f"{self.lead}: {self.old_status or '—'} → {self.new_status}"
+
+
+class SubscriberSync(models.Model):
+    """One reading of a Vibes list's subscribers into the leads' subscriptions.
+
+    Work is committed page by page (and check by check) together with where
+    it got to, so a sync that stopped is continued by the next one started
+    for its list, never started over. `started_at` tells which subscriptions
+    this sync found in Vibes (`Subscription.seen_in_vibes_at` from then on).
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        FAILED = "failed", _("stopped, continues on the next sync")
+        DONE = "done", _("done")
+
+    class Phase(models.TextChoices):
+        PAGES = "pages", _("reading the subscribers")
+        CHECKS = "checks", _("checking numbers one by one")
+        DONE = "done", _("done")
+
+    class Mode(models.TextChoices):
+        PAGES = "pages", _("pages of subscribers")
+        NUMBERS = "numbers", _("a search per number (Vibes does not list subscribers)")
+
+    vibes_list = models.ForeignKey(
+        VibesList, on_delete=models.CASCADE, related_name="subscriber_syncs", verbose_name=_("Vibes list")
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RUNNING)
+    phase = models.CharField(_("phase"), max_length=10, choices=Phase.choices, default=Phase.PAGES)
+    mode = models.CharField(_("how"), max_length=10, choices=Mode.choices, default=Mode.PAGES)
+    create_leads = models.BooleanField(
+        _("create leads"), default=True, help_text=_("Subscribers whose number no lead has become leads.")
+    )
+    page_size = models.PositiveIntegerField(_("page size"), default=1000)
+    next_page = models.PositiveIntegerField(_("next page"), default=1)
+    checked_up_to = models.CharField(
+        _("checked up to"), max_length=16, blank=True, help_text=_("The last number checked, in order.")
+    )
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    heartbeat_at = models.DateTimeField(_("last progress"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    claimed_by = models.CharField(_("worked on by"), max_length=200, blank=True, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    subscribers = models.PositiveIntegerField(_("subscribers read"), default=0)
+    calls = models.PositiveIntegerField(_("calls to Vibes"), default=0)
+    linked = models.PositiveIntegerField(
+        _("linked"), default=0, help_text=_("Leads newly linked to their Vibes person.")
+    )
+    created = models.PositiveIntegerField(_("created"), default=0)
+    changed = models.PositiveIntegerField(_("changed"), default=0)
+    unsubscribed = models.PositiveIntegerField(
+        _("unsubscribed"), default=0, help_text=_("Of the changed: leads Vibes does not list.")
+    )
+    unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
+    superseded = models.PositiveIntegerField(
+        _("kept"), default=0, help_text=_("A newer change (a callback, say) was kept.")
+    )
+    refused = models.PositiveIntegerField(
+        _("refused"), default=0, help_text=_("Subscribers without a valid mobile number.")
+    )
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("subscriber sync")
+        verbose_name_plural = _("subscriber syncs")
+        ordering = ["-started_at", "-pk"]
+        constraints = [
+            # The one to continue: a list has at most one sync that did not finish.
+            models.UniqueConstraint(
+                fields=["vibes_list"], condition=~models.Q(status="done"), name="subscriber_sync_one_open"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.vibes_list} @ {self.started_at:%Y-%m-%d %H:%M}"
 
 
 class CallbackEvent(models.Model):

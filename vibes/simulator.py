@@ -27,13 +27,20 @@ rate, added latency, and requests that hang past the client's read timeout
 after being processed. The request log records for each request whether it
 was processed, so tests can prove that nothing was done twice.
 
+A list's subscribers are served in pages (`page`, `page_size`) in the order
+they joined, so that one who leaves while a client pages moves the later
+ones forward, as offset paging does; the contract itself documents that
+operation only as a search by number, person key or external id, which is
+served too (`configure(subscriber_paging=False)` serves only the search).
+
 Control and inspection endpoints live under `/_simulator/` (no auth: the
 simulator listens on loopback only): `GET messages`, `GET requests`,
 `GET stats`, `GET subscriptions`, `GET callbacks`, `GET inbound`, `GET registrations`
-(passwords hidden), `POST reset`,
-`POST faults`, `POST config`, `POST reply`, `POST subscribers`, `POST campaigns`
-(adds or changes an acquisition campaign: status, end date), `POST drain`
-(waits until the callbacks due so far were delivered).
+(passwords hidden), `POST reset`, `POST faults`, `POST config`, `POST reply`,
+`POST keyword` (a phone texts a keyword and joins its list), `POST subscribers`
+(one, or many at once), `POST campaigns` (adds or changes an acquisition
+campaign: status, end date), `POST drain` (waits until the callbacks due so
+far were delivered).
 
 No Django here: `manage.py vibes_simulator` and the test fixtures start it.
 """
@@ -69,6 +76,8 @@ STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 # Vibes answers these itself, so they are never "unmatched".
 HELP_WORDS = {"HELP", "INFO"}
 LOG_LIMIT = 200_000
+# Vibes publishes no page size limit; this one makes a client cope with one.
+MAX_PAGE_SIZE = 1000
 
 _C = r"/companies/(?P<company_key>[^/]+)"
 ROUTES = [
@@ -81,6 +90,10 @@ ROUTES = [
     (
         re.compile(rf"^{_C}/campaigns/acquisition/(?P<acquisition_id>[^/]+)/participants/?$"),
         {"POST": "add_participant"},
+    ),
+    (
+        re.compile(rf"^{_C}/mobiledb/subscription_lists/(?P<list_id>[^/]+)/subscribers/?$"),
+        {"GET": "subscribers"},
     ),
     (re.compile(rf"^{_C}/mobiledb/persons/?$"), {"GET": "find_person"}),
     (
@@ -387,9 +400,10 @@ class VibesSimulator:
     """A Vibes on 127.0.0.1. `start()` / `stop()`, or use it as a context manager.
 
     Python helpers mirror the control endpoints: `reset()`, `configure()`,
-    `set_faults()`, `reply()`, `add_subscriber()`, `set_campaign()`, `messages()`,
-    `requests_log()`, `stats()`, `subscriptions()`, `callbacks_log()`,
-    `registrations()`, `wait_for_callbacks()`.
+    `set_faults()`, `reply()`, `keyword()`, `add_subscriber()`,
+    `add_subscribers()`, `set_campaign()`, `messages()`, `requests_log()`,
+    `stats()`, `subscriptions()`, `callbacks_log()`, `registrations()`,
+    `wait_for_callbacks()`.
     """
 
     def __init__(
@@ -425,6 +439,8 @@ class VibesSimulator:
             "callback_url": callback_url,
             "confirm_after": confirm_after,
             "receipt_delay": receipt_delay,
+            "subscriber_paging": True,
+            "max_page_size": MAX_PAGE_SIZE,
         }
         self._initial_faults = {
             "error_rate": error_rate,
@@ -512,6 +528,10 @@ class VibesSimulator:
             self._person_numbers_by_external: dict[str, str] = {}
             self._person_seq = itertools.count(1)
             self._subscriptions: dict[tuple[str, str], dict] = {}  # (list id, number)
+            # Each list's current subscribers in the order they joined, and the
+            # same as a list for paging, rebuilt after a change.
+            self._members: dict[str, dict[str, None]] = {list_id: {} for list_id in self._lists}
+            self._member_snapshots: dict[str, list[str]] = {}
             self._pending: dict[tuple[str, str], dict] = {}  # (list id, number) awaiting "Y"
             self._blocks: set[tuple[str, str]] = set()  # (acquisition id, number) that replied "N"
             self._messages: list[dict] = []
@@ -543,9 +563,16 @@ class VibesSimulator:
         self._reset_state()
 
     def configure(
-        self, *, callback_url: str | None = None, confirm_after: float | None = None, receipt_delay=None
+        self,
+        *,
+        callback_url: str | None = None,
+        confirm_after: float | None = None,
+        receipt_delay=None,
+        subscriber_paging: bool | None = None,
+        max_page_size: int | None = None,
     ):
-        """Where callbacks go; after how many seconds a pending participant replies "Y" (None: never)."""
+        """Where callbacks go; after how many seconds a pending participant replies "Y" (None: never);
+        whether a list's subscribers are served in pages, and at most how many a page."""
         with self._lock:
             if callback_url is not None:
                 self.config["callback_url"] = callback_url
@@ -553,6 +580,10 @@ class VibesSimulator:
                 self.config["confirm_after"] = confirm_after or None
             if receipt_delay is not None:
                 self.config["receipt_delay"] = float(receipt_delay)
+            if subscriber_paging is not None:
+                self.config["subscriber_paging"] = bool(subscriber_paging)
+            if max_page_size is not None:
+                self.config["max_page_size"] = max(1, int(max_page_size))
 
     def set_faults(self, **faults) -> None:
         """Any of error_rate, rate_limit, latency_ms, timeout_rate, hang_seconds."""
@@ -596,20 +627,54 @@ class VibesSimulator:
                     campaign[name] = str(value)
 
     def add_subscriber(
-        self, list_id, mdn: str, *, external_person_id: str = "", opt_in_date: str = ""
+        self,
+        list_id,
+        mdn: str,
+        *,
+        external_person_id: str = "",
+        opt_in_date: str = "",
+        custom_fields: dict | None = None,
     ) -> None:
         """Make a number subscribed to a list now, without a confirmation or a callback."""
         with self._lock:
             self._subscribe_now(
-                list_id=str(list_id), mdn=mdn, external_person_id=external_person_id, opt_in_date=opt_in_date
+                list_id=str(list_id),
+                mdn=mdn,
+                external_person_id=external_person_id,
+                opt_in_date=opt_in_date,
+                custom_fields=custom_fields,
             )
 
-    def _subscribe_now(self, *, list_id, mdn, external_person_id="", opt_in_date=""):
-        person = self._person(mdn, external_person_id)
+    def add_subscribers(self, list_id, rows) -> int:
+        """Many `add_subscriber`s at once: rows of mdn, external_person_id, custom_fields."""
+        with self._lock:
+            for row in rows:
+                self._subscribe_now(
+                    list_id=str(list_id),
+                    mdn=str(row.get("mdn") or ""),
+                    external_person_id=str(row.get("external_person_id") or ""),
+                    custom_fields=row.get("custom_fields"),
+                )
+            return len(rows)
+
+    def _subscribe_now(self, *, list_id, mdn, external_person_id="", opt_in_date="", custom_fields=None):
+        person = self._person(mdn, external_person_id, custom_fields)
         self._subscriptions[(str(list_id), mdn)] = {"opt_in_date": opt_in_date or _now_iso()}
+        self._join(str(list_id), mdn)
         return person
 
-    def _person(self, mdn: str, external_person_id: str = "") -> dict:
+    def _join(self, list_id, mdn):
+        members = self._members.setdefault(list_id, {})
+        # Joining again puts the number at the end, as a new subscription.
+        members.pop(mdn, None)
+        members[mdn] = None
+        self._member_snapshots.pop(list_id, None)
+
+    def _leave(self, list_id, mdn):
+        if self._members.get(list_id, {}).pop(mdn, 0) is None:
+            self._member_snapshots.pop(list_id, None)
+
+    def _person(self, mdn: str, external_person_id: str = "", custom_fields: dict | None = None) -> dict:
         """The person with this number, created when new; the first external id given wins."""
         person = self._persons.get(mdn)
         if person is None:
@@ -618,9 +683,12 @@ class VibesSimulator:
                 "external_person_id": "",
                 "mdn": mdn,
                 "created_at": _now_iso(),
+                "custom_fields": {},
             }
             self._persons[mdn] = person
             self._person_numbers_by_key[person["person_key"]] = mdn
+        if custom_fields:
+            person["custom_fields"].update({str(k): str(v) for k, v in custom_fields.items()})
         if external_person_id and not person["external_person_id"]:
             if external_person_id in self._person_numbers_by_external:
                 raise _platform_error(
@@ -827,6 +895,44 @@ class VibesSimulator:
                 },
             )
 
+    def keyword(self, mdn: str, keyword: str) -> dict:
+        """The phone with this number texts an acquisition campaign's keyword and joins its list.
+
+        Most people join this way: Vibes then knows their number but no
+        external person id. A keyword is its own consent, so there is no
+        confirmation; Vibes posts `subscription_added`.
+        """
+        word = (keyword or "").strip().upper()
+        with self._lock:
+            if not E164.match(mdn or ""):
+                raise ValueError(f"{mdn!r} is not a mobile number in E.164 form.")
+            campaign = next(
+                (
+                    c
+                    for c in self._campaigns.values()
+                    if c["status"] == "active" and word in {k.upper() for k in c["keywords"]}
+                ),
+                None,
+            )
+            if campaign is None:
+                raise LookupError(f"No active acquisition campaign has the keyword {word!r}.")
+            list_id = campaign["list_id"]
+            subscription = self._subscriptions.get((list_id, mdn))
+            if subscription and not subscription.get("opt_out_date"):
+                return {"list_id": list_id, "joined": False}
+            self._pending.pop((list_id, mdn), None)
+            self._subscribe_now(list_id=list_id, mdn=mdn)
+            self._callback(
+                "subscription_added",
+                {
+                    **self._person_resource(mdn),
+                    "subscription_list": self._list_ref(list_id),
+                    "opt_in_date": self._subscriptions[(list_id, mdn)]["opt_in_date"],
+                    "acquisition_campaign": {"acquisition_id": campaign["acquisition_id"]},
+                },
+            )
+            return {"list_id": list_id, "joined": True}
+
     def _confirm(self, list_id, mdn, generation=None):
         with self._lock:
             if generation is not None and generation != self._generation:
@@ -835,6 +941,7 @@ class VibesSimulator:
             if pending is None:
                 return
             self._subscriptions[(list_id, mdn)] = {"opt_in_date": _now_iso()}
+            self._join(list_id, mdn)
             self._callback(
                 "subscription_added",
                 {
@@ -849,6 +956,7 @@ class VibesSimulator:
         sub = self._subscriptions[(list_id, mdn)]
         sub["opt_out_date"] = _now_iso()
         sub["opt_out_reason"] = reason
+        self._leave(list_id, mdn)
         self._callback(
             "subscription_removed",
             {
@@ -1118,8 +1226,8 @@ class VibesSimulator:
             "status": "PENDING",
         }
 
-    def _op_find_person(self, *, query, **_):
-        values = parse_qs(query, keep_blank_values=True).get("mdn") or [""]
+    @staticmethod
+    def _query_mdn(values) -> str:
         mdn = values[0]
         if not E164.match(mdn):
             # What Vibes says when "+" arrives unencoded (it reads as a space).
@@ -1128,10 +1236,18 @@ class VibesSimulator:
                 "Invalid MDN format. If you are using E.164 format, be sure to include %2B in place of +.",
                 400,
             )
-        person = self._persons.get(mdn)
-        if person is None:
+        return mdn
+
+    def _op_find_person(self, *, query, **_):
+        mdn = self._query_mdn(parse_qs(query, keep_blank_values=True).get("mdn") or [""])
+        if mdn not in self._persons:
             raise _platform_error(404, "MDN not found.", 404)
-        return 200, {
+        return 200, self._person_body(mdn)
+
+    def _person_body(self, mdn) -> dict:
+        """The contract's person resource."""
+        person = self._persons[mdn]
+        body = {
             "person_key": person["person_key"],
             "external_person_id": person["external_person_id"],
             "mobile_phone": {"mdn": mdn},
@@ -1139,6 +1255,47 @@ class VibesSimulator:
             "updated_at": person["created_at"],
             "url": f"/companies/{self.company_key}/mobiledb/persons/{person['person_key']}",
         }
+        if person["custom_fields"]:
+            body["custom_fields"] = dict(person["custom_fields"])
+        return body
+
+    def _op_subscribers(self, *, params, query, **_):
+        list_id = params["list_id"]
+        if list_id not in self._lists:
+            raise _platform_error(404, "The subscription_list_id cannot be found.", 404)
+        values = parse_qs(query, keep_blank_values=True)
+        if "mdn" in values or "person_key" in values or "external_person_id" in values:
+            # The contract's search: one subscriber, or 404.
+            if "mdn" in values:
+                mdn = self._query_mdn(values["mdn"])
+            elif "person_key" in values:
+                mdn = self._person_numbers_by_key.get(values["person_key"][0])
+            else:
+                mdn = self._person_numbers_by_external.get(values["external_person_id"][0])
+            if mdn not in self._members.get(list_id, {}):
+                raise _platform_error(
+                    404,
+                    "The subscriber cannot be located or they are not subscribed to the specified list.",
+                    404,
+                )
+            return 200, self._person_body(mdn)
+        if not self.config["subscriber_paging"] or "page" not in values:
+            raise _platform_error(
+                400, "Search by mdn, person_key or external_person_id: one of them is required.", 400
+            )
+        try:
+            page = int(values["page"][0])
+            page_size = int((values.get("page_size") or ["100"])[0])
+        except ValueError:
+            raise _platform_error(400, "page and page_size must be whole numbers.", 400) from None
+        if page < 1 or page_size < 1:
+            raise _platform_error(400, "page and page_size start at 1.", 400)
+        page_size = min(page_size, self.config["max_page_size"])
+        snapshot = self._member_snapshots.get(list_id)
+        if snapshot is None:
+            snapshot = self._member_snapshots[list_id] = list(self._members.get(list_id, {}))
+        start = (page - 1) * page_size
+        return 200, [self._person_body(mdn) for mdn in snapshot[start : start + page_size]]
 
     def _person_number(self, params):
         if "external_person_id" in params:
@@ -1425,10 +1582,23 @@ class VibesSimulator:
                     raise _platform_error(400, str(error), 400) from None
                 return 200, {"set": True}
             if name == "subscribers":
+                if isinstance(body.get("subscribers"), list):
+                    rows = [row for row in body["subscribers"] if isinstance(row, dict)]
+                    return 200, {"added": self.add_subscribers(body.get("list_id"), rows)}
                 self.add_subscriber(
                     body.get("list_id"),
                     str(body.get("mdn") or ""),
                     external_person_id=str(body.get("external_person_id") or ""),
+                    custom_fields=body.get("custom_fields")
+                    if isinstance(body.get("custom_fields"), dict)
+                    else None,
                 )
                 return 200, {"added": True}
+            if name == "keyword":
+                try:
+                    return 200, self.keyword(str(body.get("mdn") or ""), str(body.get("keyword") or ""))
+                except ValueError as error:
+                    raise _platform_error(400, str(error), 400) from None
+                except LookupError as error:
+                    raise _platform_error(404, str(error), 404) from None
         raise _platform_error(404, "Unknown simulator endpoint.", 404)

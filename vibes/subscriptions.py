@@ -20,6 +20,7 @@ change is later than the moment it reaches this module: a date in the future
 would otherwise outrank every real change after it.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -208,7 +209,12 @@ def _apply_batch(
             newest[key] = mark
 
     mark = (when, RANK[status])
-    to_create, to_update, changes = [], [], []
+    to_create, changes = [], []
+    # Rows to update, by the fields they change: every change in a batch
+    # writes the same values (its status, time, campaign, person key), so a
+    # few plain UPDATEs do it. bulk_update's CASE per row and field took a
+    # second of Python for 1,000 rows (the list sync's pages).
+    to_update = defaultdict(list)
     superseded = unchanged = 0
     for lead_id, number in numbers.items():
         subscription = own.get(lead_id)
@@ -227,19 +233,21 @@ def _apply_batch(
             to_create.append(subscription)
         elif current == status:
             unchanged += 1
-            if _fill_blanks(subscription, when, fields["acquisition_campaign"], fields["person_key"]):
-                to_update.append(subscription)
+            filled = _fill_blanks(subscription, when, fields["acquisition_campaign"], fields["person_key"])
+            if filled:
+                to_update[_written(filled)].append(subscription)
             continue
         else:
-            _set(subscription, status, when, **fields)
-            to_update.append(subscription)
+            to_update[_written(_set(subscription, status, when, **fields))].append(subscription)
         changes.append((subscription, lead_id, current, Effect.APPLIED))
 
     Subscription.objects.bulk_create(to_create)
-    if to_update:
-        for subscription in to_update:
-            subscription.updated_at = now  # auto_now is skipped by bulk_update
-        Subscription.objects.bulk_update(to_update, UPDATE_FIELDS)
+    for written, subscriptions in to_update.items():
+        for subscription in subscriptions:
+            subscription.updated_at = now  # auto_now is skipped by update()
+        Subscription.objects.filter(pk__in=[s.pk for s in subscriptions]).update(
+            **dict(written), updated_at=now
+        )
     SubscriptionChange.objects.bulk_create(
         SubscriptionChange(
             subscription=subscription,
@@ -258,63 +266,48 @@ def _apply_batch(
     return SubscriptionUpdate(changed=applied, superseded=superseded, unchanged=unchanged)
 
 
-UPDATE_FIELDS = [
-    "status",
-    "status_at",
-    "acquisition_campaign",
-    "vibes_person_key",
-    "pending_since",
-    "opt_in_date",
-    "opt_out_date",
-    "opt_out_reason",
-    "updated_at",
-]
+def _written(values: dict) -> tuple:
+    """The fields and values a change writes, as a key to group rows by."""
+    return tuple(sorted(values.items(), key=lambda item: item[0]))
 
 
-def _set(subscription, status, when, *, acquisition_campaign, opt_out_reason, person_key):
-    subscription.status = status
-    subscription.status_at = when
+def _set(subscription, status, when, *, acquisition_campaign, opt_out_reason, person_key) -> dict:
+    """Put the subscription in `status` as of `when`; returns the fields written and their values."""
+    values = {"status": status, "status_at": when}
     if acquisition_campaign is not None:
-        subscription.acquisition_campaign = acquisition_campaign
+        values["acquisition_campaign"] = acquisition_campaign
     if person_key:
-        subscription.vibes_person_key = person_key
+        values["vibes_person_key"] = person_key
     if status == Status.PENDING:
-        subscription.pending_since = when
-        subscription.opt_out_date = None
-        subscription.opt_out_reason = ""
+        values.update(pending_since=when, opt_out_date=None, opt_out_reason="")
     elif status == Status.SUBSCRIBED:
-        subscription.pending_since = None
-        subscription.opt_in_date = when
-        subscription.opt_out_date = None
-        subscription.opt_out_reason = ""
+        values.update(pending_since=None, opt_in_date=when, opt_out_date=None, opt_out_reason="")
     else:
         # The opt-in date stays: it tells when the ended subscription began.
-        subscription.pending_since = None
-        subscription.opt_out_date = when
-        subscription.opt_out_reason = opt_out_reason
+        values.update(pending_since=None, opt_out_date=when, opt_out_reason=opt_out_reason)
+    for name, value in values.items():
+        setattr(subscription, name, value)
+    return values
 
 
-def _fill_blanks(subscription, when, acquisition_campaign, person_key) -> bool:
-    """Complete a subscription already in the right status; True when something changed.
+def _fill_blanks(subscription, when, acquisition_campaign, person_key) -> dict:
+    """Complete a subscription already in the right status; returns the fields filled and their values.
 
     A later report of the same status moves `status_at` on: an older change
     arriving after it (an opt-out before a re-subscription, say) must still
     count as older.
     """
-    filled = False
+    values = {}
     if when > subscription.status_at:
-        subscription.status_at = when
-        filled = True
+        values["status_at"] = when
     if person_key and not subscription.vibes_person_key:
-        subscription.vibes_person_key = person_key
-        filled = True
+        values["vibes_person_key"] = person_key
     if acquisition_campaign is not None and subscription.acquisition_campaign_id is None:
-        subscription.acquisition_campaign = acquisition_campaign
-        filled = True
+        values["acquisition_campaign"] = acquisition_campaign
     if subscription.status == Status.SUBSCRIBED and subscription.opt_in_date is None:
-        subscription.opt_in_date = when
-        filled = True
+        values["opt_in_date"] = when
     if subscription.status == Status.PENDING and subscription.pending_since is None:
-        subscription.pending_since = when
-        filled = True
-    return filled
+        values["pending_since"] = when
+    for name, value in values.items():
+        setattr(subscription, name, value)
+    return values

@@ -43,6 +43,20 @@ class PersonInfo:
 
 
 @dataclass(frozen=True)
+class SubscriberInfo:
+    """A subscriber of a list, as the contract's person resource describes them.
+
+    `custom_fields` is what the brand stored on the person in Vibes (names
+    and values as Vibes holds them), e.g. {"first_name": "Ana"}.
+    """
+
+    person_key: str
+    external_person_id: str
+    mdn: str
+    custom_fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SubscriptionInfo:
     """A person's subscription to one list; subscribed iff `opt_out_date` is empty."""
 

@@ -20,8 +20,12 @@ Registered for the whole suite from `tests/conftest.py`
       anything else); Vibes acts on what it matches, and the app gets the text
       as `inbound_sms` (and as `unmatched_message_received` when nothing matched);
     - `inbound()`: what phones texted (message_id, mdn, text, unmatched, received_at);
-    - `add_subscriber(list_id, mdn, external_person_id="...")`: a number
-      subscribed already, without confirmation or callback;
+    - `keyword(mdn, "JOIN")`: the phone texts an acquisition campaign's keyword
+      and joins its list, without an external person id (`subscription_added`);
+    - `add_subscriber(list_id, mdn, external_person_id="...", custom_fields={...})`:
+      a number subscribed already, without confirmation or callback;
+    - `configure(subscriber_paging=False)`: a list's subscribers only by search
+      (as the contract documents), `configure(max_page_size=N)`: smaller pages;
     - `messages()`: SMS received (message_id, to, from, text, callback_url, received_at);
     - `requests_log()`: API requests (method, path, status, processed, fault, body for POSTs);
     - `subscriptions()`, `stats()`, `callbacks_log()`;

@@ -14,6 +14,7 @@ from vibes.exceptions import (
     VibesAuthError,
     VibesBadRequest,
     VibesConnectionError,
+    VibesPagingUnsupported,
     VibesRateLimited,
     VibesServerError,
     VibesTimeout,
@@ -24,6 +25,7 @@ from vibes.types import (
     AcquisitionCampaignInfo,
     ParticipantResult,
     PersonInfo,
+    SubscriberInfo,
     SubscriptionInfo,
     SubscriptionListInfo,
 )
@@ -176,6 +178,42 @@ def test_find_person_unknown_number_is_none(client, mocked):
         json={"errors": [{"message": "MDN not found", "code": 404}]},
     )
     assert client.find_person(MDN) is None
+
+
+SUBSCRIBERS = f"{COMPANY}/mobiledb/subscription_lists/101/subscribers"
+
+
+def test_list_subscribers_asks_for_a_page_and_reads_persons(client, mocked):
+    mocked.get(
+        SUBSCRIBERS,
+        match=[matchers.query_param_matcher({"page": "3", "page_size": "500"})],
+        json=[
+            {"person_key": "PK1", "mobile_phone": {"mdn": MDN}, "custom_fields": {"first_name": "Ana"}},
+            {"person_key": "PK2", "external_person_id": "42", "mobile_phone": {"mdn": "+15551230002"}},
+        ],
+    )
+    assert client.list_subscribers("101", page=3, page_size=500) == [
+        SubscriberInfo(person_key="PK1", external_person_id="", mdn=MDN, custom_fields={"first_name": "Ana"}),
+        SubscriberInfo(person_key="PK2", external_person_id="42", mdn="+15551230002"),
+    ]
+
+
+def test_a_subscribers_answer_that_is_not_a_page_says_paging_is_unsupported(client, mocked):
+    # What the contract documents: one person, for a search.
+    mocked.get(SUBSCRIBERS, json={"person_key": "PK1", "mobile_phone": {"mdn": MDN}})
+    with pytest.raises(VibesPagingUnsupported):
+        client.list_subscribers("101", page=1, page_size=1000)
+
+
+def test_find_subscriber_searches_by_the_encoded_number(client, mocked):
+    mocked.get(SUBSCRIBERS, json={"person_key": "PK1", "mobile_phone": {"mdn": MDN}})
+    assert client.find_subscriber("101", mdn=MDN).person_key == "PK1"
+    assert mocked.calls[0].request.url.endswith("/subscribers?mdn=%2B15551230001")
+
+
+def test_find_subscriber_not_subscribed_is_none(client, mocked):
+    mocked.get(SUBSCRIBERS, status=404, json={"errors": [{"message": "not subscribed", "code": 404}]})
+    assert client.find_subscriber("101", mdn=MDN) is None
 
 
 def test_unsubscribe_by_external_id(client, mocked):

@@ -94,6 +94,17 @@ def validate_schema(pointer: str, instance) -> list[str]:
     ]
 
 
+# The one departure from the contract, on purpose. The contract documents a list's
+# `subscribers` only as a search for one subscriber and publishes no way to read them
+# all, while the list-driven sync must (keyword subscribers are known to Vibes only).
+# The sync pages that operation with the only paging the contract publishes (that of
+# the wallet's store locations, checked below), reads each item as the contract's
+# person resource, and falls back to the documented search when Vibes refuses.
+SUBSCRIBERS = "GET /companies/{company_key}/mobiledb/subscription_lists/{subscription_list_id}/subscribers"
+PAGING_SOURCE = "GET /companies/{company_key}/campaigns/wallet/{token}/locations"
+BEYOND_THE_CONTRACT = {SUBSCRIBERS: {"page", "page_size"}}
+
+
 def contract_violations(request: requests.PreparedRequest) -> list[str]:
     """What is wrong with this request according to the contract files; [] when nothing."""
     operation = find_operation(request.method, request.url)
@@ -124,9 +135,11 @@ def contract_violations(request: requests.PreparedRequest) -> list[str]:
         elif where == "header" and parameter.get("required") and name.lower() != "x-api-version":
             if not headers.get(name):
                 problems.append(f"header {name} is required")
-    undeclared = set(query) - {
-        p["name"] for p in operation.definition.get("parameters", []) if p["in"] == "query"
-    }
+    undeclared = (
+        set(query)
+        - {p["name"] for p in operation.definition.get("parameters", []) if p["in"] == "query"}
+        - BEYOND_THE_CONTRACT.get(str(operation), set())
+    )
     if undeclared:
         problems.append(f"query parameters not in the contract: {sorted(undeclared)}")
 
@@ -162,6 +175,9 @@ def canned_answer(request):
         return 200, {}, json.dumps([{"id": "101", "name": "News"}])
     if path.endswith("/participants"):
         return 201, {}, json.dumps({"person": {"person_key": "PK1"}, "status": "PENDING"})
+    if path.endswith("/subscribers"):
+        person = {"person_key": "PK7", "external_person_id": "", "mobile_phone": {"mdn": MDN}}
+        return 200, {}, json.dumps([person] if "page=" in request.url else person)
     if path.endswith("/mobiledb/persons"):
         return (
             200,
@@ -218,6 +234,8 @@ def exercise_client(client: VibesClient):
         "subscription_added", subscription={"person": {"id": "t1"}, "subscription_list": {"id": "101"}}
     )
     client.register_connect_callback("delivery_receipt", url=CALLBACK_URL)
+    client.list_subscribers("101", page=2, page_size=1000)
+    client.find_subscriber("101", mdn=MDN)
 
 
 @pytest.fixture
@@ -257,6 +275,31 @@ def test_the_client_uses_exactly_the_operations_the_project_needs(captured_reque
         f"DELETE {company}/config/callbacks/{{callback_id}}",
         f"POST {company}/config/callback_events/test",
         "POST /api/v1/callbacks",
+        SUBSCRIBERS,
+    }
+
+
+def test_the_search_for_a_subscriber_follows_the_contract_to_the_letter(captured_requests):
+    [search] = [r for r in captured_requests if "/subscribers?mdn=" in r.url]
+    assert contract_violations(search) == []
+    assert search.url.endswith("/subscription_lists/101/subscribers?mdn=%2B15551230001")
+
+
+def test_paging_subscribers_is_the_only_departure_and_uses_the_contracts_own_paging(captured_requests):
+    departures = {}
+    for request in captured_requests:
+        operation = find_operation(request.method, request.url)
+        query = set(parse_qs(urlsplit(request.url).query))
+        declared = {p["name"] for p in operation.definition.get("parameters", []) if p["in"] == "query"}
+        if query - declared:
+            departures[str(operation)] = query - declared
+    assert departures == BEYOND_THE_CONTRACT
+    wallet_locations = find_operation("GET", f"{PLATFORM_URL}/companies/acme/campaigns/wallet/T/locations")
+    assert str(wallet_locations) == PAGING_SOURCE
+    paging = {p["name"]: p["schema"]["type"] for p in wallet_locations.definition["parameters"]}
+    assert {name: paging[name] for name in BEYOND_THE_CONTRACT[SUBSCRIBERS]} == {
+        "page": "integer",
+        "page_size": "integer",
     }
 
 
@@ -369,10 +412,22 @@ def test_the_simulator_answers_in_the_contract_shapes(vibes_simulator):
     client.get_subscription("101", external_person_id="7")
     client.unsubscribe("101", external_person_id="7")
     client.send_sms(to=MDN, text="Hello")
+    vibes_simulator.keyword("+15551230003", "JOIN")
+    client.find_subscriber("101", mdn="+15551230003")
+    client.list_subscribers("101", page=1, page_size=10)
 
-    assert len(exchanges) == 7
+    assert len(exchanges) == 9
+    [page] = [response for response in exchanges if "page=" in response.request.url]
+    # A page is an array of the contract's person resource (see BEYOND_THE_CONTRACT).
+    assert len(page.json()) == 1
+    assert [
+        validate_schema("urn:vibes:platform#/components/schemas/personResponse", person)
+        for person in page.json()
+    ] == [[]]
     problems = {}
     for response in exchanges:
+        if response is page:
+            continue
         url = response.request.url.replace(
             vibes_simulator.url, PLATFORM_URL if "/companies/" in response.request.url else CONNECT_URL
         )

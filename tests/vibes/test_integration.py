@@ -70,6 +70,21 @@ def test_stop_from_a_shared_number_unsubscribes_everyone_with_it(
     }
 
 
+def test_a_keyword_join_reaches_the_app_as_subscription_added(vibes_live_callbacks, vibes_simulator, synced):
+    """The callback finds a lead by the number; a number no lead has waits for the list sync."""
+    lead = LeadFactory()
+    vibes_simulator.keyword(lead.mobile_phone, "JOIN")
+    vibes_simulator.keyword("+15559870001", "JOIN")
+    assert vibes_simulator.wait_for_callbacks(10)
+    subscription = Subscription.objects.get(lead=lead)
+    assert subscription.status == "subscribed"
+    assert subscription.acquisition_campaign.vibes_id == "AC-NEWS-STORE"
+    assert set(CallbackEvent.objects.values_list("mdn", "outcome")) == {
+        (lead.mobile_phone, "applied"),
+        ("+15559870001", "unmatched"),
+    }
+
+
 def test_delivery_receipts_reach_the_registered_handler_with_the_reference(
     vibes_live_callbacks, vibes_simulator, vibes_client
 ):

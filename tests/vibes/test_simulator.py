@@ -220,3 +220,115 @@ def test_a_reply_from_a_number_not_in_e164_form_is_refused(vibes_simulator):
     assert response.status_code == 400
     assert "E.164" in response.json()["errors"][0]["message"]
     assert vibes_simulator.inbound() == []
+
+
+# --- Keyword joins and the list's subscribers ----------------------------------------------------
+
+
+def subscribers_page(simulator, list_id="101", **query):
+    client = make_client(simulator.url)
+    return client.session.get(
+        f"{simulator.url}/companies/sim-company/mobiledb/subscription_lists/{list_id}/subscribers",
+        params=query,
+    )
+
+
+def test_a_keyword_text_subscribes_the_number_without_an_external_id(vibes_client, vibes_simulator):
+    assert control(vibes_simulator, "keyword", {"mdn": MDN, "keyword": "join"}) == {
+        "list_id": "101",
+        "joined": True,
+    }
+    [row] = vibes_simulator.subscriptions()
+    assert (row["list_id"], row["mdn"], row["status"], row["external_person_id"]) == (
+        "101",
+        MDN,
+        "subscribed",
+        "",
+    )
+    [subscriber] = vibes_client.list_subscribers("101", page=1, page_size=10)
+    assert (subscriber.mdn, subscriber.external_person_id) == (MDN, "")
+    assert subscriber.person_key == vibes_client.find_person(MDN).person_key
+
+
+def test_a_keyword_no_campaign_has_or_a_bad_number_is_refused(vibes_simulator):
+    unknown = requests.post(
+        f"{vibes_simulator.url}/_simulator/keyword", json={"mdn": MDN, "keyword": "PIZZA"}
+    )
+    assert unknown.status_code == 404 and "PIZZA" in unknown.json()["errors"][0]["message"]
+    bad = requests.post(f"{vibes_simulator.url}/_simulator/keyword", json={"mdn": "555", "keyword": "JOIN"})
+    assert bad.status_code == 400
+    assert vibes_simulator.subscriptions() == []
+
+
+def test_a_keyword_from_a_subscribed_number_changes_nothing(vibes_simulator):
+    vibes_simulator.add_subscriber("101", MDN, external_person_id="42")
+    assert vibes_simulator.keyword(MDN, "JOIN") == {"list_id": "101", "joined": False}
+    [row] = vibes_simulator.subscriptions()
+    assert row["external_person_id"] == "42"
+
+
+def test_subscribers_come_in_pages_in_the_order_they_joined(vibes_client, vibes_simulator):
+    numbers = [f"+1555123{n:04d}" for n in range(5)]
+    for number in numbers:
+        vibes_simulator.keyword(number, "JOIN")
+    vibes_simulator.add_subscriber("102", "+15559990000")
+    pages = [vibes_client.list_subscribers("101", page=page, page_size=2) for page in (1, 2, 3, 4)]
+    assert [[s.mdn for s in page] for page in pages] == [numbers[:2], numbers[2:4], numbers[4:], []]
+
+
+def test_a_subscriber_who_leaves_moves_the_later_ones_forward(vibes_client, vibes_simulator):
+    """Offset paging over a list that changes meanwhile skips someone: what the sync's checks are for."""
+    numbers = [f"+1555123{n:04d}" for n in range(4)]
+    for number in numbers:
+        vibes_simulator.keyword(number, "JOIN")
+    first = vibes_client.list_subscribers("101", page=1, page_size=2)
+    vibes_simulator.reply(numbers[0], "STOP")
+    second = vibes_client.list_subscribers("101", page=2, page_size=2)
+    assert [s.mdn for s in first + second] == [numbers[0], numbers[1], numbers[3]]
+
+
+def test_a_page_is_no_larger_than_the_simulators_limit(vibes_client, vibes_simulator):
+    vibes_simulator.configure(max_page_size=3)
+    for n in range(5):
+        vibes_simulator.add_subscriber("101", f"+1555123{n:04d}")
+    assert len(vibes_client.list_subscribers("101", page=1, page_size=100)) == 3
+    assert len(vibes_client.list_subscribers("101", page=2, page_size=100)) == 2
+
+
+def test_subscribers_carry_the_persons_custom_fields(vibes_client, vibes_simulator):
+    vibes_simulator.add_subscriber("101", MDN, custom_fields={"first_name": "Ana"})
+    [subscriber] = vibes_client.list_subscribers("101", page=1, page_size=10)
+    assert subscriber.custom_fields == {"first_name": "Ana"}
+
+
+def test_the_contracts_search_finds_one_subscriber_by_number(vibes_client, vibes_simulator):
+    vibes_simulator.keyword(MDN, "JOIN")
+    assert vibes_client.find_subscriber("101", mdn=MDN).mdn == MDN
+    assert vibes_client.find_subscriber("102", mdn=MDN) is None
+    vibes_simulator.reply(MDN, "STOP")
+    assert vibes_client.find_subscriber("101", mdn=MDN) is None
+
+
+def test_without_paging_only_the_search_is_served(vibes_client, vibes_simulator):
+    vibes_simulator.configure(subscriber_paging=False)
+    vibes_simulator.keyword(MDN, "JOIN")
+    response = subscribers_page(vibes_simulator, page=1, page_size=10)
+    assert response.status_code == 400
+    assert "mdn" in response.json()["errors"][0]["message"]
+    assert vibes_client.find_subscriber("101", mdn=MDN).mdn == MDN
+
+
+def test_bad_paging_parameters_are_refused(vibes_simulator):
+    assert subscribers_page(vibes_simulator, page=0).status_code == 400
+    assert subscribers_page(vibes_simulator, page="two").status_code == 400
+    assert subscribers_page(vibes_simulator, "999", page=1).status_code == 404
+
+
+def test_many_subscribers_are_added_in_one_request(vibes_client, vibes_simulator):
+    rows = [{"mdn": f"+1555123{n:04d}", "external_person_id": str(n)} for n in range(3)]
+    assert control(vibes_simulator, "subscribers", {"list_id": "101", "subscribers": rows}) == {"added": 3}
+    assert [s.external_person_id for s in vibes_client.list_subscribers("101", page=1, page_size=10)] == [
+        "0",
+        "1",
+        "2",
+    ]

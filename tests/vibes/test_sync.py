@@ -75,7 +75,9 @@ def test_sync_subscriptions_mirrors_vibes_without_inventing_rows(vibes_client, v
     )
 
     progress = []
-    report = vibes_sync(client=vibes_client, subscriptions=True, progress=progress.append)
+    report = vibes_sync(
+        client=vibes_client, subscriptions=True, progress=lambda sync, done, total: progress.append(done)
+    )
 
     statuses = dict(Subscription.objects.filter(vibes_list=news).values_list("lead_id", "status"))
     assert statuses == {
@@ -85,25 +87,9 @@ def test_sync_subscriptions_mirrors_vibes_without_inventing_rows(vibes_client, v
         just_pending.pk: "pending",
     }
     assert not Subscription.objects.filter(lead=never_on_a_list).exists()
-    assert report.subscriptions_checked == 5 * 2  # five leads with a number, two lists
-    assert report.subscriptions_changed == 3
-    assert sum(progress) == 10
+    assert [(s.vibes_list.vibes_id, s.changed) for s in report.subscriber_syncs] == [("101", 3), ("102", 0)]
+    assert progress == [1, 2]  # one subscriber read, then two numbers checked
     assert set(SubscriptionChange.objects.values_list("source", flat=True)) == {"sync"}
-
-
-def test_a_lead_sharing_a_subscribed_number_stays_subscribed(vibes_client, vibes_simulator):
-    """Vibes knows one person per number, under the first lead's id; R9 makes the status the number's."""
-    vibes_sync(client=vibes_client)
-    news = VibesList.objects.get(vibes_id="101")
-    first = SubscriptionFactory(vibes_list=news, lead__mobile_phone="+15551230001").lead
-    second = SubscriptionFactory(vibes_list=news, lead__mobile_phone="+15551230001").lead
-    vibes_simulator.add_subscriber("101", "+15551230001", external_person_id=str(first.pk))
-    report = vibes_sync(client=vibes_client, subscriptions=True)
-    assert set(Subscription.objects.filter(vibes_list=news).values_list("lead_id", "status")) == {
-        (first.pk, "subscribed"),
-        (second.pk, "subscribed"),
-    }
-    assert report.subscriptions_changed == 0
 
 
 def test_sync_stays_within_the_rate_limit(vibes_simulator, settings):
@@ -112,9 +98,15 @@ def test_sync_stays_within_the_rate_limit(vibes_simulator, settings):
 
     vibes_simulator.set_faults(rate_limit=40)
     client = make_client(vibes_simulator.url, rate_limiter=RateLimiter(35))
-    LeadFactory.create_batch(20)
-    vibes_sync(client=client, subscriptions=True)
+    vibes_sync(client=client)
+    news = VibesList.objects.get(vibes_id="101")
+    for lead in LeadFactory.create_batch(20):
+        SubscriptionFactory(lead=lead, vibes_list=news)  # each one checked: Vibes does not list them
+    for n in range(30):
+        vibes_simulator.add_subscriber("101", f"+1555987{n:04d}")
+    vibes_sync(client=client, subscriptions=True, page_size=1)
     stats = vibes_simulator.stats()
+    assert stats["requests"] == 2 * 3 + (30 + 1) + 1 + 20  # lists twice, pages of 101 and 102, checks
     assert stats["by_status"].get("429", 0) == 0
     assert stats["max_requests_per_second"] <= 36
 
@@ -126,9 +118,12 @@ def test_the_command_reports_what_it_did(vibes_simulator, capsys):
 
 
 def test_the_command_with_subscriptions(vibes_simulator, capsys):
-    LeadFactory.create_batch(3)
+    lead = LeadFactory()
+    vibes_simulator.add_subscriber("102", lead.mobile_phone)
     call_command("vibes_sync", "--subscriptions", verbosity=0)
-    assert "6 checked" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("SMS Newsletter: Done. Subscribers read: 0;")
+    assert out[2].startswith("VIP Offers: Done. Subscribers read: 1; calls to Vibes: 2. Leads linked: 1,")
 
 
 def test_the_command_says_clearly_when_vibes_is_unreachable(settings):

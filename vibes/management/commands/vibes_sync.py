@@ -2,41 +2,89 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
-from smscampaigns.models import Lead
 from vibes.conf import get_client
 from vibes.exceptions import VibesAuthError, VibesConnectionError, VibesError, VibesTimeout
-from vibes.models import VibesList
+from vibes.models import SubscriberSync
+from vibes.subscriber_sync import PAGE_SIZE, SubscriberSyncBusy, subscriber_sync_summary
 from vibes.sync import vibes_sync
 
 
 class Command(BaseCommand):
     help = (
         "Pull the Vibes subscription lists and their acquisition campaigns into the app. "
-        "With --subscriptions, also refresh every lead's subscription status from Vibes."
+        "With --subscriptions, also read each list's subscribers from Vibes: leads are found by "
+        "number and linked, subscribers without a lead become leads (unless --no-create), and "
+        "leads Vibes does not list are unsubscribed. A sync that stopped continues where it stopped."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--subscriptions",
             action="store_true",
-            help="also check each lead with a number on each active list",
+            help="also bring every lead's status on every active list in line with Vibes",
+        )
+        parser.add_argument(
+            "--no-create",
+            action="store_true",
+            help="do not create leads for subscribers whose number no lead has",
+        )
+        parser.add_argument(
+            "--page-size", type=int, default=PAGE_SIZE, help="subscribers asked for per page (a new sync)"
         )
 
-    def handle(self, *args, subscriptions: bool, **options):
-        total = Lead.objects.with_phone().count() * VibesList.objects.active().count() if subscriptions else 0
-        with tqdm(
-            total=total,
-            desc=_("Checking subscriptions"),
-            unit=" checks",
-            disable=not total or options["verbosity"] == 0,
-        ) as bar:
+    def handle(self, *args, subscriptions: bool, no_create: bool, page_size: int, **options):
+        with ProgressBars(disable=options["verbosity"] == 0) as bars:
             try:
-                report = vibes_sync(client=get_client(), subscriptions=subscriptions, progress=bar.update)
-            except VibesError as error:
-                raise CommandError(describe_vibes_error(error)) from None
-        for problem in report.errors:
-            self.stderr.write(problem)
-        self.stdout.write(self.style.SUCCESS(report.summary()))
+                report = vibes_sync(
+                    client=get_client(),
+                    subscriptions=subscriptions,
+                    create_leads=not no_create,
+                    page_size=max(1, page_size),
+                    progress=bars.update,
+                )
+            except (VibesError, SubscriberSyncBusy) as error:
+                raise CommandError(describe_failure(error)) from None
+        self.stdout.write(self.style.SUCCESS("\n".join(report.lines())))
+
+
+class ProgressBars:
+    """A bar per list and phase: subscribers read (Vibes publishes no total), then numbers checked."""
+
+    def __init__(self, *, disable: bool):
+        self.disable, self.bar, self.key = disable, None, None
+
+    def update(self, sync: SubscriberSync, done: int, total: int | None) -> None:
+        if self.key != (sync.pk, sync.phase):
+            self.close()
+            self.key = (sync.pk, sync.phase)
+            checking = sync.phase == SubscriberSync.Phase.CHECKS
+            self.bar = tqdm(
+                total=total,
+                desc=f"{sync.vibes_list}: {'checking numbers' if checking else 'reading subscribers'}",
+                unit=" numbers" if checking else " subscribers",
+                disable=self.disable,
+            )
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def describe_failure(error: Exception) -> str:
+    """What stopped the sync, and for each list's sync that stopped, how far it got."""
+    text = describe_vibes_error(error) if isinstance(error, VibesError) else str(error)
+    for sync in SubscriberSync.objects.filter(status=SubscriberSync.Status.FAILED).select_related(
+        "vibes_list"
+    ):
+        text += "\n" + subscriber_sync_summary(sync)
+    return text
 
 
 def describe_vibes_error(error: VibesError) -> str:
