@@ -7,8 +7,9 @@ class MarketingActivitiesConfig(AppConfig):
     verbose_name = _("Marketing Activities")
 
     def ready(self):
-        from vibes.callbacks import register_receipt_handler
+        from vibes.callbacks import register_confirmation_handler, register_receipt_handler
 
-        from .receipts import handle_receipt
+        from .receipts import handle_confirmation, handle_receipt
 
         register_receipt_handler(handle_receipt)
+        register_confirmation_handler(handle_confirmation)

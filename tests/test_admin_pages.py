@@ -18,6 +18,7 @@ def one_of_everything():
     RunBatchFactory()
     SubscriptionChangeFactory()
     CallbackEventFactory()
+    CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,14 @@ from smscampaigns.permissions import ActionPermissionsAdmin
 
 from .conf import get_client
 from .exceptions import VibesError
-from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
+from .models import (
+    AcquisitionCampaign,
+    CallbackEvent,
+    Subscription,
+    SubscriptionChange,
+    UnreadableCallback,
+    VibesList,
+)
 from .subscriptions import subscriptions_apply
 from .sync import vibes_sync
 
@@ -142,6 +149,7 @@ class CallbackEventAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         "dedupe_key",
         "headers",
         "payload",
+        "raw_body",
         "mdn",
         "outcome",
         "note",
@@ -155,3 +163,33 @@ class CallbackEventAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(UnreadableCallback)
+class UnreadableCallbackAdmin(CallbackEventAdmin):
+    """The callbacks this app could not read, for an operator: each was kept
+    and answered 200 (Vibes never sends a 4xx again), with the reason."""
+
+    list_display = ("received_at", "event_type", "note", "content_type", "body_start", "deliveries")
+    list_filter = ("event_type",)
+    search_fields = ("note", "raw_body", "dedupe_key")
+    fields = (
+        "received_at",
+        "note",
+        "event_type",
+        "raw_body",
+        "payload",
+        "headers",
+        "deliveries",
+        "dedupe_key",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=_("content type"))
+    def content_type(self, obj):
+        return obj.headers.get("Content-Type", "") if isinstance(obj.headers, dict) else ""
+
+    @admin.display(description=_("body"))
+    def body_start(self, obj):
+        text = obj.raw_body if obj.raw_body is not None else str(obj.payload)
+        return text if len(text) <= 80 else text[:80] + "…"

@@ -12,8 +12,14 @@ background threads, so API answers never wait for the app.
 Fault switches make it misbehave like a real service under load: a share of
 5xx answers (half before the request is processed, half after), 429 above a
 rate, added latency, and requests that hang past the client's read timeout
-after being processed. The request log records for each request whether it
-was processed, so tests can prove that nothing was done twice.
+after being processed; and like carriers: a share of SMS whose delivery
+receipt says "failed", with the carrier's reason. The request log records
+for each request whether it was processed, so tests can prove that nothing
+was done twice.
+
+A pending participant who does not answer within the confirmation window
+(`confirmation_window` seconds, 24 hours unless configured) expires: Vibes
+drops the request and posts `ack_participant_changed` with status "expired".
 
 Control and inspection endpoints live under `/_simulator/` (no auth: the
 simulator listens on loopback only): `GET messages`, `GET requests`,
@@ -37,7 +43,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -53,6 +59,7 @@ YES_WORDS = {"Y", "YES"}
 NO_WORDS = {"N", "NO"}
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 LOG_LIMIT = 200_000
+CONFIRMATION_WINDOW = 24 * 3600.0  # seconds a participant has to reply "Y" (Marketo documents 24 hours)
 
 _C = r"/companies/(?P<company_key>[^/]+)"
 ROUTES = [
@@ -82,8 +89,9 @@ ROUTES = [
 CONNECT_OPERATIONS = {"send_sms"}
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _now_iso(later: float = 0) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=later)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Answer(Exception):
@@ -357,11 +365,14 @@ class VibesSimulator:
         callback_url: str = "",
         confirm_after: float | None = None,
         receipt_delay: float = 0.05,
+        confirmation_window: float = CONFIRMATION_WINDOW,
+        receipt_failure_reason: str = "Handset unreachable",
         error_rate: float = 0.0,
         rate_limit: float = 0,
         latency_ms: float = 0,
         timeout_rate: float = 0.0,
         hang_seconds: float = 30.0,
+        receipt_failure_rate: float = 0.0,
         seed: int | None = None,
     ):
         self.host = host
@@ -375,6 +386,8 @@ class VibesSimulator:
             "callback_url": callback_url,
             "confirm_after": confirm_after,
             "receipt_delay": receipt_delay,
+            "confirmation_window": confirmation_window,
+            "receipt_failure_reason": receipt_failure_reason,
         }
         self._initial_faults = {
             "error_rate": error_rate,
@@ -382,6 +395,7 @@ class VibesSimulator:
             "latency_ms": latency_ms,
             "timeout_rate": timeout_rate,
             "hang_seconds": hang_seconds,
+            "receipt_failure_rate": receipt_failure_rate,
         }
         self._random = random.Random(seed)
         self._lock = threading.RLock()
@@ -486,9 +500,17 @@ class VibesSimulator:
         self._reset_state()
 
     def configure(
-        self, *, callback_url: str | None = None, confirm_after: float | None = None, receipt_delay=None
+        self,
+        *,
+        callback_url: str | None = None,
+        confirm_after: float | None = None,
+        receipt_delay=None,
+        confirmation_window=None,
+        receipt_failure_reason: str | None = None,
     ):
-        """Where callbacks go; after how many seconds a pending participant replies "Y" (None: never)."""
+        """Where callbacks go; after how many seconds a pending participant replies "Y" (None:
+        never), and after how many one who did not reply expires; the carrier's reason in failed
+        receipts."""
         with self._lock:
             if callback_url is not None:
                 self.config["callback_url"] = callback_url
@@ -496,9 +518,13 @@ class VibesSimulator:
                 self.config["confirm_after"] = confirm_after or None
             if receipt_delay is not None:
                 self.config["receipt_delay"] = float(receipt_delay)
+            if confirmation_window is not None:
+                self.config["confirmation_window"] = float(confirmation_window)
+            if receipt_failure_reason is not None:
+                self.config["receipt_failure_reason"] = str(receipt_failure_reason)
 
     def set_faults(self, **faults) -> None:
-        """Any of error_rate, rate_limit, latency_ms, timeout_rate, hang_seconds."""
+        """Any of error_rate, rate_limit, latency_ms, timeout_rate, hang_seconds, receipt_failure_rate."""
         unknown = set(faults) - set(self._initial_faults)
         if unknown:
             raise ValueError(f"unknown fault switches: {', '.join(sorted(unknown))}")
@@ -666,6 +692,24 @@ class VibesSimulator:
                     "subscription_list": self._list_ref(list_id),
                     "opt_in_date": self._subscriptions[(list_id, mdn)]["opt_in_date"],
                     "acquisition_campaign": {"acquisition_id": pending["acquisition_id"]},
+                },
+            )
+
+    def _expire(self, list_id, mdn, pending, generation):
+        """The confirmation window ended without a reply: Vibes drops the request."""
+        with self._lock:
+            if generation != self._generation or self._pending.get((list_id, mdn)) is not pending:
+                return  # answered, cancelled, asked again, or scheduled before a reset
+            del self._pending[(list_id, mdn)]
+            self._callback(
+                "ack_participant_changed",
+                {
+                    **self._person_resource(mdn),
+                    "acquisition_campaign": {"acquisition_id": pending["acquisition_id"]},
+                    "subscription_list": self._list_ref(list_id),
+                    "participation_date": pending["participation_date"],
+                    "expire_date": pending["expire_date"],
+                    "status": "expired",
                 },
             )
 
@@ -899,14 +943,20 @@ class VibesSimulator:
         status = 200  # Vibes: 200 means a pending acquisition already exists
         if pending is None:
             status = 201
+            window = float(self.config["confirmation_window"])
             pending = self._pending[(list_id, mdn)] = {
                 "acquisition_id": campaign["acquisition_id"],
                 "participation_date": _now_iso(),
+                "expire_date": _now_iso(window),
             }
             confirm_after = self.config["confirm_after"]
             if confirm_after and self._scheduler:
                 self._scheduler.call_later(
                     float(confirm_after), "confirm", self._confirm, list_id, mdn, self._generation
+                )
+            if self._scheduler:
+                self._scheduler.call_later(
+                    window, "expire", self._expire, list_id, mdn, pending, self._generation
                 )
         return status, {
             "person": {
@@ -915,6 +965,7 @@ class VibesSimulator:
                 "url": f"/companies/{self.company_key}/mobiledb/persons/{person['person_key']}",
             },
             "participation_date": pending["participation_date"],
+            "expire_date": pending["expire_date"],
             "status": "PENDING",
         }
 
@@ -983,6 +1034,8 @@ class VibesSimulator:
             raise _connect_error(400, "`text` is required, at most 1600 characters.", "invalid_parameter")
         message_id = f"SIM-MSG-{next(self._message_seq):09d}"
         callback_url = body.get("callback_url") or ""
+        # Like a carrier: a share of SMS never reach the handset.
+        delivery = "failed" if self._random.random() < self.faults["receipt_failure_rate"] else "delivered"
         self._messages.append(
             {
                 "message_id": message_id,
@@ -991,6 +1044,7 @@ class VibesSimulator:
                 "text": text,
                 "callback_url": callback_url,
                 "received_at": _now_iso(),
+                "delivery": delivery,
             }
         )
         if callback_url and self._scheduler and self._poster:
@@ -998,9 +1052,14 @@ class VibesSimulator:
                 "event_type": "delivery_receipt",
                 "message_id": message_id,
                 "to": to,
-                "status": "delivered",
+                "from": sender,
+                "status": delivery,
                 "occurred_at": _now_iso(),
             }
+            if delivery == "failed":
+                receipt.update(
+                    error_code="carrier_unreachable", description=self.config["receipt_failure_reason"]
+                )
             self._scheduler.call_later(
                 self.config["receipt_delay"],
                 "delivery",

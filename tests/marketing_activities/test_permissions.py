@@ -296,6 +296,7 @@ def make_world():
     RunBatchFactory(run_step=run_step)
     SubscriptionChangeFactory()
     CallbackEventFactory()
+    CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
     FlowStepFactory(subscribe=True)
     return World(folder, FolderFactory(name="Archive"), program, message, campaign, step, run_step.run)
 

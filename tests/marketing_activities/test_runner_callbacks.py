@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from marketing_activities.models import CampaignRun, Outcome
+from marketing_activities.models import CampaignRun, Outcome, RunStep
 from marketing_activities.runner import run_create, run_execute, run_retry_uncertain
 from tests.marketing_activities.test_runner_execution import make_campaign, subscribed
 from tests.smscampaigns.factories import LeadFactory
@@ -28,7 +28,7 @@ def execute(campaign, simulator, **options):
     return run_execute(run=run, client=make_client(simulator.url, **options), concurrency=4)
 
 
-def wait_until(condition, timeout=10):
+def wait_until(condition, timeout=30):
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -48,7 +48,8 @@ def test_a_subscription_stays_pending_until_the_person_replies_y(news, vibes_sim
     assert vibes_simulator.wait_for_callbacks()
     wait_until(lambda: Subscription.objects.get(pk=subscription.pk).status == "subscribed")
     send = execute(make_campaign(("send", news)), vibes_simulator)
-    assert send.steps.get().counts == {"sent": 1}
+    assert vibes_simulator.wait_for_callbacks()
+    wait_until(lambda: RunStep.objects.get(run=send).counts == {"delivered": 1})
 
 
 def test_an_opt_out_by_sms_unsubscribes_everyone_with_the_number(news, vibes_simulator):
@@ -83,13 +84,15 @@ def test_receipts_settle_uncertain_sms_so_a_retry_texts_each_number_exactly_once
     vibes_simulator.set_faults(error_rate=0)
     assert vibes_simulator.wait_for_callbacks()
     step = run.steps.get()
-    # A 5xx after Vibes processed the SMS left it uncertain; its receipt proved it sent.
+    # A 5xx after Vibes processed the SMS left it uncertain; its receipt proved it delivered.
     processed = {m["to"] for m in vibes_simulator.messages()}
     wait_until(
-        lambda: set(step.results().filter(outcome=Outcome.SENT).values_list("phone", flat=True)) == processed
+        lambda: (
+            set(step.results().filter(outcome=Outcome.DELIVERED).values_list("phone", flat=True)) == processed
+        )
     )
     run_retry_uncertain(run=run)
     run = run_execute(run=run, client=make_client(vibes_simulator.url))
     assert Counter(m["to"] for m in vibes_simulator.messages()) == Counter(phones)
-    step.refresh_from_db()
-    assert step.counts == {"sent": 60}
+    assert vibes_simulator.wait_for_callbacks()
+    wait_until(lambda: RunStep.objects.get(pk=step.pk).counts == {"delivered": 60})

@@ -150,15 +150,36 @@ def test_a_duplicate_delivery_changes_nothing_and_answers_200(post, news):
 
 
 @pytest.mark.parametrize(
-    "raw",
-    ["not json", "[1, 2]", '"text"', json.dumps({"mobile_phone": {"mdn": "+15551230001"}})],
-    ids=["not-json", "array", "string", "no-event-type"],
+    ("raw", "reason"),
+    [
+        ("not json", "The body is not JSON (line 1, column 1)."),
+        ("[1, 2]", "The body is JSON but not an object."),
+        ('"text"', "The body is JSON but not an object."),
+        ("null", "The body is JSON but not an object."),
+        (
+            json.dumps({"mobile_phone": {"mdn": "+15551230001"}}),
+            "No event type: neither a header nor an event_type field names one, "
+            "and the body is not shaped like a delivery receipt.",
+        ),
+    ],
+    ids=["not-json", "array", "string", "null", "no-event-type"],
 )
-def test_malformed_bodies_get_400_with_a_short_error(post, raw):
+def test_a_body_that_cannot_be_read_is_kept_as_unreadable_and_answered_200(post, raw, reason):
+    """Vibes never delivers a 4xx again: what this app cannot read is kept for an operator instead."""
     response = post(None, raw=raw)
-    assert response.status_code == 400
-    assert set(response.json()) == {"error"}
-    assert not CallbackEvent.objects.exists()
+    assert (response.status_code, response.json()) == (200, {"status": "unreadable"})
+    event = CallbackEvent.objects.get()
+    assert (event.event_type, event.outcome, event.note) == ("", "unreadable", reason)
+    if raw.startswith("{"):
+        assert (event.payload, event.raw_body) == (json.loads(raw), None)
+    else:
+        assert (event.payload, event.raw_body) == ({}, raw)
+
+
+def test_an_unreadable_body_delivered_again_is_a_duplicate(post):
+    assert post(None, raw="<xml/>").json() == {"status": "unreadable"}
+    assert post(None, raw="<xml/>").json() == {"status": "duplicate"}
+    assert CallbackEvent.objects.get().deliveries == 2
 
 
 def test_unknown_event_types_are_stored_and_ignored(post):
