@@ -586,6 +586,7 @@ class Outcome(models.IntegerChoices):
     ALREADY_RAN = 35, _("skipped: already ran through this flow")
     SKIPPED_ALREADY_SUBSCRIBED = 36, _("skipped: already subscribed")
     SKIPPED_ALREADY_PENDING = 37, _("skipped: subscription already pending")
+    # No longer planned (Unsubscribe calls for every number); kept for the rows of earlier runs.
     SKIPPED_ALREADY_UNSUBSCRIBED = 38, _("skipped: already unsubscribed")
     # R4: an SMS goes to a number, so one blocked person on it blocks everyone.
     SKIPPED_NUMBER_BLOCKLISTED = 39, _("skipped: number shared with a blocklisted person")

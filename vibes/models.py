@@ -221,7 +221,7 @@ class CallbackEvent(models.Model):
         ordering = ["-received_at", "-pk"]
 
     def __str__(self):
-        return f"{self.event_type} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.event_type or '—'} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
 
 
 class UnreadableCallbackManager(models.Manager):

@@ -137,6 +137,10 @@ class _Scheduler:
         with self._cond:
             return self._tags[tag]
 
+    def counts(self) -> dict[str, int]:
+        with self._cond:
+            return {tag: n for tag, n in self._tags.items() if n}
+
     def clear(self):
         with self._cond:
             for _, _, tag, _, _ in self._heap:
@@ -617,6 +621,8 @@ class VibesSimulator:
                 "messages": len(self._messages),
                 "persons": len(self._persons),
                 "callbacks_sent": len(self._poster.log) if self._poster else 0,
+                # Jobs waiting for their time: receipts, auto-confirmations, expiries.
+                "scheduled": self._scheduler.counts() if self._scheduler else {},
             }
 
     def wait_for_callbacks(self, timeout: float = 5.0) -> bool:

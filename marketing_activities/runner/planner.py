@@ -295,7 +295,7 @@ def record_counts(run_step: RunStep) -> dict[str, int]:
         # Under the step's lock: workers may already be adding their deltas.
         step = RunStep.objects.select_for_update().get(pk=run_step.pk)
         counts = count_outcomes(step.pk, step.first_result_id, step.last_result_id)
-        RunStep.objects.filter(pk=step.pk).update(counts=counts)
+        RunStep.objects.filter(pk=step.pk).update(counts=counts, counts_updated_at=timezone.now())
     run_step.counts = counts
     return counts
 
