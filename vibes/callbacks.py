@@ -805,14 +805,17 @@ def _tell_confirmation_handlers(news: ConfirmationNews) -> None:
             raise HandlerFailed from error
 
 
+def _first_text(payload, fields) -> str:
+    for field in fields:
+        value = payload.get(field)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return ""
+
+
 def _receipt_reason(payload) -> str:
-    """The carrier's reason for a failure, with its code: "Handset unreachable (E105)"."""
-    reason = next(
-        (str(payload[f]).strip() for f in RECEIPT_REASON_FIELDS if isinstance(payload.get(f), str | int)), ""
-    )
-    code = next(
-        (str(payload[f]).strip() for f in RECEIPT_CODE_FIELDS if isinstance(payload.get(f), str | int)), ""
-    )
+    """The carrier's reason for a failure, with its code: "Handset unreachable (705)"."""
+    reason, code = _first_text(payload, RECEIPT_REASON_FIELDS), _first_text(payload, RECEIPT_CODE_FIELDS)
     if reason and code:
         return f"{reason} ({code})"[:300]
     return (reason or code)[:300]

@@ -386,12 +386,14 @@ class Worker:
                 # A delivery receipt that overtook the runner's own answer (say
                 # a 5xx from Vibes after it had sent the SMS) tells what became of it.
                 delta.update(results_settle_by_receipts([c.result_id for c in calls], now=now))
-            step_counts_add(step.pk, delta)
             finished = len(calls) - len(by_outcome.get(int(Outcome.QUEUED), []))
             CampaignRun.objects.filter(pk=self.run.pk).update(
                 progress_done=F("progress_done") + finished, heartbeat_at=now
             )
             self._apply_subscription_changes(step, calls, results)
+            # Last: receipts and confirmations wait for the step's lock, so it
+            # is held only until the commit.
+            step_counts_add(step.pk, delta)
         run = CampaignRun.objects.only("progress_done", "progress_total").get(pk=self.run.pk)
         self.progress(run.progress_done, run.progress_total)
         return len(by_outcome.get(int(Outcome.QUEUED), []))
@@ -480,7 +482,7 @@ class Worker:
                 )
         elif step.action == FlowStep.Action.UNSUBSCRIBE:
             with transaction.atomic():
-                again = sending.update(outcome=Outcome.QUEUED)
+                again = sending.update(outcome=Outcome.QUEUED, updated_at=timezone.now())
                 step_counts_add(step.pk, {Outcome.SENDING: -again, Outcome.QUEUED: again})
         else:
             with transaction.atomic():
@@ -488,6 +490,7 @@ class Worker:
                     outcome=Outcome.UNCERTAIN,
                     error_code="interrupted",
                     detail="The runner stopped while adding this person to the acquisition campaign.",
+                    updated_at=timezone.now(),
                 )
                 step_counts_add(step.pk, {Outcome.SENDING: -unknown, Outcome.UNCERTAIN: unknown})
                 CampaignRun.objects.filter(pk=self.run.pk).update(progress_done=F("progress_done") + unknown)

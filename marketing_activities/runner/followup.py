@@ -88,15 +88,21 @@ def result_apply_receipt(
         if not row.vibes_message_id and message_id:
             changes["vibes_message_id"] = message_id[:64]
         old = Outcome(row.outcome)
-        if old != Outcome.SENDING and new_outcome is not None and new_outcome != old:
-            if not (new_outcome == Outcome.SENT and old in SMS_SENT):
-                changes["outcome"] = new_outcome
-                changes["updated_at"] = _changed_at(occurred_at, row.updated_at, now)
-                if old == Outcome.UNCERTAIN:
-                    # The doubt is settled: its error no longer describes the SMS.
-                    changes.update(error_code="", detail="")
-                step_counts_add(row.run_step_id, {old: -1, new_outcome: 1})
+        moves = (
+            old != Outcome.SENDING
+            and new_outcome not in (None, old)
+            and not (new_outcome == Outcome.SENT and old in SMS_SENT)
+        )
+        if moves:
+            changes["outcome"] = new_outcome
+            changes["updated_at"] = _changed_at(occurred_at, row.updated_at, now)
+            if old == Outcome.UNCERTAIN:
+                # The doubt is settled: its error no longer describes the SMS.
+                changes.update(error_code="", detail="")
         RunResult.objects.filter(pk=row.pk).update(**changes)
+        if moves:
+            # Last: the step's lock, which the workers share, is held only until the commit.
+            step_counts_add(row.run_step_id, {old: -1, new_outcome: 1})
     return True
 
 
