@@ -695,6 +695,12 @@ class RunResult(models.Model):
     def __str__(self):
         return f"{self.lead_id}: {self.get_outcome_display()}"
 
+    @property
+    def delivery_status_news(self) -> str:
+        """The receipt's word, when the outcome does not say it already ("accepted", "undeliverable")."""
+        said = {Outcome.DELIVERED: "delivered", Outcome.DELIVERY_FAILED: "failed"}.get(self.outcome)
+        return "" if self.delivery_status == said else self.delivery_status
+
 
 class RunBatch(models.Model):
     """A slice of a step's results that one worker claims and calls at a time.

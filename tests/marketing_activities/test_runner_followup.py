@@ -290,6 +290,13 @@ def test_the_window_expires_pending_rows_as_of_the_moment_it_ended(news, setting
     assert results_expire_confirmations(now=row.updated_at + datetime.timedelta(hours=26)) == 0
 
 
+def test_without_a_window_of_its_own_only_vibes_expires_a_request(news, settings):
+    settings.VIBES_CONFIRMATION_HOURS = 0
+    _step, row = subscribe_row(news)
+    assert results_expire_confirmations(now=NOW + datetime.timedelta(days=30)) == 0
+    assert outcome_of(row) == Outcome.PENDING
+
+
 def test_the_window_job_reads_nothing_once_no_step_counts_pending_rows(news, django_assert_num_queries):
     step, _row = subscribe_row(news, Outcome.SUBSCRIBED)
     with django_assert_num_queries(1):

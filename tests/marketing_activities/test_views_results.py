@@ -5,6 +5,8 @@ import io
 
 import pytest
 from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from marketing_activities.models import CampaignRun, Outcome, RunResult
 from marketing_activities.runner import run_create
@@ -313,3 +315,27 @@ def test_the_csv_export_has_skipped_peoples_numbers_and_who_blocked_a_number(sta
         "Una": ("+12025550303", "skipped_not_subscribed", "", ""),
         "Val": ("", "skipped_no_phone", "", ""),
     }
+
+
+# --- Issue 13: outcomes that follow Vibes' events, and when they changed --------------------------
+
+
+def test_each_row_shows_when_its_outcome_changed_and_the_receipts_word_when_it_adds_one(staff_client):
+    step = RunStepFactory(counts={"delivered": 1, "sent": 1, "skipped_no_phone": 1})
+    changed = timezone.now().replace(year=2026, month=11, day=3, hour=9, minute=41)
+    RunResultFactory(
+        run_step=step, outcome=Outcome.DELIVERED, delivery_status="delivered", updated_at=changed
+    )
+    RunResultFactory(run_step=step, outcome=Outcome.SENT, delivery_status="accepted", updated_at=changed)
+    RunResultFactory(run_step=step, outcome=Outcome.SKIPPED_NO_PHONE, lead__mobile_phone="")
+    planned(step.run)
+    step.refresh_from_db()
+    step.planned_at = changed.replace(hour=8)
+    step.save(update_fields=["planned_at"])
+    html = staff_client.get(results_url(step.run), headers={**HTMX, "HX-Target": "run-people"}).content
+    cells = html.decode()
+    assert cells.count(date_format(timezone.localtime(changed), "SHORT_DATETIME_FORMAT")) == 2
+    # A row unchanged since planning: the time it was planned.
+    assert date_format(timezone.localtime(step.planned_at), "SHORT_DATETIME_FORMAT") in cells
+    assert '<div class="muted small">accepted</div>' in cells
+    assert '<div class="muted small">delivered</div>' not in cells  # the outcome says it already
