@@ -24,8 +24,14 @@ names one), else to `callback_url`; a delivery receipt goes to the SMS's own
 Fault switches make it misbehave like a real service under load: a share of
 5xx answers (half before the request is processed, half after), 429 above a
 rate, added latency, and requests that hang past the client's read timeout
-after being processed. The request log records for each request whether it
-was processed, so tests can prove that nothing was done twice.
+after being processed; and like carriers: a share of SMS whose delivery
+receipt says "failed", with the carrier's reason. The request log records
+for each request whether it was processed, so tests can prove that nothing
+was done twice.
+
+A pending participant who does not answer within the confirmation window
+(`confirmation_window` seconds, 24 hours unless configured) expires: Vibes
+drops the request and posts `ack_participant_changed` with status "expired".
 
 A list's subscribers are served in pages (`page`, `page_size`) in the order
 they joined, so that one who leaves while a client pages moves the later
@@ -58,7 +64,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -78,6 +84,7 @@ HELP_WORDS = {"HELP", "INFO"}
 LOG_LIMIT = 200_000
 # Vibes publishes no page size limit; this one makes a client cope with one.
 MAX_PAGE_SIZE = 1000
+CONFIRMATION_WINDOW = 24 * 3600.0  # seconds a participant has to reply "Y" (Marketo documents 24 hours)
 
 _C = r"/companies/(?P<company_key>[^/]+)"
 ROUTES = [
@@ -143,8 +150,9 @@ CONNECT_CALLBACK_TYPES = {"inbound_sms", "delivery_receipt"}
 URL_PASSWORD = re.compile(r"(?P<start>[a-z][a-z0-9+.\-]*://[^\s/?#:@'\"<>]*):[^\s/?#@'\"<>]*@", re.IGNORECASE)
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _now_iso(later: float = 0) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=later)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Answer(Exception):
@@ -189,6 +197,10 @@ class _Scheduler:
     def count(self, tag: str) -> int:
         with self._cond:
             return self._tags[tag]
+
+    def counts(self) -> dict[str, int]:
+        with self._cond:
+            return {tag: n for tag, n in self._tags.items() if n}
 
     def clear(self):
         with self._cond:
@@ -420,11 +432,14 @@ class VibesSimulator:
         callback_url: str = "",
         confirm_after: float | None = None,
         receipt_delay: float = 0.05,
+        confirmation_window: float = CONFIRMATION_WINDOW,
+        receipt_failure_reason: str = "Handset unreachable",
         error_rate: float = 0.0,
         rate_limit: float = 0,
         latency_ms: float = 0,
         timeout_rate: float = 0.0,
         hang_seconds: float = 30.0,
+        receipt_failure_rate: float = 0.0,
         seed: int | None = None,
     ):
         self.host = host
@@ -441,6 +456,8 @@ class VibesSimulator:
             "receipt_delay": receipt_delay,
             "subscriber_paging": True,
             "max_page_size": MAX_PAGE_SIZE,
+            "confirmation_window": confirmation_window,
+            "receipt_failure_reason": receipt_failure_reason,
         }
         self._initial_faults = {
             "error_rate": error_rate,
@@ -448,6 +465,7 @@ class VibesSimulator:
             "latency_ms": latency_ms,
             "timeout_rate": timeout_rate,
             "hang_seconds": hang_seconds,
+            "receipt_failure_rate": receipt_failure_rate,
         }
         self._random = random.Random(seed)
         self._lock = threading.RLock()
@@ -570,9 +588,12 @@ class VibesSimulator:
         receipt_delay=None,
         subscriber_paging: bool | None = None,
         max_page_size: int | None = None,
+        confirmation_window=None,
+        receipt_failure_reason: str | None = None,
     ):
-        """Where callbacks go; after how many seconds a pending participant replies "Y" (None: never);
-        whether a list's subscribers are served in pages, and at most how many a page."""
+        """Where callbacks go; after how many seconds a pending participant replies "Y" (None:
+        never), and after how many one who did not reply expires; the carrier's reason in failed
+        receipts; whether a list's subscribers are served in pages, and at most how many a page."""
         with self._lock:
             if callback_url is not None:
                 self.config["callback_url"] = callback_url
@@ -584,9 +605,13 @@ class VibesSimulator:
                 self.config["subscriber_paging"] = bool(subscriber_paging)
             if max_page_size is not None:
                 self.config["max_page_size"] = max(1, int(max_page_size))
+            if confirmation_window is not None:
+                self.config["confirmation_window"] = float(confirmation_window)
+            if receipt_failure_reason is not None:
+                self.config["receipt_failure_reason"] = str(receipt_failure_reason)
 
     def set_faults(self, **faults) -> None:
-        """Any of error_rate, rate_limit, latency_ms, timeout_rate, hang_seconds."""
+        """Any of error_rate, rate_limit, latency_ms, timeout_rate, hang_seconds, receipt_failure_rate."""
         unknown = set(faults) - set(self._initial_faults)
         if unknown:
             raise ValueError(f"unknown fault switches: {', '.join(sorted(unknown))}")
@@ -768,6 +793,8 @@ class VibesSimulator:
                 "messages": len(self._messages),
                 "persons": len(self._persons),
                 "callbacks_sent": len(self._poster.log) if self._poster else 0,
+                # Jobs waiting for their time: receipts, auto-confirmations, expiries.
+                "scheduled": self._scheduler.counts() if self._scheduler else {},
             }
 
     def wait_for_callbacks(self, timeout: float = 5.0) -> bool:
@@ -949,6 +976,24 @@ class VibesSimulator:
                     "subscription_list": self._list_ref(list_id),
                     "opt_in_date": self._subscriptions[(list_id, mdn)]["opt_in_date"],
                     "acquisition_campaign": {"acquisition_id": pending["acquisition_id"]},
+                },
+            )
+
+    def _expire(self, list_id, mdn, pending, generation):
+        """The confirmation window ended without a reply: Vibes drops the request."""
+        with self._lock:
+            if generation != self._generation or self._pending.get((list_id, mdn)) is not pending:
+                return  # answered, cancelled, asked again, or scheduled before a reset
+            del self._pending[(list_id, mdn)]
+            self._callback(
+                "ack_participant_changed",
+                {
+                    **self._person_resource(mdn),
+                    "acquisition_campaign": {"acquisition_id": pending["acquisition_id"]},
+                    "subscription_list": self._list_ref(list_id),
+                    "participation_date": pending["participation_date"],
+                    "expire_date": pending["expire_date"],
+                    "status": "expired",
                 },
             )
 
@@ -1207,14 +1252,20 @@ class VibesSimulator:
         status = 200  # Vibes: 200 means a pending acquisition already exists
         if pending is None:
             status = 201
+            window = float(self.config["confirmation_window"])
             pending = self._pending[(list_id, mdn)] = {
                 "acquisition_id": campaign["acquisition_id"],
                 "participation_date": _now_iso(),
+                "expire_date": _now_iso(window),
             }
             confirm_after = self.config["confirm_after"]
             if confirm_after and self._scheduler:
                 self._scheduler.call_later(
                     float(confirm_after), "confirm", self._confirm, list_id, mdn, self._generation
+                )
+            if self._scheduler:
+                self._scheduler.call_later(
+                    window, "expire", self._expire, list_id, mdn, pending, self._generation
                 )
         return status, {
             "person": {
@@ -1223,6 +1274,7 @@ class VibesSimulator:
                 "url": f"/companies/{self.company_key}/mobiledb/persons/{person['person_key']}",
             },
             "participation_date": pending["participation_date"],
+            "expire_date": pending["expire_date"],
             "status": "PENDING",
         }
 
@@ -1343,6 +1395,8 @@ class VibesSimulator:
         # A message's own callback URL; else the one registered for its short code's receipts.
         registered = self._connect_callbacks.get(("delivery_receipt", sender)) or {}
         receipt_url = callback_url or registered.get("url") or ""
+        # Like a carrier: a share of SMS never reach the handset.
+        delivery = "failed" if self._random.random() < self.faults["receipt_failure_rate"] else "delivered"
         self._messages.append(
             {
                 "message_id": message_id,
@@ -1351,6 +1405,7 @@ class VibesSimulator:
                 "text": text,
                 "callback_url": callback_url,
                 "received_at": _now_iso(),
+                "delivery": delivery,
             }
         )
         if receipt_url and self._scheduler and self._poster:
@@ -1358,9 +1413,14 @@ class VibesSimulator:
                 "event_type": "delivery_receipt",
                 "message_id": message_id,
                 "to": to,
-                "status": "delivered",
+                "from": sender,
+                "status": delivery,
                 "occurred_at": _now_iso(),
             }
+            if delivery == "failed":
+                receipt.update(
+                    error_code="carrier_unreachable", description=self.config["receipt_failure_reason"]
+                )
             self._scheduler.call_later(
                 self.config["receipt_delay"],
                 "delivery",

@@ -2,7 +2,9 @@
 simulator's callbacks reach the app (`live_server`)."""
 
 import pytest
+import requests
 from django.conf import settings
+from django.urls import reverse
 
 from tests.smscampaigns.factories import LeadFactory
 from vibes.callbacks import register_receipt_handler, unregister_receipt_handler
@@ -106,3 +108,21 @@ def test_delivery_receipts_reach_the_registered_handler_with_the_reference(
         "result-42",
     )
     assert CallbackEvent.objects.get().event_type == "delivery_receipt"
+
+
+def test_an_xml_callback_over_http_is_kept_answered_200_and_listed_for_an_operator(
+    vibes_live_callbacks, admin_client
+):
+    xml = '<?xml version="1.0"?><mtMessageResponse messageId="M9"><type>Carrier</type></mtMessageResponse>'
+    response = requests.post(
+        f"{vibes_live_callbacks}?ref=r9", data=xml, headers={"Content-Type": "text/xml"}, timeout=30
+    )
+    assert (response.status_code, response.json()) == (200, {"status": "unreadable"})
+    event = CallbackEvent.objects.get()
+    assert (event.event_type, event.raw_body, event.headers["Content-Type"]) == (
+        "delivery_receipt",
+        xml,
+        "text/xml",
+    )
+    listed = admin_client.get(reverse("admin:vibes_unreadablecallback_changelist")).content.decode()
+    assert "The body is not JSON" in listed and "text/xml" in listed

@@ -1,6 +1,7 @@
 """The local Vibes simulator, driven by the real client over HTTP."""
 
 import time
+from datetime import datetime, timedelta
 
 import pytest
 import requests
@@ -332,3 +333,82 @@ def test_many_subscribers_are_added_in_one_request(vibes_client, vibes_simulator
         "1",
         "2",
     ]
+
+
+# --- Receipts that fail, and the confirmation window ------------------------------------------------
+
+
+def test_a_share_of_sms_get_a_failed_receipt_with_the_carriers_reason(
+    vibes_client, vibes_simulator, callback_catcher
+):
+    vibes_simulator.set_faults(receipt_failure_rate=1)
+    vibes_simulator.configure(receipt_failure_reason="Unknown subscriber")
+    sent = vibes_client.send_sms(to=MDN, text="Hello", callback_url=f"{callback_catcher.url}?ref=r1")
+    [receipt] = callback_catcher.wait_for(1)
+    assert receipt["path"] == "/callbacks/?ref=r1"
+    assert receipt["body"] | {"occurred_at": ""} == {
+        "event_type": "delivery_receipt",
+        "message_id": sent.message_id,
+        "to": MDN,
+        "from": "12345",
+        "status": "failed",
+        "error_code": "carrier_unreachable",
+        "description": "Unknown subscriber",
+        "occurred_at": "",
+    }
+    assert [m["delivery"] for m in vibes_simulator.messages()] == ["failed"]
+
+
+def test_without_the_fault_every_receipt_says_delivered(vibes_client, vibes_simulator, callback_catcher):
+    for n in range(5):
+        vibes_client.send_sms(to=MDN, text=f"m{n}", callback_url=callback_catcher.url)
+    assert {r["body"]["status"] for r in callback_catcher.wait_for(5)} == {"delivered"}
+    assert all("description" not in r["body"] for r in callback_catcher.received)
+
+
+def test_the_failure_rate_fails_about_that_share(vibes_client, vibes_simulator):
+    control(vibes_simulator, "faults", {"receipt_failure_rate": 0.25})
+    for n in range(200):
+        vibes_client.send_sms(to=MDN, text=f"m{n}")
+    failed = sum(m["delivery"] == "failed" for m in vibes_simulator.messages())
+    assert 25 <= failed <= 75
+
+
+def test_a_pending_participant_expires_after_the_confirmation_window(
+    vibes_client, vibes_simulator, callback_catcher
+):
+    vibes_simulator.configure(callback_url=callback_catcher.url, confirmation_window=0.5)
+    vibes_client.add_participant("AC-NEWS-WEB", mdn=MDN, external_person_id="42")
+    [event] = callback_catcher.wait_for(1)
+    assert event["headers"]["X-Vibes-Event-Type"] == "ack_participant_changed"
+    assert event["body"]["status"] == "expired"
+    assert event["body"]["acquisition_campaign"] == {"acquisition_id": "AC-NEWS-WEB"}
+    assert event["body"]["expire_date"] > event["body"]["participation_date"]
+    assert vibes_simulator.subscriptions() == []
+    assert vibes_simulator.reply(MDN, "Y").get("confirmed", []) == []  # too late
+
+
+def test_a_participant_who_answered_in_time_does_not_expire(vibes_client, vibes_simulator, callback_catcher):
+    vibes_simulator.configure(callback_url=callback_catcher.url, confirmation_window=0.5)
+    vibes_client.add_participant("AC-NEWS-WEB", mdn=MDN, external_person_id="42")
+    vibes_simulator.reply(MDN, "Y")
+    [event] = callback_catcher.wait_for(1)
+    assert event["headers"]["X-Vibes-Event-Type"] == "subscription_added"
+    deadline = time.monotonic() + 30
+    while vibes_simulator.stats()["scheduled"].get("expire"):  # the window's end passes
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert vibes_simulator.wait_for_callbacks(30)
+    assert len(callback_catcher.events()) == 1
+    assert [s["status"] for s in vibes_simulator.subscriptions()] == ["subscribed"]
+
+
+def test_the_window_is_a_day_unless_configured(vibes_simulator):
+    client = make_client(vibes_simulator.url)
+    response = client.session.post(
+        f"{vibes_simulator.url}/companies/sim-company/campaigns/acquisition/AC-NEWS-WEB/participants",
+        json={"mobile_phone": {"mdn": MDN}},
+    )
+    body = response.json()
+    participation = datetime.fromisoformat(body["participation_date"])
+    assert datetime.fromisoformat(body["expire_date"]) - participation == timedelta(days=1)
