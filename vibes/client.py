@@ -3,13 +3,15 @@ subscriptions) and the Connect message API (SMS), on one `requests.Session`.
 
 No Django here: `vibes.conf.get_client()` builds the client from settings.
 
-Retries follow what Vibes can have processed. Every attempt first waits for
-the rate limiter, and tells it the moment the request was written out (the
-connections of the client's pool report it). A 429 was refused before processing and a connection that
-never opened sent nothing, so both are retried for any method. A 5xx, a read
-timeout or a connection dropped after sending are retried only for GET, PUT
-and DELETE; a POST in that state raises `VibesUncertain` and is never resent,
-because Vibes takes no idempotency key and a resend could text someone twice.
+Every attempt first waits for the rate limiter, and tells it the moment the
+request was written out (the connections of the client's pool report it).
+
+Retries follow what Vibes can have processed. A 429 was refused before
+processing and a connection that never opened sent nothing, so both are
+retried for any method. A 5xx, a read timeout or a connection dropped after
+sending are retried only for GET, PUT and DELETE; a POST in that state raises
+`VibesUncertain` and is never resent, because Vibes takes no idempotency key
+and a resend could text someone twice.
 """
 
 import logging

@@ -13,12 +13,6 @@ from django.dispatch import receiver
 from .client import VibesClient
 from .ratelimit import RateLimiter, RedisRateLimiter
 
-# The limiter counts a call for this many seconds after it was written out
-# (see vibes/ratelimit.py). Calls written out one second apart may arrive at
-# Vibes a little closer together when the network delay varies: the 20 ms
-# beyond the second cover that. On loopback no margin is needed at all.
-RATE_WINDOW = 1.02
-
 _client: VibesClient | None = None
 _lock = threading.Lock()
 
@@ -26,12 +20,11 @@ _lock = threading.Lock()
 def build_rate_limiter():
     """Vibes' limit is per company: with workers on a Redis broker the pace is
     kept in Redis, shared by every process; otherwise within this process."""
-    limit = settings.VIBES_RATE_LIMIT
     broker = settings.CELERY_BROKER_URL
     if broker.startswith(("redis://", "rediss://")):
         key = f"vibes:rate-limit:{settings.VIBES_COMPANY_KEY}"
-        return RedisRateLimiter(broker, limit, window=RATE_WINDOW, key=key)
-    return RateLimiter(limit, window=RATE_WINDOW)
+        return RedisRateLimiter(broker, settings.VIBES_RATE_LIMIT, key=key)
+    return RateLimiter(settings.VIBES_RATE_LIMIT)
 
 
 def build_client(**overrides) -> VibesClient:
