@@ -19,6 +19,10 @@ DEADLINE = 60.0
 # One attempt of a readiness probe: an answer slower than this is asked for again.
 PROBE_TIMEOUT = 10.0
 
+# For the simulator to deliver the callbacks of a whole run: thousands of
+# delivery receipts, each written by the app, queue up on a loaded machine.
+CALLBACKS_DEADLINE = 300.0
+
 
 def wait_until(condition, *, what: str, timeout: float = DEADLINE, interval: float = 0.1):
     """Call `condition` until it returns something true, and return that."""
@@ -69,3 +73,12 @@ def stop(*processes: subprocess.Popen, timeout: float = DEADLINE) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def simulator_delivered_callbacks(simulator_url: str, *, timeout: float = CALLBACKS_DEADLINE) -> bool:
+    """Wait until a simulator in another process delivered every callback due so
+    far (delivery receipts included); False if it still had some at the deadline."""
+    answer = requests.post(
+        f"{simulator_url}/_simulator/drain", json={"timeout": timeout}, timeout=timeout + DEADLINE
+    )
+    return answer.json() == {"drained": True}
