@@ -121,8 +121,9 @@ def cluster(live_server, settings):
             lambda: workers_answering(workers) == set(workers), what="both Celery workers to answer a ping"
         )
         yield {"workers": workers, "simulator": simulator_url}
-        # Let the last delivery receipts reach the app before the database goes away.
-        simulator_delivered_callbacks(simulator_url)
+        # Give the last delivery receipts a minute to reach the app before its
+        # database goes away; the simulator drops whatever it still holds then.
+        simulator_delivered_callbacks(simulator_url, timeout=DEADLINE)
     finally:
         stop(*workers.values(), simulator)
         with celery_app.connection_for_write() as conn:
