@@ -52,8 +52,10 @@ No Django here: `manage.py vibes_simulator` and the test fixtures start it.
 """
 
 import base64
+import bisect
 import heapq
 import hmac
+import io
 import itertools
 import json
 import logging
@@ -61,6 +63,8 @@ import queue
 import random
 import re
 import socket
+import struct
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -330,6 +334,121 @@ class _CallbackPoster:
         )
 
 
+# Linux's SO_TIMESTAMPNS, which Python's socket module does not name (the
+# generic value; the few architectures that differ fall back to the clock).
+# The kernel then stamps every segment with the time it arrived.
+_SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
+_TIMESPEC = struct.Struct("@ll")
+
+
+def _enable_arrival_stamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp arriving data; accepted sockets inherit it from the listener."""
+    if _SO_TIMESTAMPNS is None:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return sock.getsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS) == 1
+
+
+def _stamp(ancillary) -> float | None:
+    """The kernel's arrival time in a message's ancillary data, as time.time() counts."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            if seconds:
+                return seconds + nanoseconds / 1e9
+    return None
+
+
+class _ArrivalReader(io.RawIOBase):
+    """A connection's reading side that knows when the bytes it reads reached the machine.
+
+    Vibes counts its rate limit on arrival, so that is the time the
+    simulator's window must use, not the moment a busy handler thread gets to
+    the request: under load, requests that arrived a second apart can be
+    handled within a few milliseconds of each other. With kernel stamps
+    (Linux) the time is the segment's arrival; elsewhere, the moment it was read.
+    """
+
+    def __init__(self, sock: socket.socket, stamped: bool):
+        self._sock = sock
+        self._ancillary = socket.CMSG_SPACE(_TIMESPEC.size) if stamped else 0
+        self._first: float | None = None  # of the bytes read since the last take_arrival()
+        self._last: float | None = None
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self._ancillary:
+            size, ancillary, _, _ = self._sock.recvmsg_into([buffer], self._ancillary)
+            arrived = _stamp(ancillary)
+        else:
+            size, arrived = self._sock.recv_into(buffer), None
+        if size:
+            self._last = arrived or time.time()
+            if self._first is None:
+                self._first = self._last
+        return size
+
+    def take_arrival(self) -> float:
+        """When the first bytes of the request just read arrived (bytes read
+        ahead into the buffer arrived with the read that fetched them)."""
+        arrived = self._first or self._last or time.time()
+        self._first = None
+        return arrived
+
+
+class _Window:
+    """Arrival times, and the busiest one-second window among them.
+
+    Handler threads record requests in the order they get to them, not the
+    order they arrived, so times are kept sorted and each carries the number
+    of arrivals in the second up to it (a busiest window ends at an arrival).
+    A late recording adds one to the seconds it falls in. Times older than
+    KEEP seconds before the newest are forgotten.
+    """
+
+    KEEP = 10.0
+
+    def __init__(self):
+        self._times: list[float] = []
+        self._counts: list[int] = []  # for each time t, the arrivals in (t - 1 s, t]
+        self.peak = 0
+
+    def _later_seconds(self, at: float) -> range:
+        """The indexes of the times whose second, ending there, holds `at`."""
+        first = bisect.bisect_left(self._times, at)
+        return range(first, bisect.bisect_left(self._times, at, lo=first, key=_second_before))
+
+    def _second_up_to(self, at: float) -> int:
+        return bisect.bisect_right(self._times, at) - bisect.bisect_right(self._times, _second_before(at))
+
+    def busiest(self, at: float) -> int:
+        """The most arrivals in any one-second window that would hold `at`, without it."""
+        return max([self._second_up_to(at), *(self._counts[index] for index in self._later_seconds(at))])
+
+    def add(self, at: float) -> None:
+        times, counts = self._times, self._counts
+        later = self._later_seconds(at)
+        for index in later:
+            counts[index] += 1
+            self.peak = max(self.peak, counts[index])
+        count = self._second_up_to(at) + 1
+        times.insert(later.start, at)
+        counts.insert(later.start, count)
+        self.peak = max(self.peak, count)
+        if times[0] < times[-1] - 2 * self.KEEP:
+            keep = bisect.bisect_left(times, times[-1] - self.KEEP)
+            del times[:keep], counts[:keep]
+
+
+def _second_before(at: float) -> float:
+    return at - 1.0
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connections
     server_version = "VibesSimulator/1"
@@ -337,6 +456,12 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     timeout = 120  # seconds an idle keep-alive connection is kept
     sim: "VibesSimulator"
+
+    def setup(self):
+        super().setup()
+        self.rfile.close()  # replaced: an unclosed file would keep the socket open
+        self.arrivals = _ArrivalReader(self.connection, self.server.arrival_stamps)
+        self.rfile = io.BufferedReader(self.arrivals)
 
     def log_message(self, format, *args):  # noqa: A002  (silence the per-request stderr line)
         pass
@@ -359,7 +484,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = 0
         raw = self.rfile.read(length) if length > 0 else b""
-        status, payload = self.sim.handle(method, self.path, self.headers, raw)
+        status, payload = self.sim.handle(
+            method, self.path, self.headers, raw, arrived=self.arrivals.take_arrival()
+        )
         body = b"" if payload is None or status == 204 else json.dumps(payload).encode()
         try:
             phrase = HTTPStatus(status).phrase
@@ -387,6 +514,10 @@ class _Server(ThreadingHTTPServer):
         self.open_sockets: set = set()
         self._sockets_lock = threading.Lock()
         super().__init__(*args, **kwargs)
+
+    def server_bind(self):
+        super().server_bind()
+        self.arrival_stamps = _enable_arrival_stamps(self.socket)
 
     def process_request(self, request, client_address):
         with self._sockets_lock:
@@ -562,10 +693,8 @@ class VibesSimulator:
             self._inbound_seq = itertools.count(1)
             self._log: deque = deque(maxlen=LOG_LIMIT)
             self._status_counts: Counter = Counter()
-            self._window: deque = deque()  # arrival times of API requests in the last second
-            self._admitted: deque = deque()  # the same, for requests not refused with 429
-            self._max_window = 0
-            self._max_admitted = 0
+            self._arrivals = _Window()  # of every API request
+            self._admitted = _Window()  # of the requests not refused with 429
             for row in self._seed_subscribers:
                 self._subscribe_now(**row)
 
@@ -788,8 +917,8 @@ class VibesSimulator:
             return {
                 "requests": sum(self._status_counts.values()),
                 "by_status": {str(k): v for k, v in sorted(self._status_counts.items())},
-                "max_requests_per_second": self._max_window,
-                "max_admitted_per_second": self._max_admitted,
+                "max_requests_per_second": self._arrivals.peak,
+                "max_admitted_per_second": self._admitted.peak,
                 "messages": len(self._messages),
                 "persons": len(self._persons),
                 "callbacks_sent": len(self._poster.log) if self._poster else 0,
@@ -1064,24 +1193,37 @@ class VibesSimulator:
 
     # --- HTTP -------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers, raw_body: bytes) -> tuple[int, object]:
-        """Answer one HTTP request: (status, JSON payload or None)."""
+    def handle(
+        self, method: str, raw_path: str, headers, raw_body: bytes, *, arrived: float | None = None
+    ) -> tuple[int, object]:
+        """Answer one HTTP request: (status, JSON payload or None).
+
+        `arrived` is when the request reached the machine (time.time()), for
+        the rate window; by default, now.
+        """
         split = urlsplit(raw_path)
         if split.path.startswith("/_simulator/"):
             try:
                 return self._control(method, split.path[len("/_simulator/") :].strip("/"), raw_body)
             except _Answer as answer:
                 return answer.status, answer.payload
-        return self._api(method, split.path, split.query, headers, raw_body)
+        return self._api(
+            method,
+            split.path,
+            split.query,
+            headers,
+            raw_body,
+            arrived if arrived is not None else time.time(),
+        )
 
-    def _api(self, method, path, query, headers, raw_body):
+    def _api(self, method, path, query, headers, raw_body, arrived):
         entry = {
             "method": method,
             "path": path,
             "status": 0,
             "processed": False,
             "fault": "",
-            "at": time.time(),
+            "at": arrived,
         }
         if method in ("POST", "PUT"):
             entry["body"] = raw_body.decode("utf-8", "replace")
@@ -1091,16 +1233,12 @@ class VibesSimulator:
         connect = operation in CONNECT_OPERATIONS
         with self._lock:
             faults = self.faults
-            now = time.monotonic()
-            for window in (self._window, self._admitted):
-                while window and window[0] <= now - 1.0:
-                    window.popleft()
-            self._window.append(now)
-            self._max_window = max(self._max_window, len(self._window))
-            limited = bool(faults["rate_limit"]) and len(self._admitted) >= faults["rate_limit"]
+            # Like Vibes: refused when admitting it would put more than the
+            # limit in some one-second window of arrivals.
+            self._arrivals.add(arrived)
+            limited = bool(faults["rate_limit"]) and self._admitted.busiest(arrived) >= faults["rate_limit"]
             if not limited:
-                self._admitted.append(now)
-                self._max_admitted = max(self._max_admitted, len(self._admitted))
+                self._admitted.add(arrived)
             roll, timeout_roll = self._random.random(), self._random.random()
         if limited:
             # Refused before processing: Vibes sends no Retry-After.

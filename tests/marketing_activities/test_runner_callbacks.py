@@ -4,7 +4,6 @@ and the results that follow them: delivery receipts, confirmations, the confirma
 import csv
 import datetime
 import io
-import time
 from collections import Counter
 
 import pytest
@@ -21,6 +20,7 @@ from tests.marketing_activities.test_runner_execution import make_campaign, subs
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
 from tests.vibes.fixtures import make_client
+from tests.waiting import DEADLINE, wait_until
 from vibes.models import Subscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,13 +38,6 @@ def execute(campaign, simulator, **options):
     return run_execute(run=run, client=make_client(simulator.url, **options), concurrency=4)
 
 
-def wait_until(condition, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_a_subscription_stays_pending_until_the_person_replies_y(news, vibes_simulator):
     lead = LeadFactory(mobile_phone="+15551231000")
     execute(make_campaign(("subscribe", news)), vibes_simulator)
@@ -55,8 +48,10 @@ def test_a_subscription_stays_pending_until_the_person_replies_y(news, vibes_sim
     assert send.steps.get().counts == {"skipped_not_subscribed": 1}
 
     vibes_simulator.reply("+15551231000", "Y")
-    assert vibes_simulator.wait_for_callbacks()
-    wait_until(lambda: Subscription.objects.get(pk=subscription.pk).status == "subscribed")
+    assert vibes_simulator.wait_for_callbacks(DEADLINE)
+    wait_until(
+        lambda: Subscription.objects.get(pk=subscription.pk).status == "subscribed", what="the confirmation"
+    )
     send = execute(make_campaign(("send", news)), vibes_simulator)
     assert vibes_simulator.wait_for_callbacks()
     wait_until(lambda: RunStep.objects.get(run=send).counts == {"delivered": 1})
@@ -67,8 +62,11 @@ def test_an_opt_out_by_sms_unsubscribes_everyone_with_the_number(news, vibes_sim
     second = subscribed(news, mobile_phone="+15551231100")
     vibes_simulator.add_subscriber("101", "+15551231100", external_person_id=str(first.pk))
     vibes_simulator.reply("+15551231100", "STOP")
-    assert vibes_simulator.wait_for_callbacks()
-    wait_until(lambda: not Subscription.objects.filter(vibes_list=news, status="subscribed").exists())
+    assert vibes_simulator.wait_for_callbacks(DEADLINE)
+    wait_until(
+        lambda: not Subscription.objects.filter(vibes_list=news, status="subscribed").exists(),
+        what="the opt-out",
+    )
     assert set(Subscription.objects.values_list("lead_id", "status", "opt_out_reason")) == {
         (first.pk, "unsubscribed", "user_opt_out"),
         (second.pk, "unsubscribed", "user_opt_out"),
@@ -82,7 +80,9 @@ def test_delivery_receipts_are_recorded_on_the_sms_they_report(news, vibes_simul
     subscribed(news, mobile_phone="+15551231200")
     run = execute(make_campaign(("send", news)), vibes_simulator)
     result = run.steps.get().results().get()
-    wait_until(lambda: result.__class__.objects.get(pk=result.pk).delivery_status == "delivered")
+    wait_until(
+        lambda: result.__class__.objects.get(pk=result.pk).delivery_status == "delivered", what="the receipt"
+    )
 
 
 def test_receipts_settle_uncertain_sms_so_a_retry_texts_each_number_exactly_once(news, vibes_simulator):
@@ -92,14 +92,15 @@ def test_receipts_settle_uncertain_sms_so_a_retry_texts_each_number_exactly_once
     vibes_simulator.set_faults(error_rate=0.3)
     run = execute(make_campaign(("send", news)), vibes_simulator)
     vibes_simulator.set_faults(error_rate=0)
-    assert vibes_simulator.wait_for_callbacks()
+    assert vibes_simulator.wait_for_callbacks(DEADLINE)
     step = run.steps.get()
     # A 5xx after Vibes processed the SMS left it uncertain; its receipt proved it delivered.
     processed = {m["to"] for m in vibes_simulator.messages()}
     wait_until(
         lambda: (
             set(step.results().filter(outcome=Outcome.DELIVERED).values_list("phone", flat=True)) == processed
-        )
+        ),
+        what="the receipts of the processed SMS",
     )
     run_retry_uncertain(run=run)
     run = run_execute(run=run, client=make_client(vibes_simulator.url))

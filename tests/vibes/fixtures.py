@@ -32,8 +32,9 @@ Registered for the whole suite from `tests/conftest.py`
     - `wait_for_callbacks(timeout=5)`: block until callbacks due so far were delivered.
 
 `vibes_client`
-    A `vibes.client.VibesClient` for the simulator with short timeouts and
-    backoffs (connect 1 s, read 2 s, 3 attempts), no rate limit.
+    A `vibes.client.VibesClient` for the simulator with short backoffs and
+    3 attempts, no rate limit, and timeouts a busy machine stays well within
+    (connect 5 s, read 10 s; the simulator's hanging requests hang 30 s).
 
 `vibes_callback_post`
     For tests that post callbacks through Django's test client: sets the
@@ -84,7 +85,7 @@ def _vibes_simulator_server():
         username=SIM_USERNAME,
         password=SIM_PASSWORD,
         short_code=SIM_SHORT_CODE,
-        hang_seconds=3,
+        hang_seconds=30,
         seed=1234,
     )
     simulator.start()
@@ -117,8 +118,8 @@ def make_client(url: str, **overrides) -> VibesClient:
         "username": SIM_USERNAME,
         "password": SIM_PASSWORD,
         "short_code": SIM_SHORT_CODE,
-        "connect_timeout": 1.0,
-        "read_timeout": 2.0,
+        "connect_timeout": 5.0,
+        "read_timeout": 10.0,
         "max_attempts": 3,
         "backoff_base": 0.01,
         "backoff_max": 0.05,
