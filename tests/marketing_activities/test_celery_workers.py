@@ -112,6 +112,8 @@ def cluster(live_server, settings):
     }
     # This process only sends tasks; the workers run them.
     celery_app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
+    # A connection pool made earlier for another broker (the default) is dropped.
+    celery_app.close()
     settings.RUNNER_BACKGROUND = "celery"
     settings.RUNNER_PARALLEL_TASKS = 2
     try:
@@ -129,6 +131,7 @@ def cluster(live_server, settings):
         with celery_app.connection_for_write() as conn:
             conn.default_channel.client.flushdb()
         celery_app.conf.update(broker_url=None, task_always_eager=True)
+        celery_app.close()
 
 
 def workers_answering(workers) -> set[str]:

@@ -47,6 +47,8 @@ def worker(settings):
     )  # fmt: skip
     # This process only sends the task; the worker runs it.
     celery_app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
+    # A connection pool made earlier for another broker (the default) is dropped.
+    celery_app.close()
     settings.RUNNER_BACKGROUND = "celery"
     try:
         yield process
@@ -56,6 +58,7 @@ def worker(settings):
         with celery_app.connection_for_write() as conn:
             conn.default_channel.client.flushdb()
         celery_app.conf.update(broker_url=None, task_always_eager=True)
+        celery_app.close()
 
 
 def test_a_celery_worker_imports_the_stored_upload(worker):
