@@ -19,6 +19,7 @@ from marketing_activities import bench
 from marketing_activities.models import SMS_SENT, CampaignRun, SmartCampaign
 from marketing_activities.runner import run_create, run_dispatch, run_retry_uncertain
 from smscampaigns.celery import app as celery_app
+from tests.celery_broker import use_broker
 from tests.waiting import DEADLINE, simulator_delivered_callbacks, stop, wait_for_server, wait_until
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
@@ -111,9 +112,7 @@ def cluster(live_server, settings):
         for name in ("one", "two")
     }
     # This process only sends tasks; the workers run them.
-    celery_app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
-    # A connection pool made earlier for another broker (the default) is dropped.
-    celery_app.close()
+    use_broker(REDIS_URL)
     settings.RUNNER_BACKGROUND = "celery"
     settings.RUNNER_PARALLEL_TASKS = 2
     try:
@@ -130,8 +129,7 @@ def cluster(live_server, settings):
         stop(*workers.values(), simulator)
         with celery_app.connection_for_write() as conn:
             conn.default_channel.client.flushdb()
-        celery_app.conf.update(broker_url=None, task_always_eager=True)
-        celery_app.close()
+        use_broker(None)
 
 
 def workers_answering(workers) -> set[str]:

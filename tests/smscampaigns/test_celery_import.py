@@ -17,6 +17,7 @@ from django.db import connection
 from smscampaigns.celery import app as celery_app
 from smscampaigns.models import Lead, LeadImport
 from smscampaigns.services import lead_import_start
+from tests.celery_broker import use_broker
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
@@ -46,9 +47,7 @@ def worker(settings):
         env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     # This process only sends the task; the worker runs it.
-    celery_app.conf.update(broker_url=REDIS_URL, task_always_eager=False)
-    # A connection pool made earlier for another broker (the default) is dropped.
-    celery_app.close()
+    use_broker(REDIS_URL)
     settings.RUNNER_BACKGROUND = "celery"
     try:
         yield process
@@ -57,8 +56,7 @@ def worker(settings):
         process.wait(timeout=30)
         with celery_app.connection_for_write() as conn:
             conn.default_channel.client.flushdb()
-        celery_app.conf.update(broker_url=None, task_always_eager=True)
-        celery_app.close()
+        use_broker(None)
 
 
 def test_a_celery_worker_imports_the_stored_upload(worker):
