@@ -49,6 +49,8 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
             details.append(_("because of %(name)s") % {"name": _blocker_name(result)})
         if result.delivery_status:
             details.append(_("delivery: %(status)s") % {"status": result.delivery_status})
+        if result.delivery_reason:
+            details.append(result.delivery_reason)
         text += "".join(f" · {d}" for d in details if d)
         entries.append(ActivityEntry(result.updated_at or step.run.created_at, _("SMS"), text))
     changes = SubscriptionChange.objects.filter(lead=lead).select_related("vibes_list")[:limit]
@@ -82,11 +84,12 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
             event_type__in=INBOUND_EVENT_TYPES
         )
         for event in events[:limit]:
+            note = f" · {event.note}" if event.note else ""
             entries.append(
                 ActivityEntry(
                     event.received_at,
                     _("Vibes callback"),
-                    f"{event.event_type}: {event.get_outcome_display()}{' · ' + event.note if event.note else ''}",
+                    f"{event.event_type}: {event.get_outcome_display()}{note}",
                 )
             )
     entries.extend(_flag_changes(lead, limit=limit))

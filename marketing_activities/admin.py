@@ -244,7 +244,10 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 class RunStepInline(admin.TabularInline):
     model = RunStep
-    fields = ("position", "action", "vibes_list", "status", "outcome_table", "planned_at", "finished_at")
+    fields = (
+        "position", "action", "vibes_list", "status", "outcome_table", "counts_updated_at", "planned_at",
+        "finished_at",
+    )  # fmt: skip
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -342,7 +345,7 @@ class CampaignRunAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 class RunResultAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "run_step", "lead", "outcome", "phone", "duplicate_of", "blocked_by", "error_code", "detail",
-        "delivery_status", "updated_at",
+        "delivery_status", "delivery_reason", "updated_at",
     )  # fmt: skip
     list_filter = ("outcome",)
     search_fields = ("phone", "lead__email")

@@ -7,10 +7,15 @@ class MarketingActivitiesConfig(AppConfig):
     verbose_name = _("Marketing Activities")
 
     def ready(self):
-        from vibes.callbacks import register_inbound_handler, register_receipt_handler
+        from vibes.callbacks import (
+            register_confirmation_handler,
+            register_inbound_handler,
+            register_receipt_handler,
+        )
 
-        from .receipts import handle_receipt
+        from .receipts import handle_confirmation, handle_receipt
         from .replies import reply_match
 
         register_receipt_handler(handle_receipt)
+        register_confirmation_handler(handle_confirmation)
         register_inbound_handler(reply_match)

@@ -521,6 +521,9 @@ class RunStep(models.Model):
     )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     counts = models.JSONField(_("counts by outcome"), default=dict)
+    # Rows change after the run, as receipts and confirmations arrive: the
+    # counts change with them, in the same transaction.
+    counts_updated_at = models.DateTimeField(_("counts as of"), null=True, blank=True)
     planned_at = models.DateTimeField(_("planned"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     plan_seconds = models.FloatField(_("planning time (s)"), null=True, blank=True)
@@ -559,12 +562,21 @@ class Outcome(models.IntegerChoices):
 
     QUEUED = 0, _("queued")
     SENDING = 1, _("sending")
+    # What Vibes answered. An SMS stays `sent` (Vibes accepted it) until its
+    # delivery receipt says what happened next; a Subscribe row stays
+    # `pending` until the person answers Vibes' confirmation text, or the
+    # confirmation window ends.
     SENT = 10, _("sent")
     SUBSCRIBED = 11, _("subscribed")
     PENDING = 12, _("pending confirmation")
     UNSUBSCRIBED = 13, _("unsubscribed")
+    DELIVERED = 14, _("delivered")
+    ALREADY_UNSUBSCRIBED_IN_VIBES = 15, _("already unsubscribed in Vibes")
+    DECLINED = 16, _("declined the confirmation")
+    EXPIRED = 17, _("confirmation expired without a reply")
     FAILED = 20, _("failed")
     UNCERTAIN = 21, _("uncertain")
+    DELIVERY_FAILED = 22, _("delivery failed")
     SKIPPED_DUPLICATE_PHONE = 30, _("skipped: shares a number with another person")
     SKIPPED_BLOCKLISTED = 31, _("skipped: blocklisted")
     SKIPPED_MARKETING_SUSPENDED = 32, _("skipped: marketing suspended")
@@ -573,6 +585,7 @@ class Outcome(models.IntegerChoices):
     ALREADY_RAN = 35, _("skipped: already ran through this flow")
     SKIPPED_ALREADY_SUBSCRIBED = 36, _("skipped: already subscribed")
     SKIPPED_ALREADY_PENDING = 37, _("skipped: subscription already pending")
+    # No longer planned (Unsubscribe calls for every number); kept for the rows of earlier runs.
     SKIPPED_ALREADY_UNSUBSCRIBED = 38, _("skipped: already unsubscribed")
     # R4: an SMS goes to a number, so one blocked person on it blocks everyone.
     SKIPPED_NUMBER_BLOCKLISTED = 39, _("skipped: number shared with a blocklisted person")
@@ -585,6 +598,8 @@ class Outcome(models.IntegerChoices):
 
 
 OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
+# An SMS's row once Vibes accepted it (or may have): what its delivery receipt settles.
+SMS_SENT = (Outcome.SENT, Outcome.DELIVERED, Outcome.DELIVERY_FAILED)
 NUMBER_BLOCKS = (Outcome.SKIPPED_NUMBER_BLOCKLISTED, Outcome.SKIPPED_NUMBER_SUSPENDED)
 # What a lead's activity lists: the calls (every outcome below 30) and the
 # skips for a number another person's block closed. The partial index on a
@@ -656,7 +671,15 @@ class RunResult(models.Model):
     detail = models.CharField(_("detail"), max_length=300, blank=True)
     vibes_message_id = models.CharField(_("Vibes message id"), max_length=64, blank=True)
     delivery_status = models.CharField(_("delivery"), max_length=20, blank=True)
-    updated_at = models.DateTimeField(_("updated"), null=True, blank=True)
+    # The carrier's reason for a failed delivery. Nullable so that adding it
+    # to a table of millions of rows is instant on SQLite (no table rebuild)
+    # and planning writes nothing for it.
+    delivery_reason = models.CharField(  # noqa: DJ001
+        _("delivery failure reason"), max_length=300, null=True, blank=True
+    )
+    # When the outcome last changed (as of the event's own time where it has
+    # one: a receipt's, a confirmation's); empty while the planned outcome stands.
+    updated_at = models.DateTimeField(_("outcome changed"), null=True, blank=True)
     # When the (latest) call for this row went to Vibes: set as the row turns
     # `sending`, and never moved by the outcome or a receipt after, so that a
     # reply is matched with the SMS sent last before it.
@@ -674,6 +697,12 @@ class RunResult(models.Model):
 
     def __str__(self):
         return f"{self.lead_id}: {self.get_outcome_display()}"
+
+    @property
+    def delivery_status_news(self) -> str:
+        """The receipt's word, when the outcome does not say it already ("accepted", "undeliverable")."""
+        said = {Outcome.DELIVERED: "delivered", Outcome.DELIVERY_FAILED: "failed"}.get(self.outcome)
+        return "" if self.delivery_status == said else self.delivery_status
 
 
 class RunBatch(models.Model):

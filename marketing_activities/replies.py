@@ -17,9 +17,9 @@ from vibes.models import InboundMessage
 
 from .models import FlowStep, Outcome, RunResult, SmsReply
 
-# An SMS that went out, or may have: Vibes accepted it, the call is in
+# An SMS that went out, or may have: Vibes accepted or delivered it, the call is in
 # flight, or its fate is unknown. A refused SMS (failed) reached nobody.
-SMS_OUT = (Outcome.SENDING, Outcome.SENT, Outcome.UNCERTAIN)
+SMS_OUT = (Outcome.SENDING, Outcome.SENT, Outcome.DELIVERED, Outcome.UNCERTAIN)
 # The partial index on a lead's calls covers outcome < 30; the condition is
 # spelled out so that SQLite uses it.
 CALLS_BELOW = 30

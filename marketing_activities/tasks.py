@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from .models import CampaignRun
-from .runner import run_dispatch, run_execute
+from .runner import results_expire_confirmations, run_dispatch, run_execute
 from .runner.schedule import stale_runs, start_due_runs
 
 
@@ -16,7 +16,9 @@ def run_campaign_task(run_id: int) -> str:
 
 @shared_task
 def run_due_campaigns_task() -> int:
-    """Celery beat's entry (every minute): due schedules and runs that lost their worker."""
+    """Celery beat's entry (every minute): due schedules, runs that lost their
+    worker, and Subscribe results whose confirmation window has passed."""
+    results_expire_confirmations()
     runs = start_due_runs() + stale_runs()
     for run in runs:
         run_dispatch(run)

@@ -190,6 +190,9 @@ VIBES_CALLBACK_ALLOWED_IPS = env.list("VIBES_CALLBACK_ALLOWED_IPS", default=[])
 # The callbacks URL as Vibes reaches it (with credentials), sent with every
 # SMS so delivery receipts come back; empty: no receipts are asked for.
 VIBES_DELIVERY_RECEIPT_URL = env("VIBES_DELIVERY_RECEIPT_URL", default="")
+# How long a person has to answer Vibes' confirmation text before a
+# Subscribe step's pending row expires (Marketo documents 24 hours).
+VIBES_CONFIRMATION_HOURS = env.float("VIBES_CONFIRMATION_HOURS", default=24.0)
 
 # --- Campaign runs -----------------------------------------------------------
 # Calls in flight at once per worker (the rate limit still applies).

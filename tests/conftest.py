@@ -2,10 +2,18 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.catalogues import LOCALE_DIR
 
 pytest_plugins = ["tests.vibes.fixtures"]
+
+# Property tests check what holds, not how fast: on a loaded machine one
+# example can take any time, so no example has a deadline and slow data
+# generation is no failure.
+hypothesis_settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -26,6 +26,7 @@ def one_of_everything():
     CallbackEventFactory()
     LeadFlagChangeFactory()
     SmsReplyFactory()
+    CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
 
 
 @pytest.mark.parametrize(

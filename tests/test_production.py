@@ -5,13 +5,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 from django.conf import settings
 
-pytestmark = pytest.mark.timeout(180)
+from tests.waiting import DEADLINE, stop, wait_for_server
+
+pytestmark = pytest.mark.timeout(300)
 
 
 def production_env(tmp_path):
@@ -78,24 +79,22 @@ def test_gunicorn_serves_the_app_and_whitenoise_the_static_files(tmp_path):
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                requests.get(base, timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        # gunicorn listens before its workers have loaded the app: the first
+        # answer can take a while on a busy machine.
+        wait_for_server(base, process=server)
         # Behind the TLS proxy: X-Forwarded-Proto says the request came over HTTPS.
         https = {"X-Forwarded-Proto": "https"}
-        login = requests.get(f"{base}/accounts/login/", headers=https, timeout=5, allow_redirects=False)
+        login = requests.get(
+            f"{base}/accounts/login/", headers=https, timeout=DEADLINE, allow_redirects=False
+        )
         assert login.status_code == 200
         assert "Strict-Transport-Security" in login.headers
-        insecure = requests.get(f"{base}/accounts/login/", timeout=5, allow_redirects=False)
+        insecure = requests.get(f"{base}/accounts/login/", timeout=DEADLINE, allow_redirects=False)
         assert insecure.status_code == 301 and insecure.headers["Location"].startswith("https://")
-        css = requests.get(f"{base}/static/admin/css/base.css", headers=https, timeout=5)
+        css = requests.get(f"{base}/static/admin/css/base.css", headers=https, timeout=DEADLINE)
         assert css.status_code == 200 and "text/css" in css.headers["Content-Type"]
         assert "max-age" in requests.get(
-            f"{base}/static/admin/css/base.css", headers=https, timeout=5
+            f"{base}/static/admin/css/base.css", headers=https, timeout=DEADLINE
         ).headers.get("Cache-Control", "")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)

@@ -21,6 +21,7 @@ from .models import (
     InboundMessage,
     Subscription,
     SubscriptionChange,
+    UnreadableCallback,
     VibesList,
 )
 from .registration import (
@@ -197,6 +198,7 @@ class CallbackEventAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         "dedupe_key",
         "headers",
         "payload",
+        "raw_body",
         "mdn",
         "outcome",
         "note",
@@ -372,3 +374,38 @@ class InboundMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(UnreadableCallback)
+class UnreadableCallbackAdmin(CallbackEventAdmin):
+    """The callbacks this app could not read, for an operator: each was kept
+    and answered 200 (Vibes never sends a 4xx again), with the reason."""
+
+    list_display = ("received_at", "event_type", "note", "content_type", "body_start", "deliveries")
+    list_filter = ("event_type",)
+    search_fields = ("note", "raw_body", "dedupe_key")
+    fields = (
+        "received_at",
+        "note",
+        "event_type",
+        "raw_body",
+        "payload",
+        "headers",
+        "deliveries",
+        "dedupe_key",
+    )
+    readonly_fields = fields
+    # Not the callback events' list and registrations page: only the list.
+    change_list_template = None
+
+    def get_urls(self):
+        return admin.ModelAdmin.get_urls(self)
+
+    @admin.display(description=_("content type"))
+    def content_type(self, obj):
+        return obj.headers.get("Content-Type", "") if isinstance(obj.headers, dict) else ""
+
+    @admin.display(description=_("body"))
+    def body_start(self, obj):
+        text = obj.raw_body if obj.raw_body is not None else str(obj.payload)
+        return text if len(text) <= 80 else text[:80] + "…"

@@ -28,11 +28,23 @@ nothing, whatever number or status it names.
 
 Nothing here calls Vibes: a callback is answered from the database alone.
 
-Delivery receipts belong to whoever sent the SMS; `vibes` must not import
-the campaign runner, so senders register a handler with
-`register_receipt_handler(fn)` and get a `DeliveryReceipt` per new receipt.
-Replies are the same: `register_inbound_handler(fn)` gets each new
-`InboundMessage`, to take it as the reply to an SMS it sent.
+A callback this app cannot read is kept all the same and answered 200, as
+Vibes asks (it never delivers a 4xx again): a body that is not JSON (Vibes
+Connect's own callbacks are XML), JSON that is not an object, an event
+without a type, a delivery receipt with a status this app does not know.
+It is stored with outcome "unreadable", its text as received, and the
+reason; the admin lists these as "unreadable callbacks" for an operator.
+Only a body no database could store gets 400: not UTF-8, nested too deep,
+numbers that are not finite, NUL characters or unpaired surrogates.
+
+Delivery receipts belong to whoever sent the SMS, and the news of a
+confirmation to whoever asked for it; `vibes` must not import the campaign
+runner, so they register handlers: `register_receipt_handler(fn)` gets a
+`DeliveryReceipt` per new receipt, `register_confirmation_handler(fn)` a
+`ConfirmationNews` per subscription or participant event that says what
+became of a request to subscribe a number. Replies are the same:
+`register_inbound_handler(fn)` gets each new `InboundMessage`, to take it as
+the reply to an SMS it sent.
 
 An inbound text is stored and never acted on: a STOP is Vibes' business,
 and the opt-out comes as `subscription_removed`.
@@ -96,15 +108,60 @@ ENDED_STATUSES = {
 }
 
 
+# Delivery receipt statuses (connect-openapi.yml `SmsMessageResponse.status`,
+# and the words carriers use for a failure): Vibes accepted the SMS, the
+# handset got it, or it never will.
+RECEIPT_ACCEPTED = frozenset({"accepted", "queued", "sent", "submitted", "enroute", "buffered"})
+RECEIPT_DELIVERED = frozenset({"delivered"})
+RECEIPT_FAILED = frozenset({"failed", "undeliverable", "undelivered", "rejected", "expired"})
+RECEIPT_STATUSES = RECEIPT_ACCEPTED | RECEIPT_DELIVERED | RECEIPT_FAILED
+# Where a receipt may say why an SMS failed, and the code of the reason.
+RECEIPT_REASON_FIELDS = ("reason", "description", "status_description", "error_description", "error_message")
+RECEIPT_CODE_FIELDS = ("error_code", "errorCode", "carrier_error_code", "code")
+
+
 @dataclass(frozen=True)
 class DeliveryReceipt:
-    """A Connect delivery receipt; `reference` is the callback URL's `ref` parameter, or ""."""
+    """A Connect delivery receipt; `reference` is the callback URL's `ref` parameter, or "".
+
+    `status` is one of RECEIPT_STATUSES; `reason` the carrier's reason for a
+    failure (with its code), or "".
+    """
 
     message_id: str
     mdn: str
     status: str
     reference: str
     occurred_at: datetime | None
+    reason: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        return self.status in RECEIPT_DELIVERED
+
+    @property
+    def failed(self) -> bool:
+        return self.status in RECEIPT_FAILED
+
+
+@dataclass(frozen=True)
+class ConfirmationNews:
+    """What became of a request to subscribe a number to a list: from a
+    `subscription_added`, or an `ack_participant_*` event.
+
+    `outcome` is "subscribed", "pending", "declined" or "expired"; `status`
+    Vibes' own word. `since`: the request it answers was made no later than
+    this (a `subscription_added`'s opt-in date, a participant's participation
+    date), so requests made after it are not concerned. `at`: when it
+    happened, as far as the event tells (never later than its arrival).
+    """
+
+    mdn: str
+    vibes_list_id: int
+    outcome: str
+    status: str
+    since: datetime
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -116,6 +173,7 @@ class CallbackResult:
 
 
 _receipt_handlers: list[Callable[[DeliveryReceipt], None]] = []
+_confirmation_handlers: list[Callable[[ConfirmationNews], None]] = []
 
 
 def register_receipt_handler(fn: Callable[[DeliveryReceipt], None]) -> Callable[[DeliveryReceipt], None]:
@@ -158,6 +216,28 @@ def register_inbound_handler(fn: Callable[[InboundMessage], bool]) -> Callable[[
 def unregister_inbound_handler(fn: Callable[[InboundMessage], bool]) -> None:
     if fn in _inbound_handlers:
         _inbound_handlers.remove(fn)
+
+
+def register_confirmation_handler(
+    fn: Callable[[ConfirmationNews], None],
+) -> Callable[[ConfirmationNews], None]:
+    """Call `fn(news)` for every subscription or participant event that says
+    what became of a request to subscribe a number; usable as a decorator.
+
+    As with receipts, handlers run in the transaction that stores the event,
+    and one that raises makes the callback answer 503 (Vibes delivers it
+    again). The event's effect on subscriptions does not depend on them: an
+    event that arrives late for the subscription (superseded) still tells
+    what became of the request.
+    """
+    if fn not in _confirmation_handlers:
+        _confirmation_handlers.append(fn)
+    return fn
+
+
+def unregister_confirmation_handler(fn: Callable[[ConfirmationNews], None]) -> None:
+    if fn in _confirmation_handlers:
+        _confirmation_handlers.remove(fn)
 
 
 # --- Who may post ------------------------------------------------------------------
@@ -232,21 +312,28 @@ _SUSPECT_ESCAPES = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackResult:
     """Store one callback and apply it; answer what the view should send back.
 
-    A body that can never be stored (not JSON, too deep, values no database
-    takes) gets 400: Vibes does not retry a 4xx. A repeat of a stored event
-    counts a delivery and changes nothing else. Anything the database refuses
-    otherwise gets 503, so that Vibes delivers the event again later.
+    A body that can never be stored (too deep, not UTF-8, values no database
+    takes) gets 400: Vibes does not retry a 4xx. A body that can be stored
+    but not read (not JSON, not an object, no event type, a receipt of an
+    unknown status) is stored as unreadable and answered 200. A repeat of a
+    stored event counts a delivery and changes nothing else. Anything the
+    database refuses otherwise gets 503, so that Vibes delivers the event again later.
     """
-    payload, problem = callback_body_parse(body)
+    read, problem = callback_body_parse(body)
     if problem:
         return CallbackResult(400, {"error": problem})
-    event_type = _event_type(headers, payload)
-    if not event_type:
-        return CallbackResult(
-            400, {"error": str(_("The event type is missing (header or event_type field)."))}
+    payload = read.payload
+    event_type = _event_type(headers, payload, reference)
+    unreadable = read.unreadable
+    if not unreadable and not event_type:
+        unreadable = str(
+            _(
+                "No event type: neither a header nor an event_type field names one, and the body "
+                "is not shaped like a delivery receipt."
+            )
         )
 
-    key = dedupe_key(event_type, payload, reference)
+    key = dedupe_key(event_type, payload if not read.raw else read.raw, reference)
     stored_headers = {k: v for k, v in headers.items() if k.lower() not in PRIVATE_HEADERS}
     try:
         with transaction.atomic():
@@ -257,13 +344,18 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
                 dedupe_key=key,
                 headers=stored_headers,
                 payload=payload,
+                raw_body=read.raw or None,
                 outcome=CallbackEvent.Outcome.IGNORED,
             )
-            _apply(event, payload, reference)
+            if unreadable:
+                event.outcome, event.note = CallbackEvent.Outcome.UNREADABLE, unreadable[:300]
+                logger.warning("Vibes callback #%s kept as unreadable: %s", event.pk, unreadable)
+            else:
+                _apply(event, payload, reference)
             event.save(update_fields=["outcome", "note", "mdn"])
-    except ReceiptHandlerFailed:
+    except HandlerFailed:
         return CallbackResult(
-            503, {"error": str(_("The receipt could not be processed; deliver it again later."))}
+            503, {"error": str(_("The event could not be processed; deliver it again later."))}
         )
     except InboundHandlerFailed:
         return CallbackResult(
@@ -289,12 +381,23 @@ def _storage_failed(event_type) -> CallbackResult:
     return CallbackResult(503, {"error": str(_("The event could not be stored; deliver it again later."))})
 
 
-def callback_body_parse(body: bytes) -> tuple[dict | None, str]:
-    """(payload, "") for a body every supported database stores, else (None, what is wrong and where).
+@dataclass(frozen=True)
+class CallbackBody:
+    """A callback's body as read: the JSON object (or {}), and for a body
+    that is not one, its text as received and why it cannot be read."""
 
-    The checks read the whole body only when a quick look finds something to
-    check: more brackets than the depth limit, an escape that could be a NUL
-    or a surrogate, a number that is not finite.
+    payload: dict
+    raw: str = ""
+    unreadable: str = ""
+
+
+def callback_body_parse(body: bytes) -> tuple[CallbackBody | None, str]:
+    """(CallbackBody, "") for a body every supported database stores, else (None, what is wrong and where).
+
+    A body that is text but not a JSON object is stored as it came, with the
+    reason it cannot be read. The checks read the whole body only when a
+    quick look finds something to check: more brackets than the depth limit,
+    an escape that could be a NUL or a surrogate, a number that is not finite.
     """
     if body.count(b"{") + body.count(b"[") > MAX_BODY_DEPTH and _too_deep(body):
         return None, str(
@@ -316,20 +419,28 @@ def callback_body_parse(body: bytes) -> tuple[dict | None, str]:
     try:
         payload = json.loads(text, parse_float=finite, parse_constant=finite)
     except json.JSONDecodeError as error:
-        return None, str(
+        return _kept_as_text(
+            text,
             _("The body is not JSON (line %(line)d, column %(column)d).")
-            % {"line": error.lineno, "column": error.colno}
+            % {"line": error.lineno, "column": error.colno},
         )
     except ValueError:
         # Python refuses integers of more than 4,300 digits.
-        return None, str(_("The body holds a number too long to read."))
-    if not isinstance(payload, dict):
-        return None, str(_("The body must be a JSON object."))
+        return _kept_as_text(text, _("The body holds a number too long to read."))
     if infinite or _SUSPECT_ESCAPES.search(body):
         unstorable = _unstorable_value(payload)
         if unstorable:
             return None, unstorable
-    return payload, ""
+    if not isinstance(payload, dict):
+        return _kept_as_text(text, _("The body is JSON but not an object."))
+    return CallbackBody(payload), ""
+
+
+def _kept_as_text(text: str, reason) -> tuple[CallbackBody | None, str]:
+    if "\x00" in text:
+        # PostgreSQL stores no NUL in text; raw UTF-8 holds no surrogate.
+        return None, str(_("The body holds a NUL character."))
+    return CallbackBody({}, raw=text, unreadable=str(reason)), ""
 
 
 def _too_deep(body: bytes) -> bool:
@@ -403,13 +514,17 @@ def _where(message, where) -> str:
     return str(message % {"where": path[:200]})
 
 
-def dedupe_key(event_type: str, payload: dict, reference: str = "") -> str:
-    """The same event twice gives the same key, whatever the key order or spacing."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def dedupe_key(event_type: str, payload: dict | str, reference: str = "") -> str:
+    """The same event twice gives the same key, whatever the key order or spacing
+    (a body kept as text, the same text)."""
+    if isinstance(payload, str):
+        canonical = payload
+    else:
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{event_type}\n{canonical}\n{reference}".encode()).hexdigest()
 
 
-def _event_type(headers, payload) -> str:
+def _event_type(headers, payload, reference: str = "") -> str:
     for name in EVENT_TYPE_HEADERS:
         value = headers.get(name)
         if value and value.strip():
@@ -418,11 +533,18 @@ def _event_type(headers, payload) -> str:
         value = payload.get(name)
         if isinstance(value, str) and value.strip():
             return value.strip().lower()
+    # Connect's receipts need not name their type: only an SMS's callback URL
+    # carries a reference, and a receipt has the message id and its status.
+    if reference or ("message_id" in payload and "status" in payload):
+        return DELIVERY_RECEIPT
     return ""
 
 
-class ReceiptHandlerFailed(Exception):
-    pass
+class HandlerFailed(Exception):
+    """A receipt or confirmation handler failed: answer 503, so that Vibes delivers the event again."""
+
+
+DELIVERY_RECEIPT = "delivery_receipt"
 
 
 class InboundHandlerFailed(Exception):
@@ -632,6 +754,9 @@ def _subscription_added(event, payload, reference):
         person_key=_person_key(payload),
         callback_event=event,
     )
+    _tell_confirmation_handlers(
+        ConfirmationNews(event.mdn, vibes_list.pk, "subscribed", "subscribed", since=when, at=when)
+    )
     return _result(
         update,
         _("%(changed)d of %(leads)d leads subscribed.") % {"changed": update.changed, "leads": len(lead_ids)},
@@ -741,20 +866,74 @@ def _participant_event(event, payload, reference):
         only_from=only_from,
         callback_event=event,
     )
+    # The participation date is when the request began, not when this news
+    # came about: that is the arrival, as far as this app can tell.
+    _tell_confirmation_handlers(
+        ConfirmationNews(
+            event.mdn,
+            vibes_list.pk,
+            _confirmation_outcome(status),
+            status[:40],
+            since=when,
+            at=event.received_at,
+        )
+    )
     return _result(
         update,
         _("%(changed)d leads now %(status)s.") % {"changed": update.changed, "status": new_status.label},
     )
 
 
+def _confirmation_outcome(status: str) -> str:
+    if status in CONFIRMED_STATUSES:
+        return "subscribed"
+    if status in PENDING_STATUSES:
+        return "pending"
+    return "expired" if status == "expired" else "declined"
+
+
+def _tell_confirmation_handlers(news: ConfirmationNews) -> None:
+    for handler in list(_confirmation_handlers):
+        try:
+            handler(news)
+        except Exception as error:
+            logger.exception("Vibes confirmation handler %r failed", handler)
+            raise HandlerFailed from error
+
+
+def _first_text(payload, fields) -> str:
+    for field in fields:
+        value = payload.get(field)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return ""
+
+
+def _receipt_reason(payload) -> str:
+    """The carrier's reason for a failure, with its code: "Handset unreachable (705)"."""
+    reason, code = _first_text(payload, RECEIPT_REASON_FIELDS), _first_text(payload, RECEIPT_CODE_FIELDS)
+    if reason and code:
+        return f"{reason} ({code})"[:300]
+    return (reason or code)[:300]
+
+
 def _delivery_receipt(event, payload, reference):
     event.mdn = _mdn(payload)
+    status = payload.get("status")
+    if not isinstance(status, str) or not status.strip():
+        return Outcome.UNREADABLE, _("The receipt has no status; nothing changed.")
+    status = status.strip().lower()
+    if status not in RECEIPT_STATUSES:
+        return Outcome.UNREADABLE, _(
+            "The receipt's status “%(status)s” is none this app knows (%(known)s); nothing changed."
+        ) % {"status": status[:40], "known": ", ".join(sorted(RECEIPT_STATUSES))}
     receipt = DeliveryReceipt(
-        message_id=str(payload.get("message_id") or ""),
+        message_id=str(payload.get("message_id") or "")[:64],
         mdn=event.mdn,
-        status=str(payload.get("status") or "").strip().lower(),
+        status=status,
         reference=reference,
-        occurred_at=_date(payload.get("occurred_at")),
+        occurred_at=_event_time(payload.get("occurred_at"), event),
+        reason=_receipt_reason(payload) if status in RECEIPT_FAILED else "",
     )
     matched = False
     for handler in list(_receipt_handlers):
@@ -762,7 +941,7 @@ def _delivery_receipt(event, payload, reference):
             matched = bool(handler(receipt)) or matched
         except Exception as error:
             logger.exception("Vibes delivery receipt handler %r failed", handler)
-            raise ReceiptHandlerFailed from error
+            raise HandlerFailed from error
     if not matched:
         return Outcome.UNMATCHED, _("No SMS sent by this app matches the receipt.")
     return Outcome.APPLIED, _("Recorded on the SMS it reports on.")
@@ -856,7 +1035,7 @@ APPLIERS = {
     "subscription_removed": _subscription_removed,
     "ack_participant_added": _participant_event,
     "ack_participant_changed": _participant_event,
-    "delivery_receipt": _delivery_receipt,
+    DELIVERY_RECEIPT: _delivery_receipt,
     "inbound_sms": _inbound_sms,
     "unmatched_message_received": _unmatched_message,
 }

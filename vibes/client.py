@@ -3,12 +3,15 @@ subscriptions) and the Connect message API (SMS), on one `requests.Session`.
 
 No Django here: `vibes.conf.get_client()` builds the client from settings.
 
-Retries follow what Vibes can have processed. Every attempt first waits for
-the rate limiter. A 429 was refused before processing and a connection that
-never opened sent nothing, so both are retried for any method. A 5xx, a read
-timeout or a connection dropped after sending are retried only for GET, PUT
-and DELETE; a POST in that state raises `VibesUncertain` and is never resent,
-because Vibes takes no idempotency key and a resend could text someone twice.
+Every attempt first waits for the rate limiter, and tells it the moment the
+request was written out (the connections of the client's pool report it).
+
+Retries follow what Vibes can have processed. A 429 was refused before
+processing and a connection that never opened sent nothing, so both are
+retried for any method. A 5xx, a read timeout or a connection dropped after
+sending are retried only for GET, PUT and DELETE; a POST in that state raises
+`VibesUncertain` and is never resent, because Vibes takes no idempotency key
+and a resend could text someone twice.
 """
 
 import logging
@@ -20,6 +23,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
 from .exceptions import (
@@ -36,7 +41,7 @@ from .exceptions import (
     VibesUncertain,
     VibesUnprocessable,
 )
-from .ratelimit import Limiter
+from .ratelimit import Limiter, Permit
 from .types import (
     AcquisitionCampaignInfo,
     CallbackRegistration,
@@ -66,6 +71,42 @@ MAX_BODY_KEPT = 2000
 
 # user:password@ in any URL an answer may echo (a callbacks URL we registered).
 URL_PASSWORD = re.compile(r"(?P<start>[a-z][a-z0-9+.\-]*://[^\s/?#:@'\"<>]*):[^\s/?#@'\"<>]*@", re.IGNORECASE)
+
+# The rate limiter's permit of the request this thread is sending, if any.
+_sending = threading.local()
+
+
+class _ReportsSent:
+    """A connection that tells the permit of its request when the request was
+    written out: from then on the rate limiter counts it as sent."""
+
+    def request(self, *args, **kwargs):
+        super().request(*args, **kwargs)
+        permit = getattr(_sending, "permit", None)
+        if permit is not None:
+            permit.sent()
+
+
+class _HTTPConnection(_ReportsSent, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ReportsSent, HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
 
 
 def _segment(value) -> str:
@@ -146,7 +187,7 @@ class VibesClient:
         )
         # No urllib3 retries (max_retries=0): the loop in _request retries, so
         # every attempt passes the rate limiter and POSTs are never resent blindly.
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter = _Adapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -460,13 +501,9 @@ class VibesClient:
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
                 self._sleep(self._backoff(attempt - 1))
-            if self.rate_limiter is not None:
-                self.rate_limiter.acquire()
             logger.debug("Vibes %s %s (attempt %d)", method, path, attempt)
             try:
-                response = self.session.request(
-                    method, url, json=json, params=params, timeout=self.timeout, allow_redirects=False
-                )
+                response = self._send(method, url, json=json, params=params)
             except requests.RequestException as error:
                 last_error = self._transport_error(error, method, path, idempotent)
                 if isinstance(last_error, VibesUncertain):
@@ -496,6 +533,21 @@ class VibesClient:
         assert last_error is not None
         last_error.message += f" (gave up after {self.max_attempts} attempts)"
         raise last_error
+
+    def _send(self, method, url, *, json, params) -> requests.Response:
+        """One attempt, within the rate limit."""
+        permit: Permit | None = self.rate_limiter.acquire() if self.rate_limiter is not None else None
+        _sending.permit = permit
+        try:
+            return self.session.request(
+                method, url, json=json, params=params, timeout=self.timeout, allow_redirects=False
+            )
+        finally:
+            _sending.permit = None
+            if permit is not None:
+                # Sent already if the connection said so; otherwise (it failed,
+                # or went another way) it counts as sent from now on.
+                permit.sent()
 
     def _transport_error(self, error, method, path, idempotent) -> VibesError:
         kind = type(error).__name__

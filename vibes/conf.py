@@ -13,10 +13,6 @@ from django.dispatch import receiver
 from .client import VibesClient
 from .ratelimit import RateLimiter, RedisRateLimiter
 
-# Calls reach Vibes with some jitter, so a client paced exactly at the limit
-# still sees the odd 429 (and loses time backing off): keep 3% headroom.
-PACE = 0.97
-
 _client: VibesClient | None = None
 _lock = threading.Lock()
 
@@ -24,11 +20,11 @@ _lock = threading.Lock()
 def build_rate_limiter():
     """Vibes' limit is per company: with workers on a Redis broker the pace is
     kept in Redis, shared by every process; otherwise within this process."""
-    rate = settings.VIBES_RATE_LIMIT * PACE
     broker = settings.CELERY_BROKER_URL
     if broker.startswith(("redis://", "rediss://")):
-        return RedisRateLimiter(broker, rate, key=f"vibes:rate-limit:{settings.VIBES_COMPANY_KEY}")
-    return RateLimiter(rate)
+        key = f"vibes:rate-limit:{settings.VIBES_COMPANY_KEY}"
+        return RedisRateLimiter(broker, settings.VIBES_RATE_LIMIT, key=key)
+    return RateLimiter(settings.VIBES_RATE_LIMIT)
 
 
 def build_client(**overrides) -> VibesClient:

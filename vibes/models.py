@@ -353,11 +353,15 @@ class CallbackEvent(models.Model):
         SUPERSEDED = "superseded", _("arrived late, superseded")
         MISMATCH = "mismatch", _("person id and number disagree")
         TEST = "test", _("test event, nothing changed")
+        UNREADABLE = "unreadable", _("unreadable, kept for an operator")
 
     event_type = models.CharField(_("event type"), max_length=60, db_index=True)
     dedupe_key = models.CharField(_("dedupe key"), max_length=64, unique=True)
     headers = models.JSONField(_("headers"), default=dict)
     payload = models.JSONField(_("payload"))
+    # Only for a body that is not a JSON object (XML, say): kept as it came.
+    # Nullable, so that adding it to a long table is instant on SQLite.
+    raw_body = models.TextField(_("body as received"), null=True, blank=True)  # noqa: DJ001
     mdn = models.CharField(_("mobile number"), max_length=16, blank=True, db_index=True)
     outcome = models.CharField(_("outcome"), max_length=12, choices=Outcome.choices)
     note = models.CharField(_("note"), max_length=300, blank=True)
@@ -373,7 +377,7 @@ class CallbackEvent(models.Model):
         permissions = [("manage_callbacks", _("Can register and test Vibes callbacks"))]
 
     def __str__(self):
-        return f"{self.event_type} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.event_type or '—'} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
 
 
 class ConnectCallback(models.Model):
@@ -496,3 +500,19 @@ class InboundMessage(models.Model):
 
     def __str__(self):
         return f"{self.mdn or '—'}: {self.text[:40]}"
+
+
+class UnreadableCallbackManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(outcome=CallbackEvent.Outcome.UNREADABLE)
+
+
+class UnreadableCallback(CallbackEvent):
+    """The callbacks this app could not read, kept for an operator to look at."""
+
+    objects = UnreadableCallbackManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = _("unreadable callback")
+        verbose_name_plural = _("unreadable callbacks")

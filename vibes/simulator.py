@@ -24,8 +24,14 @@ names one), else to `callback_url`; a delivery receipt goes to the SMS's own
 Fault switches make it misbehave like a real service under load: a share of
 5xx answers (half before the request is processed, half after), 429 above a
 rate, added latency, and requests that hang past the client's read timeout
-after being processed. The request log records for each request whether it
-was processed, so tests can prove that nothing was done twice.
+after being processed; and like carriers: a share of SMS whose delivery
+receipt says "failed", with the carrier's reason. The request log records
+for each request whether it was processed, so tests can prove that nothing
+was done twice.
+
+A pending participant who does not answer within the confirmation window
+(`confirmation_window` seconds, 24 hours unless configured) expires: Vibes
+drops the request and posts `ack_participant_changed` with status "expired".
 
 A list's subscribers are served in pages (`page`, `page_size`) in the order
 they joined, so that one who leaves while a client pages moves the later
@@ -46,8 +52,10 @@ No Django here: `manage.py vibes_simulator` and the test fixtures start it.
 """
 
 import base64
+import bisect
 import heapq
 import hmac
+import io
 import itertools
 import json
 import logging
@@ -55,10 +63,12 @@ import queue
 import random
 import re
 import socket
+import struct
+import sys
 import threading
 import time
 from collections import Counter, deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -78,6 +88,7 @@ HELP_WORDS = {"HELP", "INFO"}
 LOG_LIMIT = 200_000
 # Vibes publishes no page size limit; this one makes a client cope with one.
 MAX_PAGE_SIZE = 1000
+CONFIRMATION_WINDOW = 24 * 3600.0  # seconds a participant has to reply "Y" (Marketo documents 24 hours)
 
 _C = r"/companies/(?P<company_key>[^/]+)"
 ROUTES = [
@@ -143,8 +154,9 @@ CONNECT_CALLBACK_TYPES = {"inbound_sms", "delivery_receipt"}
 URL_PASSWORD = re.compile(r"(?P<start>[a-z][a-z0-9+.\-]*://[^\s/?#:@'\"<>]*):[^\s/?#@'\"<>]*@", re.IGNORECASE)
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _now_iso(later: float = 0) -> str:
+    moment = datetime.now(UTC) + timedelta(seconds=later)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Answer(Exception):
@@ -189,6 +201,10 @@ class _Scheduler:
     def count(self, tag: str) -> int:
         with self._cond:
             return self._tags[tag]
+
+    def counts(self) -> dict[str, int]:
+        with self._cond:
+            return {tag: n for tag, n in self._tags.items() if n}
 
     def clear(self):
         with self._cond:
@@ -318,6 +334,121 @@ class _CallbackPoster:
         )
 
 
+# Linux's SO_TIMESTAMPNS, which Python's socket module does not name (the
+# generic value; the few architectures that differ fall back to the clock).
+# The kernel then stamps every segment with the time it arrived.
+_SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
+_TIMESPEC = struct.Struct("@ll")
+
+
+def _enable_arrival_stamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp arriving data; accepted sockets inherit it from the listener."""
+    if _SO_TIMESTAMPNS is None:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return sock.getsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS) == 1
+
+
+def _stamp(ancillary) -> float | None:
+    """The kernel's arrival time in a message's ancillary data, as time.time() counts."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            if seconds:
+                return seconds + nanoseconds / 1e9
+    return None
+
+
+class _ArrivalReader(io.RawIOBase):
+    """A connection's reading side that knows when the bytes it reads reached the machine.
+
+    Vibes counts its rate limit on arrival, so that is the time the
+    simulator's window must use, not the moment a busy handler thread gets to
+    the request: under load, requests that arrived a second apart can be
+    handled within a few milliseconds of each other. With kernel stamps
+    (Linux) the time is the segment's arrival; elsewhere, the moment it was read.
+    """
+
+    def __init__(self, sock: socket.socket, stamped: bool):
+        self._sock = sock
+        self._ancillary = socket.CMSG_SPACE(_TIMESPEC.size) if stamped else 0
+        self._first: float | None = None  # of the bytes read since the last take_arrival()
+        self._last: float | None = None
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self._ancillary:
+            size, ancillary, _, _ = self._sock.recvmsg_into([buffer], self._ancillary)
+            arrived = _stamp(ancillary)
+        else:
+            size, arrived = self._sock.recv_into(buffer), None
+        if size:
+            self._last = arrived or time.time()
+            if self._first is None:
+                self._first = self._last
+        return size
+
+    def take_arrival(self) -> float:
+        """When the first bytes of the request just read arrived (bytes read
+        ahead into the buffer arrived with the read that fetched them)."""
+        arrived = self._first or self._last or time.time()
+        self._first = None
+        return arrived
+
+
+class _Window:
+    """Arrival times, and the busiest one-second window among them.
+
+    Handler threads record requests in the order they get to them, not the
+    order they arrived, so times are kept sorted and each carries the number
+    of arrivals in the second up to it (a busiest window ends at an arrival).
+    A late recording adds one to the seconds it falls in. Times older than
+    KEEP seconds before the newest are forgotten.
+    """
+
+    KEEP = 10.0
+
+    def __init__(self):
+        self._times: list[float] = []
+        self._counts: list[int] = []  # for each time t, the arrivals in (t - 1 s, t]
+        self.peak = 0
+
+    def _later_seconds(self, at: float) -> range:
+        """The indexes of the times whose second, ending there, holds `at`."""
+        first = bisect.bisect_left(self._times, at)
+        return range(first, bisect.bisect_left(self._times, at, lo=first, key=_second_before))
+
+    def _second_up_to(self, at: float) -> int:
+        return bisect.bisect_right(self._times, at) - bisect.bisect_right(self._times, _second_before(at))
+
+    def busiest(self, at: float) -> int:
+        """The most arrivals in any one-second window that would hold `at`, without it."""
+        return max([self._second_up_to(at), *(self._counts[index] for index in self._later_seconds(at))])
+
+    def add(self, at: float) -> None:
+        times, counts = self._times, self._counts
+        later = self._later_seconds(at)
+        for index in later:
+            counts[index] += 1
+            self.peak = max(self.peak, counts[index])
+        count = self._second_up_to(at) + 1
+        times.insert(later.start, at)
+        counts.insert(later.start, count)
+        self.peak = max(self.peak, count)
+        if times[0] < times[-1] - 2 * self.KEEP:
+            keep = bisect.bisect_left(times, times[-1] - self.KEEP)
+            del times[:keep], counts[:keep]
+
+
+def _second_before(at: float) -> float:
+    return at - 1.0
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a client reuses its connections
     server_version = "VibesSimulator/1"
@@ -325,6 +456,12 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     timeout = 120  # seconds an idle keep-alive connection is kept
     sim: "VibesSimulator"
+
+    def setup(self):
+        super().setup()
+        self.rfile.close()  # replaced: an unclosed file would keep the socket open
+        self.arrivals = _ArrivalReader(self.connection, self.server.arrival_stamps)
+        self.rfile = io.BufferedReader(self.arrivals)
 
     def log_message(self, format, *args):  # noqa: A002  (silence the per-request stderr line)
         pass
@@ -347,7 +484,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = 0
         raw = self.rfile.read(length) if length > 0 else b""
-        status, payload = self.sim.handle(method, self.path, self.headers, raw)
+        status, payload = self.sim.handle(
+            method, self.path, self.headers, raw, arrived=self.arrivals.take_arrival()
+        )
         body = b"" if payload is None or status == 204 else json.dumps(payload).encode()
         try:
             phrase = HTTPStatus(status).phrase
@@ -375,6 +514,10 @@ class _Server(ThreadingHTTPServer):
         self.open_sockets: set = set()
         self._sockets_lock = threading.Lock()
         super().__init__(*args, **kwargs)
+
+    def server_bind(self):
+        super().server_bind()
+        self.arrival_stamps = _enable_arrival_stamps(self.socket)
 
     def process_request(self, request, client_address):
         with self._sockets_lock:
@@ -420,11 +563,14 @@ class VibesSimulator:
         callback_url: str = "",
         confirm_after: float | None = None,
         receipt_delay: float = 0.05,
+        confirmation_window: float = CONFIRMATION_WINDOW,
+        receipt_failure_reason: str = "Handset unreachable",
         error_rate: float = 0.0,
         rate_limit: float = 0,
         latency_ms: float = 0,
         timeout_rate: float = 0.0,
         hang_seconds: float = 30.0,
+        receipt_failure_rate: float = 0.0,
         seed: int | None = None,
     ):
         self.host = host
@@ -441,6 +587,8 @@ class VibesSimulator:
             "receipt_delay": receipt_delay,
             "subscriber_paging": True,
             "max_page_size": MAX_PAGE_SIZE,
+            "confirmation_window": confirmation_window,
+            "receipt_failure_reason": receipt_failure_reason,
         }
         self._initial_faults = {
             "error_rate": error_rate,
@@ -448,6 +596,7 @@ class VibesSimulator:
             "latency_ms": latency_ms,
             "timeout_rate": timeout_rate,
             "hang_seconds": hang_seconds,
+            "receipt_failure_rate": receipt_failure_rate,
         }
         self._random = random.Random(seed)
         self._lock = threading.RLock()
@@ -544,10 +693,8 @@ class VibesSimulator:
             self._inbound_seq = itertools.count(1)
             self._log: deque = deque(maxlen=LOG_LIMIT)
             self._status_counts: Counter = Counter()
-            self._window: deque = deque()  # arrival times of API requests in the last second
-            self._admitted: deque = deque()  # the same, for requests not refused with 429
-            self._max_window = 0
-            self._max_admitted = 0
+            self._arrivals = _Window()  # of every API request
+            self._admitted = _Window()  # of the requests not refused with 429
             for row in self._seed_subscribers:
                 self._subscribe_now(**row)
 
@@ -570,9 +717,12 @@ class VibesSimulator:
         receipt_delay=None,
         subscriber_paging: bool | None = None,
         max_page_size: int | None = None,
+        confirmation_window=None,
+        receipt_failure_reason: str | None = None,
     ):
-        """Where callbacks go; after how many seconds a pending participant replies "Y" (None: never);
-        whether a list's subscribers are served in pages, and at most how many a page."""
+        """Where callbacks go; after how many seconds a pending participant replies "Y" (None:
+        never), and after how many one who did not reply expires; the carrier's reason in failed
+        receipts; whether a list's subscribers are served in pages, and at most how many a page."""
         with self._lock:
             if callback_url is not None:
                 self.config["callback_url"] = callback_url
@@ -584,9 +734,13 @@ class VibesSimulator:
                 self.config["subscriber_paging"] = bool(subscriber_paging)
             if max_page_size is not None:
                 self.config["max_page_size"] = max(1, int(max_page_size))
+            if confirmation_window is not None:
+                self.config["confirmation_window"] = float(confirmation_window)
+            if receipt_failure_reason is not None:
+                self.config["receipt_failure_reason"] = str(receipt_failure_reason)
 
     def set_faults(self, **faults) -> None:
-        """Any of error_rate, rate_limit, latency_ms, timeout_rate, hang_seconds."""
+        """Any of error_rate, rate_limit, latency_ms, timeout_rate, hang_seconds, receipt_failure_rate."""
         unknown = set(faults) - set(self._initial_faults)
         if unknown:
             raise ValueError(f"unknown fault switches: {', '.join(sorted(unknown))}")
@@ -763,11 +917,13 @@ class VibesSimulator:
             return {
                 "requests": sum(self._status_counts.values()),
                 "by_status": {str(k): v for k, v in sorted(self._status_counts.items())},
-                "max_requests_per_second": self._max_window,
-                "max_admitted_per_second": self._max_admitted,
+                "max_requests_per_second": self._arrivals.peak,
+                "max_admitted_per_second": self._admitted.peak,
                 "messages": len(self._messages),
                 "persons": len(self._persons),
                 "callbacks_sent": len(self._poster.log) if self._poster else 0,
+                # Jobs waiting for their time: receipts, auto-confirmations, expiries.
+                "scheduled": self._scheduler.counts() if self._scheduler else {},
             }
 
     def wait_for_callbacks(self, timeout: float = 5.0) -> bool:
@@ -952,6 +1108,24 @@ class VibesSimulator:
                 },
             )
 
+    def _expire(self, list_id, mdn, pending, generation):
+        """The confirmation window ended without a reply: Vibes drops the request."""
+        with self._lock:
+            if generation != self._generation or self._pending.get((list_id, mdn)) is not pending:
+                return  # answered, cancelled, asked again, or scheduled before a reset
+            del self._pending[(list_id, mdn)]
+            self._callback(
+                "ack_participant_changed",
+                {
+                    **self._person_resource(mdn),
+                    "acquisition_campaign": {"acquisition_id": pending["acquisition_id"]},
+                    "subscription_list": self._list_ref(list_id),
+                    "participation_date": pending["participation_date"],
+                    "expire_date": pending["expire_date"],
+                    "status": "expired",
+                },
+            )
+
     def _opt_out(self, list_id, mdn, reason):
         sub = self._subscriptions[(list_id, mdn)]
         sub["opt_out_date"] = _now_iso()
@@ -1019,24 +1193,37 @@ class VibesSimulator:
 
     # --- HTTP -------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers, raw_body: bytes) -> tuple[int, object]:
-        """Answer one HTTP request: (status, JSON payload or None)."""
+    def handle(
+        self, method: str, raw_path: str, headers, raw_body: bytes, *, arrived: float | None = None
+    ) -> tuple[int, object]:
+        """Answer one HTTP request: (status, JSON payload or None).
+
+        `arrived` is when the request reached the machine (time.time()), for
+        the rate window; by default, now.
+        """
         split = urlsplit(raw_path)
         if split.path.startswith("/_simulator/"):
             try:
                 return self._control(method, split.path[len("/_simulator/") :].strip("/"), raw_body)
             except _Answer as answer:
                 return answer.status, answer.payload
-        return self._api(method, split.path, split.query, headers, raw_body)
+        return self._api(
+            method,
+            split.path,
+            split.query,
+            headers,
+            raw_body,
+            arrived if arrived is not None else time.time(),
+        )
 
-    def _api(self, method, path, query, headers, raw_body):
+    def _api(self, method, path, query, headers, raw_body, arrived):
         entry = {
             "method": method,
             "path": path,
             "status": 0,
             "processed": False,
             "fault": "",
-            "at": time.time(),
+            "at": arrived,
         }
         if method in ("POST", "PUT"):
             entry["body"] = raw_body.decode("utf-8", "replace")
@@ -1046,16 +1233,12 @@ class VibesSimulator:
         connect = operation in CONNECT_OPERATIONS
         with self._lock:
             faults = self.faults
-            now = time.monotonic()
-            for window in (self._window, self._admitted):
-                while window and window[0] <= now - 1.0:
-                    window.popleft()
-            self._window.append(now)
-            self._max_window = max(self._max_window, len(self._window))
-            limited = bool(faults["rate_limit"]) and len(self._admitted) >= faults["rate_limit"]
+            # Like Vibes: refused when admitting it would put more than the
+            # limit in some one-second window of arrivals.
+            self._arrivals.add(arrived)
+            limited = bool(faults["rate_limit"]) and self._admitted.busiest(arrived) >= faults["rate_limit"]
             if not limited:
-                self._admitted.append(now)
-                self._max_admitted = max(self._max_admitted, len(self._admitted))
+                self._admitted.add(arrived)
             roll, timeout_roll = self._random.random(), self._random.random()
         if limited:
             # Refused before processing: Vibes sends no Retry-After.
@@ -1207,14 +1390,20 @@ class VibesSimulator:
         status = 200  # Vibes: 200 means a pending acquisition already exists
         if pending is None:
             status = 201
+            window = float(self.config["confirmation_window"])
             pending = self._pending[(list_id, mdn)] = {
                 "acquisition_id": campaign["acquisition_id"],
                 "participation_date": _now_iso(),
+                "expire_date": _now_iso(window),
             }
             confirm_after = self.config["confirm_after"]
             if confirm_after and self._scheduler:
                 self._scheduler.call_later(
                     float(confirm_after), "confirm", self._confirm, list_id, mdn, self._generation
+                )
+            if self._scheduler:
+                self._scheduler.call_later(
+                    window, "expire", self._expire, list_id, mdn, pending, self._generation
                 )
         return status, {
             "person": {
@@ -1223,6 +1412,7 @@ class VibesSimulator:
                 "url": f"/companies/{self.company_key}/mobiledb/persons/{person['person_key']}",
             },
             "participation_date": pending["participation_date"],
+            "expire_date": pending["expire_date"],
             "status": "PENDING",
         }
 
@@ -1343,6 +1533,8 @@ class VibesSimulator:
         # A message's own callback URL; else the one registered for its short code's receipts.
         registered = self._connect_callbacks.get(("delivery_receipt", sender)) or {}
         receipt_url = callback_url or registered.get("url") or ""
+        # Like a carrier: a share of SMS never reach the handset.
+        delivery = "failed" if self._random.random() < self.faults["receipt_failure_rate"] else "delivered"
         self._messages.append(
             {
                 "message_id": message_id,
@@ -1351,6 +1543,7 @@ class VibesSimulator:
                 "text": text,
                 "callback_url": callback_url,
                 "received_at": _now_iso(),
+                "delivery": delivery,
             }
         )
         if receipt_url and self._scheduler and self._poster:
@@ -1358,9 +1551,14 @@ class VibesSimulator:
                 "event_type": "delivery_receipt",
                 "message_id": message_id,
                 "to": to,
-                "status": "delivered",
+                "from": sender,
+                "status": delivery,
                 "occurred_at": _now_iso(),
             }
+            if delivery == "failed":
+                receipt.update(
+                    error_code="carrier_unreachable", description=self.config["receipt_failure_reason"]
+                )
             self._scheduler.call_later(
                 self.config["receipt_delay"],
                 "delivery",

@@ -11,7 +11,9 @@ scheduled runs all come through here:
   configured, else a thread of this process);
 - `campaign_start` is both, for the interface;
 - `campaign_preview` (preview.py) says who would get what, writing nothing;
-  checks.py says why a campaign cannot run.
+  checks.py says why a campaign cannot run;
+- followup.py moves results on after the call, as receipts and
+  confirmations arrive and confirmation windows end.
 """
 
 import logging
@@ -23,7 +25,8 @@ from django.utils.translation import gettext as _
 
 from ..models import CampaignRun, RunStep, SmartCampaign
 from .checks import CampaignAlreadyRunning, CampaignCannotRun, NobodyLeftToRun, check_anyone_left
-from .executor import RunStopped, Worker, apply_receipt, requeue_uncertain
+from .executor import RunStopped, Worker, requeue_uncertain
+from .followup import result_apply_receipt, results_expire_confirmations, results_follow_confirmation
 from .preview import campaign_preview
 
 logger = logging.getLogger(__name__)
@@ -33,7 +36,6 @@ __all__ = [
     "CampaignCannotRun",
     "NobodyLeftToRun",
     "RunStopped",
-    "apply_receipt",
     "campaign_preview",
     "campaign_start",
     "check_anyone_left",
@@ -41,6 +43,9 @@ __all__ = [
     "run_dispatch",
     "run_execute",
     "run_resume",
+    "result_apply_receipt",
+    "results_expire_confirmations",
+    "results_follow_confirmation",
     "run_retry_uncertain",
 ]
 

@@ -7,7 +7,7 @@ its batch claimed; whoever takes the batch over first settles the rows
 still marked `sending`: an SMS with a delivery receipt was sent, one
 without is `uncertain` and is only sent again when the operator asks
 (`--retry-uncertain`). Unsubscribe calls are simply made again: they text
-nobody.
+nobody. What comes after the call (receipts, confirmations) is followup.py's.
 """
 
 import datetime
@@ -32,6 +32,8 @@ from vibes.subscriptions import subscriptions_set_status
 
 from .. import sms_text
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+from .counts import step_counts_add
+from .followup import results_settle_by_receipts, settle_outcome
 from .planner import PlanningError, count_outcomes, plan_step
 
 logger = logging.getLogger(__name__)
@@ -111,7 +113,9 @@ def call_vibes(client, run_step: RunStep, call: Call) -> CallResult:
                 return CallResult(
                     Outcome.FAILED,
                     error_code="too_long",
-                    detail=f"{len(call.text)} characters after personalisation (at most {sms_text.MAX_LENGTH})",
+                    detail=(
+                        f"{len(call.text)} characters after personalisation (at most {sms_text.MAX_LENGTH})"
+                    ),
                 )
             sent = client.send_sms(to=call.phone, text=call.text, callback_url=_receipt_url(call.result_id))
             return CallResult(Outcome.SENT, message_id=sent.message_id)
@@ -129,7 +133,8 @@ def call_vibes(client, run_step: RunStep, call: Call) -> CallResult:
             done = client.unsubscribe(
                 run_step.vibes_list.vibes_id, external_person_id=str(call.lead_id), mdn=call.phone
             )
-            return CallResult(Outcome.UNSUBSCRIBED, detail="" if done else "was not subscribed in Vibes")
+            # Vibes' 404: the number was not on the list (any more), whatever the local status said.
+            return CallResult(Outcome.UNSUBSCRIBED if done else Outcome.ALREADY_UNSUBSCRIBED_IN_VIBES)
     except vibes_errors.VibesAuthError as error:
         # Refused before processing: nothing happened, so the call stays queued.
         return CallResult(
@@ -238,10 +243,14 @@ class Worker:
         return True
 
     def _finish_step(self, step: RunStep):
-        counts = count_outcomes(step.pk, step.first_result_id, step.last_result_id)
-        RunStep.objects.filter(pk=step.pk).exclude(status=RunStep.Status.DONE).update(
-            status=RunStep.Status.DONE, counts=counts, finished_at=timezone.now()
-        )
+        with transaction.atomic():
+            # Under the step's lock: a receipt may be changing a row and the counts meanwhile.
+            RunStep.objects.select_for_update().filter(pk=step.pk).only("pk").first()
+            counts = count_outcomes(step.pk, step.first_result_id, step.last_result_id)
+            now = timezone.now()
+            RunStep.objects.filter(pk=step.pk).exclude(status=RunStep.Status.DONE).update(
+                status=RunStep.Status.DONE, counts=counts, finished_at=now, counts_updated_at=now
+            )
 
     # --- batches ----------------------------------------------------------------
 
@@ -337,7 +346,7 @@ class Worker:
             RunResult.objects.filter(pk__in=ids).update(
                 outcome=Outcome.SENDING, updated_at=now, called_at=now
             )
-            _apply_counts(step.pk, {Outcome.QUEUED: -len(ids), Outcome.SENDING: len(ids)})
+            step_counts_add(step.pk, {Outcome.QUEUED: -len(ids), Outcome.SENDING: len(ids)})
         if step.action != FlowStep.Action.SEND_SMS:
             return [Call(result_id, lead_id, phone, sent_at=now) for result_id, lead_id, phone in rows]
         leads = Lead.objects.in_bulk([row[1] for row in rows])
@@ -350,11 +359,11 @@ class Worker:
         """Write each call's outcome; return how many rows went back to the queue."""
         now = timezone.now()
         by_outcome: dict[int, list[int]] = {}
-        for call, result in zip(calls, results):
+        for call, result in zip(calls, results, strict=True):
             by_outcome.setdefault(int(result.outcome), []).append(call.result_id)
         details = [
             (result.message_id, result.error_code, result.detail, now, call.result_id)
-            for call, result in zip(calls, results)
+            for call, result in zip(calls, results, strict=True)
             if result.message_id or result.error_code or result.detail
         ]
         table = connection.ops.quote_name(RunResult._meta.db_table)
@@ -375,20 +384,18 @@ class Worker:
                     )
                     delta[Outcome.SENDING] -= changed
                     delta[outcome] += changed
-            # A delivery receipt that overtook the runner's own answer (say a
-            # 5xx from Vibes after it had sent the SMS) proves the SMS went out.
-            receipted = RunResult.objects.filter(
-                pk__in=[c.result_id for c in calls], outcome=Outcome.UNCERTAIN
-            ).exclude(delivery_status="")
-            overtaken = receipted.update(outcome=Outcome.SENT)
-            delta[Outcome.UNCERTAIN] -= overtaken
-            delta[Outcome.SENT] += overtaken
-            _apply_counts(step.pk, delta)
+            if step.action == FlowStep.Action.SEND_SMS:
+                # A delivery receipt that overtook the runner's own answer (say
+                # a 5xx from Vibes after it had sent the SMS) tells what became of it.
+                delta.update(results_settle_by_receipts([c.result_id for c in calls], now=now))
             finished = len(calls) - len(by_outcome.get(int(Outcome.QUEUED), []))
             CampaignRun.objects.filter(pk=self.run.pk).update(
                 progress_done=F("progress_done") + finished, heartbeat_at=now
             )
             self._apply_subscription_changes(step, calls, results)
+            # Last: receipts and confirmations wait for the step's lock, so it
+            # is held only until the commit.
+            step_counts_add(step.pk, delta)
         run = CampaignRun.objects.only("progress_done", "progress_total").get(pk=self.run.pk)
         self.progress(run.progress_done, run.progress_total)
         return len(by_outcome.get(int(Outcome.QUEUED), []))
@@ -397,7 +404,7 @@ class Worker:
         if step.action == FlowStep.Action.SEND_SMS:
             return
         groups: dict[int, list[Call]] = {}
-        for call, result in zip(calls, results):
+        for call, result in zip(calls, results, strict=True):
             groups.setdefault(int(result.outcome), []).append(call)
         note = f"run {self.run.pk}, step {step.number}"
         when = min((c.sent_at for c in calls if c.sent_at), default=None)
@@ -416,19 +423,32 @@ class Worker:
                         note=note,
                         acquisition_campaign=step.acquisition_campaign,
                     )
-        elif groups.get(int(Outcome.UNSUBSCRIBED)):
+        else:
             # Vibes opts a number out, not a person (R9): everyone with the number is out.
-            phones = {c.phone for c in groups[int(Outcome.UNSUBSCRIBED)]}
-            lead_ids = list(Lead.objects.filter(mobile_phone__in=phones).values_list("pk", flat=True))
-            subscriptions_set_status(
-                lead_ids=lead_ids,
-                vibes_list=step.vibes_list,
-                status=Subscription.Status.UNSUBSCRIBED,
-                source="run",
-                when=when,
-                note=note,
-                opt_out_reason="api_opt_out",
-            )
+            for outcome, reason, only_from in (
+                (Outcome.UNSUBSCRIBED, "api_opt_out", None),
+                # Vibes had the number out already: a local subscribed or
+                # pending status was stale. Nobody gets a subscription
+                # record for a list they were never on.
+                (
+                    Outcome.ALREADY_UNSUBSCRIBED_IN_VIBES,
+                    "",
+                    {Subscription.Status.SUBSCRIBED, Subscription.Status.PENDING},
+                ),
+            ):
+                if not groups.get(int(outcome)):
+                    continue
+                phones = {c.phone for c in groups[int(outcome)]}
+                subscriptions_set_status(
+                    lead_ids=list(Lead.objects.filter(mobile_phone__in=phones).values_list("pk", flat=True)),
+                    vibes_list=step.vibes_list,
+                    status=Subscription.Status.UNSUBSCRIBED,
+                    source="run",
+                    when=when,
+                    note=note if only_from is None else f"{note}: not subscribed in Vibes",
+                    opt_out_reason=reason,
+                    only_from=only_from,
+                )
 
     def _settle_interrupted(self, step: RunStep, batch: RunBatch):
         """Rows a dead worker left `sending`: find out, as far as possible, what happened."""
@@ -441,31 +461,40 @@ class Worker:
             while sending.filter(delivery_status="").exists() and time.monotonic() < deadline:
                 time.sleep(0.25)  # delivery receipts of SMS sent just before the crash are on their way
             with transaction.atomic():
-                sent = sending.exclude(delivery_status="").update(outcome=Outcome.SENT)
+                # A receipt proves the SMS went out, and says how it fared.
+                now = timezone.now()
+                by_outcome: dict[Outcome, list[int]] = {}
+                for pk, status in sending.exclude(delivery_status="").values_list("pk", "delivery_status"):
+                    by_outcome.setdefault(settle_outcome(status, Outcome.SENT), []).append(pk)
+                settled = 0
+                for outcome, ids in by_outcome.items():
+                    moved = sending.filter(pk__in=ids).update(outcome=outcome, updated_at=now)
+                    delta[outcome] += moved
+                    settled += moved
                 unknown = sending.update(
                     outcome=Outcome.UNCERTAIN,
                     error_code="interrupted",
                     detail="The runner stopped while this SMS was being sent and no delivery receipt came.",
+                    updated_at=now,
                 )
-                delta.update(
-                    {Outcome.SENDING: -(sent + unknown), Outcome.SENT: sent, Outcome.UNCERTAIN: unknown}
-                )
-                _apply_counts(step.pk, delta)
+                delta.update({Outcome.SENDING: -(settled + unknown), Outcome.UNCERTAIN: unknown})
+                step_counts_add(step.pk, delta)
                 CampaignRun.objects.filter(pk=self.run.pk).update(
-                    progress_done=F("progress_done") + sent + unknown
+                    progress_done=F("progress_done") + settled + unknown
                 )
         elif step.action == FlowStep.Action.UNSUBSCRIBE:
             with transaction.atomic():
-                again = sending.update(outcome=Outcome.QUEUED)
-                _apply_counts(step.pk, {Outcome.SENDING: -again, Outcome.QUEUED: again})
+                again = sending.update(outcome=Outcome.QUEUED, updated_at=timezone.now())
+                step_counts_add(step.pk, {Outcome.SENDING: -again, Outcome.QUEUED: again})
         else:
             with transaction.atomic():
                 unknown = sending.update(
                     outcome=Outcome.UNCERTAIN,
                     error_code="interrupted",
                     detail="The runner stopped while adding this person to the acquisition campaign.",
+                    updated_at=timezone.now(),
                 )
-                _apply_counts(step.pk, {Outcome.SENDING: -unknown, Outcome.UNCERTAIN: unknown})
+                step_counts_add(step.pk, {Outcome.SENDING: -unknown, Outcome.UNCERTAIN: unknown})
                 CampaignRun.objects.filter(pk=self.run.pk).update(progress_done=F("progress_done") + unknown)
 
 
@@ -510,42 +539,10 @@ def _skip_blocked_since_planning(run: CampaignRun, step: RunStep, rows: list[tup
             )
             delta[Outcome.QUEUED] -= len(ids)
             delta[outcome] += len(ids)
-        _apply_counts(step.pk, delta)
+        step_counts_add(step.pk, delta)
         skipped = len(rows) - len(keep)
         CampaignRun.objects.filter(pk=run.pk).update(progress_total=F("progress_total") - skipped)
     return keep
-
-
-def _apply_counts(step_id: int, delta) -> None:
-    """Add `delta` (outcome → change) to the step's counts, under a row lock."""
-    delta = {Outcome(k).code: v for k, v in delta.items() if v}
-    if not delta:
-        return
-    with transaction.atomic():
-        step = RunStep.objects.select_for_update().only("counts").get(pk=step_id)
-        counts = dict(step.counts)
-        for code, change in delta.items():
-            counts[code] = counts.get(code, 0) + change
-            if counts[code] == 0:
-                del counts[code]
-        RunStep.objects.filter(pk=step_id).update(counts=counts)
-
-
-def apply_receipt(*, result_id: int, status: str, message_id: str) -> bool:
-    """Record a delivery receipt on its result; an uncertain SMS it proves sent becomes sent."""
-    with transaction.atomic():
-        row = RunResult.objects.select_for_update().filter(pk=result_id).first()
-        if row is None:
-            return False
-        row.delivery_status = status[:20] or "unknown"
-        row.vibes_message_id = row.vibes_message_id or message_id[:64]
-        fields = ["delivery_status", "vibes_message_id"]
-        if row.outcome == Outcome.UNCERTAIN:
-            row.outcome = Outcome.SENT
-            fields.append("outcome")
-            _apply_counts(row.run_step_id, {Outcome.UNCERTAIN: -1, Outcome.SENT: 1})
-        row.save(update_fields=fields)
-    return True
 
 
 def requeue_uncertain(run: CampaignRun) -> int:
@@ -556,11 +553,16 @@ def requeue_uncertain(run: CampaignRun) -> int:
             again = (
                 step.results()
                 .filter(outcome=Outcome.UNCERTAIN)
-                .update(outcome=Outcome.QUEUED, error_code="", detail="retried by the operator")
+                .update(
+                    outcome=Outcome.QUEUED,
+                    error_code="",
+                    detail="retried by the operator",
+                    updated_at=timezone.now(),
+                )
             )
             if again:
                 total += again
-                _apply_counts(step.pk, {Outcome.UNCERTAIN: -again, Outcome.QUEUED: again})
+                step_counts_add(step.pk, {Outcome.UNCERTAIN: -again, Outcome.QUEUED: again})
                 step.batches.all().update(
                     status=RunBatch.Status.PENDING, claimed_by="", claim_expires_at=None
                 )

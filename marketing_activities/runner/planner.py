@@ -16,7 +16,9 @@ goes into a small temporary table with the person it comes from. Nobody on
 such a number qualifies; everyone who holds it joins the qualified people's
 table with that person instead of a winner (one table keyed by lead, so the
 row-writing INSERT joins once), and is skipped naming that person.
-Unsubscribe texts nobody and is never blocked.
+Unsubscribe texts nobody and is never blocked; it calls Vibes for everyone
+of the audience with a number (once per number), whatever the local status
+says: that status may be stale, and opting out is the safe direction.
 
 The first step's audience is the smart list; later steps take the first
 step's rows as the audience, so a run works on one snapshot of people.
@@ -40,7 +42,6 @@ BATCH_SPAN = 200  # result ids per batch: ~50 calls when a quarter qualifies, so
 
 SUBSCRIBED = Subscription.Status.SUBSCRIBED
 PENDING = Subscription.Status.PENDING
-UNSUBSCRIBED = Subscription.Status.UNSUBSCRIBED
 
 
 def _table(model):
@@ -73,13 +74,6 @@ def audience_sql(run_step: RunStep):
     return sql, [first.pk, first.first_result_id, first.last_result_id]
 
 
-def _subscription_exists(status_sql: str, lead_expr: str = "a.id"):
-    return (
-        f"EXISTS (SELECT 1 FROM {_table(Subscription)} s WHERE s.lead_id = {lead_expr} "
-        f"AND s.vibes_list_id = %s AND s.status {status_sql})"
-    )
-
-
 def _number_has_subscription(status_sql: str):
     """Someone with this number (the person or another) is on the list with that status."""
     return (
@@ -107,11 +101,10 @@ def _qualified_people(action: str, list_id: int):
         )
     if action == FlowStep.Action.UNSUBSCRIBE:
         # Opting people out texts nobody, so blocklisted and suspended people
-        # are unsubscribed too. People already known to be out are skipped.
-        return (
-            "WHERE a.mobile_phone <> '' AND NOT " + _subscription_exists("= %s"),
-            [list_id, UNSUBSCRIBED],
-        )
+        # are unsubscribed too. So are people the local data holds to be out
+        # already: a keyword re-join or a missed callback leaves it stale,
+        # and Vibes answers 404 for a number that is out indeed.
+        return "WHERE a.mobile_phone <> ''", []
     raise PlanningError(f"unknown action {action}")
 
 
@@ -173,7 +166,7 @@ def _skip_reason(action: str, list_id: int):
         )
         fallback = Outcome.SKIPPED_ALREADY_PENDING
     elif action == FlowStep.Action.UNSUBSCRIBE:
-        fallback = Outcome.SKIPPED_ALREADY_UNSUBSCRIBED
+        fallback = Outcome.SKIPPED_NO_PHONE  # everyone with a number is called for
     else:
         fallback = Outcome.SKIPPED_NOT_SUBSCRIBED
     sql = ""
@@ -302,7 +295,7 @@ def record_counts(run_step: RunStep) -> dict[str, int]:
         # Under the step's lock: workers may already be adding their deltas.
         step = RunStep.objects.select_for_update().get(pk=run_step.pk)
         counts = count_outcomes(step.pk, step.first_result_id, step.last_result_id)
-        RunStep.objects.filter(pk=step.pk).update(counts=counts)
+        RunStep.objects.filter(pk=step.pk).update(counts=counts, counts_updated_at=timezone.now())
     run_step.counts = counts
     return counts
 

@@ -10,6 +10,9 @@ from smscampaigns.models import Lead
 from ..models import NUMBER_BLOCKS, CampaignRun, Outcome, RunStep
 
 COLUMNS = ("sent", "subscribed", "pending", "unsubscribed", "failed", "uncertain")
+# What came of the calls afterwards (receipts, confirmations, Vibes' 404):
+# a column only when a step of the run has it.
+LATER_COLUMNS = ("delivered", "delivery_failed", "declined", "expired", "already_unsubscribed_in_vibes")
 OPEN = (Outcome.QUEUED.code, Outcome.SENDING.code)
 WOULD_CALL = Outcome.PLANNED_DRY_RUN.code
 BLOCKERS_SHOWN = 5
@@ -93,7 +96,7 @@ def step_summary(step) -> dict:
     blockers = getattr(step, "blockers", None)
     if blockers is None:
         blockers = number_blockers(step)
-    row = {column: counts.get(column, 0) for column in COLUMNS}
+    row = {column: counts.get(column, 0) for column in (*COLUMNS, *LATER_COLUMNS)}
     row["open"] = sum(counts.get(code, 0) for code in OPEN)
     row["would_call"] = counts.get(WOULD_CALL, 0)
     row["skipped"] = sum(skipped.values())
@@ -106,13 +109,16 @@ def step_summary(step) -> dict:
 
 def format_summary(run: CampaignRun) -> str:
     """A plain-text table: one line per step, then its skips by reason."""
-    columns = [*COLUMNS, "skipped", "total"]
-    headers = [_("Step"), _("Action"), *[Outcome[c.upper()].label if c in COLUMNS else _(c) for c in columns]]
+    steps = list(run.steps.order_by("position"))
+    later = [c for c in LATER_COLUMNS if any(step.counts.get(c) for step in steps)]
+    columns = [*COLUMNS, *later, "skipped", "total"]
+    named = {*COLUMNS, *later}
+    headers = [_("Step"), _("Action"), *[Outcome[c.upper()].label if c in named else _(c) for c in columns]]
     if run.dry_run:
         columns.insert(0, "would_call")
         headers.insert(2, _("would be called"))
     rows = []
-    for step in run.steps.order_by("position"):
+    for step in steps:
         row = step_summary(step)
         rows.append([str(step.number), str(step.get_action_display()), *[str(row[c]) for c in columns]])
         for reason in row["skipped_by_reason"]:

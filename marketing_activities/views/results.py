@@ -69,10 +69,20 @@ def _step_rows(steps: list[RunStep], base_query: dict) -> list[dict]:
     return rows
 
 
+GOOD = (
+    Outcome.SENT,
+    Outcome.DELIVERED,
+    Outcome.SUBSCRIBED,
+    Outcome.PENDING,
+    Outcome.UNSUBSCRIBED,
+    Outcome.ALREADY_UNSUBSCRIBED_IN_VIBES,
+)
+
+
 def _tone(outcome: Outcome) -> str:
-    if outcome in (Outcome.SENT, Outcome.SUBSCRIBED, Outcome.UNSUBSCRIBED, Outcome.PENDING):
+    if outcome in GOOD:
         return "good"
-    if outcome in (Outcome.FAILED, Outcome.UNCERTAIN):
+    if outcome in (Outcome.FAILED, Outcome.UNCERTAIN, Outcome.DELIVERY_FAILED):
         return "bad"
     if outcome in (Outcome.QUEUED, Outcome.SENDING, Outcome.PLANNED_DRY_RUN):
         return "busy"
@@ -201,7 +211,8 @@ def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
         "pk", "run_step__position", "lead_id", "lead__first_name", "lead__last_name", "lead__email", "phone",
         "outcome", "detail", "error_code", "duplicate_of_id", "duplicate_of__first_name",
         "duplicate_of__last_name", "delivery_status", "blocked_by_id", "blocked_by__first_name",
-        "blocked_by__last_name", "blocked_by__email",
+        "blocked_by__last_name", "blocked_by__email", "delivery_reason", "updated_at",
+        "run_step__planned_at",
     )  # fmt: skip
     steps = list(run.steps.all())
     rows = filtered_results(steps, step, ResultsFilterForm(request.GET)).order_by("pk").values_list(*columns)
@@ -209,7 +220,7 @@ def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
         _("step"), _("lead id"), _("first name"), _("last name"), _("email"), _("number"), _("outcome"),
         _("outcome label"), _("detail"), _("error code"), _("sent to instead (lead id)"),
         _("sent to instead"), _("delivery"), _("number blocked by (lead id)"), _("number blocked by"),
-        _("replies"), _("reply text"),
+        _("delivery failure reason"), _("outcome changed"), _("replies"), _("reply text"),
     ]  # fmt: skip
 
     def lines():
@@ -221,14 +232,18 @@ def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
             replies = replies_in_range(chunk[0][0], chunk[-1][0])
             for row in chunk:
                 (pk, position, lead_id, first, last, email, phone, outcome, detail, code, dup_id, dup_first,
-                 dup_last, delivery, blocker_id, blocker_first, blocker_last, blocker_email) = row  # fmt: skip
+                 dup_last, delivery, blocker_id, blocker_first, blocker_last, blocker_email, delivery_reason,
+                 changed, planned) = row  # fmt: skip
                 outcome = Outcome(outcome)
                 dup_name = f"{dup_first or ''} {dup_last or ''}".strip()
                 blocker_name = f"{blocker_first or ''} {blocker_last or ''}".strip() or blocker_email or ""
+                # A row unchanged since planning holds the outcome it was planned with.
+                changed = changed or planned
                 texts = [message.text for message in replies.get(pk, [])]
                 cells = (
                     position + 1, lead_id, first, last, email, phone, outcome.code, outcome.label,
                     detail, code, dup_id or "", dup_name, delivery, blocker_id or "", blocker_name,
+                    delivery_reason, timezone.localtime(changed).isoformat(timespec="seconds") if changed else "",
                     len(texts), "\n".join(texts),
                 )  # fmt: skip
                 yield writer.writerow([_cell(value) for value in cells])

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
@@ -24,6 +25,10 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "pw-browser-test-1"
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+# How long an action, a navigation or an expectation may wait for the page to
+# get there. Each polls its state; only a page that never gets there waits it
+# out, so it can be generous for a loaded machine.
+WAIT_MS = 30_000
 
 
 def chromium_path() -> str:
@@ -63,7 +68,7 @@ class Chromium:
             os.environ[ASYNC_UNSAFE] = "true"
             self._playwright = sync_playwright().start()
             self._browser = self._playwright.chromium.launch(
-                executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
+                executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True, timeout=2 * WAIT_MS
             )
         return self._browser
 
@@ -99,7 +104,8 @@ def browser():
 def page(request, browser, live_server):
     # The database exists by now (live_server needs it): start Chromium after it.
     context = browser.get().new_context(viewport={"width": 1440, "height": 900}, base_url=live_server.url)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))

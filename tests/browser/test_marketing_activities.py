@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from marketing_activities.models import FlowStep, SmartCampaign
+from tests.browser.conftest import WAIT_MS
 from tests.marketing_activities.factories import (
     FolderFactory,
     ProgramFactory,
@@ -58,7 +59,7 @@ QUIET = """before => {
 
 
 @contextmanager
-def swapped(page, timeout_ms=30_000):
+def swapped(page, timeout_ms=WAIT_MS):
     """Wait, after the block, for the htmx swap it caused to settle and for the
     page to be quiet (no request in flight, nothing settling): the new elements
     are in place and have their hx-* behaviour. Assertions on text that was
@@ -201,7 +202,7 @@ def test_a_marketer_builds_a_flow_and_runs_it(marketing_data, vibes_simulator, s
     page.wait_for_url(re.compile(rf"/campaigns/{campaign.pk}/results/\?run=\d+$"))
     run = campaign.runs.get()
     detail = page.locator("#run-detail")
-    expect(detail.locator(".card-head .badge")).to_have_text("Completed", timeout=30_000)
+    expect(detail.locator(".card-head .badge")).to_have_text("Completed", timeout=2 * WAIT_MS)
     expect(detail.locator('[data-outcome="sent"] .bar-count')).to_have_text("6")
     expect(detail.locator(".progress")).to_have_attribute("aria-valuenow", "100")
     expect(detail).not_to_have_attribute("hx-trigger", "every 1s")  # 286 stopped the polling

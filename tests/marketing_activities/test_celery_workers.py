@@ -9,18 +9,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
 import requests
-from django.conf import settings
 from django.db import connection
 
 from marketing_activities import bench
-from marketing_activities.models import CampaignRun, Outcome, SmartCampaign
+from marketing_activities.models import SMS_SENT, CampaignRun, SmartCampaign
 from marketing_activities.runner import run_create, run_dispatch, run_retry_uncertain
 from smscampaigns.celery import app as celery_app
+from tests.waiting import DEADLINE, simulator_delivered_callbacks, stop, wait_for_server, wait_until
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
@@ -116,46 +115,47 @@ def cluster(live_server, settings):
     settings.RUNNER_BACKGROUND = "celery"
     settings.RUNNER_PARALLEL_TASKS = 2
     try:
-        for _ in range(100):
-            try:
-                requests.get(f"{simulator_url}/_simulator/stats", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        wait_for_server(f"{simulator_url}/_simulator/stats", process=simulator)
+        # Both workers take tasks from the start, so both share the run.
+        wait_until(
+            lambda: workers_answering(workers) == set(workers), what="both Celery workers to answer a ping"
+        )
         yield {"workers": workers, "simulator": simulator_url}
-        # Let the last delivery receipts reach the app before the database goes away.
-        requests.post(f"{simulator_url}/_simulator/drain", json={"timeout": 20}, timeout=30)
+        # Give the last delivery receipts a minute to reach the app before its
+        # database goes away; the simulator drops whatever it still holds then.
+        simulator_delivered_callbacks(simulator_url, timeout=DEADLINE)
     finally:
-        for process in [*workers.values(), simulator]:
-            if process.poll() is None:
-                process.terminate()
-        for process in [*workers.values(), simulator]:
-            process.wait(timeout=30)
+        stop(*workers.values(), simulator)
         with celery_app.connection_for_write() as conn:
             conn.default_channel.client.flushdb()
         celery_app.conf.update(broker_url=None, task_always_eager=True)
 
 
+def workers_answering(workers) -> set[str]:
+    for name, process in workers.items():
+        assert process.poll() is None, f"Celery worker {name} exited with status {process.returncode}"
+    replies = celery_app.control.ping(timeout=1.0)
+    return {node.partition("@")[0] for reply in replies for node in reply}
+
+
 def wait_for_run(run, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def finished():
         run.refresh_from_db()
-        if not run.is_active:
-            return run
-        time.sleep(0.5)
-    raise AssertionError(
-        f"run {run.pk} still {run.status} (progress {run.progress_done}/{run.progress_total})"
-    )
+        return not run.is_active
+
+    wait_until(finished, what=f"run {run.pk} to finish", timeout=timeout, interval=0.5)
+    return run
 
 
 def sent_numbers(run):
     step = run.steps.get()
-    return Counter(step.results().filter(outcome=Outcome.SENT).values_list("phone", flat=True))
+    # Sent, and perhaps already delivered or failed by its receipt.
+    return Counter(step.results().filter(outcome__in=SMS_SENT).values_list("phone", flat=True))
 
 
 def messages(cluster):
     return Counter(
-        m["to"] for m in requests.get(f"{cluster['simulator']}/_simulator/messages", timeout=10).json()
+        m["to"] for m in requests.get(f"{cluster['simulator']}/_simulator/messages", timeout=DEADLINE).json()
     )
 
 
@@ -171,9 +171,11 @@ def test_two_workers_share_a_run_within_the_rate_limit(cluster):
     assert sum(step.counts.values()) == run.audience == 10_000
     assert messages(cluster) == sent_numbers(run)
     assert max(messages(cluster).values()) == 1
-    assert len(messages(cluster)) == step.counts["sent"] == run.progress_total
-    stats = requests.get(f"{cluster['simulator']}/_simulator/stats", timeout=10).json()
-    assert stats["max_requests_per_second"] <= 105
+    assert len(messages(cluster)) == sum(step.counts.get(o.code, 0) for o in SMS_SENT) == run.progress_total
+    # What Vibes would count: arrivals in any one second, 429s included (there are none).
+    stats = requests.get(f"{cluster['simulator']}/_simulator/stats", timeout=DEADLINE).json()
+    assert stats["max_requests_per_second"] <= 100
+    assert stats["by_status"] == {"200": stats["requests"]}
     workers = set(step.batches.values_list("claimed_by", flat=True))
     assert len({owner.split(":")[1] for owner in workers}) == 2, "both workers took batches"
 
@@ -184,21 +186,27 @@ def test_a_worker_killed_mid_run_leaves_the_other_to_finish_without_double_sends
         campaign=SmartCampaign.objects.get(pk=data.plan_campaign_id), trigger=CampaignRun.Trigger.UI
     )
     run_dispatch(run)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def a_third_done():
         run.refresh_from_db()
-        if run.progress_total and run.progress_done > run.progress_total * 0.3:
-            break
-        time.sleep(0.2)
+        return run.progress_total and run.progress_done > run.progress_total * 0.3
+
+    wait_until(a_third_done, what="the run to be a third done", timeout=120, interval=0.2)
     cluster["workers"]["one"].send_signal(signal.SIGKILL)
     run = wait_for_run(run)
     assert run.status == CampaignRun.Status.COMPLETED
+    # Receipts lag behind the sends on a busy machine: an SMS the killed worker
+    # sent is uncertain until its receipt arrives, and only then is it clear
+    # which ones never went out. The operator retries only those.
+    assert simulator_delivered_callbacks(cluster["simulator"])
     if run.steps.get().counts.get("uncertain"):
         # In flight when the worker died and no receipt came: the operator's call.
         run_retry_uncertain(run=run)
         run_dispatch(run)
         run = wait_for_run(run)
     step = run.steps.get()
-    assert set(step.counts) <= {"sent"} | {code for code in step.counts if code.startswith("skipped_")}
+    assert set(step.counts) <= {o.code for o in SMS_SENT} | {
+        c for c in step.counts if c.startswith("skipped_")
+    }
     assert messages(cluster) == sent_numbers(run)
     assert max(messages(cluster).values()) == 1

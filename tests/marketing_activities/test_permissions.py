@@ -301,6 +301,7 @@ def make_world():
     CallbackEventFactory()
     LeadImportFactory()
     LeadFlagChangeFactory()
+    CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
     FlowStepFactory(subscribe=True)
     return World(folder, FolderFactory(name="Archive"), program, message, campaign, step, run_step.run)
 

@@ -294,17 +294,38 @@ def test_subscribe_skips_people_already_subscribed_or_pending_on_their_number(ne
     assert result["blocked@example.com"] == (Outcome.SKIPPED_BLOCKLISTED, None)
 
 
-def test_unsubscribe_also_opts_out_blocklisted_people_and_skips_those_already_out(news):
-    subscribed(news, email="in@example.com")
-    subscribed(news, email="blocked@example.com", blocklisted=True)
-    SubscriptionFactory(vibes_list=news, status="unsubscribed", lead=LeadFactory(email="out@example.com"))
+def test_unsubscribe_calls_for_everyone_with_a_number_whatever_the_local_status_says(news):
+    """The local status may be stale (a keyword re-join, a missed callback): opting out is the safe way."""
+    subscribed(news, email="in@example.com", mobile_phone="+15551230001")
+    subscribed(news, email="blocked@example.com", blocklisted=True, mobile_phone="+15551230002")
+    SubscriptionFactory(
+        vibes_list=news,
+        status="unsubscribed",
+        lead=LeadFactory(email="out@example.com", mobile_phone="+15551230003"),
+    )
+    LeadFactory(email="never-on-the-list@example.com", mobile_phone="+15551230004")
     LeadFactory(email="nophone@example.com", mobile_phone="")
     step = plan(campaign_with("unsubscribe", vibes_list=news))
     assert outcomes(step) == {
         "in@example.com": (Outcome.QUEUED, None),
         "blocked@example.com": (Outcome.QUEUED, None),
-        "out@example.com": (Outcome.SKIPPED_ALREADY_UNSUBSCRIBED, None),
+        "out@example.com": (Outcome.QUEUED, None),
+        "never-on-the-list@example.com": (Outcome.QUEUED, None),
         "nophone@example.com": (Outcome.SKIPPED_NO_PHONE, None),
+    }
+
+
+def test_unsubscribe_calls_once_per_number(news):
+    first = LeadFactory(email="first@example.com", mobile_phone="+15551230001")
+    SubscriptionFactory(
+        vibes_list=news,
+        status="unsubscribed",
+        lead=LeadFactory(email="second@example.com", mobile_phone="+15551230001"),
+    )
+    step = plan(campaign_with("unsubscribe", vibes_list=news))
+    assert outcomes(step) == {
+        "first@example.com": (Outcome.QUEUED, None),
+        "second@example.com": (Outcome.SKIPPED_DUPLICATE_PHONE, first.pk),
     }
 
 

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from marketing_activities.models import CampaignRun, Outcome, RunResult, SmsReply
 from marketing_activities.runner import run_create
@@ -305,10 +307,11 @@ def test_the_csv_export_has_skipped_peoples_numbers_and_who_blocked_a_number(sta
         url("campaign_results_export", planned_run.campaign.pk) + f"?run={planned_run.pk}"
     )
     header, *rows = csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))
-    assert header[13:15] == ["number blocked by (lead id)", "number blocked by"]
+    blocker_id, blocker = header.index("number blocked by (lead id)"), header.index("number blocked by")
+    assert blocker == blocker_id + 1
     by_name = {row[2]: row for row in rows}
     eve = Lead.objects.get(first_name="Eve")
-    assert {name: (row[5], row[6], row[13], row[14]) for name, row in by_name.items()} == {
+    assert {name: (row[5], row[6], row[blocker_id], row[blocker]) for name, row in by_name.items()} == {
         "Sue": ("+12025550301", "queued", "", ""),
         "Tom": ("+12025550302", "skipped_number_blocklisted", str(eve.pk), "Eve Test"),
         "Una": ("+12025550303", "skipped_not_subscribed", "", ""),
@@ -400,3 +403,27 @@ def test_a_person_who_replied_many_times_shows_five_replies_and_how_many_more(st
     ).content.decode()
     assert [f"reply {n}" in html for n in range(8)] == [True] * 5 + [False] * 3
     assert "and 3 more" in html
+
+
+# --- Issue 13: outcomes that follow Vibes' events, and when they changed --------------------------
+
+
+def test_each_row_shows_when_its_outcome_changed_and_the_receipts_word_when_it_adds_one(staff_client):
+    step = RunStepFactory(counts={"delivered": 1, "sent": 1, "skipped_no_phone": 1})
+    changed = timezone.now().replace(year=2026, month=11, day=3, hour=9, minute=41)
+    RunResultFactory(
+        run_step=step, outcome=Outcome.DELIVERED, delivery_status="delivered", updated_at=changed
+    )
+    RunResultFactory(run_step=step, outcome=Outcome.SENT, delivery_status="accepted", updated_at=changed)
+    RunResultFactory(run_step=step, outcome=Outcome.SKIPPED_NO_PHONE, lead__mobile_phone="")
+    planned(step.run)
+    step.refresh_from_db()
+    step.planned_at = changed.replace(hour=8)
+    step.save(update_fields=["planned_at"])
+    html = staff_client.get(results_url(step.run), headers={**HTMX, "HX-Target": "run-people"}).content
+    cells = html.decode()
+    assert cells.count(date_format(timezone.localtime(changed), "SHORT_DATETIME_FORMAT")) == 2
+    # A row unchanged since planning: the time it was planned.
+    assert date_format(timezone.localtime(step.planned_at), "SHORT_DATETIME_FORMAT") in cells
+    assert '<div class="muted small">accepted</div>' in cells
+    assert '<div class="muted small">delivered</div>' not in cells  # the outcome says it already

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from smscampaigns.models import Lead
-from smscampaigns.smartlists import And, Not, Or, Ref, parse_definition
+from smscampaigns.smartlists import And, Not, Ref, parse_definition
 from vibes.models import Subscription, VibesList
 
 # Few letters, in both cases, and the characters SQL LIKE treats specially,

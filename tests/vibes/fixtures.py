@@ -32,14 +32,21 @@ Registered for the whole suite from `tests/conftest.py`
     - `wait_for_callbacks(timeout=5)`: block until callbacks due so far were delivered.
 
 `vibes_client`
-    A `vibes.client.VibesClient` for the simulator with short timeouts and
-    backoffs (connect 1 s, read 2 s, 3 attempts), no rate limit.
+    A `vibes.client.VibesClient` for the simulator with short backoffs and
+    3 attempts, no rate limit, and timeouts a busy machine stays well within
+    (connect 5 s, read 10 s; the simulator's hanging requests hang 30 s).
 
 `vibes_callback_post`
     For tests that post callbacks through Django's test client: sets the
     callback credentials and returns `post(payload, event_type=None)`, which
     sends the payload to `/vibes/callbacks/` as Vibes would (the event type
     in the `X-Vibes-Event-Type` header when given).
+
+`callback_catcher`
+    A bare HTTP server on 127.0.0.1 that answers every POST 200 and keeps
+    what came (`received`: path, headers, JSON body), for looking at the
+    callbacks the simulator sends without the app: `url`,
+    `wait_for(count, timeout=30)`.
 
 `vibes_live_callbacks`
     For tests with `live_server` whose app must receive the simulator's
@@ -52,6 +59,9 @@ Registered for the whole suite from `tests/conftest.py`
 
 import base64
 import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.urls import reverse
@@ -75,7 +85,7 @@ def _vibes_simulator_server():
         username=SIM_USERNAME,
         password=SIM_PASSWORD,
         short_code=SIM_SHORT_CODE,
-        hang_seconds=3,
+        hang_seconds=30,
         seed=1234,
     )
     simulator.start()
@@ -108,8 +118,8 @@ def make_client(url: str, **overrides) -> VibesClient:
         "username": SIM_USERNAME,
         "password": SIM_PASSWORD,
         "short_code": SIM_SHORT_CODE,
-        "connect_timeout": 1.0,
-        "read_timeout": 2.0,
+        "connect_timeout": 5.0,
+        "read_timeout": 10.0,
         "max_attempts": 3,
         "backoff_base": 0.01,
         "backoff_max": 0.05,
@@ -152,3 +162,56 @@ def vibes_live_callbacks(live_server, vibes_simulator, settings) -> str:
     settings.VIBES_DELIVERY_RECEIPT_URL = url
     vibes_simulator.configure(callback_url=url)
     return url
+
+
+INBOUND_TYPES = ("inbound_sms", "unmatched_message_received")
+
+
+class CallbackCatcher:
+    def __init__(self):
+        self.received: list[dict] = []
+        catcher = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                catcher.received.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(body or b"null")}
+                )
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format, *args):  # noqa: A002
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callbacks/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[dict]:
+        """The first `count` callbacks other than the texts phones sent (which the
+        simulator posts as inbound messages whenever a phone replies)."""
+        deadline = time.monotonic() + timeout
+        while len(self.events()) < count:
+            assert time.monotonic() < deadline, f"{len(self.events())} of {count} callbacks arrived"
+            time.sleep(0.02)
+        return self.events()
+
+    def events(self) -> list[dict]:
+        return [
+            post
+            for post in list(self.received)
+            if not (isinstance(post["body"], dict) and post["body"].get("callback_type") in INBOUND_TYPES)
+        ]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def callback_catcher():
+    catcher = CallbackCatcher()
+    yield catcher
+    catcher.close()

@@ -9,7 +9,14 @@ from django.urls import reverse
 
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
-from vibes.callbacks import DeliveryReceipt, register_receipt_handler, unregister_receipt_handler
+from vibes.callbacks import (
+    ConfirmationNews,
+    DeliveryReceipt,
+    register_confirmation_handler,
+    register_receipt_handler,
+    unregister_confirmation_handler,
+    unregister_receipt_handler,
+)
 from vibes.models import CallbackEvent, Subscription, SubscriptionChange
 
 pytestmark = pytest.mark.django_db
@@ -150,15 +157,36 @@ def test_a_duplicate_delivery_changes_nothing_and_answers_200(post, news):
 
 
 @pytest.mark.parametrize(
-    "raw",
-    ["not json", "[1, 2]", '"text"', json.dumps({"mobile_phone": {"mdn": "+15551230001"}})],
-    ids=["not-json", "array", "string", "no-event-type"],
+    ("raw", "reason"),
+    [
+        ("not json", "The body is not JSON (line 1, column 1)."),
+        ("[1, 2]", "The body is JSON but not an object."),
+        ('"text"', "The body is JSON but not an object."),
+        ("null", "The body is JSON but not an object."),
+        (
+            json.dumps({"mobile_phone": {"mdn": "+15551230001"}}),
+            "No event type: neither a header nor an event_type field names one, "
+            "and the body is not shaped like a delivery receipt.",
+        ),
+    ],
+    ids=["not-json", "array", "string", "null", "no-event-type"],
 )
-def test_malformed_bodies_get_400_with_a_short_error(post, raw):
+def test_a_body_that_cannot_be_read_is_kept_as_unreadable_and_answered_200(post, raw, reason):
+    """Vibes never delivers a 4xx again: what this app cannot read is kept for an operator instead."""
     response = post(None, raw=raw)
-    assert response.status_code == 400
-    assert set(response.json()) == {"error"}
-    assert not CallbackEvent.objects.exists()
+    assert (response.status_code, response.json()) == (200, {"status": "unreadable"})
+    event = CallbackEvent.objects.get()
+    assert (event.event_type, event.outcome, event.note) == ("", "unreadable", reason)
+    if raw.startswith("{"):
+        assert (event.payload, event.raw_body) == (json.loads(raw), None)
+    else:
+        assert (event.payload, event.raw_body) == ({}, raw)
+
+
+def test_an_unreadable_body_delivered_again_is_a_duplicate(post):
+    assert post(None, raw="<xml/>").json() == {"status": "unreadable"}
+    assert post(None, raw="<xml/>").json() == {"status": "duplicate"}
+    assert CallbackEvent.objects.get().deliveries == 2
 
 
 def test_unknown_event_types_are_stored_and_ignored(post):
@@ -396,6 +424,148 @@ def test_a_failing_handler_answers_503_so_vibes_delivers_again(post):
 def test_receipts_no_handler_recognises_are_stored_as_unmatched(post):
     post(receipt_payload(), url=f"{URL}?ref=r999999")
     assert CallbackEvent.objects.get().outcome == "unmatched"
+
+
+def test_a_failed_receipt_carries_the_carriers_reason(post, receipts):
+    payload = {**receipt_payload(status="Failed"), "description": "Handset unreachable", "error_code": "705"}
+    post(payload, url=f"{URL}?ref=r1")
+    [receipt] = receipts
+    assert (receipt.status, receipt.failed, receipt.reason) == ("failed", True, "Handset unreachable (705)")
+
+
+def test_a_delivered_receipt_has_no_reason_whatever_it_carries(post, receipts):
+    post({**receipt_payload(), "description": "Delivered to handset"}, url=f"{URL}?ref=r1")
+    assert [(r.delivered, r.reason) for r in receipts] == [(True, "")]
+
+
+def test_a_receipt_without_an_event_type_is_known_by_its_reference(post, receipts):
+    """Connect's receipts need not name their type: only an SMS's callback URL has a reference."""
+    payload = receipt_payload()
+    del payload["event_type"]
+    del payload["message_id"]
+    response = post(payload, url=f"{URL}?ref=r5")
+    assert response.json() == {"status": "applied"}
+    assert [(r.reference, r.status) for r in receipts] == [("r5", "delivered")]
+    assert CallbackEvent.objects.get().event_type == "delivery_receipt"
+
+
+def test_a_receipt_without_an_event_type_or_reference_is_known_by_its_shape(post, receipts):
+    payload = receipt_payload()
+    del payload["event_type"]
+    assert post(payload).json() == {"status": "applied"}
+    assert CallbackEvent.objects.get().event_type == "delivery_receipt"
+
+
+@pytest.mark.parametrize(
+    ("status", "note"),
+    [
+        ("bounced", "The receipt's status “bounced” is none this app knows"),
+        ({"state": "delivered"}, "The receipt has no status; nothing changed."),
+        (None, "The receipt has no status; nothing changed."),
+    ],
+    ids=["unknown-word", "an-object", "missing"],
+)
+def test_a_receipt_of_a_status_this_app_does_not_know_is_kept_as_unreadable(post, receipts, status, note):
+    payload = {**receipt_payload(), "status": status}
+    response = post(payload, url=f"{URL}?ref=r1")
+    assert (response.status_code, response.json()) == (200, {"status": "unreadable"})
+    assert receipts == []  # nothing acted on what it could not read
+    event = CallbackEvent.objects.get()
+    assert (event.event_type, event.outcome, event.payload) == ("delivery_receipt", "unreadable", payload)
+    assert event.note.startswith(note)
+
+
+def test_an_xml_receipt_is_kept_as_it_came_and_answered_200(post, receipts):
+    """Vibes Connect's own carrier responses are XML; a 4xx would lose them for good."""
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?><mtMessageResponse messageId="M1">'
+        '<status isError="true"><description>Handset unreachable</description></status></mtMessageResponse>'
+    )
+    response = post(None, raw=xml, url=f"{URL}?ref=r1")
+    assert (response.status_code, response.json()) == (200, {"status": "unreadable"})
+    event = CallbackEvent.objects.get()
+    assert (event.event_type, event.raw_body, event.payload) == ("delivery_receipt", xml, {})
+    assert receipts == []
+
+
+def test_unreadable_callbacks_are_listed_for_an_operator_in_the_admin(post, admin_client, news):
+    post(None, raw="<deliver><message text='what time do you open?'/></deliver>")
+    post({"event_type": "wallet_item_install"})  # read, and no action: not listed
+    changelist = admin_client.get(reverse("admin:vibes_unreadablecallback_changelist")).content.decode()
+    assert "The body is not JSON (line 1, column 1)." in changelist
+    assert "what time do you open?" in changelist
+    assert "wallet_item_install" not in changelist
+    unreadable = CallbackEvent.objects.get(outcome="unreadable")
+    page = admin_client.get(reverse("admin:vibes_unreadablecallback_change", args=[unreadable.pk]))
+    assert "&lt;deliver&gt;&lt;message text=&#x27;what time do you open?&#x27;/&gt;&lt;/deliver&gt;" in (
+        page.content.decode()
+    )
+    index = admin_client.get(reverse("admin:index")).content.decode()
+    assert "Unreadable callbacks" in index
+
+
+# --- The news of a confirmation, for whoever asked for it ----------------------------------------------
+
+
+@pytest.fixture
+def confirmations():
+    received = []
+    register_confirmation_handler(received.append)
+    yield received
+    unregister_confirmation_handler(received.append)
+
+
+def test_a_subscription_added_tells_that_the_number_subscribed(post, news, confirmations):
+    LeadFactory(mobile_phone="+15551230001")
+    post(subscription_payload(), event_type="subscription_added")
+    [news_] = confirmations
+    opt_in = datetime(2026, 11, 1, 10, tzinfo=UTC)
+    assert news_ == ConfirmationNews("+15551230001", news.pk, "subscribed", "subscribed", opt_in, opt_in)
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("confirmed", "subscribed"),
+        ("PENDING", "pending"),
+        ("declined", "declined"),
+        ("expired", "expired"),
+        ("blocked", "declined"),
+    ],
+)
+def test_a_participant_event_tells_what_became_of_the_request(post, campaign, confirmations, status, outcome):
+    lead = LeadFactory()
+    post(participant_payload(lead, status), event_type="ack_participant_changed")
+    [news_] = confirmations
+    event = CallbackEvent.objects.get()
+    assert (news_.mdn, news_.vibes_list_id, news_.outcome, news_.status) == (
+        lead.mobile_phone,
+        campaign.vibes_list_id,
+        outcome,
+        status.lower(),
+    )
+    assert (news_.since, news_.at) == (datetime(2026, 11, 1, 9, tzinfo=UTC), event.received_at)
+
+
+def test_a_mismatched_event_tells_nothing(post, news, confirmations):
+    named = LeadFactory(mobile_phone="+15551230009")
+    LeadFactory(mobile_phone="+15551230001")
+    assert post(subscription_payload(named), event_type="subscription_added").json() == {"status": "mismatch"}
+    assert confirmations == []
+
+
+def test_a_failing_confirmation_handler_answers_503_and_changes_nothing(post, news):
+    def broken(news_):
+        raise RuntimeError("database is locked")
+
+    LeadFactory(mobile_phone="+15551230001")
+    register_confirmation_handler(broken)
+    try:
+        response = post(subscription_payload(), event_type="subscription_added")
+    finally:
+        unregister_confirmation_handler(broken)
+    assert response.status_code == 503
+    assert not CallbackEvent.objects.exists() and not Subscription.objects.exists()
 
 
 def test_the_view_never_calls_vibes(post, news, monkeypatch):

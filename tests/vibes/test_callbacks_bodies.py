@@ -122,27 +122,33 @@ def test_brackets_inside_text_do_not_count_as_depth(post):
             "The text at list[0].name holds a NUL character or an unpaired surrogate.",
         ),
         ('{"person": {"\\udfff": 1}}', "A key at person holds a NUL character or an unpaired surrogate."),
-        ('{"n": ' + "9" * 5_000 + "}", "The body holds a number too long to read."),
-        ('{"n": 1,}', "The body is not JSON (line 1, column 8)."),
         (b'{"name": "K\xf6ln"}', "The body is not UTF-8 (byte 11)."),
+        (b"<receipt>\x00</receipt>", "The body holds a NUL character."),
     ],
-    ids=[
-        "nan",
-        "infinity",
-        "overflow",
-        "nul",
-        "surrogate",
-        "surrogate-key",
-        "long-integer",
-        "not-json",
-        "latin-1",
-    ],
+    ids=["nan", "infinity", "overflow", "nul", "surrogate", "surrogate-key", "latin-1", "raw-nul"],
 )
 def test_values_no_database_stores_get_400_saying_where(post, body, error):
     response = post(body)
     assert response.status_code == 400
     assert response.json() == {"error": error}
     assert not CallbackEvent.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"n": ' + "9" * 5_000 + "}", "The body holds a number too long to read."),
+        ('{"n": 1,}', "The body is not JSON (line 1, column 8)."),
+    ],
+    ids=["long-integer", "not-json"],
+)
+def test_text_that_is_not_a_readable_json_object_is_kept_as_it_came(post, body, reason):
+    """Storable, so never refused: Vibes drops a callback answered 4xx for good."""
+    response = post(body)
+    assert (response.status_code, response.json()) == (200, {"status": "unreadable"})
+    event = CallbackEvent.objects.get()
+    assert (event.outcome, event.note, event.raw_body) == ("unreadable", reason, body)
 
 
 @pytest.mark.django_db

@@ -20,6 +20,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 import vibes
+from tests.vibes.fixtures import make_client
+from vibes.callbacks import RECEIPT_STATUSES
 from vibes.client import VibesClient
 
 CONTRACT = Path(vibes.__file__).parent / "contract"
@@ -612,3 +614,60 @@ def test_the_simulator_posts_inbound_messages_in_the_contract_shapes(vibes_simul
     # Every field of Vibes' documented body but the deprecated event_type, nothing else.
     assert _keys(unmatched.payload) == _keys(UNMATCHED_MESSAGE) - {"event_type"}
     assert unmatched.payload["message_id"] == inbound["message_id"]
+
+
+# --- The callbacks the simulator sends, in the contract's shapes ----------------------------------------
+# Vibes publishes its callback payloads only as examples: a callback is shaped
+# like the matching API resource (contract README), and that is what is checked.
+
+SMS_MESSAGE = "urn:vibes:connect#/components/schemas/SmsMessageResponse"
+PARTICIPANT = "urn:vibes:platform#/components/schemas/acquisitionParticipantResponse"
+SUBSCRIPTION = "urn:vibes:platform#/components/schemas/subscriptionResponse"
+
+
+def test_delivery_receipts_delivered_and_failed_follow_the_contract(vibes_simulator, callback_catcher):
+    client = make_client(vibes_simulator.url)
+    client.send_sms(to=MDN, text="Hello", callback_url=callback_catcher.url)
+    vibes_simulator.set_faults(receipt_failure_rate=1)
+    client.send_sms(to=MDN, text="Hello", callback_url=callback_catcher.url)
+    receipts = [r["body"] for r in callback_catcher.wait_for(2)]
+    assert sorted(r["status"] for r in receipts) == ["delivered", "failed"]
+    assert {r["message_id"] for r in receipts} == {m["message_id"] for m in vibes_simulator.messages()}
+    assert [validate_schema(SMS_MESSAGE, receipt) for receipt in receipts] == [[], []]
+    # Every status the contract lets a receipt carry is one the app reads.
+    enum = CONNECT_SPEC["components"]["schemas"]["SmsMessageResponse"]["properties"]["status"]["enum"]
+    assert set(enum) <= RECEIPT_STATUSES
+
+
+def test_participant_events_of_the_confirmation_follow_the_contract(vibes_simulator, callback_catcher):
+    client = make_client(vibes_simulator.url)
+    vibes_simulator.configure(callback_url=callback_catcher.url, confirmation_window=0.5)
+    client.add_participant("AC-NEWS-WEB", mdn=MDN, external_person_id="42")  # expires
+    client.add_participant("AC-VIP", mdn="+15551230002", external_person_id="43")
+    vibes_simulator.reply("+15551230002", "N")  # declines
+    client.add_participant("AC-NEWS-STORE", mdn="+15551230003", external_person_id="44")
+    vibes_simulator.reply("+15551230003", "Y")  # subscribes
+    events = {
+        (e["headers"]["X-Vibes-Event-Type"], e["body"].get("status", "")): e["body"]
+        for e in callback_catcher.wait_for(3)
+    }
+    assert set(events) == {
+        ("ack_participant_changed", "expired"),
+        ("ack_participant_changed", "declined"),
+        ("subscription_added", ""),
+    }
+    problems = {
+        kind: validate_schema(SUBSCRIPTION if kind[0] == "subscription_added" else PARTICIPANT, body)
+        for kind, body in events.items()
+    }
+    assert problems == dict.fromkeys(events, [])
+
+
+def test_the_simulators_new_participant_says_when_the_request_expires(vibes_simulator):
+    client = make_client(vibes_simulator.url)
+    path = "/companies/sim-company/campaigns/acquisition/AC-NEWS-WEB/participants"
+    response = client.session.post(f"{vibes_simulator.url}{path}", json={"mobile_phone": {"mdn": MDN}})
+    assert response.status_code == 201
+    schema = "urn:vibes:platform#/components/schemas/addParticipantResponse"
+    assert validate_schema(schema, response.json()) == []
+    assert response.json()["expire_date"]

@@ -2,9 +2,12 @@
 simulator's callbacks reach the app (`live_server`)."""
 
 import pytest
+import requests
 from django.conf import settings
+from django.urls import reverse
 
 from tests.smscampaigns.factories import LeadFactory
+from tests.waiting import DEADLINE
 from vibes.callbacks import register_receipt_handler, unregister_receipt_handler
 from vibes.models import AcquisitionCampaign, CallbackEvent, Subscription, VibesList
 from vibes.subscriptions import subscriptions_set_status
@@ -38,13 +41,13 @@ def test_a_participant_is_subscribed_after_the_reply_and_unsubscribed_again(
     assert Subscription.objects.get(lead=lead).status == "pending"
 
     vibes_simulator.reply(lead.mobile_phone, "Y")
-    assert vibes_simulator.wait_for_callbacks(10)
+    assert vibes_simulator.wait_for_callbacks(DEADLINE)
     subscription = Subscription.objects.get(lead=lead)
     assert subscription.status == "subscribed"
     assert subscription.vibes_person_key == result.person_key
 
     assert vibes_client.unsubscribe("101", external_person_id=str(lead.pk), mdn=lead.mobile_phone) is True
-    assert vibes_simulator.wait_for_callbacks(10)
+    assert vibes_simulator.wait_for_callbacks(DEADLINE)
     subscription.refresh_from_db()
     assert (subscription.status, subscription.opt_out_reason) == ("unsubscribed", "api_opt_out")
     # The "Y" reached the app as a text too.
@@ -64,7 +67,7 @@ def test_stop_from_a_shared_number_unsubscribes_everyone_with_it(
         Subscription.objects.create(lead=lead, vibes_list=synced, status="subscribed")
     vibes_simulator.add_subscriber("101", "+15551230001", external_person_id=str(first.pk))
     vibes_simulator.reply("+15551230001", "STOP")
-    assert vibes_simulator.wait_for_callbacks(10)
+    assert vibes_simulator.wait_for_callbacks(DEADLINE)
     assert set(Subscription.objects.values_list("status", "opt_out_reason")) == {
         ("unsubscribed", "user_opt_out")
     }
@@ -96,7 +99,7 @@ def test_delivery_receipts_reach_the_registered_handler_with_the_reference(
             text="Hello",
             callback_url=f"{settings.VIBES_DELIVERY_RECEIPT_URL}?ref=result-42",
         )
-        assert vibes_simulator.wait_for_callbacks(10)
+        assert vibes_simulator.wait_for_callbacks(DEADLINE)
     finally:
         unregister_receipt_handler(handler)
     [receipt] = receipts
@@ -106,3 +109,21 @@ def test_delivery_receipts_reach_the_registered_handler_with_the_reference(
         "result-42",
     )
     assert CallbackEvent.objects.get().event_type == "delivery_receipt"
+
+
+def test_an_xml_callback_over_http_is_kept_answered_200_and_listed_for_an_operator(
+    vibes_live_callbacks, admin_client
+):
+    xml = '<?xml version="1.0"?><mtMessageResponse messageId="M9"><type>Carrier</type></mtMessageResponse>'
+    response = requests.post(
+        f"{vibes_live_callbacks}?ref=r9", data=xml, headers={"Content-Type": "text/xml"}, timeout=30
+    )
+    assert (response.status_code, response.json()) == (200, {"status": "unreadable"})
+    event = CallbackEvent.objects.get()
+    assert (event.event_type, event.raw_body, event.headers["Content-Type"]) == (
+        "delivery_receipt",
+        xml,
+        "text/xml",
+    )
+    listed = admin_client.get(reverse("admin:vibes_unreadablecallback_changelist")).content.decode()
+    assert "The body is not JSON" in listed and "text/xml" in listed

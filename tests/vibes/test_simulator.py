@@ -1,11 +1,19 @@
 """The local Vibes simulator, driven by the real client over HTTP."""
 
+import base64
+import bisect
+import random
+import socket
 import time
+from datetime import datetime, timedelta
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tests.vibes.fixtures import make_client
+from tests.vibes.fixtures import SIM_COMPANY_KEY, SIM_PASSWORD, SIM_USERNAME, make_client
+from tests.waiting import wait_until
 from vibes.exceptions import (
     VibesAuthError,
     VibesBadRequest,
@@ -69,10 +77,9 @@ def test_stop_opts_the_number_out_of_every_list(vibes_client, vibes_simulator):
 def test_confirm_after_replies_y_by_itself(vibes_client, vibes_simulator):
     vibes_simulator.configure(confirm_after=0.05)
     vibes_client.add_participant("AC-NEWS-WEB", mdn=MDN, external_person_id="42")
-    deadline = time.monotonic() + 3
-    while vibes_client.get_subscription("101", external_person_id="42") is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(
+        lambda: vibes_client.get_subscription("101", external_person_id="42"), what="the reply", interval=0.02
+    )
 
 
 def test_unsubscribe_by_another_leads_external_id_falls_back_to_the_number(vibes_client, vibes_simulator):
@@ -157,13 +164,87 @@ def test_rate_limit_answers_429_above_the_rate_unprocessed(vibes_simulator):
     assert [r["processed"] for r in vibes_simulator.requests_log()] == [True] * 5 + [False] * 3
 
 
+def write_request(simulator, path):
+    """Write a GET for `path` on a new connection; return it, and the time it was written."""
+    connection = socket.create_connection((simulator.host, simulator.port), timeout=30)
+    auth = base64.b64encode(f"{SIM_USERNAME}:{SIM_PASSWORD}".encode()).decode()
+    connection.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: vibes\r\nAuthorization: Basic {auth}\r\n"
+        "X-API-Version: 2\r\nConnection: close\r\n\r\n".encode()
+    )
+    return connection, time.time()
+
+
+def read_answer(connection) -> bytes:
+    with connection:
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_requests_count_when_they_arrive_not_when_a_busy_simulator_gets_to_them(vibes_simulator):
+    path = f"/companies/{SIM_COMPANY_KEY}/mobiledb/subscription_lists/"
+    with vibes_simulator._lock:  # busy: no handler thread gets to a request meanwhile
+        first, written = write_request(vibes_simulator, path)
+        while time.time() <= written + 1.05:
+            time.sleep(0.05)
+        second, _ = write_request(vibes_simulator, path)
+    # Both are handled only now, together, but they arrived more than a second apart.
+    assert [read_answer(c).split(b"\r\n", 1)[0] for c in (first, second)] == [b"HTTP/1.1 200 OK"] * 2
+    stats = vibes_simulator.stats()
+    assert (stats["requests"], stats["max_requests_per_second"]) == (2, 1)
+    arrived = sorted(entry["at"] for entry in vibes_simulator.requests_log())
+    assert arrived[0] <= written < arrived[1]
+
+
+def busiest(times):
+    """The most times in any one second (half-open, ending at one of them)."""
+    times = sorted(times)
+    return max(
+        (bisect.bisect_right(times, t) - bisect.bisect_right(times, t - 1.0) for t in times), default=0
+    )
+
+
+HEADERS = {
+    "Authorization": "Basic " + base64.b64encode(f"{SIM_USERNAME}:{SIM_PASSWORD}".encode()).decode(),
+    "X-API-Version": "2",
+}
+
+
+@given(
+    arrivals=st.lists(st.floats(min_value=0, max_value=4, allow_nan=False), min_size=1, max_size=60),
+    limit=st.integers(min_value=0, max_value=6),
+    seed=st.integers(),
+)
+def test_the_rate_window_holds_whatever_order_requests_are_handled_in(arrivals, limit, seed):
+    simulator = VibesSimulator(company_key=SIM_COMPANY_KEY, username=SIM_USERNAME, password=SIM_PASSWORD)
+    simulator.set_faults(rate_limit=limit)
+    arrivals = [1_800_000_000 + at for at in arrivals]  # times as time.time() gives them
+    handled = arrivals[:]
+    random.Random(seed).shuffle(handled)
+    path = f"/companies/{SIM_COMPANY_KEY}/mobiledb/subscription_lists/"
+    admitted = []
+    for at in handled:
+        status, _ = simulator.handle("GET", path, HEADERS, b"", arrived=at)
+        # Like Vibes: refused exactly when admitting it would put more than the limit in one second.
+        refused = bool(limit) and busiest([*admitted, at]) > limit
+        assert status == (429 if refused else 200)
+        if not refused:
+            admitted.append(at)
+    stats = simulator.stats()
+    assert stats["max_requests_per_second"] == busiest(arrivals)
+    assert stats["max_admitted_per_second"] == busiest(admitted)
+
+
 def test_a_hanging_post_was_processed_and_is_uncertain(vibes_simulator):
     vibes_simulator.set_faults(timeout_rate=1, hang_seconds=1)
     client = make_client(vibes_simulator.url, read_timeout=0.3)
     with pytest.raises(VibesUncertain):
         client.send_sms(to=MDN, text="Hello")
-    assert len(vibes_simulator.messages()) == 1  # processed, answered too late
-    [entry] = vibes_simulator.requests_log()
+    # Processed (perhaps only after the client gave up, on a busy machine), answered too late.
+    [entry] = wait_until(vibes_simulator.requests_log, what="the simulator to process the SMS")
+    assert len(vibes_simulator.messages()) == 1
     assert (entry["processed"], entry["fault"]) == (True, "timeout")
 
 
@@ -332,3 +413,82 @@ def test_many_subscribers_are_added_in_one_request(vibes_client, vibes_simulator
         "1",
         "2",
     ]
+
+
+# --- Receipts that fail, and the confirmation window ------------------------------------------------
+
+
+def test_a_share_of_sms_get_a_failed_receipt_with_the_carriers_reason(
+    vibes_client, vibes_simulator, callback_catcher
+):
+    vibes_simulator.set_faults(receipt_failure_rate=1)
+    vibes_simulator.configure(receipt_failure_reason="Unknown subscriber")
+    sent = vibes_client.send_sms(to=MDN, text="Hello", callback_url=f"{callback_catcher.url}?ref=r1")
+    [receipt] = callback_catcher.wait_for(1)
+    assert receipt["path"] == "/callbacks/?ref=r1"
+    assert receipt["body"] | {"occurred_at": ""} == {
+        "event_type": "delivery_receipt",
+        "message_id": sent.message_id,
+        "to": MDN,
+        "from": "12345",
+        "status": "failed",
+        "error_code": "carrier_unreachable",
+        "description": "Unknown subscriber",
+        "occurred_at": "",
+    }
+    assert [m["delivery"] for m in vibes_simulator.messages()] == ["failed"]
+
+
+def test_without_the_fault_every_receipt_says_delivered(vibes_client, vibes_simulator, callback_catcher):
+    for n in range(5):
+        vibes_client.send_sms(to=MDN, text=f"m{n}", callback_url=callback_catcher.url)
+    assert {r["body"]["status"] for r in callback_catcher.wait_for(5)} == {"delivered"}
+    assert all("description" not in r["body"] for r in callback_catcher.received)
+
+
+def test_the_failure_rate_fails_about_that_share(vibes_client, vibes_simulator):
+    control(vibes_simulator, "faults", {"receipt_failure_rate": 0.25})
+    for n in range(200):
+        vibes_client.send_sms(to=MDN, text=f"m{n}")
+    failed = sum(m["delivery"] == "failed" for m in vibes_simulator.messages())
+    assert 25 <= failed <= 75
+
+
+def test_a_pending_participant_expires_after_the_confirmation_window(
+    vibes_client, vibes_simulator, callback_catcher
+):
+    vibes_simulator.configure(callback_url=callback_catcher.url, confirmation_window=0.5)
+    vibes_client.add_participant("AC-NEWS-WEB", mdn=MDN, external_person_id="42")
+    [event] = callback_catcher.wait_for(1)
+    assert event["headers"]["X-Vibes-Event-Type"] == "ack_participant_changed"
+    assert event["body"]["status"] == "expired"
+    assert event["body"]["acquisition_campaign"] == {"acquisition_id": "AC-NEWS-WEB"}
+    assert event["body"]["expire_date"] > event["body"]["participation_date"]
+    assert vibes_simulator.subscriptions() == []
+    assert vibes_simulator.reply(MDN, "Y").get("confirmed", []) == []  # too late
+
+
+def test_a_participant_who_answered_in_time_does_not_expire(vibes_client, vibes_simulator, callback_catcher):
+    vibes_simulator.configure(callback_url=callback_catcher.url, confirmation_window=0.5)
+    vibes_client.add_participant("AC-NEWS-WEB", mdn=MDN, external_person_id="42")
+    vibes_simulator.reply(MDN, "Y")
+    [event] = callback_catcher.wait_for(1)
+    assert event["headers"]["X-Vibes-Event-Type"] == "subscription_added"
+    deadline = time.monotonic() + 30
+    while vibes_simulator.stats()["scheduled"].get("expire"):  # the window's end passes
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert vibes_simulator.wait_for_callbacks(30)
+    assert len(callback_catcher.events()) == 1
+    assert [s["status"] for s in vibes_simulator.subscriptions()] == ["subscribed"]
+
+
+def test_the_window_is_a_day_unless_configured(vibes_simulator):
+    client = make_client(vibes_simulator.url)
+    response = client.session.post(
+        f"{vibes_simulator.url}/companies/sim-company/campaigns/acquisition/AC-NEWS-WEB/participants",
+        json={"mobile_phone": {"mdn": MDN}},
+    )
+    body = response.json()
+    participation = datetime.fromisoformat(body["participation_date"])
+    assert datetime.fromisoformat(body["expire_date"]) - participation == timedelta(days=1)

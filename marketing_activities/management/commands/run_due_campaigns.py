@@ -1,18 +1,22 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from marketing_activities.runner import run_dispatch, run_execute
+from marketing_activities.runner import results_expire_confirmations, run_dispatch, run_execute
 from marketing_activities.runner.report import format_summary
 from marketing_activities.runner.schedule import stale_runs, start_due_runs
 
 
 class Command(BaseCommand):
     help = (
-        "Start the scheduled campaigns that are due and finish runs that lost their worker. "
-        "Safe to run every minute from cron: a campaign is started once however many run at once."
+        "Start the scheduled campaigns that are due, finish runs that lost their worker, and expire "
+        "Subscribe results whose confirmation window has passed. Safe to run every minute from cron: "
+        "a campaign is started once however many run at once."
     )
 
     def handle(self, *args, **options):
+        expired = results_expire_confirmations()
+        if expired:
+            self.stdout.write(f"{expired} pending confirmations expired.")
         runs = start_due_runs() + stale_runs()
         for run in runs:
             if settings.CELERY_BROKER_URL:

@@ -32,6 +32,18 @@ class Command(BaseCommand):
             "--confirm-after", type=float, default=None, help="pending participants reply Y after N s"
         )
         parser.add_argument(
+            "--confirmation-window",
+            type=float,
+            default=24 * 3600,
+            help="a pending participant who has not replied after N s expires (default: 24 hours)",
+        )
+        parser.add_argument(
+            "--receipt-failure-rate",
+            type=float,
+            default=0,
+            help="share of SMS whose delivery receipt says failed, with a carrier's reason (0-1)",
+        )
+        parser.add_argument(
             "--callback-url",
             default=settings.VIBES_DELIVERY_RECEIPT_URL,
             help="the app's callbacks URL, with Basic credentials (default: VIBES_DELIVERY_RECEIPT_URL, "
@@ -58,6 +70,8 @@ class Command(BaseCommand):
             subscribers=subscribers,
             callback_url=options["callback_url"],
             confirm_after=options["confirm_after"],
+            confirmation_window=options["confirmation_window"],
+            receipt_failure_rate=options["receipt_failure_rate"],
             error_rate=options["error_rate"],
             rate_limit=options["rate_limit"],
             latency_ms=options["latency_ms"],
