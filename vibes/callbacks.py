@@ -987,7 +987,7 @@ def _inbound_message(event, payload, *, sender, text, short_code, unmatched):
     times = (_event_time(payload.get(name), event) for name in INBOUND_TIME_FIELDS)
     when = next((moment for moment in times if moment is not None), None)
     # A message is never dropped for want of a date: it then counts from its arrival.
-    undated = " " + str(_("It has no valid time: its arrival is taken.")) if when is None else ""
+    undated = " " + str(_("It has no valid time: the time it arrived is used.")) if when is None else ""
     stored = inbound_message_store(
         mdn=event.mdn,
         text=_text(text),
