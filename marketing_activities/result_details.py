@@ -18,7 +18,7 @@ STOPPED_WHILE_SENDING = gettext_noop(
 STOPPED_WHILE_SUBSCRIBING = gettext_noop(
     "The runner stopped while adding this person to the acquisition campaign."
 )
-RETRIED_BY_OPERATOR = gettext_noop("retried by the operator")
+RETRIED_BY_OPERATOR = gettext_noop("queued again by an administrator")
 TOO_LONG = gettext_noop("%(length)s characters after personalisation (at most %(max)s)")
 VIBES_SAYS = gettext_noop("Vibes: %(status)s")
 

@@ -354,7 +354,7 @@ class CallbackEvent(models.Model):
         SUPERSEDED = "superseded", _("arrived late, superseded")
         MISMATCH = "mismatch", _("person id and number disagree")
         TEST = "test", _("test event, nothing changed")
-        UNREADABLE = "unreadable", _("unreadable, kept for an operator")
+        UNREADABLE = "unreadable", _("unreadable, kept for an administrator")
 
     event_type = models.CharField(_("event type"), max_length=60, db_index=True)
     dedupe_key = models.CharField(_("dedupe key"), max_length=64, unique=True)
@@ -509,7 +509,7 @@ class UnreadableCallbackManager(models.Manager):
 
 
 class UnreadableCallback(CallbackEvent):
-    """The callbacks this app could not read, kept for an operator to look at."""
+    """The callbacks this app could not read, kept for an administrator to look at."""
 
     objects = UnreadableCallbackManager()
 
