@@ -44,7 +44,11 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
             "action": step.get_action_display(),
             "outcome": Outcome(result.outcome).label,
         }
-        details = [result.phone, result.detail, result.vibes_message_id and f"id {result.vibes_message_id}"]
+        details = [
+            result.phone,
+            result.detail_display,
+            result.vibes_message_id and f"id {result.vibes_message_id}",
+        ]
         if result.blocked_by_id:
             details.append(_("because of %(name)s") % {"name": _blocker_name(result)})
         if result.delivery_status:

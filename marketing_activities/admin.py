@@ -344,7 +344,7 @@ class CampaignRunAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 @admin.register(RunResult)
 class RunResultAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
-        "run_step", "lead", "outcome", "phone", "duplicate_of", "blocked_by", "error_code", "detail",
+        "run_step", "lead", "outcome", "phone", "duplicate_of", "blocked_by", "error_code", "detail_shown",
         "delivery_status", "delivery_reason", "updated_at",
     )  # fmt: skip
     list_filter = ("outcome",)
@@ -358,6 +358,10 @@ class RunResultAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description=_("detail"), ordering="detail")
+    def detail_shown(self, obj):
+        return obj.detail_display
 
 
 # The lead's page lists its SMS activity; the people app cannot know about

@@ -13,6 +13,7 @@ from smscampaigns.models import Lead, SmartList
 from vibes.models import AcquisitionCampaign, InboundMessage, VibesList
 
 from . import sms_text
+from .result_details import detail_display
 
 # --- The tree -------------------------------------------------------------------
 
@@ -697,6 +698,11 @@ class RunResult(models.Model):
 
     def __str__(self):
         return f"{self.lead_id}: {self.get_outcome_display()}"
+
+    @property
+    def detail_display(self) -> str:
+        """The detail in the reader's language (the runner stores it in English)."""
+        return detail_display(self.detail)
 
     @property
     def delivery_status_news(self) -> str:

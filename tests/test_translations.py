@@ -122,3 +122,93 @@ def test_the_catalogues_hold_every_message_of_the_code(tmp_path):
             f"{language}: messages no longer in the code (run makemessages --no-obsolete): "
             f"{sorted(in_catalogue - in_code, key=str)}"
         )
+
+
+# --- What people read in their language: result details, admin actions ---------------------------
+
+# The admin's action button runs the chosen action: a verb in every language.
+ACTION_BUTTON = {"de": "Ausführen", "sv": "Kör", "nl": "Uitvoeren", "it": "Esegui", "fr": "Exécuter"}
+
+
+def stored_details():
+    """Every detail the runner writes, as it stores it (in English, with values filled in)."""
+    from marketing_activities import result_details as details
+
+    fixed = [
+        details.ALREADY_SUBSCRIBED,
+        details.WAITING_FOR_REPLY,
+        details.STOPPED_WHILE_SENDING,
+        details.STOPPED_WHILE_SUBSCRIBING,
+        details.RETRIED_BY_OPERATOR,
+    ]
+    with_values = [
+        (details.result_detail(details.TOO_LONG, length=1650, max=1600), details.TOO_LONG, ("1650", "1600")),
+        (details.result_detail(details.VIBES_SAYS, status="declined"), details.VIBES_SAYS, ("declined",)),
+    ]
+    return fixed, with_values
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_result_details_are_shown_in_the_readers_language(language):
+    from marketing_activities.result_details import detail_display
+
+    fixed, with_values = stored_details()
+    with translation.override(language):
+        for stored in fixed:
+            shown = detail_display(stored)
+            assert shown == translation.gettext(stored) and shown != stored, f"{language}: {stored!r}"
+        for stored, template, values in with_values:
+            shown = detail_display(stored)
+            assert shown != stored, f"{language}: {stored!r} is shown in English"
+            assert translation.gettext(template) != template
+            assert all(value in shown for value in values), shown
+    # A detail from elsewhere (Vibes' own words) is shown as it came.
+    with translation.override(language):
+        assert detail_display("Invalid mdn") == "Invalid mdn"
+
+
+def admin_actions():
+    from django.contrib import admin
+
+    for model, model_admin in admin.site._registry.items():
+        for action in model_admin._get_base_actions():
+            yield model, action
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_admin_action_is_named_in_the_language(language):
+    from django.contrib.admin.utils import model_format_dict
+
+    untranslated = []
+    for model, action in admin_actions():
+        english = str(action.description) % model_format_dict(model._meta)
+        with translation.override(language):
+            shown = str(action.description) % model_format_dict(model._meta)
+        if shown == english:
+            untranslated.append(f"{model._meta.label}: {english}")
+    assert not untranslated, f"{language}: admin actions in English:\n" + "\n".join(untranslated)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_admin_action_button_is_a_verb_and_the_empty_choice_is_translated(admin_client, language):
+    from django.urls import reverse
+
+    from tests.marketing_activities.factories import SmartCampaignFactory
+
+    SmartCampaignFactory()  # the admin shows its actions only above a list with rows
+
+    admin_client.cookies["django_language"] = language
+    with translation.override(language):
+        html = admin_client.get(
+            reverse("admin:marketing_activities_smartcampaign_changelist"),
+            headers={"accept-language": language},
+        ).content.decode()
+        empty_choice = translation.gettext("- Select an option -")
+        add_form = admin_client.get(
+            reverse("admin:marketing_activities_smartcampaign_add"), headers={"accept-language": language}
+        ).content.decode()
+    assert f'value="0">{ACTION_BUTTON[language]}</button>' in html
+    # The weekday of a weekly schedule starts empty: Django's own empty choice.
+    assert empty_choice != "- Select an option -"
+    assert f'<option value="" selected>{empty_choice}</option>' in add_form

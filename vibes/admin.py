@@ -149,7 +149,7 @@ class SubscriptionAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         if update.superseded:
             self.message_user(
                 request,
-                _("A change for this number is newer than now; the status was left as it was."),
+                _("A later change is already recorded for this number; the status was left as it was."),
                 messages.WARNING,
             )
         obj.pk = Subscription.objects.get(lead_id=obj.lead_id, vibes_list=obj.vibes_list).pk

@@ -925,7 +925,7 @@ def _delivery_receipt(event, payload, reference):
     status = status.strip().lower()
     if status not in RECEIPT_STATUSES:
         return Outcome.UNREADABLE, _(
-            "The receipt's status “%(status)s” is none this app knows (%(known)s); nothing changed."
+            "The receipt's status “%(status)s” is not one this app knows (it knows %(known)s); nothing changed."
         ) % {"status": status[:40], "known": ", ".join(sorted(RECEIPT_STATUSES))}
     receipt = DeliveryReceipt(
         message_id=str(payload.get("message_id") or "")[:64],
@@ -987,7 +987,7 @@ def _inbound_message(event, payload, *, sender, text, short_code, unmatched):
     times = (_event_time(payload.get(name), event) for name in INBOUND_TIME_FIELDS)
     when = next((moment for moment in times if moment is not None), None)
     # A message is never dropped for want of a date: it then counts from its arrival.
-    undated = " " + str(_("It has no valid time: its arrival is taken.")) if when is None else ""
+    undated = " " + str(_("The message has no valid time: the time it arrived is used.")) if when is None else ""
     stored = inbound_message_store(
         mdn=event.mdn,
         text=_text(text),

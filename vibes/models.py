@@ -6,6 +6,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from smscampaigns.models import Lead
 
@@ -271,12 +272,12 @@ class SubscriberSync(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running", _("running")
         FAILED = "failed", _("stopped, continues on the next sync")
-        DONE = "done", _("done")
+        DONE = "done", pgettext_lazy("the status of a subscriber sync", "done")
 
     class Phase(models.TextChoices):
         PAGES = "pages", _("reading the subscribers")
         CHECKS = "checks", _("checking numbers one by one")
-        DONE = "done", _("done")
+        DONE = "done", pgettext_lazy("the phase of a subscriber sync", "done")
 
     class Mode(models.TextChoices):
         PAGES = "pages", _("pages of subscribers")
@@ -313,12 +314,12 @@ class SubscriberSync(models.Model):
     linked = models.PositiveIntegerField(
         _("linked"), default=0, help_text=_("Leads newly linked to their Vibes person.")
     )
-    created = models.PositiveIntegerField(_("created"), default=0)
-    changed = models.PositiveIntegerField(_("changed"), default=0)
+    created = models.PositiveIntegerField(_("leads created"), default=0)
+    changed = models.PositiveIntegerField(_("leads changed"), default=0)
     unsubscribed = models.PositiveIntegerField(
-        _("unsubscribed"), default=0, help_text=_("Of the changed: leads Vibes does not list.")
+        _("leads unsubscribed"), default=0, help_text=_("Of the changed: leads Vibes does not list.")
     )
-    unchanged = models.PositiveIntegerField(_("unchanged"), default=0)
+    unchanged = models.PositiveIntegerField(_("leads unchanged"), default=0)
     superseded = models.PositiveIntegerField(
         _("kept"), default=0, help_text=_("A newer change (a callback, say) was kept.")
     )
@@ -353,7 +354,7 @@ class CallbackEvent(models.Model):
         SUPERSEDED = "superseded", _("arrived late, superseded")
         MISMATCH = "mismatch", _("person id and number disagree")
         TEST = "test", _("test event, nothing changed")
-        UNREADABLE = "unreadable", _("unreadable, kept for an operator")
+        UNREADABLE = "unreadable", _("unreadable, kept for an administrator")
 
     event_type = models.CharField(_("event type"), max_length=60, db_index=True)
     dedupe_key = models.CharField(_("dedupe key"), max_length=64, unique=True)
@@ -508,7 +509,7 @@ class UnreadableCallbackManager(models.Manager):
 
 
 class UnreadableCallback(CallbackEvent):
-    """The callbacks this app could not read, kept for an operator to look at."""
+    """The callbacks this app could not read, kept for an administrator to look at."""
 
     objects = UnreadableCallbackManager()
 

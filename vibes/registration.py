@@ -33,7 +33,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from .callbacks import APPLIERS
 from .client import VibesClient
@@ -302,8 +302,8 @@ CANCELLED = "cancelled"
 NOT_OFFERED = "not_offered"
 FAILED = "failed"
 ACTION_LABELS = {
-    REGISTERED: gettext_lazy("registered"),
-    UPDATED: gettext_lazy("updated"),
+    REGISTERED: pgettext_lazy("what became of a callback registration", "registered"),
+    UPDATED: pgettext_lazy("what became of a callback registration", "updated"),
     UNCHANGED: gettext_lazy("already registered, unchanged"),
     CANCELLED: gettext_lazy("a second registration of this URL, cancelled"),
     NOT_OFFERED: gettext_lazy("not registered: no Vibes API registers this type"),
@@ -499,7 +499,7 @@ def callbacks_test(*, client: VibesClient, deadline: float, poll_every: float = 
                     api,
                     callback_type,
                     NOT_REGISTERED,
-                    _("%(state)s for this app's URL: run register first.") % {"state": row.state_label},
+                    _("%(state)s for this app's URL: register it first.") % {"state": row.state_label},
                 )
             )
             continue

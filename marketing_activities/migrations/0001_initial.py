@@ -2,9 +2,10 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import marketing_activities.sms_text
 from django.conf import settings
 from django.db import migrations, models
+
+import marketing_activities.sms_text
 
 
 class Migration(migrations.Migration):

@@ -32,6 +32,15 @@ from vibes.subscriptions import subscriptions_set_status
 
 from .. import sms_text
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+from ..result_details import (
+    ALREADY_SUBSCRIBED,
+    RETRIED_BY_OPERATOR,
+    STOPPED_WHILE_SENDING,
+    STOPPED_WHILE_SUBSCRIBING,
+    TOO_LONG,
+    WAITING_FOR_REPLY,
+    result_detail,
+)
 from .counts import step_counts_add
 from .followup import results_settle_by_receipts, settle_outcome
 from .planner import PlanningError, count_outcomes, plan_step
@@ -113,9 +122,7 @@ def call_vibes(client, run_step: RunStep, call: Call) -> CallResult:
                 return CallResult(
                     Outcome.FAILED,
                     error_code="too_long",
-                    detail=(
-                        f"{len(call.text)} characters after personalisation (at most {sms_text.MAX_LENGTH})"
-                    ),
+                    detail=result_detail(TOO_LONG, length=len(call.text), max=sms_text.MAX_LENGTH),
                 )
             sent = client.send_sms(to=call.phone, text=call.text, callback_url=_receipt_url(call.result_id))
             return CallResult(Outcome.SENT, message_id=sent.message_id)
@@ -126,9 +133,9 @@ def call_vibes(client, run_step: RunStep, call: Call) -> CallResult:
             if result.status == "subscribed":
                 return CallResult(
                     Outcome.SUBSCRIBED,
-                    detail="already subscribed in Vibes" if result.already_subscribed else "",
+                    detail=ALREADY_SUBSCRIBED if result.already_subscribed else "",
                 )
-            return CallResult(Outcome.PENDING, detail="waiting for the reply to Vibes' confirmation text")
+            return CallResult(Outcome.PENDING, detail=WAITING_FOR_REPLY)
         if run_step.action == FlowStep.Action.UNSUBSCRIBE:
             done = client.unsubscribe(
                 run_step.vibes_list.vibes_id, external_person_id=str(call.lead_id), mdn=call.phone
@@ -474,7 +481,7 @@ class Worker:
                 unknown = sending.update(
                     outcome=Outcome.UNCERTAIN,
                     error_code="interrupted",
-                    detail="The runner stopped while this SMS was being sent and no delivery receipt came.",
+                    detail=STOPPED_WHILE_SENDING,
                     updated_at=now,
                 )
                 delta.update({Outcome.SENDING: -(settled + unknown), Outcome.UNCERTAIN: unknown})
@@ -491,7 +498,7 @@ class Worker:
                 unknown = sending.update(
                     outcome=Outcome.UNCERTAIN,
                     error_code="interrupted",
-                    detail="The runner stopped while adding this person to the acquisition campaign.",
+                    detail=STOPPED_WHILE_SUBSCRIBING,
                     updated_at=timezone.now(),
                 )
                 step_counts_add(step.pk, {Outcome.SENDING: -unknown, Outcome.UNCERTAIN: unknown})
@@ -556,7 +563,7 @@ def requeue_uncertain(run: CampaignRun) -> int:
                 .update(
                     outcome=Outcome.QUEUED,
                     error_code="",
-                    detail="retried by the operator",
+                    detail=RETRIED_BY_OPERATOR,
                     updated_at=timezone.now(),
                 )
             )

@@ -25,6 +25,7 @@ from smscampaigns.models import Lead
 from vibes.callbacks import RECEIPT_ACCEPTED, RECEIPT_DELIVERED, RECEIPT_FAILED, ConfirmationNews
 
 from ..models import LEAD_ACTIVITY, SMS_SENT, FlowStep, Outcome, RunResult, RunStep
+from ..result_details import VIBES_SAYS, result_detail
 from .counts import step_counts_add
 
 # What a receipt's status makes of an SMS's row; a final status outranks the news before it.
@@ -182,7 +183,7 @@ def results_follow_confirmation(news: ConfirmationNews) -> int:
             if outcome == Outcome.UNCERTAIN:
                 changes.update(error_code="", detail="")
             if new_outcome == Outcome.DECLINED and news.status != "declined":
-                changes["detail"] = f"Vibes: {news.status}"[:300]
+                changes["detail"] = result_detail(VIBES_SAYS, status=news.status)
             RunResult.objects.filter(pk=pk).update(**changes)
             step_counts_add(step_id, {outcome: -1, new_outcome: 1})
     return len(rows)

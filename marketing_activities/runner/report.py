@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from smscampaigns.models import Lead
 
@@ -132,7 +133,13 @@ def format_summary(run: CampaignRun) -> str:
                     rows.append(
                         [
                             "",
-                            "    " + _("and %(count)s more blocked people") % {"count": reason.blockers.more},
+                            "    "
+                            + ngettext(
+                                "and %(count)s more blocked person",
+                                "and %(count)s more blocked people",
+                                reason.blockers.more,
+                            )
+                            % {"count": reason.blockers.more},
                             *[""] * len(columns),
                         ]
                     )

@@ -13,6 +13,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
@@ -110,7 +111,8 @@ def flow_context(campaign: SmartCampaign, *, error: str = "") -> dict:
         "choices": choices,
         "actions": FlowStep.Action.choices,
         "flow_error": error,
-        "labels": {key: str(label) for key, label in STEP_LABELS.items()},
+        # Some labels are model names, lower case mid-sentence in some languages.
+        "labels": {key: capfirst(str(label)) for key, label in STEP_LABELS.items()},
     }
 
 

@@ -20,6 +20,7 @@ from django_htmx.http import HttpResponseStopPolling
 from ..forms import ResultsFilterForm
 from ..models import CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCampaign, outcome_counts
 from ..replies import replied_counts, replied_result_ids, replies_by_result, replies_in_range
+from ..result_details import detail_display
 from .campaign import campaign_context, campaign_or_404
 from .common import HtmxHttpRequest, marketer_required, render_screen, wants_partial
 
@@ -242,7 +243,7 @@ def results_export(request: HtmxHttpRequest, pk: int) -> StreamingHttpResponse:
                 texts = [message.text for message in replies.get(pk, [])]
                 cells = (
                     position + 1, lead_id, first, last, email, phone, outcome.code, outcome.label,
-                    detail, code, dup_id or "", dup_name, delivery, blocker_id or "", blocker_name,
+                    detail_display(detail), code, dup_id or "", dup_name, delivery, blocker_id or "", blocker_name,
                     delivery_reason, timezone.localtime(changed).isoformat(timespec="seconds") if changed else "",
                     len(texts), "\n".join(texts),
                 )  # fmt: skip

@@ -309,7 +309,7 @@ def test_testing_before_registering_sends_nothing_and_says_to_register(configure
     out = io.StringIO()
     with pytest.raises(CommandError, match="callback tests failed"):
         call_command("vibes_callbacks", "test", "--deadline", "1", stdout=out)
-    assert out.getvalue().count("not registered for this app's URL: run register first.") == len(
+    assert out.getvalue().count("not registered for this app's URL: register it first.") == len(
         PLATFORM_READ
     )
     assert not [w for w in writes(configured) if "callback_events/test" in w]

@@ -459,7 +459,7 @@ def test_a_receipt_without_an_event_type_or_reference_is_known_by_its_shape(post
 @pytest.mark.parametrize(
     ("status", "note"),
     [
-        ("bounced", "The receipt's status “bounced” is none this app knows"),
+        ("bounced", "The receipt's status “bounced” is not one this app knows"),
         ({"state": "delivered"}, "The receipt has no status; nothing changed."),
         (None, "The receipt has no status; nothing changed."),
     ],

@@ -124,7 +124,7 @@ def test_a_message_without_a_time_counts_from_its_arrival(post):
     post(inbound_sms(occurred_at=None))
     message = InboundMessage.objects.get()
     assert message.occurred_at == message.received_at >= before
-    assert "arrival" in CallbackEvent.objects.get().note
+    assert "the time it arrived is used" in CallbackEvent.objects.get().note
 
 
 def test_a_time_in_the_future_counts_from_the_arrival(post):

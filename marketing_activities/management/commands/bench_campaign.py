@@ -17,8 +17,8 @@ from pathlib import Path
 import requests
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from tqdm import tqdm
 
 from marketing_activities import bench
