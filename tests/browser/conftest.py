@@ -120,9 +120,8 @@ def page(request, browser, live_server):
 
 
 @pytest.fixture
-def marketer(django_user_model, settings, marketers_group):
+def marketer(django_user_model, marketers_group):
     """A staff user of the "Marketers" group: what a marketer usually may do."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     user = django_user_model.objects.create_user("marketer", password=PASSWORD, is_staff=True)
     user.groups.add(marketers_group)
     return user

@@ -12,8 +12,8 @@ from django.utils.html import escape
 from marketing_activities.activity import lead_results
 from marketing_activities.models import CampaignRun, FlowStep, Outcome
 from marketing_activities.runner import run_create, run_execute
+from tests.marketing_activities.campaigns import make_campaign, subscribed
 from tests.marketing_activities.factories import RunStepFactory
-from tests.marketing_activities.test_runner_execution import make_campaign, subscribed
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from marketing_activities.models import CampaignRun, FlowStep, SmartCampaign
 from marketing_activities.runner.schedule import start_due_runs
+from tests.marketing_activities.campaigns import make_campaign, subscribed
 from tests.marketing_activities.factories import CampaignRunFactory
-from tests.marketing_activities.test_runner_execution import make_campaign, subscribed
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
 

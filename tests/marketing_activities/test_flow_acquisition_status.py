@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from marketing_activities.models import CampaignRun
 from marketing_activities.runner import CampaignCannotRun, run_create
-from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import FlowStepFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 from vibes.conf import get_client
@@ -18,8 +17,6 @@ from vibes.models import AcquisitionCampaign, VibesList
 from vibes.sync import vibes_sync
 
 pytestmark = pytest.mark.django_db
-
-fast_password_hashing = ui_helpers.fast_password_hashing
 
 
 @pytest.fixture

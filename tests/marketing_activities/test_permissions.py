@@ -42,8 +42,6 @@ from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactor
 
 pytestmark = pytest.mark.django_db
 
-fast_password_hashing = ui_helpers.fast_password_hashing
-
 APPS = ("marketing_activities", "smscampaigns", "vibes")
 MA = "marketing_activities"
 

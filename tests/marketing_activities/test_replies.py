@@ -9,8 +9,7 @@ import pytest
 from django.urls import reverse
 
 from marketing_activities.models import SmsReply
-from tests.marketing_activities.test_runner_callbacks import execute
-from tests.marketing_activities.test_runner_execution import make_campaign, subscribed
+from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
 from tests.marketing_activities.ui_helpers import url
 from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
 from vibes.models import CallbackEvent, InboundMessage, Subscription, SubscriptionChange

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from marketing_activities.models import FlowStep, Outcome, SmsReply
 from tests.marketing_activities.factories import RunResultFactory, RunStepFactory
 from tests.smscampaigns.factories import LeadFactory
-from tests.vibes.test_inbound import inbound_sms
+from tests.vibes.texts import inbound_sms
 from vibes.models import InboundMessage
 
 pytestmark = pytest.mark.django_db

@@ -13,13 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 
-from marketing_activities.models import CampaignRun, Outcome, RunStep
-from marketing_activities.runner import run_create, run_execute, run_retry_uncertain
+from marketing_activities.models import Outcome, RunStep
+from marketing_activities.runner import run_execute, run_retry_uncertain
 from marketing_activities.runner.planner import count_outcomes
-from tests.marketing_activities.test_runner_execution import make_campaign, subscribed
+from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
-from tests.vibes.fixtures import make_client
+from tests.vibes.simulated import make_client
 from tests.waiting import DEADLINE, wait_until
 from vibes.models import Subscription
 
@@ -31,11 +31,6 @@ def news(vibes_simulator, vibes_live_callbacks):
     vibes_list = VibesListFactory(vibes_id="101", name="SMS Newsletter")
     AcquisitionCampaignFactory(vibes_id="AC-NEWS-WEB", vibes_list=vibes_list)
     return vibes_list
-
-
-def execute(campaign, simulator, **options):
-    run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
-    return run_execute(run=run, client=make_client(simulator.url, **options), concurrency=4)
 
 
 def test_a_subscription_stays_pending_until_the_person_replies_y(news, vibes_simulator):

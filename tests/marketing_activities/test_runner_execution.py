@@ -7,10 +7,10 @@ import pytest
 from marketing_activities.models import CampaignRun, Outcome, RunStep
 from marketing_activities.runner import run_create, run_execute, run_resume, run_retry_uncertain
 from smscampaigns.models import Lead
-from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory, SmsMessageFactory
+from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
 from tests.smscampaigns.factories import LeadFactory
-from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
-from tests.vibes.fixtures import make_client
+from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
+from tests.vibes.simulated import make_client
 from vibes.models import Subscription
 
 pytestmark = pytest.mark.django_db
@@ -22,35 +22,6 @@ def news(vibes_simulator):
     vibes_list = VibesListFactory(vibes_id="101", name="SMS Newsletter")
     AcquisitionCampaignFactory(vibes_id="AC-NEWS-WEB", vibes_list=vibes_list)
     return vibes_list
-
-
-def make_campaign(*steps, rule=None, qualification="every_time"):
-    campaign = SmartCampaignFactory(
-        qualification_rule=qualification,
-        smart_list__definition={
-            "logic": "all",
-            "rules": [rule or {"field": "country", "op": "is", "value": "US"}],
-        },
-    )
-    for position, (action, vibes_list) in enumerate(steps):
-        options = {"send": {}, "subscribe": {"subscribe": True}, "unsubscribe": {"unsubscribe": True}}[action]
-        if action == "subscribe":
-            options["acquisition_campaign"] = vibes_list.acquisition_campaigns.first()
-        if action == "send":
-            options["sms_message"] = SmsMessageFactory(
-                program=campaign.program, text='Hi {{lead.first_name|default:"there"}}, 20% off today.'
-            )
-        FlowStepFactory(campaign=campaign, position=position, vibes_list=vibes_list, **options)
-    return campaign
-
-
-def execute(campaign, simulator, **client_options):
-    run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
-    return run_execute(run=run, client=make_client(simulator.url, **client_options), concurrency=4)
-
-
-def subscribed(vibes_list, **fields):
-    return SubscriptionFactory(vibes_list=vibes_list, status="subscribed", lead=LeadFactory(**fields)).lead
 
 
 def counts(run):

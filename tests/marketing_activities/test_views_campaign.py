@@ -9,17 +9,12 @@ from django.utils import timezone
 from marketing_activities.models import CampaignRun, SmartCampaign
 from marketing_activities.runner import run_create
 from marketing_activities.runner.planner import plan_step
-from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import CampaignRunFactory, FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
-
-# Fixtures shared by the interface tests (ui_helpers.py).
-fast_password_hashing = ui_helpers.fast_password_hashing
-clerk_client = ui_helpers.clerk_client
 
 TABS = ["campaign_smart_list", "campaign_flow", "campaign_schedule", "campaign_results"]
 

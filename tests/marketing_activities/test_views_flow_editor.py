@@ -5,16 +5,11 @@ import json
 import pytest
 
 from marketing_activities.models import FlowStep
-from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory, SmsMessageFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
 
 pytestmark = pytest.mark.django_db
-
-# Fixtures shared by the interface tests (ui_helpers.py).
-fast_password_hashing = ui_helpers.fast_password_hashing
-clerk_client = ui_helpers.clerk_client
 
 
 def positions(campaign):

@@ -11,13 +11,10 @@ from marketing_activities.models import FlowStep, SmartCampaign
 from smscampaigns.smartlists import parse_definition
 from tests.catalogues import FLOW_STEP_NAMES, translated
 from tests.catalogues import LANGUAGES as TRANSLATED_LANGUAGES
-from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import CampaignRunFactory, FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 
 pytestmark = pytest.mark.django_db
-
-fast_password_hashing = ui_helpers.fast_password_hashing
 
 LANGUAGES = [code for code, _name in settings.LANGUAGES]
 

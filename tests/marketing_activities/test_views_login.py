@@ -7,11 +7,8 @@ from django.urls import reverse
 
 from marketing_activities.demo import DEMO_PASSWORD, DEMO_USERNAME, seed_demo
 from marketing_activities.models import DemoLogin
-from tests.marketing_activities import ui_helpers
 
 pytestmark = pytest.mark.django_db
-
-fast_password_hashing = ui_helpers.fast_password_hashing
 
 HINT = "Log in as <code>demo</code> with the password <code>demo-password</code>."
 

@@ -13,7 +13,6 @@ from marketing_activities.models import CampaignRun, Outcome, RunResult, SmsRepl
 from marketing_activities.runner import run_create
 from marketing_activities.runner.planner import plan_step
 from smscampaigns.models import Lead
-from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import (
     CampaignRunFactory,
     FlowStepFactory,
@@ -27,10 +26,6 @@ from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
-
-# Fixtures shared by the interface tests (ui_helpers.py).
-fast_password_hashing = ui_helpers.fast_password_hashing
-clerk_client = ui_helpers.clerk_client
 
 
 def planned(run):

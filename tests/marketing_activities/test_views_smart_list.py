@@ -3,7 +3,6 @@
 import pytest
 from django.test import Client
 
-from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
@@ -11,9 +10,6 @@ from tests.vibes.factories import SubscriptionFactory, VibesListFactory
 
 pytestmark = pytest.mark.django_db
 
-# Fixtures shared by the interface tests (ui_helpers.py).
-fast_password_hashing = ui_helpers.fast_password_hashing
-clerk_client = ui_helpers.clerk_client
 
 # What the page's requests send: a choice of field or operator, add and remove
 # redraw the rules; typing a value or the logic gets the saved state back.

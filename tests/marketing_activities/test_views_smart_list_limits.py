@@ -17,13 +17,10 @@ from marketing_activities.models import CampaignRun
 from marketing_activities.runner import CampaignCannotRun, run_create
 from smscampaigns.models import SmartList
 from smscampaigns.smartlists import MAX_LOGIC_DEPTH, MAX_RULES
-from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 
 pytestmark = pytest.mark.django_db
-
-fast_password_hashing = ui_helpers.fast_password_hashing
 
 US = {"field": "country", "op": "is", "value": "US"}
 TOO_DEEP = f"Logic: parentheses and “not” are nested more than {MAX_LOGIC_DEPTH} levels deep"

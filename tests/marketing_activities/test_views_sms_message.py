@@ -5,16 +5,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from marketing_activities.models import SmsMessage
-from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import SmsMessageFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
-
-# Fixtures shared by the interface tests (ui_helpers.py).
-fast_password_hashing = ui_helpers.fast_password_hashing
-clerk_client = ui_helpers.clerk_client
 
 
 def live(client, message, **params):

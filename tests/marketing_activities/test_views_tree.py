@@ -6,7 +6,6 @@ from django.utils.html import escape
 
 from marketing_activities.models import CampaignRun, Folder, Program, SmartCampaign, SmsMessage
 from marketing_activities.views.tree_nodes import SESSION_KEY
-from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import (
     CampaignRunFactory,
     FlowStepFactory,
@@ -18,10 +17,6 @@ from tests.marketing_activities.factories import (
 from tests.marketing_activities.ui_helpers import HTMX, url
 
 pytestmark = pytest.mark.django_db
-
-# Fixtures shared by the interface tests (ui_helpers.py).
-fast_password_hashing = ui_helpers.fast_password_hashing
-clerk_client = ui_helpers.clerk_client
 
 
 # --- Access ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from smscampaigns.smartlists import (
     parse_definition,
 )
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
-from tests.smscampaigns.test_smartlists_properties import tree_holds
+from tests.smscampaigns.plain_reading import tree_holds
 from tests.vibes.factories import SubscriptionFactory, VibesListFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from smscampaigns.permissions import permission_label
-from tests.marketing_activities import ui_helpers
-from tests.vibes.fixtures import CALLBACK_PASSWORD, CALLBACK_USERNAME
+from tests.vibes.simulated import CALLBACK_PASSWORD, CALLBACK_USERNAME
 from vibes import registration
 from vibes.callbacks import APPLIERS
 from vibes.conf import get_client
@@ -15,8 +14,6 @@ from vibes.models import CallbackTest
 from vibes.sync import vibes_sync
 
 pytestmark = pytest.mark.django_db
-
-fast_password_hashing = ui_helpers.fast_password_hashing
 
 PAGE = reverse("admin:vibes_callbackevent_registrations")
 APP_URL = f"https://{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}@sms.example.test/vibes/callbacks/"

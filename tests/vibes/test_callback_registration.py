@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.vibes.factories import SubscriptionFactory
-from tests.vibes.fixtures import CALLBACK_PASSWORD, CALLBACK_USERNAME
+from tests.vibes.simulated import CALLBACK_PASSWORD, CALLBACK_USERNAME
 from vibes import registration
 from vibes.callbacks import APPLIERS
 from vibes.conf import get_client

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from marketing_activities.models import CampaignRun
 from marketing_activities.runner import run_create, run_execute
-from tests.marketing_activities.test_runner_execution import make_campaign
+from tests.marketing_activities.campaigns import make_campaign
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
-from tests.vibes.fixtures import make_client
+from tests.vibes.simulated import make_client
 from vibes.models import CallbackEvent, Subscription, SubscriptionChange
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 import vibes
-from tests.vibes.fixtures import make_client
+from tests.vibes.simulated import make_client
 from vibes.callbacks import RECEIPT_STATUSES
 from vibes.client import VibesClient
 
@@ -394,7 +394,7 @@ def _response_problems(operation: Operation, response: requests.Response) -> lis
 
 
 def test_the_simulator_answers_in_the_contract_shapes(vibes_simulator):
-    from tests.vibes.fixtures import make_client
+    from tests.vibes.simulated import make_client
 
     client = make_client(vibes_simulator.url)
     exchanges = []
@@ -493,7 +493,7 @@ def test_every_test_event_the_app_asks_for_follows_the_contract():
 
 
 def test_the_simulator_registers_in_the_contract_shapes(vibes_simulator):
-    from tests.vibes.fixtures import make_client
+    from tests.vibes.simulated import make_client
 
     client = make_client(vibes_simulator.url)
     exchanges = []

@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.vibes.fixtures import make_client
+from tests.vibes.simulated import make_client
 from vibes.exceptions import VibesError, VibesRateLimited, VibesUncertain
 from vibes.ratelimit import RateLimiter
 

@@ -9,44 +9,16 @@ from django.utils import timezone
 
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import SubscriptionFactory, VibesListFactory
+from tests.vibes.texts import NUMBER, inbound_sms, unmatched
 from vibes.callbacks import register_inbound_handler, unregister_inbound_handler
 from vibes.models import CallbackEvent, InboundMessage, Subscription, SubscriptionChange
 
 pytestmark = pytest.mark.django_db
 
-NUMBER = "+15551230001"
-
 
 @pytest.fixture
 def post(vibes_callback_post):
     return vibes_callback_post
-
-
-def inbound_sms(text="What time do you open?", *, mdn=NUMBER, message_id="MO-1", **extra):
-    return {
-        "callback_type": "inbound_sms",
-        "message_id": message_id,
-        "from": mdn,
-        "to": "12345",
-        "text": text,
-        "occurred_at": "2026-11-20T09:30:00.250Z",
-        **extra,
-    }
-
-
-def unmatched(text="What time do you open?", *, mdn=NUMBER, message_id="MO-1", **extra):
-    return {
-        "event_id": "EV-1",
-        "callback_type": "unmatched_message_received",
-        "event_date": "2026-11-20T09:30:00Z",
-        "participant": {"mdn": mdn, "carrier_id": "104"},
-        "source_code": {"company_key": "acme", "code": "12345", "country_code": "1", "code_type": "SC"},
-        "message": text,
-        "message_id": message_id,
-        "txn_id": "TX-1",
-        "receipt_date": "2026-11-20T09:30:01+00:00",
-        **extra,
-    }
 
 
 def test_an_inbound_sms_is_stored_with_its_number_text_times_and_every_lead_with_the_number(post):

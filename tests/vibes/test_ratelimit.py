@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.vibes.fixtures import make_client
+from tests.vibes.simulated import make_client
 from tests.waiting import DEADLINE
 from vibes.conf import build_rate_limiter
 from vibes.exceptions import VibesConnectionError

@@ -12,7 +12,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.vibes.fixtures import SIM_COMPANY_KEY, SIM_PASSWORD, SIM_USERNAME, make_client
+from tests.vibes.simulated import SIM_COMPANY_KEY, SIM_PASSWORD, SIM_USERNAME, make_client
 from tests.waiting import wait_until
 from vibes.exceptions import (
     VibesAuthError,

@@ -165,7 +165,7 @@ def test_the_inspection_and_the_request_log_hide_registered_passwords(vibes_clie
 
 
 def test_a_bad_registration_is_refused_with_what_is_wrong(vibes_simulator):
-    from tests.vibes.fixtures import make_client
+    from tests.vibes.simulated import make_client
     from vibes.exceptions import VibesBadRequest
 
     client = make_client(vibes_simulator.url)

@@ -21,7 +21,7 @@ from smscampaigns.models import Lead
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import SubscriptionFactory, VibesListFactory
-from tests.vibes.fixtures import make_client
+from tests.vibes.simulated import make_client
 from vibes import subscriber_sync, sync_workers
 from vibes.client import VibesClient
 from vibes.exceptions import VibesServerError

@@ -93,7 +93,7 @@ def test_sync_subscriptions_mirrors_vibes_without_inventing_rows(vibes_client, v
 
 
 def test_sync_stays_within_the_rate_limit(vibes_simulator, settings):
-    from tests.vibes.fixtures import make_client
+    from tests.vibes.simulated import make_client
     from vibes.ratelimit import RateLimiter
 
     vibes_simulator.set_faults(rate_limit=40)
