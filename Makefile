@@ -81,10 +81,11 @@ server-packages:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# Benchmarks (see the README): the runner's (LEADS=1000000 make bench), the
-# interface's (benchmarks/, outside the test paths: median server times on a
-# tree of 10,000 campaigns), the CSV import's (ROWS=1000000 make bench-import)
-# and the subscriber sync's. Each also runs alone.
+# Benchmarks, all in benchmarks/ (see the README): the runner's
+# (LEADS=1000000 make bench), the interface's (the pytest files of benchmarks/,
+# outside the test paths: median server times on a tree of 10,000 campaigns),
+# the CSV import's (ROWS=1000000 make bench-import) and the subscriber sync's.
+# Each also runs alone; `python -m benchmarks.simbench` times the simulator.
 LEADS ?= 100000
 ROWS ?= 100000
 bench: bench-runner bench-interface bench-import bench-sync

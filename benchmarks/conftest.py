@@ -1,6 +1,8 @@
-"""Interface benchmarks: a tree of 500 folders, 1,000 programs and 10,000 campaigns.
+"""Fixtures of the interface benchmarks: a tree of 500 folders, 1,000 programs
+and 10,000 campaigns, and a marketer logged in.
 
-Not collected by `make test` (testpaths is `tests`); run them with `make bench`.
+Not collected by `make test` (testpaths is `tests`); run them with
+`make bench-interface` (part of `make bench`).
 """
 
 import pytest

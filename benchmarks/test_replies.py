@@ -1,6 +1,6 @@
 """Median server time (Django test client) of replies on a big run.
 
-The runner benchmark's people (`marketing_activities/bench.py`: REPLY_BENCH_LEADS,
+The runner benchmark's people (`benchmarks/runner.py`: REPLY_BENCH_LEADS,
 100,000 by default; set it to 1000000 for a million) and two runs of its Send
 step planned by the runner, every SMS sent, a day apart; one in ten people
 texted by the latest replied. Targets: a reply callback under 50 ms median
@@ -20,7 +20,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from marketing_activities import bench
+from benchmarks import runner as bench
 from marketing_activities.models import CampaignRun, Outcome, RunStep, SmartCampaign, SmsReply
 from marketing_activities.runner import run_create
 from marketing_activities.runner.planner import record_counts, write_plan

@@ -15,7 +15,7 @@ import pytest
 import requests
 from django.db import connection
 
-from marketing_activities import bench
+from benchmarks import runner as bench
 from marketing_activities.models import SMS_SENT, CampaignRun, SmartCampaign
 from marketing_activities.runner import run_create, run_dispatch, run_retry_uncertain
 from smscampaigns.celery import app as celery_app

@@ -1,4 +1,4 @@
-"""How fast the simulator takes SMS sends: `python -m vibes.simbench`.
+"""How fast the simulator takes SMS sends: `python -m benchmarks.simbench`.
 
 Starts the simulator in its own process (as `manage.py vibes_simulator`
 runs), then sends SMS through the real `VibesClient` from N threads over N
@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from .client import VibesClient
-from .ratelimit import RateLimiter, RedisRateLimiter
-from .simulator import VibesSimulator
+from vibes.client import VibesClient
+from vibes.ratelimit import RateLimiter, RedisRateLimiter
+from vibes.simulator import VibesSimulator
 
 
 def _serve(port_queue, stop_event, rate_limit, latency_ms):

@@ -1,27 +1,31 @@
-"""Benchmarking the CSV import on synthetic files.
+"""The import benchmark: the CSV import on synthetic files.
 
 `write_file` writes N people the way a marketer's export holds them (names
 with accents, numbers written several ways, six countries, 2% without an
 email, 2% blocklisted, 1% suspended, blank cells), and `write_changes` the
-same people with new values. `measure` imports a file along the admin's
+same people with new values. `import_timed` imports a file along the admin's
 path: the upload is stored in the database, then a worker reads it back and
-imports it. `manage.py bench_import` drives them in its own process.
+imports it. `measure` imports the new people, the same file again, then the
+changed file; `manage.py bench_import` runs it on a scratch database.
 """
 
 import csv
-import os
 import random
-import resource
+import sys
+import tempfile
 import time
 import unicodedata
 from pathlib import Path
 
 from django.core.files import File
+from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from .models import LeadImport
-from .services import lead_import_start
+from smscampaigns.models import LeadImport
+from smscampaigns.services import lead_import_start
+
+from .harness import peak_rss_mb, settle_disk
 
 FIRST_NAMES = [
     "Anna", "José", "Åsa", "Jürgen", "Niccolò", "Zoë", "Hélène", "Björn", "Lars", "Emma", "Noah", "Chloé",
@@ -115,21 +119,7 @@ def write_changes(path: Path, *, rows: int, seed: int = 1) -> Path:
     return path
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def settle_disk() -> None:
-    """Checkpoint SQLite's log and flush the OS's dirty pages, so that one
-    measurement does not pay for the writes of the one before."""
-    if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    os.sync()
-    time.sleep(1)
-
-
-def measure(path: Path) -> dict:
+def import_timed(path: Path) -> dict:
     """Import `path` as the admin does (store the upload, then a worker imports it), timed."""
     started = time.perf_counter()
     # The worker's part runs here, right after the upload commits.
@@ -145,5 +135,21 @@ def measure(path: Path) -> dict:
         "store_upload_seconds": round(seconds - import_seconds, 2),
         "import_seconds": round(import_seconds, 2),
         "rows_per_second": round(lead_import.rows_read / seconds),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def measure(*, rows: int) -> dict:
+    """The whole benchmark in this (empty) database: its report."""
+    call_command("migrate", verbosity=0)
+    report = {"rows": rows, "database": connection.settings_dict["ENGINE"].rsplit(".", 1)[-1]}
+    with tempfile.TemporaryDirectory() as folder:
+        people = write_file(Path(folder) / "people.csv", rows=rows)
+        changed = write_changes(Path(folder) / "people-changed.csv", rows=rows)
+        report["file_mb"] = round(people.stat().st_size / 2**20, 1)
+        report["peak_rss_mb_before"] = peak_rss_mb()
+        for name, path in (("new", people), ("same_again", people), ("updates", changed)):
+            settle_disk()
+            print(f"Importing {path.name} ({name})…", file=sys.stderr)
+            report[name] = import_timed(path)
+    return report

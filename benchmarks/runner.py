@@ -1,25 +1,43 @@
-"""Benchmarking the runner on a synthetic database.
+"""The runner benchmark: planning and execution on a synthetic database of N people.
 
 `build` fills an empty database with N people shaped like a real one (30%
 subscribed to the list, 10% sharing a number with someone else, 2%
 blocklisted, 1% marketing suspended, 5% without a number) and the campaigns
-to run on them; `measure_*` time the work. `manage.py bench_campaign`
-drives both against the simulator in its own process.
+to run on them. `measure` times, alternating, the bare SQL query that selects
+the recipients and the planning of a Send step for everyone, then runs two
+sample campaigns against the simulator in its own process: limited to 100
+requests/s with 20 ms of latency, and with neither. `manage.py bench_campaign`
+runs it on a scratch database.
 """
 
 import random
-import resource
+import statistics
+import sys
 import time
 from dataclasses import dataclass
 
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.db.models import Min, Q
 from django.utils import timezone
+from tqdm import tqdm
 
+from marketing_activities.models import (
+    CampaignRun,
+    FlowStep,
+    Folder,
+    Program,
+    RunStep,
+    SmartCampaign,
+    SmsMessage,
+)
+from marketing_activities.runner import run_create, run_execute
+from marketing_activities.runner.planner import record_counts, write_plan
 from smscampaigns.models import Lead
 from vibes.models import AcquisitionCampaign, Subscription, VibesList
 
-from .models import CampaignRun, FlowStep, Folder, Program, SmartCampaign, SmsMessage
+from .harness import SimulatorProcess, after_inserting_leads, peak_rss_mb, settle_disk
 
 CHUNK = 20_000
 LIST_ID = "101"  # the simulator's seeded "SMS Newsletter"
@@ -128,8 +146,9 @@ def build(
                     subscriptions.append((lead_id, vibes_list.pk, "subscribed", "", "", now))
             with transaction.atomic():
                 cursor.executemany(
-                    f"INSERT INTO {lead_table} (id, first_name, last_name, email, mobile_phone, country, city, state, "
-                    f"lead_source, lead_score, blocklisted, marketing_suspended, created_at, updated_at) "
+                    f"INSERT INTO {lead_table} (id, first_name, last_name, email, mobile_phone, country, "
+                    f"city, state, lead_source, lead_score, blocklisted, marketing_suspended, created_at, "
+                    f"updated_at) "
                     f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     people,
                 )
@@ -140,11 +159,7 @@ def build(
                 )
             if progress:
                 progress(len(people))
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('{Lead._meta.db_table}', 'id'), (SELECT MAX(id) FROM {lead_table}))"
-            )
-        cursor.execute("ANALYZE")
+        after_inserting_leads(cursor)
     return BenchData(leads, plan.pk, limited.pk, unlimited.pk)
 
 
@@ -178,9 +193,105 @@ def bare_recipients_query(campaign: SmartCampaign) -> tuple[float, int]:
     return time.perf_counter() - started, rows
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def finish_run(run_id):
     CampaignRun.objects.filter(pk=run_id).update(status=CampaignRun.Status.COMPLETED)
+
+
+def measure(
+    *, leads: int, rounds: int, limited_calls: int, unlimited_calls: int, concurrency: int, skip_execute: bool
+) -> dict:
+    """The whole benchmark in this (empty) database: its report."""
+    call_command("migrate", verbosity=0)
+    report = {
+        "leads": leads,
+        "database": connection.settings_dict["ENGINE"].rsplit(".", 1)[-1],
+    }
+    with tqdm(total=leads, desc="Building people", unit=" leads", file=sys.stderr) as bar:
+        started = time.perf_counter()
+        data = build(
+            leads=leads, limited_calls=limited_calls, unlimited_calls=unlimited_calls, progress=bar.update
+        )
+    report["build_seconds"] = round(time.perf_counter() - started, 2)
+
+    campaign = SmartCampaign.objects.get(pk=data.plan_campaign_id)
+    settle_disk()
+    bare, plans, count_times = [], [], []
+    for _ in range(rounds):
+        # Alternate the two so that both see the same state of the machine.
+        bare.append(bare_recipients_query(campaign))
+        run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
+        step = run.steps.get()
+        started = time.perf_counter()
+        write_plan(step)  # the result rows and batches, committed
+        plans.append(time.perf_counter() - started)
+        counts = record_counts(step)
+        count_times.append(time.perf_counter() - started - plans[-1])
+        finish_run(run.pk)
+        settle_disk()
+    bare_seconds, recipients = statistics.median(t for t, _ in bare), bare[0][1]
+    plan_seconds = statistics.median(plans)
+    report["plan"] = {
+        "bare_query_seconds": round(bare_seconds, 3),
+        "plan_seconds": round(plan_seconds, 3),
+        "ratio": round(plan_seconds / bare_seconds, 2),
+        "count_seconds": round(statistics.median(count_times), 3),
+        "bare_query_runs": [round(t, 3) for t, _ in bare],
+        "plan_runs": [round(t, 3) for t in plans],
+        "recipients": recipients,
+        "queued": counts.get("queued", 0),
+        "result_rows": sum(counts.values()),
+        "counts": counts,
+    }
+    if recipients != counts.get("queued", 0):
+        raise CommandError(f"the plan queues {counts.get('queued')} calls, the bare query finds {recipients}")
+    if not skip_execute:
+        report["execute_rate_limited"] = execute(
+            data.limited_campaign_id,
+            concurrency=concurrency,
+            simulator_limit=100,
+            latency_ms=20,
+            client_limit=100,
+        )
+        report["execute_unlimited"] = execute(
+            data.unlimited_campaign_id,
+            concurrency=concurrency,
+            simulator_limit=0,
+            latency_ms=0,
+            client_limit=0,
+        )
+    report["peak_rss_mb"] = peak_rss_mb()
+    return report
+
+
+def execute(
+    campaign_id, *, concurrency: int, simulator_limit: float, latency_ms: float, client_limit: float
+) -> dict:
+    """A run of the campaign against the simulator in its own process, timed without its planning."""
+    with SimulatorProcess(
+        rate_limit=simulator_limit, latency_ms=latency_ms, client_limit=client_limit
+    ) as simulator:
+        run = run_create(
+            campaign=SmartCampaign.objects.get(pk=campaign_id), trigger=CampaignRun.Trigger.COMMAND
+        )
+        with tqdm(
+            desc=f"Sending ({'limited' if client_limit else 'unlimited'})", unit=" SMS", file=sys.stderr
+        ) as bar:
+
+            def progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            started = time.perf_counter()
+            run = run_execute(run=run, progress=progress, concurrency=concurrency)
+            total_seconds = time.perf_counter() - started
+        step = RunStep.objects.get(run=run)
+        execute_seconds = total_seconds - (step.plan_seconds or 0)
+        return {
+            "simulator_rate_limit": simulator_limit,
+            "latency_ms": latency_ms,
+            "calls": run.progress_done,
+            "counts": step.counts,
+            "execute_seconds": round(execute_seconds, 2),
+            "calls_per_second": round(run.progress_done / execute_seconds, 1),
+            "simulator": simulator.stats(),
+        }
