@@ -15,17 +15,15 @@ from marketing_activities.runner import run_create, run_execute
 from tests.marketing_activities.campaigns import make_campaign, subscribed
 from tests.marketing_activities.factories import RunStepFactory
 from tests.smscampaigns.factories import LeadFactory
-from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def news(vibes_simulator, settings):
+def news(news, settings):
+    """The simulator's newsletter, and runs that Run now starts in the request."""
     settings.RUNNER_BACKGROUND = "inline"
-    vibes_list = VibesListFactory(vibes_id="101", name="SMS Newsletter")
-    AcquisitionCampaignFactory(vibes_id="AC-NEWS-WEB", vibes_list=vibes_list)
-    return vibes_list
+    return news
 
 
 def act(client, model, action, objects):

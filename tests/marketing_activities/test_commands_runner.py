@@ -12,16 +12,8 @@ from marketing_activities.runner.schedule import start_due_runs
 from tests.marketing_activities.campaigns import make_campaign, subscribed
 from tests.marketing_activities.factories import CampaignRunFactory
 from tests.smscampaigns.factories import LeadFactory
-from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def news(vibes_simulator):
-    vibes_list = VibesListFactory(vibes_id="101", name="SMS Newsletter")
-    AcquisitionCampaignFactory(vibes_id="AC-NEWS-WEB", vibes_list=vibes_list)
-    return vibes_list
 
 
 def test_run_campaign_prints_a_summary_and_exits_0(news, vibes_simulator, capsys):

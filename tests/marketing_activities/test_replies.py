@@ -20,10 +20,9 @@ NUMBER = "+15551237000"
 
 
 @pytest.fixture
-def news(vibes_simulator, vibes_live_callbacks):
-    vibes_list = VibesListFactory(vibes_id="101", name="SMS Newsletter")
-    AcquisitionCampaignFactory(vibes_id="AC-NEWS-WEB", vibes_list=vibes_list)
-    return vibes_list
+def news(news, vibes_live_callbacks):
+    """The simulator's newsletter, its callbacks posted to the live app."""
+    return news
 
 
 def phone_texts(simulator, number, text):

@@ -18,7 +18,7 @@ from marketing_activities.runner import run_execute, run_retry_uncertain
 from marketing_activities.runner.planner import count_outcomes
 from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
 from tests.smscampaigns.factories import LeadFactory
-from tests.vibes.factories import AcquisitionCampaignFactory, SubscriptionFactory, VibesListFactory
+from tests.vibes.factories import SubscriptionFactory
 from tests.vibes.simulated import make_client
 from tests.waiting import DEADLINE, wait_until
 from vibes.models import Subscription
@@ -27,10 +27,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def news(vibes_simulator, vibes_live_callbacks):
-    vibes_list = VibesListFactory(vibes_id="101", name="SMS Newsletter")
-    AcquisitionCampaignFactory(vibes_id="AC-NEWS-WEB", vibes_list=vibes_list)
-    return vibes_list
+def news(news, vibes_live_callbacks):
+    """The simulator's newsletter, its callbacks posted to the live app."""
+    return news
 
 
 def test_a_subscription_stays_pending_until_the_person_replies_y(news, vibes_simulator):

@@ -9,19 +9,10 @@ from marketing_activities.runner import run_create, run_execute, run_resume, run
 from smscampaigns.models import Lead
 from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
 from tests.smscampaigns.factories import LeadFactory
-from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
 from tests.vibes.simulated import make_client
 from vibes.models import Subscription
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def news(vibes_simulator):
-    # The simulator's seeded list "101" with its acquisition campaign AC-NEWS-WEB.
-    vibes_list = VibesListFactory(vibes_id="101", name="SMS Newsletter")
-    AcquisitionCampaignFactory(vibes_id="AC-NEWS-WEB", vibes_list=vibes_list)
-    return vibes_list
 
 
 def counts(run):

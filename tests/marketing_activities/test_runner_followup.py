@@ -2,9 +2,7 @@
 for receipts, confirmations and the confirmation window, row by row. The same
 over real HTTP to the simulator is in test_runner_callbacks.py."""
 
-import base64
 import datetime
-import json
 
 import pytest
 from django.db import connection
@@ -165,21 +163,11 @@ def test_a_receipt_costs_the_same_few_queries_however_large_the_step():
 
 # --- Confirmations ---------------------------------------------------------------------------------
 
-USERNAME, PASSWORD = "vibes", "callback-pw-123"
-
 
 @pytest.fixture
-def post(client, settings):
-    settings.VIBES_CALLBACK_USERNAME, settings.VIBES_CALLBACK_PASSWORD = USERNAME, PASSWORD
-    auth = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-
+def post(vibes_callback_post):
     def post(payload, event_type):
-        return client.post(
-            "/vibes/callbacks/",
-            json.dumps(payload),
-            content_type="application/json",
-            headers={"Authorization": auth, "X-Vibes-Event-Type": event_type},
-        )
+        return vibes_callback_post(payload, event_type=event_type)
 
     return post
 

@@ -1,8 +1,9 @@
-"""Fixtures for the Vibes tests: a client for the simulator, and a catcher of its callbacks."""
+"""Fixtures for the Vibes tests: a client for the simulator, a catcher of its
+callbacks, and the app's callbacks configured."""
 
 import pytest
 
-from tests.vibes.simulated import CallbackCatcher, make_client
+from tests.vibes.simulated import APP_URL, CALLBACK_PASSWORD, CALLBACK_USERNAME, CallbackCatcher, make_client
 from vibes.client import VibesClient
 
 
@@ -20,3 +21,13 @@ def callback_catcher():
     catcher = CallbackCatcher()
     yield catcher
     catcher.close()
+
+
+@pytest.fixture
+def configured(settings, vibes_simulator):
+    """The simulator, and the app's callbacks configured: their credentials, and
+    `APP_URL` (`tests.vibes.simulated`) as the URL Vibes posts them to."""
+    settings.VIBES_CALLBACK_USERNAME = CALLBACK_USERNAME
+    settings.VIBES_CALLBACK_PASSWORD = CALLBACK_PASSWORD
+    settings.VIBES_DELIVERY_RECEIPT_URL = APP_URL
+    return vibes_simulator

@@ -20,6 +20,8 @@ SIM_PASSWORD = "sim-password-Q7x"
 SIM_SHORT_CODE = "12345"
 CALLBACK_USERNAME = "vibes"
 CALLBACK_PASSWORD = "callback-secret-9Zk"
+# The app's callbacks URL, credentials included, as the app gives it to Vibes.
+APP_URL = f"https://{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}@sms.example.test/vibes/callbacks/"
 
 
 def make_client(url: str, **overrides) -> VibesClient:

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from smscampaigns.permissions import permission_label
-from tests.vibes.simulated import CALLBACK_PASSWORD, CALLBACK_USERNAME
+from tests.vibes.simulated import APP_URL, CALLBACK_PASSWORD, CALLBACK_USERNAME
 from vibes import registration
 from vibes.callbacks import APPLIERS
 from vibes.conf import get_client
@@ -16,18 +16,9 @@ from vibes.sync import vibes_sync
 pytestmark = pytest.mark.django_db
 
 PAGE = reverse("admin:vibes_callbackevent_registrations")
-APP_URL = f"https://{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}@sms.example.test/vibes/callbacks/"
 PLATFORM_READ = {t for t in APPLIERS if t in registration.PLATFORM_TYPES}
 # The types read whose test event the app can send (not unmatched_message_received).
 TESTED = PLATFORM_READ & registration.TESTABLE_TYPES
-
-
-@pytest.fixture
-def configured(settings, vibes_simulator):
-    settings.VIBES_CALLBACK_USERNAME = CALLBACK_USERNAME
-    settings.VIBES_CALLBACK_PASSWORD = CALLBACK_PASSWORD
-    settings.VIBES_DELIVERY_RECEIPT_URL = APP_URL
-    return vibes_simulator
 
 
 def shown_messages(response) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.vibes.factories import SubscriptionFactory
-from tests.vibes.simulated import CALLBACK_PASSWORD, CALLBACK_USERNAME
+from tests.vibes.simulated import APP_URL, CALLBACK_PASSWORD, CALLBACK_USERNAME
 from vibes import registration
 from vibes.callbacks import APPLIERS
 from vibes.conf import get_client
@@ -27,19 +27,10 @@ from vibes.sync import vibes_sync
 
 pytestmark = pytest.mark.django_db
 
-APP_URL = f"https://{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}@sms.example.test/vibes/callbacks/"
 PLATFORM_READ = {t for t in APPLIERS if t in registration.PLATFORM_TYPES}
 # The types read whose test event the app can send (not unmatched_message_received).
 TESTED = PLATFORM_READ & registration.TESTABLE_TYPES
 CONNECT_READ = {t for t in APPLIERS if t in registration.CONNECT_TYPES}
-
-
-@pytest.fixture
-def configured(settings, vibes_simulator):
-    settings.VIBES_CALLBACK_USERNAME = CALLBACK_USERNAME
-    settings.VIBES_CALLBACK_PASSWORD = CALLBACK_PASSWORD
-    settings.VIBES_DELIVERY_RECEIPT_URL = APP_URL
-    return vibes_simulator
 
 
 def run(*args) -> str:
@@ -309,9 +300,7 @@ def test_testing_before_registering_sends_nothing_and_says_to_register(configure
     out = io.StringIO()
     with pytest.raises(CommandError, match="callback tests failed"):
         call_command("vibes_callbacks", "test", "--deadline", "1", stdout=out)
-    assert out.getvalue().count("not registered for this app's URL: register it first.") == len(
-        PLATFORM_READ
-    )
+    assert out.getvalue().count("not registered for this app's URL: register it first.") == len(PLATFORM_READ)
     assert not [w for w in writes(configured) if "callback_events/test" in w]
     assert not CallbackTest.objects.exists()
 

@@ -1,8 +1,6 @@
 """A test event asked for by `vibes_callbacks test` is kept and marks its test
 arrived, and changes nothing, whatever number, list or status it carries."""
 
-import base64
-import json
 from datetime import timedelta
 
 import pytest
@@ -13,23 +11,13 @@ from vibes.models import CallbackEvent, CallbackTest, Subscription, Subscription
 
 pytestmark = pytest.mark.django_db
 
-USERNAME, PASSWORD = "vibes", "callback-pw-123"
 MARKER = f"{CallbackTest.MARKER_PREFIX}0123456789abcdef"
 
 
 @pytest.fixture
-def post(client, settings):
-    settings.VIBES_CALLBACK_USERNAME = USERNAME
-    settings.VIBES_CALLBACK_PASSWORD = PASSWORD
-
+def post(vibes_callback_post):
     def post(event_type, payload):
-        auth = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
-        return client.post(
-            "/vibes/callbacks/",
-            json.dumps(payload),
-            content_type="application/json",
-            headers={"Authorization": auth, "X-Vibes-Event-Type": event_type},
-        )
+        return vibes_callback_post(payload, event_type=event_type)
 
     return post
 
