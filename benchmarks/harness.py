@@ -76,15 +76,16 @@ def free_port() -> int:
 class SimulatorProcess:
     """`manage.py vibes_simulator` in a process of its own, so that serving
     requests does not share the benchmark's CPU time, with this process's
-    Vibes settings pointing at it. It posts no callbacks: the benchmarks
-    measure the calls, not an app receiving them.
+    Vibes settings pointing at it and its client keeping the same rate limit
+    (0: none). It posts no callbacks: the benchmarks measure the calls, not an
+    app receiving them.
 
-    with SimulatorProcess(rate_limit=100, latency_ms=20, client_limit=100) as simulator:
+    with SimulatorProcess(rate_limit=100, latency_ms=20) as simulator:
         ...  # get_client() talks to it; simulator.stats() is what it saw
     """
 
-    def __init__(self, *, rate_limit: float, latency_ms: float, client_limit: float):
-        self.rate_limit, self.latency_ms, self.client_limit = rate_limit, latency_ms, client_limit
+    def __init__(self, *, rate_limit: float, latency_ms: float):
+        self.rate_limit, self.latency_ms = rate_limit, latency_ms
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -114,7 +115,7 @@ class SimulatorProcess:
         settings.VIBES_PLATFORM_URL = settings.VIBES_CONNECT_URL = self.url
         settings.VIBES_COMPANY_KEY, settings.VIBES_USERNAME = COMPANY_KEY, USERNAME
         settings.VIBES_PASSWORD = PASSWORD
-        settings.VIBES_RATE_LIMIT = self.client_limit
+        settings.VIBES_RATE_LIMIT = self.rate_limit
         settings.VIBES_DELIVERY_RECEIPT_URL = ""
         reset_client()
         return self

@@ -52,7 +52,7 @@ def measure(
         "build_seconds": round(time.perf_counter() - started, 1),
         "paging_calls_needed": math.ceil(subscribers / page_size) + 1,
     }
-    with SimulatorProcess(rate_limit=rate_limit, latency_ms=latency_ms, client_limit=rate_limit) as simulator:
+    with SimulatorProcess(rate_limit=rate_limit, latency_ms=latency_ms) as simulator:
         seed_subscribers(simulator, seed)
         del seed
         report["peak_rss_before_syncing_mb"] = peak_rss_mb()
