@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .imports import UNEXPECTED_ERROR, lead_import_execute
+from .imports import lead_import_execute, lead_import_fail
 from .models import FLAGS, LeadFlagChange, LeadImport, LeadImportChunk, flag_changes_by
 
 logger = logging.getLogger(__name__)
@@ -109,13 +109,7 @@ def lead_import_run(*, lead_import: LeadImport) -> LeadImport:
     except Exception:
         # The admin sees the import failed; the details go to the log.
         logger.exception("lead import %s failed", lead_import.pk)
-        LeadImport.objects.filter(pk=lead_import.pk).update(
-            status=LeadImport.Status.FAILED,
-            error=str(UNEXPECTED_ERROR),
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
-        lead_import.refresh_from_db()
+        lead_import_fail(lead_import)
         return lead_import
     # The report stays; the people's data in the file is not kept longer than needed.
     lead_import.chunks.all().delete()
