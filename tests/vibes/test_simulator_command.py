@@ -1,8 +1,13 @@
 """What `manage.py vibes_simulator` starts the simulator with: the database's Vibes lists."""
 
 import datetime
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from marketing_activities.demo import seed_demo
 from tests.smscampaigns.factories import LeadFactory
@@ -80,3 +85,25 @@ def test_seed_from_db_subscribes_each_number_once_per_list_with_its_first_lead()
     assert subscribers_from_db() == [
         {"list_id": "301", "mdn": "+15551230001", "external_person_id": str(first.pk)}
     ]
+
+
+def test_the_command_on_a_database_without_tables_says_to_migrate_first(tmp_path):
+    env = {
+        **os.environ,
+        "ENV_FILE": str(tmp_path / "no.env"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
+        "SECRET_KEY": "fresh-checkout-secret",
+        "DEBUG": "true",
+    }
+    # A deadline on the process ending, not a measure: it stops at once.
+    finished = subprocess.run(
+        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "vibes_simulator", "--port", "0"],
+        env=env,
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 1
+    assert "run manage.py migrate first" in finished.stderr
+    assert "Traceback" not in finished.stderr

@@ -5,6 +5,7 @@ from datetime import UTC
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
 from vibes.models import AcquisitionCampaign, Subscription, VibesList
@@ -62,7 +63,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        subscribers = subscribers_from_db() if options["seed_from_db"] else ()
+        try:
+            lists = lists_from_db()
+            subscribers = subscribers_from_db() if options["seed_from_db"] else ()
+        except DatabaseError as error:
+            # A fresh checkout: the simulator serves the database's lists, so it needs them.
+            raise CommandError(
+                _("Cannot read the Vibes lists from the database (%(error)s): run manage.py migrate first.")
+                % {"error": error}
+            ) from None
         simulator = VibesSimulator(
             host=options["host"],
             port=options["port"],
@@ -70,7 +79,7 @@ class Command(BaseCommand):
             username=options["username"],
             password=options["password"],
             short_code=settings.VIBES_SHORT_CODE,
-            lists=lists_from_db(),
+            lists=lists,
             subscribers=subscribers,
             callback_url=options["callback_url"],
             confirm_after=options["confirm_after"],
