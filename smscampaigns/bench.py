@@ -21,7 +21,7 @@ from django.db import connection
 from django.test import override_settings
 
 from .models import LeadImport
-from .services import lead_import_start
+from .tasks import lead_import_start
 
 FIRST_NAMES = [
     "Anna", "José", "Åsa", "Jürgen", "Niccolò", "Zoë", "Hélène", "Björn", "Lars", "Emma", "Noah", "Chloé",

@@ -87,7 +87,7 @@ def subscriptions_apply(
     """
     status = Status(status)
     now = timezone.now()
-    when = min(when or now, now).replace(microsecond=0)
+    when = _effective(when, now)
     options = {
         "vibes_list": vibes_list,
         "status": status,
@@ -203,9 +203,14 @@ def subscription_mismatch_record(
         source=source,
         callback_event=callback_event,
         note=note[:300],
-        occurred_at=min(when or now, now).replace(microsecond=0),
+        occurred_at=_effective(when, now),
         recorded_at=now,
     )
+
+
+def _effective(when: datetime | None, now: datetime) -> datetime:
+    """When a change takes effect: its own time (default: now), never later than now, to the second."""
+    return min(when or now, now).replace(microsecond=0)
 
 
 @transaction.atomic

@@ -5,10 +5,10 @@ Registered for the whole suite from `tests/conftest.py`
 
 `vibes_simulator`
     A `vibes.simulator.VibesSimulator` listening on 127.0.0.1 (random port),
-    started once per test session and reset before and after each test (seed
-    lists from `vibes/demo.py`: "101" SMS Newsletter with AC-NEWS-WEB and
-    AC-NEWS-STORE, "102" VIP Offers with AC-VIP; no persons, no SMS, no
-    faults, no callback URL). The `settings` fixture points VIBES_PLATFORM_URL,
+    started once per test session and reset before and after each test (it
+    starts with the demo company's lists, `vibes/demo.py`: "101" SMS
+    Newsletter with AC-NEWS-WEB and AC-NEWS-STORE, "102" VIP Offers with
+    AC-VIP; no persons, no SMS, no faults, no callback URL). The `settings` fixture points VIBES_PLATFORM_URL,
     VIBES_CONNECT_URL, VIBES_COMPANY_KEY, VIBES_USERNAME, VIBES_PASSWORD and
     VIBES_SHORT_CODE at it, and VIBES_RATE_LIMIT at 0 (unlimited), so
     `vibes.conf.get_client()` talks to it. Useful methods:
@@ -68,6 +68,7 @@ from django.urls import reverse
 
 from vibes.client import VibesClient
 from vibes.conf import reset_client
+from vibes.demo import DEMO_LISTS
 from vibes.simulator import VibesSimulator
 
 SIM_COMPANY_KEY = "sim-company"
@@ -85,6 +86,7 @@ def _vibes_simulator_server():
         username=SIM_USERNAME,
         password=SIM_PASSWORD,
         short_code=SIM_SHORT_CODE,
+        lists=DEMO_LISTS,
         hang_seconds=30,
         seed=1234,
     )

@@ -8,10 +8,11 @@ from django.urls import reverse
 from smscampaigns.permissions import permission_label
 from tests.marketing_activities import ui_helpers
 from tests.vibes.fixtures import CALLBACK_PASSWORD, CALLBACK_USERNAME
-from vibes import registration
+from vibes.callback_types import PLATFORM_TYPES
 from vibes.callbacks import APPLIERS
 from vibes.conf import get_client
 from vibes.models import CallbackTest
+from vibes.registration.testing import TESTABLE_TYPES
 from vibes.sync import vibes_sync
 
 pytestmark = pytest.mark.django_db
@@ -20,9 +21,9 @@ fast_password_hashing = ui_helpers.fast_password_hashing
 
 PAGE = reverse("admin:vibes_callbackevent_registrations")
 APP_URL = f"https://{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}@sms.example.test/vibes/callbacks/"
-PLATFORM_READ = {t for t in APPLIERS if t in registration.PLATFORM_TYPES}
+PLATFORM_READ = {t for t in APPLIERS if t in PLATFORM_TYPES}
 # The types read whose test event the app can send (not unmatched_message_received).
-TESTED = PLATFORM_READ & registration.TESTABLE_TYPES
+TESTED = PLATFORM_READ & TESTABLE_TYPES
 
 
 @pytest.fixture

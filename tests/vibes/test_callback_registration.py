@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from tests.vibes.factories import SubscriptionFactory
 from tests.vibes.fixtures import CALLBACK_PASSWORD, CALLBACK_USERNAME
-from vibes import registration
+from vibes.callback_types import CONNECT_TYPES, PLATFORM_TYPES
 from vibes.callbacks import APPLIERS
 from vibes.conf import get_client
 from vibes.models import (
@@ -23,15 +23,16 @@ from vibes.models import (
     VibesList,
 )
 from vibes.registration import CallbacksNotConfigured, callbacks_register, callbacks_url
+from vibes.registration.testing import TESTABLE_TYPES
 from vibes.sync import vibes_sync
 
 pytestmark = pytest.mark.django_db
 
 APP_URL = f"https://{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}@sms.example.test/vibes/callbacks/"
-PLATFORM_READ = {t for t in APPLIERS if t in registration.PLATFORM_TYPES}
+PLATFORM_READ = {t for t in APPLIERS if t in PLATFORM_TYPES}
 # The types read whose test event the app can send (not unmatched_message_received).
-TESTED = PLATFORM_READ & registration.TESTABLE_TYPES
-CONNECT_READ = {t for t in APPLIERS if t in registration.CONNECT_TYPES}
+TESTED = PLATFORM_READ & TESTABLE_TYPES
+CONNECT_READ = {t for t in APPLIERS if t in CONNECT_TYPES}
 
 
 @pytest.fixture
@@ -309,9 +310,7 @@ def test_testing_before_registering_sends_nothing_and_says_to_register(configure
     out = io.StringIO()
     with pytest.raises(CommandError, match="callback tests failed"):
         call_command("vibes_callbacks", "test", "--deadline", "1", stdout=out)
-    assert out.getvalue().count("not registered for this app's URL: register it first.") == len(
-        PLATFORM_READ
-    )
+    assert out.getvalue().count("not registered for this app's URL: register it first.") == len(PLATFORM_READ)
     assert not [w for w in writes(configured) if "callback_events/test" in w]
     assert not CallbackTest.objects.exists()
 
