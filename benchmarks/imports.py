@@ -23,7 +23,7 @@ from django.db import connection
 from django.test import override_settings
 
 from smscampaigns.models import LeadImport
-from smscampaigns.services import lead_import_start
+from smscampaigns.tasks import lead_import_start
 
 from .harness import peak_rss_mb, settle_disk
 

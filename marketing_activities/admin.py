@@ -26,20 +26,13 @@ from .models import (
     RunStep,
     SmartCampaign,
     SmsMessage,
-    outcome_counts,
 )
 from .permissions import RUN_CAMPAIGN
-from .runner import (
-    CampaignCannotRun,
-    campaign_preview,
-    campaign_start,
-    run_dispatch,
-    run_resume,
-    run_retry_uncertain,
-)
+from .runner import CampaignCannotRun, campaign_preview, run_resume, run_retry_uncertain
 from .runner.preview import run_now_preview
 from .runner.report import step_summary
 from .sms_text import count_received, count_received_many
+from .tasks import campaign_start, run_dispatch
 
 
 class ChildFolderInline(admin.TabularInline):
@@ -258,7 +251,7 @@ class RunStepInline(admin.TabularInline):
     @admin.display(description=_("counts by outcome"))
     def outcome_table(self, obj):
         """The step's counts with the Results tab's words for each outcome."""
-        counts = outcome_counts(obj.counts)
+        counts = obj.outcome_counts()
         if not counts:
             return "—"
         rows = format_html_join(

@@ -171,7 +171,7 @@ class ResultsFilterForm(Form):
 
     def outcome_value(self) -> int | None:
         code = self.cleaned_data.get("outcome") if self.is_valid() else None
-        return Outcome[code.upper()].value if code else None
+        return Outcome.from_code(code).value if code else None
 
 
 # --- Smart list -----------------------------------------------------------------

@@ -548,6 +548,10 @@ class RunStep(models.Model):
     def number(self):
         return self.position + 1
 
+    def outcome_counts(self) -> list[tuple["Outcome", int]]:
+        """The step's counts as (outcome, people), in the order of the outcomes, without the zeros."""
+        return Outcome.counted(self.counts)
+
     def results(self):
         """This step's result rows, found through the step's id range."""
         if self.first_result_id is None:
@@ -583,7 +587,7 @@ class Outcome(models.IntegerChoices):
     SKIPPED_MARKETING_SUSPENDED = 32, _("skipped: marketing suspended")
     SKIPPED_NOT_SUBSCRIBED = 33, _("skipped: not subscribed to the Vibes list")
     SKIPPED_NO_PHONE = 34, _("skipped: no valid mobile number")
-    ALREADY_RAN = 35, _("skipped: already ran through this flow")
+    SKIPPED_ALREADY_RAN = 35, _("skipped: already ran through this flow")
     SKIPPED_ALREADY_SUBSCRIBED = 36, _("skipped: already subscribed")
     SKIPPED_ALREADY_PENDING = 37, _("skipped: subscription already pending")
     # No longer planned (Unsubscribe calls for every number); kept for the rows of earlier runs.
@@ -594,33 +598,57 @@ class Outcome(models.IntegerChoices):
     PLANNED_DRY_RUN = 50, _("would be called (dry run)")
 
     @property
-    def code(self):
+    def code(self) -> str:
+        """The outcome's name in step counts, CSV exports and the Results tab's links."""
+        # Stored in the counts of earlier runs and seen in exports since before
+        # the member had its SKIPPED_ prefix: the code stays what it was.
+        if self is Outcome.SKIPPED_ALREADY_RAN:
+            return "already_ran"
         return self.name.lower()
 
+    @classmethod
+    def from_code(cls, code: str) -> "Outcome | None":
+        """The outcome a code names; None for a code no outcome has."""
+        return _OUTCOMES_BY_CODE.get(code)
 
-OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
+    @classmethod
+    def counted(cls, counts: dict) -> list[tuple["Outcome", int]]:
+        """Counts by code (`{"sent": 12, ...}`, as RunStep.counts stores them) as
+        (outcome, people), in the order of the outcomes, without the zeros."""
+        pairs = [(cls.from_code(code), n) for code, n in (counts or {}).items() if n]
+        return sorted(((outcome, n) for outcome, n in pairs if outcome is not None), key=lambda p: p[0].value)
+
+    @property
+    def is_skip(self) -> bool:
+        return CALLS_BELOW <= self < Outcome.PLANNED_DRY_RUN
+
+
+_OUTCOMES_BY_CODE = {outcome.code: outcome for outcome in Outcome}
+# Outcomes below this are calls: queued, being made, or what came of them.
+# From it on, the skips, and a dry run's "would be called".
+CALLS_BELOW = 30
 # An SMS's row once Vibes accepted it (or may have): what its delivery receipt settles.
 SMS_SENT = (Outcome.SENT, Outcome.DELIVERED, Outcome.DELIVERY_FAILED)
 NUMBER_BLOCKS = (Outcome.SKIPPED_NUMBER_BLOCKLISTED, Outcome.SKIPPED_NUMBER_SUSPENDED)
-# What a lead's activity lists: the calls (every outcome below 30) and the
-# skips for a number another person's block closed. The partial index on a
-# lead's results has this condition and the activity query repeats it, so the
-# index serves the query. Written as comparisons, not IN or BETWEEN: SQLite
-# matches a query's bound values against the index's constants only there.
-LEAD_ACTIVITY = models.Q(outcome__lt=30) | models.Q(
+# Written as comparisons, not IN or BETWEEN: SQLite matches a query's bound
+# values against a partial index's constants only there.
+CALLS = models.Q(outcome__lt=CALLS_BELOW)
+# What a lead's activity lists: the calls and the skips for a number another
+# person's block closed. The partial index on a lead's results has this
+# condition and the activity query repeats it, so the index serves the query.
+LEAD_ACTIVITY = CALLS | models.Q(
     outcome__gte=Outcome.SKIPPED_NUMBER_BLOCKLISTED, outcome__lte=Outcome.SKIPPED_NUMBER_SUSPENDED
 )
 
 
-def outcome_counts(counts: dict) -> list[tuple[Outcome, int]]:
-    """A step's counts (`{"sent": 12, ...}`, as RunStep.counts stores them) as
-    (outcome, people), in the order of the outcomes, without the zeros."""
-    pairs = [
-        (Outcome[code.upper()], n)
-        for code, n in (counts or {}).items()
-        if n and code.upper() in Outcome.__members__
-    ]
-    return sorted(pairs, key=lambda pair: pair[0].value)
+class RunResultQuerySet(models.QuerySet):
+    def calls(self):
+        """The rows of people a call was made for (or is about to be); never the skips.
+
+        Repeats the condition of the partial index on a lead's results, so
+        that a query by lead uses it.
+        """
+        return self.filter(CALLS)
 
 
 class RunResult(models.Model):
@@ -685,6 +713,8 @@ class RunResult(models.Model):
     # `sending`, and never moved by the outcome or a receipt after, so that a
     # reply is matched with the SMS sent last before it.
     called_at = models.DateTimeField(_("called Vibes"), null=True, blank=True)
+
+    objects = RunResultQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("run result")

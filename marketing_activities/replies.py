@@ -20,9 +20,6 @@ from .models import FlowStep, Outcome, RunResult, SmsReply
 # An SMS that went out, or may have: Vibes accepted or delivered it, the call is in
 # flight, or its fate is unknown. A refused SMS (failed) reached nobody.
 SMS_OUT = (Outcome.SENDING, Outcome.SENT, Outcome.DELIVERED, Outcome.UNCERTAIN)
-# The partial index on a lead's calls covers outcome < 30; the condition is
-# spelled out so that SQLite uses it.
-CALLS_BELOW = 30
 
 
 def reply_match(message: InboundMessage) -> bool:
@@ -36,9 +33,10 @@ def reply_match(message: InboundMessage) -> bool:
     # Vibes may give the time to the second only, so the SMS sent within that second counts as before.
     cutoff = message.occurred_at.replace(microsecond=0) + timedelta(seconds=1)
     sms = (
-        RunResult.objects.filter(
+        # .calls(), though SMS_OUT says more: so that SQLite uses the partial index on a lead's calls.
+        RunResult.objects.calls()
+        .filter(
             lead_id__in=lead_ids,
-            outcome__lt=CALLS_BELOW,
             outcome__in=SMS_OUT,
             phone=message.mdn,
             run_step__action=FlowStep.Action.SEND_SMS,

@@ -16,13 +16,8 @@ from django_htmx.http import HttpResponseStopPolling
 
 from .models import Lead, LeadFlagChange, LeadImport, SmartList, flag_changes_by
 from .permissions import ActionPermissionsAdmin
-from .services import (
-    STALLED_AFTER,
-    ImportCannotRestart,
-    lead_import_restart,
-    lead_import_start,
-    leads_set_flag,
-)
+from .services import STALLED_AFTER, ImportCannotRestart, leads_set_flag
+from .tasks import lead_import_restart, lead_import_start
 
 # Problems listed on an import's page; all of them are in its CSV download.
 PROBLEMS_SHOWN = 1000

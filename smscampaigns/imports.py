@@ -658,6 +658,15 @@ def _drop_staging_table() -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {_table(STAGING_TABLE)}")
 
 
+def lead_import_fail(lead_import: LeadImport) -> None:
+    """Record that the import stopped on an error nobody expected; the details belong in the log."""
+    now = timezone.now()
+    LeadImport.objects.filter(pk=lead_import.pk).update(
+        status=LeadImport.Status.FAILED, error=str(UNEXPECTED_ERROR), finished_at=now, updated_at=now
+    )
+    lead_import.refresh_from_db()
+
+
 def lead_import_execute(
     *, lead_import: LeadImport, file: BinaryIO, progress: Callable[[LeadImport], None] | None = None
 ) -> LeadImport:
@@ -693,13 +702,7 @@ def lead_import_execute(
             lead_import.status = LeadImport.Status.REFUSED
             lead_import.error = str(refusal)
         except Exception:
-            LeadImport.objects.filter(pk=lead_import.pk).update(
-                status=LeadImport.Status.FAILED,
-                error=str(UNEXPECTED_ERROR),
-                finished_at=timezone.now(),
-                updated_at=timezone.now(),
-            )
-            lead_import.refresh_from_db()
+            lead_import_fail(lead_import)
             raise
         else:
             lead_import.status = LeadImport.Status.COMPLETED

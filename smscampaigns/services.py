@@ -2,18 +2,16 @@
 
 import io
 import logging
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from .imports import UNEXPECTED_ERROR, lead_import_execute
+from .imports import lead_import_execute, lead_import_fail
 from .models import FLAGS, LeadFlagChange, LeadImport, LeadImportChunk, flag_changes_by
 
 logger = logging.getLogger(__name__)
@@ -42,12 +40,8 @@ def leads_import(*, file: BinaryIO, file_name: str, user=None, progress=None) ->
 
 
 @transaction.atomic
-def lead_import_start(*, upload: UploadedFile, user) -> LeadImport:
-    """Keep an uploaded file in the database and have it imported in the background.
-
-    The web request only stores the file; a worker reads it back, so a large
-    file never runs into the web server's timeout.
-    """
+def lead_import_create(*, upload: UploadedFile, user) -> LeadImport:
+    """Keep an uploaded file in the database, for a worker to import (`tasks.lead_import_start`)."""
     lead_import = LeadImport.objects.create(
         file_name=Path(upload.name or "leads.csv").name[:255],
         size=upload.size or 0,
@@ -57,7 +51,6 @@ def lead_import_start(*, upload: UploadedFile, user) -> LeadImport:
     # One piece at a time: bulk_create would hold the whole file in memory.
     for position, data in enumerate(upload.chunks(CHUNK_SIZE)):
         LeadImportChunk.objects.create(lead_import=lead_import, position=position, data=data)
-    lead_import_dispatch(lead_import)
     return lead_import
 
 
@@ -116,54 +109,19 @@ def lead_import_run(*, lead_import: LeadImport) -> LeadImport:
     except Exception:
         # The admin sees the import failed; the details go to the log.
         logger.exception("lead import %s failed", lead_import.pk)
-        LeadImport.objects.filter(pk=lead_import.pk).update(
-            status=LeadImport.Status.FAILED,
-            error=str(UNEXPECTED_ERROR),
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
-        lead_import.refresh_from_db()
+        lead_import_fail(lead_import)
         return lead_import
     # The report stays; the people's data in the file is not kept longer than needed.
     lead_import.chunks.all().delete()
     return lead_import
 
 
-def _run_in_thread(import_id: int) -> None:
-    close_old_connections()
-    try:
-        lead_import_run(lead_import=LeadImport.objects.get(pk=import_id))
-    finally:
-        close_old_connections()
-
-
-def lead_import_dispatch(lead_import: LeadImport) -> None:
-    """Have the import worked on in the background once the transaction commits,
-    where campaign runs go: Celery with a broker, else a thread of this process."""
-    mode = settings.RUNNER_BACKGROUND
-    if mode == "celery" or (mode == "auto" and settings.CELERY_BROKER_URL):
-        from .tasks import import_leads_task
-
-        transaction.on_commit(lambda: import_leads_task.delay(lead_import.pk))
-    elif mode == "inline":
-        transaction.on_commit(lambda: lead_import_run(lead_import=LeadImport.objects.get(pk=lead_import.pk)))
-    else:
-        transaction.on_commit(
-            lambda: threading.Thread(
-                target=_run_in_thread,
-                args=(lead_import.pk,),
-                name=f"lead-import-{lead_import.pk}",
-                daemon=True,
-            ).start()
-        )
-
-
 class ImportCannotRestart(Exception):
     pass
 
 
-def lead_import_restart(*, lead_import: LeadImport) -> LeadImport:
-    """Start a failed or stalled import again from its stored file."""
+def lead_import_requeue(*, lead_import: LeadImport) -> None:
+    """Queue a failed or stalled import again, to start over from its stored file."""
     lead_import.refresh_from_db()
     stalled = lead_import.is_active and lead_import.updated_at < timezone.now() - STALLED_AFTER
     if lead_import.status != LeadImport.Status.FAILED and not stalled:
@@ -176,13 +134,9 @@ def lead_import_restart(*, lead_import: LeadImport) -> LeadImport:
             _("%(import)s was imported from the command line; run the command again.")
             % {"import": lead_import}
         )
-    with transaction.atomic():
-        LeadImport.objects.filter(pk=lead_import.pk).update(
-            status=LeadImport.Status.QUEUED, error="", updated_at=timezone.now()
-        )
-        lead_import_dispatch(lead_import)
-    lead_import.refresh_from_db()
-    return lead_import
+    LeadImport.objects.filter(pk=lead_import.pk).update(
+        status=LeadImport.Status.QUEUED, error="", updated_at=timezone.now()
+    )
 
 
 def leads_set_flag(

@@ -24,8 +24,12 @@ from tests.vibes.simulated import (
     SIM_PASSWORD,
     SIM_SHORT_CODE,
     SIM_USERNAME,
+    CallbackCatcher,
+    make_client,
 )
+from vibes.client import VibesClient
 from vibes.conf import reset_client
+from vibes.demo import DEMO_LISTS
 from vibes.simulator import VibesSimulator
 
 # Property tests check what holds, not how fast: on a loaded machine one
@@ -83,6 +87,7 @@ def _vibes_simulator_server():
         username=SIM_USERNAME,
         password=SIM_PASSWORD,
         short_code=SIM_SHORT_CODE,
+        lists=DEMO_LISTS,
         hang_seconds=30,
         seed=1234,
     )
@@ -95,10 +100,10 @@ def _vibes_simulator_server():
 def vibes_simulator(_vibes_simulator_server, settings):
     """A `vibes.simulator.VibesSimulator` listening on 127.0.0.1 (random port).
 
-    Started once per test session and reset before and after each test (seed
-    lists from `vibes/demo.py`: "101" SMS Newsletter with AC-NEWS-WEB and
-    AC-NEWS-STORE, "102" VIP Offers with AC-VIP; no persons, no SMS, no
-    faults, no callback URL). The settings VIBES_PLATFORM_URL,
+    Started once per test session and reset before and after each test (it
+    starts with the demo company's lists, `vibes/demo.py`: "101" SMS
+    Newsletter with AC-NEWS-WEB and AC-NEWS-STORE, "102" VIP Offers with
+    AC-VIP; no persons, no SMS, no faults, no callback URL). The settings VIBES_PLATFORM_URL,
     VIBES_CONNECT_URL, VIBES_COMPANY_KEY, VIBES_USERNAME, VIBES_PASSWORD and
     VIBES_SHORT_CODE point at it, and VIBES_RATE_LIMIT is 0 (unlimited), so
     `vibes.conf.get_client()` talks to it. Useful methods:
@@ -136,6 +141,22 @@ def vibes_simulator(_vibes_simulator_server, settings):
     yield simulator
     simulator.reset()
     reset_client()
+
+
+@pytest.fixture
+def vibes_client(vibes_simulator) -> VibesClient:
+    """A `vibes.client.VibesClient` for the simulator (`make_client`)."""
+    client = make_client(vibes_simulator.url)
+    yield client
+    client.session.close()
+
+
+@pytest.fixture
+def callback_catcher():
+    """A `CallbackCatcher` on 127.0.0.1: `url`, `received`, `wait_for(count, timeout=30)`."""
+    catcher = CallbackCatcher()
+    yield catcher
+    catcher.close()
 
 
 @pytest.fixture

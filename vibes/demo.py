@@ -1,7 +1,8 @@
 """The demo company's Vibes lists and acquisition campaigns.
 
-The local simulator serves exactly these, and `seed_demo` mirrors them, so a
-fresh install works end to end without Vibes credentials.
+`seed_demo` writes them to the database, and `manage.py vibes_simulator`
+serves the lists and campaigns of the database, so a fresh install works end
+to end without Vibes credentials. The tests' simulator starts with them too.
 """
 
 DEMO_LISTS = [

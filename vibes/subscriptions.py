@@ -87,7 +87,7 @@ def subscriptions_apply(
     """
     status = Status(status)
     now = timezone.now()
-    when = min(when or now, now).replace(microsecond=0)
+    when = _effective(when, now)
     options = {
         "vibes_list": vibes_list,
         "status": status,
@@ -140,11 +140,35 @@ def subscriptions_opt_out_number(
     Leads without a subscription get an unsubscribed one, so the opt-out is
     on record for each of them.
     """
-    number = normalize_phone_or_blank(mdn) or (mdn or "").strip()
-    if not number:
+    return subscriptions_opt_out_numbers(
+        mdns=[mdn],
+        vibes_list=vibes_list,
+        reason=reason,
+        source=source,
+        when=when,
+        note=note,
+        callback_event=callback_event,
+    )
+
+
+def subscriptions_opt_out_numbers(
+    *,
+    mdns: Iterable[str],
+    vibes_list: VibesList,
+    reason: str,
+    source: str,
+    when: datetime | None = None,
+    note: str = "",
+    callback_event: CallbackEvent | None = None,
+    only_from: Iterable[str] | None = None,
+) -> SubscriptionUpdate:
+    """`subscriptions_opt_out_number` for several numbers at once (a run's
+    batch of calls); with `only_from`, as `subscriptions_apply` has it."""
+    numbers = {normalize_phone_or_blank(mdn) or (mdn or "").strip() for mdn in mdns} - {""}
+    if not numbers:
         return SubscriptionUpdate()
     return subscriptions_apply(
-        lead_ids=Lead.objects.filter(mobile_phone=number).values_list("pk", flat=True),
+        lead_ids=Lead.objects.filter(mobile_phone__in=numbers).values_list("pk", flat=True),
         vibes_list=vibes_list,
         status=Status.UNSUBSCRIBED,
         source=source,
@@ -152,6 +176,7 @@ def subscriptions_opt_out_number(
         note=note,
         opt_out_reason=reason,
         callback_event=callback_event,
+        only_from=only_from,
     )
 
 
@@ -178,9 +203,14 @@ def subscription_mismatch_record(
         source=source,
         callback_event=callback_event,
         note=note[:300],
-        occurred_at=min(when or now, now).replace(microsecond=0),
+        occurred_at=_effective(when, now),
         recorded_at=now,
     )
+
+
+def _effective(when: datetime | None, now: datetime) -> datetime:
+    """When a change takes effect: its own time (default: now), never later than now, to the second."""
+    return min(when or now, now).replace(microsecond=0)
 
 
 @transaction.atomic

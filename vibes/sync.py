@@ -2,16 +2,15 @@
 on request, every list's subscribers (`subscriber_sync`)."""
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from .client import VibesClient
 from .models import AcquisitionCampaign, SubscriberSync, VibesList
 from .subscriber_sync import PAGE_SIZE, Progress, subscriber_sync_summary, subscribers_sync
+from .times import vibes_end
 
 
 @dataclass
@@ -99,7 +98,8 @@ def _save_lists(remote, report: SyncReport) -> None:
                 "vibes_list": vibes_list,
                 # Unknown words are kept as Vibes wrote them: only "active" is offered.
                 "status": c.status[:20],
-                "ends_at": _end_date(c.end_date),
+                # A bare end date: the campaign takes participants until the close of that day (UTC).
+                "ends_at": vibes_end(c.end_date, whole_day=True),
                 "keywords": ", ".join(c.keywords)[:200],
                 "gone_at": None,
             }
@@ -124,18 +124,3 @@ def _save_lists(remote, report: SyncReport) -> None:
         .exclude(vibes_id__in=seen_campaigns)
         .update(gone_at=now)
     )
-
-
-def _end_date(value: str) -> datetime | None:
-    """Vibes' ISO 8601 end date as a time in UTC; a bare date ends at the close of that day (UTC)."""
-    value = value.strip()
-    try:
-        day = parse_date(value)
-        if day is not None:
-            return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
-        moment = parse_datetime(value.replace("Z", "+00:00"))
-    except (ValueError, OverflowError):
-        return None
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if timezone.is_naive(moment) else moment.astimezone(UTC)

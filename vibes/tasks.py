@@ -1,11 +1,10 @@
 """Background work of the Vibes app: Celery tasks that take ids, and where they run."""
 
 import logging
-import threading
 
 from celery import shared_task
-from django.conf import settings
-from django.db import close_old_connections, transaction
+
+from smscampaigns.background import background_run
 
 from .conf import get_client
 from .exceptions import VibesError
@@ -29,16 +28,6 @@ def subscriber_sync_task(sync_id: int) -> str:
     return sync.status
 
 
-def _work_in_thread(sync_id: int) -> None:
-    close_old_connections()
-    try:
-        subscriber_sync_task(sync_id)
-    except Exception:
-        logger.exception("subscriber sync %s failed", sync_id)
-    finally:
-        close_old_connections()
-
-
 def subscriber_sync_dispatch(sync: SubscriberSync) -> None:
     """Have the sync worked on in the background once the transaction commits.
 
@@ -46,17 +35,7 @@ def subscriber_sync_dispatch(sync: SubscriberSync) -> None:
     configured, else a thread of this process; "inline" works on it at
     commit, for tests.
     """
-    mode = settings.RUNNER_BACKGROUND
-    if mode == "celery" or (mode == "auto" and settings.CELERY_BROKER_URL):
-        transaction.on_commit(lambda: subscriber_sync_task.delay(sync.pk))
-    elif mode == "inline":
-        transaction.on_commit(lambda: subscriber_sync_task(sync.pk))
-    else:
-        transaction.on_commit(
-            lambda: threading.Thread(
-                target=_work_in_thread, args=(sync.pk,), name=f"subscriber-sync-{sync.pk}", daemon=True
-            ).start()
-        )
+    background_run(subscriber_sync_task, sync.pk, name=f"subscriber-sync-{sync.pk}")
 
 
 def subscriber_syncs_start(*, vibes_lists, user=None) -> tuple[list[VibesList], list[str]]:

@@ -1,7 +1,8 @@
 """What the Vibes client returns: small frozen dataclasses, never raw dicts."""
 
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+
+from .redaction import url_without_password
 
 
 @dataclass(frozen=True)
@@ -74,19 +75,6 @@ class SubscriptionInfo:
 class SentMessage:
     message_id: str
     status: str
-
-
-def url_without_password(url: str) -> str:
-    """The URL with its password replaced by "***": how a callbacks URL is shown and logged."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "***"
-    if password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 @dataclass(frozen=True)

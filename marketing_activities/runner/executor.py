@@ -2,12 +2,10 @@
 
 A worker claims a batch (a slice of a step's result ids), marks its queued
 rows `sending` and commits, makes the calls on a thread pool under the
-client's rate limit, then records each outcome. A worker that dies leaves
-its batch claimed; whoever takes the batch over first settles the rows
-still marked `sending`: an SMS with a delivery receipt was sent, one
-without is `uncertain` and is only sent again when the operator asks
-(`--retry-uncertain`). Unsubscribe calls are simply made again: they text
-nobody. What comes after the call (receipts, confirmations) is followup.py's.
+client's rate limit (calls.py), then records each outcome. A worker that
+dies leaves its batch claimed; whoever takes the batch over first settles
+the rows still marked `sending` (uncertain.py). What comes after the call
+(receipts, confirmations) is followup.py's.
 """
 
 import datetime
@@ -18,37 +16,28 @@ import time
 import uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from smscampaigns.models import Lead
-from vibes import exceptions as vibes_errors
-from vibes.models import Subscription
-from vibes.subscriptions import subscriptions_set_status
+from vibes.models import Subscription, SubscriptionChange
+from vibes.subscriptions import subscriptions_opt_out_numbers, subscriptions_set_status
 
 from .. import sms_text
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
-from ..result_details import (
-    ALREADY_SUBSCRIBED,
-    RETRIED_BY_OPERATOR,
-    STOPPED_WHILE_SENDING,
-    STOPPED_WHILE_SUBSCRIBING,
-    TOO_LONG,
-    WAITING_FOR_REPLY,
-    result_detail,
-)
+from .calls import Call, CallResult, StepCalls, call_vibes
 from .counts import step_counts_add
-from .followup import results_settle_by_receipts, settle_outcome
+from .followup import results_settle_by_receipts
 from .planner import PlanningError, count_outcomes, plan_step
+from .rules import blocked_since_planning
+from .uncertain import batch_rows, batch_settle_interrupted
 
 logger = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 300
-TOKEN_FIELDS = sms_text.TOKEN_FIELDS
 
 
 class RunStopped(Exception):
@@ -60,7 +49,10 @@ def worker_id() -> str:
 
 
 def _worker_is_dead(owner: str) -> bool:
-    """True when `owner` was a process on this machine that no longer exists."""
+    """True when `owner` was a process on this machine that no longer exists.
+
+    Both are needed: a claim expires after CLAIM_SECONDS; this takes a killed worker's batch over at once.
+    """
     try:
         host, pid, _ = owner.split(":")
         pid = int(pid)
@@ -80,89 +72,6 @@ def _worker_is_dead(owner: str) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
-
-
-@dataclass(frozen=True)
-class Call:
-    result_id: int
-    lead_id: int
-    phone: str
-    text: str = ""
-    # When its batch went out: what Vibes answers is true from then on, so a
-    # subscription change takes effect as of this moment (R9 orders by time).
-    sent_at: datetime.datetime | None = None
-
-
-@dataclass(frozen=True)
-class CallResult:
-    outcome: int
-    message_id: str = ""
-    error_code: str = ""
-    detail: str = ""
-    requeue: bool = False  # surely not processed: try again later
-    stop: str = ""  # the run cannot go on (after this batch is recorded)
-
-
-def _receipt_url(result_id: int) -> str | None:
-    base = settings.VIBES_DELIVERY_RECEIPT_URL
-    if not base:
-        return None
-    return f"{base}{'&' if '?' in base else '?'}ref=r{result_id}"
-
-
-def _short(error) -> str:
-    return str(getattr(error, "message", "") or error)[:300]
-
-
-def call_vibes(client, run_step: RunStep, call: Call) -> CallResult:
-    """Make one call for one person and say what came of it."""
-    try:
-        if run_step.action == FlowStep.Action.SEND_SMS:
-            if len(call.text) > sms_text.MAX_LENGTH:
-                return CallResult(
-                    Outcome.FAILED,
-                    error_code="too_long",
-                    detail=result_detail(TOO_LONG, length=len(call.text), max=sms_text.MAX_LENGTH),
-                )
-            sent = client.send_sms(to=call.phone, text=call.text, callback_url=_receipt_url(call.result_id))
-            return CallResult(Outcome.SENT, message_id=sent.message_id)
-        if run_step.action == FlowStep.Action.SUBSCRIBE:
-            result = client.add_participant(
-                run_step.acquisition_campaign.vibes_id, mdn=call.phone, external_person_id=str(call.lead_id)
-            )
-            if result.status == "subscribed":
-                return CallResult(
-                    Outcome.SUBSCRIBED,
-                    detail=ALREADY_SUBSCRIBED if result.already_subscribed else "",
-                )
-            return CallResult(Outcome.PENDING, detail=WAITING_FOR_REPLY)
-        if run_step.action == FlowStep.Action.UNSUBSCRIBE:
-            done = client.unsubscribe(
-                run_step.vibes_list.vibes_id, external_person_id=str(call.lead_id), mdn=call.phone
-            )
-            # Vibes' 404: the number was not on the list (any more), whatever the local status said.
-            return CallResult(Outcome.UNSUBSCRIBED if done else Outcome.ALREADY_UNSUBSCRIBED_IN_VIBES)
-    except vibes_errors.VibesAuthError as error:
-        # Refused before processing: nothing happened, so the call stays queued.
-        return CallResult(
-            Outcome.QUEUED,
-            error_code="auth",
-            requeue=True,
-            stop=f"Vibes refused the credentials: {_short(error)}",
-        )
-    except (vibes_errors.VibesConnectionError, vibes_errors.VibesRateLimited) as error:
-        return CallResult(Outcome.QUEUED, error_code=type(error).__name__, detail=_short(error), requeue=True)
-    except vibes_errors.VibesUncertain as error:
-        return CallResult(Outcome.UNCERTAIN, error_code="uncertain", detail=_short(error))
-    except vibes_errors.VibesError as error:
-        return CallResult(
-            Outcome.FAILED, error_code=(error.code or str(error.status or ""))[:40], detail=_short(error)
-        )
-    except Exception as error:  # a bug of ours must not leave the batch half-recorded
-        logger.exception("unexpected error calling Vibes for result %s", call.result_id)
-        outcome = Outcome.UNCERTAIN if run_step.action == FlowStep.Action.SEND_SMS else Outcome.FAILED
-        return CallResult(outcome, error_code="internal_error", detail=_short(error))
-    raise ValueError(f"unknown action {run_step.action}")
 
 
 class Worker:
@@ -261,7 +170,9 @@ class Worker:
 
     # --- batches ----------------------------------------------------------------
 
-    def _claim_batch(self, step: RunStep) -> RunBatch | None:
+    def _claim_batch(self, step: RunStep) -> tuple[RunBatch | None, bool]:
+        """A batch of the step to call for, and whether it was taken over from
+        a worker that is gone (its rows left `sending` are settled first)."""
         now = timezone.now()
         with transaction.atomic():
             candidates = (
@@ -275,13 +186,12 @@ class Worker:
                     batch.claim_expires_at < now or _worker_is_dead(batch.claimed_by)
                 )
                 if batch.status == RunBatch.Status.PENDING or stale:
-                    batch.settle_first = stale  # noqa: B010 (a note for _execute_step, not a field)
                     batch.status = RunBatch.Status.CLAIMED
                     batch.claimed_by = self.id
                     batch.claim_expires_at = now + datetime.timedelta(seconds=CLAIM_SECONDS)
                     batch.save(update_fields=["status", "claimed_by", "claim_expires_at"])
-                    return batch
-        return None
+                    return batch, stale
+        return None, False
 
     def _execute_step(self, step: RunStep) -> bool:
         """Call for every batch of the step this worker can claim; False if it claimed none.
@@ -294,7 +204,7 @@ class Worker:
         claimed_any = False
         while True:
             while len(in_flight) < 2:
-                batch = self._claim_batch(step)
+                batch, stale = self._claim_batch(step)
                 if batch is None:
                     break
                 claimed_any = True
@@ -302,8 +212,10 @@ class Worker:
                     RunStep.objects.filter(pk=step.pk, status=RunStep.Status.PLANNED).update(
                         status=RunStep.Status.EXECUTING
                     )
-                if batch.settle_first:
-                    self._settle_interrupted(step, batch)
+                if stale:
+                    batch_settle_interrupted(
+                        run=self.run, step=step, batch=batch, receipt_grace=self.receipt_grace
+                    )
                 self._dispatch(step, batch, in_flight, attempt=0)
             if not in_flight:
                 return claimed_any
@@ -329,23 +241,23 @@ class Worker:
         if not calls:
             RunBatch.objects.filter(pk=batch.pk, claimed_by=self.id).update(status=RunBatch.Status.DONE)
             return
-        futures = [self.pool.submit(call_vibes, self.client, step, call) for call in calls]
-        in_flight.append((batch, calls, futures, attempt))
-
-    def _rows(self, step, batch, outcome):
-        return RunResult.objects.filter(
-            run_step=step, pk__gte=batch.first_result_id, pk__lte=batch.last_result_id, outcome=outcome
+        target = StepCalls(
+            action=step.action,
+            vibes_list_id=step.vibes_list.vibes_id if step.vibes_list else "",
+            acquisition_campaign_id=step.acquisition_campaign.vibes_id if step.acquisition_campaign else "",
         )
+        futures = [self.pool.submit(call_vibes, self.client, target, call) for call in calls]
+        in_flight.append((batch, calls, futures, attempt))
 
     def _mark_sending(self, step: RunStep, batch: RunBatch) -> list[Call]:
         with transaction.atomic():
             rows = list(
-                self._rows(step, batch, Outcome.QUEUED).order_by("pk").values_list("pk", "lead_id", "phone")
+                batch_rows(step, batch, Outcome.QUEUED).order_by("pk").values_list("pk", "lead_id", "phone")
             )
             if not rows:
                 return []
             if step.action != FlowStep.Action.UNSUBSCRIBE:
-                rows = _skip_blocked_since_planning(self.run, step, rows)
+                rows = self._skip_blocked_since_planning(step, rows)
                 if not rows:
                     return []
             ids = [row[0] for row in rows]
@@ -415,6 +327,7 @@ class Worker:
             groups.setdefault(int(result.outcome), []).append(call)
         note = f"run {self.run.pk}, step {step.number}"
         when = min((c.sent_at for c in calls if c.sent_at), default=None)
+        run = SubscriptionChange.Source.RUN
         if step.action == FlowStep.Action.SUBSCRIBE:
             for outcome, status in (
                 (Outcome.PENDING, Subscription.Status.PENDING),
@@ -425,119 +338,43 @@ class Worker:
                         lead_ids=[c.lead_id for c in groups[int(outcome)]],
                         vibes_list=step.vibes_list,
                         status=status,
-                        source="run",
+                        source=run,
                         when=when,
                         note=note,
                         acquisition_campaign=step.acquisition_campaign,
                     )
-        else:
-            # Vibes opts a number out, not a person (R9): everyone with the number is out.
-            for outcome, reason, only_from in (
-                (Outcome.UNSUBSCRIBED, "api_opt_out", None),
-                # Vibes had the number out already: a local subscribed or
-                # pending status was stale. Nobody gets a subscription
-                # record for a list they were never on.
-                (
-                    Outcome.ALREADY_UNSUBSCRIBED_IN_VIBES,
-                    "",
-                    {Subscription.Status.SUBSCRIBED, Subscription.Status.PENDING},
-                ),
-            ):
-                if not groups.get(int(outcome)):
-                    continue
-                phones = {c.phone for c in groups[int(outcome)]}
-                subscriptions_set_status(
-                    lead_ids=list(Lead.objects.filter(mobile_phone__in=phones).values_list("pk", flat=True)),
+            return
+        # Vibes opts a number out, not a person (R9): everyone with the number is out.
+        for outcome, reason, why, only_from in (
+            (Outcome.UNSUBSCRIBED, "api_opt_out", "", None),
+            # Vibes had the number out already: a local subscribed or pending
+            # status was stale. Nobody gets a subscription record for a list
+            # they were never on.
+            (
+                Outcome.ALREADY_UNSUBSCRIBED_IN_VIBES,
+                "",
+                ": not subscribed in Vibes",
+                {Subscription.Status.SUBSCRIBED, Subscription.Status.PENDING},
+            ),
+        ):
+            if groups.get(int(outcome)):
+                subscriptions_opt_out_numbers(
+                    mdns={c.phone for c in groups[int(outcome)]},
                     vibes_list=step.vibes_list,
-                    status=Subscription.Status.UNSUBSCRIBED,
-                    source="run",
+                    reason=reason,
+                    source=run,
                     when=when,
-                    note=note if only_from is None else f"{note}: not subscribed in Vibes",
-                    opt_out_reason=reason,
+                    note=f"{note}{why}",
                     only_from=only_from,
                 )
 
-    def _settle_interrupted(self, step: RunStep, batch: RunBatch):
-        """Rows a dead worker left `sending`: find out, as far as possible, what happened."""
-        sending = self._rows(step, batch, Outcome.SENDING)
-        if not sending.exists():
-            return
-        delta = Counter()
-        if step.action == FlowStep.Action.SEND_SMS:
-            deadline = time.monotonic() + (self.receipt_grace if settings.VIBES_DELIVERY_RECEIPT_URL else 0)
-            while sending.filter(delivery_status="").exists() and time.monotonic() < deadline:
-                time.sleep(0.25)  # delivery receipts of SMS sent just before the crash are on their way
-            with transaction.atomic():
-                # A receipt proves the SMS went out, and says how it fared.
-                now = timezone.now()
-                by_outcome: dict[Outcome, list[int]] = {}
-                for pk, status in sending.exclude(delivery_status="").values_list("pk", "delivery_status"):
-                    by_outcome.setdefault(settle_outcome(status, Outcome.SENT), []).append(pk)
-                settled = 0
-                for outcome, ids in by_outcome.items():
-                    moved = sending.filter(pk__in=ids).update(outcome=outcome, updated_at=now)
-                    delta[outcome] += moved
-                    settled += moved
-                unknown = sending.update(
-                    outcome=Outcome.UNCERTAIN,
-                    error_code="interrupted",
-                    detail=STOPPED_WHILE_SENDING,
-                    updated_at=now,
-                )
-                delta.update({Outcome.SENDING: -(settled + unknown), Outcome.UNCERTAIN: unknown})
-                step_counts_add(step.pk, delta)
-                CampaignRun.objects.filter(pk=self.run.pk).update(
-                    progress_done=F("progress_done") + settled + unknown
-                )
-        elif step.action == FlowStep.Action.UNSUBSCRIBE:
-            with transaction.atomic():
-                again = sending.update(outcome=Outcome.QUEUED, updated_at=timezone.now())
-                step_counts_add(step.pk, {Outcome.SENDING: -again, Outcome.QUEUED: again})
-        else:
-            with transaction.atomic():
-                unknown = sending.update(
-                    outcome=Outcome.UNCERTAIN,
-                    error_code="interrupted",
-                    detail=STOPPED_WHILE_SUBSCRIBING,
-                    updated_at=timezone.now(),
-                )
-                step_counts_add(step.pk, {Outcome.SENDING: -unknown, Outcome.UNCERTAIN: unknown})
-                CampaignRun.objects.filter(pk=self.run.pk).update(progress_done=F("progress_done") + unknown)
-
-
-def _skip_blocked_since_planning(run: CampaignRun, step: RunStep, rows: list[tuple]) -> list[tuple]:
-    """R4 holds until the call, not only at planning: of the queued rows
-    (id, lead id, number) about to be called, skip those whose person or
-    number was blocked since the plan was made, as the planner would have
-    skipped them; return the others. One indexed query per batch."""
-    lead_ids = {lead_id for _id, lead_id, _phone in rows}
-    phones = {phone for _id, _lead_id, phone in rows}
-    blocked = (
-        Lead.objects.filter(Q(blocklisted=True) | Q(marketing_suspended=True))
-        .filter(Q(mobile_phone__in=phones) | Q(pk__in=lead_ids))
-        .order_by("-blocklisted", "pk")  # the person named: a blocklisted holder first, then the lowest id
-        .values_list("pk", "mobile_phone", "blocklisted")
-    )
-    own, holders = {}, {}
-    for lead_id, phone, blocklisted in blocked:
-        own[lead_id] = blocklisted
-        if phone:
-            holders.setdefault(phone, (lead_id, blocklisted))
-    skips: dict[tuple, list[int]] = {}
-    keep = []
-    for row in rows:
-        result_id, lead_id, phone = row
-        if lead_id in own:
-            key = (Outcome.SKIPPED_BLOCKLISTED if own[lead_id] else Outcome.SKIPPED_MARKETING_SUSPENDED, None)
-        elif phone in holders:
-            blocker, blocklisted = holders[phone]
-            outcome = Outcome.SKIPPED_NUMBER_BLOCKLISTED if blocklisted else Outcome.SKIPPED_NUMBER_SUSPENDED
-            key = (outcome, blocker)
-        else:
-            keep.append(row)
-            continue
-        skips.setdefault(key, []).append(result_id)
-    if skips:
+    def _skip_blocked_since_planning(self, step: RunStep, rows: list[tuple]) -> list[tuple]:
+        """Skip the queued rows (id, lead id, number) whose person or number was
+        blocked since the plan was made, as the planner would have (R4 holds
+        until the call); return the others."""
+        skips = blocked_since_planning(rows)
+        if not skips:
+            return rows
         now = timezone.now()
         delta = Counter()
         for (outcome, blocker), ids in skips.items():
@@ -547,33 +384,6 @@ def _skip_blocked_since_planning(run: CampaignRun, step: RunStep, rows: list[tup
             delta[Outcome.QUEUED] -= len(ids)
             delta[outcome] += len(ids)
         step_counts_add(step.pk, delta)
-        skipped = len(rows) - len(keep)
-        CampaignRun.objects.filter(pk=run.pk).update(progress_total=F("progress_total") - skipped)
-    return keep
-
-
-def requeue_uncertain(run: CampaignRun) -> int:
-    """Put a run's uncertain calls back in the queue (the operator's decision)."""
-    total = 0
-    with transaction.atomic():
-        for step in run.steps.all():
-            again = (
-                step.results()
-                .filter(outcome=Outcome.UNCERTAIN)
-                .update(
-                    outcome=Outcome.QUEUED,
-                    error_code="",
-                    detail=RETRIED_BY_OPERATOR,
-                    updated_at=timezone.now(),
-                )
-            )
-            if again:
-                total += again
-                step_counts_add(step.pk, {Outcome.UNCERTAIN: -again, Outcome.QUEUED: again})
-                step.batches.all().update(
-                    status=RunBatch.Status.PENDING, claimed_by="", claim_expires_at=None
-                )
-                RunStep.objects.filter(pk=step.pk).update(status=RunStep.Status.EXECUTING, finished_at=None)
-        if total:
-            CampaignRun.objects.filter(pk=run.pk).update(progress_done=F("progress_done") - total)
-    return total
+        skipped = {result_id for ids in skips.values() for result_id in ids}
+        CampaignRun.objects.filter(pk=self.run.pk).update(progress_total=F("progress_total") - len(skipped))
+        return [row for row in rows if row[0] not in skipped]

@@ -1,27 +1,21 @@
 """Planning a flow step: who gets a call, who is skipped and why, in SQL.
 
-For each step the planner writes one result row per person of the run's
-audience with one INSERT ... SELECT, whatever the audience size:
+The rules of who a step calls for are rules.py's: an ordered list of
+requirements per action, each with the skip it means. For each step the
+planner writes one result row per person of the run's audience with one
+INSERT ... SELECT, whatever the audience size:
 
-1. the people the step may call for ("qualified") go into a temporary table
-   together with the winner of their phone number: the lowest lead id among
-   the qualified people who share that number (R3);
-2. every person of the audience gets a row: the winner of a number is
-   queued, the other qualified people of that number are skipped naming the
-   winner, everyone else is skipped with the first reason that applies.
+1. for a step that blocks numbers (R4), every holder of a blocked number
+   goes into the plan's people table (`q`), naming the blocked person;
+2. the people who meet every requirement go into the same table with the
+   winner of their number (R3);
+3. every person of the audience gets a row: the winner of a number is
+   queued, the others who met every requirement are skipped naming the
+   winner, everyone else gets the skip of the first requirement they fail.
 
-An SMS goes to a number, not to a record (R4): for Send and Subscribe, every
-number held by a blocklisted or suspended person, anywhere in the database,
-goes into a small temporary table with the person it comes from. Nobody on
-such a number qualifies; everyone who holds it joins the qualified people's
-table with that person instead of a winner (one table keyed by lead, so the
-row-writing INSERT joins once), and is skipped naming that person.
-Unsubscribe texts nobody and is never blocked; it calls Vibes for everyone
-of the audience with a number (once per number), whatever the local status
-says: that status may be stale, and opting out is the safe direction.
-
-The first step's audience is the smart list; later steps take the first
-step's rows as the audience, so a run works on one snapshot of people.
+The table is keyed by lead, so the row-writing INSERT joins it once. The
+first step's audience is the smart list; later steps take the first step's
+rows as the audience, so a run works on one snapshot of people.
 """
 
 import logging
@@ -32,16 +26,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from smscampaigns.models import Lead
-from vibes.models import Subscription
 
-from ..models import NUMBER_BLOCKS, CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+from ..models import NUMBER_BLOCKS, CampaignRun, Outcome, RunBatch, RunResult, RunStep
+from .rules import NUMBER_NOT_BLOCKED, NUMBER_WINNER, Requirement, Sql, blocked_numbers_sql, requirements
 
 logger = logging.getLogger(__name__)
 
 BATCH_SPAN = 200  # result ids per batch: ~50 calls when a quarter qualifies, so a crash leaves few in doubt
-
-SUBSCRIBED = Subscription.Status.SUBSCRIBED
-PENDING = Subscription.Status.PENDING
 
 
 def _table(model):
@@ -74,106 +65,56 @@ def audience_sql(run_step: RunStep):
     return sql, [first.pk, first.first_result_id, first.last_result_id]
 
 
-def _number_has_subscription(status_sql: str):
-    """Someone with this number (the person or another) is on the list with that status."""
-    return (
-        f"EXISTS (SELECT 1 FROM {_table(Lead)} o JOIN {_table(Subscription)} s ON s.lead_id = o.id "
-        f"WHERE o.mobile_phone = a.mobile_phone AND s.vibes_list_id = %s AND s.status {status_sql})"
-    )
-
-
-def _qualified_people(action: str, list_id: int):
-    """(SQL after SELECT ... , params): FROM and WHERE picking, from audience
-    alias `a`, the people this step may call for."""
-    if action == FlowStep.Action.SEND_SMS:
-        # Driven from the subscriptions: the list's subscribers are usually a
-        # small part of the audience, so this reads far fewer rows.
-        return (
-            f"JOIN {_table(Subscription)} s ON s.lead_id = a.id AND s.vibes_list_id = %s AND s.status = %s "
-            "WHERE a.blocklisted = %s AND a.marketing_suspended = %s AND a.mobile_phone <> ''",
-            [list_id, SUBSCRIBED, False, False],
-        )
-    if action == FlowStep.Action.SUBSCRIBE:
-        return (
-            "WHERE a.blocklisted = %s AND a.marketing_suspended = %s AND a.mobile_phone <> '' AND NOT "
-            + _number_has_subscription("IN (%s, %s)"),
-            [False, False, list_id, SUBSCRIBED, PENDING],
-        )
-    if action == FlowStep.Action.UNSUBSCRIBE:
-        # Opting people out texts nobody, so blocklisted and suspended people
-        # are unsubscribed too. So are people the local data holds to be out
-        # already: a keyword re-join or a missed callback leaves it stale,
-        # and Vibes answers 404 for a number that is out indeed.
-        return "WHERE a.mobile_phone <> ''", []
-    raise PlanningError(f"unknown action {action}")
-
-
-def _blocks_numbers(action: str) -> bool:
-    return action != FlowStep.Action.UNSUBSCRIBE
-
-
-def _blocked_numbers_sql(table: str):
-    """(sql, params) filling `table` with every number a blocklisted or
-    suspended person holds, the person it comes from and the skip it means.
-
-    A blocklisted holder comes before a suspended one, then the lowest id, so
-    the person named is the same in every run.
-    """
-    blocklisted_id = "MIN(CASE WHEN blocklisted = %s THEN id END)"
-    return (
-        f"INSERT INTO {table} (phone, blocker, outcome) "
-        f"SELECT mobile_phone, COALESCE({blocklisted_id}, MIN(id)), "
-        f"CASE WHEN {blocklisted_id} IS NOT NULL THEN {int(Outcome.SKIPPED_NUMBER_BLOCKLISTED)} "
-        f"ELSE {int(Outcome.SKIPPED_NUMBER_SUSPENDED)} END "
-        f"FROM {_table(Lead)} WHERE (blocklisted = %s OR marketing_suspended = %s) AND mobile_phone <> '' "
-        f"GROUP BY mobile_phone",
-        [True, True, True, True],
-    )
-
-
-def _number_holders_sql(blocked_table: str, people_table: str):
-    """(sql, params) adding to `people_table` everyone who holds a blocked
-    number, with the person it comes from and the skip it means."""
+def _number_holders_sql(blocked_table: str, people_table: str) -> Sql:
+    """Adds to `people_table` everyone who holds a blocked number, with the
+    person it comes from and the skip it means."""
     # Driven from the few blocked numbers through the index on mobile_phone:
     # the IN makes SQLite start there even without statistics on the table.
-    # A person already qualified changed number between the two statements
-    # (another transaction, on PostgreSQL): the worker checks again before
-    # it calls, so planning goes on rather than fail.
-    return (
+    return Sql(
         f"INSERT INTO {people_table} (lead_id, blocker, outcome) SELECT l.id, b.blocker, b.outcome "
         f"FROM {_table(Lead)} l JOIN {blocked_table} b ON b.phone = l.mobile_phone "
-        f"WHERE l.mobile_phone IN (SELECT phone FROM {blocked_table}) ON CONFLICT (lead_id) DO NOTHING",
-        [],
+        f"WHERE l.mobile_phone IN (SELECT phone FROM {blocked_table})"
     )
 
 
-def _skip_reason(action: str, list_id: int):
-    """SQL CASE branches (on alias `a`, and `q` for the number's block)
-    naming why an unqualified person is skipped."""
-    branches = []
-    params = []
-    if _blocks_numbers(action):
-        branches += [
-            ("a.blocklisted = %s", [True], Outcome.SKIPPED_BLOCKLISTED),
-            ("a.marketing_suspended = %s", [True], Outcome.SKIPPED_MARKETING_SUSPENDED),
-            # The person is clean, someone else on the number is not.
-            ("q.blocker IS NOT NULL", [], None),
-        ]
-    branches.append(("a.mobile_phone = ''", [], Outcome.SKIPPED_NO_PHONE))
-    if action == FlowStep.Action.SUBSCRIBE:
-        branches.append(
-            (_number_has_subscription("= %s"), [list_id, SUBSCRIBED], Outcome.SKIPPED_ALREADY_SUBSCRIBED)
-        )
-        fallback = Outcome.SKIPPED_ALREADY_PENDING
-    elif action == FlowStep.Action.UNSUBSCRIBE:
-        fallback = Outcome.SKIPPED_NO_PHONE  # everyone with a number is called for
-    else:
-        fallback = Outcome.SKIPPED_NOT_SUBSCRIBED
-    sql = ""
-    for condition, condition_params, outcome in branches:
-        sql += f" WHEN {condition} THEN {'q.outcome' if outcome is None else int(outcome)}"
-        params += condition_params
-    return sql, params, int(fallback)
+def _called_sql(rules: list[Requirement], source: Sql, people_table: str) -> Sql:
+    """Adds to `people_table` the people of the audience who meet every
+    requirement, each with the winner of their number."""
+    joins = [f"JOIN {rule.joins} ON {rule.condition.text}" for rule in rules if rule.joins]
+    conditions = [rule.condition for rule in rules if not rule.joins]
+    # A person who took a blocked number since the holders were read (another
+    # transaction, on PostgreSQL) is not caught here: the worker checks
+    # again before it calls, so planning goes on rather than fail.
+    return Sql(
+        f"INSERT INTO {people_table} (lead_id, winner) SELECT a.id, {NUMBER_WINNER} "
+        f"FROM ({source.text}) a {' '.join(joins)} LEFT JOIN {people_table} q ON q.lead_id = a.id "
+        f"WHERE {' AND '.join(condition.text for condition in conditions)}",
+        (
+            *source.params,
+            *(param for rule in rules if rule.joins for param in rule.condition.params),
+            *(param for condition in conditions for param in condition.params),
+        ),
+    )
+
+
+def _skip_case(rules: list[Requirement]) -> Sql:
+    """CASE branches naming the skip of a person the step does not call for:
+    the first requirement they fail. The last needs no test: a person who
+    met all the others fails that one."""
+    *tested, last = rules
+    if any(rule.joins for rule in tested):
+        raise ValueError("only the last requirement may be met through a join")
+    text, params = "", []
+    for rule in tested:
+        skip = _outcome_sql(rule.otherwise)
+        text += f" WHEN NOT ({rule.condition.text}) THEN {skip.text}"
+        params += [*rule.condition.params, *skip.params]
+    skip = _outcome_sql(last.otherwise)
+    return Sql(f"{text} ELSE {skip.text}", (*params, *skip.params))
+
+
+def _outcome_sql(outcome: Outcome | Sql) -> Sql:
+    return outcome if isinstance(outcome, Sql) else Sql(str(int(outcome)))
 
 
 def _previous_audience_ranges(campaign_id: int, *, exclude_run: CampaignRun | None = None):
@@ -224,7 +165,7 @@ def everyone_already_ran(campaign) -> int | None:
             f"WHERE r.outcome <> %s AND ({ranges_sql})",
             [
                 *people_params,
-                int(Outcome.ALREADY_RAN),
+                int(Outcome.SKIPPED_ALREADY_RAN),
                 *(value for step_range in previous for value in step_range),
             ],
         )
@@ -309,72 +250,39 @@ def _write_plan(run_step: RunStep) -> None:
     if not claimed:
         raise PlanningError(f"step {run_step.pk} is already planned")
     run = run_step.run
-    action = run_step.action
-    list_id = run_step.vibes_list_id
-    source_sql, source_params = audience_sql(run_step)
-    qualified_sql, qualified_params = _qualified_people(action, list_id)
-    skip_sql, skip_params, fallback = _skip_reason(action, list_id)
+    source = Sql(*audience_sql(run_step))
     called = int(Outcome.PLANNED_DRY_RUN if run.dry_run else Outcome.QUEUED)
-    once = run.campaign.qualification_rule == run.campaign.QualificationRule.ONCE
 
     results = _table(RunResult)
     lead_key = "BIGINT PRIMARY KEY" if connection.vendor == "postgresql" else "INTEGER PRIMARY KEY"
     suffix = f"{run_step.pk}"
-    ran_table, qualified_table, blocked_table = f"plan_ran_{suffix}", f"plan_q_{suffix}", f"plan_b_{suffix}"
+    ran_table, people_table, blocked_table = f"plan_ran_{suffix}", f"plan_q_{suffix}", f"plan_b_{suffix}"
     with connection.cursor() as cursor:
-        if run_step.position > 0:
-            # Later steps inherit the first step's verdict.
-            already_ran_sql, already_ran_params = "a.first_outcome = %s", [int(Outcome.ALREADY_RAN)]
-        else:
-            already_ran_sql, already_ran_params = "1 = 0", []
-        if run_step.position == 0 and once:
-            previous = _previous_audience_ranges(run.campaign_id, exclude_run=run)
-            if previous:
-                # Everyone who was in an earlier run's audience has run
-                # through this flow (the qualification rule "once").
-                cursor.execute(_temp_table_ddl(ran_table, f"lead_id {lead_key}"))
-                for step_id, first_id, last_id in previous:
-                    cursor.execute(
-                        f"INSERT INTO {ran_table} (lead_id) SELECT DISTINCT r.lead_id FROM {results} r "
-                        f"WHERE r.run_step_id = %s AND r.id BETWEEN %s AND %s AND r.outcome <> %s "
-                        f"AND r.lead_id NOT IN (SELECT lead_id FROM {ran_table})",
-                        [step_id, first_id, last_id, int(Outcome.ALREADY_RAN)],
-                    )
-                already_ran_sql = f"a.id IN (SELECT lead_id FROM {ran_table})"
-                already_ran_params = []
-
-        if _blocks_numbers(action):
+        already_ran = _already_ran(cursor, run_step, ran_table, lead_key)
+        rules = requirements(run_step.action, list_id=run_step.vibes_list_id, already_ran=already_ran)
+        # One row per person the step calls for (with the winner of the
+        # number) and per holder of a blocked number (with the blocked
+        # person instead): never both for one person.
+        cursor.execute(
+            _temp_table_ddl(
+                people_table, f"lead_id {lead_key}, winner BIGINT, blocker BIGINT, outcome SMALLINT"
+            )
+        )
+        if NUMBER_NOT_BLOCKED in rules:
             # Read from the whole database at planning time, not from the
             # audience: a blocked person outside the smart list blocks the
             # number all the same, and a later step sees blocks made since.
             columns = "phone TEXT PRIMARY KEY, blocker BIGINT NOT NULL, outcome SMALLINT NOT NULL"
             cursor.execute(_temp_table_ddl(blocked_table, columns))
-            cursor.execute(*_blocked_numbers_sql(blocked_table))
-            unblocked_sql = f" AND a.mobile_phone NOT IN (SELECT phone FROM {blocked_table})"
-        else:
-            unblocked_sql = ""
-
-        # One row per qualified person (with the winner of the number) and,
-        # for a step that blocks numbers, per holder of a blocked number
-        # (with the blocked person instead): never both for one person.
-        cursor.execute(
-            _temp_table_ddl(
-                qualified_table, f"lead_id {lead_key}, winner BIGINT, blocker BIGINT, outcome SMALLINT"
-            )
-        )
-        cursor.execute(
-            f"INSERT INTO {qualified_table} (lead_id, winner) "
-            f"SELECT a.id, MIN(a.id) OVER (PARTITION BY a.mobile_phone) "
-            f"FROM ({source_sql}) a {qualified_sql} AND NOT ({already_ran_sql}){unblocked_sql}",
-            [*source_params, *qualified_params, *already_ran_params],
-        )
-        if _blocks_numbers(action):
-            cursor.execute(*_number_holders_sql(blocked_table, qualified_table))
+            cursor.execute(*blocked_numbers_sql(blocked_table))
+            cursor.execute(*_number_holders_sql(blocked_table, people_table))
+        cursor.execute(*_called_sql(rules, source, people_table))
         before = _last_id(cursor, reserve=True)
         # Every row keeps the number it was planned for, skipped or not: the
         # Results show it, and it is the number a block or a dedupe was about.
         # Only a skip for the number's block names the blocked person.
         number_blocks = ", ".join(str(int(outcome)) for outcome in NUMBER_BLOCKS)
+        skips = _skip_case(rules)
         cursor.execute(
             f"INSERT INTO {results} (run_step_id, lead_id, outcome, phone, duplicate_of_id, blocked_by_id, "
             f"error_code, detail, vibes_message_id, delivery_status) "
@@ -382,18 +290,17 @@ def _write_plan(run_step: RunStep) -> None:
             f"CASE WHEN x.outcome IN ({number_blocks}) THEN x.blocker END, '', '', '', '' "
             f"FROM (SELECT a.id, a.mobile_phone, CASE "
             f"WHEN q.winner IS NOT NULL THEN CASE WHEN q.winner = a.id THEN {called} "
-            f"ELSE {int(Outcome.SKIPPED_DUPLICATE_PHONE)} END "
-            f"WHEN {already_ran_sql} THEN {int(Outcome.ALREADY_RAN)}"
-            f"{skip_sql} ELSE {fallback} END AS outcome, "
+            f"ELSE {int(Outcome.SKIPPED_DUPLICATE_PHONE)} END"
+            f"{skips.text} END AS outcome, "
             f"CASE WHEN q.winner <> a.id THEN q.winner END AS duplicate_of, q.blocker "
-            f"FROM ({source_sql}) a LEFT JOIN {qualified_table} q ON q.lead_id = a.id) x",
-            [run_step.pk, *already_ran_params, *skip_params, *source_params],
+            f"FROM ({source.text}) a LEFT JOIN {people_table} q ON q.lead_id = a.id) x",
+            [run_step.pk, *skips.params, *source.params],
         )
         after = _last_id(cursor, reserve=False)
         # The calls to make, known before the full count by reason is taken.
-        cursor.execute(f"SELECT COUNT(*) FROM {qualified_table} WHERE winner = lead_id")
+        cursor.execute(f"SELECT COUNT(*) FROM {people_table} WHERE winner = lead_id")
         called_count = cursor.fetchone()[0]
-        _drop_temp(cursor, qualified_table)
+        _drop_temp(cursor, people_table)
         _drop_temp(cursor, ran_table)
         _drop_temp(cursor, blocked_table)
 
@@ -417,6 +324,30 @@ def _write_plan(run_step: RunStep) -> None:
     run_step.save(
         update_fields=["first_result_id", "last_result_id", "status", "counts", "planned_at", "plan_seconds"]
     )
+
+
+def _already_ran(cursor, run_step: RunStep, ran_table: str, lead_key: str) -> Sql:
+    """SQL true for the people of the audience who have run through the flow
+    before (the qualification rule "once"); filling `ran_table` if need be."""
+    if run_step.position > 0:
+        # Later steps inherit the first step's verdict.
+        return Sql("a.first_outcome = %s", (int(Outcome.SKIPPED_ALREADY_RAN),))
+    campaign = run_step.run.campaign
+    if campaign.qualification_rule != campaign.QualificationRule.ONCE:
+        return Sql("1 = 0")
+    previous = _previous_audience_ranges(campaign.pk, exclude_run=run_step.run)
+    if not previous:
+        return Sql("1 = 0")
+    # Everyone who was in an earlier real run's audience has run through this flow.
+    cursor.execute(_temp_table_ddl(ran_table, f"lead_id {lead_key}"))
+    for step_id, first_id, last_id in previous:
+        cursor.execute(
+            f"INSERT INTO {ran_table} (lead_id) SELECT DISTINCT r.lead_id FROM {_table(RunResult)} r "
+            f"WHERE r.run_step_id = %s AND r.id BETWEEN %s AND %s AND r.outcome <> %s "
+            f"AND r.lead_id NOT IN (SELECT lead_id FROM {ran_table})",
+            [step_id, first_id, last_id, int(Outcome.SKIPPED_ALREADY_RAN)],
+        )
+    return Sql(f"a.id IN (SELECT lead_id FROM {ran_table})")
 
 
 def _last_id(cursor, *, reserve: bool) -> int:

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy
 
 from smscampaigns.models import Lead
 
-from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign, outcome_counts
+from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
 from .checks import CampaignCannotRun, NobodyLeftToRun, check_anyone_left
 from .planner import plan_step
 from .report import number_blockers
@@ -16,18 +16,28 @@ from .report import number_blockers
 
 @dataclass
 class StepPreview:
-    position: int
-    action: str
-    counts: dict = field(default_factory=dict)
+    # Planned, then rolled back: the step keeps its counts, its rows are gone.
+    step: RunStep
     blockers: dict = field(default_factory=dict)  # report.number_blockers, read before the rollback
 
     @property
-    def action_label(self):
-        return FlowStep.Action(self.action).label
+    def action(self) -> str:
+        return self.step.action
 
     @property
-    def number(self):
-        return self.position + 1
+    def action_label(self):
+        return self.step.get_action_display()
+
+    @property
+    def number(self) -> int:
+        return self.step.number
+
+    @property
+    def counts(self) -> dict:
+        return self.step.counts
+
+    def outcome_counts(self):
+        return self.step.outcome_counts()
 
 
 @dataclass
@@ -35,10 +45,6 @@ class AudiencePreview:
     audience: int
     steps: list
     sample: list
-
-
-class _Rollback(Exception):
-    pass
 
 
 def campaign_preview(*, campaign: SmartCampaign, sample_size: int = 10) -> AudiencePreview:
@@ -50,42 +56,35 @@ def campaign_preview(*, campaign: SmartCampaign, sample_size: int = 10) -> Audie
     problems = campaign.problems()
     if problems:
         raise CampaignCannotRun(problems)
-    preview = None
-    try:
-        with transaction.atomic():
-            run = CampaignRun.objects.create(
-                campaign=campaign,
-                trigger=CampaignRun.Trigger.ADMIN,
-                dry_run=True,
-                status=CampaignRun.Status.COMPLETED,
+    with transaction.atomic():
+        run = CampaignRun.objects.create(
+            campaign=campaign,
+            trigger=CampaignRun.Trigger.ADMIN,
+            dry_run=True,
+            status=CampaignRun.Status.COMPLETED,
+        )
+        steps = []
+        for position, flow_step in enumerate(campaign.steps()):
+            run_step = RunStep.objects.create(
+                run=run,
+                position=position,
+                action=flow_step.action,
+                vibes_list=flow_step.vibes_list,
+                acquisition_campaign=flow_step.acquisition_campaign,
             )
-            steps = []
-            for position, flow_step in enumerate(campaign.steps()):
-                run_step = RunStep.objects.create(
-                    run=run,
-                    position=position,
-                    action=flow_step.action,
-                    vibes_list=flow_step.vibes_list,
-                    acquisition_campaign=flow_step.acquisition_campaign,
+            plan_step(run_step)
+            steps.append(StepPreview(run_step, number_blockers(run_step)))
+            if position == 0:
+                first = RunStep.objects.get(pk=run_step.pk)
+                lead_ids = list(
+                    first.results()
+                    .filter(outcome=Outcome.PLANNED_DRY_RUN)
+                    .order_by("pk")
+                    .values_list("lead_id", flat=True)[:sample_size]
                 )
-                counts = plan_step(run_step)
-                steps.append(StepPreview(position, flow_step.action, counts, number_blockers(run_step)))
-                if position == 0:
-                    first = RunStep.objects.get(pk=run_step.pk)
-                    lead_ids = list(
-                        first.results()
-                        .filter(outcome=Outcome.PLANNED_DRY_RUN)
-                        .order_by("pk")
-                        .values_list("lead_id", flat=True)[:sample_size]
-                    )
-                    sample = list(Lead.objects.filter(pk__in=lead_ids).order_by("pk"))
-            preview = AudiencePreview(
-                audience=sum(steps[0].counts.values()) if steps else 0, steps=steps, sample=sample
-            )
-            raise _Rollback
-    except _Rollback:
-        pass
-    return preview
+                sample = list(Lead.objects.filter(pk__in=lead_ids).order_by("pk"))
+        transaction.set_rollback(True)
+    return AudiencePreview(audience=sum(steps[0].counts.values()) if steps else 0, steps=steps, sample=sample)
 
 
 # What "would be called (dry run)" means for each step, in a confirmation.
@@ -143,7 +142,7 @@ def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
                     n,
                     step.blockers.get(outcome.code),
                 )
-                for outcome, n in outcome_counts(step.counts)
+                for outcome, n in step.outcome_counts()
             ],
         )
         for step in preview.steps

@@ -19,10 +19,6 @@ WOULD_CALL = Outcome.PLANNED_DRY_RUN.code
 BLOCKERS_SHOWN = 5
 
 
-def _is_skip(code: str) -> bool:
-    return code.startswith("skipped_") or code == Outcome.ALREADY_RAN.code
-
-
 @dataclass(frozen=True)
 class NumberBlocker:
     """A blocklisted or suspended person, and how many others on their number a step skipped."""
@@ -91,8 +87,8 @@ class SkipReason:
 
 def step_summary(step) -> dict:
     """Counts of a run step (or a preview step) grouped the way people read them."""
-    counts = dict(step.counts)
-    skipped = {code: n for code, n in counts.items() if _is_skip(code)}
+    counts = {outcome.code: n for outcome, n in step.outcome_counts()}
+    skipped = sorted((outcome.code, outcome, n) for outcome, n in step.outcome_counts() if outcome.is_skip)
     # A preview's rows are gone by now: it keeps its blockers (runner.campaign_preview).
     blockers = getattr(step, "blockers", None)
     if blockers is None:
@@ -100,9 +96,9 @@ def step_summary(step) -> dict:
     row = {column: counts.get(column, 0) for column in (*COLUMNS, *LATER_COLUMNS)}
     row["open"] = sum(counts.get(code, 0) for code in OPEN)
     row["would_call"] = counts.get(WOULD_CALL, 0)
-    row["skipped"] = sum(skipped.values())
+    row["skipped"] = sum(n for _code, _outcome, n in skipped)
     row["skipped_by_reason"] = [
-        SkipReason(Outcome[code.upper()].label, n, blockers.get(code)) for code, n in sorted(skipped.items())
+        SkipReason(outcome.label, n, blockers.get(code)) for code, outcome, n in skipped
     ]
     row["total"] = sum(counts.values())
     return row
@@ -114,7 +110,7 @@ def format_summary(run: CampaignRun) -> str:
     later = [c for c in LATER_COLUMNS if any(step.counts.get(c) for step in steps)]
     columns = [*COLUMNS, *later, "skipped", "total"]
     named = {*COLUMNS, *later}
-    headers = [_("Step"), _("Action"), *[Outcome[c.upper()].label if c in named else _(c) for c in columns]]
+    headers = [_("Step"), _("Action"), *[Outcome.from_code(c).label if c in named else _(c) for c in columns]]
     if run.dry_run:
         columns.insert(0, "would_call")
         headers.insert(2, _("would be called"))

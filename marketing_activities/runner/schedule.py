@@ -14,7 +14,8 @@ import logging
 from django.utils import timezone
 
 from ..models import CampaignRun, SmartCampaign
-from . import CampaignCannotRun, NobodyLeftToRun, run_create
+from .checks import CampaignCannotRun, NobodyLeftToRun
+from .runs import run_create
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from .. import services
 from ..forms import ScheduleForm, add_service_errors
 from ..models import CampaignRun, SmartCampaign
 from ..permissions import RUN_CAMPAIGN, VIEW_RUNS, require_permissions
-from ..runner import CampaignCannotRun, campaign_start
+from ..runner import CampaignCannotRun
 from ..runner.preview import run_now_preview
+from ..tasks import campaign_start
 from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import crumbs
 
@@ -121,7 +122,7 @@ def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @marketer_required("view_smartcampaign", "run_smartcampaign")
 def run_now(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Run now: GET asks for confirmation (showing how many people qualify),
-    POST starts a run through the runner's `campaign_start` and opens Results."""
+    POST starts a run through `tasks.campaign_start` and opens Results."""
     campaign = campaign_or_404(pk)
     if request.method == "GET":
         return _schedule_screen(request, campaign, run_confirm=True)

@@ -18,7 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms import ResultsFilterForm
-from ..models import CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCampaign, outcome_counts
+from ..models import CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCampaign
 from ..replies import replied_counts, replied_result_ids, replies_by_result, replies_in_range
 from ..result_details import detail_display
 from .campaign import campaign_context, campaign_or_404
@@ -46,7 +46,7 @@ def _step_rows(steps: list[RunStep], base_query: dict) -> list[dict]:
     replied = replied_counts(sends) if sends else {}
     rows = []
     for step in steps:
-        counts = outcome_counts(step.counts)
+        counts = step.outcome_counts()
         total = sum(n for _, n in counts)
         rows.append(
             {

@@ -17,7 +17,8 @@ from django.db import connection
 
 from benchmarks import runner as bench
 from marketing_activities.models import SMS_SENT, CampaignRun, SmartCampaign
-from marketing_activities.runner import run_create, run_dispatch, run_retry_uncertain
+from marketing_activities.runner import run_create, run_retry_uncertain
+from marketing_activities.tasks import run_dispatch
 from smscampaigns.celery import app as celery_app
 from tests.celery_broker import use_broker
 from tests.waiting import DEADLINE, simulator_delivered_callbacks, stop, wait_for_server, wait_until

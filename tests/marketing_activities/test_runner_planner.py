@@ -167,7 +167,7 @@ def test_nobody_is_called_on_a_number_a_blocked_person_holds(
     if in_smart_list:
         expected["blocked@example.com"] = (OWN_BLOCK[block], None)
     assert blocks(step) == expected
-    assert step.results().filter(phone=NUMBER, outcome__lt=30).count() == 0
+    assert step.results().calls().filter(phone=NUMBER).count() == 0
     assert step.counts[NUMBER_BLOCK[block].code] == 2
 
 
@@ -380,7 +380,7 @@ def test_qualification_once_skips_people_who_ran_through_the_flow_before(news):
     subscribed(news, email="second@example.com")
     step = plan(campaign)
     assert outcomes(step) == {
-        "first@example.com": (Outcome.ALREADY_RAN, None),
+        "first@example.com": (Outcome.SKIPPED_ALREADY_RAN, None),
         "second@example.com": (Outcome.QUEUED, None),
     }
     assert first.pk
@@ -486,7 +486,7 @@ def test_people_who_ran_through_twice_are_counted_once(news):
     )
     campaign.refresh_from_db()
     check_anyone_left(campaign)  # nothing raised: C is left
-    assert outcomes(plan(campaign))[a.email] == (Outcome.ALREADY_RAN, None)
+    assert outcomes(plan(campaign))[a.email] == (Outcome.SKIPPED_ALREADY_RAN, None)
     assert b.pk
 
 

@@ -270,7 +270,7 @@ def test_an_active_run_links_to_its_results(staff_client):
 def no_dispatch(monkeypatch):
     """The real runner creates the run; nothing works on it in the background."""
     dispatched = []
-    monkeypatch.setattr("marketing_activities.runner.run_dispatch", dispatched.append)
+    monkeypatch.setattr("marketing_activities.tasks.run_dispatch", dispatched.append)
     return dispatched
 
 

@@ -16,7 +16,7 @@ from django.db import connection
 
 from smscampaigns.celery import app as celery_app
 from smscampaigns.models import Lead, LeadImport
-from smscampaigns.services import lead_import_start
+from smscampaigns.tasks import lead_import_start
 from tests.celery_broker import use_broker
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")

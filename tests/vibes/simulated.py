@@ -1,10 +1,9 @@
 """The simulated Vibes of the tests: its credentials, a client for it, and a
 catcher for the callbacks it posts.
 
-The fixtures built on them are in the conftest files: `vibes_simulator`,
-`vibes_callback_post` and `vibes_live_callbacks` for the whole suite
-(`tests/conftest.py`), `vibes_client` and `callback_catcher` for the Vibes
-tests (`tests/vibes/conftest.py`).
+The fixtures built on them are in `tests/conftest.py`: `vibes_simulator`,
+`vibes_client`, `callback_catcher`, `vibes_callback_post` and
+`vibes_live_callbacks`, for the whole suite.
 """
 
 import json

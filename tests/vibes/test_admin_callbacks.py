@@ -7,18 +7,19 @@ from django.urls import reverse
 
 from smscampaigns.permissions import permission_label
 from tests.vibes.simulated import APP_URL, CALLBACK_PASSWORD, CALLBACK_USERNAME
-from vibes import registration
+from vibes.callback_types import PLATFORM_TYPES
 from vibes.callbacks import APPLIERS
 from vibes.conf import get_client
 from vibes.models import CallbackTest
+from vibes.registration.testing import TESTABLE_TYPES
 from vibes.sync import vibes_sync
 
 pytestmark = pytest.mark.django_db
 
 PAGE = reverse("admin:vibes_callbackevent_registrations")
-PLATFORM_READ = {t for t in APPLIERS if t in registration.PLATFORM_TYPES}
+PLATFORM_READ = {t for t in APPLIERS if t in PLATFORM_TYPES}
 # The types read whose test event the app can send (not unmatched_message_received).
-TESTED = PLATFORM_READ & registration.TESTABLE_TYPES
+TESTED = PLATFORM_READ & TESTABLE_TYPES
 
 
 def shown_messages(response) -> list[str]:

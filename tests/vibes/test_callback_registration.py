@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from tests.vibes.factories import SubscriptionFactory
 from tests.vibes.simulated import APP_URL, CALLBACK_PASSWORD, CALLBACK_USERNAME
-from vibes import registration
+from vibes.callback_types import CONNECT_TYPES, PLATFORM_TYPES
 from vibes.callbacks import APPLIERS
 from vibes.conf import get_client
 from vibes.models import (
@@ -23,14 +23,15 @@ from vibes.models import (
     VibesList,
 )
 from vibes.registration import CallbacksNotConfigured, callbacks_register, callbacks_url
+from vibes.registration.testing import TESTABLE_TYPES
 from vibes.sync import vibes_sync
 
 pytestmark = pytest.mark.django_db
 
-PLATFORM_READ = {t for t in APPLIERS if t in registration.PLATFORM_TYPES}
+PLATFORM_READ = {t for t in APPLIERS if t in PLATFORM_TYPES}
 # The types read whose test event the app can send (not unmatched_message_received).
-TESTED = PLATFORM_READ & registration.TESTABLE_TYPES
-CONNECT_READ = {t for t in APPLIERS if t in registration.CONNECT_TYPES}
+TESTED = PLATFORM_READ & TESTABLE_TYPES
+CONNECT_READ = {t for t in APPLIERS if t in CONNECT_TYPES}
 
 
 def run(*args) -> str:

@@ -450,13 +450,13 @@ def _callback_types(schema_names) -> set[str]:
 
 
 def test_the_types_each_api_registers_are_the_contracts():
-    from vibes import registration
+    from vibes import callback_types
 
     schemas = PLATFORM_SPEC["components"]["schemas"]
-    assert registration.PLATFORM_TYPES == _callback_types(
+    assert callback_types.PLATFORM_TYPES == _callback_types(
         name for name in schemas if name.startswith("callbackRequest-")
     )
-    assert registration.CONNECT_TYPES == set(
+    assert callback_types.CONNECT_TYPES == set(
         CONNECT_SPEC["components"]["schemas"]["CallbackCreate"]["properties"]["callback_type"]["enum"]
     )
 
@@ -464,8 +464,9 @@ def test_the_types_each_api_registers_are_the_contracts():
 @pytest.mark.django_db
 def test_every_test_event_the_app_asks_for_follows_the_contract():
     from tests.vibes.factories import AcquisitionCampaignFactory
-    from vibes import registration
+    from vibes.callback_types import PLATFORM_TYPES
     from vibes.callbacks import APPLIERS
+    from vibes.registration.testing import TESTABLE_TYPES, callback_test_details
 
     AcquisitionCampaignFactory()
     client = VibesClient(
@@ -480,14 +481,12 @@ def test_every_test_event_the_app_asks_for_follows_the_contract():
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
         mocked.add_callback("POST", re.compile(r"https://.*"), callback=canned_answer)
         for callback_type in sorted(APPLIERS):
-            details, _why = registration._test_details(callback_type, "callbacks-test-1")
+            details, _why = callback_test_details(callback_type, "callbacks-test-1")
             if details is not None:
                 client.send_test_callback(callback_type, **details)
                 asked.append(callback_type)
         requests_made = [call.request for call in mocked.calls]
-    assert (
-        set(asked) == {t for t in APPLIERS if t in registration.PLATFORM_TYPES} & registration.TESTABLE_TYPES
-    )
+    assert set(asked) == {t for t in APPLIERS if t in PLATFORM_TYPES} & TESTABLE_TYPES
     problems = {f"{r.method} {r.body}": contract_violations(r) for r in requests_made}
     assert {request: found for request, found in problems.items() if found} == {}
 

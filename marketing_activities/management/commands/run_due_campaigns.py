@@ -1,9 +1,10 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from marketing_activities.runner import results_expire_confirmations, run_dispatch, run_execute
+from marketing_activities.runner import results_expire_confirmations, run_execute
 from marketing_activities.runner.report import format_summary
 from marketing_activities.runner.schedule import stale_runs, start_due_runs
+from marketing_activities.tasks import run_dispatch
 
 
 class Command(BaseCommand):

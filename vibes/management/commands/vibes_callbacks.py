@@ -3,13 +3,13 @@ from django.utils.translation import gettext as _
 
 from vibes.conf import get_client
 from vibes.exceptions import VibesAuthError, VibesConnectionError, VibesError, VibesTimeout
+from vibes.redaction import url_without_password
 from vibes.registration import (
     CallbacksNotConfigured,
     callbacks_overview,
     callbacks_register,
     callbacks_test,
 )
-from vibes.types import url_without_password
 
 
 class Command(BaseCommand):

@@ -1,18 +1,22 @@
 import signal
 import threading
+from collections import defaultdict
+from datetime import UTC
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
-from vibes.models import Subscription
+from vibes.models import AcquisitionCampaign, Subscription, VibesList
 from vibes.simulator import VibesSimulator
 
 
 class Command(BaseCommand):
     help = (
         "Run a local Vibes (Platform and Connect APIs) with real state and callbacks, "
-        "for development and load tests. Stop it with Ctrl-C."
+        "for development and load tests. It serves the Vibes lists and acquisition campaigns "
+        "of the app's database. Stop it with Ctrl-C."
     )
 
     def add_arguments(self, parser):
@@ -59,7 +63,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        subscribers = subscribers_from_db() if options["seed_from_db"] else ()
+        try:
+            lists = lists_from_db()
+            subscribers = subscribers_from_db() if options["seed_from_db"] else ()
+        except DatabaseError as error:
+            # A fresh checkout: the simulator serves the database's lists, so it needs them.
+            raise CommandError(
+                _("Cannot read the Vibes lists from the database (%(error)s): run manage.py migrate first.")
+                % {"error": error}
+            ) from None
         simulator = VibesSimulator(
             host=options["host"],
             port=options["port"],
@@ -67,6 +79,7 @@ class Command(BaseCommand):
             username=options["username"],
             password=options["password"],
             short_code=settings.VIBES_SHORT_CODE,
+            lists=lists,
             subscribers=subscribers,
             callback_url=options["callback_url"],
             confirm_after=options["confirm_after"],
@@ -88,6 +101,33 @@ class Command(BaseCommand):
         )
         wait_for_stop_signal()
         simulator.stop()
+
+
+def lists_from_db() -> list[dict]:
+    """The app's Vibes lists and acquisition campaigns that are still in Vibes, as the simulator's seed.
+
+    On a fresh install these are the demo company's, which `seed_demo` writes.
+    """
+    campaigns = defaultdict(list)
+    for campaign in AcquisitionCampaign.objects.active().order_by("pk"):
+        seed = {
+            "acquisition_id": campaign.vibes_id,
+            "description": campaign.name,
+            "keywords": [word.strip() for word in campaign.keywords.split(",") if word.strip()],
+        }
+        if campaign.status:  # none: the simulator's own default, active
+            seed["status"] = campaign.status
+        if campaign.ends_at:
+            seed["end_date"] = campaign.ends_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        campaigns[campaign.vibes_list_id].append(seed)
+    return [
+        {
+            "id": vibes_list.vibes_id,
+            "name": vibes_list.name,
+            "acquisition_campaigns": campaigns[vibes_list.pk],
+        }
+        for vibes_list in VibesList.objects.active().order_by("pk")
+    ]
 
 
 def subscribers_from_db() -> list[dict]:

@@ -1,0 +1,193 @@
+"""Who a step calls for, and why everyone else is skipped: every rule in one place.
+
+A person of a step's audience is called for when they meet every requirement
+of the step's action; otherwise they are skipped with the outcome of the
+first requirement they fail, in the order listed. The planner turns each list
+into both the SQL that picks who is called and the CASE that names each skip,
+so the two cannot disagree. Of the people who meet them all, one per number
+is called (R3). Blocks (R4) hold until the call: the worker checks each
+batch again just before calling (`blocked_since_planning`).
+
+The SQL reads the audience as `a` (id, mobile_phone, blocklisted,
+marketing_suspended, first_outcome) and the person's row of the plan as `q`
+(for a holder of a blocked number: the person it comes from, and the skip).
+The tests named beside each rule are in
+tests/marketing_activities/test_runner_planner.py unless another file is named.
+"""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from django.db import connection
+from django.db.models import Q
+
+from smscampaigns.models import Lead
+from vibes.models import Subscription
+
+from ..models import FlowStep, Outcome
+
+
+class Sql(NamedTuple):
+    text: str
+    params: tuple = ()
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a person must meet for the step to call for them, and their skip when they do not."""
+
+    condition: Sql
+    otherwise: Outcome | Sql  # the skip, or SQL that picks it
+    # The condition as the ON of a join with this table, so that the query
+    # starts from that table's rows when they are few (the list's
+    # subscribers). Only the last requirement may be joined: the CASE that
+    # names the skips never states the last one.
+    joins: str = ""
+
+
+def _table(model):
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+# R4: the blocks, in the order a number's block is named (a blocklisted
+# holder before a suspended one): the lead's flag, the person's own skip,
+# and the skip of the others who hold their number.
+BLOCKS = (
+    ("blocklisted", Outcome.SKIPPED_BLOCKLISTED, Outcome.SKIPPED_NUMBER_BLOCKLISTED),
+    ("marketing_suspended", Outcome.SKIPPED_MARKETING_SUSPENDED, Outcome.SKIPPED_NUMBER_SUSPENDED),
+)
+
+# R4 per number: nobody is texted or enrolled on a number a blocked person
+# holds, anywhere in the database. The planner gives every holder of such a
+# number a row in `q` naming that person and the skip (`blocked_numbers_sql`)
+# when a step's requirements hold this one.
+# test_nobody_is_called_on_a_number_a_blocked_person_holds,
+# test_a_number_blocked_by_a_blocklisted_and_a_suspended_person_names_the_blocklisted_one,
+# test_a_later_step_honours_a_block_made_after_the_first_was_planned
+NUMBER_NOT_BLOCKED = Requirement(Sql("q.blocker IS NULL"), Sql("q.outcome"))
+
+# R3: of the people a step may call for who share a number, the lowest lead
+# id is called, the same in every run; the others are skipped naming them.
+# test_the_winner_of_a_shared_number_is_chosen_deterministically,
+# test_national_and_international_spellings_are_one_number
+NUMBER_WINNER = "MIN(a.id) OVER (PARTITION BY a.mobile_phone)"
+
+
+def requirements(action: str, *, list_id: int, already_ran: Sql) -> list[Requirement]:
+    """Every requirement of who a step of `action` calls for, in the order its skips are named.
+
+    `already_ran` is true for the people who have run through the flow
+    before, under the qualification rule "once" (the planner works it out).
+    """
+    ran_once = Requirement(
+        # test_qualification_once_skips_people_who_ran_through_the_flow_before
+        Sql(f"NOT ({already_ran.text})", already_ran.params),
+        Outcome.SKIPPED_ALREADY_RAN,
+    )
+    # R7. test_send_skips_blocklisted_suspended_and_people_without_a_number
+    has_number = Requirement(Sql("a.mobile_phone <> ''"), Outcome.SKIPPED_NO_PHONE)
+    if action == FlowStep.Action.UNSUBSCRIBE:
+        # Opting out texts nobody, so no block stops it, and the local status
+        # does not either: a keyword re-join or a missed callback leaves it
+        # stale, and Vibes answers 404 for a number that is out indeed.
+        # test_unsubscribe_calls_for_everyone_with_a_number_whatever_the_local_status_says,
+        # test_unsubscribe_is_never_blocked_by_a_number
+        return [ran_once, has_number]
+
+    # R4: blocklisted and suspended people are never texted nor enrolled.
+    # test_send_skips_blocklisted_suspended_and_people_without_a_number,
+    # test_a_person_blocked_on_their_own_keeps_their_own_reason
+    not_blocked = [Requirement(Sql(f"a.{flag} = %s", (False,)), own) for flag, own, _number in BLOCKS]
+    blocks = [*not_blocked, NUMBER_NOT_BLOCKED]
+
+    if action == FlowStep.Action.SEND_SMS:
+        # R2: only people subscribed to the list (not pending, not out) get
+        # the SMS. test_send_goes_only_to_people_subscribed_to_the_vibes_list
+        subscribed = Requirement(
+            Sql(
+                "s.lead_id = a.id AND s.vibes_list_id = %s AND s.status = %s",
+                (list_id, Subscription.Status.SUBSCRIBED),
+            ),
+            Outcome.SKIPPED_NOT_SUBSCRIBED,
+            joins=f"{_table(Subscription)} s",
+        )
+        return [ran_once, *blocks, has_number, subscribed]
+    if action == FlowStep.Action.SUBSCRIBE:
+        # One participant request per number, and no second confirmation text
+        # to a number that is subscribed or pending already.
+        # test_subscribe_skips_people_already_subscribed_or_pending_on_their_number
+        not_on_list = Requirement(
+            Sql(
+                f"NOT {_number_on_list('IN (%s, %s)')}",
+                (list_id, Subscription.Status.SUBSCRIBED, Subscription.Status.PENDING),
+            ),
+            Sql(
+                f"CASE WHEN {_number_on_list('= %s')} THEN {int(Outcome.SKIPPED_ALREADY_SUBSCRIBED)} "
+                f"ELSE {int(Outcome.SKIPPED_ALREADY_PENDING)} END",
+                (list_id, Subscription.Status.SUBSCRIBED),
+            ),
+        )
+        return [ran_once, *blocks, has_number, not_on_list]
+    raise ValueError(f"unknown action {action}")
+
+
+def _number_on_list(status_sql: str) -> str:
+    """Someone with this number (the person or another) is on the list with that status."""
+    return (
+        f"EXISTS (SELECT 1 FROM {_table(Lead)} o JOIN {_table(Subscription)} s ON s.lead_id = o.id "
+        f"WHERE o.mobile_phone = a.mobile_phone AND s.vibes_list_id = %s AND s.status {status_sql})"
+    )
+
+
+def blocked_numbers_sql(table: str) -> Sql:
+    """Fills `table` (phone, blocker, outcome) with every number a blocked person
+    holds, the person named for it and the skip it means for the others.
+
+    The person named is the same in every run: the first kind of block of
+    BLOCKS, then the lowest id. The WHERE repeats the condition of the
+    partial index on blocked people, which it reads them through.
+    """
+    # Per number and kind of block, its lowest id among the holders.
+    firsts = [(f"MIN(CASE WHEN {flag} = %s THEN id END)", number) for flag, _own, number in BLOCKS]
+    blocker = "COALESCE(" + ", ".join(first for first, _number in firsts) + ")"
+    outcome = " ".join(f"WHEN {first} IS NOT NULL THEN {int(number)}" for first, number in firsts)
+    blocked = " OR ".join(f"{flag} = %s" for flag, _own, _number in BLOCKS)
+    return Sql(
+        f"INSERT INTO {table} (phone, blocker, outcome) SELECT mobile_phone, {blocker}, CASE {outcome} END "
+        f"FROM {_table(Lead)} WHERE ({blocked}) AND mobile_phone <> '' GROUP BY mobile_phone",
+        (True,) * (3 * len(BLOCKS)),
+    )
+
+
+def blocked_since_planning(rows: list[tuple]) -> dict[tuple[Outcome, int | None], list[int]]:
+    """R4 until the call: of the queued rows (result id, lead id, number) about
+    to be called, those whose person or number was blocked since planning,
+    as {(skip, person named or None): result ids}. One indexed query.
+
+    test_runner_execution.py::test_a_block_made_after_planning_holds_when_the_calls_are_made
+    """
+    lead_ids = {lead_id for _id, lead_id, _phone in rows}
+    phones = {phone for _id, _lead_id, phone in rows}
+    flags = [flag for flag, _own, _number in BLOCKS]
+    flagged = Q()
+    for flag in flags:
+        flagged |= Q(**{flag: True})
+    blocked = (
+        Lead.objects.filter(flagged)
+        .filter(Q(mobile_phone__in=phones) | Q(pk__in=lead_ids))
+        .values_list("pk", "mobile_phone", *flags)
+    )
+    kinds = {}  # lead id: the first of BLOCKS that applies to them
+    named = {}  # number: (kind, lead id) of the person named for it, as the planner names them
+    for lead_id, phone, *on in blocked:
+        kinds[lead_id] = on.index(True)
+        if phone:
+            named[phone] = min(named.get(phone, (kinds[lead_id], lead_id)), (kinds[lead_id], lead_id))
+    skips: dict[tuple[Outcome, int | None], list[int]] = {}
+    for result_id, lead_id, phone in rows:
+        if lead_id in kinds:
+            skips.setdefault((BLOCKS[kinds[lead_id]][1], None), []).append(result_id)
+        elif phone in named:
+            kind, blocker = named[phone]
+            skips.setdefault((BLOCKS[kind][2], blocker), []).append(result_id)
+    return skips

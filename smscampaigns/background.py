@@ -1,0 +1,43 @@
+"""Where background work runs: lead imports, subscriber syncs.
+
+`RUNNER_BACKGROUND` says where, as for campaign runs: on Celery workers
+("celery", or "auto" when a broker is configured), in a thread of this
+process (the default without a broker), or "inline", at commit in this
+process, for tests.
+"""
+
+import logging
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+logger = logging.getLogger(__name__)
+
+
+def background_run(task, *args, name: str) -> None:
+    """Have the Celery task `task(*args)` run in the background once the transaction commits.
+
+    `name` names the thread it runs in, when it runs in one.
+    """
+    mode = settings.RUNNER_BACKGROUND
+    if mode == "celery" or (mode == "auto" and settings.CELERY_BROKER_URL):
+        transaction.on_commit(lambda: task.delay(*args))
+    elif mode == "inline":
+        transaction.on_commit(lambda: task(*args))
+    else:
+        transaction.on_commit(
+            lambda: threading.Thread(
+                target=_in_thread, args=(task, args, name), name=name, daemon=True
+            ).start()
+        )
+
+
+def _in_thread(task, args, name: str) -> None:
+    close_old_connections()
+    try:
+        task(*args)
+    except Exception:
+        logger.exception("background work %s failed", name)
+    finally:
+        close_old_connections()
