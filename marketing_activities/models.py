@@ -125,9 +125,6 @@ class SmsMessage(models.Model):
     def __str__(self):
         return self.name
 
-    def render_for(self, lead):
-        return sms_text.render(self.text, lead)
-
 
 # --- Smart campaigns and their flow ----------------------------------------------
 
@@ -598,7 +595,6 @@ class Outcome(models.IntegerChoices):
         return self.name.lower()
 
 
-OPEN_OUTCOMES = (Outcome.QUEUED, Outcome.SENDING)
 # An SMS's row once Vibes accepted it (or may have): what its delivery receipt settles.
 SMS_SENT = (Outcome.SENT, Outcome.DELIVERED, Outcome.DELIVERY_FAILED)
 NUMBER_BLOCKS = (Outcome.SKIPPED_NUMBER_BLOCKLISTED, Outcome.SKIPPED_NUMBER_SUSPENDED)

@@ -48,7 +48,6 @@ from .planner import PlanningError, count_outcomes, plan_step
 logger = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 300
-TOKEN_FIELDS = sms_text.TOKEN_FIELDS
 
 
 class RunStopped(Exception):
