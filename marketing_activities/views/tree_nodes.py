@@ -83,9 +83,16 @@ class Node:
         return self.url
 
     @functools.cached_property
-    def tree_url(self) -> str:
-        """Base of the node's tree actions: children/, collapse/, rename/, move/, delete/, new/<kind>/."""
-        return fast_reverse("marketing_activities:node_rename", self.pk, self.kind).removesuffix("rename/")
+    def children_url(self) -> str:
+        return fast_reverse("marketing_activities:node_children", self.pk, self.kind)
+
+    @functools.cached_property
+    def collapse_url(self) -> str:
+        return fast_reverse("marketing_activities:node_collapse", self.pk, self.kind)
+
+    @functools.cached_property
+    def menu_url(self) -> str:
+        return fast_reverse("marketing_activities:node_menu", self.pk, self.kind)
 
 
 def flatten(roots: list[Node]) -> list[dict]:
