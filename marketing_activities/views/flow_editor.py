@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
@@ -28,24 +27,6 @@ from .common import HtmxHttpRequest, marketer_required, render_partial, render_s
 
 TEMPLATE = "marketing_activities/campaign_flow.html"
 
-# The words of every step card, translated once per response rather than once
-# per step in the template (a flow of ten steps would translate them ten times).
-STEP_LABELS = {
-    "drag": gettext_lazy("Drag to reorder"),
-    "incomplete": gettext_lazy("Incomplete"),
-    "ready": gettext_lazy("Ready"),
-    "move_up": gettext_lazy("Move up"),
-    "move_down": gettext_lazy("Move down"),
-    "delete": gettext_lazy("Delete"),
-    "sms_message": gettext_lazy("SMS message"),
-    "choose_sms_message": gettext_lazy("Choose an SMS message…"),
-    "vibes_list": gettext_lazy("Vibes list"),
-    "choose_vibes_list": gettext_lazy("Choose a Vibes list…"),
-    "acquisition_campaign": gettext_lazy("Acquisition campaign"),
-    "choose_acquisition_campaign": gettext_lazy("Choose an acquisition campaign…"),
-    "choose_list_first": gettext_lazy("Choose the Vibes list first"),
-    "save_step": gettext_lazy("Save step"),
-}
 STEP_HELP = {
     FlowStep.Action.SEND_SMS: gettext_lazy(
         "Texts the people of the smart list who are subscribed to this Vibes list."
@@ -124,8 +105,6 @@ def flow_context(campaign: SmartCampaign, *, error: str = "") -> dict:
         "choices": choices,
         "actions": FlowStep.Action.choices,
         "flow_error": error,
-        # Some labels are model names, lower case mid-sentence in some languages.
-        "labels": {key: capfirst(str(label)) for key, label in STEP_LABELS.items()},
     }
 
 
