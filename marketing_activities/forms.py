@@ -1,25 +1,27 @@
 """Forms of the Marketing Activities screens. They read and check input; services write."""
 
-import contextlib
-
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.forms.models import fields_for_model, model_to_dict
 from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from smscampaigns.smartlists import (
     FIELDS,
+    IN,
     MAX_RULES,
     OPERATOR_LABELS,
     VALUELESS_OPS,
     check_rule_count,
+    not_offered,
     parse_definition,
     parse_logic,
     parse_rule,
     printable,
+    registered_parts,
 )
-from vibes.models import AcquisitionCampaign, Subscription, VibesList
+from vibes.models import AcquisitionCampaign, VibesList
 
 from .models import Folder, Outcome, SmartCampaign, SmsMessage
 
@@ -133,27 +135,31 @@ class FlowStepForm(Form):
 # --- Schedule -------------------------------------------------------------------
 
 
-class ScheduleForm(forms.ModelForm):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("label_suffix", "")
+SCHEDULE_FIELDS = ["qualification_rule", "schedule", "run_at", "run_time", "run_weekday"]
+
+
+class ScheduleForm(Form):
+    """The campaign's schedule fields, read and checked. Not a ModelForm: it
+    would copy them onto the campaign and validate it here, and the service
+    does both, keeping only the fields the chosen schedule uses."""
+
+    def __init__(self, *args, instance: SmartCampaign, **kwargs):
+        kwargs.setdefault("initial", model_to_dict(instance, SCHEDULE_FIELDS))
         super().__init__(*args, **kwargs)
+        self.fields.update(
+            fields_for_model(
+                SmartCampaign,
+                SCHEDULE_FIELDS,
+                widgets={
+                    "qualification_rule": forms.RadioSelect,
+                    "schedule": forms.RadioSelect,
+                    "run_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+                    "run_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+                },
+            )
+        )
         # The date picker offers no time that has passed; the model refuses one all the same.
         self.fields["run_at"].widget.attrs["min"] = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
-
-    class Meta:
-        model = SmartCampaign
-        fields = ["qualification_rule", "schedule", "run_at", "run_time", "run_weekday"]
-        widgets = {
-            "qualification_rule": forms.RadioSelect,
-            "schedule": forms.RadioSelect,
-            "run_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-            "run_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
-        }
-
-    def _post_clean(self):
-        # The service validates the campaign (full_clean) and stores only the
-        # fields the chosen schedule uses.
-        pass
 
 
 # --- Results --------------------------------------------------------------------
@@ -176,15 +182,6 @@ class ResultsFilterForm(Form):
 
 # --- Smart list -----------------------------------------------------------------
 
-MEMBERSHIP_STATUSES = [
-    ("subscribed", Subscription.Status.SUBSCRIBED.label),
-    ("pending", Subscription.Status.PENDING.label),
-    ("unsubscribed", Subscription.Status.UNSUBSCRIBED.label),
-    ("any", _("any status")),
-]
-_TRUE_WORDS = ("true", "yes", "1")
-_FALSE_WORDS = ("false", "no", "0")
-
 
 def _text(value) -> str:
     """A stored or posted part of a rule as the page shows it. Characters no
@@ -199,8 +196,8 @@ def _text(value) -> str:
 
 class RuleRow:
     """One rule as the marketer typed it (or as it is stored), with the
-    widgets its field needs. A field or operator the editor does not know is
-    offered as it stands, never swapped for another one."""
+    widgets its field's type offers. A field or operator the editor does not
+    know is offered as it stands, never swapped for another one."""
 
     def __init__(self, index: int, raw: dict):
         self.index = index
@@ -226,19 +223,7 @@ class RuleRow:
     @property
     def value(self):
         value = _text(self.raw.get("value"))
-        if self.field and self.field.kind == "boolean":
-            # A stored true, "yes" or "1" is the editor's "true" (and so on): the same rule.
-            word = value.strip().lower()
-            return "true" if word in _TRUE_WORDS else "false" if word in _FALSE_WORDS else value
-        return value
-
-    @property
-    def status(self):
-        return _text(self.raw.get("status")) or "subscribed"
-
-    @property
-    def has_status(self):
-        return "status" in self.raw
+        return self.field.shown_value(value) if self.field else value
 
     @property
     def field_options(self):
@@ -263,47 +248,49 @@ class RuleRow:
 
     @property
     def value_choices(self):
-        """Choices for fields that offer them (Vibes lists, yes/no), else None.
+        """The dropdown's choices when the field offers them (Vibes lists, yes/no), else None.
         A stored value that is not among them stays offered, and chosen."""
-        if self.field and self.field.choices:
-            choices = [(str(pk), label) for pk, label in self.field.choices()]
-        elif self.field and self.field.kind == "boolean":
-            choices = [("true", _("yes")), ("false", _("no"))]
-        else:
+        choices = self.field.value_choices() if self.field else None
+        if choices is None:
             return None
         if self.value and self.value not in {value for value, _label in choices}:
-            choices.append((self.value, self._missing_choice_label()))
+            choices.append((self.value, self.field.unoffered_label(self.value)))
         return choices
-
-    def _missing_choice_label(self):
-        if self.field.kind == "vibes_list" and self.value.isdigit():
-            vibes_list = VibesList.objects.filter(pk=self.value).first()
-            if vibes_list is not None:
-                return _("%(list)s (gone from Vibes)") % {"list": vibes_list.name}
-        return _("“%(value)s” (not offered)") % {"value": self.value}
 
     @property
-    def status_choices(self):
-        choices = list(MEMBERSHIP_STATUSES)
-        if self.status not in {value for value, _label in choices}:
-            choices.append((self.status, _("“%(value)s” (not offered)") % {"value": self.status}))
-        return choices
+    def parts(self) -> list[dict]:
+        """The field's parts beyond the value (a Vibes list rule's status), each
+        a dropdown. A stored choice that is not offered stays offered, and chosen."""
+        parts = []
+        for part in self.field.parts if self.field else ():
+            value = _text(self.raw.get(part.key)) or part.default
+            choices = list(part.choices)
+            if value not in {choice for choice, _label in choices}:
+                choices.append((value, not_offered(value)))
+            label = part.label % {"number": self.number}
+            parts.append({"key": part.key, "label": label, "choices": choices, "value": value})
+        return parts
+
+    @property
+    def kept_parts(self) -> list[tuple[str, str]]:
+        """The parts of a rule whose field the editor does not know, posted back as they are."""
+        if self.field is not None:
+            return []
+        return [
+            (key, _text(self.raw.get(key)) or part.default)
+            for key, part in registered_parts().items()
+            if key in self.raw
+        ]
 
     @property
     def input_type(self):
-        kind = self.field.kind if self.field else "text"
-        if kind == "number" and self.op != "in":
-            return "number"
-        return "text"
+        return self.field.input_type if self.field and self.op != IN else "text"
 
     @property
     def placeholder(self):
-        kind = self.field.kind if self.field else "text"
-        if self.op == "in":
+        if self.op == IN:
             return _("values, separated by commas")
-        if kind == "datetime":
-            return _("YYYY-MM-DD or YYYY-MM-DD HH:MM")
-        return ""
+        return self.field.placeholder if self.field else ""
 
 
 class SmartListEditor:
@@ -375,8 +362,10 @@ class SmartListEditor:
             rule = {"field": name, "op": op}
             if op not in VALUELESS_OPS:
                 rule["value"] = posted(prefix + "value")
-            if (field is not None and field.kind == "vibes_list") or prefix + "status" in data:
-                rule["status"] = posted(prefix + "status") or "subscribed"
+            own_parts = {part.key: part for part in field.parts} if field is not None else {}
+            for key, part in {**registered_parts(), **own_parts}.items():
+                if key in own_parts or prefix + key in data:
+                    rule[key] = posted(prefix + key) or part.default
             rules.append(rule)
         mode = data.get("logic_mode", "all")
         editor = cls(rules=rules, logic=mode if mode in ("all", "any") else posted("logic"))
@@ -416,9 +405,8 @@ class SmartListEditor:
         rules = []
         for row in self.rows:
             rule = dict(row.raw)
-            if row.field and row.field.kind == "vibes_list" and str(rule.get("value", "")).isdecimal():
-                with contextlib.suppress(ValueError):  # too many digits: the rule says "no such list"
-                    rule["value"] = int(rule["value"])
+            if row.field and "value" in rule:
+                rule["value"] = row.field.stored_value(rule["value"])
             rules.append(rule)
         return {"logic": self.logic, "rules": rules}
 

@@ -125,9 +125,6 @@ class SmsMessage(models.Model):
     def __str__(self):
         return self.name
 
-    def render_for(self, lead):
-        return sms_text.render(self.text, lead)
-
 
 # --- Smart campaigns and their flow ----------------------------------------------
 

@@ -11,7 +11,6 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
-from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseLocation
 
 from .. import services
@@ -83,7 +82,6 @@ def _schedule_screen(
 
 
 @require_http_methods(["GET", "POST"])
-@vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view_smartcampaign", post=("change_smartcampaign",))
 def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)

@@ -5,10 +5,11 @@ import re
 
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.template.response import TemplateResponse
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext_lazy
 from django_htmx.middleware import HtmxDetails
 
@@ -63,11 +64,20 @@ def marketer_required(*permissions: str, post: tuple[str, ...] = ()):
 
 
 _PARTIAL_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+# What decides between a whole page and a partial (and which partial).
+HTMX_HEADERS = ("HX-Request", "HX-Target")
 
 
 def wants_partial(request: HtmxHttpRequest) -> bool:
     # htmx: a history-cache miss asks for the page again and needs all of it.
     return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def vary_on_htmx(response: HttpResponse) -> HttpResponse:
+    """Tell caches that the response depends on the htmx headers: a page and its
+    partial share one URL, and neither may be served for the other."""
+    patch_vary_headers(response, HTMX_HEADERS)
+    return response
 
 
 def partial_for_target(template_name: str, request: HtmxHttpRequest, default: str) -> str:
@@ -84,6 +94,13 @@ def partial_for_target(template_name: str, request: HtmxHttpRequest, default: st
     return default
 
 
+def render_partial(
+    request: HtmxHttpRequest, template_name: str, context: dict, *, status: int = 200
+) -> TemplateResponse:
+    """A part of a page (`"screen.html#partial"`, or a template of fragments) for htmx to swap in."""
+    return vary_on_htmx(TemplateResponse(request, template_name, context, status=status))
+
+
 def render_screen(
     request: HtmxHttpRequest,
     template_name: str,
@@ -97,6 +114,6 @@ def render_screen(
     or on htmx only the partial the request targets."""
     if wants_partial(request):
         name = partial_for_target(template_name, request, default_partial)
-        return TemplateResponse(request, f"{template_name}#{name}", context, status=status)
+        return render_partial(request, f"{template_name}#{name}", context, status=status)
     context = {**tree_context(request, selected=selected), **context}
-    return TemplateResponse(request, template_name, context, status=status)
+    return vary_on_htmx(TemplateResponse(request, template_name, context, status=status))

@@ -4,7 +4,6 @@ from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
-from django.views.decorators.vary import vary_on_headers
 
 from ..models import Folder, Program
 from .common import HtmxHttpRequest, marketer_required, render_screen
@@ -12,7 +11,6 @@ from .tree_nodes import crumbs
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view_folder")
 def folder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     folder = get_object_or_404(Folder, pk=pk)
@@ -26,7 +24,6 @@ def folder(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view_program")
 def program(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     program = get_object_or_404(Program.objects.select_related("folder"), pk=pk)

@@ -7,47 +7,26 @@ incomplete step is kept as a draft and shows what it lacks at the step.
 """
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
-from django.urls import reverse
-from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
-from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from vibes.models import AcquisitionCampaign, VibesList
 
 from .. import services
 from ..forms import FlowStepForm
-from ..models import FlowStep, SmartCampaign
+from ..models import FlowStep, SmartCampaign, SmsMessage
 from .campaign import campaign_context, campaign_or_404
-from .common import HtmxHttpRequest, marketer_required, render_screen
+from .common import HtmxHttpRequest, marketer_required, render_partial, render_screen
 
 TEMPLATE = "marketing_activities/campaign_flow.html"
 
-# The words of every step card, translated once per response rather than once
-# per step in the template (a flow of ten steps would translate them ten times).
-STEP_LABELS = {
-    "drag": gettext_lazy("Drag to reorder"),
-    "incomplete": gettext_lazy("Incomplete"),
-    "ready": gettext_lazy("Ready"),
-    "move_up": gettext_lazy("Move up"),
-    "move_down": gettext_lazy("Move down"),
-    "delete": gettext_lazy("Delete"),
-    "sms_message": gettext_lazy("SMS message"),
-    "choose_sms_message": gettext_lazy("Choose an SMS message…"),
-    "vibes_list": gettext_lazy("Vibes list"),
-    "choose_vibes_list": gettext_lazy("Choose a Vibes list…"),
-    "acquisition_campaign": gettext_lazy("Acquisition campaign"),
-    "choose_acquisition_campaign": gettext_lazy("Choose an acquisition campaign…"),
-    "choose_list_first": gettext_lazy("Choose the Vibes list first"),
-    "save_step": gettext_lazy("Save step"),
-}
 STEP_HELP = {
     FlowStep.Action.SEND_SMS: gettext_lazy(
         "Texts the people of the smart list who are subscribed to this Vibes list."
@@ -58,6 +37,27 @@ STEP_HELP = {
     ),
     FlowStep.Action.UNSUBSCRIBE: gettext_lazy("Unsubscribes each person from this Vibes list."),
 }
+
+
+@dataclass
+class StepCard:
+    """What a step's card on the Flow tab shows beside the step itself."""
+
+    step: FlowStep
+    problems: dict
+    help_text: str
+    # Accessible names of the card's buttons, which name the step by its number.
+    label_up: str
+    label_down: str
+    label_delete: str
+    confirm_delete: str
+    # The acquisition campaigns of the step's list.
+    acquisition_choices: list
+    # A choice no longer offered (a list gone from Vibes, a message of another
+    # program, an ended campaign) stays visible as the current value.
+    extra_sms_message: SmsMessage | None
+    extra_vibes_list: VibesList | None
+    extra_acquisition: AcquisitionCampaign | None
 
 
 class Choices:
@@ -73,51 +73,42 @@ class Choices:
         for acquisition in AcquisitionCampaign.objects.running().only("id", "name", "vibes_list_id"):
             self.acquisition_campaigns[acquisition.vibes_list_id].append(acquisition)
 
-    def annotate(self, step: FlowStep) -> FlowStep:
-        """Give the step what its card shows: its problems, its own options and words."""
-        step.problem_map = step.problems()
-        step.help_text = STEP_HELP.get(step.action, "")
+    def card(self, step: FlowStep) -> StepCard:
         numbered = {"number": step.number}
-        step.label_up = _("Move step %(number)s up") % numbered
-        step.label_down = _("Move step %(number)s down") % numbered
-        step.label_delete = _("Delete step %(number)s") % numbered
-        step.confirm_delete = _("Delete step %(number)s?") % numbered
-        # The step's own URLs: update is the base of move/ and delete/ (see urls.py).
-        step.update_url = reverse("marketing_activities:flow_step_update", args=[step.campaign_id, step.pk])
-        step.acquisition_choices = self.acquisition_campaigns.get(step.vibes_list_id, [])
-        # A choice no longer offered (a list gone from Vibes, a message of
-        # another program) stays visible as the current value.
-        step.extra_sms_message = (
-            step.sms_message if step.sms_message and step.sms_message not in self.sms_messages else None
+        acquisition_choices = self.acquisition_campaigns.get(step.vibes_list_id, [])
+        return StepCard(
+            step=step,
+            problems=step.problems(),
+            help_text=STEP_HELP.get(step.action, ""),
+            label_up=_("Move step %(number)s up") % numbered,
+            label_down=_("Move step %(number)s down") % numbered,
+            label_delete=_("Delete step %(number)s") % numbered,
+            confirm_delete=_("Delete step %(number)s?") % numbered,
+            acquisition_choices=acquisition_choices,
+            extra_sms_message=_unless_among(step.sms_message, self.sms_messages),
+            extra_vibes_list=_unless_among(step.vibes_list, self.vibes_lists),
+            extra_acquisition=_unless_among(step.acquisition_campaign, acquisition_choices),
         )
-        step.extra_vibes_list = (
-            step.vibes_list if step.vibes_list and step.vibes_list not in self.vibes_lists else None
-        )
-        step.extra_acquisition = (
-            step.acquisition_campaign
-            if step.acquisition_campaign and step.acquisition_campaign not in step.acquisition_choices
-            else None
-        )
-        return step
+
+
+def _unless_among(chosen, offered):
+    return chosen if chosen is not None and chosen not in offered else None
 
 
 def flow_context(campaign: SmartCampaign, *, error: str = "") -> dict:
     choices = Choices(campaign)
-    steps = [choices.annotate(step) for step in campaign.steps()]
+    cards = [choices.card(step) for step in campaign.steps()]
     return {
         **campaign_context(campaign, "flow"),
-        "steps": steps,
-        "step_count": len(steps),
+        "cards": cards,
+        "step_count": len(cards),
         "choices": choices,
         "actions": FlowStep.Action.choices,
         "flow_error": error,
-        # Some labels are model names, lower case mid-sentence in some languages.
-        "labels": {key: capfirst(str(label)) for key, label in STEP_LABELS.items()},
     }
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view_smartcampaign")
 def flow(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
@@ -128,7 +119,7 @@ def _steps_changed(request, campaign, announcement: str, *, error: str = "") -> 
     """After a change to the list of steps: the #flow-steps partial (htmx) or the tab again (PRG)."""
     if not request.htmx:
         return redirect("marketing_activities:campaign_flow", pk=campaign.pk)
-    response = TemplateResponse(request, f"{TEMPLATE}#flow-steps", flow_context(campaign, error=error))
+    response = render_partial(request, f"{TEMPLATE}#flow-steps", flow_context(campaign, error=error))
     # htmx: the page announces the change to screen readers (aria-live).
     return trigger_client_event(response, "flowChanged", {"message": error or announcement})
 
@@ -213,6 +204,6 @@ def step_update(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse
     if not request.htmx:
         return redirect("marketing_activities:campaign_flow", pk=campaign.pk)
     context = flow_context(campaign)
-    context["step"] = next(s for s in context["steps"] if s.pk == step.pk)
+    context["card"] = next(card for card in context["cards"] if card.step.pk == step.pk)
     context["form_errors"] = form.errors
-    return TemplateResponse(request, f"{TEMPLATE}#flow-step", context)
+    return render_partial(request, f"{TEMPLATE}#flow-step", context)

@@ -14,7 +14,6 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
-from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms import ResultsFilterForm
@@ -22,7 +21,7 @@ from ..models import CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCa
 from ..replies import replied_counts, replied_result_ids, replies_by_result, replies_in_range
 from ..result_details import detail_display
 from .campaign import campaign_context, campaign_or_404
-from .common import HtmxHttpRequest, marketer_required, render_screen, wants_partial
+from .common import HtmxHttpRequest, marketer_required, render_screen, vary_on_htmx, wants_partial
 
 TEMPLATE = "marketing_activities/campaign_results.html"
 FILTERS = ("run", "step", "outcome", "replied", "q")
@@ -124,7 +123,6 @@ def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterFor
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view_smartcampaign", "view_campaignrun")
 def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     campaign = campaign_or_404(pk)
@@ -163,7 +161,9 @@ def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         # htmx: the run has finished; 286 shows it one last time and stops the
         # polling; the list of runs and the people come along (out of band).
         context["runs_out_of_band"] = True
-        return HttpResponseStopPolling(render_to_string(f"{TEMPLATE}#run-detail", context, request=request))
+        return vary_on_htmx(
+            HttpResponseStopPolling(render_to_string(f"{TEMPLATE}#run-detail", context, request=request))
+        )
     return render_screen(request, TEMPLATE, context, selected=campaign)
 
 

@@ -9,11 +9,9 @@ and the campaign cannot run until they are fixed.
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
-from django.views.decorators.vary import vary_on_headers
 
 from smscampaigns.models import Lead
 from smscampaigns.smartlists import MAX_RULES
@@ -22,7 +20,7 @@ from .. import services
 from ..forms import SmartListEditor
 from ..models import SmartCampaign
 from .campaign import campaign_context, campaign_or_404
-from .common import HtmxHttpRequest, marketer_required, render_screen
+from .common import HtmxHttpRequest, marketer_required, render_partial, render_screen
 
 TEMPLATE = "marketing_activities/campaign_smart_list.html"
 SAMPLE_SIZE = 10
@@ -66,7 +64,6 @@ def _stored(campaign: SmartCampaign) -> SmartListEditor:
 
 
 @require_http_methods(["GET", "POST"])
-@vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view_smartcampaign", post=("change_smartcampaign",))
 def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET shows the stored rules with their problems. A POST carries the whole
@@ -105,4 +102,4 @@ def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     # count, the saved state), so that nothing being typed is replaced.
     context = smart_list_context(request, campaign, editor, focus_rule=focus_rule)
     partial = "rules-saved" if request.htmx.target == "smart-list-rules" else "typing-saved"
-    return TemplateResponse(request, f"{TEMPLATE}#{partial}", context)
+    return render_partial(request, f"{TEMPLATE}#{partial}", context)

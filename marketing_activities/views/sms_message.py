@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
-from django.views.decorators.vary import vary_on_headers
 
 from smscampaigns.models import Lead
 
@@ -93,7 +92,6 @@ def _lead(value) -> Lead | None:
 
 
 @require_http_methods(["GET", "POST"])
-@vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view_smsmessage", post=("change_smsmessage",))
 def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(SmsMessage.objects.select_related("program__folder"), pk=pk)

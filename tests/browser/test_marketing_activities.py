@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from marketing_activities.models import FlowStep, SmartCampaign
 from tests.browser.conftest import WAIT_MS
 from tests.marketing_activities.factories import (
+    FlowStepFactory,
     FolderFactory,
     ProgramFactory,
     SmartCampaignFactory,
@@ -214,6 +215,38 @@ def test_a_marketer_builds_a_flow_and_runs_it(marketing_data, vibes_simulator, s
         detail.locator('[data-outcome="sent"]').click()
     expect(page.locator("#run-people tbody tr")).to_have_count(6)
     expect(page.locator("#run-people")).to_contain_text("Sent")
+
+
+def test_a_flow_action_dropped_between_two_steps_is_added_there_and_stays_in_the_palette(
+    marketing_data, logged_in
+):
+    page = logged_in
+    campaign = SmartCampaignFactory(program=marketing_data["program"])
+    FlowStepFactory(campaign=campaign, position=0)
+    FlowStepFactory(campaign=campaign, position=1, unsubscribe=True)
+    page.goto(f"/marketing-activities/campaigns/{campaign.pk}/flow/")
+    assert step_titles(page) == ["Send SMS Message", "Unsubscribe from Vibes List"]
+
+    # Onto the top half of step 2: the new step comes between the two.
+    with swapped(page):
+        page.locator("[data-palette-action=subscribe_vibes_list]").drag_to(
+            page.locator("#flow-steps .flow-step").nth(1), target_position={"x": 200, "y": 8}
+        )
+    assert step_titles(page) == ["Send SMS Message", "Subscribe to Vibes List", "Unsubscribe from Vibes List"]
+    assert list(campaign.flow_steps.order_by("position").values_list("action", flat=True)) == [
+        FlowStep.Action.SEND_SMS,
+        FlowStep.Action.SUBSCRIBE,
+        FlowStep.Action.UNSUBSCRIBE,
+    ]
+
+    # The palette still holds that action, once, and Enter on it still adds a step at the end.
+    palette_item = page.locator(".flow-palette [data-palette-action=subscribe_vibes_list]")
+    expect(palette_item).to_have_count(1)
+    palette_item.focus()
+    with swapped(page):
+        page.keyboard.press("Enter")
+    expect(page.locator("#flow-steps .flow-step")).to_have_count(4)
+    assert step_titles(page)[-1] == "Subscribe to Vibes List"
 
 
 def test_the_sms_editor_counts_while_typing_and_inserts_tokens(marketing_data, logged_in):

@@ -249,6 +249,14 @@ def test_run_now_confirmation_is_a_page_of_its_own_without_htmx(staff_client):
     assert b"<html" in staff_client.get(url("campaign_run_now", campaign.pk)).content
 
 
+@pytest.mark.parametrize("name", ["campaign_run_now", *TABS])
+def test_a_page_and_its_partial_share_a_url_so_caches_must_vary_on_htmx(staff_client, name):
+    campaign = FlowStepFactory().campaign
+    for headers in ({}, HTMX, {**HTMX, "HX-Target": "tab-panel"}):
+        vary = staff_client.get(url(name, campaign.pk), headers=headers)["Vary"]
+        assert "HX-Request" in vary and "HX-Target" in vary
+
+
 def test_run_now_shows_why_a_campaign_cannot_run_before_asking(staff_client):
     campaign = SmartCampaignFactory()
     html = staff_client.get(

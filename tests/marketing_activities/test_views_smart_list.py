@@ -1,8 +1,10 @@
 """The Smart List tab: every change saved at once, problems at the rule and the logic, the live count."""
 
 import pytest
+from django.db.models import Q
 from django.test import Client
 
+from smscampaigns.smartlists import FIELDS, IS, RulePart, SmartListField
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
@@ -189,6 +191,40 @@ def test_a_vibes_list_and_its_status_are_saved_as_chosen(staff_client):
     assert "1 person qualifies" in html
     assert '<option value="pending" selected>' in html
     assert f'<option value="{news.pk}" selected>Newsletter</option>' in html
+
+
+class LeadScoreBand(SmartListField):
+    """A field type the editor has never heard of, with a part of its own."""
+
+    ops = (IS,)
+    parts = (
+        RulePart(
+            key="band",
+            label="Rule %(number)s: band",
+            choices=(("low", "Low"), ("high", "High")),
+            default="low",
+        ),
+    )
+
+    def value_choices(self):
+        return [("10", "ten"), ("20", "twenty")]
+
+    def stored_value(self, text):
+        return int(text)
+
+    def to_q(self, rule):
+        return Q(lead_score__gte=rule.value)
+
+
+def test_a_field_type_registered_elsewhere_brings_its_own_widgets_and_stored_value(staff_client, monkeypatch):
+    monkeypatch.setitem(FIELDS, "score_band", LeadScoreBand("score_band", "Score band"))
+    campaign = SmartCampaignFactory()
+    data = rules_post({"field": "score_band", "op": "is", "value": "20", "band": "high"})
+    staff_client.post(url("campaign_smart_list", campaign.pk), data, headers=TYPING)
+    assert stored(campaign)["rules"] == [{"field": "score_band", "op": "is", "value": 20, "band": "high"}]
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert '<option value="20" selected>twenty</option>' in part(html, "rule-0-value")
+    assert '<option value="high" selected>High</option>' in part(html, "rule-0-band")
 
 
 def test_choosing_the_logic_saves_it(staff_client):

@@ -1,0 +1,84 @@
+"""Smart list rules and logic, compiled to one Django `Q`.
+
+A definition is `{"logic": ..., "rules": [...]}`. Rules are numbered from 1
+in the order given; `logic` is "all", "any" or an expression over rule
+numbers with `and`, `or`, `not` and parentheses.
+
+- `fields.py`: the operators, and the fields a rule can filter on (a registry
+  other apps add to: the vibes app adds Vibes list membership)
+- `values.py`: reading a rule's value (numbers, yes/no, dates, phone numbers)
+- `rules.py`: one rule, read and checked
+- `logic.py`: the logic expression's parser
+- `definition.py`: the whole smart list, checked and compiled
+- `limits.py`: how large a smart list may be, so that both databases run it
+"""
+
+from .definition import SmartListDefinition, parse_definition
+from .fields import (
+    AFTER,
+    BEFORE,
+    CONTAINS,
+    FIELDS,
+    GREATER,
+    IN,
+    IS,
+    IS_EMPTY,
+    IS_NOT,
+    LESS,
+    OPERATOR_LABELS,
+    STARTS_WITH,
+    VALUELESS_OPS,
+    RulePart,
+    SmartListField,
+    not_offered,
+    register_field,
+    registered_parts,
+)
+from .limits import (
+    MAX_IN_VALUES,
+    MAX_LOGIC_DEPTH,
+    MAX_LOGIC_REFERENCES,
+    MAX_RULES,
+    NUMBER_RANGE,
+    check_rule_count,
+    printable,
+)
+from .logic import And, Not, Or, Ref, parse_logic
+from .rules import Rule, parse_rule
+
+__all__ = [
+    "AFTER",
+    "BEFORE",
+    "CONTAINS",
+    "FIELDS",
+    "GREATER",
+    "IN",
+    "IS",
+    "IS_EMPTY",
+    "IS_NOT",
+    "LESS",
+    "MAX_IN_VALUES",
+    "MAX_LOGIC_DEPTH",
+    "MAX_LOGIC_REFERENCES",
+    "MAX_RULES",
+    "NUMBER_RANGE",
+    "OPERATOR_LABELS",
+    "STARTS_WITH",
+    "VALUELESS_OPS",
+    "And",
+    "Not",
+    "Or",
+    "Ref",
+    "Rule",
+    "RulePart",
+    "SmartListDefinition",
+    "SmartListField",
+    "check_rule_count",
+    "not_offered",
+    "parse_definition",
+    "parse_logic",
+    "parse_rule",
+    "printable",
+    "register_field",
+    "registered_parts",
+]
