@@ -47,7 +47,7 @@ def test_a_subscription_stays_pending_until_the_person_replies_y(news, vibes_sim
         lambda: Subscription.objects.get(pk=subscription.pk).status == "subscribed", what="the confirmation"
     )
     send = execute(make_campaign(("send", news)), vibes_simulator)
-    assert vibes_simulator.wait_for_callbacks()
+    assert vibes_simulator.wait_for_callbacks(DEADLINE)
     wait_until(lambda: RunStep.objects.get(run=send).counts == {"delivered": 1})
 
 
@@ -99,7 +99,7 @@ def test_receipts_settle_uncertain_sms_so_a_retry_texts_each_number_exactly_once
     run_retry_uncertain(run=run)
     run = run_execute(run=run, client=make_client(vibes_simulator.url))
     assert Counter(m["to"] for m in vibes_simulator.messages()) == Counter(phones)
-    assert vibes_simulator.wait_for_callbacks()
+    assert vibes_simulator.wait_for_callbacks(DEADLINE)
     wait_until(lambda: RunStep.objects.get(pk=step.pk).counts == {"delivered": 60})
 
 
