@@ -277,21 +277,7 @@ class _Import:
         if new_flagged:
             ids, _ambiguous = self._stored(list({key for key, _name, _line in new_flagged}))
             flag_changes.extend((ids[key]["pk"], name, None, True, line) for key, name, line in new_flagged)
-        LeadFlagChange.objects.bulk_create(
-            LeadFlagChange(
-                lead_id=lead_id,
-                flag=name,
-                old_value=old,
-                new_value=new,
-                source=self.source.source,
-                lead_import=self.lead_import,
-                line=line,
-                user=self.source.user,
-                note=self.source.note,
-                created_at=now,
-            )
-            for lead_id, name, old, new, line in flag_changes
-        )
+        LeadFlagChange.record(flag_changes, source=self.source, lead_import=self.lead_import, when=now)
         return counts, problems
 
     # Plain executemany: the ORM's bulk_create and bulk_update build one

@@ -241,11 +241,13 @@ class LeadFlagChange(models.Model):
         return f"{self.lead_id} {self.flag}: {self.old_value} → {self.new_value}"
 
     @classmethod
-    def record(cls, changes, *, source: FlagChangeSource | None = None) -> None:
-        """Record (lead id, flag, old value, new value) changes as coming from the current source."""
+    def record(cls, changes, *, source: FlagChangeSource | None = None, lead_import=None, when=None) -> None:
+        """Record (lead id, flag, old value, new value[, line of the file]) changes
+        as coming from `source` (default: the current source)."""
         source = source or _current_flag_change_source()
         user = source.user if source.user is not None and source.user.is_authenticated else None
         note = source.note or (user.get_username() if user else "")
+        when = when or timezone.now()
         cls.objects.bulk_create(
             cls(
                 lead_id=lead_id,
@@ -253,10 +255,13 @@ class LeadFlagChange(models.Model):
                 old_value=old,
                 new_value=new,
                 source=source.source,
+                lead_import=lead_import,
+                line=line[0] if line else None,
                 user=user,
                 note=note,
+                created_at=when,
             )
-            for lead_id, flag, old, new in changes
+            for lead_id, flag, old, new, *line in changes
         )
 
     def describe(self) -> str:
