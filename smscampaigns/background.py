@@ -1,6 +1,6 @@
-"""Where background work runs: lead imports, subscriber syncs.
+"""Where background work runs: campaign runs, lead imports, subscriber syncs.
 
-`RUNNER_BACKGROUND` says where, as for campaign runs: on Celery workers
+`RUNNER_BACKGROUND` says where: on Celery workers
 ("celery", or "auto" when a broker is configured), in a thread of this
 process (the default without a broker), or "inline", at commit in this
 process, for tests.
@@ -15,14 +15,17 @@ from django.db import close_old_connections, transaction
 logger = logging.getLogger(__name__)
 
 
-def background_run(task, *args, name: str) -> None:
+def background_run(task, *args, name: str, celery_tasks: int = 1) -> None:
     """Have the Celery task `task(*args)` run in the background once the transaction commits.
 
-    `name` names the thread it runs in, when it runs in one.
+    `name` names the thread it runs in, when it runs in one. On Celery,
+    `celery_tasks` copies of the task are queued, for work that several
+    workers share (a campaign run's batches).
     """
     mode = settings.RUNNER_BACKGROUND
     if mode == "celery" or (mode == "auto" and settings.CELERY_BROKER_URL):
-        transaction.on_commit(lambda: task.delay(*args))
+        for _ in range(celery_tasks):
+            transaction.on_commit(lambda: task.delay(*args))
     elif mode == "inline":
         transaction.on_commit(lambda: task(*args))
     else:
