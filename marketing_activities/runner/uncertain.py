@@ -45,18 +45,25 @@ def batch_settle_interrupted(
         while sending.filter(delivery_status="").exists() and time.monotonic() < deadline:
             time.sleep(0.25)  # delivery receipts of SMS sent just before the crash are on their way
         with transaction.atomic():
-            # A receipt proves the SMS went out, and says how it fared.
+            # A receipt proves the SMS went out, and says how it fared. The
+            # rows are locked before they are read: a receipt recorded
+            # between the reading and the writing would otherwise be
+            # overwritten as uncertain, and a retry would text its number twice.
             now = timezone.now()
             delta = Counter()
             by_outcome: dict[Outcome, list[int]] = {}
-            for pk, status in sending.exclude(delivery_status="").values_list("pk", "delivery_status"):
-                by_outcome.setdefault(settle_outcome(status, Outcome.SENT), []).append(pk)
+            unknown_ids = []
+            for pk, status in sending.select_for_update().values_list("pk", "delivery_status"):
+                if status:
+                    by_outcome.setdefault(settle_outcome(status, Outcome.SENT), []).append(pk)
+                else:
+                    unknown_ids.append(pk)
             settled = 0
             for outcome, ids in by_outcome.items():
                 moved = sending.filter(pk__in=ids).update(outcome=outcome, updated_at=now)
                 delta[outcome] += moved
                 settled += moved
-            unknown = sending.update(
+            unknown = sending.filter(pk__in=unknown_ids, delivery_status="").update(
                 outcome=Outcome.UNCERTAIN,
                 error_code="interrupted",
                 detail=STOPPED_WHILE_SENDING,
