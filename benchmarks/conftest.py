@@ -1,9 +1,11 @@
 """Fixtures of the interface benchmarks: a tree of 500 folders, 1,000 programs
-and 10,000 campaigns, and a marketer logged in.
+and 10,000 campaigns, a marketer logged in, and a poster of Vibes callbacks.
 
 Not collected by `make test` (testpaths is `tests`); run them with
 `make bench-interface` (part of `make bench`).
 """
+
+import base64
 
 import pytest
 from django.db import transaction
@@ -105,3 +107,25 @@ def marketer_client(client, django_user_model, settings):
     user.groups.add(marketers_group())
     client.force_login(user)
     return client
+
+
+CALLBACK_AUTH = "Basic " + base64.b64encode(b"vibes:bench-callback-pw").decode()
+
+
+@pytest.fixture
+def post(client, settings):
+    """`post(event_type, body, status=200)`: a callback posted as Vibes posts it
+    (an empty event type sends none), its answer's status checked."""
+    settings.VIBES_CALLBACK_USERNAME = "vibes"
+    settings.VIBES_CALLBACK_PASSWORD = "bench-callback-pw"
+    settings.VIBES_CALLBACK_ALLOWED_IPS = []
+
+    def post(event_type, body, status=200):
+        headers = {"Authorization": CALLBACK_AUTH}
+        if event_type:
+            headers["X-Vibes-Event-Type"] = event_type
+        response = client.post("/vibes/callbacks/", body, content_type="application/json", headers=headers)
+        assert response.status_code == status, response.content
+        return response
+
+    return post

@@ -5,7 +5,6 @@ to the list. Target: a subscription callback under 50 ms median, whatever
 the size of the list (its subscriptions are found by index, never scanned).
 """
 
-import base64
 import datetime
 import itertools
 import json
@@ -14,6 +13,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from benchmarks.conftest import CALLBACK_AUTH
 from smscampaigns.models import Lead
 from vibes.models import Subscription, VibesList
 
@@ -21,7 +21,6 @@ pytestmark = pytest.mark.django_db
 
 LEADS = 100_000
 TARGET_SECONDS = 0.050
-AUTH = "Basic " + base64.b64encode(b"vibes:bench-callback-pw").decode()
 
 
 @pytest.fixture(scope="module")
@@ -44,25 +43,6 @@ def big_list(django_db_setup, django_db_blocker):
         )
         yield numbers
         transaction.set_rollback(True)
-
-
-@pytest.fixture
-def post(client, settings):
-    settings.VIBES_CALLBACK_USERNAME = "vibes"
-    settings.VIBES_CALLBACK_PASSWORD = "bench-callback-pw"
-    settings.VIBES_CALLBACK_ALLOWED_IPS = []
-
-    def post(event_type, body, status=200):
-        response = client.post(
-            "/vibes/callbacks/",
-            body,
-            content_type="application/json",
-            headers={"Authorization": AUTH, "X-Vibes-Event-Type": event_type},
-        )
-        assert response.status_code == status, response.content
-        return response
-
-    return post
 
 
 def run(benchmark, post, event_type, bodies, status=200):
@@ -167,7 +147,7 @@ def test_a_receipt_settling_an_sms_of_a_100000_row_step(benchmark, big_steps, cl
 
     def post_receipt(url):
         response = client.post(
-            url, receipt("M1"), content_type="application/json", headers={"Authorization": AUTH}
+            url, receipt("M1"), content_type="application/json", headers={"Authorization": CALLBACK_AUTH}
         )
         assert response.json() == {"status": "applied"}, response.content
 
