@@ -19,5 +19,5 @@ urlpatterns = [
     path("vibes/", include("vibes.urls")),
     path("marketing-activities/", include("marketing_activities.urls")),
     # Tracked links in SMS: short, so the path is one letter.
-    path("l/<str:code>", short_link, name="short_link"),
+    path("l/<path:code>", short_link, name="short_link"),
 ]
