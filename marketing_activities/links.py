@@ -16,7 +16,7 @@ import string
 from urllib.parse import quote
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -32,8 +32,8 @@ CODE_ALPHABET = string.ascii_letters + string.digits
 _CODE = re.compile(rf"[A-Za-z0-9]{{{CODE_LENGTH}}}")
 # What the counter and the preview show for a short link: as long as a real one.
 SAMPLE_CODE = "x" * CODE_LENGTH
-# Codes are random, so two rows may draw the same one (at a billion links,
-# about one batch in a million): those rows draw again.
+# Codes are random, so two rows may draw the same one (rarely, at a billion
+# links): those rows draw again.
 _MAX_DRAWS = 5
 
 # Link previews (messaging apps, social sites) and crawlers fetch a link
@@ -46,8 +46,18 @@ _ROBOTS = re.compile(
 )
 
 
-def new_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+# Random bytes below 248 (4 × 62) map evenly onto the alphabet; the rest are dropped.
+_BYTE_TO_LETTER = bytes(ord(CODE_ALPHABET[byte % 62]) for byte in range(248)) + bytes(8)
+_DROPPED_BYTES = bytes(range(248, 256))
+
+
+def new_codes(count: int) -> list[str]:
+    """`count` fresh codes, from `secrets`, in one go (a batch draws hundreds)."""
+    letters = ""
+    while len(letters) < count * CODE_LENGTH:
+        raw = secrets.token_bytes((count * CODE_LENGTH - len(letters)) * 17 // 16 + 8)
+        letters += raw.translate(_BYTE_TO_LETTER, _DROPPED_BYTES).decode("ascii")
+    return [letters[start : start + CODE_LENGTH] for start in range(0, count * CODE_LENGTH, CODE_LENGTH)]
 
 
 def short_url(code: str) -> str:
@@ -93,41 +103,40 @@ def sms_texts_for_calls(*, step: RunStep, rows: list[tuple[int, int, str]]) -> d
                 text, lambda position, address, result_id=result_id: short_url(codes[result_id, position])
             )
         texts[result_id] = sms_text.render(text, leads[lead_id])
-    # A row sent again (an uncertain call retried) may carry new values of its tokens.
-    SentSms.objects.bulk_create(
-        [SentSms(result_id=result_id, run_step_id=step.pk, text=text) for result_id, text in texts.items()],
-        update_conflicts=True,
-        unique_fields=["result"],
-        update_fields=["text"],
-        batch_size=500,
-    )
+    # Hundreds of small rows: plain executemany, not model instances. A row
+    # sent again (an uncertain call retried) may carry new values of its tokens.
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {_table(SentSms)} (result_id, run_step_id, text, clicks) VALUES (%s, %s, %s, 0) "
+            f"ON CONFLICT (result_id) DO UPDATE SET text = excluded.text",
+            [(result_id, step.pk, text) for result_id, text in texts.items()],
+        )
     return texts
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def _links_for_rows(step: RunStep, lead_of: dict[int, int], addresses: dict) -> dict[tuple[int, int], str]:
     """{(result id, position): code} for every address wanted, made now or found again."""
     codes = {}
     missing = dict(addresses)
-    now = timezone.now()
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     for _draw in range(_MAX_DRAWS):
         # Rows that already have their links (a retry) are ignored by the
         # database, as are the rare codes another row holds already.
-        TrackedLink.objects.bulk_create(
-            [
-                TrackedLink(
-                    code=new_code(),
-                    run_step_id=step.pk,
-                    result_id=result_id,
-                    lead_id=lead_of[result_id],
-                    position=position,
-                    url=address,
-                    created_at=now,
-                )
-                for (result_id, position), address in missing.items()
-            ],
-            ignore_conflicts=True,
-            batch_size=500,
-        )
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {_table(TrackedLink)} (code, run_step_id, result_id, lead_id, position, url, "
+                f"created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [
+                    (code, step.pk, result_id, lead_of[result_id], position, address, now)
+                    for code, ((result_id, position), address) in zip(
+                        new_codes(len(missing)), missing.items(), strict=True
+                    )
+                ],
+            )
         found = TrackedLink.objects.filter(result_id__in={result_id for result_id, _ in missing}).values_list(
             "result_id", "position", "code"
         )
