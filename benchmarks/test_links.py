@@ -14,10 +14,16 @@ from django.db import connection, transaction
 from django.urls import reverse
 
 from marketing_activities.links import new_codes, sms_texts_for_calls
-from marketing_activities.models import FlowStep, Outcome, RunResult, TrackedLink
+from marketing_activities.models import CampaignRun, FlowStep, Outcome, RunResult, SmsMessage, TrackedLink
+from marketing_activities.runner import run_create, run_execute
 from marketing_activities.runner.planner import BATCH_SPAN
 from smscampaigns.models import Lead
+from tests.marketing_activities.campaigns import make_campaign, subscribed
 from tests.marketing_activities.factories import RunStepFactory
+from tests.vibes.factories import VibesListFactory
+from tests.vibes.simulated import SIM_COMPANY_KEY, SIM_PASSWORD, SIM_SHORT_CODE, SIM_USERNAME, make_client
+from vibes.demo import DEMO_LISTS
+from vibes.simulator import VibesSimulator
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +92,54 @@ def test_a_click(benchmark, world, client):
         lambda: client.get(path, headers=browser), rounds=20, warmup_rounds=2, iterations=1
     )
     assert response.status_code == 302
+
+
+# --- A whole send ---------------------------------------------------------------------
+
+SEND_PEOPLE = int(os.environ.get("LINK_SEND_PEOPLE", 2_000))
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    """The simulator in this process (as the tests have it), answering at once, without a rate limit."""
+    server = VibesSimulator(
+        company_key=SIM_COMPANY_KEY,
+        username=SIM_USERNAME,
+        password=SIM_PASSWORD,
+        short_code=SIM_SHORT_CODE,
+        lists=DEMO_LISTS,
+        seed=1234,
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("track_links", [False, True], ids=["untracked", "tracked"])
+def test_a_send_of_thousands(benchmark, simulator, track_links):
+    """SEND_PEOPLE SMS with two web addresses each, 16 calls in flight: planned, sent, recorded."""
+    news = VibesListFactory(vibes_id="101", name="SMS Newsletter")
+    for n in range(SEND_PEOPLE):
+        subscribed(news, first_name=f"P{n}", mobile_phone=f"+1212{n:07d}")
+    runs = []
+
+    def prepare():
+        simulator.reset()
+        campaign = make_campaign(("send", news))
+        SmsMessage.objects.filter(flow_steps__campaign=campaign).update(
+            text=TEXT, dont_track_links=not track_links
+        )
+        runs.append(run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND))
+        return (), {}
+
+    client = make_client(simulator.url)
+    benchmark.pedantic(
+        lambda: run_execute(run=runs[-1], client=client, concurrency=16),
+        setup=prepare,
+        rounds=3,
+        iterations=1,
+    )
+    assert runs[-1].steps.get().counts["sent"] == SEND_PEOPLE
+    assert TrackedLink.objects.filter(run_step__run=runs[-1]).count() == (
+        2 * SEND_PEOPLE if track_links else 0
+    )

@@ -9,6 +9,7 @@ from marketing_activities.models import CampaignRun, FlowStep, Outcome, SentSms,
 from marketing_activities.runner import run_execute, run_resume, run_retry_uncertain
 from marketing_activities.runner.planner import BATCH_SPAN
 from marketing_activities.sms_text import count_segments, link_spans
+from smscampaigns.settings import site_address
 from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
 from tests.marketing_activities.factories import RunResultFactory, RunStepFactory
 from tests.vibes.simulated import make_client
@@ -189,3 +190,12 @@ def test_the_segment_count_counts_the_short_link_not_the_address():
 def test_the_short_link_is_under_the_configured_base(settings):
     settings.SHORT_LINK_BASE_URL = "http://s.example"
     assert text_as_counted("https://a.example/x", track_links=True) == "http://s.example/l/xxxxxxxxxx"
+
+
+def test_the_short_links_default_to_the_sites_public_address_never_its_credentials():
+    assert (
+        site_address("https://vibes:s3cret@sms.example.com/vibes/callbacks/", []) == "https://sms.example.com"
+    )
+    assert site_address("http://[::1]:8000/vibes/callbacks/", []) == "http://[::1]:8000"
+    assert site_address("", ["https://app.example.org"]) == "https://app.example.org"
+    assert site_address("", []) == "http://127.0.0.1:8000"
