@@ -100,7 +100,9 @@ def sms_texts_for_calls(*, step: RunStep, rows: list[tuple[int, int, str]]) -> d
         text = step.message_text
         if spans:
             text = sms_text.replace_links(
-                text, lambda position, address, result_id=result_id: short_url(codes[result_id, position])
+                text,
+                lambda position, address, result_id=result_id: short_url(codes[result_id, position]),
+                spans=spans,
             )
         texts[result_id] = sms_text.render(text, leads[lead_id])
     # Hundreds of small rows: plain executemany, not model instances. A row

@@ -116,11 +116,11 @@ def link_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def replace_links(text: str, replace) -> str:
+def replace_links(text: str, replace, *, spans: list[tuple[int, int]] | None = None) -> str:
     """The text with each web address replaced by `replace(position, address)`
-    (position: 0 for the first address)."""
+    (position: 0 for the first address). `spans`: the text's `link_spans`, when known."""
     parts, last = [], 0
-    for position, (start, end) in enumerate(link_spans(text)):
+    for position, (start, end) in enumerate(link_spans(text) if spans is None else spans):
         parts += [text[last:start], replace(position, text[start:end])]
         last = end
     return "".join(parts) + text[last:]
