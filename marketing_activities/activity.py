@@ -1,5 +1,6 @@
-"""A lead's SMS activity: the calls runs made for it, its subscription
-changes, its replies and the Vibes callbacks about its number, newest first."""
+"""A lead's SMS activity: the calls runs made for it (with the text each SMS
+carried), its clicks on tracked links, its subscription changes, its replies
+and the Vibes callbacks about its number, newest first."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +13,7 @@ from django.utils.translation import gettext as _
 from vibes.callbacks import INBOUND_EVENT_TYPES
 from vibes.models import CallbackEvent, InboundMessage, Subscription, SubscriptionChange
 
-from .models import LEAD_ACTIVITY, Outcome, RunResult
+from .models import LEAD_ACTIVITY, LinkClick, Outcome, RunResult
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ def lead_results(lead):
     results holds exactly these rows."""
     return (
         RunResult.objects.filter(LEAD_ACTIVITY, lead=lead)
-        .select_related("run_step__run__campaign", "blocked_by")
+        .select_related("run_step__run__campaign", "blocked_by", "sent_sms")
         .order_by("-pk")
     )
 
@@ -55,8 +56,12 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
             details.append(_("delivery: %(status)s") % {"status": result.delivery_status})
         if result.delivery_reason:
             details.append(result.delivery_reason)
+        sent = getattr(result, "sent_sms", None)  # None: no SMS went (not a Send step, or not yet)
+        if sent is not None:
+            details.append(f"“{sent.text}”")
         text += "".join(f" · {d}" for d in details if d)
         entries.append(ActivityEntry(result.updated_at or step.run.created_at, _("SMS"), text))
+    entries.extend(_link_clicks(lead, limit=limit))
     changes = SubscriptionChange.objects.filter(lead=lead).select_related("vibes_list")[:limit]
     for change in changes:
         text = "{}: {} → {} ({}{})".format(
@@ -99,6 +104,23 @@ def lead_activity(lead, *, limit: int = 50) -> list[ActivityEntry]:
     entries.extend(_flag_changes(lead, limit=limit))
     entries.sort(key=lambda entry: entry.when, reverse=True)
     return entries[:limit]
+
+
+def _link_clicks(lead, *, limit: int) -> list[ActivityEntry]:
+    clicks = LinkClick.objects.filter(lead=lead).select_related("link", "run_step__run__campaign")[:limit]
+    entries = []
+    for click in clicks:
+        step = click.run_step
+        text = _("%(address)s in %(campaign)s, run %(run)s, step %(step)s") % {
+            "address": click.link.url,
+            "campaign": step.run.campaign,
+            "run": step.run_id,
+            "step": step.number,
+        }
+        if click.by_robot:
+            text += " · " + _("by a link preview or robot, not counted")
+        entries.append(ActivityEntry(click.clicked_at, _("Link click"), text))
+    return entries
 
 
 def _reply_text(message) -> str:

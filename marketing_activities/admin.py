@@ -17,6 +17,7 @@ from vibes.admin import InboundMessageAdmin
 from vibes.models import InboundMessage
 
 from .activity import lead_activity
+from .links import text_as_counted
 from .models import (
     CampaignRun,
     FlowStep,
@@ -72,10 +73,15 @@ class ProgramAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_select_related = ("folder",)
 
 
+def _as_counted(message: SmsMessage) -> str:
+    # A tracked web address goes out as its short link: count that, as the editor does.
+    return text_as_counted(message.text, track_links=not message.dont_track_links)
+
+
 @admin.register(SmsMessage)
 class SmsMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
-    list_display = ("name", "program", "characters", "segment_count", "updated_at")
-    list_filter = ("program",)
+    list_display = ("name", "program", "characters", "segment_count", "dont_track_links", "updated_at")
+    list_filter = ("program", "dont_track_links")
     search_fields = ("name", "text")
     autocomplete_fields = ("program",)
     list_select_related = ("program",)
@@ -85,14 +91,16 @@ class SmsMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         changelist = super().get_changelist_instance(request)
         # One query for the page: the longest values of every token its messages use.
         for message, received in zip(
-            changelist.result_list, count_received_many(m.text for m in changelist.result_list), strict=True
+            changelist.result_list,
+            count_received_many(_as_counted(m) for m in changelist.result_list),
+            strict=True,
         ):
             message.received = received
         return changelist
 
     def _received(self, obj):
         if not hasattr(obj, "received"):
-            obj.received = count_received(obj.text)
+            obj.received = count_received(_as_counted(obj))
         return obj.received
 
     # The columns count the message as people get it, as the editor does.

@@ -117,6 +117,7 @@ class SmsMessageForm(Form):
 
     name = forms.CharField(label=_("Name"), max_length=200)
     text = forms.CharField(label=_("Text"), widget=forms.Textarea(attrs={"rows": 7}), strip=False)
+    dont_track_links = forms.BooleanField(label=_("Don't track links"), required=False)
 
 
 # --- Flow step ------------------------------------------------------------------
@@ -168,6 +169,7 @@ class ScheduleForm(Form):
 class ResultsFilterForm(Form):
     outcome = forms.ChoiceField(label=_("Outcome"), required=False)
     replied = forms.BooleanField(label=_("Replied"), required=False)
+    clicked = forms.BooleanField(label=_("Clicked a link"), required=False)
     q = forms.CharField(label=_("Search"), required=False, max_length=200)
 
     def __init__(self, *args, **kwargs):

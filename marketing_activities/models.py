@@ -107,6 +107,14 @@ class SmsMessage(models.Model):
         validators=[sms_text.validate_text],
         help_text=_('Tokens: {{lead.first_name}} or {{lead.first_name|default:"there"}}.'),
     )
+    dont_track_links = models.BooleanField(
+        _("Don't track links"),
+        default=False,
+        help_text=_(
+            "Web addresses in the text go out as they are typed. Otherwise each person gets a short "
+            "link of this installation that records the click and leads to the address."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -511,6 +519,8 @@ class RunStep(models.Model):
         SmsMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     message_text = models.TextField(_("message text"), blank=True)
+    # The message's choice as the run started: a resumed run sends as it began.
+    track_links = models.BooleanField(_("track links"), default=False)
     vibes_list = models.ForeignKey(
         VibesList, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -798,6 +808,119 @@ class SmsReply(models.Model):
 
     def __str__(self):
         return f"{self.message} → {self.result_id}"
+
+
+# --- What an SMS carried: its text and tracked links ------------------------------
+
+
+class SentSms(models.Model):
+    """The text of one person's SMS as it went to Vibes (tokens and short links
+    in it), and how often the person clicked its links."""
+
+    # Keyed by the row, so a page of rows reads it in the same query (a join
+    # on the key). DO_NOTHING and no database constraint, as SmsReply: any
+    # relation that cascades would cost a run's deletion its fast path.
+    result = models.OneToOneField(
+        RunResult,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        primary_key=True,
+        related_name="sent_sms",
+        verbose_name=_("run result"),
+    )
+    run_step = models.ForeignKey(
+        RunStep, on_delete=models.CASCADE, related_name="+", verbose_name=_("run step")
+    )
+    text = models.TextField(_("text"))
+    # Kept here as clicks arrive, robots left out (the clicks themselves are LinkClick's).
+    clicks = models.PositiveIntegerField(_("clicks"), default=0)
+    first_clicked_at = models.DateTimeField(_("first clicked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sent SMS")
+        verbose_name_plural = _("sent SMS")
+
+    def __str__(self):
+        return self.text
+
+
+class TrackedLink(models.Model):
+    """A short link standing for one web address in one person's SMS of one run
+    step (one per address and result row, whatever the retries)."""
+
+    code = models.CharField(_("code"), max_length=16, unique=True)
+    run_step = models.ForeignKey(
+        RunStep, on_delete=models.CASCADE, related_name="+", verbose_name=_("run step")
+    )
+    result = models.ForeignKey(
+        RunResult,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the unique constraint below starts with it
+        related_name="+",
+        verbose_name=_("run result"),
+    )
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="tracked_links", verbose_name=_("lead")
+    )
+    position = models.PositiveSmallIntegerField(_("link in the message"))  # 0: its first web address
+    url = models.TextField(_("web address"))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("tracked link")
+        verbose_name_plural = _("tracked links")
+        constraints = [
+            # A resumed or retried send finds its links again, never makes new ones.
+            models.UniqueConstraint(fields=["result", "position"], name="tracked_link_once_per_row")
+        ]
+
+    def __str__(self):
+        return self.code
+
+
+class LinkClick(models.Model):
+    """A click on a tracked link: one request for its short address."""
+
+    # DO_NOTHING: the clicks go with their run step and their lead, and
+    # nothing cascades into the links, so a run's links are deleted in bulk.
+    link = models.ForeignKey(
+        TrackedLink,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="clicks",
+        verbose_name=_("tracked link"),
+    )
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="link_clicks", verbose_name=_("lead")
+    )
+    run_step = models.ForeignKey(
+        RunStep, on_delete=models.CASCADE, related_name="+", db_index=False, verbose_name=_("run step")
+    )
+    result = models.ForeignKey(
+        RunResult,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        verbose_name=_("run result"),
+    )
+    clicked_at = models.DateTimeField(_("clicked"), default=timezone.now)
+    user_agent = models.CharField(_("browser"), max_length=400, blank=True)
+    # Link previews (messaging apps, social sites) and crawlers open links nobody clicked.
+    by_robot = models.BooleanField(_("by a link preview or robot"), default=False)
+
+    class Meta:
+        verbose_name = _("link click")
+        verbose_name_plural = _("link clicks")
+        ordering = ["-clicked_at", "-pk"]
+        indexes = [
+            # The Results tab counts a step's people who clicked, and filters by it, from this index.
+            models.Index(fields=["run_step", "by_robot", "result"], name="link_click_step_result")
+        ]
+
+    def __str__(self):
+        return f"{self.link} · {self.clicked_at}"
 
 
 # --- The demo -----------------------------------------------------------------------

@@ -137,9 +137,13 @@ def sms_message_delete(*, message: SmsMessage) -> None:
 # --- SMS messages and smart lists ----------------------------------------------
 
 
-def sms_message_update(*, message: SmsMessage, name: str, text: str) -> SmsMessage:
+def sms_message_update(
+    *, message: SmsMessage, name: str, text: str, dont_track_links: bool | None = None
+) -> SmsMessage:
     message.name = name.strip()
     message.text = text
+    if dont_track_links is not None:
+        message.dont_track_links = dont_track_links
     message.full_clean()
     message.save()
     return message

@@ -82,15 +82,48 @@ def validate_text(text: str) -> None:
         raise ValidationError(errors)
 
 
-def render(text: str, lead) -> str:
-    """The text with every token replaced by the lead's value (or its default)."""
+def render(text: str, lead, *, encode=None) -> str:
+    """The text with every token replaced by the lead's value (or its default),
+    passed through `encode` when given."""
 
     def replace(match):
         value = getattr(lead, match.group("field"), "")
         value = "" if value is None else str(value)
-        return value or (match.group("default") or "")
+        value = value or (match.group("default") or "")
+        return encode(value) if encode else value
 
     return _TOKEN.sub(replace, text)
+
+
+# A web address in a message: http(s), up to the next space, tokens inside
+# it included (`https://shop.example/?id={{lead.email}}` is one address).
+# Punctuation that ends a sentence is not part of it.
+_LINK = re.compile(r"https?://(?:\{\{.*?\}\}|[^\s<>\"{}])+", re.IGNORECASE)
+_LINK_TRAILING = ".,;:!?'\u2019\u201d"
+
+
+def link_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each web address in the text, in order."""
+    spans = []
+    for match in _LINK.finditer(text):
+        start, end = match.span()
+        while end > start and (
+            text[end - 1] in _LINK_TRAILING or (text[end - 1] == ")" and "(" not in text[start:end])
+        ):
+            end -= 1
+        if end - start > len("https://"):
+            spans.append((start, end))
+    return spans
+
+
+def replace_links(text: str, replace, *, spans: list[tuple[int, int]] | None = None) -> str:
+    """The text with each web address replaced by `replace(position, address)`
+    (position: 0 for the first address). `spans`: the text's `link_spans`, when known."""
+    parts, last = [], 0
+    for position, (start, end) in enumerate(link_spans(text) if spans is None else spans):
+        parts += [text[last:start], replace(position, text[start:end])]
+        last = end
+    return "".join(parts) + text[last:]
 
 
 @dataclass(frozen=True)

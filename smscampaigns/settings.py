@@ -7,6 +7,7 @@ import hashlib
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -190,6 +191,28 @@ VIBES_CALLBACK_ALLOWED_IPS = env.list("VIBES_CALLBACK_ALLOWED_IPS", default=[])
 # The callbacks URL as Vibes reaches it (with credentials), sent with every
 # SMS so delivery receipts come back; empty: no receipts are asked for.
 VIBES_DELIVERY_RECEIPT_URL = env("VIBES_DELIVERY_RECEIPT_URL", default="")
+
+
+def site_address(public_callbacks_url: str, trusted_origins: list[str]) -> str:
+    """The installation's public address (scheme and host), as far as the
+    settings tell it: the callbacks URL Vibes reaches (never its
+    credentials), else the first trusted origin, else the address `make run` serves."""
+    public = urlsplit(public_callbacks_url)
+    if public.scheme and public.hostname:
+        port = f":{public.port}" if public.port else ""
+        host = f"[{public.hostname}]" if ":" in public.hostname else public.hostname
+        return f"{public.scheme}://{host}{port}"
+    if trusted_origins:
+        return trusted_origins[0]
+    return "http://127.0.0.1:8000"
+
+
+# Where the short links of tracked links point (`<this>/l/<code>`): short
+# is better, every character counts in an SMS.
+SHORT_LINK_BASE_URL = env(
+    "SHORT_LINK_BASE_URL", default=site_address(VIBES_DELIVERY_RECEIPT_URL, CSRF_TRUSTED_ORIGINS)
+).rstrip("/")
+
 # How long a person has to answer Vibes' confirmation text before a
 # Subscribe step's pending row expires (Marketo documents 24 hours).
 VIBES_CONFIRMATION_HOURS = env.float("VIBES_CONFIRMATION_HOURS", default=24.0)

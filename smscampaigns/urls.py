@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
+from marketing_activities.views.links import short_link
 from marketing_activities.views.login import LoginView
 
 urlpatterns = [
@@ -17,4 +18,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("vibes/", include("vibes.urls")),
     path("marketing-activities/", include("marketing_activities.urls")),
+    # Tracked links in SMS: short, so the path is one letter.
+    path("l/<path:code>", short_link, name="short_link"),
 ]

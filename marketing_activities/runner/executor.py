@@ -22,11 +22,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from smscampaigns.models import Lead
 from vibes.models import Subscription, SubscriptionChange
 from vibes.subscriptions import subscriptions_opt_out_numbers, subscriptions_set_status
 
-from .. import sms_text
+from ..links import sms_texts_for_calls
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
 from .calls import Call, CallResult, StepCalls, call_vibes
 from .counts import step_counts_add
@@ -268,11 +267,8 @@ class Worker:
             step_counts_add(step.pk, {Outcome.QUEUED: -len(ids), Outcome.SENDING: len(ids)})
         if step.action != FlowStep.Action.SEND_SMS:
             return [Call(result_id, lead_id, phone, sent_at=now) for result_id, lead_id, phone in rows]
-        leads = Lead.objects.in_bulk([row[1] for row in rows])
-        return [
-            Call(result_id, lead_id, phone, sms_text.render(step.message_text, leads[lead_id]))
-            for result_id, lead_id, phone in rows
-        ]
+        texts = sms_texts_for_calls(step=step, rows=rows)
+        return [Call(result_id, lead_id, phone, texts[result_id]) for result_id, lead_id, phone in rows]
 
     def _record(self, step: RunStep, calls: list[Call], results: list[CallResult]) -> int:
         """Write each call's outcome; return how many rows went back to the queue."""

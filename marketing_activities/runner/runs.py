@@ -50,6 +50,7 @@ def run_create(*, campaign: SmartCampaign, trigger: str, user=None, dry_run: boo
             flow_step=step,
             sms_message=step.sms_message,
             message_text=step.sms_message.text if step.sms_message else "",
+            track_links=bool(step.sms_message and not step.sms_message.dont_track_links),
             vibes_list=step.vibes_list,
             acquisition_campaign=step.acquisition_campaign,
         )

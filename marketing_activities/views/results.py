@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
 from ..forms import ResultsFilterForm
+from ..links import clicked_counts, clicked_result_ids
 from ..models import CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCampaign
 from ..replies import replied_counts, replied_result_ids, replies_by_result, replies_in_range
 from ..result_details import detail_display
@@ -24,7 +25,7 @@ from .campaign import campaign_context, campaign_or_404
 from .common import HtmxHttpRequest, marketer_required, render_screen, vary_on_htmx, wants_partial
 
 TEMPLATE = "marketing_activities/campaign_results.html"
-FILTERS = ("run", "step", "outcome", "replied", "q")
+FILTERS = ("run", "step", "outcome", "replied", "clicked", "q")
 PAGE_SIZE = 25
 RUNS_SHOWN = 20
 
@@ -43,6 +44,8 @@ def _step_rows(steps: list[RunStep], base_query: dict) -> list[dict]:
     and for a Send step the people who replied."""
     sends = [step.pk for step in steps if step.action == FlowStep.Action.SEND_SMS]
     replied = replied_counts(sends) if sends else {}
+    tracked = [pk for pk in sends if any(step.pk == pk and step.track_links for step in steps)]
+    clicked = clicked_counts(tracked) if tracked else {}
     rows = []
     for step in steps:
         counts = step.outcome_counts()
@@ -53,6 +56,8 @@ def _step_rows(steps: list[RunStep], base_query: dict) -> list[dict]:
                 "total": total,
                 "replied": replied.get(step.pk, 0) if step.pk in sends else None,
                 "replied_query": urlencode({**base_query, "step": step.position, "replied": "1"}),
+                "clicked": clicked.get(step.pk, 0) if step.pk in tracked else None,
+                "clicked_query": urlencode({**base_query, "step": step.position, "clicked": "1"}),
                 "bars": [
                     {
                         "code": outcome.code,
@@ -108,6 +113,8 @@ def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterFor
         results = results.filter(outcome=outcome)
     if form.is_valid() and form.cleaned_data.get("replied"):
         results = results.filter(pk__in=replied_result_ids(step.pk for step in steps))
+    if form.is_valid() and form.cleaned_data.get("clicked"):
+        results = results.filter(pk__in=clicked_result_ids(step.pk for step in steps))
     query = form.cleaned_data.get("q", "") if form.is_valid() else ""
     for term in query.split():
         digits = re.sub(r"\D", "", term)
@@ -144,7 +151,7 @@ def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         steps = list(run.steps.all())
         context["step_rows"] = _step_rows(steps, {"run": run.pk})
         results = filtered_results(steps, step, form).select_related(
-            "lead", "duplicate_of", "blocked_by", "run_step"
+            "lead", "duplicate_of", "blocked_by", "run_step", "sent_sms"
         )
         page = Paginator(results.order_by("pk"), PAGE_SIZE).get_page(request.GET.get("page"))
         replies = replies_by_result(result.pk for result in page.object_list)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from smscampaigns.models import Lead
 
-from .. import services, sms_text
+from .. import links, services, sms_text
 from ..forms import SmsMessageForm, add_service_errors
 from ..models import SmsMessage
 from .common import HtmxHttpRequest, marketer_required, render_screen
@@ -44,21 +44,22 @@ def people_reading(text: str, earlier: str) -> tuple[sms_text.PeopleValues, str]
     return values, signing.dumps(values.to_dict(), salt=_READING_SALT) if fields else ""
 
 
-def live_text(text: str, lead: Lead | None, *, earlier_reading: str = "") -> dict:
+def live_text(text: str, lead: Lead | None, *, earlier_reading: str = "", track_links: bool = True) -> dict:
     """Counter, problems and preview of `text`: one truth, computed here, shown as the marketer types.
 
     The counter counts the message as people get it: each token at its
-    longest value among the people, and for the chosen person their own
-    message."""
+    longest value among the people, each tracked web address as its short
+    link, and for the chosen person their own message."""
     try:
         sms_text.validate_text(text)
         problems = []
     except ValidationError as error:
         problems = error.messages
-    values, reading = people_reading(text, earlier_reading)
-    received = sms_text.count_received(text, values)
+    sent = links.text_as_counted(text, track_links=track_links)
+    values, reading = people_reading(sent, earlier_reading)
+    received = sms_text.count_received(sent, values)
     # An unsaved Lead shows each token's default, as a person without that value would get it.
-    preview = sms_text.render(text, lead or Lead())
+    preview = sms_text.render(sent, lead or Lead())
     return {
         "count": received.longest,
         "received": received,
@@ -73,6 +74,8 @@ def live_text(text: str, lead: Lead | None, *, earlier_reading: str = "") -> dic
         "preview": preview,
         "lead": lead,
         "lead_count": sms_text.count_segments(preview) if lead else None,
+        "tracked_links": len(sms_text.link_spans(text)) if track_links else 0,
+        "short_link_example": links.short_url(links.SAMPLE_CODE),
     }
 
 
@@ -87,6 +90,10 @@ def find_leads(query: str):
     return Lead.objects.filter(match).order_by("last_name", "first_name", "pk")[:LEAD_RESULTS]
 
 
+def _initial(message: SmsMessage) -> dict:
+    return {"name": message.name, "text": message.text, "dont_track_links": message.dont_track_links}
+
+
 def _lead(value) -> Lead | None:
     return Lead.objects.filter(pk=value).first() if str(value or "").isdigit() else None
 
@@ -95,7 +102,7 @@ def _lead(value) -> Lead | None:
 @marketer_required("view_smsmessage", post=("change_smsmessage",))
 def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(SmsMessage.objects.select_related("program__folder"), pk=pk)
-    form = SmsMessageForm(request.POST or None, initial={"name": message.name, "text": message.text})
+    form = SmsMessageForm(request.POST or None, initial=_initial(message))
     if request.method == "POST" and form.is_valid():
         try:
             services.sms_message_update(message=message, **form.cleaned_data)
@@ -106,9 +113,13 @@ def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("SMS message saved."))
             if not request.htmx:
                 return redirect("marketing_activities:sms_message", pk=message.pk)
-            form = SmsMessageForm(initial={"name": message.name, "text": message.text})
+            form = SmsMessageForm(initial=_initial(message))
     # htmx: while typing, the textarea sends its text (GET) for the counter and preview.
     text = request.GET.get("text", form["text"].value() or "")
+    if "text" in request.GET:  # htmx: the live counter sends the checkbox along with the text
+        dont_track_links = bool(request.GET.get("dont_track_links"))
+    else:
+        dont_track_links = bool(form["dont_track_links"].value())
     lead = _lead(request.GET.get("lead") or request.POST.get("lead"))
     lead_query = request.GET.get("lead_q", "").strip()
     context = {
@@ -120,6 +131,8 @@ def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "tokens": sms_text.token_placeholders(),
         "lead_query": lead_query,
         "lead_results": find_leads(lead_query) if lead_query else [],
-        **live_text(text, lead, earlier_reading=request.GET.get("reading", "")),
+        **live_text(
+            text, lead, earlier_reading=request.GET.get("reading", ""), track_links=not dont_track_links
+        ),
     }
     return render_screen(request, TEMPLATE, context, selected=message)

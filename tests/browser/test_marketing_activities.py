@@ -326,6 +326,30 @@ def test_the_sms_counter_shows_the_segments_of_the_longest_first_name(marketing_
     expect(live).to_contain_text("first name: 26 characters")
 
 
+def test_the_sms_counter_counts_a_tracked_link_as_its_short_link_until_told_not_to_track(
+    marketing_data, logged_in, settings
+):
+    settings.SHORT_LINK_BASE_URL = "https://go.example.com"
+    page = logged_in
+    message = marketing_data["program"].sms_messages.get()
+    page.goto(f"/marketing-activities/sms-messages/{message.pk}/")
+    address = "https://shop.example.com/" + "a" * 150
+    with swapped(page):
+        page.get_by_label("Text", exact=True).fill(f"Sale: {address}")
+    live = page.locator("#sms-live")
+    expect(live.locator("[data-characters]")).to_have_text(str(len("Sale: https://go.example.com/l/") + 10))
+    expect(live.locator("[data-segments]")).to_have_text("1")
+    with swapped(page):
+        page.get_by_label("Don't track links").check()
+    expect(live.locator("[data-segments]")).to_have_text("2")
+    expect(live.locator(".bubble")).to_have_text(f"Sale: {address}")
+    with swapped(page):
+        page.get_by_role("button", name="Save SMS message").click()
+    expect(page.get_by_label("Don't track links")).to_be_checked()
+    message.refresh_from_db()
+    assert message.dont_track_links and message.text == f"Sale: {address}"
+
+
 def test_the_tree_search_shows_matches_with_their_folders(marketing_data, logged_in):
     page = logged_in
     with swapped(page):
