@@ -379,7 +379,9 @@ class SmartListEditor:
             if op not in VALUELESS_OPS:
                 rule["value"] = posted(prefix + "value")
             own_parts = {part.key: part for part in field.parts} if field is not None else {}
-            for key, part in {**registered_parts(), **own_parts}.items():
+            # A field the editor does not know keeps the parts posted with it; a known
+            # field has its own only (the parts of the field chosen before it are dropped).
+            for key, part in (own_parts if field is not None else registered_parts()).items():
                 if key in own_parts or prefix + key in data:
                     rule[key] = posted(prefix + key) or part.default
             # A part that no longer applies (the days of an activity now "before" a date) is not kept.

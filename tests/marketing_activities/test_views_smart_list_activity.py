@@ -156,3 +156,11 @@ def test_subscribed_to_a_vibes_list_offers_its_acquisition_campaigns(staff_clien
     )
     assert stored(campaign)["rules"] == [{**rule, "value": news.pk, "when": "any time"}]
     assert part(html, "rule-0-problem").endswith(">")  # no problem
+
+
+def test_choosing_another_field_drops_the_constraints_of_the_activity_filter_before(staff_client):
+    campaign = SmartCampaignFactory()
+    rule = {"field": "country", "op": "is any", "when": "in past", "days": "7", "bounce": "hard"}
+    html = post(staff_client, campaign, rule, action="field-0")
+    assert stored(campaign)["rules"] == [{"field": "country", "op": "is", "value": ""}]
+    assert 'name="rule-0-when"' not in html
