@@ -162,7 +162,7 @@ def measure(*, leads: int, rounds: int) -> dict:
     cases = [("country is US (no activity filter)", [US])]
     for name, rule in _filters(message_id, list_id):
         cases.append((name, [US, rule]))
-        cases.append(("  its not form", [US, _negated(rule)]))
+        cases.append((f"  not: {name}", [US, _negated(rule)]))
     times = {name: [] for name, _rules in cases}
     counts = {}
     for _round in range(rounds):
