@@ -29,7 +29,7 @@ from smscampaigns.smartlists import (
     register_field,
 )
 
-from .models import CALLS_BELOW, FlowStep, Outcome, RunResult, SmsMessage, SmsReply
+from .models import CALLS_BELOW, FlowStep, Outcome, RunResult, RunStep, SmsMessage, SmsReply
 
 # Vibes took the SMS, or may have: what a marketer calls "sent" (a bounce
 # was sent too). An uncertain SMS counts, so that "Was Not Sent SMS" never
@@ -81,6 +81,19 @@ def _sms_message_choices():
     return [(str(message.pk), f"{message.program.name} · {message.name}") for message in messages]
 
 
+def _send_steps(value):
+    """The Send steps of runs (of the rule's message, if it names one), as a subquery.
+
+    As `IN (SELECT …)`, not a join: the database reads the steps once for the
+    whole count. Joined, SQLite may read every step for every person when its
+    statistics say there are few steps (a step's rows have no index).
+    """
+    steps = RunStep.objects.filter(action=FlowStep.Action.SEND_SMS)
+    if value["message_id"] is not None:
+        steps = steps.filter(sms_message_id=value["message_id"])
+    return steps.values("pk")
+
+
 class SmsActivity(ActivityField):
     """An activity of the SMS a Send step sent: "is any" SMS message, or "is" one."""
 
@@ -103,12 +116,7 @@ class SmsActivity(ActivityField):
 
     def sms(self, value):
         """The lead's SMS rows, of the rule's message if it names one."""
-        rows = RunResult.objects.calls().filter(
-            lead=OuterRef("pk"), run_step__action=FlowStep.Action.SEND_SMS
-        )
-        if value["message_id"] is not None:
-            rows = rows.filter(run_step__sms_message_id=value["message_id"])
-        return rows
+        return RunResult.objects.calls().filter(lead=OuterRef("pk"), run_step_id__in=_send_steps(value))
 
     # --- The Smart List tab
 
@@ -182,7 +190,9 @@ class RepliedToSms(SmsActivity):
             result__outcome__lt=CALLS_BELOW,
         )
         if value["message_id"] is not None:
-            replies = replies.filter(result__run_step__sms_message_id=value["message_id"])
+            # On the SMS's row, not the reply's own step: by the reply's step, SQLite may
+            # read every reply to the message for every person (sms_reply_step_result).
+            replies = replies.filter(result__run_step_id__in=_send_steps(value))
         if value["reply"] == CONTAINS_TEXT:
             replies = replies.filter(message__text__icontains=value["text"])
         elif value["reply"] == IS_TEXT:

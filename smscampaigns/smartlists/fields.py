@@ -39,7 +39,7 @@ LESS = "less"
 BEFORE = "before"
 AFTER = "after"
 IN = "in"
-# An activity filter's SMS message (or Vibes list) when any one will do.
+# An activity filter's SMS message when any one will do ("Was Sent SMS" of any message).
 IS_ANY = "is any"
 
 OPERATOR_LABELS = {

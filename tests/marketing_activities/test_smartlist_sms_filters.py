@@ -300,10 +300,16 @@ def test_a_smart_list_of_every_activity_filter_is_still_one_query(django_assert_
         rule("sms_bounced", bounce="soft"),
         rule("replied_to_sms", reply="contains", text="yes"),
         rule("did_not_reply_to_sms"),
+        {"field": "was_sent_sms", "op": "is", "value": "the message"},
+        {"field": "did_not_reply_to_sms", "op": "is", "value": "the message"},
     ],
 )
 def test_each_sms_filter_reads_a_leads_sms_through_an_index_never_the_runs_whole(activity_rule):
     reply("replied@x.com", "yes")
+    message = SmsMessageFactory()
+    sms("other@x.com", message=message)
+    if activity_rule.get("value") == "the message":
+        activity_rule = {**activity_rule, "value": message.pk}
     leads = Lead.objects.filter(parse_definition({"logic": "all", "rules": [activity_rule]}).to_q())
     assert full_scans(leads, but="smscampaigns_lead") == []
     if connection.vendor == "sqlite":

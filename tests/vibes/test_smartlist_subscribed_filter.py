@@ -168,6 +168,7 @@ def test_an_acquisition_campaign_of_another_list_gets_a_message():
 def test_subscribed_reads_a_leads_changes_through_an_index_never_the_whole_history():
     vibes_list = VibesListFactory()
     SubscriptionChangeFactory(subscription__vibes_list=vibes_list)
+    SubscriptionChangeFactory()  # another list's
     for rule in (subscribed(vibes_list), not_subscribed(vibes_list, when="in past", days=7)):
         leads = Lead.objects.filter(parse_definition({"logic": "all", "rules": [rule]}).to_q())
         assert full_scans(leads, but="smscampaigns_lead") == []
