@@ -13,6 +13,7 @@ class MarketingActivitiesConfig(AppConfig):
             register_receipt_handler,
         )
 
+        from . import smartlist_fields  # noqa: F401  (registers the SMS activity filters)
         from .receipts import handle_confirmation, handle_receipt
         from .replies import reply_match
 

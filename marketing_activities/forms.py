@@ -261,16 +261,32 @@ class RuleRow:
 
     @property
     def parts(self) -> list[dict]:
-        """The field's parts beyond the value (a Vibes list rule's status), each
-        a dropdown. A stored choice that is not offered stays offered, and chosen."""
+        """The field's parts beyond the value (a Vibes list rule's status, an
+        activity's date), each a dropdown or a value typed in; only those that
+        apply (an activity's "days" only "in past"). A stored choice that is
+        not offered stays offered, and chosen."""
+        own = self.field.parts if self.field else ()
+        chosen = {part.key: _text(self.raw.get(part.key)) or part.default for part in own}
         parts = []
-        for part in self.field.parts if self.field else ():
-            value = _text(self.raw.get(part.key)) or part.default
-            choices = list(part.choices)
-            if value not in {choice for choice, _label in choices}:
+        for part in own:
+            if not part.applies(chosen):
+                continue
+            value = chosen[part.key]
+            choices = part.offered()
+            if choices is not None and value not in {choice for choice, _label in choices}:
                 choices.append((value, not_offered(value)))
             label = part.label % {"number": self.number}
-            parts.append({"key": part.key, "label": label, "choices": choices, "value": value})
+            parts.append(
+                {
+                    "key": part.key,
+                    "label": label,
+                    "choices": choices,
+                    "value": value,
+                    "input_type": part.input_type,
+                    "placeholder": part.placeholder,
+                    "redraws": part.redraws,
+                }
+            )
         return parts
 
     @property
@@ -365,9 +381,15 @@ class SmartListEditor:
             if op not in VALUELESS_OPS:
                 rule["value"] = posted(prefix + "value")
             own_parts = {part.key: part for part in field.parts} if field is not None else {}
-            for key, part in {**registered_parts(), **own_parts}.items():
+            # A field the editor does not know keeps the parts posted with it; a known
+            # field has its own only (the parts of the field chosen before it are dropped).
+            for key, part in (own_parts if field is not None else registered_parts()).items():
                 if key in own_parts or prefix + key in data:
                     rule[key] = posted(prefix + key) or part.default
+            # A part that no longer applies (the days of an activity now "before" a date) is not kept.
+            for key, part in own_parts.items():
+                if not part.applies(rule):
+                    del rule[key]
             rules.append(rule)
         mode = data.get("logic_mode", "all")
         editor = cls(rules=rules, logic=mode if mode in ("all", "any") else posted("logic"))

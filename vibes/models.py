@@ -229,6 +229,16 @@ class SubscriptionChange(models.Model):
     )
     old_status = models.CharField(_("from"), max_length=12, blank=True)
     new_status = models.CharField(_("to"), max_length=12)
+    # The acquisition campaign the change came through, where known (a
+    # Subscribe step's, a callback's), for "Subscribed to Vibes List" filters.
+    acquisition_campaign = models.ForeignKey(
+        AcquisitionCampaign,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("acquisition campaign"),
+    )
     effect = models.CharField(_("effect"), max_length=10, choices=Effect.choices, default=Effect.APPLIED)
     source = models.CharField(_("source"), max_length=10, choices=Source.choices)
     callback_event = models.ForeignKey(
@@ -255,6 +265,11 @@ class SubscriptionChange(models.Model):
         verbose_name = _("subscription change")
         verbose_name_plural = _("subscription changes")
         ordering = ["-recorded_at", "-pk"]
+        indexes = [
+            # "Subscribed to Vibes List" looks up a lead's changes on one list per
+            # lead: by the list alone, SQLite would read the whole list's history.
+            models.Index(fields=["lead", "vibes_list"], name="subscription_change_lead_list")
+        ]
 
     def __str__(self):
         return f"{self.lead}: {self.old_status or '—'} → {self.new_status}"

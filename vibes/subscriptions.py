@@ -286,6 +286,9 @@ def _apply_batch(
             old_status=old_status,
             new_status=status,
             effect=effect,
+            # A confirmation's callback may not name the campaign the pending
+            # subscription came through: the subscription still knows it.
+            acquisition_campaign_id=_campaign_id(fields["acquisition_campaign"], subscription),
             occurred_at=when,
             recorded_at=now,
             **history,
@@ -294,6 +297,12 @@ def _apply_batch(
     )
     applied = len(changes) - superseded
     return SubscriptionUpdate(changed=applied, superseded=superseded, unchanged=unchanged)
+
+
+def _campaign_id(acquisition_campaign, subscription) -> int | None:
+    if acquisition_campaign is not None:
+        return acquisition_campaign.pk
+    return subscription.acquisition_campaign_id if subscription is not None else None
 
 
 def _written(values: dict) -> tuple:

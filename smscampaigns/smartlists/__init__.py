@@ -11,8 +11,12 @@ numbers with `and`, `or`, `not` and parentheses.
 - `logic.py`: the logic expression's parser
 - `definition.py`: the whole smart list, checked and compiled
 - `limits.py`: how large a smart list may be, so that both databases run it
+- `activity.py`: filters on what people did (an SMS sent, a reply), with a
+  date-of-activity constraint and a "not" form; the apps owning the records
+  define them
 """
 
+from .activity import DATE_PARTS, ActivityField, ActivityTime, read_activity_time
 from .definition import SmartListDefinition, parse_definition
 from .fields import (
     AFTER,
@@ -22,6 +26,7 @@ from .fields import (
     GREATER,
     IN,
     IS,
+    IS_ANY,
     IS_EMPTY,
     IS_NOT,
     LESS,
@@ -38,6 +43,7 @@ from .limits import (
     MAX_IN_VALUES,
     MAX_LOGIC_DEPTH,
     MAX_LOGIC_REFERENCES,
+    MAX_PAST_DAYS,
     MAX_RULES,
     NUMBER_RANGE,
     check_rule_count,
@@ -47,6 +53,11 @@ from .logic import And, Not, Or, Ref, parse_logic
 from .rules import Rule, parse_rule
 
 __all__ = [
+    "DATE_PARTS",
+    "MAX_PAST_DAYS",
+    "ActivityField",
+    "ActivityTime",
+    "read_activity_time",
     "AFTER",
     "BEFORE",
     "CONTAINS",
@@ -54,6 +65,7 @@ __all__ = [
     "GREATER",
     "IN",
     "IS",
+    "IS_ANY",
     "IS_EMPTY",
     "IS_NOT",
     "LESS",

@@ -7,6 +7,7 @@ another app adds its own type (the vibes app adds Vibes list membership)
 without this app knowing about it, and without the tab special-casing it.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -38,6 +39,8 @@ LESS = "less"
 BEFORE = "before"
 AFTER = "after"
 IN = "in"
+# An activity filter's SMS message when any one will do ("Was Sent SMS" of any message).
+IS_ANY = "is any"
 
 OPERATOR_LABELS = {
     IS: gettext_lazy("is"),
@@ -50,9 +53,10 @@ OPERATOR_LABELS = {
     BEFORE: gettext_lazy("before"),
     AFTER: gettext_lazy("after"),
     IN: gettext_lazy("in"),
+    IS_ANY: gettext_lazy("is any"),
 }
 
-VALUELESS_OPS = (IS_EMPTY,)
+VALUELESS_OPS = (IS_EMPTY, IS_ANY)
 
 
 def not_offered(value: str) -> str:
@@ -66,12 +70,34 @@ def not_offered(value: str) -> str:
 @dataclass(frozen=True)
 class RulePart:
     """A key of a rule beyond field, operator and value (a Vibes list rule's
-    status), with what the Smart List tab offers for it."""
+    status, an activity filter's date), with what the Smart List tab offers for it."""
 
     key: str
     label: object  # names the rule: "Rule %(number)s: …"
-    choices: tuple  # (value, label) pairs
-    default: str
+    # (value, label) pairs, or a function returning them (choices read from
+    # the database); empty for a value typed in, as `input_type` says.
+    choices: tuple | Callable = ()
+    default: str = ""
+    input_type: str = "text"
+    placeholder: object = ""
+    # Shown and stored only while another part holds one of these values
+    # ("days" only while "when" is "in past"): (key, values).
+    shown_if: tuple | None = None
+    # Choosing it redraws the rule, so that the parts it shows follow.
+    redraws: bool = False
+
+    def offered(self) -> list | None:
+        """The dropdown's choices, or None for a value typed in."""
+        if callable(self.choices):
+            return list(self.choices())
+        return list(self.choices) if self.choices else None
+
+    def applies(self, rule: dict) -> bool:
+        """Whether the rule `rule` (its parts as stored or posted) has this part."""
+        if self.shown_if is None:
+            return True
+        key, values = self.shown_if
+        return rule.get(key) in values
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ MAX_LOGIC_DEPTH = 20
 MAX_IN_VALUES = 10_000
 # Lead score is a 32-bit integer column.
 NUMBER_RANGE = (-(2**31), 2**31 - 1)
+# An activity filter's "in past N days": a century back is before any SMS
+# this app sent, and keeps the earliest moment a date both databases store.
+MAX_PAST_DAYS = 36_500
 
 
 def check_rule_count(count: int) -> None:
