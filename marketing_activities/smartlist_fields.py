@@ -1,10 +1,12 @@
 """The smart list's SMS activity filters, over the runs' records: Was Sent
-SMS, SMS Was Delivered, SMS Bounced, Replied to SMS, each with its "not" form.
+SMS, SMS Was Delivered, SMS Bounced, Replied to SMS, Clicked Link in SMS, each
+with its "not" form.
 
 Rule shape: {"field": "was_sent_sms", "op": "is any" | "is", "value": <SMS
 message id, with "is">, the date constraint of smscampaigns/smartlists/activity.py,
 and for SMS Bounced "bounce": "any" | "hard" | "soft", for Replied to SMS
-"reply": "any" | "contains" | "is" with "text"}.
+"reply": "any" | "contains" | "is" with "text", for Clicked Link in SMS
+"link": text the link's web address contains (optional)}.
 
 Each rule is one EXISTS on a lead's result rows. They repeat the condition
 of the partial index on a lead's calls (`RunResult.objects.calls()`), so
@@ -29,7 +31,7 @@ from smscampaigns.smartlists import (
     register_field,
 )
 
-from .models import CALLS_BELOW, FlowStep, Outcome, RunResult, RunStep, SmsMessage, SmsReply
+from .models import CALLS_BELOW, FlowStep, LinkClick, Outcome, RunResult, RunStep, SmsMessage, SmsReply
 
 # Vibes took the SMS, or may have: what a marketer calls "sent" (a bounce
 # was sent too). An uncertain SMS counts, so that "Was Not Sent SMS" never
@@ -73,6 +75,11 @@ TEXT = RulePart(
     label=gettext_lazy("Rule %(number)s: text"),
     placeholder=gettext_lazy("text of the reply"),
     shown_if=("reply", (CONTAINS_TEXT, IS_TEXT)),
+)
+LINK = RulePart(
+    key="link",
+    label=gettext_lazy("Rule %(number)s: link"),
+    placeholder=gettext_lazy("web address contains (optional)"),
 )
 
 
@@ -200,6 +207,33 @@ class RepliedToSms(SmsActivity):
         return replies
 
 
+class ClickedLinkInSms(SmsActivity):
+    """A click on a tracked link of an SMS the person was sent (links.py), at the click's time.
+
+    Link previews and robots open links nobody clicked: their clicks never count.
+    """
+
+    time_column = "clicked_at"
+    parts: ClassVar[tuple] = (*DATE_PARTS, LINK)
+
+    def clean_constraints(self, raw, where):
+        link = raw.get(LINK.key)
+        link = str(link).strip() if link is not None else ""
+        if len(link) > 2_000:
+            raise ValidationError(
+                _("%(where)s: the link is too long (at most 2,000 characters).") % {"where": where}
+            )
+        return {**super().clean_constraints(raw, where), "link": link}
+
+    def activities(self, value):
+        clicks = LinkClick.objects.filter(lead=OuterRef("pk"), by_robot=False)
+        if value["message_id"] is not None:
+            clicks = clicks.filter(run_step_id__in=_send_steps(value))
+        if value["link"]:
+            clicks = clicks.filter(link__url__icontains=value["link"])
+        return clicks
+
+
 for _field in (
     WasSentSms("was_sent_sms", gettext_lazy("Was Sent SMS")),
     WasSentSms("was_not_sent_sms", gettext_lazy("Was Not Sent SMS"), negated=True),
@@ -209,5 +243,7 @@ for _field in (
     SmsBounced("sms_did_not_bounce", gettext_lazy("SMS Did Not Bounce"), negated=True),
     RepliedToSms("replied_to_sms", gettext_lazy("Replied to SMS")),
     RepliedToSms("did_not_reply_to_sms", gettext_lazy("Did Not Reply to SMS"), negated=True),
+    ClickedLinkInSms("clicked_link_in_sms", gettext_lazy("Clicked Link in SMS")),
+    ClickedLinkInSms("did_not_click_link_in_sms", gettext_lazy("Did Not Click Link in SMS"), negated=True),
 ):
     register_field(_field)

@@ -1,5 +1,6 @@
 """The SMS activity filters of the smart list: Was Sent SMS, SMS Was Delivered,
-SMS Bounced, Replied to SMS, their constraints and their "not" forms."""
+SMS Bounced, Replied to SMS, Clicked Link in SMS, their constraints and their
+"not" forms."""
 
 import datetime
 
@@ -8,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from marketing_activities.models import FlowStep, Outcome, RunResult
+from marketing_activities.links import link_click_record
+from marketing_activities.models import FlowStep, Outcome, RunResult, TrackedLink
 from marketing_activities.runner import campaign_preview
 from smscampaigns.models import Lead
 from smscampaigns.smartlists import MAX_LOGIC_DEPTH, MAX_LOGIC_REFERENCES, MAX_RULES, parse_definition
@@ -270,12 +272,63 @@ def test_a_bad_constraint_gets_a_message_naming_the_rule(bad_rule, message):
     assert any(text.startswith(message) for text in error.value.messages), error.value.messages
 
 
+# --- Clicked Link in SMS ------------------------------------------------------------
+
+
+def click(
+    email, *, message=None, url="https://example.com/offer", at=None, user_agent="Mozilla/5.0 (iPhone)"
+):
+    """An SMS with a tracked link sent to the lead, and a click on it."""
+    row = sms(email, message=message)
+    position = TrackedLink.objects.filter(result=row).count()
+    link = TrackedLink.objects.create(
+        code=f"c{row.pk}p{position}",
+        run_step=row.run_step,
+        result=row,
+        lead=row.lead,
+        position=position,
+        url=url,
+    )
+    return link_click_record(link=link, user_agent=user_agent, when=at or days_ago(1))
+
+
+def test_clicked_link_in_sms_picks_people_who_clicked_never_a_link_preview():
+    click("clicked@x.com")
+    click("previewed@x.com", user_agent="WhatsApp/2.23")
+    sms("sent-only@x.com")
+    assert picked(rule("clicked_link_in_sms")) == {"clicked@x.com"}
+    assert picked(rule("did_not_click_link_in_sms")) == {"previewed@x.com", "sent-only@x.com"}
+
+
+def test_clicked_link_in_sms_with_a_message_a_link_and_a_date():
+    offer = SmsMessageFactory()
+    click("offer-shoes@x.com", message=offer, url="https://shop.example.com/shoes")
+    click("offer-hats@x.com", message=offer, url="https://shop.example.com/hats")
+    click("other-message@x.com", url="https://shop.example.com/shoes")
+    click("long-ago@x.com", message=offer, url="https://shop.example.com/shoes", at=days_ago(30))
+    assert picked({"field": "clicked_link_in_sms", "op": "is", "value": offer.pk, "link": "SHOES"}) == {
+        "offer-shoes@x.com",
+        "long-ago@x.com",
+    }
+    assert picked(
+        {"field": "clicked_link_in_sms", "op": "is", "value": offer.pk, "when": "in past", "days": 7}
+    ) == {"offer-shoes@x.com", "offer-hats@x.com"}
+
+
+def test_clicked_link_in_sms_reads_a_leads_clicks_through_an_index():
+    click("clicked@x.com")
+    leads = Lead.objects.filter(
+        parse_definition({"logic": "all", "rules": [rule("clicked_link_in_sms", link="offer")]}).to_q()
+    )
+    assert full_scans(leads, but="smscampaigns_lead") == []
+
+
 def test_a_smart_list_of_every_activity_filter_is_still_one_query(django_assert_num_queries):
     reply("replied@x.com", "yes")
     welcome = SmsMessageFactory()
     definition = parse_definition(
         {
-            "logic": "(1 or 2) and not 3 and (4 or 5 or 6 or 7 or 8)",
+            "logic": "(1 or 2) and not 3 and (4 or 5 or 6 or 7 or 8 or 9 or 10)",
             "rules": [
                 {"field": "was_sent_sms", "op": "is", "value": welcome.pk, "when": "in past", "days": 7},
                 rule("was_sent_sms", when="between", date="2026-01-01", end_date="2099-12-31"),
@@ -285,6 +338,8 @@ def test_a_smart_list_of_every_activity_filter_is_still_one_query(django_assert_
                 rule("was_not_sent_sms", when="after", date="2099-01-01"),
                 rule("sms_was_not_delivered"),
                 rule("did_not_reply_to_sms", when="in past", days=1),
+                rule("clicked_link_in_sms", link="offer"),
+                rule("did_not_click_link_in_sms", when="in past", days=7),
             ],
         }
     )
