@@ -204,6 +204,10 @@ RUNNER_RECEIPT_GRACE = env.float("RUNNER_RECEIPT_GRACE", default=10.0)
 # (Celery with a broker, else a thread of the web process), "celery", "thread"
 # or "inline" (tests).
 RUNNER_BACKGROUND = env("RUNNER_BACKGROUND", default="auto")
+# Where Vibes callbacks are applied: "auto" (off the request, by the workers,
+# wherever runs go to Celery; in the request otherwise), "request" or
+# "background" (off the request, where RUNNER_BACKGROUND says).
+VIBES_CALLBACKS_APPLY = env("VIBES_CALLBACKS_APPLY", default="auto")
 # With Celery: how many tasks (so, up to how many workers) share one run.
 RUNNER_PARALLEL_TASKS = env.int("RUNNER_PARALLEL_TASKS", default=2)
 
@@ -218,6 +222,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "run-due-campaigns": {"task": "marketing_activities.tasks.run_due_campaigns_task", "schedule": 60.0},
+    "apply-pending-callbacks": {"task": "vibes.tasks.callbacks_apply_pending_task", "schedule": 60.0},
 }
 
 # The DEBUG error page and the error e-mails hide every secret, also the
