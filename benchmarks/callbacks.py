@@ -29,6 +29,7 @@ import json
 import os
 import random
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -74,6 +75,8 @@ def main(argv=None) -> int:
         "--profile", action="store_true", help="instead: profile one receipt and one opt-out, in this process"
     )
     args = parser.parse_args(argv)
+    # Stopped (Ctrl-C, kill): still stop gunicorn and the workers, and drop the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rates = [int(rate) for rate in args.rates.split(",")]
 
     url = os.environ.get("DATABASE_URL", "")
@@ -98,13 +101,11 @@ def main(argv=None) -> int:
         LOG_LEVEL="ERROR",
     )
     os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ["VIBES_CALLBACKS_APPLY"] = "request" if args.apply == "request" else "background"
     if args.apply == "celery":
         os.environ.update(CELERY_BROKER_URL=os.environ["TEST_REDIS_URL"], RUNNER_BACKGROUND="celery")
     else:
-        os.environ.update(
-            VIBES_CALLBACKS_APPLY="request" if args.apply == "request" else "background",
-            RUNNER_BACKGROUND="thread",
-        )
+        os.environ["RUNNER_BACKGROUND"] = "thread"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "smscampaigns.settings")
     try:
         import django

@@ -204,10 +204,10 @@ RUNNER_RECEIPT_GRACE = env.float("RUNNER_RECEIPT_GRACE", default=10.0)
 # (Celery with a broker, else a thread of the web process), "celery", "thread"
 # or "inline" (tests).
 RUNNER_BACKGROUND = env("RUNNER_BACKGROUND", default="auto")
-# Where Vibes callbacks are applied: "auto" (off the request, by the workers,
-# wherever runs go to Celery; in the request otherwise), "request" or
-# "background" (off the request, where RUNNER_BACKGROUND says).
-VIBES_CALLBACKS_APPLY = env("VIBES_CALLBACKS_APPLY", default="auto")
+# Where Vibes callbacks are applied: "request" (stored and applied in one
+# transaction) or "background" (the request only stores them; a worker applies
+# them, where RUNNER_BACKGROUND says: Celery, a thread, or "inline" at commit).
+VIBES_CALLBACKS_APPLY = env("VIBES_CALLBACKS_APPLY", default="request")
 # With Celery: how many tasks (so, up to how many workers) share one run.
 RUNNER_PARALLEL_TASKS = env.int("RUNNER_PARALLEL_TASKS", default=2)
 

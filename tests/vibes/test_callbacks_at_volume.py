@@ -1,8 +1,8 @@
 """Callbacks at volume: the request stores the event in one statement, a worker applies it.
 
-VIBES_CALLBACKS_APPLY "background" (or "auto" where runs go to Celery): the
-request answers "received" and a worker (Celery, a thread of the web
-process, or "inline" at commit in tests) applies the event, once.
+VIBES_CALLBACKS_APPLY "background": the request answers "received" and a
+worker (Celery, a thread of the web process, or "inline" at commit in tests)
+applies the event, once.
 """
 
 import base64
@@ -190,21 +190,12 @@ def test_with_celery_the_task_applies_the_event(
     assert CallbackEvent.objects.get().outcome == CallbackEvent.Outcome.APPLIED
 
 
-@pytest.mark.parametrize(
-    ("apply", "background", "broker", "off"),
-    [
-        ("auto", "auto", "", False),
-        ("auto", "auto", "redis://127.0.0.1:6379/0", True),
-        ("auto", "celery", "", True),
-        ("auto", "thread", "redis://127.0.0.1:6379/0", False),
-        ("request", "celery", "redis://127.0.0.1:6379/0", False),
-        ("background", "thread", "", True),
-    ],
-)
-def test_auto_applies_off_the_request_where_runs_go_to_celery(settings, apply, background, broker, off):
-    settings.VIBES_CALLBACKS_APPLY, settings.RUNNER_BACKGROUND = apply, background
-    settings.CELERY_BROKER_URL = broker
-    assert callbacks_applied_off_request() is off
+@pytest.mark.django_db
+def test_in_the_request_mode_the_event_is_stored_and_applied_before_the_answer(post, subscriber, settings):
+    settings.VIBES_CALLBACKS_APPLY = "request"
+    assert not callbacks_applied_off_request()
+    assert post(opt_in()).json() == {"status": "applied"}
+    assert Subscription.objects.get(lead=subscriber[0]).status == "subscribed"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,8 +3,9 @@
 Vibes asks for minimal handlers: a slow endpoint gets rate-limited. Applying
 an event (a receipt to its SMS's row and its step's counts, a subscription
 change to the number's people) takes several queries, and every receipt of
-a run waits its turn on the step's counts. At volume the request therefore
-only stores the event (outcome "received") and answers; a worker applies it:
+a run waits its turn on the step's counts. With VIBES_CALLBACKS_APPLY
+"background" the request only stores the event (outcome "received") and
+answers; a worker applies it:
 
 - a Celery task per event when runs go to Celery (RUNNER_BACKGROUND);
 - else one thread of the web process, which applies the events it is handed
@@ -39,14 +40,11 @@ RECEIVED = CallbackEvent.Outcome.RECEIVED
 def callbacks_applied_off_request() -> bool:
     """True when callbacks are applied by a worker rather than in the request.
 
-    "auto" (the default): off the request wherever runs go to Celery workers,
-    the set-up for volume; in the request otherwise (the embedded SQLite
-    set-up, where writes take turns anyway).
+    Off the request only when asked for ("background"): a receipt applied
+    later is one a run's worker, or an operator retrying uncertain SMS, may
+    not see yet, so the default keeps applying in the request.
     """
-    mode = settings.VIBES_CALLBACKS_APPLY
-    if mode == "auto":
-        return _runs_on_celery()
-    return mode == "background"
+    return settings.VIBES_CALLBACKS_APPLY == "background"
 
 
 def callback_event_apply(*, event_id: int) -> str | None:
