@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test test-postgres bench bench-runner bench-interface bench-import bench-sync install system-packages server-packages messages clean
+.PHONY: run test test-postgres bench bench-runner bench-interface bench-import bench-sync bench-callbacks install system-packages server-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -102,6 +102,16 @@ bench-interface: install
 
 bench-import: install
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_import --rows $(ROWS)
+
+# Vibes callbacks posted at rising rates to gunicorn (4 workers) on a throwaway
+# PostgreSQL, applied by a Celery worker on Redis: RATES per second, each for
+# BENCH_SECONDS; APPLY=request|thread|celery says where callbacks are applied.
+RATES ?= 100,200,300,500,700
+BENCH_SECONDS ?= 10
+APPLY ?= celery
+bench-callbacks: install server-packages
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} bin/with-test-services $(PY) -m benchmarks.callbacks \
+	  --rates $(RATES) --seconds $(BENCH_SECONDS) --apply $(APPLY)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

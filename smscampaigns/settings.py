@@ -227,6 +227,10 @@ RUNNER_RECEIPT_GRACE = env.float("RUNNER_RECEIPT_GRACE", default=10.0)
 # (Celery with a broker, else a thread of the web process), "celery", "thread"
 # or "inline" (tests).
 RUNNER_BACKGROUND = env("RUNNER_BACKGROUND", default="auto")
+# Where Vibes callbacks are applied: "request" (stored and applied in one
+# transaction) or "background" (the request only stores them; a worker applies
+# them, where RUNNER_BACKGROUND says: Celery, a thread, or "inline" at commit).
+VIBES_CALLBACKS_APPLY = env("VIBES_CALLBACKS_APPLY", default="request")
 # With Celery: how many tasks (so, up to how many workers) share one run.
 RUNNER_PARALLEL_TASKS = env.int("RUNNER_PARALLEL_TASKS", default=2)
 
@@ -241,6 +245,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "run-due-campaigns": {"task": "marketing_activities.tasks.run_due_campaigns_task", "schedule": 60.0},
+    "apply-pending-callbacks": {"task": "vibes.tasks.callbacks_apply_pending_task", "schedule": 60.0},
 }
 
 # The DEBUG error page and the error e-mails hide every secret, also the

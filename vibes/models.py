@@ -362,6 +362,8 @@ class CallbackEvent(models.Model):
     """Every callback Vibes posted, raw, as received."""
 
     class Outcome(models.TextChoices):
+        # Stored, and waiting for a worker to apply it (VIBES_CALLBACKS_APPLY).
+        RECEIVED = "received", _("received, not yet applied")
         APPLIED = "applied", _("applied")
         DUPLICATE = "duplicate", _("duplicate, ignored")
         IGNORED = "ignored", _("stored, no action")
@@ -378,6 +380,9 @@ class CallbackEvent(models.Model):
     # Only for a body that is not a JSON object (XML, say): kept as it came.
     # Nullable, so that adding it to a long table is instant on SQLite.
     raw_body = models.TextField(_("body as received"), null=True, blank=True)  # noqa: DJ001
+    # The callback URL's `ref` (a delivery receipt's SMS), for applying the event off the request.
+    # Nullable, as raw_body, so that adding it to a long table is instant on SQLite.
+    reference = models.CharField(_("reference"), max_length=100, null=True, blank=True)  # noqa: DJ001
     mdn = models.CharField(_("mobile number"), max_length=16, blank=True, db_index=True)
     outcome = models.CharField(_("outcome"), max_length=12, choices=Outcome.choices)
     note = models.CharField(_("note"), max_length=300, blank=True)

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from smscampaigns.background import background_run
 
+from .callbacks.applying import callback_event_apply, callbacks_apply_pending
 from .conf import get_client
 from .exceptions import VibesError
 from .models import SubscriberSync, VibesList
@@ -26,6 +27,21 @@ def subscriber_sync_task(sync_id: int) -> str:
         # Recorded on the sync (status failed), which the next sync of the list continues.
         logger.warning("subscriber sync %s stopped: %s", sync_id, error)
     return sync.status
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def callback_apply_task(self, event_id: int) -> str | None:
+    """Apply a stored Vibes callback; one that fails stays waiting and is tried again, later each time."""
+    try:
+        return callback_event_apply(event_id=event_id)
+    except Exception as error:
+        raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from error
+
+
+@shared_task
+def callbacks_apply_pending_task() -> int:
+    """Apply the callbacks whose worker failed or died (every minute, with Celery beat)."""
+    return callbacks_apply_pending()
 
 
 def subscriber_sync_dispatch(sync: SubscriberSync) -> None:

@@ -9,6 +9,8 @@ The modules, one thing each:
 - `bodies`: reading a body, and refusing one no database could store;
 - `receiving`: storing a callback once (a repeat only counts a delivery),
   applying it, and the answer to send back;
+- `applying`: applying callbacks off the request, at volume (a worker, and
+  the events whose worker failed);
 - `events`: which handler applies each event type (`APPLIERS`, the types
   `vibes_callbacks register` registers), and test events, which change nothing;
 - `subscription_events`, `receipt_events`, `inbound_events`: the handlers,
@@ -21,6 +23,7 @@ This module is their face: what the rest of the project uses.
 """
 
 from .access import callback_credentials_valid, callback_source_allowed
+from .applying import callback_event_apply, callbacks_applied_off_request, callbacks_apply_pending
 from .bodies import MAX_BODY_DEPTH
 from .events import APPLIERS, DELIVERY_RECEIPT, INBOUND_EVENT_TYPES
 from .news import (
@@ -52,6 +55,9 @@ __all__ = [
     "ConfirmationNews",
     "DeliveryReceipt",
     "callback_credentials_valid",
+    "callback_event_apply",
+    "callbacks_applied_off_request",
+    "callbacks_apply_pending",
     "callback_receive",
     "callback_source_allowed",
     "dedupe_key",

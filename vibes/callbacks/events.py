@@ -40,6 +40,7 @@ def event_apply(event: CallbackEvent, payload: dict, reference: str) -> None:
         return
     handler = APPLIERS.get(event.event_type)
     if handler is None:
+        event.outcome = CallbackEvent.Outcome.IGNORED
         event.note = str(_("No action for this event type."))
         return
     event.outcome, note = handler(event, payload, reference)

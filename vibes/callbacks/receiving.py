@@ -1,7 +1,9 @@
-"""Receiving a callback: store it once, apply it, and say what to answer.
+"""Receiving a callback: store it once, apply it (or have it applied), and say what to answer.
 
 Vibes delivers at least once: every event is stored raw in CallbackEvent
-under a dedupe key, and a repeat only counts a delivery. The event type
+under a dedupe key, and a repeat only counts a delivery. `callback_event_store`
+is the one place an event is stored; `events.event_apply` the one place it is
+applied, in the request or, at volume, off it (`applying`). The event type
 comes from a header or from an `event_type` / `callback_type` body field.
 
 A callback this app cannot read is kept all the same and answered 200, as
@@ -19,11 +21,12 @@ import json
 import logging
 from dataclasses import dataclass
 
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..models import CallbackEvent
+from .applying import callback_apply_later, callbacks_applied_off_request
 from .bodies import callback_body_parse
 from .events import DELIVERY_RECEIPT, event_apply
 from .news import HandlerFailed, InboundHandlerFailed
@@ -44,7 +47,8 @@ class CallbackResult:
 
 
 def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackResult:
-    """Store one callback and apply it; answer what the view should send back.
+    """Store one callback and apply it, or have it applied off the request; answer
+    what the view should send back.
 
     A body that can never be stored (too deep, not UTF-8, values no database
     takes) gets 400: Vibes does not retry a 4xx. A body that can be stored
@@ -52,6 +56,9 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
     unknown status) is stored as unreadable and answered 200. A repeat of a
     stored event counts a delivery and changes nothing else. Anything the
     database refuses otherwise gets 503, so that Vibes delivers the event again later.
+
+    Where VIBES_CALLBACKS_APPLY says so (`applying`), the request only stores
+    the event (one statement) and answers "received"; a worker applies it.
     """
     read, problem = callback_body_parse(body)
     if problem:
@@ -66,27 +73,30 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
                 "is not shaped like a delivery receipt."
             )
         )
-
-    key = dedupe_key(event_type, payload if not read.raw else read.raw, reference)
-    stored_headers = {k: v for k, v in headers.items() if k.lower() not in PRIVATE_HEADERS}
+    event = CallbackEvent(
+        event_type=event_type[:60],
+        dedupe_key=dedupe_key(event_type, payload if not read.raw else read.raw, reference),
+        headers={k: v for k, v in headers.items() if k.lower() not in PRIVATE_HEADERS},
+        payload=payload,
+        raw_body=read.raw or None,
+        reference=reference[:100] or None,
+        outcome=CallbackEvent.Outcome.UNREADABLE if unreadable else CallbackEvent.Outcome.RECEIVED,
+        note=unreadable[:300],
+        received_at=timezone.now(),
+    )
+    # Applied here, the event is stored and applied in one transaction: a
+    # handler that fails leaves nothing stored. Applied later (or never), the
+    # request is the one statement that stores it.
+    later = not unreadable and callbacks_applied_off_request()
     try:
-        with transaction.atomic():
-            if CallbackEvent.objects.filter(dedupe_key=key).update(deliveries=F("deliveries") + 1):
-                return CallbackResult(200, {"status": "duplicate"})
-            event = CallbackEvent.objects.create(
-                event_type=event_type[:60],
-                dedupe_key=key,
-                headers=stored_headers,
-                payload=payload,
-                raw_body=read.raw or None,
-                outcome=CallbackEvent.Outcome.IGNORED,
-            )
-            if unreadable:
-                event.outcome, event.note = CallbackEvent.Outcome.UNREADABLE, unreadable[:300]
-                logger.warning("Vibes callback #%s kept as unreadable: %s", event.pk, unreadable)
-            else:
-                event_apply(event, payload, reference)
-            event.save(update_fields=["outcome", "note", "mdn"])
+        if later or unreadable:
+            new = callback_event_store(event)
+        else:
+            with transaction.atomic():
+                new = callback_event_store(event)
+                if new:
+                    event_apply(event, payload, reference)
+                    event.save(update_fields=["outcome", "note", "mdn"])
     except HandlerFailed:
         return CallbackResult(
             503, {"error": str(_("The event could not be processed; deliver it again later."))}
@@ -95,19 +105,44 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
         return CallbackResult(
             503, {"error": str(_("The message could not be processed; deliver it again later."))}
         )
-    except IntegrityError:
-        # The same event arriving twice at once collides on the dedupe key,
-        # and then the other request has stored it. Any other refusal (a
-        # constraint, a trigger) left nothing stored and must not pass for one.
-        try:
-            if CallbackEvent.objects.filter(dedupe_key=key).update(deliveries=F("deliveries") + 1):
-                return CallbackResult(200, {"status": "duplicate"})
-        except DatabaseError:
-            pass
-        return _storage_failed(event_type)
     except DatabaseError:
+        # A repeat never collides (the store counts it as a delivery): any
+        # refusal here left nothing stored and must not pass for one.
         return _storage_failed(event_type)
+    if not new:
+        return CallbackResult(200, {"status": "duplicate"})
+    if unreadable:
+        logger.warning("Vibes callback #%s kept as unreadable: %s", event.pk, unreadable)
+    if later:
+        callback_apply_later(event.pk)
     return CallbackResult(200, {"status": event.outcome})
+
+
+def callback_event_store(event: CallbackEvent) -> bool:
+    """Store a new event, in one statement; True when it is new, False when it was
+    stored before (its deliveries then count one more, and nothing else changes).
+
+    Two deliveries of one event at once meet at the dedupe key's unique index:
+    the second waits for the first, and counts a delivery if the first was stored.
+    """
+    table = connection.ops.quote_name(CallbackEvent._meta.db_table)
+    names = [
+        "event_type", "dedupe_key", "headers", "payload", "raw_body", "reference", "mdn", "outcome", "note",
+        "received_at",
+    ]  # fmt: skip
+    fields = [CallbackEvent._meta.get_field(name) for name in names]
+    values = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    deliveries = connection.ops.quote_name("deliveries")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}, {deliveries}) VALUES ({', '.join(['%s'] * len(values))}, 1) "
+            f"ON CONFLICT ({connection.ops.quote_name('dedupe_key')}) "
+            f"DO UPDATE SET {deliveries} = {table}.{deliveries} + 1 RETURNING id, {deliveries}",
+            values,
+        )
+        event.pk, event.deliveries = cursor.fetchone()
+    return event.deliveries == 1
 
 
 def _storage_failed(event_type) -> CallbackResult:

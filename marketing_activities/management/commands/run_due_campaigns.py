@@ -5,16 +5,21 @@ from marketing_activities.runner import results_expire_confirmations, run_execut
 from marketing_activities.runner.report import format_summary
 from marketing_activities.runner.schedule import stale_runs, start_due_runs
 from marketing_activities.tasks import run_dispatch
+from vibes.callbacks import callbacks_apply_pending
 
 
 class Command(BaseCommand):
     help = (
         "Start the scheduled campaigns that are due, finish runs that lost their worker, and expire "
-        "Subscribe results whose confirmation window has passed. Safe to run every minute from cron: "
+        "Subscribe results whose confirmation window has passed, and apply Vibes callbacks whose worker "
+        "failed. Safe to run every minute from cron: "
         "a campaign is started once however many run at once."
     )
 
     def handle(self, *args, **options):
+        applied = callbacks_apply_pending()
+        if applied:
+            self.stdout.write(f"{applied} Vibes callbacks applied that had waited.")
         expired = results_expire_confirmations()
         if expired:
             self.stdout.write(f"{expired} pending confirmations expired.")
