@@ -7,6 +7,7 @@ person key or external id, which is served too
 (`configure(subscriber_paging=False)` serves only the search).
 """
 
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from .protocol import E164, now_iso, platform_error
@@ -73,10 +74,12 @@ class PlatformOperations:
         if pending is None:
             status = 201
             window = float(self.config["confirmation_window"])
+            # One moment for both, so the window is exactly the configured one.
+            now = datetime.now(UTC)
             pending = state.pending[(list_id, mdn)] = {
                 "acquisition_id": campaign["acquisition_id"],
-                "participation_date": now_iso(),
-                "expire_date": now_iso(window),
+                "participation_date": now_iso(now=now),
+                "expire_date": now_iso(window, now=now),
             }
             confirm_after = self.config["confirm_after"]
             if confirm_after and self._scheduler:

@@ -50,8 +50,9 @@ CONNECT_OPERATIONS = {"send_sms", "register_connect_callback"}
 URL_BODY_OPERATIONS = {"register_callback", "update_callback", "register_connect_callback"}
 
 
-def now_iso(later: float = 0) -> str:
-    moment = datetime.now(UTC) + timedelta(seconds=later)
+def now_iso(later: float = 0, *, now: datetime | None = None) -> str:
+    """Now (or `now`), `later` seconds on, as Vibes writes times."""
+    moment = (now or datetime.now(UTC)) + timedelta(seconds=later)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
