@@ -7,6 +7,7 @@ class MarketingActivitiesConfig(AppConfig):
     verbose_name = _("Marketing Activities")
 
     def ready(self):
+        from smscampaigns.activities import activities_recorded
         from vibes.callbacks import (
             register_confirmation_handler,
             register_inbound_handler,
@@ -15,7 +16,10 @@ class MarketingActivitiesConfig(AppConfig):
 
         from .receipts import handle_confirmation, handle_receipt
         from .replies import reply_match
+        from .tasks import triggers_kick
 
         register_receipt_handler(handle_receipt)
         register_confirmation_handler(handle_confirmation)
         register_inbound_handler(reply_match)
+        # New activities are matched to the active trigger campaigns (triggers.py).
+        activities_recorded.connect(triggers_kick, dispatch_uid="marketing_activities.triggers")

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from smscampaigns.models import Lead
 
-from ..models import NUMBER_BLOCKS, CampaignRun, Outcome, RunBatch, RunResult, RunStep
+from ..models import NUMBER_BLOCKS, CampaignRun, Outcome, RunBatch, RunResult, RunStep, TriggerFiring
 from .rules import NUMBER_NOT_BLOCKED, NUMBER_WINNER, Requirement, Sql, blocked_numbers_sql, requirements
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,20 @@ def audience_sql(run_step: RunStep):
     """(sql, params) selecting id, mobile_phone, blocklisted,
     marketing_suspended and first_outcome of the step's audience."""
     run = run_step.run
+    if run_step.position == 0 and run.trigger == CampaignRun.Trigger.ACTIVITY:
+        # A trigger run's audience: the people its firings brought, who passed
+        # the filters when they were taken (triggers.py).
+        queryset = (
+            Lead.objects.filter(
+                pk__in=TriggerFiring.objects.filter(run=run, status=TriggerFiring.Status.MEMBER).values(
+                    "lead_id"
+                )
+            )
+            .order_by()
+            .values("id", "mobile_phone", "blocklisted", "marketing_suspended")
+        )
+        sql, params = queryset.query.sql_with_params()
+        return f"SELECT a.*, NULL AS first_outcome FROM ({sql}) a", params
     if run_step.position == 0:
         definition = run.campaign.smart_list.parsed()
         queryset = (
@@ -335,6 +349,8 @@ def _already_ran(cursor, run_step: RunStep, ran_table: str, lead_key: str) -> Sq
     campaign = run_step.run.campaign
     if campaign.qualification_rule != campaign.QualificationRule.ONCE:
         return Sql("1 = 0")
+    if run_step.run.trigger == CampaignRun.Trigger.ACTIVITY:
+        return Sql("1 = 0")  # the firings were checked against the campaign's members (triggers.py)
     previous = _previous_audience_ranges(campaign.pk, exclude_run=run_step.run)
     if not previous:
         return Sql("1 = 0")
