@@ -90,6 +90,20 @@ class Trigger:
             self.values, activity.attributes
         )
 
+    def describe(self) -> str:
+        """The trigger in words: "Subscribes to Vibes List: SMS Newsletter"."""
+        chosen = []
+        for constraint in self.kind.constraints:
+            value = self.values.get(constraint.key)
+            if value:
+                chosen.append(dict(constraint.choices()).get(value, value))
+        if not chosen:
+            return str(self.kind.label)
+        return _("%(trigger)s: %(constraints)s") % {
+            "trigger": self.kind.label,
+            "constraints": ", ".join(chosen),
+        }
+
 
 TRIGGERS: dict[str, SmartListTrigger] = {}
 
