@@ -487,7 +487,7 @@ class TriggersEditor:
     @property
     def offered(self):
         """The triggers a marketer can add, as (name, label)."""
-        return [(kind.name, kind.label) for kind in TRIGGERS.values()]
+        return sorted(((kind.name, kind.label) for kind in TRIGGERS.values()), key=lambda pair: str(pair[1]))
 
     @property
     def rows(self) -> list[dict]:
@@ -506,7 +506,7 @@ class TriggersEditor:
                             "label": constraint.label,
                             "required": constraint.required,
                             "value": str(raw.get(constraint.key) or ""),
-                            "choices": constraint.choices(),
+                            "choices": constraint.offered(),
                         }
                         for constraint in (kind.constraints if kind else ())
                     ],

@@ -531,6 +531,10 @@ class Activity(models.Model):
     class Kind(models.TextChoices):
         SUBSCRIBED_TO_VIBES_LIST = "subscribed_vibes_list", _("Subscribed to Vibes list")
         UNSUBSCRIBED_FROM_VIBES_LIST = "unsubscribed_vibes_list", _("Unsubscribed from Vibes list")
+        SMS_DELIVERED = "sms_delivered", _("SMS delivered")
+        SMS_BOUNCED = "sms_bounced", _("SMS bounced")
+        REPLIED_TO_SMS = "replied_sms", _("Replied to SMS")
+        PERSON_CREATED = "person_created", _("Person created")
 
     kind = models.CharField(_("activity"), max_length=40, choices=Kind.choices)
     lead = models.ForeignKey(

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from .limits import printable, shown
 
 MAX_TRIGGERS = 20
+MAX_TEXT = 160  # a text constraint: what a reply may contain, a value a field may take
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,16 @@ class TriggerConstraint:
 
     key: str
     label: object
-    choices: Any  # a callable returning (value, label) pairs
+    choices: Any  # a callable returning (value, label) pairs; None for text typed in
     required: bool = True
+
+    @property
+    def is_text(self) -> bool:
+        return self.choices is None
+
+    def offered(self):
+        """What the Smart List tab offers: (value, label) pairs, or None for a text box."""
+        return None if self.is_text else self.choices()
 
     def clean(self, value, where: str):
         """The stored value (an id as text, or "" for an optional constraint left blank)."""
@@ -40,6 +49,13 @@ class TriggerConstraint:
             if self.required:
                 raise ValidationError(_("%(where)s: choose %(what)s.") % {"where": where, "what": self.label})
             return ""
+        if self.is_text:
+            if len(value) > MAX_TEXT:
+                raise ValidationError(
+                    _("%(where)s: %(what)s is at most %(max)s characters.")
+                    % {"where": where, "what": self.label, "max": MAX_TEXT}
+                )
+            return value
         if value not in {str(choice) for choice, _label in self.choices()}:
             raise ValidationError(
                 _("%(where)s: “%(value)s” is not one of the choices for %(what)s.")
@@ -96,7 +112,9 @@ class Trigger:
         for constraint in self.kind.constraints:
             value = self.values.get(constraint.key)
             if value:
-                chosen.append(dict(constraint.choices()).get(value, value))
+                chosen.append(
+                    f"“{value}”" if constraint.is_text else dict(constraint.choices()).get(value, value)
+                )
         if not chosen:
             return str(self.kind.label)
         return _("%(trigger)s: %(constraints)s") % {
