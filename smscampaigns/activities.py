@@ -54,3 +54,56 @@ def activities_record(*, activities: list[NewActivity]) -> None:
     )
     count = len(activities)
     transaction.on_commit(lambda: activities_recorded.send(sender=Activity, count=count))
+
+
+# Where a person came from, as "Person is Created" names it.
+CREATED_BY_IMPORT, CREATED_BY_ADMIN, CREATED_BY_VIBES_SYNC = "import", "admin", "vibes_sync"
+
+
+def activity_value(value) -> str:
+    """A field's value as activities keep it and triggers compare it: text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def leads_created_record(*, lead_ids, source: str, when: datetime | None = None) -> None:
+    """ "Person is Created" for each of these new leads (a lead is created once: keyed by its id)."""
+    activities_record(
+        activities=[
+            NewActivity(
+                kind=Activity.Kind.PERSON_CREATED,
+                lead_id=lead_id,
+                key=f"lead-created:{lead_id}",
+                occurred_at=when,
+                source=source,
+                attributes={"source": source},
+            )
+            for lead_id in lead_ids
+        ]
+    )
+
+
+def lead_changes_record(*, changes, source: str, key: str, when: datetime | None = None) -> None:
+    """ "Data Value Changes": one activity per (lead id, field, previous value, new value).
+
+    `key` names the event that changed them (an import, an admin's save), so
+    the same change recorded again by that event makes no second activity.
+    """
+    activities_record(
+        activities=[
+            NewActivity(
+                kind=Activity.Kind.DATA_VALUE_CHANGED,
+                lead_id=lead_id,
+                key=f"{key}:{lead_id}:{field}",
+                occurred_at=when,
+                source=source,
+                attributes={"field": field, "previous": activity_value(old), "new": activity_value(new)},
+            )
+            for lead_id, field, old, new in changes
+        ]
+    )

@@ -535,6 +535,7 @@ class Activity(models.Model):
         SMS_BOUNCED = "sms_bounced", _("SMS bounced")
         REPLIED_TO_SMS = "replied_sms", _("Replied to SMS")
         PERSON_CREATED = "person_created", _("Person created")
+        DATA_VALUE_CHANGED = "data_value_changed", _("Data value changed")
 
     kind = models.CharField(_("activity"), max_length=40, choices=Kind.choices)
     lead = models.ForeignKey(
