@@ -126,7 +126,8 @@ class SmsMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 class FlowStepInline(admin.TabularInline):
     model = FlowStep
-    fields = ("position", "action", "sms_message", "vibes_list", "acquisition_campaign")
+    fk_name = "campaign"
+    fields = ("position", "action", "sms_message", "vibes_list", "acquisition_campaign", "requested_campaign")
     extra = 0
     autocomplete_fields = ("sms_message",)
     ordering = ("position", "pk")

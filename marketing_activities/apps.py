@@ -14,6 +14,7 @@ class MarketingActivitiesConfig(AppConfig):
             register_receipt_handler,
         )
 
+        from . import campaign_requests  # noqa: F401  (registers the trigger Campaign is Requested)
         from .receipts import handle_confirmation, handle_receipt
         from .replies import reply_match
         from .tasks import triggers_kick

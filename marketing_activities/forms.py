@@ -132,6 +132,7 @@ class FlowStepForm(Form):
     sms_message = forms.ModelChoiceField(queryset=SmsMessage.objects.all(), required=False)
     vibes_list = forms.ModelChoiceField(queryset=VibesList.objects.all(), required=False)
     acquisition_campaign = forms.ModelChoiceField(queryset=AcquisitionCampaign.objects.all(), required=False)
+    requested_campaign = forms.ModelChoiceField(queryset=SmartCampaign.objects.all(), required=False)
 
 
 # --- Schedule -------------------------------------------------------------------

@@ -279,7 +279,11 @@ class SmartCampaign(models.Model):
         return self.compute_next_run(after=now)
 
     def steps(self):
-        return list(self.flow_steps.select_related("sms_message", "vibes_list", "acquisition_campaign"))
+        return list(
+            self.flow_steps.select_related(
+                "sms_message", "vibes_list", "acquisition_campaign", "requested_campaign__smart_list"
+            )
+        )
 
     def problems(self):
         """Why this campaign cannot run now, as messages; empty when it can."""
@@ -337,6 +341,8 @@ class FlowStep(models.Model):
         SEND_SMS = "send_sms", _("Send SMS Message")
         SUBSCRIBE = "subscribe_vibes_list", _("Subscribe to Vibes List")
         UNSUBSCRIBE = "unsubscribe_vibes_list", _("Unsubscribe from Vibes List")
+        # Texts nobody: the requested campaign's trigger "Campaign is Requested" runs it for the person.
+        REQUEST_CAMPAIGN = "request_campaign", _("Request Campaign")
 
     campaign = models.ForeignKey(
         SmartCampaign, on_delete=models.CASCADE, related_name="flow_steps", verbose_name=_("campaign")
@@ -367,6 +373,14 @@ class FlowStep(models.Model):
         related_name="flow_steps",
         verbose_name=_("acquisition campaign"),
     )
+    requested_campaign = models.ForeignKey(
+        SmartCampaign,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="requesting_steps",
+        verbose_name=_("requested campaign"),
+    )
 
     class Meta:
         verbose_name = _("flow step")
@@ -387,6 +401,8 @@ class FlowStep(models.Model):
         if self.action not in self.Action.values:
             problems["action"] = _("Choose one of the three SMS flow steps.")
             return problems
+        if self.action == self.Action.REQUEST_CAMPAIGN:
+            return self._request_problems()
         if not self.vibes_list_id:
             problems["vibes_list"] = _("Choose a Vibes list.")
         if self.action == self.Action.SEND_SMS:
@@ -412,6 +428,23 @@ class FlowStep(models.Model):
         elif self.acquisition_campaign_id:
             problems["acquisition_campaign"] = _("Only Subscribe to Vibes List uses an acquisition campaign.")
         return problems
+
+    def _request_problems(self):
+        requested = self.requested_campaign
+        if requested is None:
+            return {"requested_campaign": _("Choose the campaign to request.")}
+        if requested.pk == self.campaign_id:
+            return {"requested_campaign": _("A campaign cannot request itself.")}
+        triggers = requested.smart_list.triggers
+        if not any(isinstance(t, dict) and t.get("trigger") == "campaign_requested" for t in triggers):
+            # It would never run for the people requested.
+            return {
+                "requested_campaign": _(
+                    "“%(campaign)s” has no trigger “Campaign is Requested”, so requesting it does nothing."
+                )
+                % {"campaign": requested}
+            }
+        return {}
 
     def clean(self):
         problems = self.problems()
@@ -525,6 +558,9 @@ class RunStep(models.Model):
     acquisition_campaign = models.ForeignKey(
         AcquisitionCampaign, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    requested_campaign = models.ForeignKey(
+        SmartCampaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     counts = models.JSONField(_("counts by outcome"), default=dict)
     # Rows change after the run, as receipts and confirmations arrive: the
@@ -584,6 +620,7 @@ class Outcome(models.IntegerChoices):
     ALREADY_UNSUBSCRIBED_IN_VIBES = 15, _("already unsubscribed in Vibes")
     DECLINED = 16, _("declined the confirmation")
     EXPIRED = 17, _("confirmation expired without a reply")
+    REQUESTED = 18, _("campaign requested")
     FAILED = 20, _("failed")
     UNCERTAIN = 21, _("uncertain")
     DELIVERY_FAILED = 22, _("delivery failed")

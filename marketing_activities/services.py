@@ -224,6 +224,7 @@ def flow_step_update(
     sms_message: SmsMessage | None = None,
     vibes_list: VibesList | None = None,
     acquisition_campaign: AcquisitionCampaign | None = None,
+    requested_campaign: SmartCampaign | None = None,
 ) -> FlowStep:
     """Store the step's choices at once, even when incomplete (the step shows its problems).
 
@@ -234,6 +235,10 @@ def flow_step_update(
         sms_message = None
     if step.action != FlowStep.Action.SUBSCRIBE:
         acquisition_campaign = None
+    if step.action != FlowStep.Action.REQUEST_CAMPAIGN:
+        requested_campaign = None
+    else:
+        vibes_list = None  # a request texts nobody
     if acquisition_campaign is not None and (
         vibes_list is None or acquisition_campaign.vibes_list_id != vibes_list.pk
     ):
@@ -241,7 +246,8 @@ def flow_step_update(
     step.sms_message = sms_message
     step.vibes_list = vibes_list
     step.acquisition_campaign = acquisition_campaign
-    step.save(update_fields=["sms_message", "vibes_list", "acquisition_campaign"])
+    step.requested_campaign = requested_campaign
+    step.save(update_fields=["sms_message", "vibes_list", "acquisition_campaign", "requested_campaign"])
     return step
 
 

@@ -39,7 +39,7 @@ BOUNCE_TYPE = TriggerConstraint(
 
 
 class RepliesToSms(SmartListTrigger):
-    def matches(self, values: dict, attributes: dict) -> bool:
+    def matches(self, values: dict, attributes: dict, *, campaign_id: int | None = None) -> bool:
         message = values.get("sms_message")
         if message and str(attributes.get("sms_message", "")) != message:
             return False

@@ -85,7 +85,7 @@ def activities_match(*, limit: int = MATCH_BATCH) -> DispatchReport:
             TriggerFiring(activity=activity, campaign=campaign, lead_id=activity.lead_id)
             for activity in activities
             for campaign, triggers in campaigns
-            if any(trigger.matches(activity) for trigger in triggers)
+            if any(trigger.matches(activity, campaign_id=campaign.pk) for trigger in triggers)
         ]
         TriggerFiring.objects.bulk_create(firings, ignore_conflicts=True)
         Activity.objects.filter(pk__in=[activity.pk for activity in activities]).update(

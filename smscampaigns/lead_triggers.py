@@ -30,7 +30,7 @@ def _fields():
 
 
 class DataValueChanges(SmartListTrigger):
-    def matches(self, values: dict, attributes: dict) -> bool:
+    def matches(self, values: dict, attributes: dict, *, campaign_id: int | None = None) -> bool:
         if str(attributes.get("field", "")) != values.get("field"):
             return False
         return all(

@@ -536,6 +536,7 @@ class Activity(models.Model):
         REPLIED_TO_SMS = "replied_sms", _("Replied to SMS")
         PERSON_CREATED = "person_created", _("Person created")
         DATA_VALUE_CHANGED = "data_value_changed", _("Data value changed")
+        CAMPAIGN_REQUESTED = "campaign_requested", _("Campaign requested")
 
     kind = models.CharField(_("activity"), max_length=40, choices=Kind.choices)
     lead = models.ForeignKey(

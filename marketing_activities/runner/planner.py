@@ -27,7 +27,16 @@ from django.utils import timezone
 
 from smscampaigns.models import Lead
 
-from ..models import NUMBER_BLOCKS, CampaignRun, Outcome, RunBatch, RunResult, RunStep, TriggerFiring
+from ..models import (
+    NUMBER_BLOCKS,
+    CampaignRun,
+    FlowStep,
+    Outcome,
+    RunBatch,
+    RunResult,
+    RunStep,
+    TriggerFiring,
+)
 from .rules import NUMBER_NOT_BLOCKED, NUMBER_WINNER, Requirement, Sql, blocked_numbers_sql, requirements
 
 logger = logging.getLogger(__name__)
@@ -91,16 +100,19 @@ def _number_holders_sql(blocked_table: str, people_table: str) -> Sql:
     )
 
 
-def _called_sql(rules: list[Requirement], source: Sql, people_table: str) -> Sql:
+def _called_sql(
+    rules: list[Requirement], source: Sql, people_table: str, *, winner: str = NUMBER_WINNER
+) -> Sql:
     """Adds to `people_table` the people of the audience who meet every
-    requirement, each with the winner of their number."""
+    requirement, each with the winner of their number (or themselves, for
+    a step that calls for people rather than numbers)."""
     joins = [f"JOIN {rule.joins} ON {rule.condition.text}" for rule in rules if rule.joins]
     conditions = [rule.condition for rule in rules if not rule.joins]
     # A person who took a blocked number since the holders were read (another
     # transaction, on PostgreSQL) is not caught here: the worker checks
     # again before it calls, so planning goes on rather than fail.
     return Sql(
-        f"INSERT INTO {people_table} (lead_id, winner) SELECT a.id, {NUMBER_WINNER} "
+        f"INSERT INTO {people_table} (lead_id, winner) SELECT a.id, {winner} "
         f"FROM ({source.text}) a {' '.join(joins)} LEFT JOIN {people_table} q ON q.lead_id = a.id "
         f"WHERE {' AND '.join(condition.text for condition in conditions)}",
         (
@@ -290,7 +302,9 @@ def _write_plan(run_step: RunStep) -> None:
             cursor.execute(_temp_table_ddl(blocked_table, columns))
             cursor.execute(*blocked_numbers_sql(blocked_table))
             cursor.execute(*_number_holders_sql(blocked_table, people_table))
-        cursor.execute(*_called_sql(rules, source, people_table))
+        # A campaign is requested for each person, whatever number they share (R3 is about texts).
+        winner = "a.id" if run_step.action == FlowStep.Action.REQUEST_CAMPAIGN else NUMBER_WINNER
+        cursor.execute(*_called_sql(rules, source, people_table, winner=winner))
         before = _last_id(cursor, reserve=True)
         # Every row keeps the number it was planned for, skipped or not: the
         # Results show it, and it is the number a block or a dedupe was about.

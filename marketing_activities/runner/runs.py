@@ -63,6 +63,7 @@ def run_steps_snapshot(*, run: CampaignRun, campaign: SmartCampaign) -> None:
             message_text=step.sms_message.text if step.sms_message else "",
             vibes_list=step.vibes_list,
             acquisition_campaign=step.acquisition_campaign,
+            requested_campaign_id=step.requested_campaign_id,
         )
         for position, step in enumerate(campaign.steps())
     )

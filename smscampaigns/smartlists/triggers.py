@@ -84,8 +84,11 @@ class SmartListTrigger:
             raise ValidationError(errors)
         return values
 
-    def matches(self, values: dict, attributes: dict) -> bool:
-        """True when the activity's attributes meet every constraint given a value."""
+    def matches(self, values: dict, attributes: dict, *, campaign_id: int | None = None) -> bool:
+        """True when the activity's attributes meet every constraint given a value.
+
+        `campaign_id`: the campaign whose trigger this is, for a trigger about
+        the campaign itself ("Campaign is Requested")."""
         return all(not value or str(attributes.get(key, "")) == value for key, value in values.items())
 
 
@@ -101,9 +104,9 @@ class Trigger:
     def activity_kind(self) -> str:
         return self.kind.activity_kind
 
-    def matches(self, activity) -> bool:
+    def matches(self, activity, *, campaign_id: int | None = None) -> bool:
         return activity.kind == self.kind.activity_kind and self.kind.matches(
-            self.values, activity.attributes
+            self.values, activity.attributes, campaign_id=campaign_id
         )
 
     def describe(self) -> str:
