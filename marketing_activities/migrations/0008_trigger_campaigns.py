@@ -6,61 +6,203 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('marketing_activities', '0007_results_follow_events'),
-        ('smscampaigns', '0004_activity_records'),
+        ("marketing_activities", "0007_results_follow_events"),
+        ("smscampaigns", "0004_activity_records"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='flowstep',
-            name='requested_campaign',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='requesting_steps', to='marketing_activities.smartcampaign', verbose_name='requested campaign'),
+            model_name="flowstep",
+            name="requested_campaign",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="requesting_steps",
+                to="marketing_activities.smartcampaign",
+                verbose_name="requested campaign",
+            ),
         ),
         migrations.AddField(
-            model_name='runstep',
-            name='requested_campaign',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='marketing_activities.smartcampaign'),
+            model_name="runstep",
+            name="requested_campaign",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="marketing_activities.smartcampaign",
+            ),
         ),
         migrations.AlterField(
-            model_name='campaignrun',
-            name='trigger',
-            field=models.CharField(choices=[('command', 'command'), ('admin', 'admin action'), ('ui', 'Run button'), ('schedule', 'schedule'), ('trigger', 'trigger')], max_length=10, verbose_name='started by'),
+            model_name="campaignrun",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("command", "command"),
+                    ("admin", "admin action"),
+                    ("ui", "Run button"),
+                    ("schedule", "schedule"),
+                    ("trigger", "trigger"),
+                ],
+                max_length=10,
+                verbose_name="started by",
+            ),
         ),
         migrations.AlterField(
-            model_name='flowstep',
-            name='action',
-            field=models.CharField(choices=[('send_sms', 'Send SMS Message'), ('subscribe_vibes_list', 'Subscribe to Vibes List'), ('unsubscribe_vibes_list', 'Unsubscribe from Vibes List'), ('request_campaign', 'Request Campaign')], max_length=24, verbose_name='action'),
+            model_name="flowstep",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("send_sms", "Send SMS Message"),
+                    ("subscribe_vibes_list", "Subscribe to Vibes List"),
+                    ("unsubscribe_vibes_list", "Unsubscribe from Vibes List"),
+                    ("request_campaign", "Request Campaign"),
+                ],
+                max_length=24,
+                verbose_name="action",
+            ),
         ),
         migrations.AlterField(
-            model_name='runresult',
-            name='outcome',
-            field=models.SmallIntegerField(choices=[(0, 'queued'), (1, 'sending'), (10, 'sent'), (11, 'subscribed'), (12, 'pending confirmation'), (13, 'unsubscribed'), (14, 'delivered'), (15, 'already unsubscribed in Vibes'), (16, 'declined the confirmation'), (17, 'confirmation expired without a reply'), (18, 'campaign requested'), (20, 'failed'), (21, 'uncertain'), (22, 'delivery failed'), (30, 'skipped: shares a number with another person'), (31, 'skipped: blocklisted'), (32, 'skipped: marketing suspended'), (33, 'skipped: not subscribed to the Vibes list'), (34, 'skipped: no valid mobile number'), (35, 'skipped: already ran through this flow'), (36, 'skipped: already subscribed'), (37, 'skipped: subscription already pending'), (38, 'skipped: already unsubscribed'), (39, 'skipped: number shared with a blocklisted person'), (40, 'skipped: number shared with a marketing-suspended person'), (50, 'would be called (dry run)')], verbose_name='outcome'),
+            model_name="runresult",
+            name="outcome",
+            field=models.SmallIntegerField(
+                choices=[
+                    (0, "queued"),
+                    (1, "sending"),
+                    (10, "sent"),
+                    (11, "subscribed"),
+                    (12, "pending confirmation"),
+                    (13, "unsubscribed"),
+                    (14, "delivered"),
+                    (15, "already unsubscribed in Vibes"),
+                    (16, "declined the confirmation"),
+                    (17, "confirmation expired without a reply"),
+                    (18, "campaign requested"),
+                    (20, "failed"),
+                    (21, "uncertain"),
+                    (22, "delivery failed"),
+                    (30, "skipped: shares a number with another person"),
+                    (31, "skipped: blocklisted"),
+                    (32, "skipped: marketing suspended"),
+                    (33, "skipped: not subscribed to the Vibes list"),
+                    (34, "skipped: no valid mobile number"),
+                    (35, "skipped: already ran through this flow"),
+                    (36, "skipped: already subscribed"),
+                    (37, "skipped: subscription already pending"),
+                    (38, "skipped: already unsubscribed"),
+                    (39, "skipped: number shared with a blocklisted person"),
+                    (40, "skipped: number shared with a marketing-suspended person"),
+                    (50, "would be called (dry run)"),
+                ],
+                verbose_name="outcome",
+            ),
         ),
         migrations.AlterField(
-            model_name='runstep',
-            name='action',
-            field=models.CharField(choices=[('send_sms', 'Send SMS Message'), ('subscribe_vibes_list', 'Subscribe to Vibes List'), ('unsubscribe_vibes_list', 'Unsubscribe from Vibes List'), ('request_campaign', 'Request Campaign')], max_length=24, verbose_name='action'),
+            model_name="runstep",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("send_sms", "Send SMS Message"),
+                    ("subscribe_vibes_list", "Subscribe to Vibes List"),
+                    ("unsubscribe_vibes_list", "Unsubscribe from Vibes List"),
+                    ("request_campaign", "Request Campaign"),
+                ],
+                max_length=24,
+                verbose_name="action",
+            ),
         ),
         migrations.CreateModel(
-            name='TriggerFiring',
+            name="TriggerFiring",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('waiting', 'waiting for its run'), ('member', 'ran through the flow'), ('filtered_out', "did not pass the smart list's filters"), ('already_ran', 'already ran through the flow'), ('same_number', 'its number was triggered in the same second'), ('inactive', 'the campaign was deactivated before its run')], default='waiting', max_length=12, verbose_name='status')),
-                ('number_second', models.CharField(blank=True, editable=False, max_length=40, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='fired')),
-                ('activity', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='smscampaigns.activity', verbose_name='activity')),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='firings', to='marketing_activities.smartcampaign', verbose_name='campaign')),
-                ('lead', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='smscampaigns.lead', verbose_name='lead')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='firings', to='marketing_activities.campaignrun', verbose_name='run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "waiting for its run"),
+                            ("member", "ran through the flow"),
+                            ("filtered_out", "did not pass the smart list's filters"),
+                            ("already_ran", "already ran through the flow"),
+                            ("same_number", "its number was triggered in the same second"),
+                            ("inactive", "the campaign was deactivated before its run"),
+                        ],
+                        default="waiting",
+                        max_length=12,
+                        verbose_name="status",
+                    ),
+                ),
+                ("number_second", models.CharField(blank=True, editable=False, max_length=40, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="fired")),
+                (
+                    "activity",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="smscampaigns.activity",
+                        verbose_name="activity",
+                    ),
+                ),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="firings",
+                        to="marketing_activities.smartcampaign",
+                        verbose_name="campaign",
+                    ),
+                ),
+                (
+                    "lead",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="smscampaigns.lead",
+                        verbose_name="lead",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="firings",
+                        to="marketing_activities.campaignrun",
+                        verbose_name="run",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'trigger firing',
-                'verbose_name_plural': 'trigger firings',
-                'ordering': ['-created_at', '-pk'],
-                'indexes': [models.Index(condition=models.Q(('status', 'waiting')), fields=['campaign', 'id'], name='firing_waiting'), models.Index(condition=models.Q(('status', 'member')), fields=['campaign', 'lead'], name='firing_member')],
-                'constraints': [models.UniqueConstraint(fields=('activity', 'campaign'), name='activity_fires_campaign_once'), models.UniqueConstraint(fields=('campaign', 'number_second'), name='number_texted_once_a_second')],
+                "verbose_name": "trigger firing",
+                "verbose_name_plural": "trigger firings",
+                "ordering": ["-created_at", "-pk"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "waiting")),
+                        fields=["campaign", "id"],
+                        name="firing_waiting",
+                    ),
+                    models.Index(
+                        condition=models.Q(("status", "member")),
+                        fields=["campaign", "lead"],
+                        name="firing_member",
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("activity", "campaign"), name="activity_fires_campaign_once"
+                    ),
+                    models.UniqueConstraint(
+                        fields=("campaign", "number_second"), name="number_texted_once_a_second"
+                    ),
+                ],
             },
         ),
     ]

@@ -6,30 +6,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('smscampaigns', '0003_lead_imports_and_flag_history'),
+        ("smscampaigns", "0003_lead_imports_and_flag_history"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Activity',
+            name="Activity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('subscribed_vibes_list', 'Subscribed to Vibes list'), ('unsubscribed_vibes_list', 'Unsubscribed from Vibes list'), ('sms_delivered', 'SMS delivered'), ('sms_bounced', 'SMS bounced'), ('replied_sms', 'Replied to SMS'), ('person_created', 'Person created'), ('data_value_changed', 'Data value changed'), ('campaign_requested', 'Campaign requested')], max_length=40, verbose_name='activity')),
-                ('occurred_at', models.DateTimeField(verbose_name='happened')),
-                ('recorded_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='recorded')),
-                ('attributes', models.JSONField(blank=True, default=dict, verbose_name='attributes')),
-                ('source', models.CharField(blank=True, max_length=20, verbose_name='source')),
-                ('key', models.CharField(max_length=200, unique=True, verbose_name='event key')),
-                ('dispatched_at', models.DateTimeField(blank=True, null=True, verbose_name='dispatched')),
-                ('lead', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='activities', to='smscampaigns.lead', verbose_name='lead')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("subscribed_vibes_list", "Subscribed to Vibes list"),
+                            ("unsubscribed_vibes_list", "Unsubscribed from Vibes list"),
+                            ("sms_delivered", "SMS delivered"),
+                            ("sms_bounced", "SMS bounced"),
+                            ("replied_sms", "Replied to SMS"),
+                            ("person_created", "Person created"),
+                            ("data_value_changed", "Data value changed"),
+                            ("campaign_requested", "Campaign requested"),
+                        ],
+                        max_length=40,
+                        verbose_name="activity",
+                    ),
+                ),
+                ("occurred_at", models.DateTimeField(verbose_name="happened")),
+                (
+                    "recorded_at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="recorded"),
+                ),
+                ("attributes", models.JSONField(blank=True, default=dict, verbose_name="attributes")),
+                ("source", models.CharField(blank=True, max_length=20, verbose_name="source")),
+                ("key", models.CharField(max_length=200, unique=True, verbose_name="event key")),
+                ("dispatched_at", models.DateTimeField(blank=True, null=True, verbose_name="dispatched")),
+                (
+                    "lead",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="activities",
+                        to="smscampaigns.lead",
+                        verbose_name="lead",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'activity',
-                'verbose_name_plural': 'activities',
-                'ordering': ['-occurred_at', '-pk'],
-                'indexes': [models.Index(condition=models.Q(('dispatched_at__isnull', True)), fields=['id'], name='activity_undispatched'), models.Index(fields=['lead', 'occurred_at'], name='activity_lead_time')],
+                "verbose_name": "activity",
+                "verbose_name_plural": "activities",
+                "ordering": ["-occurred_at", "-pk"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("dispatched_at__isnull", True)),
+                        fields=["id"],
+                        name="activity_undispatched",
+                    ),
+                    models.Index(fields=["lead", "occurred_at"], name="activity_lead_time"),
+                ],
             },
         ),
     ]
