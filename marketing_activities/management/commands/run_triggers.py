@@ -13,6 +13,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         report = triggers_dispatch()
+        if not (report.activities or report.runs) and options["verbosity"] < 2:
+            return  # quiet every minute from cron when nothing happened
         self.stdout.write(
             self.style.SUCCESS(
                 f"{report.activities} activities matched: {report.firings} campaigns fired, "
