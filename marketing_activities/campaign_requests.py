@@ -2,7 +2,7 @@
 
 A request is an activity of the person (kind "campaign_requested") naming
 the campaign requested; that campaign's trigger "Campaign is Requested"
-(source optional: a flow step, the command, the admin) fires for it alone.
+(source optional: a flow step, the command) fires for it alone.
 Requests come from another campaign's Request Campaign step (written with
 the step's outcome, runner/executor.py), and from `manage.py
 request_campaign`.
@@ -20,7 +20,7 @@ from smscampaigns.smartlists import SmartListTrigger, TriggerConstraint, registe
 
 from .models import SmartCampaign
 
-REQUESTED_BY_FLOW, REQUESTED_BY_COMMAND, REQUESTED_BY_ADMIN = "flow", "command", "admin"
+REQUESTED_BY_FLOW, REQUESTED_BY_COMMAND = "flow", "command"
 
 
 class CampaignIsRequested(SmartListTrigger):
@@ -42,7 +42,6 @@ REQUESTED = register_trigger(
                 lambda: [
                     (REQUESTED_BY_FLOW, gettext_lazy("a Request Campaign flow step")),
                     (REQUESTED_BY_COMMAND, gettext_lazy("the request_campaign command")),
-                    (REQUESTED_BY_ADMIN, gettext_lazy("the admin")),
                 ],
                 required=False,
             ),

@@ -23,6 +23,7 @@ that ran it starts. Deactivating a campaign closes its waiting firings.
 import logging
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -61,7 +62,7 @@ def active_trigger_campaigns() -> list[tuple[SmartCampaign, tuple]]:
     ).select_related("smart_list"):
         try:
             triggers = campaign.smart_list.parsed().triggers
-        except Exception:  # a stored definition that no longer parses: its tab shows why
+        except ValidationError:  # a stored definition that no longer parses: its tab shows why
             logger.warning("trigger campaign %s has smart list problems; it fires for nobody", campaign.pk)
             continue
         if triggers:
