@@ -165,3 +165,11 @@ def test_the_admin_action_deactivate_stops_a_trigger_campaign(admin_client):
     )
     campaign.refresh_from_db()
     assert not campaign.is_active
+
+
+def test_a_trigger_campaign_without_rules_says_everyone_it_fires_for_qualifies(staff_client):
+    campaign = trigger_campaign(VibesListFactory())
+    html = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+    assert "No rules: everyone a trigger fires for goes through the flow." in html
+    assert "Everyone a trigger fires for." in html
+    assert "nobody qualifies" not in html
