@@ -20,11 +20,13 @@ firings that arrive while it runs wait for the next one, which the worker
 that ran it starts. Deactivating a campaign closes its waiting firings.
 """
 
+import datetime
 import logging
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from smscampaigns.models import Activity, Lead
@@ -37,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 MATCH_BATCH = 500  # activities matched in one transaction
 RUN_BATCH = 1000  # firings taken into one run
+# A trigger run of a few people takes seconds: one without progress for this
+# long has most likely lost its worker (killed), and its campaign's firings wait behind it.
+STALLED_AFTER = datetime.timedelta(seconds=30)
 
 Status = TriggerFiring.Status
 
@@ -197,7 +202,7 @@ def trigger_runs_work(*, campaign_ids=None, client=None) -> int:
         for campaign in SmartCampaign.objects.filter(
             pk__in=waiting.values("campaign_id").distinct()
         ).select_related("smart_list"):
-            run = trigger_run_start(campaign=campaign)
+            run = trigger_run_start(campaign=campaign) or _stalled_run(campaign)
             if run is None:
                 continue
             started = True
@@ -205,6 +210,22 @@ def trigger_runs_work(*, campaign_ids=None, client=None) -> int:
             worked += 1
         if not started:
             return worked
+
+
+def _stalled_run(campaign: SmartCampaign) -> CampaignRun | None:
+    """The campaign's active trigger run when it has made no progress for a while.
+
+    Working on it is safe whoever else does: workers share a run by claiming
+    its batches, and a batch a dead worker claimed is settled before it is
+    called again (runner/uncertain.py), so nobody is texted twice.
+    """
+    cutoff = timezone.now() - STALLED_AFTER
+    return (
+        CampaignRun.objects.active()
+        .filter(campaign=campaign, trigger=CampaignRun.Trigger.ACTIVITY)
+        .filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff))
+        .first()
+    )
 
 
 def triggers_dispatch(*, client=None) -> DispatchReport:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from marketing_activities import services
 from marketing_activities.models import CampaignRun, TriggerFiring
 from marketing_activities.runner import CampaignCannotRun, run_create
-from marketing_activities.triggers import activities_match, triggers_dispatch
+from marketing_activities.triggers import activities_match, trigger_run_start, triggers_dispatch
 from smscampaigns.activities import NewActivity, activities_record
 from smscampaigns.models import Activity
 from tests.marketing_activities.campaigns import make_campaign
@@ -233,3 +233,21 @@ def _subscribed(lead, vibes_list, when, *, key):
         source="test",
         attributes={"vibes_list": vibes_list.pk, "acquisition_campaign": ""},
     )
+
+
+def test_a_run_whose_worker_died_is_finished_and_the_firings_behind_it_run_next(news, vibes_simulator):
+    """None lost, none twice: a dispatcher killed after taking firings into a run."""
+    first, second = LeadFactory(mobile_phone=NUMBER), LeadFactory(mobile_phone="+15551237001")
+    campaign = welcome_campaign(news)
+    for lead in (first, second):
+        SubscriptionFactory(lead=lead, vibes_list=news, status="subscribed")
+    activities_record(activities=[_subscribed(first, news, timezone.now(), key="died")])
+    activities_match()
+    orphan = trigger_run_start(campaign=campaign)  # ... and the worker died before working on it
+    CampaignRun.objects.filter(pk=orphan.pk).update(created_at=timezone.now() - datetime.timedelta(minutes=1))
+    activities_record(activities=[_subscribed(second, news, timezone.now(), key="behind")])
+    triggers_dispatch()
+
+    assert sorted(message["to"] for message in vibes_simulator.messages()) == sorted([NUMBER, "+15551237001"])
+    assert set(campaign.runs.values_list("status", flat=True)) == {"completed"}
+    assert campaign.runs.count() == 2
