@@ -55,7 +55,7 @@ run: install .env
 	@echo
 	@export VIBES_PLATFORM_URL=http://127.0.0.1:$(SIMULATOR_PORT) VIBES_CONNECT_URL=http://127.0.0.1:$(SIMULATOR_PORT); \
 	$(PY) manage.py vibes_simulator --port $(SIMULATOR_PORT) --seed-from-db --confirm-after 20 & simulator=$$!; \
-	(while sleep 60; do $(PY) manage.py run_due_campaigns; done) & scheduler=$$!; \
+	(while sleep 60; do $(PY) manage.py run_due_campaigns; $(PY) manage.py run_triggers; done) & scheduler=$$!; \
 	trap 'kill $$simulator $$scheduler 2>/dev/null; wait $$simulator 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -16,6 +17,7 @@ from smscampaigns.permissions import ActionPermissionsAdmin
 from vibes.admin import InboundMessageAdmin
 from vibes.models import InboundMessage
 
+from . import services
 from .activity import lead_activity
 from .links import text_as_counted
 from .models import (
@@ -132,7 +134,8 @@ class SmsMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 class FlowStepInline(admin.TabularInline):
     model = FlowStep
-    fields = ("position", "action", "sms_message", "vibes_list", "acquisition_campaign")
+    fk_name = "campaign"
+    fields = ("position", "action", "sms_message", "vibes_list", "acquisition_campaign", "requested_campaign")
     extra = 0
     autocomplete_fields = ("sms_message",)
     ordering = ("position", "pk")
@@ -156,7 +159,7 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     raw_id_fields = ("smart_list",)
     readonly_fields = ("next_run_at", "flow_problems")
     inlines = (FlowStepInline,)
-    actions = ("run_now", "preview_audience")
+    actions = ("run_now", "preview_audience", "activate", "deactivate")
     # Like delete_selected_confirmation_template: None for the fallback list in run_now.
     run_now_confirmation_template = None
     fieldsets = (
@@ -203,6 +206,28 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
                 started = _("%(campaign)s: run %(run)s started.") % {"campaign": campaign, "run": run.pk}
                 self.message_user(request, started, messages.SUCCESS)
         return None
+
+    @admin.action(description=_("Activate"), permissions=["run"])
+    def activate(self, request, queryset):
+        """As the Schedule tab's button: a trigger campaign then runs for whoever its triggers fire for."""
+        for campaign in queryset.select_related("smart_list"):
+            try:
+                services.campaign_set_active(campaign=campaign, active=True)
+            except ValidationError as error:
+                self.message_user(request, f"{campaign}: {' '.join(error.messages)}", messages.ERROR)
+            else:
+                self.message_user(request, _activated(campaign), messages.SUCCESS)
+
+    @admin.action(description=_("Deactivate"), permissions=["change"])
+    def deactivate(self, request, queryset):
+        campaigns = list(queryset.select_related("smart_list"))
+        for campaign in campaigns:
+            services.campaign_set_active(campaign=campaign, active=False)
+        self.message_user(
+            request,
+            ngettext("%(count)d campaign deactivated.", "%(count)d campaigns deactivated.", len(campaigns))
+            % {"count": len(campaigns)},
+        )
 
     def run_now_confirmation(self, request, queryset):
         previews = [(campaign, run_now_preview(campaign=campaign)) for campaign in queryset]
@@ -419,3 +444,14 @@ class InboundMessageWithReplyAdmin(InboundMessageAdmin):
             _("%(campaign)s, run %(run)s, step %(step)s")
             % {"campaign": step.run.campaign, "run": step.run_id, "step": step.number},
         )
+
+
+def _activated(campaign: SmartCampaign) -> str:
+    """What activating did, naming a trigger campaign's triggers."""
+    if not campaign.is_trigger_campaign:
+        return _("%(campaign)s is active.") % {"campaign": campaign}
+    triggers = "; ".join(trigger.describe() for trigger in campaign.smart_list.parsed().triggers)
+    return _("%(campaign)s is active; it runs for each person when: %(triggers)s.") % {
+        "campaign": campaign,
+        "triggers": triggers,
+    }

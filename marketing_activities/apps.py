@@ -7,16 +7,23 @@ class MarketingActivitiesConfig(AppConfig):
     verbose_name = _("Marketing Activities")
 
     def ready(self):
+        from smscampaigns.activities import activities_recorded
         from vibes.callbacks import (
             register_confirmation_handler,
             register_inbound_handler,
             register_receipt_handler,
         )
 
-        from . import smartlist_fields  # noqa: F401  (registers the SMS activity filters)
+        from . import (
+            campaign_requests,  # noqa: F401  (registers the trigger Campaign is Requested)
+            smartlist_fields,  # noqa: F401  (registers the SMS activity filters)
+        )
         from .receipts import handle_confirmation, handle_receipt
         from .replies import reply_match
+        from .tasks import triggers_kick
 
         register_receipt_handler(handle_receipt)
         register_confirmation_handler(handle_confirmation)
         register_inbound_handler(reply_match)
+        # New activities are matched to the active trigger campaigns (triggers.py).
+        activities_recorded.connect(triggers_kick, dispatch_uid="marketing_activities.triggers")

@@ -12,12 +12,14 @@ from smscampaigns.smartlists import (
     IN,
     MAX_RULES,
     OPERATOR_LABELS,
+    TRIGGERS,
     VALUELESS_OPS,
     check_rule_count,
     not_offered,
     parse_definition,
     parse_logic,
     parse_rule,
+    parse_triggers,
     printable,
     registered_parts,
 )
@@ -131,6 +133,7 @@ class FlowStepForm(Form):
     sms_message = forms.ModelChoiceField(queryset=SmsMessage.objects.all(), required=False)
     vibes_list = forms.ModelChoiceField(queryset=VibesList.objects.all(), required=False)
     acquisition_campaign = forms.ModelChoiceField(queryset=AcquisitionCampaign.objects.all(), required=False)
+    requested_campaign = forms.ModelChoiceField(queryset=SmartCampaign.objects.all(), required=False)
 
 
 # --- Schedule -------------------------------------------------------------------
@@ -461,3 +464,77 @@ class SmartListEditor:
     @property
     def has_problems(self):
         return bool(self.logic_error or self.errors or any(row.error for row in self.rows))
+
+
+class TriggersEditor:
+    """The smart list's triggers as a form: each trigger's kind (fixed once
+    added) and its constraints, checked with the smart list's own parser so
+    that each problem shows as "Trigger N: …". Kept as chosen, problems and all."""
+
+    def __init__(self, triggers: list[dict]):
+        self.triggers = [dict(raw) if isinstance(raw, dict) else {} for raw in triggers]
+        self.errors: list[str] = []
+
+    @classmethod
+    def from_post(cls, data) -> "TriggersEditor":
+        try:
+            count = min(int(data.get("trigger_count", "")), len(data))
+        except ValueError:
+            count = 0
+        triggers = []
+        for index in range(max(count, 0)):
+            prefix = f"trigger-{index}-"
+            name = printable(data.get(prefix + "trigger", ""))
+            trigger = {"trigger": name}
+            kind = TRIGGERS.get(name)
+            for constraint in kind.constraints if kind else ():
+                trigger[constraint.key] = printable(data.get(prefix + constraint.key, ""))
+            triggers.append(trigger)
+        return cls(triggers)
+
+    def add(self, name: str) -> None:
+        kind = TRIGGERS.get(name)
+        if kind is None:
+            self.errors.append(_("Choose a trigger to add."))
+            return
+        self.triggers.append({"trigger": kind.name, **{c.key: "" for c in kind.constraints}})
+
+    def remove(self, index: int) -> None:
+        self.triggers = [raw for i, raw in enumerate(self.triggers) if i != index]
+
+    def check(self) -> bool:
+        try:
+            parse_triggers(self.triggers)
+        except ValidationError as error:
+            self.errors.extend(error.messages)
+        return not self.errors
+
+    @property
+    def offered(self):
+        """The triggers a marketer can add, as (name, label)."""
+        return sorted(((kind.name, kind.label) for kind in TRIGGERS.values()), key=lambda pair: str(pair[1]))
+
+    @property
+    def rows(self) -> list[dict]:
+        rows = []
+        for index, raw in enumerate(self.triggers):
+            kind = TRIGGERS.get(raw.get("trigger"))
+            rows.append(
+                {
+                    "index": index,
+                    "number": index + 1,
+                    "name": raw.get("trigger", ""),
+                    "label": kind.label if kind else not_offered(str(raw.get("trigger", ""))),
+                    "constraints": [
+                        {
+                            "key": constraint.key,
+                            "label": constraint.label,
+                            "required": constraint.required,
+                            "value": str(raw.get(constraint.key) or ""),
+                            "choices": constraint.offered(),
+                        }
+                        for constraint in (kind.constraints if kind else ())
+                    ],
+                }
+            )
+        return rows

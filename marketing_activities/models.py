@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
-from smscampaigns.models import Lead, SmartList
+from smscampaigns.models import Activity, Lead, SmartList
 from vibes.models import AcquisitionCampaign, InboundMessage, VibesList
 
 from . import sms_text
@@ -287,7 +287,11 @@ class SmartCampaign(models.Model):
         return self.compute_next_run(after=now)
 
     def steps(self):
-        return list(self.flow_steps.select_related("sms_message", "vibes_list", "acquisition_campaign"))
+        return list(
+            self.flow_steps.select_related(
+                "sms_message", "vibes_list", "acquisition_campaign", "requested_campaign__smart_list"
+            )
+        )
 
     def problems(self):
         """Why this campaign cannot run now, as messages; empty when it can."""
@@ -306,14 +310,21 @@ class SmartCampaign(models.Model):
         except ValidationError as error:
             problems.extend(_("Smart list: %(problem)s") % {"problem": message} for message in error.messages)
         else:
-            if not definition.rules:
+            # A trigger campaign's filters only narrow who its triggers bring: none is fine.
+            if not definition.rules and not definition.triggers:
                 problems.append(_("The smart list has no rules, so nobody qualifies."))
         return problems
+
+    @property
+    def is_trigger_campaign(self) -> bool:
+        """A smart list with at least one trigger makes a trigger campaign: Active or
+        Inactive, never scheduled, running the flow for each person a trigger fires for."""
+        return bool(self.smart_list.triggers)
 
     def compute_next_run(self, after=None):
         """The next scheduled start after `after` (now by default), or None."""
         after = after or timezone.now()
-        if not self.is_active or self.schedule == self.Schedule.NONE:
+        if not self.is_active or self.schedule == self.Schedule.NONE or self.is_trigger_campaign:
             return None
         if self.schedule == self.Schedule.ONCE:
             return self.run_at if self.run_at and self.run_at > after else None
@@ -338,6 +349,8 @@ class FlowStep(models.Model):
         SEND_SMS = "send_sms", _("Send SMS Message")
         SUBSCRIBE = "subscribe_vibes_list", _("Subscribe to Vibes List")
         UNSUBSCRIBE = "unsubscribe_vibes_list", _("Unsubscribe from Vibes List")
+        # Texts nobody: the requested campaign's trigger "Campaign is Requested" runs it for the person.
+        REQUEST_CAMPAIGN = "request_campaign", _("Request Campaign")
 
     campaign = models.ForeignKey(
         SmartCampaign, on_delete=models.CASCADE, related_name="flow_steps", verbose_name=_("campaign")
@@ -368,6 +381,14 @@ class FlowStep(models.Model):
         related_name="flow_steps",
         verbose_name=_("acquisition campaign"),
     )
+    requested_campaign = models.ForeignKey(
+        SmartCampaign,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="requesting_steps",
+        verbose_name=_("requested campaign"),
+    )
 
     class Meta:
         verbose_name = _("flow step")
@@ -388,6 +409,8 @@ class FlowStep(models.Model):
         if self.action not in self.Action.values:
             problems["action"] = _("Choose one of the three SMS flow steps.")
             return problems
+        if self.action == self.Action.REQUEST_CAMPAIGN:
+            return self._request_problems()
         if not self.vibes_list_id:
             problems["vibes_list"] = _("Choose a Vibes list.")
         if self.action == self.Action.SEND_SMS:
@@ -413,6 +436,23 @@ class FlowStep(models.Model):
         elif self.acquisition_campaign_id:
             problems["acquisition_campaign"] = _("Only Subscribe to Vibes List uses an acquisition campaign.")
         return problems
+
+    def _request_problems(self):
+        requested = self.requested_campaign
+        if requested is None:
+            return {"requested_campaign": _("Choose the campaign to request.")}
+        if requested.pk == self.campaign_id:
+            return {"requested_campaign": _("A campaign cannot request itself.")}
+        triggers = requested.smart_list.triggers
+        if not any(isinstance(t, dict) and t.get("trigger") == "campaign_requested" for t in triggers):
+            # It would never run for the people requested.
+            return {
+                "requested_campaign": _(
+                    "“%(campaign)s” has no trigger “Campaign is Requested”, so requesting it does nothing."
+                )
+                % {"campaign": requested}
+            }
+        return {}
 
     def clean(self):
         problems = self.problems()
@@ -441,6 +481,7 @@ class CampaignRun(models.Model):
         ADMIN = "admin", _("admin action")
         UI = "ui", _("Run button")
         SCHEDULE = "schedule", _("schedule")
+        ACTIVITY = "trigger", _("trigger")
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
 
@@ -527,6 +568,9 @@ class RunStep(models.Model):
     acquisition_campaign = models.ForeignKey(
         AcquisitionCampaign, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    requested_campaign = models.ForeignKey(
+        SmartCampaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     counts = models.JSONField(_("counts by outcome"), default=dict)
     # Rows change after the run, as receipts and confirmations arrive: the
@@ -586,6 +630,7 @@ class Outcome(models.IntegerChoices):
     ALREADY_UNSUBSCRIBED_IN_VIBES = 15, _("already unsubscribed in Vibes")
     DECLINED = 16, _("declined the confirmation")
     EXPIRED = 17, _("confirmation expired without a reply")
+    REQUESTED = 18, _("campaign requested")
     FAILED = 20, _("failed")
     UNCERTAIN = 21, _("uncertain")
     DELIVERY_FAILED = 22, _("delivery failed")
@@ -776,6 +821,67 @@ class RunBatch(models.Model):
 
     def __str__(self):
         return f"{self.run_step_id}:{self.first_result_id}-{self.last_result_id}"
+
+
+class TriggerFiring(models.Model):
+    """An activity that fired a trigger campaign for its person, and what came of it.
+
+    The database keeps the promises: an activity fires a campaign at most once
+    (however often its event was delivered or the dispatcher ran), and a
+    number is texted by a campaign at most once for all the activities of
+    one second (`number_second`, unique per campaign; left empty for a
+    firing that runs nobody).
+    """
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", _("waiting for its run")
+        MEMBER = "member", _("ran through the flow")
+        FILTERED_OUT = "filtered_out", _("did not pass the smart list's filters")
+        ALREADY_RAN = "already_ran", _("already ran through the flow")
+        SAME_NUMBER = "same_number", _("its number was triggered in the same second")
+        INACTIVE = "inactive", _("the campaign was deactivated before its run")
+
+    activity = models.ForeignKey(
+        Activity, on_delete=models.CASCADE, related_name="+", verbose_name=_("activity")
+    )
+    campaign = models.ForeignKey(
+        SmartCampaign, on_delete=models.CASCADE, related_name="firings", verbose_name=_("campaign")
+    )
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="+", verbose_name=_("lead"))
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.WAITING)
+    run = models.ForeignKey(
+        CampaignRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="firings",
+        verbose_name=_("run"),
+    )
+    number_second = models.CharField(max_length=40, null=True, blank=True, editable=False)  # noqa: DJ001
+    created_at = models.DateTimeField(_("fired"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("trigger firing")
+        verbose_name_plural = _("trigger firings")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["activity", "campaign"], name="activity_fires_campaign_once"),
+            models.UniqueConstraint(fields=["campaign", "number_second"], name="number_texted_once_a_second"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["campaign", "id"],
+                condition=models.Q(status="waiting"),
+                name="firing_waiting",
+            ),
+            # The qualification rule "once": has this person run through this campaign's flow?
+            models.Index(
+                fields=["campaign", "lead"], condition=models.Q(status="member"), name="firing_member"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.activity_id} → {self.campaign_id}: {self.status}"
 
 
 class SmsReply(models.Model):

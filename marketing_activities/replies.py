@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 from vibes.models import InboundMessage
 
 from .models import FlowStep, Outcome, RunResult, SmsReply
+from .sms_triggers import sms_reply_activity
 
 # An SMS that went out, or may have: Vibes accepted or delivered it, the call is in
 # flight, or its fate is unknown. A refused SMS (failed) reached nobody.
@@ -45,12 +46,14 @@ def reply_match(message: InboundMessage) -> bool:
         .annotate(sent=Coalesce("called_at", "updated_at"))
         .filter(sent__lt=cutoff)
         .order_by("-sent", "-pk")
-        .values_list("pk", "run_step_id")
+        .values_list("pk", "run_step_id", "lead_id")
         .first()
     )
     if sms is None:
         return False
     SmsReply.objects.get_or_create(message=message, defaults={"result_id": sms[0], "run_step_id": sms[1]})
+    # "Replies to SMS": the person the answered SMS went to.
+    sms_reply_activity(message=message, lead_id=sms[2], run_step_id=sms[1])
     return True
 
 

@@ -8,6 +8,7 @@ from smscampaigns.models import SmartList
 from vibes.models import AcquisitionCampaign, VibesList
 
 from .models import FlowStep, Folder, Program, SmartCampaign, SmsMessage
+from .triggers import trigger_firings_close
 
 TreeNode = Folder | Program | SmartCampaign | SmsMessage
 
@@ -163,6 +164,24 @@ def smart_list_edit(*, smart_list: SmartList, definition: dict) -> SmartList:
     ):
         # Never from the editor; the shape is what every reader of a smart list relies on.
         raise ValidationError(_('The smart list must be an object with "logic" and "rules".'))
+    if smart_list.triggers:
+        # The triggers are edited apart (smart_list_triggers_edit): the filters keep them.
+        definition = {**definition, "triggers": smart_list.triggers}
+    if definition != smart_list.definition:
+        smart_list.definition = definition
+        smart_list.save(update_fields=["definition", "updated_at"])
+    return smart_list
+
+
+def smart_list_triggers_edit(*, smart_list: SmartList, triggers: list[dict]) -> SmartList:
+    """Store the triggers as the marketer chose them, problems and all, beside
+    the filters; a smart list without triggers is a batch campaign's again."""
+    if not isinstance(triggers, list) or not all(isinstance(trigger, dict) for trigger in triggers):
+        raise ValidationError(_('"triggers" must be a list of triggers.'))
+    stored = smart_list.definition if isinstance(smart_list.definition, dict) else {}
+    definition = {"logic": stored.get("logic", "all"), "rules": stored.get("rules", [])}
+    if triggers:
+        definition["triggers"] = triggers
     if definition != smart_list.definition:
         smart_list.definition = definition
         smart_list.save(update_fields=["definition", "updated_at"])
@@ -209,6 +228,7 @@ def flow_step_update(
     sms_message: SmsMessage | None = None,
     vibes_list: VibesList | None = None,
     acquisition_campaign: AcquisitionCampaign | None = None,
+    requested_campaign: SmartCampaign | None = None,
 ) -> FlowStep:
     """Store the step's choices at once, even when incomplete (the step shows its problems).
 
@@ -219,6 +239,10 @@ def flow_step_update(
         sms_message = None
     if step.action != FlowStep.Action.SUBSCRIBE:
         acquisition_campaign = None
+    if step.action != FlowStep.Action.REQUEST_CAMPAIGN:
+        requested_campaign = None
+    else:
+        vibes_list = None  # a request texts nobody
     if acquisition_campaign is not None and (
         vibes_list is None or acquisition_campaign.vibes_list_id != vibes_list.pk
     ):
@@ -226,7 +250,8 @@ def flow_step_update(
     step.sms_message = sms_message
     step.vibes_list = vibes_list
     step.acquisition_campaign = acquisition_campaign
-    step.save(update_fields=["sms_message", "vibes_list", "acquisition_campaign"])
+    step.requested_campaign = requested_campaign
+    step.save(update_fields=["sms_message", "vibes_list", "acquisition_campaign", "requested_campaign"])
     return step
 
 
@@ -274,6 +299,10 @@ def campaign_schedule_update(
     run_time=None,
     run_weekday: int | None = None,
 ) -> SmartCampaign:
+    if schedule != SmartCampaign.Schedule.NONE and campaign.is_trigger_campaign:
+        raise ValidationError(
+            {"schedule": _("A trigger campaign is never scheduled: its triggers start its runs.")}
+        )
     campaign.qualification_rule = qualification_rule
     campaign.schedule = schedule
     # Keep only what the chosen schedule uses, so a stale date never comes back.
@@ -300,6 +329,29 @@ def campaign_set_active(*, campaign: SmartCampaign, active: bool) -> SmartCampai
         if problems:
             campaign.is_active = was_active
             raise ValidationError(problems)
+    trigger_campaign = campaign.is_trigger_campaign
+    if trigger_campaign:
+        # Active or inactive, never scheduled: its triggers start its runs.
+        campaign.schedule, campaign.run_at, campaign.run_time, campaign.run_weekday = (
+            SmartCampaign.Schedule.NONE,
+            None,
+            None,
+            None,
+        )
     campaign.next_run_at = campaign.next_run_after_edit()
-    campaign.save(update_fields=["is_active", "next_run_at", "updated_at"])
+    with transaction.atomic():
+        campaign.save(
+            update_fields=[
+                "is_active",
+                "next_run_at",
+                "schedule",
+                "run_at",
+                "run_time",
+                "run_weekday",
+                "updated_at",
+            ]
+        )
+        if trigger_campaign and not active:
+            # Stops new members at once: what fired before is not run either.
+            trigger_firings_close(campaign=campaign)
     return campaign

@@ -1,5 +1,7 @@
 """Background work of the runner: Celery tasks that take ids, and where runs are worked on."""
 
+import threading
+
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
@@ -9,6 +11,7 @@ from smscampaigns.background import background_run
 from .models import CampaignRun, SmartCampaign
 from .runner import results_expire_confirmations, run_create, run_execute
 from .runner.schedule import stale_runs, start_due_runs
+from .triggers import triggers_dispatch
 
 
 @shared_task(acks_late=True)
@@ -23,6 +26,8 @@ def run_due_campaigns_task() -> int:
     """Celery beat's entry (every minute): due schedules, runs that lost their
     worker, and Subscribe results whose confirmation window has passed."""
     results_expire_confirmations()
+    # Activities a dispatcher missed (its process gone before it got to them).
+    triggers_kick()
     runs = start_due_runs() + stale_runs()
     for run in runs:
         run_dispatch(run)
@@ -44,3 +49,33 @@ def campaign_start(*, campaign: SmartCampaign, trigger: str, user=None, dry_run:
         run = run_create(campaign=campaign, trigger=trigger, user=user, dry_run=dry_run)
         run_dispatch(run)
     return run
+
+
+# In a thread of this process, one dispatcher at a time: the activities
+# recorded meanwhile are matched by the one running, which looks again
+# before it stops (`_again`).
+_dispatching = threading.Lock()
+_again = threading.Event()
+
+
+@shared_task(acks_late=True)
+def dispatch_triggers_task() -> int:
+    """Match new activities to active trigger campaigns and run their flows; returns the runs worked."""
+    _again.set()
+    worked = 0
+    while _again.is_set():
+        if not _dispatching.acquire(blocking=False):
+            return worked  # the dispatcher running now sees `_again`
+        try:
+            while _again.is_set():
+                _again.clear()
+                worked += triggers_dispatch().runs
+        finally:
+            _dispatching.release()
+    return worked
+
+
+def triggers_kick(**_signal) -> None:
+    """New activities: have the dispatcher look at them in the background, once
+    the transaction commits (where: RUNNER_BACKGROUND, as runs)."""
+    background_run(dispatch_triggers_task, name="triggers")

@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django_htmx.http import HttpResponseStopPolling
 
+from .activities import CREATED_BY_ADMIN, lead_changes_record, leads_created_record
+from .lead_triggers import CHANGED_FIELDS
 from .models import Lead, LeadFlagChange, LeadImport, SmartList, flag_changes_by
 from .permissions import ActionPermissionsAdmin
 from .services import STALLED_AFTER, ImportCannotRestart, leads_set_flag
@@ -96,8 +98,19 @@ class LeadAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/smscampaigns/lead/import.html", context)
 
     def save_model(self, request, obj, form, change):
+        changed = [name for name in form.changed_data if name in CHANGED_FIELDS] if change else []
+        before = Lead.objects.filter(pk=obj.pk).values(*changed).first() if changed else None
         with flag_changes_by(LeadFlagChange.Source.ADMIN_FORM, user=request.user):
             super().save_model(request, obj, form, change)
+            # The person's activities: "Person is Created", "Data Value Changes".
+            if not change:
+                leads_created_record(lead_ids=[obj.pk], source=CREATED_BY_ADMIN)
+            elif before:
+                lead_changes_record(
+                    changes=[(obj.pk, name, before[name], getattr(obj, name)) for name in changed],
+                    source=CREATED_BY_ADMIN,
+                    key=f"admin-save-{timezone.now().isoformat()}",
+                )
 
     def _set_flag(self, request, queryset, flag, value, message):
         changed = leads_set_flag(leads=queryset, flag=flag, value=value, user=request.user)

@@ -28,6 +28,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from .activities import CREATED_BY_IMPORT, lead_changes_record, leads_created_record
 from .csvfiles import FileRefused, detect_encoding, open_text, read_records
 from .import_rows import IMPORT_COLUMNS, CheckedRow, Problem, check_row, read_header
 from .models import FLAGS, FlagChangeSource, Lead, LeadFlagChange, LeadImport, LeadImportProblem
@@ -227,7 +228,7 @@ class _Import:
         counts = defaultdict(int)
         problems: list[Problem] = []
         now = timezone.now()
-        inserts, flag_changes, new_flagged = [], [], []
+        inserts, inserted_keys, flag_changes, new_flagged, value_changes = [], [], [], [], []
         updates: dict[tuple, list] = defaultdict(list)  # by the columns that change
         for key, rows in groups:
             counts["rows_saved"] += len(rows)
@@ -259,6 +260,7 @@ class _Import:
                 counts["leads_created"] += 1
                 new = {**_DEFAULTS, "created_at": now, **merged}
                 inserts.append(new)
+                inserted_keys.append(key)
                 new_flagged.extend((key, name, lines[name]) for name in FLAGS if new[name])
                 continue
             changed = {name: value for name, value in merged.items() if value != lead[name]}
@@ -267,6 +269,7 @@ class _Import:
                 continue
             counts["leads_updated"] += 1
             updates[tuple(changed)].append((lead["pk"], changed))
+            value_changes.extend((lead["pk"], name, lead[name], value) for name, value in changed.items())
             flag_changes.extend(
                 (lead["pk"], name, lead[name], changed[name], lines[name])
                 for name in FLAGS
@@ -274,10 +277,17 @@ class _Import:
             )
         self._insert(inserts, now)
         self._update(updates, now)
-        if new_flagged:
-            ids, _ambiguous = self._stored(list({key for key, _name, _line in new_flagged}))
+        if inserts:
+            ids, _ambiguous = self._stored(inserted_keys)
             flag_changes.extend((ids[key]["pk"], name, None, True, line) for key, name, line in new_flagged)
+            leads_created_record(
+                lead_ids=[ids[key]["pk"] for key in inserted_keys], source=CREATED_BY_IMPORT, when=now
+            )
         LeadFlagChange.record(flag_changes, source=self.source, lead_import=self.lead_import, when=now)
+        # "Data Value Changes": a restarted import changes nothing twice, and its key makes one activity.
+        lead_changes_record(
+            changes=value_changes, source=CREATED_BY_IMPORT, key=f"import-{self.lead_import.pk}", when=now
+        )
         return counts, problems
 
     # Plain executemany: the ORM's bulk_create and bulk_update build one

@@ -493,6 +493,12 @@ class SmartList(models.Model):
 
         return parse_definition(self.definition)
 
+    @property
+    def triggers(self):
+        """The stored triggers (smartlists/triggers.py), as stored; empty for a batch campaign."""
+        triggers = self.definition.get("triggers", []) if isinstance(self.definition, dict) else []
+        return triggers if isinstance(triggers, list) else []
+
     def leads(self):
         """The people this smart list picks, as one query."""
         return Lead.objects.filter(self.parsed().to_q())
@@ -508,3 +514,53 @@ class SmartList(models.Model):
     def logic(self):
         logic = self.definition.get("logic", "all") if isinstance(self.definition, dict) else "all"
         return logic if isinstance(logic, str) else ""
+
+
+# --- Activities -----------------------------------------------------------------------
+
+
+class Activity(models.Model):
+    """One thing that happened to a person (subscribed, replied, was created...),
+    written once by the place where its source is applied (activities.py).
+
+    `key` names the event it comes from, so that an event delivered again (a
+    Vibes callback arrives at least once) makes no second activity. Trigger
+    campaigns (marketing_activities) react to new activities.
+    """
+
+    class Kind(models.TextChoices):
+        SUBSCRIBED_TO_VIBES_LIST = "subscribed_vibes_list", _("Subscribed to Vibes list")
+        UNSUBSCRIBED_FROM_VIBES_LIST = "unsubscribed_vibes_list", _("Unsubscribed from Vibes list")
+        SMS_DELIVERED = "sms_delivered", _("SMS delivered")
+        SMS_BOUNCED = "sms_bounced", _("SMS bounced")
+        REPLIED_TO_SMS = "replied_sms", _("Replied to SMS")
+        PERSON_CREATED = "person_created", _("Person created")
+        DATA_VALUE_CHANGED = "data_value_changed", _("Data value changed")
+        CAMPAIGN_REQUESTED = "campaign_requested", _("Campaign requested")
+
+    kind = models.CharField(_("activity"), max_length=40, choices=Kind.choices)
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="activities", verbose_name=_("lead")
+    )
+    occurred_at = models.DateTimeField(_("happened"))
+    recorded_at = models.DateTimeField(_("recorded"), default=timezone.now)
+    attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    source = models.CharField(_("source"), max_length=20, blank=True)
+    key = models.CharField(_("event key"), max_length=200, unique=True)
+    # Set once the trigger campaigns have seen it; null while it waits for them.
+    dispatched_at = models.DateTimeField(_("dispatched"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("activity")
+        verbose_name_plural = _("activities")
+        ordering = ["-occurred_at", "-pk"]
+        indexes = [
+            # The dispatcher's queue: the few activities not dispatched yet, oldest first.
+            models.Index(
+                fields=["id"], condition=models.Q(dispatched_at__isnull=True), name="activity_undispatched"
+            ),
+            models.Index(fields=["lead", "occurred_at"], name="activity_lead_time"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.lead_id})"

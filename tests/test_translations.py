@@ -88,7 +88,10 @@ def test_vibes_is_a_product_name_and_never_translated(catalogue):
 @pytest.mark.parametrize("language", FLOW_STEP_NAMES)
 def test_flow_steps_are_named_as_the_source_documents_name_them(language):
     with translation.override(language):
-        names = [str(label) for label in FlowStep.Action.labels]
+        # The three SMS steps; Request Campaign is not of the source documents.
+        names = [
+            str(FlowStep.Action(action).label) for action in FlowStep.Action if action != "request_campaign"
+        ]
     assert names == FLOW_STEP_NAMES[language], "are the catalogues compiled (make messages)?"
 
 

@@ -9,4 +9,5 @@ class VibesConfig(AppConfig):
         from . import (
             conf,  # noqa: F401  (resets the client when VIBES_* settings change)
             smartlist_fields,  # noqa: F401  (registers the Vibes list membership filter)
+            triggers,  # noqa: F401  (registers the Vibes list triggers)
         )

@@ -44,6 +44,7 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
+from smscampaigns.activities import CREATED_BY_VIBES_SYNC, leads_created_record
 from smscampaigns.models import Lead
 from smscampaigns.phones import normalize_phone_or_blank
 
@@ -294,7 +295,9 @@ def _create_leads(subscribers) -> list[Lead]:
         if lead.email in taken or lead.email in seen:
             lead.email = ""
         seen.add(lead.email)
-    return Lead.objects.bulk_create(leads)
+    created = Lead.objects.bulk_create(leads)
+    leads_created_record(lead_ids=[lead.pk for lead in created], source=CREATED_BY_VIBES_SYNC)
+    return created
 
 
 def _subscribe(sync, person_keys: dict[int, str], when) -> None:

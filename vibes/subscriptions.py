@@ -28,7 +28,8 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from smscampaigns.models import Lead
+from smscampaigns.activities import NewActivity, activities_record
+from smscampaigns.models import Activity, Lead
 from smscampaigns.phones import normalize_phone_or_blank
 
 from .models import AcquisitionCampaign, CallbackEvent, Subscription, SubscriptionChange, VibesList
@@ -278,7 +279,7 @@ def _apply_batch(
         Subscription.objects.filter(pk__in=[s.pk for s in subscriptions]).update(
             **dict(written), updated_at=now
         )
-    SubscriptionChange.objects.bulk_create(
+    written = SubscriptionChange.objects.bulk_create(
         SubscriptionChange(
             subscription=subscription,
             lead_id=lead_id,
@@ -295,6 +296,7 @@ def _apply_batch(
         )
         for subscription, lead_id, old_status, effect in changes
     )
+    _record_activities(written, history["callback_event"])
     applied = len(changes) - superseded
     return SubscriptionUpdate(changed=applied, superseded=superseded, unchanged=unchanged)
 
@@ -303,6 +305,42 @@ def _campaign_id(acquisition_campaign, subscription) -> int | None:
     if acquisition_campaign is not None:
         return acquisition_campaign.pk
     return subscription.acquisition_campaign_id if subscription is not None else None
+
+
+ACTIVITY_KINDS = {
+    Status.SUBSCRIBED: Activity.Kind.SUBSCRIBED_TO_VIBES_LIST,
+    Status.UNSUBSCRIBED: Activity.Kind.UNSUBSCRIBED_FROM_VIBES_LIST,
+}
+
+
+def _record_activities(changes: list, callback_event: CallbackEvent | None) -> None:
+    """The person's activity for each change that took effect: subscribed or unsubscribed.
+
+    A callback's activities are keyed by the callback (stored once however
+    often Vibes delivers it), so applying it again never makes a second one;
+    other changes by their history row.
+    """
+    activities_record(
+        activities=[
+            NewActivity(
+                kind=ACTIVITY_KINDS[change.new_status],
+                lead_id=change.lead_id,
+                key=(
+                    f"vibes-callback:{callback_event.dedupe_key}:{change.lead_id}"
+                    if callback_event is not None
+                    else f"subscription-change:{change.pk}"
+                ),
+                occurred_at=change.occurred_at,
+                source=change.source,
+                attributes={
+                    "vibes_list": change.vibes_list_id,
+                    "acquisition_campaign": change.subscription.acquisition_campaign_id or "",
+                },
+            )
+            for change in changes
+            if change.effect == Effect.APPLIED and change.new_status in ACTIVITY_KINDS
+        ]
+    )
 
 
 def _written(values: dict) -> tuple:

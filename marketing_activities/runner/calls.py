@@ -76,6 +76,9 @@ def call_vibes(client, step: StepCalls, call: Call) -> CallResult:
                     detail=ALREADY_SUBSCRIBED if result.already_subscribed else "",
                 )
             return CallResult(Outcome.PENDING, detail=WAITING_FOR_REPLY)
+        if step.action == FlowStep.Action.REQUEST_CAMPAIGN:
+            # No call: the request is written with the outcome (executor.py).
+            return CallResult(Outcome.REQUESTED)
         if step.action == FlowStep.Action.UNSUBSCRIBE:
             done = client.unsubscribe(
                 step.vibes_list_id, external_person_id=str(call.lead_id), mdn=call.phone

@@ -25,6 +25,7 @@ from django.utils import timezone
 from vibes.models import Subscription, SubscriptionChange
 from vibes.subscriptions import subscriptions_opt_out_numbers, subscriptions_set_status
 
+from ..campaign_requests import REQUESTED_BY_FLOW, campaign_requests_record
 from ..links import sms_texts_for_calls
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
 from .calls import Call, CallResult, StepCalls, call_vibes
@@ -255,7 +256,7 @@ class Worker:
             )
             if not rows:
                 return []
-            if step.action != FlowStep.Action.UNSUBSCRIBE:
+            if step.action not in (FlowStep.Action.UNSUBSCRIBE, FlowStep.Action.REQUEST_CAMPAIGN):
                 rows = self._skip_blocked_since_planning(step, rows)
                 if not rows:
                     return []
@@ -308,6 +309,18 @@ class Worker:
                 progress_done=F("progress_done") + finished, heartbeat_at=now
             )
             self._apply_subscription_changes(step, calls, results)
+            if step.action == FlowStep.Action.REQUEST_CAMPAIGN:
+                # With the outcome, so that a request is never lost nor made twice (R8).
+                campaign_requests_record(
+                    campaign_id=step.requested_campaign_id,
+                    requests=[
+                        (call.lead_id, f"run-result:{call.result_id}")
+                        for call, result in zip(calls, results, strict=True)
+                        if result.outcome == Outcome.REQUESTED
+                    ],
+                    source=REQUESTED_BY_FLOW,
+                    requested_by=self.run.campaign_id,
+                )
             # Last: receipts and confirmations wait for the step's lock, so it
             # is held only until the commit.
             step_counts_add(step.pk, delta)

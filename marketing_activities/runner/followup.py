@@ -18,7 +18,7 @@ from collections import Counter
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from smscampaigns.models import Lead
@@ -26,6 +26,7 @@ from vibes.callbacks import RECEIPT_ACCEPTED, RECEIPT_DELIVERED, RECEIPT_FAILED,
 
 from ..models import LEAD_ACTIVITY, SMS_SENT, FlowStep, Outcome, RunResult, RunStep
 from ..result_details import VIBES_SAYS, result_detail
+from ..sms_triggers import sms_receipt_activity
 from .counts import step_counts_add
 
 # What a receipt's status makes of an SMS's row; a final status outranks the news before it.
@@ -71,7 +72,13 @@ def result_apply_receipt(
         row = (
             RunResult.objects.select_for_update()
             .filter(pk=result_id, outcome__in=_RECEIPT_ROWS)
-            .only("outcome", "delivery_status", "vibes_message_id", "updated_at", "run_step_id")
+            .only("outcome", "delivery_status", "vibes_message_id", "updated_at", "run_step_id", "lead_id")
+            # For the person's activity; a subquery, so the step's row is not locked here.
+            .annotate(
+                sms_message_id=Subquery(
+                    RunStep.objects.filter(pk=OuterRef("run_step_id")).values("sms_message_id")[:1]
+                )
+            )
             .first()
         )
         if row is None:
@@ -102,6 +109,15 @@ def result_apply_receipt(
                 changes.update(error_code="", detail="")
         RunResult.objects.filter(pk=row.pk).update(**changes)
         if moves:
+            # The person's activity (SMS is Delivered, SMS Message Bounces), with the row's change.
+            sms_receipt_activity(
+                result_id=row.pk,
+                lead_id=row.lead_id,
+                sms_message_id=row.sms_message_id,
+                outcome=new_outcome,
+                status=status,
+                occurred_at=changes["updated_at"],
+            )
             # Last: the step's lock, which the workers share, is held only until the commit.
             step_counts_add(row.run_step_id, {old: -1, new_outcome: 1})
     return True

@@ -27,7 +27,16 @@ from django.utils import timezone
 
 from smscampaigns.models import Lead
 
-from ..models import NUMBER_BLOCKS, CampaignRun, Outcome, RunBatch, RunResult, RunStep
+from ..models import (
+    NUMBER_BLOCKS,
+    CampaignRun,
+    FlowStep,
+    Outcome,
+    RunBatch,
+    RunResult,
+    RunStep,
+    TriggerFiring,
+)
 from .rules import NUMBER_NOT_BLOCKED, NUMBER_WINNER, Requirement, Sql, blocked_numbers_sql, requirements
 
 logger = logging.getLogger(__name__)
@@ -47,6 +56,20 @@ def audience_sql(run_step: RunStep):
     """(sql, params) selecting id, mobile_phone, blocklisted,
     marketing_suspended and first_outcome of the step's audience."""
     run = run_step.run
+    if run_step.position == 0 and run.trigger == CampaignRun.Trigger.ACTIVITY:
+        # A trigger run's audience: the people its firings brought, who passed
+        # the filters when they were taken (triggers.py).
+        queryset = (
+            Lead.objects.filter(
+                pk__in=TriggerFiring.objects.filter(run=run, status=TriggerFiring.Status.MEMBER).values(
+                    "lead_id"
+                )
+            )
+            .order_by()
+            .values("id", "mobile_phone", "blocklisted", "marketing_suspended")
+        )
+        sql, params = queryset.query.sql_with_params()
+        return f"SELECT a.*, NULL AS first_outcome FROM ({sql}) a", params
     if run_step.position == 0:
         definition = run.campaign.smart_list.parsed()
         queryset = (
@@ -77,16 +100,19 @@ def _number_holders_sql(blocked_table: str, people_table: str) -> Sql:
     )
 
 
-def _called_sql(rules: list[Requirement], source: Sql, people_table: str) -> Sql:
+def _called_sql(
+    rules: list[Requirement], source: Sql, people_table: str, *, winner: str = NUMBER_WINNER
+) -> Sql:
     """Adds to `people_table` the people of the audience who meet every
-    requirement, each with the winner of their number."""
+    requirement, each with the winner of their number (or themselves, for
+    a step that calls for people rather than numbers)."""
     joins = [f"JOIN {rule.joins} ON {rule.condition.text}" for rule in rules if rule.joins]
     conditions = [rule.condition for rule in rules if not rule.joins]
     # A person who took a blocked number since the holders were read (another
     # transaction, on PostgreSQL) is not caught here: the worker checks
     # again before it calls, so planning goes on rather than fail.
     return Sql(
-        f"INSERT INTO {people_table} (lead_id, winner) SELECT a.id, {NUMBER_WINNER} "
+        f"INSERT INTO {people_table} (lead_id, winner) SELECT a.id, {winner} "
         f"FROM ({source.text}) a {' '.join(joins)} LEFT JOIN {people_table} q ON q.lead_id = a.id "
         f"WHERE {' AND '.join(condition.text for condition in conditions)}",
         (
@@ -276,7 +302,9 @@ def _write_plan(run_step: RunStep) -> None:
             cursor.execute(_temp_table_ddl(blocked_table, columns))
             cursor.execute(*blocked_numbers_sql(blocked_table))
             cursor.execute(*_number_holders_sql(blocked_table, people_table))
-        cursor.execute(*_called_sql(rules, source, people_table))
+        # A campaign is requested for each person, whatever number they share (R3 is about texts).
+        winner = "a.id" if run_step.action == FlowStep.Action.REQUEST_CAMPAIGN else NUMBER_WINNER
+        cursor.execute(*_called_sql(rules, source, people_table, winner=winner))
         before = _last_id(cursor, reserve=True)
         # Every row keeps the number it was planned for, skipped or not: the
         # Results show it, and it is the number a block or a dedupe was about.
@@ -335,6 +363,8 @@ def _already_ran(cursor, run_step: RunStep, ran_table: str, lead_key: str) -> Sq
     campaign = run_step.run.campaign
     if campaign.qualification_rule != campaign.QualificationRule.ONCE:
         return Sql("1 = 0")
+    if run_step.run.trigger == CampaignRun.Trigger.ACTIVITY:
+        return Sql("1 = 0")  # the firings were checked against the campaign's members (triggers.py)
     previous = _previous_audience_ranges(campaign.pk, exclude_run=run_step.run)
     if not previous:
         return Sql("1 = 0")

@@ -92,6 +92,7 @@ PLANNED_LABELS = {
     FlowStep.Action.SEND_SMS: gettext_lazy("will get the SMS"),
     FlowStep.Action.SUBSCRIBE: gettext_lazy("will be asked to confirm a subscription"),
     FlowStep.Action.UNSUBSCRIBE: gettext_lazy("will be unsubscribed"),
+    FlowStep.Action.REQUEST_CAMPAIGN: gettext_lazy("will have the campaign requested"),
 }
 
 

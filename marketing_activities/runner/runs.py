@@ -26,6 +26,11 @@ def _already_running(campaign):
 def run_create(*, campaign: SmartCampaign, trigger: str, user=None, dry_run: bool = False) -> CampaignRun:
     """Record a queued run with a snapshot of the flow, or say why the campaign cannot run."""
     problems = campaign.problems()
+    if campaign.is_trigger_campaign:
+        # Its triggers start its runs, one person at a time (triggers.py).
+        problems.append(
+            _("A trigger campaign runs for each person its triggers fire for: activate it instead.")
+        )
     if problems:
         raise CampaignCannotRun(problems)
     try:
@@ -42,6 +47,12 @@ def run_create(*, campaign: SmartCampaign, trigger: str, user=None, dry_run: boo
     # After the insert, so a campaign that is running says so first; raising
     # here rolls the run back.
     check_anyone_left(campaign)
+    run_steps_snapshot(run=run, campaign=campaign)
+    return run
+
+
+def run_steps_snapshot(*, run: CampaignRun, campaign: SmartCampaign) -> None:
+    """The run's steps: the flow as it stands when the run starts."""
     RunStep.objects.bulk_create(
         RunStep(
             run=run,
@@ -53,10 +64,10 @@ def run_create(*, campaign: SmartCampaign, trigger: str, user=None, dry_run: boo
             track_links=bool(step.sms_message and not step.sms_message.dont_track_links),
             vibes_list=step.vibes_list,
             acquisition_campaign=step.acquisition_campaign,
+            requested_campaign_id=step.requested_campaign_id,
         )
         for position, step in enumerate(campaign.steps())
     )
-    return run
 
 
 def run_execute(*, run: CampaignRun, client=None, progress=None, concurrency=None) -> CampaignRun:

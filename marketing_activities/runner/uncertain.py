@@ -72,7 +72,8 @@ def batch_settle_interrupted(
             delta.update({Outcome.SENDING: -(settled + unknown), Outcome.UNCERTAIN: unknown})
             step_counts_add(step.pk, delta)
             CampaignRun.objects.filter(pk=run.pk).update(progress_done=F("progress_done") + settled + unknown)
-    elif step.action == FlowStep.Action.UNSUBSCRIBE:
+    elif step.action in (FlowStep.Action.UNSUBSCRIBE, FlowStep.Action.REQUEST_CAMPAIGN):
+        # A request is written with its outcome: a row still `sending` was not requested.
         with transaction.atomic():
             again = sending.update(outcome=Outcome.QUEUED, updated_at=timezone.now())
             step_counts_add(step.pk, {Outcome.SENDING: -again, Outcome.QUEUED: again})

@@ -66,6 +66,7 @@ def _schedule_screen(
         "run_confirm": run_confirm,
         "run_problems": run_problems,
         "active_run": campaign.runs.active().first(),
+        **_triggers_context(campaign),
         "schedule_url": reverse("marketing_activities:campaign_schedule", args=[campaign.pk]),
         "run_url": reverse("marketing_activities:campaign_run_now", args=[campaign.pk]),
     }
@@ -79,6 +80,17 @@ def _schedule_screen(
             every_time_label=SmartCampaign.QualificationRule.EVERY_TIME.label,
         )
     return render_screen(request, "marketing_activities/campaign_schedule.html", context, selected=campaign)
+
+
+def _triggers_context(campaign: SmartCampaign) -> dict:
+    """A trigger campaign's triggers in words, for its Schedule tab."""
+    if not campaign.is_trigger_campaign:
+        return {"trigger_campaign": False}
+    try:
+        descriptions = [trigger.describe() for trigger in campaign.smart_list.parsed().triggers]
+    except ValidationError as error:
+        descriptions = error.messages  # the Smart List tab shows the same problems, at their trigger
+    return {"trigger_campaign": True, "trigger_descriptions": descriptions}
 
 
 @require_http_methods(["GET", "POST"])
@@ -97,6 +109,10 @@ def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         if action in ("activate", "deactivate"):
             services.campaign_set_active(campaign=campaign, active=action == "activate")
             done = _("The campaign is active.") if action == "activate" else _("The campaign is inactive.")
+            if action == "activate" and campaign.is_trigger_campaign:
+                done = _(
+                    "The campaign is active: its triggers now run the flow for each person they fire for."
+                )
         else:
             form = ScheduleForm(request.POST, instance=campaign)
             if not form.is_valid():

@@ -36,6 +36,10 @@ STEP_HELP = {
         "Vibes texts a confirmation the person must answer."
     ),
     FlowStep.Action.UNSUBSCRIBE: gettext_lazy("Unsubscribes each person from this Vibes list."),
+    FlowStep.Action.REQUEST_CAMPAIGN: gettext_lazy(
+        "Requests another campaign for each person: "
+        "its trigger “Campaign is Requested” runs its flow for them."
+    ),
 }
 
 
@@ -72,6 +76,18 @@ class Choices:
         # visible as its current value, with the reason at the step.
         for acquisition in AcquisitionCampaign.objects.running().only("id", "name", "vibes_list_id"):
             self.acquisition_campaigns[acquisition.vibes_list_id].append(acquisition)
+        # Request Campaign: the other campaigns a request would run (their trigger "Campaign is Requested").
+        self.requested_campaigns = [
+            other
+            for other in SmartCampaign.objects.exclude(pk=campaign.pk)
+            .filter(smart_list__definition__has_key="triggers")
+            .select_related("smart_list")
+            .only("id", "name", "smart_list__definition")
+            if any(
+                isinstance(trigger, dict) and trigger.get("trigger") == "campaign_requested"
+                for trigger in other.smart_list.triggers
+            )
+        ]
 
     def card(self, step: FlowStep) -> StepCard:
         numbered = {"number": step.number}

@@ -81,6 +81,7 @@ GOOD = (
     Outcome.PENDING,
     Outcome.UNSUBSCRIBED,
     Outcome.ALREADY_UNSUBSCRIBED_IN_VIBES,
+    Outcome.REQUESTED,
 )
 
 

@@ -1,4 +1,4 @@
-"""The Smart List tab: rules, logic, and who qualifies.
+"""The Smart List tab: triggers, rules, logic, and who qualifies.
 
 Every change is saved at once, as on the Flow tab: a rule added or removed,
 a field, operator or value chosen or typed, the logic. A smart list with
@@ -17,7 +17,7 @@ from smscampaigns.models import Lead
 from smscampaigns.smartlists import MAX_RULES
 
 from .. import services
-from ..forms import SmartListEditor
+from ..forms import SmartListEditor, TriggersEditor
 from ..models import SmartCampaign
 from .campaign import campaign_context, campaign_or_404
 from .common import HtmxHttpRequest, marketer_required, render_partial, render_screen
@@ -38,10 +38,19 @@ def audience(editor: SmartListEditor) -> dict:
     return {"audience_count": leads.count(), "audience_sample": list(leads.order_by("pk")[:SAMPLE_SIZE])}
 
 
-def smart_list_context(request, campaign: SmartCampaign, editor: SmartListEditor, *, focus_rule=None) -> dict:
+def _stored_triggers(campaign: SmartCampaign) -> TriggersEditor:
+    triggers = TriggersEditor(campaign.smart_list.triggers)
+    triggers.check()
+    return triggers
+
+
+def smart_list_context(
+    request, campaign: SmartCampaign, editor: SmartListEditor, *, focus_rule=None, triggers=None
+) -> dict:
     return {
         **campaign_context(campaign, "smart-list"),
         "editor": editor,
+        "triggers": triggers or _stored_triggers(campaign),
         # In the context, not the template: the partials that answer a change are rendered alone.
         "may_change": request.user.has_perm("marketing_activities.change_smartcampaign"),
         "form_url": reverse("marketing_activities:campaign_smart_list", args=[campaign.pk]),
@@ -76,6 +85,8 @@ def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             request, TEMPLATE, smart_list_context(request, campaign, _stored(campaign)), selected=campaign
         )
     action = request.POST.get("action", "")
+    if "trigger_count" in request.POST:
+        return _triggers_post(request, campaign, action)
     editor = SmartListEditor.from_post(request.POST, field_changed=_rule_index(action, "field-"))
     focus_rule = None
     if editor.refusal:
@@ -103,3 +114,21 @@ def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = smart_list_context(request, campaign, editor, focus_rule=focus_rule)
     partial = "rules-saved" if request.htmx.target == "smart-list-rules" else "typing-saved"
     return render_partial(request, f"{TEMPLATE}#{partial}", context)
+
+
+def _triggers_post(request: HtmxHttpRequest, campaign: SmartCampaign, action: str) -> HttpResponse:
+    """The Triggers section's form: stored at once, as the rules are; "add-trigger"
+    adds the trigger chosen in `new_trigger`, "remove-trigger-N" removes one."""
+    triggers = TriggersEditor.from_post(request.POST)
+    if action == "add-trigger":
+        triggers.add(request.POST.get("new_trigger", ""))
+    elif (index := _rule_index(action, "remove-trigger-")) is not None:
+        triggers.remove(index)
+    services.smart_list_triggers_edit(smart_list=campaign.smart_list, triggers=triggers.triggers)
+    triggers.check()
+    if not request.htmx:
+        for error in triggers.errors:
+            messages.error(request, error)
+        return redirect("marketing_activities:campaign_smart_list", pk=campaign.pk)
+    context = smart_list_context(request, campaign, _stored(campaign), triggers=triggers)
+    return render_partial(request, f"{TEMPLATE}#smart-list-triggers", context)

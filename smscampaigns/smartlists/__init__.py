@@ -10,6 +10,8 @@ numbers with `and`, `or`, `not` and parentheses.
 - `rules.py`: one rule, read and checked
 - `logic.py`: the logic expression's parser
 - `definition.py`: the whole smart list, checked and compiled
+- `triggers.py`: the triggers that make a campaign a trigger campaign (a
+  registry too: the vibes app adds "Subscribes to Vibes List")
 - `limits.py`: how large a smart list may be, so that both databases run it
 - `activity.py`: filters on what people did (an SMS sent, a reply), with a
   date-of-activity constraint and a "not" form; the apps owning the records
@@ -51,6 +53,14 @@ from .limits import (
 )
 from .logic import And, Not, Or, Ref, parse_logic
 from .rules import Rule, parse_rule
+from .triggers import (
+    TRIGGERS,
+    SmartListTrigger,
+    Trigger,
+    TriggerConstraint,
+    parse_triggers,
+    register_trigger,
+)
 
 __all__ = [
     "DATE_PARTS",
@@ -76,6 +86,7 @@ __all__ = [
     "NUMBER_RANGE",
     "OPERATOR_LABELS",
     "STARTS_WITH",
+    "TRIGGERS",
     "VALUELESS_OPS",
     "And",
     "Not",
@@ -85,12 +96,17 @@ __all__ = [
     "RulePart",
     "SmartListDefinition",
     "SmartListField",
+    "SmartListTrigger",
+    "Trigger",
+    "TriggerConstraint",
     "check_rule_count",
     "not_offered",
     "parse_definition",
     "parse_logic",
     "parse_rule",
+    "parse_triggers",
     "printable",
     "register_field",
+    "register_trigger",
     "registered_parts",
 ]

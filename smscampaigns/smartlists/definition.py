@@ -10,6 +10,7 @@ from .fields import IN
 from .limits import MAX_IN_VALUES, check_rule_count, shown, too_many_values
 from .logic import And, Not, Ref, parse_logic
 from .rules import parse_rule
+from .triggers import parse_triggers
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class SmartListDefinition:
     rules: tuple
     logic: str
     tree: object
+    # What makes the campaign a trigger campaign (triggers.py); empty for a batch campaign.
+    triggers: tuple = ()
 
     def to_q(self) -> Q:
         if not self.rules:
@@ -42,7 +45,7 @@ def parse_definition(definition) -> SmartListDefinition:
     """Validate a definition, collecting every problem into one ValidationError."""
     if not isinstance(definition, dict):
         raise ValidationError(_('The smart list must be an object with "logic" and "rules".'))
-    unknown_keys = sorted(set(definition) - {"logic", "rules"})
+    unknown_keys = sorted(set(definition) - {"logic", "rules", "triggers"})
     if unknown_keys:
         raise ValidationError(
             _("The smart list has unknown keys: %(keys)s.")
@@ -71,6 +74,11 @@ def parse_definition(definition) -> SmartListDefinition:
         tree = parse_logic(logic, len(raw_rules))
     except ValidationError as error:
         errors.extend(error.messages)
+    triggers = ()
+    try:
+        triggers = parse_triggers(definition.get("triggers"))
+    except ValidationError as error:
+        errors.extend(error.messages)
     if errors:
         raise ValidationError(errors)
-    return SmartListDefinition(rules=tuple(rules), logic=logic, tree=tree)
+    return SmartListDefinition(rules=tuple(rules), logic=logic, tree=tree, triggers=triggers)

@@ -387,6 +387,11 @@ def test_the_marketers_group_may_do_everything_in_marketing_activities(roles):
 ADMIN_ACTIONS = {
     ("marketing_activities.smartcampaign", "run_now"): (VIEW_CAMPAIGN, RUN_CAMPAIGN),
     ("marketing_activities.smartcampaign", "preview_audience"): (VIEW_CAMPAIGN,),
+    ("marketing_activities.smartcampaign", "activate"): (VIEW_CAMPAIGN, RUN_CAMPAIGN),
+    ("marketing_activities.smartcampaign", "deactivate"): (
+        VIEW_CAMPAIGN,
+        perm("change_smartcampaign", "marketing_activities"),
+    ),
     ("marketing_activities.campaignrun", "resume"): (VIEW_RUNS, RUN_CAMPAIGN),
     ("marketing_activities.campaignrun", "retry_uncertain"): (VIEW_RUNS, RUN_CAMPAIGN),
     **{

@@ -157,8 +157,8 @@ def test_a_receipt_costs_the_same_few_queries_however_large_the_step():
             result_apply_receipt(result_id=row.pk, status="delivered")
         return [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
 
-    # Lock and read the row, lock and update the step's counts, write the row.
-    assert len(queries(2)) == len(queries(40)) == 4
+    # Lock and read the row, write the person's activity, lock and update the step's counts, write the row.
+    assert len(queries(2)) == len(queries(40)) == 5
 
 
 # --- Confirmations ---------------------------------------------------------------------------------

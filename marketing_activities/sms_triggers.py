@@ -1,0 +1,127 @@
+"""The SMS triggers: "SMS is Delivered", "SMS Message Bounces" and "Replies to SMS".
+
+Their activities are written where the news is applied: a delivery receipt
+that moves an SMS's row (runner/followup.py), and a reply matched to the
+SMS it answers (replies.py). The receipt's status says whether a bounce is
+hard or soft; the contract names no such split, so: a number that cannot
+take the message ("undeliverable", "rejected") is a hard bounce, anything
+that may pass another time ("failed", "undelivered", "expired") a soft one.
+"""
+
+from django.utils.translation import gettext_lazy
+
+from smscampaigns.activities import NewActivity, activities_record
+from smscampaigns.models import Activity
+from smscampaigns.smartlists import SmartListTrigger, TriggerConstraint, register_trigger
+
+from .models import Outcome, RunStep, SmsMessage
+
+HARD_BOUNCES = frozenset({"undeliverable", "rejected"})
+CONTAINS, IS = "contains", "is"
+
+
+def _messages():
+    return [
+        (str(pk), f"{program}: {name}")
+        for pk, name, program in SmsMessage.objects.order_by("program__name", "name").values_list(
+            "pk", "name", "program__name"
+        )
+    ]
+
+
+SMS_MESSAGE = TriggerConstraint("sms_message", gettext_lazy("an SMS message"), _messages, required=False)
+BOUNCE_TYPE = TriggerConstraint(
+    "bounce",
+    gettext_lazy("a kind of bounce"),
+    lambda: [("hard", gettext_lazy("hard bounce")), ("soft", gettext_lazy("soft bounce"))],
+    required=False,
+)
+
+
+class RepliesToSms(SmartListTrigger):
+    def matches(self, values: dict, attributes: dict, *, campaign_id: int | None = None) -> bool:
+        message = values.get("sms_message")
+        if message and str(attributes.get("sms_message", "")) != message:
+            return False
+        wanted = (values.get("text") or "").casefold()
+        if not wanted:
+            return True
+        reply = str(attributes.get("text", "")).strip().casefold()
+        return reply == wanted if values.get("match") == IS else wanted in reply
+
+
+register_trigger(
+    SmartListTrigger(
+        name="sms_delivered",
+        label=gettext_lazy("SMS is Delivered"),
+        activity_kind=Activity.Kind.SMS_DELIVERED,
+        constraints=(SMS_MESSAGE,),
+    )
+)
+register_trigger(
+    SmartListTrigger(
+        name="sms_bounces",
+        label=gettext_lazy("SMS Message Bounces"),
+        activity_kind=Activity.Kind.SMS_BOUNCED,
+        constraints=(SMS_MESSAGE, BOUNCE_TYPE),
+    )
+)
+register_trigger(
+    RepliesToSms(
+        name="replies_to_sms",
+        label=gettext_lazy("Replies to SMS"),
+        activity_kind=Activity.Kind.REPLIED_TO_SMS,
+        constraints=(
+            TriggerConstraint(
+                "match",
+                gettext_lazy("how the reply's text is compared"),
+                lambda: [(CONTAINS, gettext_lazy("text contains")), (IS, gettext_lazy("text is"))],
+            ),
+            TriggerConstraint("text", gettext_lazy("the text"), None, required=False),
+            SMS_MESSAGE,
+        ),
+    )
+)
+
+
+def sms_receipt_activity(
+    *, result_id: int, lead_id: int, sms_message_id: int | None, outcome, status: str, occurred_at
+):
+    """The person's activity for a receipt that settled their SMS: delivered, or bounced."""
+    if outcome not in (Outcome.DELIVERED, Outcome.DELIVERY_FAILED):
+        return
+    delivered = outcome == Outcome.DELIVERED
+    attributes = {"sms_message": sms_message_id or ""}
+    if not delivered:
+        attributes["bounce"] = "hard" if status in HARD_BOUNCES else "soft"
+        attributes["status"] = status[:20]
+    activities_record(
+        activities=[
+            NewActivity(
+                kind=Activity.Kind.SMS_DELIVERED if delivered else Activity.Kind.SMS_BOUNCED,
+                lead_id=lead_id,
+                # One per SMS and final outcome, however often its receipt comes.
+                key=f"sms-receipt:{result_id}:{'delivered' if delivered else 'bounced'}",
+                occurred_at=occurred_at,
+                source="vibes",
+                attributes=attributes,
+            )
+        ]
+    )
+
+
+def sms_reply_activity(*, message, lead_id: int, run_step_id: int):
+    """The person's activity for a reply matched to the SMS it answers."""
+    sms_message = RunStep.objects.filter(pk=run_step_id).values_list("sms_message_id", flat=True).first()
+    activities_record(
+        activities=[
+            NewActivity(
+                kind=Activity.Kind.REPLIED_TO_SMS,
+                lead_id=lead_id,
+                key=f"sms-reply:{message.pk}",
+                occurred_at=message.occurred_at,
+                source="vibes",
+                attributes={"text": (message.text or "")[:300], "sms_message": sms_message or ""},
+            )
+        ]
+    )
