@@ -25,6 +25,7 @@ from smscampaigns.models import Lead
 
 from . import sms_text
 from .models import LinkClick, RunStep, SentSms, TrackedLink
+from .sms_triggers import link_click_activity
 
 CODE_LENGTH = 10
 # Letters and digits: one GSM-7 septet each, and nothing a URL must escape.
@@ -154,7 +155,8 @@ def link_by_code(code: str) -> TrackedLink | None:
     """The link a short address names; None for a code that is malformed or unknown."""
     if not _CODE.fullmatch(code or ""):
         return None
-    return TrackedLink.objects.filter(code=code).first()
+    # With its step's SMS message: a click's activity names it (no second query).
+    return TrackedLink.objects.select_related("run_step").filter(code=code).first()
 
 
 def is_robot(user_agent: str) -> bool:
@@ -186,6 +188,8 @@ def link_click_record(
         SentSms.objects.filter(result_id=link.result_id).update(
             clicks=F("clicks") + 1, first_clicked_at=Coalesce("first_clicked_at", Value(when))
         )
+        # A person's click is an activity: "Clicks Link in SMS Message" fires on it.
+        link_click_activity(click=click, sms_message_id=link.run_step.sms_message_id, url=link.url)
     return click
 
 

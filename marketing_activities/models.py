@@ -679,6 +679,12 @@ _OUTCOMES_BY_CODE = {outcome.code: outcome for outcome in Outcome}
 # Outcomes below this are calls: queued, being made, or what came of them.
 # From it on, the skips, and a dry run's "would be called".
 CALLS_BELOW = 30
+
+# A failed delivery's receipt status that says the number cannot take the
+# message: a hard bounce. Vibes publishes no hard/soft split; every other
+# failure ("failed", "undelivered", "expired", none) may pass another time,
+# a soft bounce. The smart list's filter and trigger both read it here.
+HARD_BOUNCE_STATUSES = ("undeliverable", "rejected")
 # An SMS's row once Vibes accepted it (or may have): what its delivery receipt settles.
 SMS_SENT = (Outcome.SENT, Outcome.DELIVERED, Outcome.DELIVERY_FAILED)
 NUMBER_BLOCKS = (Outcome.SKIPPED_NUMBER_BLOCKLISTED, Outcome.SKIPPED_NUMBER_SUSPENDED)

@@ -31,18 +31,23 @@ from smscampaigns.smartlists import (
     register_field,
 )
 
-from .models import CALLS_BELOW, FlowStep, LinkClick, Outcome, RunResult, RunStep, SmsMessage, SmsReply
+from .models import (
+    CALLS_BELOW,
+    HARD_BOUNCE_STATUSES,
+    FlowStep,
+    LinkClick,
+    Outcome,
+    RunResult,
+    RunStep,
+    SmsMessage,
+    SmsReply,
+)
 
 # Vibes took the SMS, or may have: what a marketer calls "sent" (a bounce
 # was sent too). An uncertain SMS counts, so that "Was Not Sent SMS" never
 # picks someone who may have it on their phone.
 SENT = (Outcome.SENT, Outcome.DELIVERED, Outcome.DELIVERY_FAILED, Outcome.UNCERTAIN)
 
-# Vibes publishes no hard or soft bounce; the receipt's status word says it
-# where it can: the carrier refused the number, or the SMS waited for the
-# handset until it expired. "failed" and "undelivered" say neither.
-HARD_BOUNCES = ("undeliverable", "rejected")
-SOFT_BOUNCES = ("expired",)
 ANY_BOUNCE = "any"
 BOUNCE = RulePart(
     key="bounce",
@@ -50,11 +55,11 @@ BOUNCE = RulePart(
     choices=(
         (ANY_BOUNCE, gettext_lazy("hard or soft")),
         ("hard", gettext_lazy("hard (the carrier refused the number)")),
-        ("soft", gettext_lazy("soft (expired before reaching the phone)")),
+        ("soft", gettext_lazy("soft (it may pass another time)")),
     ),
     default=ANY_BOUNCE,
 )
-BOUNCE_STATUSES = {"hard": HARD_BOUNCES, "soft": SOFT_BOUNCES}
+BOUNCES = ("hard", "soft")
 
 ANY_TEXT = "any"
 CONTAINS_TEXT = "contains"
@@ -157,7 +162,7 @@ class SmsBounced(SmsActivity):
 
     def clean_constraints(self, raw, where):
         bounce = raw.get(BOUNCE.key) or ANY_BOUNCE
-        if bounce != ANY_BOUNCE and bounce not in BOUNCE_STATUSES:
+        if bounce != ANY_BOUNCE and bounce not in BOUNCES:
             raise ValidationError(
                 _("%(where)s: “%(bounce)s” is not a kind of bounce; use “any”, “hard” or “soft”.")
                 % {"where": where, "bounce": printable(str(bounce))[:60]}
@@ -166,8 +171,10 @@ class SmsBounced(SmsActivity):
 
     def activities(self, value):
         rows = self.sms(value).filter(outcome=Outcome.DELIVERY_FAILED)
-        if value["bounce"] != ANY_BOUNCE:
-            rows = rows.filter(delivery_status__in=BOUNCE_STATUSES[value["bounce"]])
+        if value["bounce"] == "hard":
+            rows = rows.filter(delivery_status__in=HARD_BOUNCE_STATUSES)
+        elif value["bounce"] == "soft":
+            rows = rows.exclude(delivery_status__in=HARD_BOUNCE_STATUSES)
         return rows
 
 

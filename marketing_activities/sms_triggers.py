@@ -1,11 +1,10 @@
-"""The SMS triggers: "SMS is Delivered", "SMS Message Bounces" and "Replies to SMS".
+"""The SMS triggers: "SMS is Delivered", "SMS Message Bounces", "Replies to SMS"
+and "Clicks Link in SMS Message".
 
 Their activities are written where the news is applied: a delivery receipt
 that moves an SMS's row (runner/followup.py), and a reply matched to the
-SMS it answers (replies.py). The receipt's status says whether a bounce is
-hard or soft; the contract names no such split, so: a number that cannot
-take the message ("undeliverable", "rejected") is a hard bounce, anything
-that may pass another time ("failed", "undelivered", "expired") a soft one.
+SMS it answers (replies.py), and a person's click on a tracked link (links.py). The receipt's status says whether a bounce is
+hard or soft (`HARD_BOUNCE_STATUSES`, as the "SMS Bounced" filter reads it).
 """
 
 from django.utils.translation import gettext_lazy
@@ -14,9 +13,8 @@ from smscampaigns.activities import NewActivity, activities_record
 from smscampaigns.models import Activity
 from smscampaigns.smartlists import SmartListTrigger, TriggerConstraint, register_trigger
 
-from .models import Outcome, RunStep, SmsMessage
+from .models import HARD_BOUNCE_STATUSES, Outcome, RunStep, SmsMessage
 
-HARD_BOUNCES = frozenset({"undeliverable", "rejected"})
 CONTAINS, IS = "contains", "is"
 
 
@@ -84,6 +82,28 @@ register_trigger(
 )
 
 
+class ClicksLinkInSms(SmartListTrigger):
+    def matches(self, values: dict, attributes: dict, *, campaign_id: int | None = None) -> bool:
+        message = values.get("sms_message")
+        if message and str(attributes.get("sms_message", "")) != message:
+            return False
+        wanted = (values.get("link") or "").casefold()
+        return not wanted or wanted in str(attributes.get("link", "")).casefold()
+
+
+register_trigger(
+    ClicksLinkInSms(
+        name="clicks_link_in_sms",
+        label=gettext_lazy("Clicks Link in SMS Message"),
+        activity_kind=Activity.Kind.CLICKED_LINK_IN_SMS,
+        constraints=(
+            SMS_MESSAGE,
+            TriggerConstraint("link", gettext_lazy("web address contains"), None, required=False),
+        ),
+    )
+)
+
+
 def sms_receipt_activity(
     *, result_id: int, lead_id: int, sms_message_id: int | None, outcome, status: str, occurred_at
 ):
@@ -93,7 +113,7 @@ def sms_receipt_activity(
     delivered = outcome == Outcome.DELIVERED
     attributes = {"sms_message": sms_message_id or ""}
     if not delivered:
-        attributes["bounce"] = "hard" if status in HARD_BOUNCES else "soft"
+        attributes["bounce"] = "hard" if status in HARD_BOUNCE_STATUSES else "soft"
         attributes["status"] = status[:20]
     activities_record(
         activities=[
@@ -122,6 +142,22 @@ def sms_reply_activity(*, message, lead_id: int, run_step_id: int):
                 occurred_at=message.occurred_at,
                 source="vibes",
                 attributes={"text": (message.text or "")[:300], "sms_message": sms_message or ""},
+            )
+        ]
+    )
+
+
+def link_click_activity(*, click, sms_message_id: int | None, url: str):
+    """The person's activity for a click on a tracked link (never a link preview's)."""
+    activities_record(
+        activities=[
+            NewActivity(
+                kind=Activity.Kind.CLICKED_LINK_IN_SMS,
+                lead_id=click.lead_id,
+                key=f"link-click:{click.pk}",
+                occurred_at=click.clicked_at,
+                source="click",
+                attributes={"sms_message": sms_message_id or "", "link": url[:500]},
             )
         ]
     )

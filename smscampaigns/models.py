@@ -534,6 +534,7 @@ class Activity(models.Model):
         SMS_DELIVERED = "sms_delivered", _("SMS delivered")
         SMS_BOUNCED = "sms_bounced", _("SMS bounced")
         REPLIED_TO_SMS = "replied_sms", _("Replied to SMS")
+        CLICKED_LINK_IN_SMS = "clicked_link_sms", _("Clicked link in SMS")
         PERSON_CREATED = "person_created", _("Person created")
         DATA_VALUE_CHANGED = "data_value_changed", _("Data value changed")
         CAMPAIGN_REQUESTED = "campaign_requested", _("Campaign requested")

@@ -1,11 +1,12 @@
-"""The SMS triggers: SMS is Delivered, SMS Message Bounces (message, hard or soft), Replies to SMS."""
+"""The SMS triggers: SMS is Delivered, SMS Message Bounces (message, hard or soft), Replies to SMS,
+Clicks Link in SMS Message (message, link)."""
 
 import datetime
 
 import pytest
 from django.utils import timezone
 
-from marketing_activities.models import Outcome, TriggerFiring
+from marketing_activities.models import Outcome, TrackedLink, TriggerFiring
 from marketing_activities.replies import reply_match
 from marketing_activities.runner import result_apply_receipt
 from marketing_activities.triggers import triggers_dispatch
@@ -129,3 +130,38 @@ def test_an_opt_out_fires_unsubscribes_from_vibes_list(news, person, vibes_simul
     firing = TriggerFiring.objects.get(campaign=campaign)
     assert firing.run.steps.get().counts == {"skipped_not_subscribed": 1}
     assert vibes_simulator.messages() == []
+
+
+def tracked_link(lead, message, url):
+    row = sent(lead, message)
+    return TrackedLink.objects.create(
+        code=f"code{row.pk:06d}", run_step=row.run_step, result=row, lead=lead, position=0, url=url
+    )
+
+
+def test_a_click_through_the_redirect_fires_clicks_link_in_sms_for_its_message_and_link(
+    client, news, person, vibes_simulator
+):
+    offer, other = SmsMessageFactory(name="Offer"), SmsMessageFactory(name="Other")
+    campaign = follow_up_campaign(
+        news, {"trigger": "clicks_link_in_sms", "sms_message": str(offer.pk), "link": "/shoes"}
+    )
+    hats = tracked_link(person, offer, "https://shop.example.com/hats")
+    elsewhere = tracked_link(person, other, "https://shop.example.com/shoes")
+    preview = tracked_link(person, offer, "https://shop.example.com/shoes?from=preview")
+    shoes = tracked_link(person, offer, "https://shop.example.com/shoes")
+    phone = {"HTTP_USER_AGENT": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"}
+
+    assert client.get(f"/l/{hats.code}", **phone).status_code == 302
+    assert client.get(f"/l/{elsewhere.code}", **phone).status_code == 302
+    assert client.get(f"/l/{preview.code}", HTTP_USER_AGENT="WhatsApp/2.23").status_code == 302
+    triggers_dispatch()
+    assert not TriggerFiring.objects.filter(campaign=campaign).exists()
+    assert Activity.objects.filter(kind="clicked_link_sms").count() == 2  # a link preview is nobody's click
+
+    response = client.get(f"/l/{shoes.code}", **phone)
+    assert response.status_code == 302
+    assert response["Location"] == "https://shop.example.com/shoes"
+    triggers_dispatch()
+    assert TriggerFiring.objects.get(campaign=campaign).status == "member"
+    assert len(vibes_simulator.messages()) == 1
