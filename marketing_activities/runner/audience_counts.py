@@ -85,21 +85,7 @@ def _step_counts(cursor, step: FlowStep, audience: Sql, already_ran: Sql) -> tup
     own = [rule for rule in rules if rule is not NUMBER_NOT_BLOCKED and rule is not joined]
     called = int(Outcome.PLANNED_DRY_RUN)
 
-    first = _case(own, otherwise=str(PASSED if joined else called))
-    # The distinct numbers of the called, when this pass is the last: otherwise the join's query counts them.
-    numbers_sql = "0" if joined else f"COUNT(DISTINCT CASE WHEN x.outcome = {called} THEN x.mobile_phone END)"
-    cursor.execute(
-        f"SELECT x.outcome, COUNT(*), {numbers_sql} "
-        f"FROM (SELECT {first.text} AS outcome, a.mobile_phone FROM ({audience.text}) a) x "
-        "GROUP BY x.outcome",
-        (*first.params, *audience.params),
-    )
-    counts, calls, numbers = {}, 0, 0
-    for outcome, people, distinct in cursor.fetchall():
-        if outcome in (PASSED, called):
-            calls, numbers = people, distinct
-        else:
-            counts[outcome] = people
+    counts, calls, numbers = _first_pass(cursor, own, audience, passed=PASSED if joined else called)
     if joined:
         met = " AND ".join(f"({rule.condition.text})" for rule in own) or "1 = 1"
         cursor.execute(
@@ -128,7 +114,6 @@ def _step_counts(cursor, step: FlowStep, audience: Sql, already_ran: Sql) -> tup
         cursor.execute(
             f"SELECT {without.text}, {with_block.text}, q.blocker, COUNT(*), COUNT(DISTINCT a.mobile_phone) "
             f"FROM ({audience.text}) a JOIN ({blocked.text}) q ON q.phone = a.mobile_phone {join} "
-            f"WHERE a.mobile_phone IN (SELECT phone FROM ({blocked.text}) b) "
             f"GROUP BY 1, 2, 3",
             (
                 *without.params,
@@ -136,7 +121,6 @@ def _step_counts(cursor, step: FlowStep, audience: Sql, already_ran: Sql) -> tup
                 *audience.params,
                 *blocked.params,
                 *join_params,
-                *blocked.params,
             ),
         )
         for was, outcome, blocker, people, distinct in cursor.fetchall():
@@ -153,6 +137,49 @@ def _step_counts(cursor, step: FlowStep, audience: Sql, already_ran: Sql) -> tup
     counts[called] = numbers
     counts[int(Outcome.SKIPPED_DUPLICATE_PHONE)] = calls - numbers
     return {Outcome(outcome).code: n for outcome, n in counts.items() if n}, by_blocker
+
+
+def _first_pass(cursor, own: list, audience: Sql, *, passed: int) -> tuple[dict, int, int]:
+    """({skip: people}, people who met every one of `own`, their distinct numbers)."""
+    # The distinct numbers only when this pass is the last: otherwise the join's query counts them.
+    numbers_sql = (
+        "0" if passed == PASSED else "COUNT(DISTINCT CASE WHEN x.outcome = %s THEN x.mobile_phone END)"
+    )
+    numbers_params = () if passed == PASSED else (passed,)
+    if all(isinstance(rule.otherwise, Outcome) for rule in own):
+        # Each skip a sum of its own: one pass, and no sort of everyone by outcome.
+        sums, params, met, met_params = [], [], [], []
+        for rule in own:
+            failed = " AND ".join([*met, f"NOT ({rule.condition.text})"])
+            sums.append(f"SUM(CASE WHEN {failed} THEN 1 ELSE 0 END)")
+            params += [*met_params, *rule.condition.params]
+            met.append(f"({rule.condition.text})")
+            met_params += rule.condition.params
+        if passed != PASSED:
+            sums.append(f"COUNT(DISTINCT CASE WHEN {' AND '.join(met) or '1 = 1'} THEN a.mobile_phone END)")
+            params += met_params
+        else:
+            sums.append("0")
+        cursor.execute(
+            f"SELECT COUNT(*), {', '.join(sums)} FROM ({audience.text}) a", (*params, *audience.params)
+        )
+        total, *skipped, numbers = cursor.fetchone()
+        counts = {int(rule.otherwise): n or 0 for rule, n in zip(own, skipped, strict=True)}
+        return counts, total - sum(counts.values()), numbers
+    first = _case(own, otherwise=str(passed))
+    cursor.execute(
+        f"SELECT x.outcome, COUNT(*), {numbers_sql} "
+        f"FROM (SELECT {first.text} AS outcome, a.mobile_phone FROM ({audience.text}) a) x "
+        "GROUP BY x.outcome",
+        (*numbers_params, *first.params, *audience.params),
+    )
+    counts, calls, numbers = {}, 0, 0
+    for outcome, people, distinct in cursor.fetchall():
+        if outcome == passed:
+            calls, numbers = people, distinct
+        else:
+            counts[outcome] = people
+    return counts, calls, numbers
 
 
 def campaign_audience_counts(*, campaign: SmartCampaign) -> list[StepCounts]:
