@@ -499,3 +499,15 @@ def test_the_results_queries_do_not_grow_with_the_rows(staff_client, params):
     few = _results_queries(staff_client, step.run, **params)
     add(120)
     assert _results_queries(staff_client, step.run, **params) == few
+
+
+def test_a_search_finding_many_people_finds_the_same_rows(staff_client, monkeypatch):
+    step = RunStepFactory(counts={"sent": 4})
+    for first_name in ("Zed", "Zoe", "Zara", "Ann"):
+        RunResultFactory(run_step=step, lead=LeadFactory(first_name=first_name, last_name="Test"))
+    planned(step.run)
+    few = people_html(staff_client, step.run, q="z")
+    monkeypatch.setattr("marketing_activities.views.results.SEARCHED_PEOPLE", 2)
+    many = people_html(staff_client, step.run, q="z")
+    assert "Zed Test" in few and "Zoe Test" in few and "Zara Test" in few and "Ann Test" not in few
+    assert many == few
