@@ -40,12 +40,12 @@ def audience(editor: SmartListEditor, *, exact: bool = False) -> dict:
     # No count beside a smart list-wide problem either: it would count rules that cannot run.
     if editor.parsed is None or editor.errors:
         return NO_AUDIENCE
-    leads = Lead.objects.filter(editor.parsed.to_q()).order_by("pk")
-    count = leads.count() if exact else leads[: COUNTED_UP_TO + 1].count()
+    leads = Lead.objects.filter(editor.parsed.to_q())
+    count = leads.count() if exact else leads.order_by()[: COUNTED_UP_TO + 1].count()
     return {
         "audience_count": min(count, COUNTED_UP_TO) if not exact else count,
         "audience_more": count > COUNTED_UP_TO and not exact,
-        "audience_sample": list(leads[:SAMPLE_SIZE]),
+        "audience_sample": list(leads.order_by("pk")[:SAMPLE_SIZE]),
     }
 
 
