@@ -24,6 +24,7 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from marketing_activities.models import (
     CampaignRun,
@@ -55,6 +56,7 @@ LAST_NAMES = (
 ).split()
 RARE_NAME = "Quennell"  # one person in 100,000: a search that finds few
 RARE_EVERY = 100_000
+FIRST_NUMBER = 2_120_000_000  # national numbers of ten digits from (212) 000-0000 on
 
 
 @dataclass
@@ -75,12 +77,6 @@ def _series(count: int) -> str:
     )
 
 
-def _digits(expression: str, width: int) -> str:
-    if connection.vendor == "postgresql":
-        return f"lpad(({expression})::text, {width}, '0')"
-    return f"printf('%0{width}d', {expression})"
-
-
 def _pick(words, index: str) -> str:
     """SQL choosing one of `words` by the integer expression `index`."""
     branches = " ".join(f"WHEN {n} THEN '{word}'" for n, word in enumerate(words))
@@ -92,11 +88,12 @@ def _table(model) -> str:
 
 
 def phone_sql(lead_id: str) -> str:
-    """The number of lead `lead_id`: 5% have none, 10% share the number of the lead before."""
+    """The number of lead `lead_id` (+1 212 000 0001 on): 5% have none, 10% share
+    the number of the lead before."""
     return (
         f"CASE WHEN {lead_id} % 20 = 0 THEN '' "
-        f"WHEN {lead_id} % 10 = 3 THEN '+1212' || {_digits(f'{lead_id} - 1', 8)} "
-        f"ELSE '+1212' || {_digits(lead_id, 8)} END"
+        f"WHEN {lead_id} % 10 = 3 THEN '+1' || ({FIRST_NUMBER} + {lead_id} - 1) "
+        f"ELSE '+1' || ({FIRST_NUMBER} + {lead_id}) END"
     )
 
 
@@ -224,8 +221,9 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
     campaign = world.campaign_id
     results = reverse("marketing_activities:campaign_results", args=[campaign])
     run = f"?run={world.run_id}"
-    lead = Lead.objects.filter(pk=world.leads // 2).first() or Lead.objects.order_by("pk").first()
-    phone = lead.mobile_phone or "+12120000001"
+    # Someone halfway through the run with a number of their own (see phone_sql).
+    lead = Lead.objects.filter(pk=world.leads // 2 + 1).first() or Lead.objects.order_by("pk").first()
+    phone = lead.mobile_phone or f"+1{FIRST_NUMBER + 1}"
     national = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
     admin = "/admin/"
     return [
@@ -247,7 +245,7 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
         ),
         ("Results searched by a name", "get", f"{results}{run}&q={LAST_NAMES[11]}", {}),
         ("Results searched by a rare name", "get", f"{results}{run}&q={RARE_NAME}", {}),
-        ("Results searched by a number", "get", f"{results}{run}&q={phone}", {}),
+        ("Results searched by a number", "get", f"{results}{run}&{urlencode({'q': phone})}", {}),
         (
             "Run-now confirmation (tab)",
             "get",
@@ -264,7 +262,12 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
         ("Admin lead list", "get", f"{admin}smscampaigns/lead/", {}),
         ("Admin lead search by a name", "get", f"{admin}smscampaigns/lead/?q={LAST_NAMES[11]}", {}),
         ("Admin lead search by an email", "get", f"{admin}smscampaigns/lead/?q={lead.email}", {}),
-        ("Admin lead search by a number", "get", f"{admin}smscampaigns/lead/?q={national}", {}),
+        (
+            "Admin lead search by a number",
+            "get",
+            f"{admin}smscampaigns/lead/?{urlencode({'q': national})}",
+            {},
+        ),
         ("Admin lead change page", "get", f"{admin}smscampaigns/lead/{lead.pk}/change/", {}),
         ("Admin flag changes", "get", f"{admin}smscampaigns/leadflagchange/", {}),
         ("Admin subscriptions", "get", f"{admin}vibes/subscription/", {}),

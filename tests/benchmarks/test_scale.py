@@ -42,3 +42,12 @@ def test_every_screen_it_times_answers():
     assert [row["screen"] for row in rows] == [name for name, *_rest in scale.screens(world)]
     assert {row["status"] for row in rows} == {200}
     assert "| Results of the big run |" in scale.table(rows, world=world)
+
+
+def test_the_results_searches_it_times_find_their_person(admin_client):
+    world = scale.build(leads=4000, progress=lambda line: None)
+    searches = {name: url for name, _method, url, _data in scale.screens(world)}
+    person = Lead.objects.get(pk=world.leads // 2 + 1)
+    assert person.mobile_phone in admin_client.get(searches["Results searched by a number"]).content.decode()
+    rare = admin_client.get(searches["Results searched by a rare name"]).content.decode()
+    assert scale.RARE_NAME in rare and "Nobody matches these filters." not in rare
