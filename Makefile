@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test test-postgres bench bench-runner bench-interface bench-import bench-sync bench-callbacks install system-packages server-packages messages clean
+.PHONY: run test test-postgres bench bench-runner bench-interface bench-import bench-sync bench-callbacks bench-scale install system-packages server-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -112,6 +112,13 @@ APPLY ?= celery
 bench-callbacks: install server-packages
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} bin/with-test-services $(PY) -m benchmarks.callbacks \
 	  --rates $(RATES) --seconds $(BENCH_SECONDS) --apply $(APPLY)
+
+# Every screen on a world of SCALE_LEADS people (a million by default; not part of
+# `make bench`): SCALE_ARGS="--reuse" measures the world the last run built again,
+# SCALE_ARGS="--database-url postgres://…" builds it on PostgreSQL.
+SCALE_LEADS ?= 1000000
+bench-scale: install
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_scale --leads $(SCALE_LEADS) $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

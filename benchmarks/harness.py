@@ -23,16 +23,24 @@ PASSWORD = "bench-password"
 
 
 def run_in_scratch(
-    command: str, args: list[str], *, scratch: str, database_url: str | None = None, env=None
+    command: str,
+    args: list[str],
+    *,
+    scratch: str,
+    database_url: str | None = None,
+    env=None,
+    keep: bool = False,
 ) -> None:
     """Run `manage.py <command> --in-scratch <args>` in a child process on
     `database_url`, or on a new SQLite file var/<scratch>.sqlite3 (never the
-    developer's database), and fail as the child failed."""
+    developer's database; `keep`: the one a previous run left), and fail as
+    the child failed."""
     if not database_url:
         path = Path(settings.BASE_DIR) / "var" / f"{scratch}.sqlite3"
         path.parent.mkdir(exist_ok=True)
         for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+            if not keep:
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
         database_url = f"sqlite:///{path}"
     argv = [sys.executable, "manage.py", command, "--in-scratch", *args]
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": settings.SECRET_KEY, **(env or {})}

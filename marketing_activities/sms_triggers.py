@@ -2,9 +2,10 @@
 and "Clicks Link in SMS Message".
 
 Their activities are written where the news is applied: a delivery receipt
-that moves an SMS's row (runner/followup.py), and a reply matched to the
-SMS it answers (replies.py), and a person's click on a tracked link (links.py). The receipt's status says whether a bounce is
-hard or soft (`HARD_BOUNCE_STATUSES`, as the "SMS Bounced" filter reads it).
+that moves an SMS's row (runner/followup.py), a reply matched to the SMS it
+answers (replies.py), a person's click on a tracked link (links.py). The
+receipt's status says whether a bounce is hard or soft
+(`HARD_BOUNCE_STATUSES`, as the "SMS Bounced" filter reads it).
 """
 
 from django.utils.translation import gettext_lazy

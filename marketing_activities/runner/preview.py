@@ -1,5 +1,5 @@
-"""What a run would do, planned and thrown away: the audience preview and the
-Run now confirmations (the Schedule tab's and the admin's)."""
+"""What a run would do: the audience preview, planned and thrown away, and the
+Run now confirmations (the Schedule tab's and the admin's), counted read-only."""
 
 from dataclasses import dataclass, field
 
@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy
 from smscampaigns.models import Lead
 
 from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
+from .audience_counts import campaign_audience_counts
 from .checks import CampaignCannotRun, NobodyLeftToRun, check_anyone_left
 from .planner import plan_step
 from .report import number_blockers
@@ -119,33 +120,31 @@ class RunNowPreview:
 
 def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
     """What Run now would do, for its confirmation: the audience and each step's
-    counts by outcome, planned as a run plans them (and thrown away); or why
-    the campaign cannot run, or that nobody is left to qualify."""
+    counts by outcome, as a run would plan them, counted with read-only
+    queries (audience_counts.py: no plan, no write, no lock); or why the
+    campaign cannot run, or that nobody is left to qualify."""
     problems = campaign.problems()
     if problems:
         return RunNowPreview(problems=problems)
     try:
-        # A couple of counts before the plan: when nobody is left, a preview is wasted work.
         check_anyone_left(campaign)
-        preview = campaign_preview(campaign=campaign, sample_size=0)
     except NobodyLeftToRun as error:
         return RunNowPreview(nobody_left=error.problems)
-    except CampaignCannotRun as error:
-        return RunNowPreview(problems=error.problems)
+    counted = campaign_audience_counts(campaign=campaign)
     steps = [
         PlannedStep(
-            number=step.number,
-            label=step.action_label,
+            number=step.step.number,
+            label=step.step.get_action_display(),
             counts=[
                 # A skip for a number's block (R4) names the people it comes from.
                 (
-                    PLANNED_LABELS[step.action] if outcome == Outcome.PLANNED_DRY_RUN else outcome.label,
+                    PLANNED_LABELS[step.step.action] if outcome == Outcome.PLANNED_DRY_RUN else outcome.label,
                     n,
                     step.blockers.get(outcome.code),
                 )
                 for outcome, n in step.outcome_counts()
             ],
         )
-        for step in preview.steps
+        for step in counted
     ]
-    return RunNowPreview(audience=preview.audience, steps=steps)
+    return RunNowPreview(audience=sum(counted[0].counts.values()) if counted else 0, steps=steps)

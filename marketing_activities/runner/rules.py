@@ -151,13 +151,19 @@ def blocked_numbers_sql(table: str) -> Sql:
     BLOCKS, then the lowest id. The WHERE repeats the condition of the
     partial index on blocked people, which it reads them through.
     """
+    select = blocked_numbers_select()
+    return Sql(f"INSERT INTO {table} (phone, blocker, outcome) {select.text}", select.params)
+
+
+def blocked_numbers_select() -> Sql:
+    """The SELECT of `blocked_numbers_sql`: phone, blocker, outcome."""
     # Per number and kind of block, its lowest id among the holders.
     firsts = [(f"MIN(CASE WHEN {flag} = %s THEN id END)", number) for flag, _own, number in BLOCKS]
     blocker = "COALESCE(" + ", ".join(first for first, _number in firsts) + ")"
     outcome = " ".join(f"WHEN {first} IS NOT NULL THEN {int(number)}" for first, number in firsts)
     blocked = " OR ".join(f"{flag} = %s" for flag, _own, _number in BLOCKS)
     return Sql(
-        f"INSERT INTO {table} (phone, blocker, outcome) SELECT mobile_phone, {blocker}, CASE {outcome} END "
+        f"SELECT mobile_phone AS phone, {blocker} AS blocker, CASE {outcome} END AS outcome "
         f"FROM {_table(Lead)} WHERE ({blocked}) AND mobile_phone <> '' GROUP BY mobile_phone",
         (True,) * (3 * len(BLOCKS)),
     )

@@ -2,9 +2,10 @@
 the people behind each count with their replies, and their CSV export."""
 
 import csv
+import math
 import re
+from dataclasses import dataclass
 
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -15,6 +16,9 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseStopPolling
+
+from smscampaigns.models import Lead
+from smscampaigns.phones import normalize_phone_or_blank
 
 from ..forms import ResultsFilterForm
 from ..links import clicked_counts, clicked_result_ids
@@ -27,6 +31,10 @@ from .common import HtmxHttpRequest, marketer_required, render_screen, vary_on_h
 TEMPLATE = "marketing_activities/campaign_results.html"
 FILTERS = ("run", "step", "outcome", "replied", "clicked", "q")
 PAGE_SIZE = 25
+# What a phone number may be written with; from this many digits on it is a whole number.
+NUMBER_CHARACTERS = frozenset("0123456789+-.()/ ")
+WHOLE_NUMBER_DIGITS = 10
+SEARCHED_PEOPLE = 1000
 RUNS_SHOWN = 20
 
 
@@ -101,6 +109,8 @@ def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterFor
 
     Result rows have no index on their step: each step's rows lie in an id
     range (RunStep.results), so the query scans those ranges, never the table.
+    A search finds the people through the leads' indexes first, so the scan
+    only compares each row's person with the few found (`_search_condition`).
     """
     ranges = Q()
     for step in steps:
@@ -118,16 +128,92 @@ def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterFor
         results = results.filter(pk__in=clicked_result_ids(step.pk for step in steps))
     query = form.cleaned_data.get("q", "") if form.is_valid() else ""
     for term in query.split():
-        digits = re.sub(r"\D", "", term)
-        match = (
-            Q(lead__first_name__icontains=term)
-            | Q(lead__last_name__icontains=term)
-            | Q(lead__email__icontains=term)
-        )
-        if len(digits) >= 3:
-            match |= Q(phone__contains=digits)
-        results = results.filter(match)
+        results = results.filter(_search_condition(term))
     return results
+
+
+def _search_condition(term: str) -> Q:
+    """The rows one search word finds: a whole number in any spelling, the rows
+    of that number; a part of one (three digits or more), the rows whose number
+    contains it; any other word, the people whose first name, last name or
+    email begins with it, found through the leads' indexes (the scan of the
+    run's rows then compares whole numbers only)."""
+    digits = re.sub(r"\D", "", term)
+    if len(digits) >= 3 and set(term) <= NUMBER_CHARACTERS:
+        # The rows' own numbers, compared in the scan of the run's rows: an
+        # index on them would cost planning far more than a search saves.
+        number = normalize_phone_or_blank(term) if len(digits) >= WHOLE_NUMBER_DIGITS else ""
+        return Q(phone=number) if number else Q(phone__contains=digits)
+    people = Lead.objects.filter(
+        Q(first_name__istartswith=term) | Q(last_name__istartswith=term) | Q(email__istartswith=term)
+    ).order_by()
+    # A few people are looked for by their ids: a query planner that expects many
+    # (PostgreSQL's) would otherwise look each row's person up, all through the
+    # run. Many are found early in the run's rows, whichever way it goes.
+    few = list(people.values_list("pk", flat=True)[: SEARCHED_PEOPLE + 1])
+    return Q(lead_id__in=few if len(few) <= SEARCHED_PEOPLE else people.values("pk"))
+
+
+@dataclass
+class ResultsPage:
+    """A page of a run's people, without counting the rows when the step
+    counts do not tell how many there are (a search): then it knows only
+    whether another page follows."""
+
+    number: int
+    object_list: list
+    total: int | None  # rows in all, when known
+    more: bool
+
+    @property
+    def pages(self) -> int:
+        return (
+            max(1, math.ceil(self.total / PAGE_SIZE)) if self.total is not None else self.number + self.more
+        )
+
+    def has_previous(self):
+        return self.number > 1
+
+    def has_next(self):
+        return self.more
+
+    def has_other_pages(self):
+        return self.number > 1 or self.more
+
+    def previous_page_number(self):
+        return self.number - 1
+
+    def next_page_number(self):
+        return self.number + 1
+
+
+def _known_total(steps: list[RunStep], step_position, form: ResultsFilterForm) -> int | None:
+    """How many rows the filters leave, from the steps' counts by outcome; None for a search."""
+    if form.is_valid() and (form.cleaned_data.get("replied") or form.cleaned_data.get("q", "").strip()):
+        return None
+    outcome = form.outcome_value()
+    code = Outcome(outcome).code if outcome is not None else None
+    return sum(
+        n
+        for step in steps
+        if step.first_result_id is not None and step_position in (None, "", str(step.position))
+        for step_code, n in (step.counts or {}).items()
+        if code is None or step_code == code
+    )
+
+
+def results_page(results, *, total: int | None, page) -> ResultsPage:
+    """The page `page` asks for (the first for anything else, the last beyond the end when
+    the total is known); the rows of one page and one more, never a count of them all."""
+    number = int(page) if str(page).isdigit() and int(page) > 0 else 1
+    if total is not None:
+        number = min(number, max(1, math.ceil(total / PAGE_SIZE)))
+    start = (number - 1) * PAGE_SIZE
+    rows = list(results[start : start + PAGE_SIZE + 1])
+    more = len(rows) > PAGE_SIZE
+    if total is None and not more:
+        total = start + len(rows)  # the last page: now the total is known
+    return ResultsPage(number, rows[:PAGE_SIZE], total, more)
 
 
 @require_http_methods(["GET"])
@@ -154,7 +240,9 @@ def results(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         results = filtered_results(steps, step, form).select_related(
             "lead", "duplicate_of", "blocked_by", "run_step", "sent_sms"
         )
-        page = Paginator(results.order_by("pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+        page = results_page(
+            results.order_by("pk"), total=_known_total(steps, step, form), page=request.GET.get("page")
+        )
         replies = replies_by_result(result.pk for result in page.object_list)
         for result in page.object_list:
             result.replies = replies.get(result.pk, [])

@@ -26,16 +26,27 @@ TEMPLATE = "marketing_activities/campaign_smart_list.html"
 SAMPLE_SIZE = 10
 
 
-NO_AUDIENCE = {"audience_count": None, "audience_sample": []}
+# The live count stops counting here: every change of a rule counts again, and
+# a million people take a whole scan of them. More than this many is said so,
+# and the exact number follows in a request of its own.
+COUNTED_UP_TO = 100_000
+
+NO_AUDIENCE = {"audience_count": None, "audience_more": False, "audience_sample": []}
 
 
-def audience(editor: SmartListEditor) -> dict:
-    """How many people the checked rules pick, and the first of them; nothing while they have problems."""
+def audience(editor: SmartListEditor, *, exact: bool = False) -> dict:
+    """How many people the checked rules pick (up to COUNTED_UP_TO unless
+    `exact`), and the first of them; nothing while they have problems."""
     # No count beside a smart list-wide problem either: it would count rules that cannot run.
     if editor.parsed is None or editor.errors:
         return NO_AUDIENCE
     leads = Lead.objects.filter(editor.parsed.to_q())
-    return {"audience_count": leads.count(), "audience_sample": list(leads.order_by("pk")[:SAMPLE_SIZE])}
+    count = leads.count() if exact else leads.order_by()[: COUNTED_UP_TO + 1].count()
+    return {
+        "audience_count": min(count, COUNTED_UP_TO) if not exact else count,
+        "audience_more": count > COUNTED_UP_TO and not exact,
+        "audience_sample": list(leads.order_by("pk")[:SAMPLE_SIZE]),
+    }
 
 
 def _stored_triggers(campaign: SmartCampaign) -> TriggersEditor:
@@ -45,7 +56,7 @@ def _stored_triggers(campaign: SmartCampaign) -> TriggersEditor:
 
 
 def smart_list_context(
-    request, campaign: SmartCampaign, editor: SmartListEditor, *, focus_rule=None, triggers=None
+    request, campaign: SmartCampaign, editor: SmartListEditor, *, focus_rule=None, triggers=None, exact=False
 ) -> dict:
     return {
         **campaign_context(campaign, "smart-list"),
@@ -57,7 +68,7 @@ def smart_list_context(
         "max_rules": MAX_RULES,
         # htmx: the rule just added gets the focus.
         "focus_rule": focus_rule,
-        **audience(editor),
+        **audience(editor, exact=exact),
     }
 
 
@@ -81,9 +92,13 @@ def smart_list(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     was chosen: its operator follows when the old one does not apply)."""
     campaign = campaign_or_404(pk)
     if request.method == "GET":
-        return render_screen(
-            request, TEMPLATE, smart_list_context(request, campaign, _stored(campaign)), selected=campaign
-        )
+        # ?count=exact: every person counted, however many (the live count stops at COUNTED_UP_TO).
+        exact = request.GET.get("count") == "exact"
+        context = smart_list_context(request, campaign, _stored(campaign), exact=exact)
+        if exact and request.htmx:
+            # htmx: the audience card asked for its exact count once it was shown.
+            return render_partial(request, f"{TEMPLATE}#audience", context)
+        return render_screen(request, TEMPLATE, context, selected=campaign)
     action = request.POST.get("action", "")
     if "trigger_count" in request.POST:
         return _triggers_post(request, campaign, action)

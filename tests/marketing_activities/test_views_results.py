@@ -5,7 +5,9 @@ import io
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 from django.http import StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -422,3 +424,90 @@ def test_each_row_shows_when_its_outcome_changed_and_the_receipts_word_when_it_a
     assert date_format(timezone.localtime(step.planned_at), "SHORT_DATETIME_FORMAT") in cells
     assert '<div class="muted small">accepted</div>' in cells
     assert '<div class="muted small">delivered</div>' not in cells  # the outcome says it already
+
+
+# --- At scale: pages numbered from the step counts, searches through the leads' indexes ----------
+
+
+def people_html(client, run, **params):
+    return client.get(
+        results_url(run, **params), headers={**HTMX, "HX-Target": "run-people"}
+    ).content.decode()
+
+
+def test_results_pages_are_numbered_from_the_step_counts_without_counting_the_rows(staff_client):
+    step = RunStepFactory(counts={"sent": 20, "failed": 10})
+    RunResultFactory.create_batch(20, run_step=step, outcome=Outcome.SENT)
+    RunResultFactory.create_batch(10, run_step=step, outcome=Outcome.FAILED)
+    planned(step.run)
+    with CaptureQueriesContext(connection) as queries:
+        everyone = people_html(staff_client, step.run, page=2)
+        failed = people_html(staff_client, step.run, outcome="failed")
+    assert "Page 2 of 2 · 30 rows" in everyone
+    assert "10 rows" in failed
+    run_rows = '"marketing_activities_runresult"'
+    counted = [query["sql"] for query in queries.captured_queries if "COUNT(" in query["sql"].upper()]
+    assert not [sql for sql in counted if run_rows in sql]  # the replies' count reads its own index
+
+
+def test_a_searchs_pages_say_whether_more_follow_and_its_last_page_how_many_there_were(staff_client):
+    step = RunStepFactory(counts={"sent": 30})
+    for n in range(30):
+        RunResultFactory(run_step=step, lead=LeadFactory(first_name="Zelda", last_name=f"Number {n}"))
+    planned(step.run)
+    first = people_html(staff_client, step.run, q="zel")
+    assert "Page 1 · more rows follow" in first and "page=2" in first
+    last = people_html(staff_client, step.run, q="zel", page=2)
+    assert "Page 2 of 2 · 30 rows" in last
+    assert "Page 1 · more rows follow" not in last
+
+
+def test_results_are_searched_by_the_beginning_of_a_name_or_email_and_a_whole_number_in_any_spelling(
+    staff_client, finished_run
+):
+    assert "Ann Able" in people_html(staff_client, finished_run, q="ab")
+    assert "Ann Able" not in people_html(staff_client, finished_run, q="ble")  # not inside a name
+    assert "Cid Cole" in people_html(staff_client, finished_run, q="CID@")
+    whole = people_html(staff_client, finished_run, q="202.555.0199")
+    assert "Cid Cole" in whole and "Ann Able" not in whole
+
+
+def _results_queries(client, run, **params) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(results_url(run, **params)).status_code == 200
+    return len(queries.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"page": "2"}, {"outcome": "sent"}, {"q": "zel"}, {"q": "+12025550123"}, {"q": "555"}],
+    ids=["all", "page 2", "by outcome", "by name", "by number", "by part of a number"],
+)
+def test_the_results_queries_do_not_grow_with_the_rows(staff_client, params):
+    step = RunStepFactory(counts={})
+
+    def add(people):
+        for _ in range(people):
+            lead = LeadFactory(first_name="Zelda", mobile_phone="+12025550123")
+            RunResultFactory(run_step=step, lead=lead, outcome=Outcome.SENT, phone=lead.mobile_phone)
+        step.counts = {"sent": RunResult.objects.filter(run_step=step).count()}
+        step.save(update_fields=["counts"])
+        planned(step.run)
+
+    add(60)
+    _results_queries(staff_client, step.run, **params)  # the first request of a login saves its session
+    few = _results_queries(staff_client, step.run, **params)
+    add(120)
+    assert _results_queries(staff_client, step.run, **params) == few
+
+
+def test_a_search_finding_many_people_finds_the_same_rows(staff_client, monkeypatch):
+    step = RunStepFactory(counts={"sent": 4})
+    for first_name in ("Zed", "Zoe", "Zara", "Ann"):
+        RunResultFactory(run_step=step, lead=LeadFactory(first_name=first_name, last_name="Test"))
+    planned(step.run)
+    few = people_html(staff_client, step.run, q="z")
+    monkeypatch.setattr("marketing_activities.views.results.SEARCHED_PEOPLE", 2)
+    many = people_html(staff_client, step.run, q="z")
+    assert "Zed Test" in few and "Zoe Test" in few and "Zara Test" in few and "Ann Test" not in few
+    assert many == few

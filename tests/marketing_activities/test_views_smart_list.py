@@ -428,3 +428,21 @@ def test_adding_a_rule_beyond_the_limit_is_refused(staff_client):
     assert len(stored(campaign)["rules"]) == 100
     assert "A smart list has at most 100 rules." in part(html, "smart-list-errors")
     assert "disabled" in html[html.index('value="add"') :].split(">")[0]
+
+
+def test_the_live_count_stops_at_its_limit_and_the_exact_count_follows(staff_client, monkeypatch):
+    monkeypatch.setattr("marketing_activities.views.smart_list.COUNTED_UP_TO", 3)
+    LeadFactory.create_batch(5, country="SE")
+    campaign = SmartCampaignFactory(
+        smart_list__definition={"logic": "all", "rules": [{"field": "country", "op": "is", "value": "SE"}]}
+    )
+    tab = part(staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode(), "audience")
+    assert "More than 3 people qualify" in tab
+    assert f'hx-get="{url("campaign_smart_list", campaign.pk)}?count=exact"' in tab
+    exact = staff_client.get(url("campaign_smart_list", campaign.pk) + "?count=exact", headers=HTMX)
+    html = exact.content.decode()
+    assert html.lstrip().startswith('<section id="audience"')
+    assert "5 people qualify" in html and "More than" not in html
+    # Without htmx, the whole tab with the exact count.
+    page = staff_client.get(url("campaign_smart_list", campaign.pk) + "?count=exact").content.decode()
+    assert "<html" in page and "5 people qualify" in part(page, "audience")
