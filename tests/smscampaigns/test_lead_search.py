@@ -151,10 +151,10 @@ def _search_indexes(term: str) -> set[str]:
     """The indexes of migration lead_name_search that a search of `term` should read."""
     words = term.split()
     if connection.vendor == "sqlite":
-        columns = {"email"} if "@" in term else {"first_name", "last_name"}
-        if len(words) == 1:
-            columns.add("email")
-        return {f"lead_{column}_nocase" for column in columns}
+        if "@" in term:
+            return {"lead_email_nocase"}
+        emails = {"lead_email_nocase"} if len(words) == 1 else set()
+        return {*emails, "lead_first_last_nocase", "lead_last_first_nocase"}
     if "@" in term:
         return {"lead_email_prefix"}
     names = "trigrams" if all(len(word) >= 3 for word in words) else "prefix"
