@@ -284,7 +284,7 @@ def admin_pages(world: World) -> list[tuple[str, str]]:
 
     return [
         ("Leads", changelist(Lead)),
-        ("Leads: search a last name", changelist(Lead, "q=Rossini")),
+        ("Leads: search a last name", changelist(Lead, "q=Martinez")),
         ("Leads: search a name's beginning", changelist(Lead, "q=ber")),
         ("Leads: search first and last name", changelist(Lead, "q=Anna+Smith")),
         ("Leads: search an email", changelist(Lead, "q=anna.rossifeld2000%40example.invalid")),
@@ -295,7 +295,7 @@ def admin_pages(world: World) -> list[tuple[str, str]]:
         ("Lead's page", reverse("admin:smscampaigns_lead_change", args=[world.lead_id])),
         ("Blocklist and suspension changes", changelist(LeadFlagChange)),
         ("Subscriptions", changelist(Subscription)),
-        ("Subscriptions: search a name", changelist(Subscription, "q=Rossini")),
+        ("Subscriptions: search a name", changelist(Subscription, "q=Martinez")),
         (
             "Subscriptions: one list, subscribed",
             changelist(Subscription, f"vibes_list__id__exact={world.vibes_list_id}&status__exact=subscribed"),
