@@ -47,7 +47,7 @@ class LeadSearchAdmin:
     `lead_search_path` names the lead from the listed model ("" for leads themselves)."""
 
     lead_search_path = "lead"
-    # Django shows the search box when there are search fields; get_search_results reads them not.
+    # Django shows the search box only for a list with search fields; get_search_results searches.
     search_fields = ("lead",)
 
     @property
