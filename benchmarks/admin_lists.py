@@ -20,6 +20,7 @@ time and the number of queries. `manage.py bench_admin` runs both on a
 scratch database and prints the table.
 """
 
+import datetime
 import statistics
 import time
 from dataclasses import dataclass
@@ -99,6 +100,15 @@ def _case(expression: str, values, default: str) -> str:
     return f"CASE {expression} {whens} ELSE '{default}' END"
 
 
+def _moment(n: str) -> str:
+    """The time `n` seconds after the moment given as the parameter: times that
+    differ from row to row, as a real table's do (ties would make a sort by time
+    read them all)."""
+    if connection.vendor == "postgresql":
+        return f"(%s::timestamptz + {n} * interval '1 second')"
+    return f"strftime('%%Y-%%m-%%d %%H:%%M:%%S', %s, '+' || CAST({n} AS TEXT) || ' seconds')"
+
+
 def _number(n: str) -> str:
     return f"'+1' || CAST(2120000000 + {n} AS TEXT)"
 
@@ -127,6 +137,8 @@ def _pieces(total: int):
 def build_world(*, leads: int, progress=None) -> World:
     """Fill this (empty, migrated) database with `leads` people and their traffic, set-based."""
     now = timezone.now()
+    # Traffic over the days before now, a second apart, in the order of the leads.
+    since = now - datetime.timedelta(seconds=leads)
     vibes_list = VibesList.objects.create(vibes_id="bench-admin", name="SMS Newsletter")
     folder = Folder.objects.create(name="Benchmark")
     program = Program.objects.create(name="Benchmark", folder=folder)
@@ -183,11 +195,12 @@ def build_world(*, leads: int, progress=None) -> World:
                     cursor,
                     Subscription,
                     "lead_id, vibes_list_id, status, vibes_person_key, opt_out_reason, status_at, updated_at",
-                    f"SELECT n, {vibes_list.pk}, 'subscribed', '', '', %s, %s FROM __SERIES__ "
+                    f"SELECT n, {vibes_list.pk}, 'subscribed', '', '', {_moment('n')}, {_moment('n')} "
+                    "FROM __SERIES__ "
                     f"WHERE {subscribed}",
                     start,
                     stop,
-                    [now, now],
+                    [since, since],
                 )
                 _insert(
                     cursor,
@@ -195,22 +208,24 @@ def build_world(*, leads: int, progress=None) -> World:
                     "event_type, dedupe_key, headers, payload, mdn, outcome, note, received_at, deliveries",
                     "SELECT CASE WHEN n %% 4 = 0 THEN 'subscription_added' ELSE 'delivery_receipt' END, "
                     "'bench-' || CAST(n AS TEXT), '{}', '{}', "
-                    f"{phone}, CASE WHEN n %% 20000 = 0 THEN 'unreadable' ELSE 'applied' END, '', %s, 1 "
+                    f"{phone}, CASE WHEN n %% 20000 = 0 THEN 'unreadable' ELSE 'applied' END, '', "
+                    f"{_moment('n')}, 1 "
                     "FROM __SERIES__ WHERE n %% 2 = 0",
                     start,
                     stop,
-                    [now],
+                    [since],
                 )
                 _insert(
                     cursor,
                     InboundMessage,
                     "mdn, text, short_code, occurred_at, received_at, vibes_message_id, dedupe_key, "
                     "unmatched_in_vibes",
-                    f"SELECT {_number('n')}, 'What time do you open?', '12345', %s, %s, "
+                    f"SELECT {_number('n')}, 'What time do you open?', '12345', "
+                    f"{_moment('n')}, {_moment('n')}, "
                     f"'', 'bench-' || CAST(n AS TEXT), {_flag('1 = 0')} FROM __SERIES__ WHERE n %% 50 = 2",
                     start,
                     stop,
-                    [now, now],
+                    [since, since],
                 )
                 _insert(
                     cursor,

@@ -37,3 +37,11 @@ def test_every_page_it_times_answers():
     assert [row["page"] for row in rows] == [page for page, _url in bench.admin_pages(world)]
     assert all(row["queries"] > 0 for row in rows)
     assert bench.table(rows).count("\n") == len(rows) + 1
+
+
+def test_the_traffic_has_times_of_its_own():
+    bench.build_world(leads=LEADS)
+    assert CallbackEvent.objects.values("received_at").distinct().count() == LEADS // 2
+    first = CallbackEvent.objects.earliest("received_at").received_at
+    last = CallbackEvent.objects.latest("received_at").received_at
+    assert (last - first).total_seconds() == LEADS - 2  # a lead a second, a callback every other lead
