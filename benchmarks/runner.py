@@ -196,8 +196,11 @@ def bare_recipients_query(campaign: SmartCampaign) -> tuple[float, int]:
         .values_list("winner", flat=True)
     )
     started = time.perf_counter()
-    # Counted as they stream by: holding 9,000,000 ids would cost more memory than planning them.
-    rows = sum(1 for _ in recipients.iterator(chunk_size=10_000))
+    # Counted as they stream by: holding 9,000,000 ids would cost more memory than
+    # planning them. In a transaction, so that PostgreSQL's cursor is not WITH HOLD
+    # (outside one, it writes every row aside before the first is read).
+    with transaction.atomic():
+        rows = sum(1 for _ in recipients.iterator(chunk_size=10_000))
     return time.perf_counter() - started, rows
 
 
