@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
-from django.db.models import Min, Q
+from django.db.models import Exists, Min, OuterRef, Q
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -178,9 +178,14 @@ def bare_recipients_query(campaign: SmartCampaign) -> tuple[float, int]:
     GROUP BY query.
     """
     step = campaign.flow_steps.get()
-    blocked_numbers = Lead.objects.filter(Q(blocklisted=True) | Q(marketing_suspended=True)).values(
-        "mobile_phone"
-    )
+    blocked = Lead.objects.filter(Q(blocklisted=True) | Q(marketing_suspended=True))
+    if connection.vendor == "postgresql":
+        # NOT EXISTS, an anti-join: PostgreSQL checks NOT IN against a list that
+        # does not fit work_mem (300,000 blocked numbers at 10,000,000 people)
+        # person by person, for hours.
+        number_blocked = Exists(blocked.filter(mobile_phone=OuterRef("mobile_phone")))
+    else:
+        number_blocked = Q(mobile_phone__in=blocked.values("mobile_phone"))
     recipients = (
         Lead.objects.filter(
             campaign.smart_list.parsed().to_q(),
@@ -190,7 +195,7 @@ def bare_recipients_query(campaign: SmartCampaign) -> tuple[float, int]:
             subscriptions__status=Subscription.Status.SUBSCRIBED,
         )
         .exclude(mobile_phone="")
-        .exclude(mobile_phone__in=blocked_numbers)
+        .exclude(number_blocked)
         .values("mobile_phone")
         .annotate(winner=Min("id"))
         .values_list("winner", flat=True)
