@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test test-postgres bench bench-runner bench-interface bench-import bench-sync bench-callbacks bench-scale install system-packages server-packages messages clean
+.PHONY: run test test-postgres bench bench-runner bench-interface bench-import bench-sync bench-callbacks bench-scale bench-admin install system-packages server-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -88,7 +88,7 @@ server-packages:
 # Each also runs alone; `python -m benchmarks.simbench` times the simulator.
 LEADS ?= 100000
 ROWS ?= 100000
-bench: bench-runner bench-interface bench-import bench-sync
+bench: bench-runner bench-interface bench-import bench-sync bench-admin
 
 bench-runner: install
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_campaign --leads $(LEADS)
@@ -119,6 +119,10 @@ bench-callbacks: install server-packages
 SCALE_LEADS ?= 1000000
 bench-scale: install
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_scale --leads $(SCALE_LEADS) $(SCALE_ARGS)
+
+# The admin's large lists (LEADS people and their traffic, built set-based): server times per page.
+bench-admin: install
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_admin --leads $(LEADS)
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -75,6 +75,29 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def reset_peak_rss() -> bool:
+    """Start measuring the peak resident memory afresh (Linux: `clear_refs` 5),
+    so that a phase is measured without what came before it, such as building
+    the data; False where the system cannot."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_since_reset_mb() -> float | None:
+    """The peak resident memory since `reset_peak_rss` (Linux's VmHWM); None where unknown."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,7 +11,8 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from smscampaigns.admin import LeadAdmin
+from smscampaigns.admin import LeadAdmin, LeadSearchAdmin
+from smscampaigns.admin_lists import LargeListAdmin
 from smscampaigns.models import Lead
 from smscampaigns.permissions import ActionPermissionsAdmin
 from vibes.admin import InboundMessageAdmin
@@ -368,16 +369,14 @@ class CampaignRunAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 
 @admin.register(RunResult)
-class RunResultAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+class RunResultAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "run_step", "lead", "outcome", "phone", "duplicate_of", "blocked_by", "error_code", "detail_shown",
         "delivery_status", "delivery_reason", "updated_at",
     )  # fmt: skip
     list_filter = ("outcome",)
-    search_fields = ("phone", "lead__email")
     raw_id_fields = ("run_step", "lead", "duplicate_of", "blocked_by")
     list_select_related = ("run_step", "lead", "duplicate_of", "blocked_by")
-    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False

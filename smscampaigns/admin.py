@@ -15,6 +15,8 @@ from django.utils.translation import ngettext
 from django_htmx.http import HttpResponseStopPolling
 
 from .activities import CREATED_BY_ADMIN, lead_changes_record, leads_created_record
+from .admin_lists import IndexedValuesListFilter, LargeListAdmin
+from .lead_search import lead_search_condition, search_help
 from .lead_triggers import CHANGED_FIELDS
 from .models import Lead, LeadFlagChange, LeadImport, SmartList, flag_changes_by
 from .permissions import ActionPermissionsAdmin
@@ -42,8 +44,30 @@ def can_import(request) -> bool:
     return request.user.has_perms(["smscampaigns.add_lead", "smscampaigns.change_lead"])
 
 
+class LeadSearchAdmin:
+    """Searches a list by its people, through the indexes of smscampaigns/lead_search.py:
+    `lead_search_path` names the lead from the listed model ("" for leads themselves)."""
+
+    lead_search_path = "lead"
+    # Django shows the search box only for a list with search fields; get_search_results searches.
+    search_fields = ("lead",)
+
+    @property
+    def search_help_text(self):
+        return search_help()
+
+    def get_search_results(self, request, queryset, search_term):
+        condition = lead_search_condition(search_term)
+        if condition is None:
+            return queryset, False
+        if not self.lead_search_path:
+            return queryset.filter(condition), False
+        people = Lead.objects.filter(condition).values("pk")
+        return queryset.filter(**{f"{self.lead_search_path}__in": people}), False
+
+
 @admin.register(Lead)
-class LeadAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+class LeadAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "__str__",
         "email",
@@ -54,10 +78,15 @@ class LeadAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         "marketing_suspended",
         "created_at",
     )
-    list_filter = ("blocklisted", "marketing_suspended", "lead_source", "country")
+    list_filter = (
+        "blocklisted",
+        "marketing_suspended",
+        ("lead_source", IndexedValuesListFilter),
+        ("country", IndexedValuesListFilter),
+    )
+    lead_search_path = ""
     search_fields = ("first_name", "last_name", "email", "mobile_phone")
     readonly_fields = ("created_at", "updated_at")
-    show_full_result_count = False
     list_per_page = 50
     actions = ("blocklist", "unblocklist", "suspend_marketing", "resume_marketing")
     fieldsets = (
@@ -277,7 +306,7 @@ class LeadImportAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 
 @admin.register(LeadFlagChange)
-class LeadFlagChangeAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+class LeadFlagChangeAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
     """Who blocklisted or suspended whom, or lifted it, when and from where (read only)."""
 
     list_display = (
@@ -292,10 +321,10 @@ class LeadFlagChangeAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         "note",
     )
     list_filter = ("flag", "new_value", "source")
-    search_fields = ("lead__email", "lead__mobile_phone", "note")
     list_select_related = ("lead", "lead_import")
     raw_id_fields = ("lead", "lead_import", "user")
-    show_full_result_count = False
+    # Newest first by the id, which follows the time they were recorded: no index on the time to keep.
+    ordering = ("-pk",)
 
     def has_add_permission(self, request):
         return False

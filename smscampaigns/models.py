@@ -151,7 +151,13 @@ class Lead(models.Model):
                 condition=models.Q(blocklisted=True) | models.Q(marketing_suspended=True),
                 name="lead_blocked_numbers",
             ),
+            # The admin's sidebar reads the values of these through their index,
+            # and a filtered page walks it in the list's order (by id).
+            models.Index(fields=["country", "id"], name="lead_country"),
+            models.Index(fields=["lead_source", "id"], name="lead_lead_source"),
         ]
+        # Names and emails are searched through indexes made for each database
+        # by the migration lead_name_search (smscampaigns/lead_search.py).
 
     def __str__(self):
         name = f"{self.first_name} {self.last_name}".strip()
@@ -414,7 +420,11 @@ class LeadImportProblem(models.Model):
     """A row (or the header) of an import that was not imported as written, and why."""
 
     lead_import = models.ForeignKey(
-        LeadImport, on_delete=models.CASCADE, related_name="problems", verbose_name=_("import")
+        LeadImport,
+        on_delete=models.CASCADE,
+        related_name="problems",
+        verbose_name=_("import"),
+        db_index=False,  # lead_import_problem_lines starts with it
     )
     line = models.PositiveIntegerField(_("line"))
     # The column's heading as the file writes it; blank for the whole row.
@@ -425,6 +435,10 @@ class LeadImportProblem(models.Model):
         verbose_name = _("import problem")
         verbose_name_plural = _("import problems")
         ordering = ["line", "pk"]
+        indexes = [
+            # An import's page lists its first problems in line order, whatever their number.
+            models.Index(fields=["lead_import", "line", "id"], name="lead_import_problem_lines")
+        ]
 
     def __str__(self):
         if self.column:

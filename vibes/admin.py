@@ -1,5 +1,5 @@
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -9,8 +9,10 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
+from smscampaigns.admin import LeadSearchAdmin
+from smscampaigns.admin_lists import IndexedValuesListFilter, LargeListAdmin
+from smscampaigns.lead_search import searched_number
 from smscampaigns.permissions import ActionPermissionsAdmin, MissingPermission
-from smscampaigns.phones import normalize_phone_or_blank
 
 from .conf import get_client
 from .exceptions import VibesError
@@ -109,7 +111,7 @@ class AcquisitionCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+class SubscriptionAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "lead",
         "vibes_list",
@@ -120,14 +122,15 @@ class SubscriptionAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         "opt_out_reason",
         "updated_at",
     )
-    list_filter = ("vibes_list", "status", "opt_out_reason")
-    search_fields = ("lead__email", "lead__mobile_phone", "lead__first_name", "lead__last_name")
+    # Not the opt-out reason: its values are Vibes' words, read only by a scan of the table.
+    list_filter = ("vibes_list", "status")
     list_select_related = ("lead", "vibes_list")
     raw_id_fields = ("lead",)
     # The dates follow the status, and the status changes through the service
     # that orders changes by their time and keeps the history.
     readonly_fields = ("status_at", "pending_since", "opt_in_date", "opt_out_date", "updated_at")
-    show_full_result_count = False
+    # By the id (newest first), which an index keeps in order; the last change is a column.
+    ordering = ("-pk",)
 
     def save_model(self, request, obj, form, change):
         status = obj.status
@@ -161,8 +164,21 @@ class SubscriptionAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         return False
 
 
+class NewStatusListFilter(admin.SimpleListFilter):
+    """The statuses a change can lead to, from the model rather than a DISTINCT over the changes."""
+
+    title = _("to")
+    parameter_name = "new_status"
+
+    def lookups(self, request, model_admin):
+        return Subscription.Status.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(new_status=self.value()) if self.value() else queryset
+
+
 @admin.register(SubscriptionChange)
-class SubscriptionChangeAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+class SubscriptionChangeAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = (
         "recorded_at",
         "occurred_at",
@@ -174,11 +190,11 @@ class SubscriptionChangeAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         "source",
         "note",
     )
-    list_filter = ("source", "effect", "new_status")
-    search_fields = ("lead__email", "lead__mobile_phone")
+    list_filter = ("source", "effect", NewStatusListFilter)
     list_select_related = ("lead", "vibes_list")
     raw_id_fields = ("lead", "subscription", "callback_event")
-    show_full_result_count = False
+    # Newest first by the id, the order they arrived in: no index on the time to keep.
+    ordering = ("-pk",)
 
     def has_add_permission(self, request):
         return False
@@ -188,11 +204,13 @@ class SubscriptionChangeAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
 
 @admin.register(CallbackEvent)
-class CallbackEventAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+class CallbackEventAdmin(LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
     change_list_template = "admin/vibes/callbackevent/change_list.html"
     list_display = ("received_at", "event_type", "mdn", "outcome", "deliveries", "note")
-    list_filter = ("event_type", "outcome")
+    list_filter = (("event_type", IndexedValuesListFilter), "outcome")
     search_fields = ("mdn", "dedupe_key")
+    search_help_text = _("A mobile number in any form, such as (555) 123-4567, or an event's dedupe key.")
+    sortable_by = ("received_at",)
     readonly_fields = (
         "event_type",
         "dedupe_key",
@@ -205,7 +223,17 @@ class CallbackEventAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         "received_at",
         "deliveries",
     )
-    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        # Both exact, through their indexes: a number as Vibes writes it (E.164), or the key.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # A key may be all digits: it is looked up beside the number.
+        found = Q(dedupe_key=term)
+        if number := searched_number(term):
+            found |= Q(mdn=number)
+        return queryset.filter(found), False
 
     def has_add_permission(self, request):
         return False
@@ -321,14 +349,14 @@ class LeadMatchFilter(admin.SimpleListFilter):
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+class InboundMessageAdmin(LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
     """What phones texted to the short code, as Vibes posted it; nobody edits it."""
 
     list_display = ("occurred_at", "mdn", "short_text", "matched_leads", "unmatched_in_vibes", "received_at")
     list_filter = (LeadMatchFilter, "unmatched_in_vibes")
     search_fields = ("mdn", "text")
     search_help_text = _("A number (in any form) or words of the text.")
-    date_hierarchy = "occurred_at"
+    sortable_by = ("occurred_at",)
     fields = (
         "mdn",
         "text",
@@ -341,18 +369,17 @@ class InboundMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         "callback_event",
     )
     readonly_fields = fields
-    show_full_result_count = False
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("leads")
 
     def get_search_results(self, request, queryset, search_term):
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        # "(555) 123-4567" finds the messages of +15551234567, as numbers are stored.
-        number = normalize_phone_or_blank(search_term) if sum(c.isdigit() for c in search_term) >= 7 else ""
+        # "(555) 123-4567" finds the messages of +15551234567 through the index on
+        # numbers; anything else is looked for in the texts.
+        number = searched_number(search_term)
         if number:
-            found = found | queryset.filter(mdn=number)
-        return found, may_have_duplicates
+            return queryset.filter(mdn=number), False
+        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description=_("text"))
     def short_text(self, obj):
@@ -382,6 +409,7 @@ class UnreadableCallbackAdmin(CallbackEventAdmin):
     and answered 200 (Vibes never sends a 4xx again), with the reason."""
 
     list_display = ("received_at", "event_type", "note", "content_type", "body_start", "deliveries")
+    # Their own event types only, read through their partial index: they are few.
     list_filter = ("event_type",)
     search_fields = ("note", "raw_body", "dedupe_key")
     fields = (
@@ -395,8 +423,13 @@ class UnreadableCallbackAdmin(CallbackEventAdmin):
         "dedupe_key",
     )
     readonly_fields = fields
+    search_help_text = _("Words of the reason or of the body, or the dedupe key.")
     # Not the callback events' list and registrations page: only the list.
     change_list_template = None
+
+    def get_search_results(self, request, queryset, search_term):
+        # Few enough to read them all (an index holds just these): any words of the note or body.
+        return admin.ModelAdmin.get_search_results(self, request, queryset, search_term)
 
     def get_urls(self):
         return admin.ModelAdmin.get_urls(self)

@@ -396,6 +396,15 @@ class CallbackEvent(models.Model):
         verbose_name_plural = _("callback events")
         ordering = ["-received_at", "-pk"]
         permissions = [("manage_callbacks", _("Can register and test Vibes callbacks"))]
+        indexes = [
+            # The admin's unreadable callbacks, newest first, among millions of
+            # readable ones; a readable callback adds nothing to it.
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(outcome="unreadable"),
+                name="callback_event_unreadable",
+            )
+        ]
 
     def __str__(self):
         return f"{self.event_type or '—'} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
