@@ -844,7 +844,7 @@ class TriggerFiring(models.Model):
         MEMBER = "member", _("ran through the flow")
         FILTERED_OUT = "filtered_out", _("did not pass the smart list's filters")
         ALREADY_RAN = "already_ran", _("already ran through the flow")
-        SAME_NUMBER = "same_number", _("its number was triggered in the same second")
+        SAME_NUMBER = "same_number", _("another trigger fired for its number in the same second")
         INACTIVE = "inactive", _("the campaign was deactivated before its run")
 
     activity = models.ForeignKey(

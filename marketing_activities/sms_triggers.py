@@ -99,7 +99,7 @@ register_trigger(
         activity_kind=Activity.Kind.CLICKED_LINK_IN_SMS,
         constraints=(
             SMS_MESSAGE,
-            TriggerConstraint("link", gettext_lazy("web address contains"), None, required=False),
+            TriggerConstraint("link", gettext_lazy("the text in the web address"), None, required=False),
         ),
     )
 )

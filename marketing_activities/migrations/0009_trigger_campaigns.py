@@ -130,7 +130,7 @@ class Migration(migrations.Migration):
                             ("member", "ran through the flow"),
                             ("filtered_out", "did not pass the smart list's filters"),
                             ("already_ran", "already ran through the flow"),
-                            ("same_number", "its number was triggered in the same second"),
+                            ("same_number", "another trigger fired for its number in the same second"),
                             ("inactive", "the campaign was deactivated before its run"),
                         ],
                         default="waiting",
