@@ -110,6 +110,12 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
         # refusal here left nothing stored and must not pass for one.
         return _storage_failed(event_type)
     if not new:
+        if later and event.outcome == CallbackEvent.Outcome.RECEIVED:
+            # Still waiting: the first delivery's worker may have found the event
+            # locked by this repeat's count and passed it by. Asking again costs
+            # nothing (an event is applied only while it waits) and no event
+            # waits for the sweep of stragglers because its repeats came at once.
+            callback_apply_later(event.pk)
         return CallbackResult(200, {"status": "duplicate"})
     if unreadable:
         logger.warning("Vibes callback #%s kept as unreadable: %s", event.pk, unreadable)
@@ -138,10 +144,11 @@ def callback_event_store(event: CallbackEvent) -> bool:
         cursor.execute(
             f"INSERT INTO {table} ({columns}, {deliveries}) VALUES ({', '.join(['%s'] * len(values))}, 1) "
             f"ON CONFLICT ({connection.ops.quote_name('dedupe_key')}) "
-            f"DO UPDATE SET {deliveries} = {table}.{deliveries} + 1 RETURNING id, {deliveries}",
+            f"DO UPDATE SET {deliveries} = {table}.{deliveries} + 1 RETURNING id, {deliveries}, "
+            f"{connection.ops.quote_name('outcome')}",
             values,
         )
-        event.pk, event.deliveries = cursor.fetchone()
+        event.pk, event.deliveries, event.outcome = cursor.fetchone()
     return event.deliveries == 1
 
 
