@@ -80,6 +80,20 @@ def test_the_read_only_counts_are_the_plans_counts_for_every_reason(news):
     assert reasons >= EVERY_REASON
 
 
+def test_the_read_only_counts_are_the_plans_counts_when_nobody_ran_before(news):
+    """Every time: the requirement of "once" is left out of the queries, the counts stay the plan's."""
+    campaign = a_world_with_every_reason(news)
+    SmartCampaign.objects.filter(pk=campaign.pk).update(
+        qualification_rule=SmartCampaign.QualificationRule.EVERY_TIME
+    )
+    campaign.refresh_from_db()
+    planned = campaign_preview(campaign=campaign, sample_size=0).steps
+    counted = campaign_audience_counts(campaign=campaign)
+    assert [step.counts for step in counted] == [step.counts for step in planned]
+    assert [step.blockers for step in counted] == [step.blockers for step in planned]
+    assert not any(Outcome.SKIPPED_ALREADY_RAN.code in step.counts for step in counted)
+
+
 def test_the_read_only_counts_write_nothing(news):
     campaign = a_world_with_every_reason(news)
     runs = CampaignRun.objects.count()
