@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from marketing_activities.models import FlowStep, SmartCampaign
-from tests.browser.conftest import WAIT_MS
+from tests.browser.conftest import PASSWORD, WAIT_MS
 from tests.marketing_activities.factories import (
     FlowStepFactory,
     FolderFactory,
@@ -436,3 +436,30 @@ def test_the_run_button_is_usable_once_the_counts_arrive(logged_in, marketing_da
     expect(confirm).to_contain_text("6 people qualify")
     expect(confirm).to_contain_text("Will get the SMS: 6")
     expect(confirm.get_by_role("button", name="Yes, run now")).to_be_enabled()
+
+
+def test_the_admins_run_button_is_usable_once_the_counts_arrive(page, django_user_model, marketing_data):
+    """The admin's Run now action: its page opens counting, and its counts follow as on the Schedule tab."""
+    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    campaign = FlowStepFactory(
+        campaign__program=marketing_data["program"], vibes_list=marketing_data["news"]
+    ).campaign
+    page.goto("/admin/login/?next=/admin/marketing_activities/smartcampaign/")
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/admin/marketing_activities/smartcampaign/")
+    held = []
+    page.route(re.compile(r"/smartcampaign/run-now/\?"), lambda route: held.append(route))
+    page.locator(f'input[name="_selected_action"][value="{campaign.pk}"]').check()
+    page.locator('select[name="action"]').select_option("run_now")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.get_by_role("link", name="Counting them all…")).to_be_visible()
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not held:  # each call to the browser lets Playwright hand the request to the route
+        assert time.monotonic() < deadline, "the confirmation never asked for its counts"
+        page.evaluate("() => 0")
+    expect(page.get_by_role("button", name="Yes, run now")).to_be_disabled()
+    held[0].continue_()
+    expect(page.locator("#run-now-previews")).to_contain_text("6 people qualify")
+    expect(page.get_by_role("button", name="Yes, run now")).to_be_enabled()
