@@ -253,10 +253,22 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
             {},
         ),
         (
+            "Run-now confirmation's counts (tab)",
+            "get",
+            reverse("marketing_activities:campaign_run_now", args=[campaign]),
+            {"count": "exact"},
+        ),
+        (
             "Run-now confirmation (admin)",
             "post",
             f"{admin}marketing_activities/smartcampaign/",
             {"action": "run_now", "_selected_action": [campaign]},
+        ),
+        (
+            "Run-now confirmation's counts (admin)",
+            "get",
+            f"{admin}marketing_activities/smartcampaign/run-now/",
+            {"_selected_action": [campaign]},
         ),
         ("Tree", "get", reverse("marketing_activities:index"), {}),
         ("Admin lead list", "get", f"{admin}smscampaigns/lead/", {}),

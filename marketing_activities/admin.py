@@ -1,9 +1,9 @@
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -33,7 +33,7 @@ from .models import (
 )
 from .permissions import RUN_CAMPAIGN
 from .runner import CampaignCannotRun, campaign_preview, run_resume, run_retry_uncertain
-from .runner.preview import run_now_preview
+from .runner.preview import run_now_check, run_now_preview
 from .runner.report import step_summary
 from .sms_text import count_received, count_received_many
 from .tasks import campaign_start, run_dispatch
@@ -230,14 +230,43 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
             % {"count": len(campaigns)},
         )
 
-    def run_now_confirmation(self, request, queryset):
-        previews = [(campaign, run_now_preview(campaign=campaign)) for campaign in queryset]
+    def get_urls(self):
         opts = self.opts
+        counts = path(
+            "run-now/",
+            self.admin_site.admin_view(self.run_now_counts_view),
+            name=f"{opts.app_label}_{opts.model_name}_run_now",
+        )
+        return [counts, *super().get_urls()]
+
+    def run_now_counts_view(self, request):
+        """The Run now confirmation with its counts: what the action's page asks
+        for once it is shown (htmx: only the part that changes), or, without
+        JavaScript, opens through its link; `_selected_action` names the campaigns."""
+        if not (self.has_view_permission(request) and self.has_run_permission(request)):
+            raise PermissionDenied
+        ids = [pk for pk in request.GET.getlist(helpers.ACTION_CHECKBOX_NAME) if pk.isdigit()]
+        return self.run_now_confirmation(request, self.get_queryset(request).filter(pk__in=ids), counted=True)
+
+    def run_now_confirmation(self, request, queryset, *, counted=False):
+        """The page opens at once, saying it is counting: counting a million people
+        takes a second, so the counts follow from run_now_counts_view, and the
+        runs can be confirmed only once they are shown."""
+        check = run_now_preview if counted else run_now_check
+        previews = [(campaign, check(campaign=campaign)) for campaign in queryset]
+        opts = self.opts
+        counts_query = urlencode(
+            [(helpers.ACTION_CHECKBOX_NAME, campaign.pk) for campaign, _preview in previews]
+        )
         context = {
             **self.admin_site.each_context(request),
             "opts": opts,
             "title": _("Run now?"),
             "previews": previews,
+            "counted": counted,
+            "counts_url": f"{reverse(f'admin:{opts.app_label}_{opts.model_name}_run_now')}?{counts_query}",
+            # The form goes back to the list's actions from the counts' own page too.
+            "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
             # The form sends back only these: a campaign that cannot run is left out.
             "runnable": [campaign for campaign, preview in previews if preview.can_run],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
@@ -247,6 +276,11 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
             f"admin/{opts.app_label}/run_now_confirmation.html",
             "admin/run_now_confirmation.html",
         ]
+        if counted and request.htmx:
+            # htmx: the counting page asked for its counts; they replace what it said so far.
+            templates = [
+                f"{name}#previews" for name in ([templates] if isinstance(templates, str) else templates)
+            ]
         return TemplateResponse(request, templates, context)
 
     @admin.action(description=_("Preview audience (nothing is sent)"), permissions=["view"])

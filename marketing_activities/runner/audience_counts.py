@@ -43,13 +43,17 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+# Nobody has run through the flow before: the rule "every time", or no earlier run.
+NOBODY_RAN = Sql("1 = 0")
+
+
 def _already_ran(campaign: SmartCampaign) -> Sql:
     """True for the people an earlier real run had in its audience, under the rule "once"."""
     if campaign.qualification_rule != campaign.QualificationRule.ONCE:
-        return Sql("1 = 0")
+        return NOBODY_RAN
     previous = _previous_audience_ranges(campaign.pk)
     if not previous:
-        return Sql("1 = 0")
+        return NOBODY_RAN
     ranges = " OR ".join(["(r.run_step_id = %s AND r.id BETWEEN %s AND %s)"] * len(previous))
     return Sql(
         f"a.id IN (SELECT r.lead_id FROM {_table(RunResult)} r WHERE r.outcome <> %s AND ({ranges}))",
@@ -81,6 +85,9 @@ def _step_counts(cursor, step: FlowStep, audience: Sql, already_ran: Sql) -> tup
     first pass gave them to their number's skip.
     """
     rules = requirements(step.action, list_id=step.vibes_list_id, already_ran=already_ran)
+    # A requirement everyone meets, left out: a test fewer for each person in every
+    # query (about a sixth of the first pass at a million on SQLite).
+    rules = [rule for rule in rules if rule.condition != Sql(f"NOT ({NOBODY_RAN.text})")]
     joined = rules[-1] if rules[-1].joins else None
     own = [rule for rule in rules if rule is not NUMBER_NOT_BLOCKED and rule is not joined]
     called = int(Outcome.PLANNED_DRY_RUN)

@@ -112,10 +112,21 @@ class RunNowPreview:
     problems: list = field(default_factory=list)  # why the campaign cannot run; then nothing else is set
     # Under the rule "once", why nobody is left to qualify; then nothing else is set.
     nobody_left: list = field(default_factory=list)
+    # False for run_now_check: the audience and steps are still to be counted.
+    counted: bool = True
 
     @property
     def can_run(self) -> bool:
         return not self.problems and not self.nobody_left
+
+
+def run_now_check(*, campaign: SmartCampaign) -> RunNowPreview:
+    """What a confirmation can say at once, before counting: why the campaign
+    cannot run, if it cannot. Counting the audience reads every person it
+    picks (a second at a million), so the confirmation asks for
+    run_now_preview in a request of its own, and nobody is left to qualify
+    (a count too, under the rule "once") is told by that one."""
+    return RunNowPreview(problems=campaign.problems(), counted=False)
 
 
 def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:

@@ -18,7 +18,7 @@ from ..forms import ScheduleForm, add_service_errors
 from ..models import CampaignRun, SmartCampaign
 from ..permissions import RUN_CAMPAIGN, VIEW_RUNS, require_permissions
 from ..runner import CampaignCannotRun
-from ..runner.preview import run_now_preview
+from ..runner.preview import run_now_check, run_now_preview
 from ..tasks import campaign_start
 from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import crumbs
@@ -57,22 +57,35 @@ def campaign(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 def _schedule_screen(
-    request, campaign, *, form=None, activation_problems=(), run_confirm=False, run_problems=()
+    request,
+    campaign,
+    *,
+    form=None,
+    activation_problems=(),
+    run_confirm=False,
+    run_counts=False,
+    run_problems=(),
 ):
+    """The Schedule tab; `run_confirm` with Run now's confirmation, which counts
+    the audience by step only when `run_counts` (a request of its own)."""
+    active_run = campaign.runs.active().first()
     context = {
         **campaign_context(campaign, "schedule"),
         "form": form or ScheduleForm(instance=campaign),
         "activation_problems": activation_problems,
         "run_confirm": run_confirm,
         "run_problems": run_problems,
-        "active_run": campaign.runs.active().first(),
+        "active_run": active_run,
         **_triggers_context(campaign),
         "schedule_url": reverse("marketing_activities:campaign_schedule", args=[campaign.pk]),
         "run_url": reverse("marketing_activities:campaign_run_now", args=[campaign.pk]),
     }
-    if run_confirm:
-        preview = run_now_preview(campaign=campaign)
+    if run_confirm and not active_run:
+        # Nothing to count beside a refused start: its problems are what the marketer needs.
+        counted = run_counts and not run_problems
+        preview = run_now_preview(campaign=campaign) if counted else run_now_check(campaign=campaign)
         context.update(
+            counted=preview.counted,
             audience=preview.audience,
             preview_steps=preview.steps,
             problems=preview.problems,
@@ -135,11 +148,18 @@ def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @marketer_required("view_smartcampaign", "run_smartcampaign")
 def run_now(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Run now: GET asks for confirmation (showing how many people qualify),
-    POST starts a run through `tasks.campaign_start` and opens Results."""
+    """Run now: GET asks for confirmation, POST starts a run through
+    `tasks.campaign_start` and opens Results.
+
+    The confirmation opens at once, saying it is counting; `?count=exact`
+    counts how many people qualify and what each step would do with them
+    (htmx asks for it as the confirmation appears; a link without
+    JavaScript), and only then can the run be confirmed.
+    """
     campaign = campaign_or_404(pk)
     if request.method == "GET":
-        return _schedule_screen(request, campaign, run_confirm=True)
+        counts = request.GET.get("count") == "exact"
+        return _schedule_screen(request, campaign, run_confirm=True, run_counts=counts)
     try:
         run = campaign_start(campaign=campaign, trigger=CampaignRun.Trigger.UI, user=request.user)
     except CampaignCannotRun as error:

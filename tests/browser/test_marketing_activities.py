@@ -5,13 +5,14 @@ Flow tab → drag a step in → pick the SMS message and the Vibes list.
 """
 
 import re
+import time
 from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import expect
 
 from marketing_activities.models import FlowStep, SmartCampaign
-from tests.browser.conftest import WAIT_MS
+from tests.browser.conftest import PASSWORD, WAIT_MS
 from tests.marketing_activities.factories import (
     FlowStepFactory,
     FolderFactory,
@@ -410,3 +411,55 @@ def test_a_long_name_cut_with_an_ellipsis_shows_whole_on_hover_focus_and_to_scre
     link.focus()
     assert link.evaluate("el => el.matches(':focus-visible')")
     assert not name.evaluate(IS_CUT)
+
+
+def test_the_run_button_is_usable_once_the_counts_arrive(logged_in, marketing_data):
+    """Run now's confirmation opens at once and counts in a request of its own:
+    who will be texted is on the screen before the run can be confirmed."""
+    page = logged_in
+    campaign = FlowStepFactory(
+        campaign__program=marketing_data["program"], vibes_list=marketing_data["news"]
+    ).campaign
+    held = []
+    # The counts request is held until the disabled button has been seen.
+    page.route(re.compile(r"/run/\?count=exact$"), lambda route: held.append(route))
+    page.goto(f"/marketing-activities/campaigns/{campaign.pk}/schedule/")
+    page.get_by_role("link", name="Run now…").click()
+    confirm = page.locator("#run-now")
+    expect(confirm).to_contain_text("Counting them all…")
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not held:  # each call to the browser lets Playwright hand the request to the route
+        assert time.monotonic() < deadline, "the confirmation never asked for its counts"
+        page.evaluate("() => 0")
+    expect(confirm.get_by_role("button", name="Yes, run now")).to_be_disabled()
+    held[0].continue_()
+    expect(confirm).to_contain_text("6 people qualify")
+    expect(confirm).to_contain_text("Will get the SMS: 6")
+    expect(confirm.get_by_role("button", name="Yes, run now")).to_be_enabled()
+
+
+def test_the_admins_run_button_is_usable_once_the_counts_arrive(page, django_user_model, marketing_data):
+    """The admin's Run now action: its page opens counting, and its counts follow as on the Schedule tab."""
+    django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    campaign = FlowStepFactory(
+        campaign__program=marketing_data["program"], vibes_list=marketing_data["news"]
+    ).campaign
+    page.goto("/admin/login/?next=/admin/marketing_activities/smartcampaign/")
+    page.get_by_label("Username").fill("root")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/admin/marketing_activities/smartcampaign/")
+    held = []
+    page.route(re.compile(r"/smartcampaign/run-now/\?"), lambda route: held.append(route))
+    page.locator(f'input[name="_selected_action"][value="{campaign.pk}"]').check()
+    page.locator('select[name="action"]').select_option("run_now")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.get_by_role("link", name="Counting them all…")).to_be_visible()
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not held:  # each call to the browser lets Playwright hand the request to the route
+        assert time.monotonic() < deadline, "the confirmation never asked for its counts"
+        page.evaluate("() => 0")
+    expect(page.get_by_role("button", name="Yes, run now")).to_be_disabled()
+    held[0].continue_()
+    expect(page.locator("#run-now-previews")).to_contain_text("6 people qualify")
+    expect(page.get_by_role("button", name="Yes, run now")).to_be_enabled()

@@ -34,6 +34,15 @@ def act(client, model, action, objects):
     )
 
 
+def counted(client, campaigns, **headers):
+    """The confirmation's counts, which its page asks for once it is shown."""
+    return client.get(
+        reverse("admin:marketing_activities_smartcampaign_run_now"),
+        {ACTION_CHECKBOX_NAME: [c.pk for c in campaigns]},
+        headers=headers,
+    )
+
+
 def confirm(client, campaigns):
     """The confirmation page's form, sent back: what "Yes, run now" posts."""
     return client.post(
@@ -53,7 +62,19 @@ def test_run_now_asks_first_with_the_counts_per_step_and_sends_nothing(admin_cli
     assert [t.name for t in response.templates][0] == (
         "admin/marketing_activities/smartcampaign/run_now_confirmation.html"
     )
+    # The page opens at once, counting; the runs can be confirmed once the counts are shown.
     content = response.content.decode()
+    counts_url = (
+        f"{reverse('admin:marketing_activities_smartcampaign_run_now')}?_selected_action={campaign.pk}"
+    )
+    assert f'hx-get="{counts_url}" hx-trigger="load"' in content
+    assert f'<a href="{counts_url}">Counting them all…</a>' in content
+    assert '<input type="submit" value="Yes, run now" disabled>' in content
+    assert "people qualify" not in content
+    response = counted(admin_client, [campaign])
+    content = response.content.decode()
+    assert "<html" in content  # without JavaScript, its link opens the page with the counts
+    assert '<input type="submit" value="Yes, run now">' in content
     assert "3 people qualify" in content
     step_1 = content.index("1. Send SMS Message")
     step_2 = content.index("2. Unsubscribe from Vibes List")
@@ -71,9 +92,10 @@ def test_run_now_counts_are_the_schedule_tabs_counts(admin_client, staff_client,
     subscribed(news)
     subscribed(news, marketing_suspended=True)
     campaign = make_campaign(("send", news))
-    admin_page = act(admin_client, "smartcampaign", "run_now", [campaign]).content.decode()
+    admin_page = counted(admin_client, [campaign], HX_Request="true").content.decode()
+    assert admin_page.lstrip().startswith('<div id="run-now-previews">')  # htmx: only what the counts replace
     tab = staff_client.get(
-        reverse("marketing_activities:campaign_run_now", args=[campaign.pk])
+        reverse("marketing_activities:campaign_run_now", args=[campaign.pk]), {"count": "exact"}
     ).content.decode()
     for words in ("2 people qualify", "Will get the SMS", "Skipped: marketing suspended"):
         assert words in admin_page and words in tab
@@ -125,7 +147,7 @@ def test_run_now_refuses_when_nobody_is_left_to_qualify(
     campaign = make_campaign(("send", news), qualification="once")
     with django_capture_on_commit_callbacks(execute=True):
         confirm(admin_client, [campaign])
-    response = act(admin_client, "smartcampaign", "run_now", [campaign])
+    response = counted(admin_client, [campaign])
     assert "Nobody is left to qualify: the 1 person the smart list picks" in response.content.decode()
     assert CampaignRun.objects.count() == 1
     assert len(vibes_simulator.messages()) == 1

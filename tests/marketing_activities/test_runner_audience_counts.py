@@ -9,6 +9,8 @@ from marketing_activities.models import CampaignRun, Outcome, SmartCampaign
 from marketing_activities.runner import campaign_preview, run_create
 from marketing_activities.runner.audience_counts import campaign_audience_counts
 from marketing_activities.runner.planner import plan_step
+from marketing_activities.runner.preview import PLANNED_LABELS
+from smscampaigns.models import Lead
 from tests.marketing_activities.test_runner_planner import campaign_with, subscribed
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import SubscriptionFactory, VibesListFactory
@@ -78,6 +80,20 @@ def test_the_read_only_counts_are_the_plans_counts_for_every_reason(news):
     assert reasons >= EVERY_REASON
 
 
+def test_the_read_only_counts_are_the_plans_counts_when_nobody_ran_before(news):
+    """Every time: the requirement of "once" is left out of the queries, the counts stay the plan's."""
+    campaign = a_world_with_every_reason(news)
+    SmartCampaign.objects.filter(pk=campaign.pk).update(
+        qualification_rule=SmartCampaign.QualificationRule.EVERY_TIME
+    )
+    campaign.refresh_from_db()
+    planned = campaign_preview(campaign=campaign, sample_size=0).steps
+    counted = campaign_audience_counts(campaign=campaign)
+    assert [step.counts for step in counted] == [step.counts for step in planned]
+    assert [step.blockers for step in counted] == [step.blockers for step in planned]
+    assert not any(Outcome.SKIPPED_ALREADY_RAN.code in step.counts for step in counted)
+
+
 def test_the_read_only_counts_write_nothing(news):
     campaign = a_world_with_every_reason(news)
     runs = CampaignRun.objects.count()
@@ -88,32 +104,78 @@ def test_the_read_only_counts_write_nothing(news):
     assert CampaignRun.objects.count() == runs
 
 
-def _confirmation_queries(client, campaign) -> int:
+def _confirmation_queries(client, campaign, query) -> int:
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(reverse("marketing_activities:campaign_run_now", args=[campaign.pk]))
+        response = client.get(reverse("marketing_activities:campaign_run_now", args=[campaign.pk]), query)
     assert response.status_code == 200
     assert "Yes, run now" in response.content.decode()
     return len(queries.captured_queries)
 
 
-def test_the_run_now_confirmations_queries_do_not_grow_with_the_people(staff_client, news):
+# The confirmation as it opens, and the request of its counts.
+CONFIRMATION_REQUESTS = pytest.mark.parametrize("query", [{}, {"count": "exact"}], ids=["page", "counts"])
+
+
+@CONFIRMATION_REQUESTS
+def test_the_run_now_confirmations_queries_do_not_grow_with_the_people(staff_client, news, query):
     campaign = a_world_with_every_reason(news)
-    _confirmation_queries(staff_client, campaign)  # the first request of a login saves its session
-    few = _confirmation_queries(staff_client, campaign)
+    _confirmation_queries(staff_client, campaign, query)  # the first request of a login saves its session
+    few = _confirmation_queries(staff_client, campaign, query)
     for _ in range(3):
         a_world_with_every_reason(news)
-    assert _confirmation_queries(staff_client, campaign) == few
+    assert _confirmation_queries(staff_client, campaign, query) == few
 
 
-def test_the_admins_run_now_confirmation_queries_do_not_grow_with_the_people(admin_client, news):
+def test_the_run_now_confirmation_reads_nobody_before_its_counts_are_asked_for(staff_client, news):
+    campaign = a_world_with_every_reason(news)
+    with CaptureQueriesContext(connection) as queries:
+        staff_client.get(reverse("marketing_activities:campaign_run_now", args=[campaign.pk]))
+    lead_table = connection.ops.quote_name(Lead._meta.db_table)
+    assert not [query["sql"] for query in queries.captured_queries if lead_table in query["sql"]]
+
+
+def _planned_labels(step) -> list:
+    return [
+        (str(PLANNED_LABELS[step.action]) if outcome == Outcome.PLANNED_DRY_RUN else str(outcome.label), n)
+        for outcome, n in step.outcome_counts()
+    ]
+
+
+def test_the_counts_request_gives_the_plans_counts(staff_client, news):
+    campaign = a_world_with_every_reason(news)
+    planned = campaign_preview(campaign=campaign, sample_size=0)
+    response = staff_client.get(
+        reverse("marketing_activities:campaign_run_now", args=[campaign.pk]),
+        {"count": "exact"},
+        headers={"HX-Request": "true", "HX-Target": "run-now"},
+    )
+    assert response.context["audience"] == planned.audience
+    shown = [
+        (step.number, [(str(label), n) for label, n, _b in step.counts])
+        for step in response.context["preview_steps"]
+    ]
+    assert shown == [(step.number, _planned_labels(step)) for step in planned.steps]
+    assert [[b for _l, _n, b in step.counts if b] for step in response.context["preview_steps"]] == [
+        [b for b in step.blockers.values()] for step in planned.steps
+    ]
+
+
+@pytest.mark.parametrize("counts", [False, True], ids=["page", "counts"])
+def test_the_admins_run_now_confirmation_queries_do_not_grow_with_the_people(admin_client, news, counts):
     campaign = a_world_with_every_reason(news)
 
     def queries():
         with CaptureQueriesContext(connection) as captured:
-            response = admin_client.post(
-                reverse("admin:marketing_activities_smartcampaign_changelist"),
-                {"action": "run_now", "_selected_action": [campaign.pk]},
-            )
+            if counts:
+                response = admin_client.get(
+                    reverse("admin:marketing_activities_smartcampaign_run_now"),
+                    {"_selected_action": [campaign.pk]},
+                )
+            else:
+                response = admin_client.post(
+                    reverse("admin:marketing_activities_smartcampaign_changelist"),
+                    {"action": "run_now", "_selected_action": [campaign.pk]},
+                )
         assert 'name="post" value="yes"' in response.content.decode()
         return len(captured.captured_queries)
 

@@ -232,16 +232,40 @@ def test_activate_and_deactivate(staff_client):
 # --- Run now -------------------------------------------------------------------------------------
 
 
+def counted(pk: int) -> str:
+    """The confirmation's counts, asked for in a request of their own."""
+    return url("campaign_run_now", pk) + "?count=exact"
+
+
 def test_run_now_asks_for_confirmation_with_the_audience_count(staff_client):
     LeadFactory.create_batch(4, country="US")
     campaign = FlowStepFactory().campaign
-    response = staff_client.get(
-        url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
-    )
+    response = staff_client.get(counted(campaign.pk), headers={**HTMX, "HX-Target": "run-now"})
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="run-now"')
     assert "4 people qualify" in html
-    assert "Yes, run now" in html
+    assert '<button type="submit" class="button primary">Yes, run now</button>' in html
+
+
+def test_run_now_opens_counting_with_the_run_button_disabled(staff_client):
+    LeadFactory.create_batch(4, country="US")
+    campaign = FlowStepFactory().campaign
+    html = staff_client.get(
+        url("campaign_run_now", campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
+    ).content.decode()
+    assert html.lstrip().startswith('<section id="run-now"')
+    assert "Counting them all…" in html and "people qualify" not in html
+    # htmx asks for the counts as the confirmation appears; without JavaScript, the link does.
+    assert f'hx-get="{counted(campaign.pk)}" hx-trigger="load"' in html
+    assert f'<a href="{counted(campaign.pk)}">' in html
+    assert '<button type="submit" class="button primary" disabled>Yes, run now</button>' in html
+
+
+def test_the_confirmations_counts_without_htmx_are_the_whole_page(staff_client):
+    LeadFactory.create_batch(4, country="US")
+    campaign = FlowStepFactory().campaign
+    html = staff_client.get(counted(campaign.pk)).content.decode()
+    assert "<html" in html and "4 people qualify" in html
 
 
 def test_run_now_confirmation_is_a_page_of_its_own_without_htmx(staff_client):
@@ -329,7 +353,7 @@ def test_the_confirmation_shows_each_steps_planned_counts(staff_client):
     step = FlowStepFactory(position=0)
     LeadFactory.create_batch(2, country="US")
     html = staff_client.get(
-        url("campaign_run_now", step.campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
+        counted(step.campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
     ).content.decode()
     assert "1. Send SMS Message" in html
     assert "Skipped: not subscribed to the Vibes list: 2" in html
@@ -344,7 +368,7 @@ def test_the_confirmation_names_who_blocks_a_number(staff_client):
             lead=LeadFactory(mobile_phone="+12025550401", country="US"), vibes_list=step.vibes_list
         )
     html = staff_client.get(
-        url("campaign_run_now", step.campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
+        counted(step.campaign.pk), headers={**HTMX, "HX-Target": "run-now"}
     ).content.decode()
     assert "Skipped: number shared with a blocklisted person: 2" in html
     assert "2 because of Eve Stone" in html
@@ -373,7 +397,7 @@ def ran_for_everyone():
 
 def test_run_now_says_nobody_is_left_and_offers_no_run(staff_client, ran_for_everyone):
     html = staff_client.get(
-        url("campaign_run_now", ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
+        counted(ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
     ).content.decode()
     assert html.lstrip().startswith('<section id="run-now"')
     assert (
@@ -396,7 +420,7 @@ def test_the_run_button_starts_no_run_when_nobody_is_left(staff_client, ran_for_
 def test_a_new_person_makes_run_now_ask_again(staff_client, ran_for_everyone):
     LeadFactory(country="US")
     html = staff_client.get(
-        url("campaign_run_now", ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
+        counted(ran_for_everyone.pk), headers={**HTMX, "HX-Target": "run-now"}
     ).content.decode()
     assert "4 people qualify" in html and "Yes, run now" in html
     assert "Skipped: already ran through this flow: 3" in html
