@@ -5,16 +5,20 @@ List" → Send SMS Message) and a person per event. The benchmark posts one
 `subscription_added` callback per person at a steady rate (50 a second by
 default) to the app's callback view in this process, as Vibes would, and
 the dispatcher works where `RUNNER_BACKGROUND` says (a thread of this
-process without a broker). The latency of a person is from the start of
+process without a broker; with `celery_workers`, that many Celery worker
+processes on the broker of CELERY_BROKER_URL). The latency of a person is from the start of
 their callback's request to the moment their SMS's row turned `sending`,
 just before the call to Vibes (`RunResult.called_at`). The simulator runs in
 a process of its own, with 20 ms of latency and no rate limit.
 """
 
 import base64
+import contextlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 
@@ -35,6 +39,7 @@ from marketing_activities.models import (
     SmsMessage,
 )
 from smscampaigns.models import Activity, Lead
+from tests.waiting import stop, wait_until
 from vibes.models import VibesList
 
 from .harness import SimulatorProcess
@@ -70,7 +75,7 @@ def number(n: int) -> str:
     return f"+1212{n:07d}"
 
 
-def measure(*, rate: float, seconds: float, drain_seconds: float = 120) -> dict:
+def measure(*, rate: float, seconds: float, drain_seconds: float = 120, celery_workers: int = 0) -> dict:
     """Post `rate` callbacks a second for `seconds`, wait for the calls, and report the latencies."""
     people = int(rate * seconds)
     campaign = build(people=people)
@@ -79,7 +84,9 @@ def measure(*, rate: float, seconds: float, drain_seconds: float = 120) -> dict:
     auth = base64.b64encode(f"{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}".encode()).decode()
     client, url = Client(HTTP_HOST="localhost"), reverse("vibes:callbacks")
     arrivals, late, statuses = {}, 0, []
-    with SimulatorProcess(rate_limit=0, latency_ms=20):
+    with SimulatorProcess(rate_limit=0, latency_ms=20) as simulator, contextlib.ExitStack() as cleanup:
+        if celery_workers:
+            cleanup.callback(stop, *celery_workers_start(celery_workers, simulator_url=simulator.url))
         start = time.perf_counter()
         wall = timezone.now()
         for n in range(people):
@@ -117,7 +124,7 @@ def measure(*, rate: float, seconds: float, drain_seconds: float = 120) -> dict:
     )
     return {
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
-        "background": settings.RUNNER_BACKGROUND,
+        "background": f"celery ({celery_workers} workers)" if celery_workers else settings.RUNNER_BACKGROUND,
         "rate_per_s": rate,
         "seconds": seconds,
         "events": people,
@@ -135,6 +142,55 @@ def measure(*, rate: float, seconds: float, drain_seconds: float = 120) -> dict:
         "latency_max_s": round(latencies[-1], 3) if latencies else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def celery_workers_start(count: int, *, simulator_url: str) -> list[subprocess.Popen]:
+    """Celery workers (one process each) on this database and broker, calling the simulator."""
+    from smscampaigns.celery import app
+
+    env = {
+        **os.environ,
+        "VIBES_PLATFORM_URL": simulator_url,
+        "VIBES_CONNECT_URL": simulator_url,
+        "VIBES_COMPANY_KEY": settings.VIBES_COMPANY_KEY,
+        "VIBES_USERNAME": settings.VIBES_USERNAME,
+        "VIBES_PASSWORD": settings.VIBES_PASSWORD,
+        "VIBES_RATE_LIMIT": str(settings.VIBES_RATE_LIMIT),
+        "VIBES_DELIVERY_RECEIPT_URL": "",
+        "RUNNER_BACKGROUND": "celery",
+    }
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "smscampaigns",
+                "worker",
+                "--pool=solo",
+                "-n",
+                f"triggers{n}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=WARNING",
+            ],
+            env=env,
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(count)
+    ]
+    try:
+        wait_until(
+            lambda: len(app.control.ping(timeout=1.0) or []) >= count,
+            what="the Celery workers to answer a ping",
+        )
+    except AssertionError:
+        stop(*workers)
+        raise
+    return workers
 
 
 def _quantile(values, q):

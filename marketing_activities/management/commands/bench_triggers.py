@@ -3,12 +3,15 @@
 Never touches your database: it runs in a child process on a scratch SQLite
 file under var/ (or on --database-url, which must name an empty database)
 and prints a JSON report. The benchmark itself is benchmarks/triggers.py.
+With --celery-workers N the dispatcher and the runs go to N Celery workers
+on the broker of --broker-url (default: CELERY_BROKER_URL, else TEST_REDIS_URL).
 """
 
 import json
+import os
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from benchmarks import harness, triggers
 
@@ -22,14 +25,34 @@ class Command(BaseCommand):
         parser.add_argument(
             "--database-url", help="an empty database to use instead of a scratch SQLite file"
         )
+        parser.add_argument(
+            "--celery-workers", type=int, default=0, help="Celery worker processes (0: a thread of this one)"
+        )
+        parser.add_argument("--broker-url", help="the Redis broker of the Celery workers")
         parser.add_argument("--in-scratch", action="store_true", help="internal: the child process")
 
     def handle(self, *args, **options):
         if not options["in_scratch"]:
+            env = {}
+            if options["celery_workers"]:
+                broker = (
+                    options["broker_url"]
+                    or os.environ.get("CELERY_BROKER_URL")
+                    or os.environ.get("TEST_REDIS_URL")
+                )
+                if not broker or not options["database_url"]:
+                    raise CommandError("--celery-workers needs a broker (--broker-url) and --database-url.")
+                env = {"CELERY_BROKER_URL": broker, "RUNNER_BACKGROUND": "celery"}
             harness.run_in_scratch(
-                "bench_triggers", sys.argv[2:], scratch="bench-triggers", database_url=options["database_url"]
+                "bench_triggers",
+                sys.argv[2:],
+                scratch="bench-triggers",
+                database_url=options["database_url"],
+                env=env,
             )
             return
-        report = triggers.measure(rate=options["rate"], seconds=options["seconds"])
+        report = triggers.measure(
+            rate=options["rate"], seconds=options["seconds"], celery_workers=options["celery_workers"]
+        )
         triggers.wait_for_background()
         self.stdout.write(json.dumps(report, indent=2))
