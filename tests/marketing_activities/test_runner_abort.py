@@ -10,8 +10,9 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
+from django.utils import timezone
 
-from marketing_activities.models import CampaignRun, Outcome, RunStep
+from marketing_activities.models import CampaignRun, Outcome, RunStep, TriggerFiring
 from marketing_activities.runner import (
     CampaignCannotRun,
     run_abort,
@@ -21,7 +22,12 @@ from marketing_activities.runner import (
     run_retry_uncertain,
 )
 from marketing_activities.runner.planner import count_outcomes, plan_step
+from marketing_activities.triggers import activities_match, trigger_run_start, triggers_dispatch
+from smscampaigns.activities import activities_record
 from tests.marketing_activities.campaigns import make_campaign, subscribed
+from tests.marketing_activities.test_triggers import _subscribed, welcome_campaign
+from tests.smscampaigns.factories import LeadFactory
+from tests.vibes.factories import SubscriptionFactory
 from tests.vibes.simulated import make_client
 from tests.waiting import DEADLINE, wait_until
 from vibes.ratelimit import RateLimiter
@@ -184,3 +190,29 @@ def test_aborting_takes_the_same_queries_for_few_or_many_people(
         return len(captured)
 
     assert queries_for(3) == queries_for(60)
+
+
+@pytest.mark.django_db
+def test_aborting_a_trigger_campaigns_run_deactivates_it_and_cancels_its_waiting_firings(
+    news, vibes_simulator
+):
+    first, second = LeadFactory(mobile_phone="+15551260001"), LeadFactory(mobile_phone="+15551260002")
+    campaign = welcome_campaign(news)
+    for lead in (first, second):
+        SubscriptionFactory(lead=lead, vibes_list=news, status="subscribed")
+    activities_record(activities=[_subscribed(first, news, timezone.now(), key="first")])
+    activities_match()
+    run = trigger_run_start(campaign=campaign)
+    activities_record(activities=[_subscribed(second, news, timezone.now(), key="second")])
+    activities_match()
+    assert TriggerFiring.objects.get(lead=second).status == TriggerFiring.Status.WAITING
+
+    run_abort(run=run)
+    campaign.refresh_from_db()
+    assert not campaign.is_active
+    assert dict(TriggerFiring.objects.values_list("lead_id", "status")) == {
+        first.pk: TriggerFiring.Status.MEMBER,
+        second.pk: TriggerFiring.Status.INACTIVE,
+    }
+    triggers_dispatch()
+    assert vibes_simulator.requests_log() == []
