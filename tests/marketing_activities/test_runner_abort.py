@@ -171,6 +171,11 @@ def test_the_schedule_tab_asks_first_then_aborts_the_active_run(admin_client, ne
     assert response.status_code == 302
     run.refresh_from_db()
     assert run.status == CampaignRun.Status.CANCELLED
+    results = admin_client.get(
+        reverse("marketing_activities:campaign_results", args=[campaign.pk]), {"run": run.pk}
+    ).content.decode()
+    assert "Cancelled: the run was aborted before the call" in results
+    assert "<dt>Aborted by</dt><dd>admin</dd>" in results
     # Nothing active any more: the page says so, never an error.
     again = admin_client.post(url, follow=True)
     assert "nothing to abort" in again.content.decode()
