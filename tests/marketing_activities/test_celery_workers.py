@@ -17,7 +17,7 @@ from django.db import connection
 
 from benchmarks import runner as bench
 from marketing_activities.models import SMS_SENT, CampaignRun, SmartCampaign
-from marketing_activities.runner import run_create, run_retry_uncertain
+from marketing_activities.runner import run_abort, run_create, run_retry_uncertain
 from marketing_activities.tasks import run_dispatch
 from smscampaigns.celery import app as celery_app
 from tests.celery_broker import use_broker
@@ -212,3 +212,30 @@ def test_a_worker_killed_mid_run_leaves_the_other_to_finish_without_double_sends
     }
     assert messages(cluster) == sent_numbers(run)
     assert max(messages(cluster).values()) == 1
+
+
+def test_an_abort_stops_both_workers_through_the_database(cluster):
+    data = bench.build(leads=10_000)
+    run = run_create(
+        campaign=SmartCampaign.objects.get(pk=data.plan_campaign_id), trigger=CampaignRun.Trigger.UI
+    )
+    run_dispatch(run)
+
+    def some_texted():
+        run.refresh_from_db()
+        return run.progress_done >= 200
+
+    wait_until(some_texted, what="the run to text 200 people", timeout=120, interval=0.2)
+    run = run_abort(run=run)
+    texted = messages(cluster)
+    calls = requests.get(f"{cluster['simulator']}/_simulator/stats", timeout=DEADLINE).json()["requests"]
+    assert run.status == CampaignRun.Status.CANCELLED
+    step = run.steps.get()
+    assert step.counts.get("cancelled", 0) > 0
+    assert "queued" not in step.counts and "sending" not in step.counts
+    assert texted == sent_numbers(run)
+    # Both workers are still alive: they only stopped calling for this run.
+    workers_answering(cluster["workers"])
+    assert (
+        requests.get(f"{cluster['simulator']}/_simulator/stats", timeout=DEADLINE).json()["requests"] == calls
+    )
