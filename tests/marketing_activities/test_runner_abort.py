@@ -221,3 +221,14 @@ def test_aborting_a_trigger_campaigns_run_deactivates_it_and_cancels_its_waiting
     }
     triggers_dispatch()
     assert vibes_simulator.requests_log() == []
+
+
+@pytest.mark.django_db
+def test_under_the_rule_once_the_people_an_abort_cancelled_are_run_next_time(news, vibes_simulator):
+    for n in range(3):
+        subscribed(news, mobile_phone=f"+1555127{n:04d}")
+    campaign = make_campaign(("send", news), qualification="once")
+    run_abort(run=planned_run(campaign))
+    run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
+    run = run_execute(run=run, client=make_client(vibes_simulator.url))
+    assert run.steps.get().counts == {"sent": 3}
