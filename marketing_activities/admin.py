@@ -32,7 +32,7 @@ from .models import (
     SmsMessage,
 )
 from .permissions import RUN_CAMPAIGN
-from .runner import CampaignCannotRun, campaign_preview, run_resume, run_retry_uncertain
+from .runner import CampaignCannotRun, campaign_preview, run_abort, run_resume, run_retry_uncertain
 from .runner.preview import run_now_check, run_now_preview
 from .runner.report import step_summary
 from .sms_text import count_received, count_received_many
@@ -354,7 +354,7 @@ class CampaignRunAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_select_related = ("campaign",)
     readonly_fields = [f.name for f in CampaignRun._meta.fields]
     inlines = (RunStepInline,)
-    actions = ("resume", "retry_uncertain")
+    actions = ("resume", "retry_uncertain", "abort")
 
     # Resuming and sending again text people: the permission to run smart campaigns.
     def has_run_permission(self, request):
@@ -393,6 +393,31 @@ class CampaignRunAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
                 )
                 % {"run": run.pk, "count": count},
             )
+
+    @admin.action(
+        description=_("Abort (call nobody more; cancel who is not called yet)"), permissions=["run"]
+    )
+    def abort(self, request, queryset):
+        """Like delete_selected: a page that asks first, then the aborts when it comes back with `post`."""
+        if not request.POST.get("post"):
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": _("Abort these runs?"),
+                "runs": list(queryset.select_related("campaign")),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/marketing_activities/campaignrun/abort_confirmation.html", context
+            )
+        for run in queryset.select_related("campaign"):
+            try:
+                run_abort(run=run, by=request.user)
+            except CampaignCannotRun as error:
+                self.message_user(request, " ".join(map(str, error.problems)), messages.ERROR)
+            else:
+                self.message_user(request, _("Run %(run)s aborted.") % {"run": run.pk}, messages.SUCCESS)
+        return None
 
     @admin.display(description=_("progress"))
     def progress(self, obj):

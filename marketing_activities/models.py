@@ -507,6 +507,14 @@ class CampaignRun(models.Model):
     progress_done = models.PositiveIntegerField(_("calls done"), default=0)
     progress_total = models.PositiveIntegerField(_("calls planned"), default=0)
     heartbeat_at = models.DateTimeField(_("last progress"), null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("aborted by"),
+    )
 
     objects = RunQuerySet.as_manager()
 
@@ -547,6 +555,7 @@ class RunStep(models.Model):
         PLANNED = "planned", _("planned")
         EXECUTING = "executing", _("executing")
         DONE = "done", _("done")
+        CANCELLED = "cancelled", _("cancelled")
 
     run = models.ForeignKey(
         CampaignRun, on_delete=models.CASCADE, related_name="steps", verbose_name=_("run")
@@ -647,6 +656,8 @@ class Outcome(models.IntegerChoices):
     # R4: an SMS goes to a number, so one blocked person on it blocks everyone.
     SKIPPED_NUMBER_BLOCKLISTED = 39, _("skipped: number shared with a blocklisted person")
     SKIPPED_NUMBER_SUSPENDED = 40, _("skipped: number shared with a marketing-suspended person")
+    # The run was aborted before this person's call went out (issue 17).
+    CANCELLED = 45, _("cancelled: the run was aborted before the call")
     PLANNED_DRY_RUN = 50, _("would be called (dry run)")
 
     @property

@@ -36,6 +36,7 @@ urlpatterns = [
     ),
     path("campaigns/<int:pk>/schedule/", campaign.schedule, name="campaign_schedule"),
     path("campaigns/<int:pk>/run/", campaign.run_now, name="campaign_run_now"),
+    path("campaigns/<int:pk>/abort/", campaign.abort, name="campaign_abort"),
     path("campaigns/<int:pk>/results/", results.results, name="campaign_results"),
     path("campaigns/<int:pk>/results/export.csv", results.results_export, name="campaign_results_export"),
 ]

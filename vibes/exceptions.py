@@ -82,6 +82,11 @@ class VibesUncertain(VibesError):
     """
 
 
+class VibesCallWithheld(VibesError):
+    """The caller withdrew its go-ahead (see `transport.calls_only_while`):
+    the request was never sent."""
+
+
 class VibesPagingUnsupported(VibesError):
     """Vibes did not answer a page of a list's subscribers.
 

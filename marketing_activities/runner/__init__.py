@@ -7,8 +7,8 @@ scheduled runs all come through here:
   qualification rule "once", that anyone is left to qualify) and records a
   queued run with a snapshot of its flow; `run_execute` works on a run until
   it is done, in this process; `run_resume` and `run_retry_uncertain` make
-  a stopped run active again. Handing a run to a background worker (Celery,
-  a thread) is `marketing_activities.tasks`' `run_dispatch` and
+  a stopped run active again; `run_abort` stops an active run for good.
+  Handing a run to a background worker (Celery, a thread) is `marketing_activities.tasks`' `run_dispatch` and
   `campaign_start`;
 - rules.py says who each step calls for, planner.py plans it in SQL,
   executor.py makes the calls (calls.py) in batches, uncertain.py settles
@@ -24,7 +24,7 @@ from .checks import CampaignAlreadyRunning, CampaignCannotRun, NobodyLeftToRun, 
 from .executor import RunStopped
 from .followup import result_apply_receipt, results_expire_confirmations, results_follow_confirmation
 from .preview import campaign_preview
-from .runs import run_create, run_execute, run_resume, run_retry_uncertain
+from .runs import run_abort, run_create, run_execute, run_resume, run_retry_uncertain
 
 __all__ = [
     "CampaignAlreadyRunning",
@@ -36,6 +36,7 @@ __all__ = [
     "result_apply_receipt",
     "results_expire_confirmations",
     "results_follow_confirmation",
+    "run_abort",
     "run_create",
     "run_execute",
     "run_resume",

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from vibes import exceptions as vibes_errors
+from vibes.client.transport import calls_only_while
 
 from .. import sms_text
 from ..models import FlowStep, Outcome
@@ -54,8 +55,24 @@ def _short(error) -> str:
     return str(getattr(error, "message", "") or error)[:300]
 
 
-def call_vibes(client, step: StepCalls, call: Call) -> CallResult:
-    """Make one call for one person and say what came of it."""
+CANCELLED = CallResult(Outcome.CANCELLED)
+
+
+def call_vibes(client, step: StepCalls, call: Call, go_on=None) -> CallResult:
+    """Make one call for one person and say what came of it.
+
+    `go_on()` is asked before the call and again when the rate limiter lets
+    it go: false (the run was aborted), and the call is not made.
+    """
+    if go_on is not None and not go_on():
+        return CANCELLED
+    if go_on is None:
+        return _call_vibes(client, step, call)
+    with calls_only_while(go_on):
+        return _call_vibes(client, step, call)
+
+
+def _call_vibes(client, step: StepCalls, call: Call) -> CallResult:
     try:
         if step.action == FlowStep.Action.SEND_SMS:
             if len(call.text) > sms_text.MAX_LENGTH:
@@ -85,6 +102,8 @@ def call_vibes(client, step: StepCalls, call: Call) -> CallResult:
             )
             # Vibes' 404: the number was not on the list (any more), whatever the local status said.
             return CallResult(Outcome.UNSUBSCRIBED if done else Outcome.ALREADY_UNSUBSCRIBED_IN_VIBES)
+    except vibes_errors.VibesCallWithheld:
+        return CANCELLED
     except vibes_errors.VibesAuthError as error:
         # Refused before processing: nothing happened, so the call stays queued.
         return CallResult(

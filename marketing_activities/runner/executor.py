@@ -12,10 +12,11 @@ import datetime
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -28,7 +29,7 @@ from vibes.subscriptions import subscriptions_opt_out_numbers, subscriptions_set
 from ..campaign_requests import REQUESTED_BY_FLOW, campaign_requests_record
 from ..links import sms_texts_for_calls
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
-from .calls import Call, CallResult, StepCalls, call_vibes
+from .calls import CANCELLED, Call, CallResult, StepCalls, call_vibes
 from .counts import step_counts_add
 from .followup import results_settle_by_receipts
 from .planner import PlanningError, count_outcomes, plan_step
@@ -38,6 +39,8 @@ from .uncertain import batch_rows, batch_settle_interrupted
 logger = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 300
+# How often a worker waiting for its calls looks whether the run was aborted.
+ABORT_POLL_SECONDS = 0.2
 
 
 class RunStopped(Exception):
@@ -74,6 +77,18 @@ def _worker_is_dead(owner: str) -> bool:
         return False
 
 
+def _run_aborted(run_id: int) -> bool:
+    return CampaignRun.objects.filter(pk=run_id, status=CampaignRun.Status.CANCELLED).exists()
+
+
+def _run_locked_if_active(run_id: int) -> bool:
+    """Lock the run's row for this transaction; True when the run is still active."""
+    status = (
+        CampaignRun.objects.select_for_update().filter(pk=run_id).values_list("status", flat=True).first()
+    )
+    return status in CampaignRun.ACTIVE_STATUSES
+
+
 class Worker:
     """Works on a run until it is done: plans steps, claims and calls batches."""
 
@@ -85,6 +100,21 @@ class Worker:
         self.receipt_grace = settings.RUNNER_RECEIPT_GRACE if receipt_grace is None else receipt_grace
         self.id = worker_id()
         self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="vibes-call")
+        # Set once this worker saw the run aborted (in the database, whichever
+        # process aborted it): the calls still waiting for their turn are not made.
+        self.aborted = threading.Event()
+
+    def _go_on(self) -> bool:
+        return not self.aborted.is_set()
+
+    def _results(self, futures) -> list[CallResult]:
+        """The answers of a batch's calls, looking meanwhile whether the run was aborted."""
+        while True:
+            _done, pending = wait(futures, timeout=ABORT_POLL_SECONDS)
+            if not pending:
+                return [future.result() for future in futures]
+            if not self.aborted.is_set() and _run_aborted(self.run.pk):
+                self.aborted.set()
 
     def work(self) -> CampaignRun:
         try:
@@ -220,13 +250,13 @@ class Worker:
             if not in_flight:
                 return claimed_any
             batch, calls, futures, attempt = in_flight.popleft()
-            results = [future.result() for future in futures]
+            results = self._results(futures)
             requeued = self._record(step, calls, results)
             stop = next((result.stop for result in results if result.stop), "")
             if stop:
                 # Record what the batch still in flight got back before stopping.
                 for _batch, more_calls, more_futures, _attempt in in_flight:
-                    self._record(step, more_calls, [future.result() for future in more_futures])
+                    self._record(step, more_calls, self._results(more_futures))
                 raise RunStopped(stop)
             if requeued:
                 if attempt >= 4:
@@ -246,11 +276,17 @@ class Worker:
             vibes_list_id=step.vibes_list.vibes_id if step.vibes_list else "",
             acquisition_campaign_id=step.acquisition_campaign.vibes_id if step.acquisition_campaign else "",
         )
-        futures = [self.pool.submit(call_vibes, self.client, target, call) for call in calls]
+        futures = [self.pool.submit(call_vibes, self.client, target, call, self._go_on) for call in calls]
         in_flight.append((batch, calls, futures, attempt))
 
     def _mark_sending(self, step: RunStep, batch: RunBatch) -> list[Call]:
         with transaction.atomic():
+            # Under the run's lock, which an abort takes too: either the abort
+            # comes first and cancels these rows, or they are marked `sending`
+            # first and the abort waits for their calls to be recorded.
+            if not _run_locked_if_active(self.run.pk):
+                self.aborted.set()
+                return []
             rows = list(
                 batch_rows(step, batch, Outcome.QUEUED).order_by("pk").values_list("pk", "lead_id", "phone")
             )
@@ -274,6 +310,17 @@ class Worker:
     def _record(self, step: RunStep, calls: list[Call], results: list[CallResult]) -> int:
         """Write each call's outcome; return how many rows went back to the queue."""
         now = timezone.now()
+        with transaction.atomic():
+            if any(result.requeue for result in results) and not _run_locked_if_active(self.run.pk):
+                # Aborted: what was to be tried again is never called.
+                self.aborted.set()
+                results = [CANCELLED if result.requeue else result for result in results]
+            self._write_outcomes(step, calls, results, now)
+        run = CampaignRun.objects.only("progress_done", "progress_total").get(pk=self.run.pk)
+        self.progress(run.progress_done, run.progress_total)
+        return sum(1 for result in results if result.outcome == Outcome.QUEUED)
+
+    def _write_outcomes(self, step, calls, results, now):
         by_outcome: dict[int, list[int]] = {}
         for call, result in zip(calls, results, strict=True):
             by_outcome.setdefault(int(result.outcome), []).append(call.result_id)
@@ -304,9 +351,12 @@ class Worker:
                 # A delivery receipt that overtook the runner's own answer (say
                 # a 5xx from Vibes after it had sent the SMS) tells what became of it.
                 delta.update(results_settle_by_receipts([c.result_id for c in calls], now=now))
-            finished = len(calls) - len(by_outcome.get(int(Outcome.QUEUED), []))
+            cancelled = len(by_outcome.get(int(Outcome.CANCELLED), []))
+            finished = len(calls) - len(by_outcome.get(int(Outcome.QUEUED), [])) - cancelled
             CampaignRun.objects.filter(pk=self.run.pk).update(
-                progress_done=F("progress_done") + finished, heartbeat_at=now
+                progress_done=F("progress_done") + finished,
+                progress_total=F("progress_total") - cancelled,
+                heartbeat_at=now,
             )
             self._apply_subscription_changes(step, calls, results)
             if step.action == FlowStep.Action.REQUEST_CAMPAIGN:
@@ -324,9 +374,6 @@ class Worker:
             # Last: receipts and confirmations wait for the step's lock, so it
             # is held only until the commit.
             step_counts_add(step.pk, delta)
-        run = CampaignRun.objects.only("progress_done", "progress_total").get(pk=self.run.pk)
-        self.progress(run.progress_done, run.progress_total)
-        return len(by_outcome.get(int(Outcome.QUEUED), []))
 
     def _apply_subscription_changes(self, step, calls, results):
         if step.action == FlowStep.Action.SEND_SMS:

@@ -145,6 +145,12 @@ def _outcome_sql(outcome: Outcome | Sql) -> Sql:
     return outcome if isinstance(outcome, Sql) else Sql(str(int(outcome)))
 
 
+# The rows of an earlier run's first step that do not make their person one
+# who ran through the flow: skipped for that very reason, or cancelled by an
+# abort before anything was done for them.
+NOT_RUN_THROUGH = (int(Outcome.SKIPPED_ALREADY_RAN), int(Outcome.CANCELLED))
+
+
 def _previous_audience_ranges(campaign_id: int, *, exclude_run: CampaignRun | None = None):
     """(step id, first id, last id) of the first steps of earlier real runs."""
     steps = RunStep.objects.filter(
@@ -190,10 +196,10 @@ def everyone_already_ran(campaign) -> int | None:
         ranges_sql = " OR ".join(["(r.run_step_id = %s AND r.id BETWEEN %s AND %s)"] * len(previous))
         cursor.execute(
             f"SELECT {counted} FROM {_table(RunResult)} r JOIN ({people_sql}) a ON a.id = r.lead_id "
-            f"WHERE r.outcome <> %s AND ({ranges_sql})",
+            f"WHERE r.outcome NOT IN (%s, %s) AND ({ranges_sql})",
             [
                 *people_params,
-                int(Outcome.SKIPPED_ALREADY_RAN),
+                *NOT_RUN_THROUGH,
                 *(value for step_range in previous for value in step_range),
             ],
         )
@@ -378,9 +384,9 @@ def _already_ran(cursor, run_step: RunStep, ran_table: str, lead_key: str) -> Sq
     for step_id, first_id, last_id in previous:
         cursor.execute(
             f"INSERT INTO {ran_table} (lead_id) SELECT DISTINCT r.lead_id FROM {_table(RunResult)} r "
-            f"WHERE r.run_step_id = %s AND r.id BETWEEN %s AND %s AND r.outcome <> %s "
+            f"WHERE r.run_step_id = %s AND r.id BETWEEN %s AND %s AND r.outcome NOT IN (%s, %s) "
             f"AND r.lead_id NOT IN (SELECT lead_id FROM {ran_table})",
-            [step_id, first_id, last_id, int(Outcome.SKIPPED_ALREADY_RAN)],
+            [step_id, first_id, last_id, *NOT_RUN_THROUGH],
         )
     return Sql(f"a.id IN (SELECT lead_id FROM {ran_table})")
 

@@ -5,15 +5,24 @@ runs all create, work on, resume and retry runs through these. Where a run is
 worked on (this process, a thread, Celery) is tasks.py's choice.
 """
 
+import time
+
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from vibes.conf import get_client
 
-from ..models import CampaignRun, RunStep, SmartCampaign
+from ..models import CampaignRun, Outcome, RunBatch, RunStep, SmartCampaign
 from .checks import CampaignAlreadyRunning, CampaignCannotRun, check_anyone_left
-from .executor import Worker
+from .counts import step_counts_add
+from .executor import CLAIM_SECONDS, Worker, _worker_is_dead
 from .uncertain import run_requeue_uncertain
+
+# How long an abort waits for the calls in flight to be recorded.
+ABORT_WAIT_SECONDS = 60
 
 
 def _already_running(campaign):
@@ -101,6 +110,10 @@ def run_resume(*, run: CampaignRun) -> CampaignRun:
 
 def run_retry_uncertain(*, run: CampaignRun) -> int:
     """Queue a run's uncertain calls again and make the run active; returns how many."""
+    run.refresh_from_db()
+    if run.status == CampaignRun.Status.CANCELLED:
+        # Its cancelled rows were never called and stay so.
+        raise CampaignCannotRun([_("Run %(id)s was aborted; it cannot be retried.") % {"id": run.pk}])
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -112,3 +125,91 @@ def run_retry_uncertain(*, run: CampaignRun) -> int:
         total = run_requeue_uncertain(run=run)
     run.refresh_from_db()
     return total
+
+
+def run_abort(*, run: CampaignRun, by=None) -> CampaignRun:
+    """Abort an active run: no call starts for it once this returns.
+
+    The calls already on their way finish and are recorded (this waits for
+    the workers, wherever they run, to record them); every row not yet
+    called ends `cancelled`; a trigger campaign is deactivated, so its
+    waiting firings never run.
+    """
+    _run_cancel(run=run, by=by)
+    if run.campaign.is_trigger_campaign and run.campaign.is_active:
+        from ..services import campaign_set_active  # services import the runner's users
+
+        campaign_set_active(campaign=run.campaign, active=False)
+    _wait_for_calls_in_flight(run)
+    _steps_close(run)
+    run.refresh_from_db()
+    return run
+
+
+@transaction.atomic
+def _run_cancel(*, run: CampaignRun, by) -> None:
+    # The run's lock first, as a worker takes it before marking rows
+    # `sending`: after this commits, no worker marks another row.
+    locked = CampaignRun.objects.select_for_update().select_related("campaign").get(pk=run.pk)
+    if not locked.is_active:
+        raise CampaignCannotRun(
+            [
+                _("Run %(id)s is %(status)s; there is nothing to abort.")
+                % {"id": run.pk, "status": locked.get_status_display()}
+            ]
+        )
+    now = timezone.now()
+    CampaignRun.objects.filter(pk=run.pk).update(
+        status=CampaignRun.Status.CANCELLED,
+        finished_at=now,
+        cancelled_by=by if by is not None and by.is_authenticated else None,
+    )
+    # Before the rows: a step being planned holds its row until its plan is
+    # committed, so its queued rows are there to cancel below.
+    RunStep.objects.filter(run=run, status=RunStep.Status.PENDING).update(
+        status=RunStep.Status.CANCELLED, finished_at=now
+    )
+    cancelled = 0
+    for step in run.steps.exclude(status__in=[RunStep.Status.DONE, RunStep.Status.CANCELLED]):
+        count = (
+            step.results().filter(outcome=Outcome.QUEUED).update(outcome=Outcome.CANCELLED, updated_at=now)
+        )
+        step_counts_add(step.pk, {Outcome.QUEUED: -count, Outcome.CANCELLED: count})
+        cancelled += count
+    RunBatch.objects.filter(run_step__run=run, status=RunBatch.Status.PENDING).update(
+        status=RunBatch.Status.DONE
+    )
+    if cancelled:
+        # Planned but not yet in the total, when the abort came between the two.
+        CampaignRun.objects.filter(pk=run.pk).update(
+            progress_total=Greatest(F("progress_total") - cancelled, Value(0))
+        )
+    run.refresh_from_db()
+
+
+def _live_claims(run: CampaignRun) -> list[RunBatch]:
+    claims = RunBatch.objects.filter(
+        run_step__run=run, status=RunBatch.Status.CLAIMED, claim_expires_at__gt=timezone.now()
+    ).only("claimed_by")
+    return [batch for batch in claims if not _worker_is_dead(batch.claimed_by)]
+
+
+def _wait_for_calls_in_flight(run: CampaignRun) -> None:
+    """Until the workers holding the run's batches have recorded their calls and let go.
+
+    Each worker looks at the run between batches and, while its calls are
+    out, every fraction of a second; a worker that stopped answering loses
+    its claim after CLAIM_SECONDS, and nobody waits for it that long.
+    """
+    deadline = time.monotonic() + min(CLAIM_SECONDS, ABORT_WAIT_SECONDS)
+    while _live_claims(run) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _steps_close(run: CampaignRun) -> None:
+    """The steps that were being called: done, once nobody is calling for them."""
+    if _live_claims(run):
+        return
+    RunStep.objects.filter(run=run, status__in=[RunStep.Status.PLANNED, RunStep.Status.EXECUTING]).update(
+        status=RunStep.Status.DONE, finished_at=timezone.now()
+    )

@@ -17,7 +17,7 @@ from .. import services
 from ..forms import ScheduleForm, add_service_errors
 from ..models import CampaignRun, SmartCampaign
 from ..permissions import RUN_CAMPAIGN, VIEW_RUNS, require_permissions
-from ..runner import CampaignCannotRun
+from ..runner import CampaignCannotRun, run_abort
 from ..runner.preview import run_now_check, run_now_preview
 from ..tasks import campaign_start
 from .common import HtmxHttpRequest, marketer_required, render_screen
@@ -65,11 +65,14 @@ def _schedule_screen(
     run_confirm=False,
     run_counts=False,
     run_problems=(),
+    abort_confirm=False,
 ):
     """The Schedule tab; `run_confirm` with Run now's confirmation, which counts
     the audience by step only when `run_counts` (a request of its own)."""
     active_run = campaign.runs.active().first()
     context = {
+        "abort_confirm": abort_confirm,
+        "abort_url": reverse("marketing_activities:campaign_abort", args=[campaign.pk]),
         **campaign_context(campaign, "schedule"),
         "form": form or ScheduleForm(instance=campaign),
         "activation_problems": activation_problems,
@@ -169,3 +172,27 @@ def run_now(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         # htmx: load the Results tab in place and put its URL in the address bar.
         return HttpResponseLocation(url, target="#tab-panel", swap="outerHTML")
     return redirect(url)
+
+
+@require_http_methods(["GET", "POST"])
+@marketer_required("view_smartcampaign", "run_smartcampaign")
+def abort(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """Abort campaign: GET asks for confirmation, POST aborts the active run
+    through `runner.run_abort` (no call starts after it)."""
+    campaign = campaign_or_404(pk)
+    if request.method == "GET":
+        return _schedule_screen(request, campaign, abort_confirm=True)
+    run = campaign.runs.active().first()
+    if run is None:
+        messages.info(request, _("No run of this campaign is active: there is nothing to abort."))
+    else:
+        try:
+            run_abort(run=run, by=request.user)
+        except CampaignCannotRun as error:
+            # It finished meanwhile.
+            messages.info(request, " ".join(map(str, error.problems)))
+        else:
+            messages.success(request, _("Run %(run)s aborted: nobody else is called.") % {"run": run.pk})
+    if not request.htmx:
+        return redirect("marketing_activities:campaign_schedule", pk=campaign.pk)
+    return _schedule_screen(request, campaign)

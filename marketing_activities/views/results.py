@@ -39,7 +39,7 @@ RUNS_SHOWN = 20
 
 
 def _selected_run(campaign: SmartCampaign, run_id) -> CampaignRun | None:
-    runs = campaign.runs.select_related("requested_by")
+    runs = campaign.runs.select_related("requested_by", "cancelled_by")
     if run_id:
         if not str(run_id).isdigit():
             raise Http404

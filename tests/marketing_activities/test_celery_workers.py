@@ -22,7 +22,7 @@ from django.utils import timezone
 from benchmarks import runner as bench
 from benchmarks import triggers as trigger_bench
 from marketing_activities.models import SMS_SENT, CampaignRun, RunBatch, SmartCampaign, TriggerFiring
-from marketing_activities.runner import run_create, run_retry_uncertain
+from marketing_activities.runner import run_abort, run_create, run_retry_uncertain
 from marketing_activities.runner.executor import CLAIM_SECONDS
 from marketing_activities.tasks import run_dispatch
 from smscampaigns.celery import app as celery_app
@@ -329,3 +329,30 @@ def test_a_worker_killed_while_trigger_runs_go_loses_no_activity_and_texts_nobod
     batch = RunBatch.objects.get(pk=interrupted)
     assert batch.status == RunBatch.Status.DONE
     assert f":{killed.pid}:" not in batch.claimed_by
+
+
+def test_an_abort_stops_both_workers_through_the_database(cluster):
+    data = bench.build(leads=10_000)
+    run = run_create(
+        campaign=SmartCampaign.objects.get(pk=data.plan_campaign_id), trigger=CampaignRun.Trigger.UI
+    )
+    run_dispatch(run)
+
+    def some_texted():
+        run.refresh_from_db()
+        return run.progress_done >= 200
+
+    wait_until(some_texted, what="the run to text 200 people", timeout=120, interval=0.2)
+    run = run_abort(run=run)
+    texted = messages(cluster)
+    calls = requests.get(f"{cluster['simulator']}/_simulator/stats", timeout=DEADLINE).json()["requests"]
+    assert run.status == CampaignRun.Status.CANCELLED
+    step = run.steps.get()
+    assert step.counts.get("cancelled", 0) > 0
+    assert "queued" not in step.counts and "sending" not in step.counts
+    assert texted == sent_numbers(run)
+    # Both workers are still alive: they only stopped calling for this run.
+    workers_answering(cluster["workers"])
+    assert (
+        requests.get(f"{cluster['simulator']}/_simulator/stats", timeout=DEADLINE).json()["requests"] == calls
+    )

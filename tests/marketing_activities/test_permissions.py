@@ -235,6 +235,8 @@ CASES = [
     ),
     Case("campaign_run_now", "GET", campaign_pk, (VIEW_CAMPAIGN, RUN_CAMPAIGN)),
     Case("campaign_run_now", "POST", campaign_pk, (VIEW_CAMPAIGN, RUN_CAMPAIGN)),
+    Case("campaign_abort", "GET", campaign_pk, (VIEW_CAMPAIGN, RUN_CAMPAIGN)),
+    Case("campaign_abort", "POST", campaign_pk, (VIEW_CAMPAIGN, RUN_CAMPAIGN)),
     Case("campaign_results", "GET", campaign_pk, (VIEW_CAMPAIGN, VIEW_RUNS), lambda w: {"run": w.run.pk}),
     Case(
         "campaign_results_export", "GET", campaign_pk, (VIEW_CAMPAIGN, VIEW_RUNS), lambda w: {"run": w.run.pk}
@@ -394,6 +396,7 @@ ADMIN_ACTIONS = {
     ),
     ("marketing_activities.campaignrun", "resume"): (VIEW_RUNS, RUN_CAMPAIGN),
     ("marketing_activities.campaignrun", "retry_uncertain"): (VIEW_RUNS, RUN_CAMPAIGN),
+    ("marketing_activities.campaignrun", "abort"): (VIEW_RUNS, RUN_CAMPAIGN),
     **{
         ("smscampaigns.lead", action): (
             perm("view_lead", "smscampaigns"),

@@ -13,6 +13,7 @@ sending are retried only for GET, PUT and DELETE; a POST in that state raises
 and a resend could text someone twice.
 """
 
+import contextlib
 import logging
 import random
 import threading
@@ -28,6 +29,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 from ..exceptions import (
     VibesAuthError,
     VibesBadRequest,
+    VibesCallWithheld,
     VibesConflict,
     VibesConnectionError,
     VibesError,
@@ -59,6 +61,18 @@ MAX_BODY_KEPT = 2000
 
 # The rate limiter's permit of the request this thread is sending, if any.
 _sending = threading.local()
+
+
+@contextlib.contextmanager
+def calls_only_while(go_on):
+    """The calls this thread makes inside go out only while `go_on()` is true:
+    it is asked after the rate limiter lets each attempt go, so a caller can
+    stop calls that were waiting for their turn (`VibesCallWithheld`)."""
+    _sending.go_on = go_on
+    try:
+        yield
+    finally:
+        _sending.go_on = None
 
 
 class _ReportsSent:
@@ -221,6 +235,11 @@ class Transport:
     def _send(self, method, url, *, json, params) -> requests.Response:
         """One attempt, within the rate limit."""
         permit: Permit | None = self.rate_limiter.acquire() if self.rate_limiter is not None else None
+        go_on = getattr(_sending, "go_on", None)
+        if go_on is not None and not go_on():
+            if permit is not None:
+                permit.sent()
+            raise VibesCallWithheld(f"Vibes {method} {urlsplit(url).path}: not sent, the caller stopped")
         _sending.permit = permit
         try:
             return self.session.request(

@@ -4,6 +4,7 @@ from tqdm import tqdm
 from marketing_activities.models import CampaignRun, SmartCampaign
 from marketing_activities.runner import (
     CampaignCannotRun,
+    run_abort,
     run_create,
     run_execute,
     run_resume,
@@ -31,10 +32,19 @@ class Command(BaseCommand):
             help="send again the calls of a run whose fate is unknown (they may have gone out already)",
         )
         parser.add_argument(
+            "--abort",
+            type=int,
+            metavar="RUN_ID",
+            help="abort an active run: no call starts any more, the people not yet called are cancelled",
+        )
+        parser.add_argument(
             "--concurrency", type=int, help="calls in flight at once (default RUNNER_CONCURRENCY)"
         )
 
-    def handle(self, *args, campaign_id, dry_run, resume, retry_uncertain, concurrency, **options):
+    def handle(self, *args, campaign_id, dry_run, resume, retry_uncertain, abort, concurrency, **options):
+        if abort:
+            self._abort(abort)
+            return
         try:
             run = self._run(campaign_id, dry_run, resume, retry_uncertain)
         except CampaignCannotRun as error:
@@ -55,6 +65,17 @@ class Command(BaseCommand):
         self.stdout.write(format_summary(run))
         if run.status != CampaignRun.Status.COMPLETED:
             raise CommandError(f"Run {run.pk} {run.get_status_display()}: {run.error}", returncode=1)
+
+    def _abort(self, run_id):
+        run = CampaignRun.objects.filter(pk=run_id).first()
+        try:
+            if run is None:
+                raise CampaignCannotRun([f"There is no run {run_id}."])
+            run = run_abort(run=run)
+        except CampaignCannotRun as error:
+            raise CommandError(" ".join(str(p) for p in error.problems), returncode=2) from None
+        self.stdout.write(format_summary(run))
+        self.stdout.write(self.style.SUCCESS(f"Run {run.pk} aborted."))
 
     def _run(self, campaign_id, dry_run, resume, retry_uncertain) -> CampaignRun:
         if resume or retry_uncertain:
