@@ -840,6 +840,12 @@ class RunBatch(models.Model):
         return f"{self.run_step_id}:{self.first_result_id}-{self.last_result_id}"
 
 
+class TriggerFiringQuerySet(models.QuerySet):
+    def close_waiting(self) -> int:
+        """Deactivating: the firings still waiting for a run never run."""
+        return self.filter(status=TriggerFiring.Status.WAITING).update(status=TriggerFiring.Status.INACTIVE)
+
+
 class TriggerFiring(models.Model):
     """An activity that fired a trigger campaign for its person, and what came of it.
 
@@ -876,6 +882,8 @@ class TriggerFiring(models.Model):
     )
     number_second = models.CharField(max_length=40, null=True, blank=True, editable=False)  # noqa: DJ001
     created_at = models.DateTimeField(_("fired"), default=timezone.now)
+
+    objects = TriggerFiringQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("trigger firing")

@@ -8,7 +8,6 @@ from smscampaigns.models import SmartList
 from vibes.models import AcquisitionCampaign, VibesList
 
 from .models import FlowStep, Folder, Program, SmartCampaign, SmsMessage
-from .triggers import trigger_firings_close
 
 TreeNode = Folder | Program | SmartCampaign | SmsMessage
 
@@ -353,5 +352,5 @@ def campaign_set_active(*, campaign: SmartCampaign, active: bool) -> SmartCampai
         )
         if trigger_campaign and not active:
             # Stops new members at once: what fired before is not run either.
-            trigger_firings_close(campaign=campaign)
+            campaign.firings.close_waiting()
     return campaign

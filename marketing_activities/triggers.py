@@ -238,10 +238,3 @@ def triggers_dispatch(*, client=None) -> DispatchReport:
             break
     report.runs = trigger_runs_work(client=client)
     return report
-
-
-def trigger_firings_close(*, campaign: SmartCampaign) -> int:
-    """Deactivating: the firings still waiting for a run never run."""
-    return TriggerFiring.objects.filter(campaign=campaign, status=Status.WAITING).update(
-        status=Status.INACTIVE
-    )

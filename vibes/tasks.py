@@ -1,8 +1,13 @@
 """Background work of the Vibes app: Celery tasks that take ids, and where they run."""
 
 import logging
+import os
+import queue
+import threading
 
 from celery import shared_task
+from django.conf import settings
+from django.db import close_old_connections, transaction
 
 from smscampaigns.background import background_run
 
@@ -70,3 +75,61 @@ def subscriber_syncs_start(*, vibes_lists, user=None) -> tuple[list[VibesList], 
         subscriber_sync_dispatch(sync)
         started.append(vibes_list)
     return started, busy
+
+
+# --- Where a stored callback is applied off the request ---------------------------
+# Here, beside its Celery task: the request (callbacks/receiving.py) hands an
+# event over, and this module says whether a Celery worker or a thread of this
+# process applies it.
+
+
+def callback_apply_later(event_id: int) -> None:
+    """Have a stored event applied off the request, where background work goes."""
+    if _runs_on_celery():
+        transaction.on_commit(lambda: callback_apply_task.delay(event_id))
+    elif settings.RUNNER_BACKGROUND == "inline":
+        transaction.on_commit(lambda: callback_event_apply(event_id=event_id))
+    else:
+        _applier.put(event_id)
+
+
+def _runs_on_celery() -> bool:
+    mode = settings.RUNNER_BACKGROUND
+    return mode == "celery" or (mode == "auto" and bool(settings.CELERY_BROKER_URL))
+
+
+class _Applier:
+    """One thread of this process that applies the events handed to it, in turn.
+
+    Started on the first event (again in a forked worker: a thread does not
+    survive a fork).
+    """
+
+    def __init__(self):
+        self.queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+
+    def put(self, event_id: int) -> None:
+        with self.lock:
+            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
+                self.queue, self.pid = queue.SimpleQueue(), os.getpid()
+                self.thread = threading.Thread(target=self._work, name="vibes-callbacks", daemon=True)
+                self.thread.start()
+        self.queue.put(event_id)
+
+    def _work(self) -> None:
+        while True:
+            event_id = self.queue.get()
+            try:
+                callback_event_apply(event_id=event_id)
+            except Exception:
+                logger.exception("Vibes callback #%s could not be applied; it is tried again later", event_id)
+                close_old_connections()
+            if self.queue.empty():
+                # Idle: the connection is checked (or closed past its age) before the next event.
+                close_old_connections()
+
+
+_applier = _Applier()

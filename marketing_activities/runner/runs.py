@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from vibes.conf import get_client
 
 from ..models import CampaignRun, Outcome, RunBatch, RunStep, SmartCampaign
+from ..services import campaign_set_active
 from .checks import CampaignAlreadyRunning, CampaignCannotRun, check_anyone_left
 from .counts import step_counts_add
 from .executor import CLAIM_SECONDS, Worker, _worker_is_dead
@@ -137,8 +138,6 @@ def run_abort(*, run: CampaignRun, by=None) -> CampaignRun:
     """
     _run_cancel(run=run, by=by)
     if run.campaign.is_trigger_campaign and run.campaign.is_active:
-        from ..services import campaign_set_active  # services import the runner's users
-
         campaign_set_active(campaign=run.campaign, active=False)
     _wait_for_calls_in_flight(run)
     _steps_close(run)

@@ -21,12 +21,9 @@ died) stays "received" and is applied again: by Celery's retry, and by
 
 import datetime
 import logging
-import os
-import queue
-import threading
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from ..models import CallbackEvent
@@ -77,57 +74,3 @@ def callbacks_apply_pending(*, older_than: datetime.timedelta = datetime.timedel
         except Exception:
             logger.exception("Vibes callback #%s could not be applied; it is tried again later", event_id)
     return applied
-
-
-def callback_apply_later(event_id: int) -> None:
-    """Have a stored event applied off the request, where background work goes."""
-    if _runs_on_celery():
-        from ..tasks import callback_apply_task
-
-        transaction.on_commit(lambda: callback_apply_task.delay(event_id))
-    elif settings.RUNNER_BACKGROUND == "inline":
-        transaction.on_commit(lambda: callback_event_apply(event_id=event_id))
-    else:
-        _applier.put(event_id)
-
-
-def _runs_on_celery() -> bool:
-    mode = settings.RUNNER_BACKGROUND
-    return mode == "celery" or (mode == "auto" and bool(settings.CELERY_BROKER_URL))
-
-
-class _Applier:
-    """One thread of this process that applies the events handed to it, in turn.
-
-    Started on the first event (again in a forked worker: a thread does not
-    survive a fork).
-    """
-
-    def __init__(self):
-        self.queue: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-        self.pid = 0
-
-    def put(self, event_id: int) -> None:
-        with self.lock:
-            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
-                self.queue, self.pid = queue.SimpleQueue(), os.getpid()
-                self.thread = threading.Thread(target=self._work, name="vibes-callbacks", daemon=True)
-                self.thread.start()
-        self.queue.put(event_id)
-
-    def _work(self) -> None:
-        while True:
-            event_id = self.queue.get()
-            try:
-                callback_event_apply(event_id=event_id)
-            except Exception:
-                logger.exception("Vibes callback #%s could not be applied; it is tried again later", event_id)
-                close_old_connections()
-            if self.queue.empty():
-                # Idle: the connection is checked (or closed past its age) before the next event.
-                close_old_connections()
-
-
-_applier = _Applier()

@@ -26,7 +26,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..models import CallbackEvent
-from .applying import callback_apply_later, callbacks_applied_off_request
+from ..tasks import callback_apply_later
+from .applying import callbacks_applied_off_request
 from .bodies import callback_body_parse
 from .events import DELIVERY_RECEIPT, event_apply
 from .news import HandlerFailed, InboundHandlerFailed
