@@ -88,7 +88,8 @@ LINK = RulePart(
 )
 
 
-def _sms_message_choices():
+def sms_message_choices():
+    """The SMS messages as a smart list offers them (filters and triggers alike)."""
     messages = SmsMessage.objects.select_related("program").order_by("program__name", "name", "pk")
     return [(str(message.pk), f"{message.program.name} · {message.name}") for message in messages]
 
@@ -133,7 +134,7 @@ class SmsActivity(ActivityField):
     # --- The Smart List tab
 
     def value_choices(self):
-        return _sms_message_choices()
+        return sms_message_choices()
 
     def stored_value(self, text):
         # The message's id, as the admin's JSON would write it.

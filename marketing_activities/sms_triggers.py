@@ -14,21 +14,15 @@ from smscampaigns.activities import NewActivity, activities_record
 from smscampaigns.models import Activity
 from smscampaigns.smartlists import SmartListTrigger, TriggerConstraint, register_trigger
 
-from .models import HARD_BOUNCE_STATUSES, Outcome, RunStep, SmsMessage
+from .models import HARD_BOUNCE_STATUSES, Outcome, RunStep
+from .smartlist_fields import sms_message_choices
 
 CONTAINS, IS = "contains", "is"
 
 
-def _messages():
-    return [
-        (str(pk), f"{program}: {name}")
-        for pk, name, program in SmsMessage.objects.order_by("program__name", "name").values_list(
-            "pk", "name", "program__name"
-        )
-    ]
-
-
-SMS_MESSAGE = TriggerConstraint("sms_message", gettext_lazy("an SMS message"), _messages, required=False)
+SMS_MESSAGE = TriggerConstraint(
+    "sms_message", gettext_lazy("an SMS message"), sms_message_choices, required=False
+)
 BOUNCE_TYPE = TriggerConstraint(
     "bounce",
     gettext_lazy("a kind of bounce"),
@@ -37,10 +31,15 @@ BOUNCE_TYPE = TriggerConstraint(
 )
 
 
+def _another_message(values: dict, attributes: dict) -> bool:
+    """The trigger names an SMS message, and the activity was about another."""
+    message = values.get("sms_message")
+    return bool(message) and str(attributes.get("sms_message", "")) != message
+
+
 class RepliesToSms(SmartListTrigger):
     def matches(self, values: dict, attributes: dict, *, campaign_id: int | None = None) -> bool:
-        message = values.get("sms_message")
-        if message and str(attributes.get("sms_message", "")) != message:
+        if _another_message(values, attributes):
             return False
         wanted = (values.get("text") or "").casefold()
         if not wanted:
@@ -85,8 +84,7 @@ register_trigger(
 
 class ClicksLinkInSms(SmartListTrigger):
     def matches(self, values: dict, attributes: dict, *, campaign_id: int | None = None) -> bool:
-        message = values.get("sms_message")
-        if message and str(attributes.get("sms_message", "")) != message:
+        if _another_message(values, attributes):
             return False
         wanted = (values.get("link") or "").casefold()
         return not wanted or wanted in str(attributes.get("link", "")).casefold()
