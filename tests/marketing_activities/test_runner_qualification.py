@@ -7,12 +7,18 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
-from marketing_activities.models import CampaignRun, Outcome, SmartCampaign
+from marketing_activities import services
+from marketing_activities.models import CampaignRun, Outcome, SmartCampaign, TriggerFiring
 from marketing_activities.runner import NobodyLeftToRun, check_anyone_left, run_abort, run_create
 from marketing_activities.runner.planner import plan_step
 from marketing_activities.runner.preview import run_now_preview
+from marketing_activities.triggers import triggers_dispatch
+from smscampaigns.activities import NewActivity, activities_record
+from smscampaigns.models import Activity
 from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
+from tests.marketing_activities.ui_helpers import HTMX, url
 from tests.smscampaigns.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -213,3 +219,122 @@ def test_planning_under_once_every_costs_the_same_queries_whatever_the_people(ne
         assert step.counts["skipped_ran_recently"] >= people
         CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.COMPLETED)
     assert queries[0] == queries[1]
+
+
+def test_a_trigger_campaign_under_once_every_7_days_runs_a_person_again_after_the_period(
+    news, vibes_simulator
+):
+    ann = subscribed(news, mobile_phone="+15551230009")
+    campaign = make_campaign(("send", news), rule={"field": "country", "op": "is", "value": "US"})
+    campaign.smart_list.definition = {
+        **campaign.smart_list.definition,
+        "triggers": [{"trigger": "subscribes_vibes_list", "vibes_list": str(news.pk)}],
+    }
+    campaign.smart_list.save()
+    once_every(campaign, 7, "days")
+    services.campaign_set_active(campaign=campaign, active=True)
+    for day in (0, 3, 8):
+        moment = DAY_0 + datetime.timedelta(days=day)
+        with time_machine.travel(moment):
+            activity = NewActivity(
+                kind=Activity.Kind.SUBSCRIBED_TO_VIBES_LIST,
+                lead_id=ann.pk,
+                key=f"every-7:{day}",
+                occurred_at=moment,
+                source="test",
+                attributes={"vibes_list": news.pk, "acquisition_campaign": ""},
+            )
+            activities_record(activities=[activity])
+            triggers_dispatch()
+    assert list(TriggerFiring.objects.order_by("pk").values_list("status", flat=True)) == [
+        "member",
+        "already_ran",
+        "member",
+    ]
+    assert len(vibes_simulator.messages()) == 2
+
+
+# --- Setting the rule ------------------------------------------------------------------------------
+
+
+def schedule_post(**fields):
+    return {"action": "save", "qualification_rule": "once_every", "schedule": "none", **fields}
+
+
+def test_the_schedule_tab_saves_once_every_n_weeks(staff_client, news):
+    campaign = make_campaign(("send", news))
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk),
+        schedule_post(qualification_period="3", qualification_period_unit="weeks"),
+        headers=HTMX,
+    )
+    assert "Schedule saved." in response.content.decode()
+    campaign.refresh_from_db()
+    assert (
+        campaign.qualification_rule,
+        campaign.qualification_period,
+        campaign.qualification_period_unit,
+    ) == (
+        "once_every",
+        3,
+        "weeks",
+    )
+    # Another rule drops the period, so a stale one never comes back.
+    staff_client.post(url("campaign_schedule", campaign.pk), schedule_post(qualification_rule="once"))
+    campaign.refresh_from_db()
+    assert (campaign.qualification_period, campaign.qualification_period_unit) == (None, "")
+
+
+@pytest.mark.parametrize("period", ["", "0", "-1", "seven", "1.5"])
+def test_once_every_without_a_whole_number_of_1_or_more_is_refused_with_a_clear_message(
+    staff_client, news, period
+):
+    campaign = make_campaign(("send", news))
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk),
+        schedule_post(
+            qualification_period=period,
+            qualification_period_unit="days",
+            schedule="daily",
+            run_time="07:45",
+        ),
+        headers=HTMX,
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Qualification rule “once every”: enter a whole number" in html
+    assert 'value="07:45"' in html  # nothing valid is lost
+    assert SmartCampaign.objects.get(pk=campaign.pk).qualification_rule == "every_time"
+
+
+def test_once_every_without_a_unit_is_refused_with_a_clear_message(staff_client, news):
+    campaign = make_campaign(("send", news))
+    response = staff_client.post(
+        url("campaign_schedule", campaign.pk),
+        schedule_post(qualification_period="2", qualification_period_unit=""),
+        headers=HTMX,
+    )
+    assert "Qualification rule “once every”: choose days, weeks or months." in response.content.decode()
+
+
+def test_the_admin_refuses_once_every_without_its_period(admin_client, news):
+    campaign = make_campaign(("send", news))
+    change = reverse("admin:marketing_activities_smartcampaign_change", args=[campaign.pk])
+    data = {
+        "name": campaign.name,
+        "description": "",
+        "program": campaign.program_id,
+        "smart_list": campaign.smart_list_id,
+        "qualification_rule": "once_every",
+        "qualification_period": "",
+        "qualification_period_unit": "months",
+        "schedule": "none",
+        "flow_steps-TOTAL_FORMS": "0",
+        "flow_steps-INITIAL_FORMS": "0",
+    }
+    html = admin_client.post(change, data).content.decode()
+    assert "Qualification rule “once every”: enter a whole number of 1 to 9,999." in html
+    data["qualification_period"] = "2"
+    assert admin_client.post(change, data).status_code == 302
+    campaign.refresh_from_db()
+    assert (campaign.qualification_rule, campaign.qualification_period_display) == ("once_every", "2 months")
