@@ -199,7 +199,10 @@ class ScheduleForm(Form):
             field.validators.append(MinValueValidator(1, message=message))
             field.error_messages["invalid"] = message
             field.widget.attrs.update(min=1, inputmode="numeric")
-        self.fields["qualification_period"].widget.attrs["class"] = "narrow"
+        period = self.fields["qualification_period"]
+        period.widget.attrs["class"] = "narrow"
+        # Shown inline after "once every", where its words say what it is.
+        period.help_text = ""
 
 
 # --- Results --------------------------------------------------------------------

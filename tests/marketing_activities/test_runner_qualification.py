@@ -338,3 +338,26 @@ def test_the_admin_refuses_once_every_without_its_period(admin_client, news):
     assert admin_client.post(change, data).status_code == 302
     campaign.refresh_from_db()
     assert (campaign.qualification_rule, campaign.qualification_period_display) == ("once_every", "2 months")
+
+
+def test_the_schedule_tab_offers_once_every_to_batch_and_trigger_campaigns(staff_client, news):
+    batch = make_campaign(("send", news))
+    trigger = make_campaign(("send", news))
+    trigger.smart_list.definition = {
+        "logic": "all",
+        "rules": [],
+        "triggers": [{"trigger": "subscribes_vibes_list", "vibes_list": str(news.pk)}],
+    }
+    trigger.smart_list.save()
+    for campaign in (batch, trigger):
+        html = staff_client.get(url("campaign_schedule", campaign.pk), headers=HTMX).content.decode()
+        assert 'value="once_every"' in html
+        assert 'name="qualification_period"' in html and 'name="qualification_period_unit"' in html
+    response = staff_client.post(
+        url("campaign_schedule", trigger.pk),
+        schedule_post(qualification_period="2", qualification_period_unit="days"),
+        headers=HTMX,
+    )
+    assert "Schedule saved." in response.content.decode()
+    trigger.refresh_from_db()
+    assert trigger.qualification_period_display == "2 days"
