@@ -302,7 +302,7 @@ class SmartCampaign(models.Model):
 
     @property
     def qualification_period_display(self) -> str:
-        """ "7 days", "1 month": the period of the rule "once every"."""
+        """The period of the rule "once every" in words: "7 days", "1 month"."""
         n = self.qualification_period or 0
         count = number_format(n, force_grouping=True)
         if self.qualification_period_unit == self.PeriodUnit.WEEKS:

@@ -193,9 +193,9 @@ def qualification_skip(campaign) -> Outcome:
 def everyone_already_ran(campaign) -> int | None:
     """Under the qualification rule "once" (or "once every N", within its
     period): how many people the smart list picks, when every one of them
-    has already run through the flow (an
-    earlier real run had them in its audience, as planning counts it); None
-    when anyone is left, or when no earlier run counts.
+    has already run through the flow (an earlier real run had them in its
+    audience, as planning counts it); None when anyone is left, or when no
+    earlier run counts.
 
     Counts, never a plan: the smart list's people, then (only when the
     earlier audiences could hold them all) those of them found in the
@@ -402,7 +402,8 @@ def _write_plan(run_step: RunStep) -> None:
 
 def _already_ran(cursor, run_step: RunStep, ran_table: str, lead_key: str) -> Sql:
     """SQL true for the people of the audience who have run through the flow
-    before (the qualification rule "once"); filling `ran_table` if need be."""
+    before (the qualification rule "once", or "once every N" within its
+    period); filling `ran_table` if need be."""
     if run_step.position > 0:
         # Later steps inherit the first step's verdict.
         return Sql(
