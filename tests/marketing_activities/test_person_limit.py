@@ -1,5 +1,6 @@
 """Smart campaign limits (issue 17): a run refused when too many people qualify, or capped."""
 
+import datetime
 from html import escape
 
 import pytest
@@ -8,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from marketing_activities.models import CampaignRun, Outcome, RunResult, SmartCampaign
 from marketing_activities.runner import CampaignCannotRun, campaign_preview, run_create
@@ -104,6 +106,25 @@ def test_the_schedule_tab_and_results_show_why_the_run_was_refused(staff_client,
     assert f"The last run, {run.pk} of " in schedule and escape(REFUSAL) in schedule
     results = staff_client.get(url("campaign_results", campaign.pk) + f"?run={run.pk}").content.decode()
     assert escape(REFUSAL) in results
+
+
+def test_a_scheduled_run_the_limit_refuses_is_recorded_with_the_reason(news, vibes_simulator):
+    for _ in range(3):
+        subscribed(news)
+    campaign = limited(make_campaign(("send", news)), person_limit_refuse_above=2)
+    now = timezone.now()
+    SmartCampaign.objects.filter(pk=campaign.pk).update(
+        is_active=True,
+        schedule="daily",
+        run_time=datetime.time(9),
+        next_run_at=now - datetime.timedelta(seconds=5),
+    )
+    call_command("run_due_campaigns")
+    run = CampaignRun.objects.get(campaign=campaign)
+    assert (run.trigger, run.status, run.error) == ("schedule", CampaignRun.Status.FAILED, REFUSAL)
+    assert vibes_simulator.messages() == []
+    campaign.refresh_from_db()
+    assert campaign.next_run_at > now  # the schedule moves on
 
 
 def counted(staff_client, campaign):
