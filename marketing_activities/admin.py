@@ -164,10 +164,46 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     # Like delete_selected_confirmation_template: None for the fallback list in run_now.
     run_now_confirmation_template = None
     fieldsets = (
-        (None, {"fields": ("name", "description", "program", "smart_list", "qualification_rule")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "description",
+                    "program",
+                    "smart_list",
+                    "qualification_rule",
+                    ("qualification_period", "qualification_period_unit"),
+                )
+            },
+        ),
         (
             _("Schedule"),
-            {"fields": ("is_active", "schedule", "run_at", "run_time", "run_weekday", "next_run_at")},
+            {
+                "fields": (
+                    "is_active",
+                    "schedule",
+                    "run_at",
+                    "run_time",
+                    "run_weekday",
+                    "run_weekdays_only",
+                    "next_run_at",
+                ),
+                "description": _(
+                    "Every month: “run at” is the first run; later runs are on the same day of the month at "
+                    "the same time, and a month without that day runs on its last day."
+                ),
+            },
+        ),
+        (
+            _("Person limit"),
+            {
+                "fields": ("person_limit_refuse_above", "person_limit_per_run"),
+                "description": _(
+                    "Optional. Both count the people who qualify: those the smart list picks, less those "
+                    "the qualification rule skips. Beyond the cap, people are skipped in lead id order."
+                ),
+            },
         ),
         (_("Can it run?"), {"fields": ("flow_problems",)}),
     )

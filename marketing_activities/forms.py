@@ -2,6 +2,7 @@
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import MinValueValidator
 from django.forms.models import fields_for_model, model_to_dict
 from django.utils import timezone
 from django.utils.text import capfirst
@@ -139,7 +140,18 @@ class FlowStepForm(Form):
 # --- Schedule -------------------------------------------------------------------
 
 
-SCHEDULE_FIELDS = ["qualification_rule", "schedule", "run_at", "run_time", "run_weekday"]
+SCHEDULE_FIELDS = [
+    "qualification_rule",
+    "qualification_period",
+    "qualification_period_unit",
+    "schedule",
+    "run_at",
+    "run_time",
+    "run_weekday",
+    "run_weekdays_only",
+    "person_limit_refuse_above",
+    "person_limit_per_run",
+]
 
 
 class ScheduleForm(Form):
@@ -164,6 +176,33 @@ class ScheduleForm(Form):
         )
         # The date picker offers no time that has passed; the model refuses one all the same.
         self.fields["run_at"].widget.attrs["min"] = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
+        self._whole_numbers()
+
+    def _whole_numbers(self):
+        """The period and the person limits: whole numbers of 1 or more, each
+        refused with a message that names it (the model checks them again)."""
+        messages = {
+            "qualification_period": _("Qualification rule “once every”: enter a whole number of 1 or more."),
+            "person_limit_refuse_above": _(
+                "Person limit, “refuse to run when more than N people qualify”: enter a whole number "
+                "of 1 or more, or leave it empty for no limit."
+            ),
+            "person_limit_per_run": _(
+                "Person limit, “reach at most N people per run”: enter a whole number of 1 or more, "
+                "or leave it empty for no limit."
+            ),
+        }
+        for name, message in messages.items():
+            field = self.fields[name]
+            field.min_value = 1
+            field.validators = [v for v in field.validators if not isinstance(v, MinValueValidator)]
+            field.validators.append(MinValueValidator(1, message=message))
+            field.error_messages["invalid"] = message
+            field.widget.attrs.update(min=1, inputmode="numeric")
+        period = self.fields["qualification_period"]
+        period.widget.attrs["class"] = "narrow"
+        # Shown inline after "once every", where its words say what it is.
+        period.help_text = ""
 
 
 # --- Results --------------------------------------------------------------------

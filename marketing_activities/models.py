@@ -1,13 +1,15 @@
 """Marketing Activities: the tree, SMS messages, smart campaigns and their flows, runs."""
 
+import calendar
 import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from smscampaigns.models import Activity, Lead, SmartList
 from vibes.models import AcquisitionCampaign, InboundMessage, VibesList
@@ -148,12 +150,20 @@ class SmartCampaign(models.Model):
     class QualificationRule(models.TextChoices):
         ONCE = "once", _("Each person can run through the flow once")
         EVERY_TIME = "every_time", _("Each person can run through the flow every time")
+        # Issue 17: beside "once" and "every time", as Marketo offers it.
+        ONCE_EVERY = "once_every", _("Each person can run through the flow once every")
+
+    class PeriodUnit(models.TextChoices):
+        DAYS = "days", _("days")
+        WEEKS = "weeks", _("weeks")
+        MONTHS = "months", _("months")
 
     class Schedule(models.TextChoices):
         NONE = "none", _("Not scheduled")
         ONCE = "once", _("Run once")
         DAILY = "daily", _("Every day")
         WEEKLY = "weekly", _("Every week")
+        MONTHLY = "monthly", _("Every month")
 
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
@@ -172,6 +182,23 @@ class SmartCampaign(models.Model):
         max_length=12,
         choices=QualificationRule.choices,
         default=QualificationRule.ONCE,
+    )
+    qualification_period = models.PositiveIntegerField(
+        _("qualification period"),
+        null=True,
+        blank=True,
+        help_text=_("With “once every”: how many days, weeks or months."),
+    )
+    qualification_period_unit = models.CharField(
+        _("qualification period unit"), max_length=6, choices=PeriodUnit.choices, blank=True
+    )
+    # Smart campaign limits (issue 17): both optional, both about the people
+    # who qualify (the smart list, less those the qualification rule skips).
+    person_limit_refuse_above = models.PositiveIntegerField(
+        _("refuse to run when more than this many people qualify"), null=True, blank=True
+    )
+    person_limit_per_run = models.PositiveIntegerField(
+        _("reach at most this many people per run"), null=True, blank=True
     )
     is_active = models.BooleanField(
         _("active"), default=False, help_text=_("Only active campaigns run on their schedule.")
@@ -192,6 +219,11 @@ class SmartCampaign(models.Model):
             (5, _("Saturday")),
             (6, _("Sunday")),
         ],
+    )
+    run_weekdays_only = models.BooleanField(
+        _("weekdays only"),
+        default=False,
+        help_text=_("Every day but Saturday and Sunday, in the installation's time zone."),
     )
     next_run_at = models.DateTimeField(_("next run"), null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -224,6 +256,10 @@ class SmartCampaign(models.Model):
         errors = {}
         if self.schedule == self.Schedule.ONCE and not self.run_at:
             errors["run_at"] = _("Choose when the campaign runs.")
+        if self.schedule == self.Schedule.MONTHLY and not self.run_at:
+            errors["run_at"] = _("Choose the first run: later runs are on the same day of each month.")
+        errors.update(self.qualification_problems())
+        errors.update(self.person_limit_problems())
         if self.schedule in (self.Schedule.DAILY, self.Schedule.WEEKLY) and not self.run_time:
             errors["run_time"] = _("Choose the time of day the campaign runs.")
         if self.schedule == self.Schedule.WEEKLY and self.run_weekday is None:
@@ -234,6 +270,72 @@ class SmartCampaign(models.Model):
                 errors["run_at"] = problem
         if errors:
             raise ValidationError(errors)
+
+    def qualification_problems(self) -> dict:
+        """{field: message} for a "once every" rule without a whole period of 1 or more."""
+        if self.qualification_rule != self.QualificationRule.ONCE_EVERY:
+            return {}
+        errors = {}
+        if (
+            self.qualification_period is None
+            or not 1 <= self.qualification_period <= MAX_QUALIFICATION_PERIOD
+        ):
+            errors["qualification_period"] = _(
+                "Qualification rule “once every”: enter a whole number of %(min)s to %(max)s."
+            ) % {"min": 1, "max": number_format(MAX_QUALIFICATION_PERIOD, force_grouping=True)}
+        if self.qualification_period_unit not in self.PeriodUnit.values:
+            errors["qualification_period_unit"] = _(
+                "Qualification rule “once every”: choose days, weeks or months."
+            )
+        return errors
+
+    def person_limit_problems(self) -> dict:
+        """{field: message} for a person limit below 1 (empty: no limit)."""
+        errors = {}
+        for name in ("person_limit_refuse_above", "person_limit_per_run"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                errors[name] = _(
+                    "Person limit: enter a whole number of 1 or more, or leave it empty for no limit."
+                )
+        return errors
+
+    @property
+    def qualification_period_display(self) -> str:
+        """The period of the rule "once every" in words: "7 days", "1 month"."""
+        n = self.qualification_period or 0
+        count = number_format(n, force_grouping=True)
+        if self.qualification_period_unit == self.PeriodUnit.WEEKS:
+            return ngettext("%(count)s week", "%(count)s weeks", n) % {"count": count}
+        if self.qualification_period_unit == self.PeriodUnit.MONTHS:
+            return ngettext("%(count)s month", "%(count)s months", n) % {"count": count}
+        return ngettext("%(count)s day", "%(count)s days", n) % {"count": count}
+
+    def qualification_since(self, at):
+        """Under "once every N": the moment from which an earlier run makes its
+        people skip the run at `at` (they ran through the flow within the
+        period); None under the other rules.
+
+        Counted in the installation's calendar, by whole days: a person who
+        ran on a day may run again N days (weeks, months) later, at any time
+        of that day, so a weekly run a few seconds earlier than last week's is
+        not skipped. A month back from the 31st is the last day of a shorter
+        month.
+        """
+        if self.qualification_rule != self.QualificationRule.ONCE_EVERY or not self.qualification_period:
+            return None
+        today = timezone.localtime(at).date()
+        n = self.qualification_period
+        if self.qualification_period_unit == self.PeriodUnit.MONTHS:
+            back = _months_later(today, -n)
+        elif self.qualification_period_unit == self.PeriodUnit.WEEKS:
+            back = today - datetime.timedelta(weeks=n)
+        else:
+            back = today - datetime.timedelta(days=n)
+        # Runs from the day after `back` on are within the period.
+        return timezone.make_aware(
+            datetime.datetime.combine(back + datetime.timedelta(days=1), datetime.time())
+        )
 
     def run_once_problem(self, now=None) -> str | None:
         """Why the "run once" time would leave a campaign that never runs (the
@@ -328,6 +430,8 @@ class SmartCampaign(models.Model):
             return None
         if self.schedule == self.Schedule.ONCE:
             return self.run_at if self.run_at and self.run_at > after else None
+        if self.schedule == self.Schedule.MONTHLY:
+            return self._next_monthly_run(after)
         if self.run_time is None:
             return None
         local_after = timezone.localtime(after)
@@ -337,11 +441,39 @@ class SmartCampaign(models.Model):
             step = datetime.timedelta(days=7)
         else:
             step = datetime.timedelta(days=1)
-        while candidate <= after:
+        # Saturday and Sunday in the installation's time zone, where the candidates are made.
+        skipped_days = (5, 6) if self.schedule == self.Schedule.DAILY and self.run_weekdays_only else ()
+        while candidate <= after or candidate.weekday() in skipped_days:
             candidate = timezone.make_aware(
                 datetime.datetime.combine((candidate + step).date(), self.run_time)
             )
         return candidate
+
+    def _next_monthly_run(self, after):
+        """On the first run's day of each month at its time of day, from the first
+        run on; a month without that day (the 31st in April) runs on its last day."""
+        if self.run_at is None:
+            return None
+        first = timezone.localtime(self.run_at)
+        local_after = timezone.localtime(after)
+        months = max(0, (local_after.year - first.year) * 12 + local_after.month - first.month - 1)
+        while True:
+            day = _months_later(first.date(), months)
+            candidate = timezone.make_aware(datetime.datetime.combine(day, first.time().replace(tzinfo=None)))
+            if candidate > after and candidate >= self.run_at:
+                return candidate
+            months += 1
+
+
+# "Once every N": N up to this, whatever the unit (833 years of months).
+MAX_QUALIFICATION_PERIOD = 9999
+
+
+def _months_later(day: datetime.date, months: int) -> datetime.date:
+    """The same day of the month `months` later (or earlier), or that month's last day."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return datetime.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
 class FlowStep(models.Model):
@@ -541,6 +673,11 @@ class CampaignRun(models.Model):
         return self.status in self.ACTIVE_STATUSES
 
     @property
+    def error_display(self) -> str:
+        """The error in the reader's language, where the runner wrote a known one (a refusal)."""
+        return detail_display(self.error)
+
+    @property
     def progress_percent(self):
         if not self.progress_total:
             return 100 if self.status == self.Status.COMPLETED else 0
@@ -656,6 +793,9 @@ class Outcome(models.IntegerChoices):
     # R4: an SMS goes to a number, so one blocked person on it blocks everyone.
     SKIPPED_NUMBER_BLOCKLISTED = 39, _("skipped: number shared with a blocklisted person")
     SKIPPED_NUMBER_SUSPENDED = 40, _("skipped: number shared with a marketing-suspended person")
+    # Smart campaign limits and the rule "once every N" (issue 17).
+    SKIPPED_PERSON_LIMIT = 42, _("skipped: the campaign's person limit was reached")
+    SKIPPED_RAN_RECENTLY = 43, _("skipped: ran through this flow within the qualification period")
     # The run was aborted before this person's call went out (issue 17).
     CANCELLED = 45, _("cancelled: the run was aborted before the call")
     PLANNED_DRY_RUN = 50, _("would be called (dry run)")

@@ -21,6 +21,11 @@ STOPPED_WHILE_SUBSCRIBING = gettext_noop(
 RETRIED_BY_OPERATOR = gettext_noop("queued again by an administrator")
 TOO_LONG = gettext_noop("%(length)s characters after personalisation (at most %(max)s)")
 VIBES_SAYS = gettext_noop("Vibes: %(status)s")
+# A run's error when the campaign's person limit refused it (runner/person_limit.py).
+PERSON_LIMIT_REFUSED = gettext_noop(
+    "Refused by the campaign's person limit: %(count)s people qualify, more than the limit of %(limit)s. "
+    "Nobody was called."
+)
 
 _FIXED = {
     ALREADY_SUBSCRIBED,
@@ -37,7 +42,7 @@ def _pattern(template: str) -> re.Pattern:
     return re.compile(_PLACEHOLDER.sub(lambda m: f"(?P<{m[1]}>.+?)", re.escape(template)), re.DOTALL)
 
 
-_WITH_VALUES = [(template, _pattern(template)) for template in (TOO_LONG, VIBES_SAYS)]
+_WITH_VALUES = [(template, _pattern(template)) for template in (TOO_LONG, VIBES_SAYS, PERSON_LIMIT_REFUSED)]
 
 
 def result_detail(template: str, **values) -> str:

@@ -297,6 +297,11 @@ def campaign_schedule_update(
     run_at=None,
     run_time=None,
     run_weekday: int | None = None,
+    run_weekdays_only: bool = False,
+    qualification_period: int | None = None,
+    qualification_period_unit: str = "",
+    person_limit_refuse_above: int | None = None,
+    person_limit_per_run: int | None = None,
 ) -> SmartCampaign:
     if schedule != SmartCampaign.Schedule.NONE and campaign.is_trigger_campaign:
         raise ValidationError(
@@ -305,10 +310,18 @@ def campaign_schedule_update(
     campaign.qualification_rule = qualification_rule
     campaign.schedule = schedule
     # Keep only what the chosen schedule uses, so a stale date never comes back.
-    campaign.run_at = run_at if schedule == SmartCampaign.Schedule.ONCE else None
+    # A monthly schedule's run_at is its first run, whose day of the month it keeps.
+    dated = (SmartCampaign.Schedule.ONCE, SmartCampaign.Schedule.MONTHLY)
+    campaign.run_at = run_at if schedule in dated else None
     recurring = schedule in (SmartCampaign.Schedule.DAILY, SmartCampaign.Schedule.WEEKLY)
     campaign.run_time = run_time if recurring else None
     campaign.run_weekday = run_weekday if schedule == SmartCampaign.Schedule.WEEKLY else None
+    campaign.run_weekdays_only = bool(run_weekdays_only) and schedule == SmartCampaign.Schedule.DAILY
+    once_every = qualification_rule == SmartCampaign.QualificationRule.ONCE_EVERY
+    campaign.qualification_period = qualification_period if once_every else None
+    campaign.qualification_period_unit = (qualification_period_unit or "") if once_every else ""
+    campaign.person_limit_refuse_above = person_limit_refuse_above
+    campaign.person_limit_per_run = person_limit_per_run
     # full_clean refuses a "run once" time that has passed (SmartCampaign.run_once_problem).
     campaign.full_clean(exclude=["smart_list"])
     campaign.next_run_at = campaign.next_run_after_edit()

@@ -7,11 +7,12 @@ the flow run for the people they fire for.
    however often the activity is offered.
 2. `trigger_run_start` takes a campaign's waiting firings into a run: each
    person is checked against the campaign's filters and, under the
-   qualification rule "once", against the people who already ran through the
-   flow; a number is taken once for the activities of one second (unique
-   constraint). The run is an ordinary run (trigger "trigger") whose audience
-   is its firings' people, so every rule of a batch run applies (R2–R10,
-   per-number blocks, dedupe), and it shows in the Results tab.
+   qualification rule "once" (or "once every N", within its period), against
+   the people who already ran through the flow; a number is taken once for
+   the activities of one second (unique constraint). The run is an ordinary
+   run (trigger "trigger") whose audience is its firings' people, so every
+   rule of a batch run applies (R2–R10, per-number blocks, dedupe), and it
+   shows in the Results tab.
 3. `triggers_dispatch` does both, working the runs in this process, until
    nothing waits.
 
@@ -125,7 +126,9 @@ def trigger_run_start(*, campaign: SmartCampaign, limit: int = RUN_BATCH) -> Cam
         if not waiting:
             transaction.set_rollback(True)
             return None
-        campaign.refresh_from_db(fields=["is_active", "qualification_rule"])
+        campaign.refresh_from_db(
+            fields=["is_active", "qualification_rule", "qualification_period", "qualification_period_unit"]
+        )
         if not campaign.is_active:
             _close(waiting, Status.INACTIVE)  # deactivated since they fired
             CampaignRun.objects.filter(pk=run.pk).delete()
@@ -161,6 +164,16 @@ def _take(campaign: SmartCampaign, run: CampaignRun, waiting: list[TriggerFiring
         ran = set(
             TriggerFiring.objects.filter(
                 campaign=campaign, status=Status.MEMBER, lead_id__in=lead_ids
+            ).values_list("lead_id", flat=True)
+        )
+    elif campaign.qualification_rule == SmartCampaign.QualificationRule.ONCE_EVERY:
+        # Only the runs within the period count (issue 17), as in a batch run.
+        ran = set(
+            TriggerFiring.objects.filter(
+                campaign=campaign,
+                status=Status.MEMBER,
+                lead_id__in=lead_ids,
+                run__created_at__gte=campaign.qualification_since(run.created_at),
             ).values_list("lead_id", flat=True)
         )
     members = 0

@@ -20,11 +20,19 @@ take the first step's rows: the same people, with today's data.
 from dataclasses import dataclass, replace
 
 from django.db import connection
+from django.utils import timezone
 
 from smscampaigns.models import Lead
 
 from ..models import NUMBER_BLOCKS, FlowStep, Outcome, RunResult, SmartCampaign
-from .planner import _previous_audience_ranges
+from .person_limit import PersonLimit, person_limit_apply
+from .planner import (
+    NOT_RUN_THROUGH,
+    NOT_RUN_THROUGH_SQL,
+    _previous_audience_ranges,
+    qualification_rule_applies,
+    qualification_skip,
+)
 from .report import BLOCKERS_SHOWN, NumberBlocker, NumberBlockers, _lead_name
 from .rules import NUMBER_NOT_BLOCKED, Sql, blocked_numbers_select, requirements
 
@@ -34,6 +42,7 @@ class StepCounts:
     step: FlowStep
     counts: dict  # outcome code: people, as RunStep.counts holds them
     blockers: dict  # outcome code: NumberBlockers, as report.number_blockers gives them
+    person_limit: PersonLimit | None = None
 
     def outcome_counts(self):
         return Outcome.counted(self.counts)
@@ -48,16 +57,18 @@ NOBODY_RAN = Sql("1 = 0")
 
 
 def _already_ran(campaign: SmartCampaign) -> Sql:
-    """True for the people an earlier real run had in its audience, under the rule "once"."""
-    if campaign.qualification_rule != campaign.QualificationRule.ONCE:
+    """True for the people an earlier real run had in its audience, under the rule
+    "once" (or "once every N": a run within the period), as planning counts them."""
+    if not qualification_rule_applies(campaign):
         return NOBODY_RAN
-    previous = _previous_audience_ranges(campaign.pk)
+    previous = _previous_audience_ranges(campaign.pk, since=campaign.qualification_since(timezone.now()))
     if not previous:
         return NOBODY_RAN
     ranges = " OR ".join(["(r.run_step_id = %s AND r.id BETWEEN %s AND %s)"] * len(previous))
     return Sql(
-        f"a.id IN (SELECT r.lead_id FROM {_table(RunResult)} r WHERE r.outcome <> %s AND ({ranges}))",
-        (int(Outcome.SKIPPED_ALREADY_RAN), *(value for step_range in previous for value in step_range)),
+        f"a.id IN (SELECT r.lead_id FROM {_table(RunResult)} r "
+        f"WHERE r.outcome NOT IN ({NOT_RUN_THROUGH_SQL}) AND ({ranges}))",
+        (*NOT_RUN_THROUGH, *(value for step_range in previous for value in step_range)),
     )
 
 
@@ -74,7 +85,9 @@ def _case(rules, *, otherwise: str) -> Sql:
 PASSED = -1  # met every requirement tested so far
 
 
-def _step_counts(cursor, step: FlowStep, audience: Sql, already_ran: Sql) -> tuple[dict, dict]:
+def _step_counts(
+    cursor, step: FlowStep, audience: Sql, already_ran: Sql, *, ran_skip=None, person_limit=None
+) -> tuple[dict, dict]:
     """({outcome code: people}, {number block code: {blocker: people}}) of the step's audience.
 
     Three queries, none of which joins every person to another table:
@@ -84,7 +97,13 @@ def _step_counts(cursor, step: FlowStep, audience: Sql, already_ran: Sql) -> tup
     blocked numbers, driven from those numbers, moved from the outcome the
     first pass gave them to their number's skip.
     """
-    rules = requirements(step.action, list_id=step.vibes_list_id, already_ran=already_ran)
+    rules = requirements(
+        step.action,
+        list_id=step.vibes_list_id,
+        already_ran=already_ran,
+        ran_skip=ran_skip or Outcome.SKIPPED_ALREADY_RAN,
+        person_limit=person_limit,
+    )
     # A requirement everyone meets, left out: a test fewer for each person in every
     # query (about a sixth of the first pass at a million on SQLite).
     rules = [rule for rule in rules if rule.condition != Sql(f"NOT ({NOBODY_RAN.text})")]
@@ -203,8 +222,18 @@ def campaign_audience_counts(*, campaign: SmartCampaign) -> list[StepCounts]:
     already_ran = _already_ran(campaign)
     found = []
     with connection.cursor() as cursor:
+        # Raises PersonLimitRefused, as planning would.
+        limit = person_limit_apply(cursor, campaign=campaign, audience=audience, already_ran=already_ran)
         for step in campaign.steps():
-            found.append(StepCounts(step, *_step_counts(cursor, step, audience, already_ran)))
+            counts = _step_counts(
+                cursor,
+                step,
+                audience,
+                already_ran,
+                ran_skip=qualification_skip(campaign),
+                person_limit=limit.requirement,
+            )
+            found.append(StepCounts(step, *counts, person_limit=limit))
     _name_blockers(found)
     return found
 

@@ -20,8 +20,9 @@ class CampaignAlreadyRunning(CampaignCannotRun):
 
 
 class NobodyLeftToRun(CampaignCannotRun):
-    """Under the qualification rule "once", everyone the smart list picks has
-    already run through the flow: a run would call nobody."""
+    """Under the qualification rule "once" (or "once every N", within its
+    period), everyone the smart list picks has already run through the flow:
+    a run would call nobody."""
 
 
 def check_anyone_left(campaign: SmartCampaign) -> None:
@@ -37,7 +38,18 @@ def check_anyone_left(campaign: SmartCampaign) -> None:
         return
     if people is None:
         return
-    if people:
+    if people and campaign.qualification_rule == campaign.QualificationRule.ONCE_EVERY:
+        message = ngettext(
+            "Nobody is left to qualify: the %(count)s person the smart list picks has run through this "
+            "flow within the last %(period)s, and each person can run through it once every %(period)s.",
+            "Nobody is left to qualify: all %(count)s people the smart list picks have run through this "
+            "flow within the last %(period)s, and each person can run through it once every %(period)s.",
+            people,
+        ) % {
+            "count": number_format(people, force_grouping=True),
+            "period": campaign.qualification_period_display,
+        }
+    elif people:
         message = ngettext(
             "Nobody is left to qualify: the %(count)s person the smart list picks has already run "
             "through this flow, and each person can run through it once.",

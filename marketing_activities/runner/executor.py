@@ -32,6 +32,7 @@ from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunSte
 from .calls import CANCELLED, Call, CallResult, StepCalls, call_vibes
 from .counts import step_counts_add
 from .followup import results_settle_by_receipts
+from .person_limit import PersonLimitRefused
 from .planner import PlanningError, count_outcomes, plan_step
 from .rules import blocked_since_planning
 from .uncertain import batch_rows, batch_settle_interrupted
@@ -173,6 +174,9 @@ class Worker:
                 counts = plan_step(step)
             except PlanningError:
                 return True  # another worker planned it first
+            except PersonLimitRefused as error:
+                # Nothing was written: the run fails with the reason, before any call.
+                raise RunStopped(str(error)) from None
             called = counts.get(Outcome.QUEUED.code, 0)
             changes = {"progress_total": F("progress_total") + called, "heartbeat_at": timezone.now()}
             if step.position == 0:

@@ -38,6 +38,7 @@ from ..models import (
     RunStep,
     TriggerFiring,
 )
+from .person_limit import person_limit_apply
 from .rules import NUMBER_NOT_BLOCKED, NUMBER_WINNER, Requirement, Sql, blocked_numbers_sql, requirements
 
 logger = logging.getLogger(__name__)
@@ -146,13 +147,23 @@ def _outcome_sql(outcome: Outcome | Sql) -> Sql:
 
 
 # The rows of an earlier run's first step that do not make their person one
-# who ran through the flow: skipped for that very reason, or cancelled by an
-# abort before anything was done for them.
-NOT_RUN_THROUGH = (int(Outcome.SKIPPED_ALREADY_RAN), int(Outcome.CANCELLED))
+# who ran through the flow: skipped by the qualification rule ("once", "once
+# every N") or beyond the person limit, or cancelled by an abort before
+# anything was done for them.
+NOT_RUN_THROUGH = (
+    int(Outcome.SKIPPED_ALREADY_RAN),
+    int(Outcome.CANCELLED),
+    int(Outcome.SKIPPED_RAN_RECENTLY),
+    int(Outcome.SKIPPED_PERSON_LIMIT),
+)
+NOT_RUN_THROUGH_SQL = ", ".join(["%s"] * len(NOT_RUN_THROUGH))
+# The first step's verdicts a later step of the run inherits, with their skip.
+FIRST_STEP_QUALIFICATION = (int(Outcome.SKIPPED_ALREADY_RAN), int(Outcome.SKIPPED_RAN_RECENTLY))
 
 
-def _previous_audience_ranges(campaign_id: int, *, exclude_run: CampaignRun | None = None):
-    """(step id, first id, last id) of the first steps of earlier real runs."""
+def _previous_audience_ranges(campaign_id: int, *, exclude_run: CampaignRun | None = None, since=None):
+    """(step id, first id, last id) of the first steps of earlier real runs
+    (those created from `since` on, when given)."""
     steps = RunStep.objects.filter(
         run__campaign_id=campaign_id,
         run__dry_run=False,
@@ -161,23 +172,39 @@ def _previous_audience_ranges(campaign_id: int, *, exclude_run: CampaignRun | No
     )
     if exclude_run is not None:
         steps = steps.exclude(run=exclude_run)
+    if since is not None:
+        steps = steps.filter(run__created_at__gte=since)
     return list(steps.values_list("pk", "first_result_id", "last_result_id"))
 
 
+def qualification_rule_applies(campaign) -> bool:
+    """The rules "once" and "once every N" skip people who ran through the flow before."""
+    rules = (campaign.QualificationRule.ONCE, campaign.QualificationRule.ONCE_EVERY)
+    return campaign.qualification_rule in rules
+
+
+def qualification_skip(campaign) -> Outcome:
+    """The skip of a person the qualification rule turns away."""
+    if campaign.qualification_rule == campaign.QualificationRule.ONCE_EVERY:
+        return Outcome.SKIPPED_RAN_RECENTLY
+    return Outcome.SKIPPED_ALREADY_RAN
+
+
 def everyone_already_ran(campaign) -> int | None:
-    """Under the qualification rule "once": how many people the smart list
-    picks, when every one of them has already run through the flow (an
-    earlier real run had them in its audience, as planning counts it); None
-    when anyone is left, or when no earlier run counts.
+    """Under the qualification rule "once" (or "once every N", within its
+    period): how many people the smart list picks, when every one of them
+    has already run through the flow (an earlier real run had them in its
+    audience, as planning counts it); None when anyone is left, or when no
+    earlier run counts.
 
     Counts, never a plan: the smart list's people, then (only when the
     earlier audiences could hold them all) those of them found in the
     earlier runs' first steps, read through their id ranges and joined to
     the people by key.
     """
-    if campaign.qualification_rule != campaign.QualificationRule.ONCE:
+    if not qualification_rule_applies(campaign):
         return None
-    previous = _previous_audience_ranges(campaign.pk)
+    previous = _previous_audience_ranges(campaign.pk, since=campaign.qualification_since(timezone.now()))
     if not previous:
         return None
     people_sql, people_params = (
@@ -196,7 +223,7 @@ def everyone_already_ran(campaign) -> int | None:
         ranges_sql = " OR ".join(["(r.run_step_id = %s AND r.id BETWEEN %s AND %s)"] * len(previous))
         cursor.execute(
             f"SELECT {counted} FROM {_table(RunResult)} r JOIN ({people_sql}) a ON a.id = r.lead_id "
-            f"WHERE r.outcome NOT IN (%s, %s) AND ({ranges_sql})",
+            f"WHERE r.outcome NOT IN ({NOT_RUN_THROUGH_SQL}) AND ({ranges_sql})",
             [
                 *people_params,
                 *NOT_RUN_THROUGH,
@@ -293,7 +320,15 @@ def _write_plan(run_step: RunStep) -> None:
     ran_table, people_table, blocked_table = f"plan_ran_{suffix}", f"plan_q_{suffix}", f"plan_b_{suffix}"
     with connection.cursor() as cursor:
         already_ran = _already_ran(cursor, run_step, ran_table, lead_key)
-        rules = requirements(run_step.action, list_id=run_step.vibes_list_id, already_ran=already_ran)
+        # Before anything is written: a refusal rolls the plan back and stops the run.
+        person_limit = _person_limit(cursor, run_step, source, already_ran)
+        rules = requirements(
+            run_step.action,
+            list_id=run_step.vibes_list_id,
+            already_ran=already_ran,
+            ran_skip=_ran_skip(run_step),
+            person_limit=person_limit,
+        )
         # One row per person the step calls for (with the winner of the
         # number) and per holder of a blocked number (with the blocked
         # person instead): never both for one person.
@@ -367,16 +402,23 @@ def _write_plan(run_step: RunStep) -> None:
 
 def _already_ran(cursor, run_step: RunStep, ran_table: str, lead_key: str) -> Sql:
     """SQL true for the people of the audience who have run through the flow
-    before (the qualification rule "once"); filling `ran_table` if need be."""
+    before (the qualification rule "once", or "once every N" within its
+    period); filling `ran_table` if need be."""
     if run_step.position > 0:
         # Later steps inherit the first step's verdict.
-        return Sql("a.first_outcome = %s", (int(Outcome.SKIPPED_ALREADY_RAN),))
+        return Sql(
+            f"a.first_outcome IN ({', '.join(['%s'] * len(FIRST_STEP_QUALIFICATION))})",
+            FIRST_STEP_QUALIFICATION,
+        )
     campaign = run_step.run.campaign
-    if campaign.qualification_rule != campaign.QualificationRule.ONCE:
+    if not qualification_rule_applies(campaign):
         return Sql("1 = 0")
     if run_step.run.trigger == CampaignRun.Trigger.ACTIVITY:
         return Sql("1 = 0")  # the firings were checked against the campaign's members (triggers.py)
-    previous = _previous_audience_ranges(campaign.pk, exclude_run=run_step.run)
+    # Under "once every N", only the runs within the period count; measured
+    # from when this run was created, so a resumed run plans as it began.
+    since = campaign.qualification_since(run_step.run.created_at)
+    previous = _previous_audience_ranges(campaign.pk, exclude_run=run_step.run, since=since)
     if not previous:
         return Sql("1 = 0")
     # Everyone who was in an earlier real run's audience has run through this flow.
@@ -384,11 +426,38 @@ def _already_ran(cursor, run_step: RunStep, ran_table: str, lead_key: str) -> Sq
     for step_id, first_id, last_id in previous:
         cursor.execute(
             f"INSERT INTO {ran_table} (lead_id) SELECT DISTINCT r.lead_id FROM {_table(RunResult)} r "
-            f"WHERE r.run_step_id = %s AND r.id BETWEEN %s AND %s AND r.outcome NOT IN (%s, %s) "
+            f"WHERE r.run_step_id = %s AND r.id BETWEEN %s AND %s "
+            f"AND r.outcome NOT IN ({NOT_RUN_THROUGH_SQL}) "
             f"AND r.lead_id NOT IN (SELECT lead_id FROM {ran_table})",
             [step_id, first_id, last_id, *NOT_RUN_THROUGH],
         )
     return Sql(f"a.id IN (SELECT lead_id FROM {ran_table})")
+
+
+def _ran_skip(run_step: RunStep) -> Outcome | Sql:
+    """The skip of the people the qualification rule turns away: a later step
+    keeps the first step's (the rule may have changed since)."""
+    if run_step.position > 0:
+        return Sql("a.first_outcome")
+    return qualification_skip(run_step.run.campaign)
+
+
+def _person_limit(cursor, run_step: RunStep, source: Sql, already_ran: Sql) -> Sql | None:
+    """The person limit's requirement (None: nobody is beyond it), or
+    PersonLimitRefused. A trigger run takes the people of its firings:
+    the limits are a batch campaign's."""
+    if run_step.position > 0:
+        # Whoever the first step put beyond the cap stays beyond it.
+        first = run_step.run.steps.only("counts").get(position=0)
+        if not (first.counts or {}).get(Outcome.SKIPPED_PERSON_LIMIT.code):
+            return None
+        return Sql("a.first_outcome <> %s", (int(Outcome.SKIPPED_PERSON_LIMIT),))
+    if run_step.run.trigger == CampaignRun.Trigger.ACTIVITY:
+        return None
+    limit = person_limit_apply(
+        cursor, campaign=run_step.run.campaign, audience=source, already_ran=already_ran
+    )
+    return limit.requirement
 
 
 def _last_id(cursor, *, reserve: bool) -> int:

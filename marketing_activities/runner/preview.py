@@ -11,6 +11,7 @@ from smscampaigns.models import Lead
 from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
 from .audience_counts import campaign_audience_counts
 from .checks import CampaignCannotRun, NobodyLeftToRun, check_anyone_left
+from .person_limit import PersonLimitRefused, person_limit_describe
 from .planner import plan_step
 from .report import number_blockers
 
@@ -57,6 +58,13 @@ def campaign_preview(*, campaign: SmartCampaign, sample_size: int = 10) -> Audie
     problems = campaign.problems()
     if problems:
         raise CampaignCannotRun(problems)
+    try:
+        return _plan_and_throw_away(campaign, sample_size)
+    except PersonLimitRefused as error:
+        raise CampaignCannotRun([error.message]) from None
+
+
+def _plan_and_throw_away(campaign: SmartCampaign, sample_size: int) -> AudiencePreview:
     with transaction.atomic():
         run = CampaignRun.objects.create(
             campaign=campaign,
@@ -112,12 +120,16 @@ class RunNowPreview:
     problems: list = field(default_factory=list)  # why the campaign cannot run; then nothing else is set
     # Under the rule "once", why nobody is left to qualify; then nothing else is set.
     nobody_left: list = field(default_factory=list)
+    # Why the person limit would refuse the run; then nothing else is set.
+    refused: list = field(default_factory=list)
+    # The campaign's person limits and what they would do, in words.
+    person_limit: list = field(default_factory=list)
     # False for run_now_check: the audience and steps are still to be counted.
     counted: bool = True
 
     @property
     def can_run(self) -> bool:
-        return not self.problems and not self.nobody_left
+        return not self.problems and not self.nobody_left and not self.refused
 
 
 def run_now_check(*, campaign: SmartCampaign) -> RunNowPreview:
@@ -141,7 +153,10 @@ def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
         check_anyone_left(campaign)
     except NobodyLeftToRun as error:
         return RunNowPreview(nobody_left=error.problems)
-    counted = campaign_audience_counts(campaign=campaign)
+    try:
+        counted = campaign_audience_counts(campaign=campaign)
+    except PersonLimitRefused as error:
+        return RunNowPreview(refused=[error.message])
     steps = [
         PlannedStep(
             number=step.step.number,
@@ -158,4 +173,15 @@ def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
         )
         for step in counted
     ]
-    return RunNowPreview(audience=sum(counted[0].counts.values()) if counted else 0, steps=steps)
+    person_limit = (
+        person_limit_describe(
+            campaign,
+            counted[0].person_limit,
+            beyond=counted[0].counts.get(Outcome.SKIPPED_PERSON_LIMIT.code, 0),
+        )
+        if counted
+        else []
+    )
+    return RunNowPreview(
+        audience=sum(counted[0].counts.values()) if counted else 0, steps=steps, person_limit=person_limit
+    )

@@ -73,30 +73,47 @@ NUMBER_NOT_BLOCKED = Requirement(Sql("q.blocker IS NULL"), Sql("q.outcome"))
 NUMBER_WINNER = "MIN(a.id) OVER (PARTITION BY a.mobile_phone)"
 
 
-def requirements(action: str, *, list_id: int, already_ran: Sql) -> list[Requirement]:
+def requirements(
+    action: str,
+    *,
+    list_id: int,
+    already_ran: Sql,
+    ran_skip: Outcome | Sql = Outcome.SKIPPED_ALREADY_RAN,
+    person_limit: Sql | None = None,
+) -> list[Requirement]:
     """Every requirement of who a step of `action` calls for, in the order its skips are named.
 
     `already_ran` is true for the people who have run through the flow
-    before, under the qualification rule "once" (the planner works it out).
+    before, under the qualification rule "once" (or within the period of
+    "once every N", then skipped with `ran_skip`); the planner works it out.
+    `person_limit`, when the campaign caps a run, is true for the people
+    within the cap.
     """
     ran_once = Requirement(
-        # test_qualification_once_skips_people_who_ran_through_the_flow_before
+        # test_qualification_once_skips_people_who_ran_through_the_flow_before,
+        # test_qualification.py::test_once_every_7_days_over_three_runs_with_the_clock_moved
         Sql(f"NOT ({already_ran.text})", already_ran.params),
-        Outcome.SKIPPED_ALREADY_RAN,
+        ran_skip,
     )
+    qualify = [ran_once]
+    if person_limit is not None:
+        # Who qualifies beyond the cap never enters the flow: their own skip
+        # comes before any other (a block, no number...).
+        # test_person_limit.py::test_a_cap_calls_exactly_n_people_and_skips_the_rest_in_lead_id_order
+        qualify.append(Requirement(person_limit, Outcome.SKIPPED_PERSON_LIMIT))
     # R7. test_send_skips_blocklisted_suspended_and_people_without_a_number
     has_number = Requirement(Sql("a.mobile_phone <> ''"), Outcome.SKIPPED_NO_PHONE)
     if action == FlowStep.Action.REQUEST_CAMPAIGN:
         # Texts nobody: the requested campaign's own run applies R2–R7 to each person.
         # tests/marketing_activities/test_request_campaign.py
-        return [ran_once, Requirement(Sql("1 = 1"), Outcome.SKIPPED_ALREADY_RAN)]
+        return [*qualify, Requirement(Sql("1 = 1"), Outcome.SKIPPED_ALREADY_RAN)]
     if action == FlowStep.Action.UNSUBSCRIBE:
         # Opting out texts nobody, so no block stops it, and the local status
         # does not either: a keyword re-join or a missed callback leaves it
         # stale, and Vibes answers 404 for a number that is out indeed.
         # test_unsubscribe_calls_for_everyone_with_a_number_whatever_the_local_status_says,
         # test_unsubscribe_is_never_blocked_by_a_number
-        return [ran_once, has_number]
+        return [*qualify, has_number]
 
     # R4: blocklisted and suspended people are never texted nor enrolled.
     # test_send_skips_blocklisted_suspended_and_people_without_a_number,
@@ -115,7 +132,7 @@ def requirements(action: str, *, list_id: int, already_ran: Sql) -> list[Require
             Outcome.SKIPPED_NOT_SUBSCRIBED,
             joins=f"{_table(Subscription)} s",
         )
-        return [ran_once, *blocks, has_number, subscribed]
+        return [*qualify, *blocks, has_number, subscribed]
     if action == FlowStep.Action.SUBSCRIBE:
         # One participant request per number, and no second confirmation text
         # to a number that is subscribed or pending already.
@@ -131,7 +148,7 @@ def requirements(action: str, *, list_id: int, already_ran: Sql) -> list[Require
                 (list_id, Subscription.Status.SUBSCRIBED),
             ),
         )
-        return [ran_once, *blocks, has_number, not_on_list]
+        return [*qualify, *blocks, has_number, not_on_list]
     raise ValueError(f"unknown action {action}")
 
 

@@ -4,8 +4,10 @@
 both call `start_due_runs`. A campaign's next start is claimed with a
 compare-and-set on `next_run_at`, so two schedulers running at once start it
 only once; the one-active-run constraint backs that up. A due campaign that
-cannot run, or that has nobody left to qualify under the rule "once", is
-skipped with a log line saying why; its schedule moves on all the same.
+cannot run, or that has nobody left to qualify under the rule "once" (or
+"once every N"), is skipped with a log line saying why; its schedule moves
+on all the same. Monthly and weekdays-only schedules are the campaign's
+`compute_next_run`; a run the person limit refuses is recorded as failed.
 """
 
 import datetime

@@ -70,7 +70,9 @@ def _schedule_screen(
     """The Schedule tab; `run_confirm` with Run now's confirmation, which counts
     the audience by step only when `run_counts` (a request of its own)."""
     active_run = campaign.runs.active().first()
+    last_run = None if active_run else campaign.runs.only("pk", "status", "error", "created_at").first()
     context = {
+        "last_failed_run": last_run if last_run and last_run.status == CampaignRun.Status.FAILED else None,
         "abort_confirm": abort_confirm,
         "abort_url": reverse("marketing_activities:campaign_abort", args=[campaign.pk]),
         **campaign_context(campaign, "schedule"),
@@ -93,6 +95,8 @@ def _schedule_screen(
             preview_steps=preview.steps,
             problems=preview.problems,
             nobody_left=preview.nobody_left,
+            refused=preview.refused,
+            person_limit=preview.person_limit,
             every_time_label=SmartCampaign.QualificationRule.EVERY_TIME.label,
         )
     return render_screen(request, "marketing_activities/campaign_schedule.html", context, selected=campaign)
