@@ -96,15 +96,9 @@ def validate_text(text: str, *, program_tokens=None, program_name: str = "") -> 
             continue
         problem = _token_problem(token, program_tokens, program_name)
         if problem:
-            errors.append(
-                _("Line %(line)s: %(problem)s") % {"line": _line_of(text, match.start()), "problem": problem}
-            )
+            errors.append(problem)
     if errors:
         raise ValidationError(errors)
-
-
-def _line_of(text: str, position: int) -> int:
-    return text.count("\n", 0, position) + 1
 
 
 def _token_problem(token: str, program_tokens, program_name: str) -> str:
