@@ -78,15 +78,17 @@ class ProgramTokenFormSet(forms.BaseInlineFormSet):
     def clean(self):
         super().clean()
         # A token that the program's messages use may not go: deleted, or renamed away.
+        # Above the tokens, not at one: Django shows no errors of a row marked for deletion.
+        problems = []
         for form in self.forms:
-            token = form.instance
-            if token.pk is None or not hasattr(form, "cleaned_data"):
+            if form.instance.pk is None or not hasattr(form, "cleaned_data"):
                 continue
-            gone = form.cleaned_data.get("DELETE") or ("name" in form.changed_data)
-            if gone:
+            if form.cleaned_data.get("DELETE") or "name" in form.changed_data:
                 problem = token_in_use_problem(program=self.instance, name=form.initial.get("name", ""))
                 if problem:
-                    form.add_error(None, problem)
+                    problems.append(problem)
+        if problems:
+            raise ValidationError(problems)
 
 
 class ProgramTokenInline(admin.TabularInline):

@@ -69,9 +69,5 @@ def program(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "token_example": "{{my.name}}",
         **typed,
     }
-    if request.htmx and request.method == "POST":
-        # htmx: only the My Tokens card changes.
-        return render_screen(
-            request, "marketing_activities/program.html#my-tokens", context, selected=program
-        )
+    # htmx: the token forms target #my-tokens, so only that card comes back.
     return render_screen(request, "marketing_activities/program.html", context, selected=program)
