@@ -24,8 +24,7 @@ from django.utils import timezone
 from smscampaigns.models import Lead
 
 from . import sms_text
-from .models import LinkClick, RunStep, SentSms, SmsMessage, TrackedLink
-from .program_tokens import program_token_values
+from .models import LinkClick, ProgramToken, RunStep, SentSms, TrackedLink
 from .sms_triggers import link_click_activity
 
 CODE_LENGTH = 10
@@ -83,13 +82,9 @@ def _address_for(address: str, lead, **tokens) -> str:
 
 def step_tokens(step: RunStep) -> dict:
     """What a step's texts fill in besides the lead's values: its message's
-    program tokens as they are now, and the moment of sending (system tokens)."""
-    program_id = (
-        SmsMessage.objects.filter(pk=step.sms_message_id).values_list("program_id", flat=True).first()
-        if step.sms_message_id
-        else None
-    )
-    return {"program_tokens": program_token_values(program_id=program_id), "at": timezone.now()}
+    program tokens as they are now (one query), and the moment of sending (system tokens)."""
+    program_tokens = ProgramToken.objects.filter(program__sms_messages=step.sms_message_id)
+    return {"program_tokens": dict(program_tokens.values_list("name", "value")), "at": timezone.now()}
 
 
 @transaction.atomic

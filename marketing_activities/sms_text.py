@@ -164,8 +164,14 @@ def system_value(name: str, at: datetime.datetime) -> str:
     date (DATE_FORMAT: "Dec. 2, 2026", "2. Dezember 2026"), `time` as it
     writes a time (TIME_FORMAT: "2:30 p.m.", "14:30"), `weekday` the day's
     name ("Wednesday", "Mittwoch")."""
+    # A batch renders hundreds of texts at one moment: each value is worked out once.
+    return _system_value(name, at, settings.LANGUAGE_CODE, settings.TIME_ZONE)
+
+
+@functools.lru_cache(maxsize=64)
+def _system_value(name: str, at: datetime.datetime, language: str, zone: str) -> str:
     local = timezone.localtime(at, timezone.get_default_timezone())
-    with translation.override(settings.LANGUAGE_CODE):
+    with translation.override(language):
         if name == "date":
             return date_format(local, "DATE_FORMAT")
         if name == "time":

@@ -8,8 +8,10 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 from django.utils.translation import trans_real
 
-from marketing_activities.models import CampaignRun, SentSms, TrackedLink
+from marketing_activities.links import sms_texts_for_calls
+from marketing_activities.models import CampaignRun, FlowStep, SentSms, TrackedLink
 from marketing_activities.program_tokens import program_token_values
+from marketing_activities.runner.planner import BATCH_SPAN
 from marketing_activities.sms_text import (
     TOKEN_FIELDS,
     count_received,
@@ -24,6 +26,8 @@ from tests.marketing_activities.factories import (
     FolderFactory,
     ProgramFactory,
     ProgramTokenFactory,
+    RunResultFactory,
+    RunStepFactory,
     SmsMessageFactory,
 )
 from tests.marketing_activities.test_views_languages import in_language
@@ -236,3 +240,24 @@ def test_the_editor_previews_every_kind_of_token_for_the_chosen_person(staff_cli
     ).content.decode()
     assert "Anna in Oslo: 20% off shoes (" in html
     assert "system.weekday counted at its longest, “Wednesday” (9 characters)" in html
+
+
+# --- What rendering costs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("people", [5, BATCH_SPAN])
+def test_a_batchs_program_tokens_take_one_query_whatever_its_size(people, django_assert_num_queries):
+    program = nested_program()
+    message = SmsMessageFactory(program=program, text="x")
+    step = RunStepFactory(
+        action=FlowStep.Action.SEND_SMS,
+        sms_message=message,
+        message_text="{{my.offer}} for {{lead.first_name}} on {{system.date}}: https://s.example/?c={{my.code}}",
+        track_links=True,
+    )
+    rows = [(row.pk, row.lead_id, row.phone) for row in RunResultFactory.create_batch(people, run_step=step)]
+    # As without tokens (the people, the links' INSERT and SELECT, the texts, the
+    # savepoint's two), and the program's tokens.
+    with django_assert_num_queries(7):
+        texts = sms_texts_for_calls(step=step, rows=rows)
+    assert all(text.startswith("20% off shoes for ") for text in texts.values())
