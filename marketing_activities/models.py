@@ -138,10 +138,12 @@ class SmsMessage(models.Model):
         if self.program_id is None or not sms_text.program_tokens_used(self.text or ""):
             return
         tokens = set(self.program.tokens.values_list("name", flat=True))
-        try:
-            sms_text.validate_text(self.text, program_tokens=tokens, program_name=self.program.name)
-        except ValidationError as error:
-            raise ValidationError({"text": error.messages}) from None
+        # Only these: the field's own check has reported every other problem.
+        problems = sms_text.program_token_problems(
+            self.text, program_tokens=tokens, program_name=self.program.name
+        )
+        if problems:
+            raise ValidationError({"text": problems})
 
 
 # --- Smart campaigns and their flow ----------------------------------------------

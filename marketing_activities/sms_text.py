@@ -150,6 +150,17 @@ def has_shared_tokens(text: str) -> bool:
     return any(m.group("kind") in ("my", "system") for m in _ANY_TOKEN.finditer(text))
 
 
+def program_token_problems(text: str, *, program_tokens, program_name: str) -> list[str]:
+    """The problems of the text's `{{my.…}}` tokens alone: names the program does not have."""
+    problems = []
+    for match in _ANY_TOKEN.finditer(text):
+        if match.group("kind") == "my":
+            problem = _token_problem(match.group(0), program_tokens, program_name)
+            if problem and problem not in problems:
+                problems.append(problem)
+    return problems
+
+
 def program_tokens_used(text: str) -> list[str]:
     """The names of the program tokens the text uses, each once, in order of first use."""
     return list(dict.fromkeys(m.group("field") for m in _ANY_TOKEN.finditer(text) if m.group("kind") == "my"))

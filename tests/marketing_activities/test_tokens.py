@@ -120,6 +120,16 @@ def test_a_message_may_use_only_its_programs_tokens():
     ]
 
 
+def test_every_problem_of_a_text_is_reported_once():
+    message = SmsMessageFactory(program=nested_program(), text="Hi")
+    message.text = "{{lead.shoe_size}} {{my.offr}} {{my.offr}} {{my.offer}}"
+    with pytest.raises(ValidationError) as error:
+        message.full_clean()
+    problems = error.value.message_dict["text"]
+    assert len(problems) == 2
+    assert "unknown field “shoe_size”" in problems[0] and "has no token “offr”" in problems[1]
+
+
 def test_a_program_without_tokens_says_so():
     message = SmsMessageFactory(program=ProgramFactory(name="Plain"), text="Hi")
     message.text = "Hi {{my.offer}}"
