@@ -1,9 +1,11 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -15,6 +17,7 @@ from smscampaigns.admin import LeadAdmin, LeadSearchAdmin
 from smscampaigns.admin_lists import LargeListAdmin
 from smscampaigns.models import Lead
 from smscampaigns.permissions import ActionPermissionsAdmin
+from smscampaigns.phones import normalize_phone
 from vibes.admin import InboundMessageAdmin
 from vibes.models import InboundMessage
 
@@ -26,16 +29,20 @@ from .models import (
     FlowStep,
     Folder,
     Program,
+    ProgramToken,
     RunResult,
     RunStep,
+    SampleSend,
     SmartCampaign,
     SmsMessage,
+    TestNumber,
 )
 from .permissions import RUN_CAMPAIGN
+from .program_tokens import token_in_use_problem
 from .runner import CampaignCannotRun, campaign_preview, run_abort, run_resume, run_retry_uncertain
 from .runner.preview import run_now_check, run_now_preview
 from .runner.report import step_summary
-from .sms_text import count_received, count_received_many
+from .sms_text import count_received, count_received_many, expand_for_counting
 from .tasks import campaign_start, run_dispatch
 
 
@@ -67,6 +74,32 @@ class FolderAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         return obj.program_total
 
 
+class ProgramTokenFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        # A token that the program's messages use may not go: deleted, or renamed away.
+        # Above the tokens, not at one: Django shows no errors of a row marked for deletion.
+        problems = []
+        for form in self.forms:
+            if form.instance.pk is None or not hasattr(form, "cleaned_data"):
+                continue
+            if form.cleaned_data.get("DELETE") or "name" in form.changed_data:
+                problem = token_in_use_problem(program=self.instance, name=form.initial.get("name", ""))
+                if problem:
+                    problems.append(problem)
+        if problems:
+            raise ValidationError(problems)
+
+
+class ProgramTokenInline(admin.TabularInline):
+    """My Tokens: `{{my.<name>}}` in the program's SMS messages becomes the value."""
+
+    model = ProgramToken
+    formset = ProgramTokenFormSet
+    fields = ("name", "value")
+    extra = 0
+
+
 @admin.register(Program)
 class ProgramAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     list_display = ("name", "folder", "updated_at")
@@ -74,11 +107,16 @@ class ProgramAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     search_fields = ("name", "description")
     autocomplete_fields = ("folder",)
     list_select_related = ("folder",)
+    inlines = (ProgramTokenInline,)
 
 
 def _as_counted(message: SmsMessage) -> str:
-    # A tracked web address goes out as its short link: count that, as the editor does.
-    return text_as_counted(message.text, track_links=not message.dont_track_links)
+    # A tracked web address goes out as its short link, a program token as its
+    # value, a system token at its longest: count that, as the editor does.
+    tokens = {token.name: token.value for token in message.program.tokens.all()}
+    return expand_for_counting(
+        text_as_counted(message.text, track_links=not message.dont_track_links), tokens
+    )
 
 
 @admin.register(SmsMessage)
@@ -89,6 +127,9 @@ class SmsMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     autocomplete_fields = ("program",)
     list_select_related = ("program",)
     readonly_fields = ("segment_info",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("program__tokens")
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
@@ -549,3 +590,47 @@ def _activated(campaign: SmartCampaign) -> str:
         "campaign": campaign,
         "triggers": triggers,
     }
+
+
+# --- Test numbers and sample sends ---------------------------------------------------
+
+
+class TestNumberForm(forms.ModelForm):
+    class Meta:
+        model = TestNumber
+        fields = ("number", "label")
+
+    def clean_number(self):
+        return normalize_phone(self.cleaned_data["number"])
+
+
+@admin.register(TestNumber)
+class TestNumberAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    """The phones sample sends may go to: an administrator adding one here verifies it."""
+
+    form = TestNumberForm
+    list_display = ("number", "label", "verified_by", "verified_at")
+    search_fields = ("number", "label")
+    readonly_fields = ("verified_by", "verified_at")
+
+    def save_model(self, request, obj, form, change):
+        if not change or "number" in form.changed_data:
+            obj.verified_by, obj.verified_at = request.user, timezone.now()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(SampleSend)
+class SampleSendAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    """What was sent as samples: a record, never changed, never counted in Results."""
+
+    list_display = ("sent_at", "sms_message", "number", "lead", "sent_by", "status", "message_id")
+    list_filter = ("status",)
+    search_fields = ("number", "text", "sms_message__name")
+    list_select_related = ("sms_message", "lead", "sent_by")
+    date_hierarchy = "sent_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

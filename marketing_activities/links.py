@@ -24,7 +24,7 @@ from django.utils import timezone
 from smscampaigns.models import Lead
 
 from . import sms_text
-from .models import LinkClick, RunStep, SentSms, TrackedLink
+from .models import LinkClick, ProgramToken, RunStep, SentSms, TrackedLink
 from .sms_triggers import link_click_activity
 
 CODE_LENGTH = 10
@@ -74,10 +74,17 @@ def text_as_counted(text: str, *, track_links: bool) -> str:
     return sms_text.replace_links(text, lambda position, address: sample)
 
 
-def _address_for(address: str, lead) -> str:
+def _address_for(address: str, lead, **tokens) -> str:
     # A token's value inside a web address is percent-encoded: a name with a
     # space or an & must not break the address.
-    return sms_text.render(address, lead, encode=lambda value: quote(value, safe=""))
+    return sms_text.render(address, lead, encode=lambda value: quote(value, safe=""), **tokens)
+
+
+def step_tokens(step: RunStep) -> dict:
+    """What a step's texts fill in besides the lead's values: its message's
+    program tokens as they are now (one query), and the moment of sending (system tokens)."""
+    program_tokens = ProgramToken.objects.filter(program__sms_messages=step.sms_message_id)
+    return {"program_tokens": dict(program_tokens.values_list("name", "value")), "at": timezone.now()}
 
 
 @transaction.atomic
@@ -87,11 +94,12 @@ def sms_texts_for_calls(*, step: RunStep, rows: list[tuple[int, int, str]]) -> d
     out, each web address replaced by the row's short link. The texts are
     stored with their rows (SentSms) before any call, so a row shows what was sent."""
     leads = Lead.objects.in_bulk([lead_id for _result_id, lead_id, _phone in rows])
+    tokens = step_tokens(step) if sms_text.has_shared_tokens(step.message_text) else {}
     spans = sms_text.link_spans(step.message_text) if step.track_links else []
     codes = {}
     if spans:
         addresses = {
-            (result_id, position): _address_for(step.message_text[start:end], leads[lead_id])
+            (result_id, position): _address_for(step.message_text[start:end], leads[lead_id], **tokens)
             for result_id, lead_id, _phone in rows
             for position, (start, end) in enumerate(spans)
         }
@@ -105,7 +113,7 @@ def sms_texts_for_calls(*, step: RunStep, rows: list[tuple[int, int, str]]) -> d
                 lambda position, address, result_id=result_id: short_url(codes[result_id, position]),
                 spans=spans,
             )
-        texts[result_id] = sms_text.render(text, leads[lead_id])
+        texts[result_id] = sms_text.render(text, leads[lead_id], **tokens)
     # Hundreds of small rows: plain executemany, not model instances. A row
     # sent again (an uncertain call retried) may carry new values of its tokens.
     with connection.cursor() as cursor:

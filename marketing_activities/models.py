@@ -135,6 +135,18 @@ class SmsMessage(models.Model):
     def __str__(self):
         return self.name
 
+    def clean(self):
+        # The field's own check knows no program: the names of {{my.…}} tokens are checked here.
+        if self.program_id is None or not sms_text.program_tokens_used(self.text or ""):
+            return
+        tokens = set(self.program.tokens.values_list("name", flat=True))
+        # Only these: the field's own check has reported every other problem.
+        problems = sms_text.program_token_problems(
+            self.text, program_tokens=tokens, program_name=self.program.name
+        )
+        if problems:
+            raise ValidationError({"text": problems})
+
 
 # --- Smart campaigns and their flow ----------------------------------------------
 
@@ -1212,3 +1224,129 @@ class DemoLogin(models.Model):
 
     def __str__(self):
         return str(self.user)
+
+
+# --- Program tokens and sample sends -------------------------------------------------
+
+
+class ProgramToken(models.Model):
+    """A program's "My Token": `{{my.<name>}}` in its SMS messages becomes the value."""
+
+    program = models.ForeignKey(
+        Program, on_delete=models.CASCADE, related_name="tokens", verbose_name=_("program")
+    )
+    name = models.CharField(
+        _("name"),
+        max_length=50,
+        help_text=_("Used as {{my.name}}: a letter, then letters, digits or underscores."),
+    )
+    value = models.CharField(_("value"), max_length=sms_text.MAX_LENGTH, blank=True)
+
+    class Meta:
+        verbose_name = _("My Token")
+        verbose_name_plural = _("My Tokens")
+        ordering = ["program", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["program", "name"],
+                name="program_token_name_unique",
+                violation_error_message=_("This program already has a token of that name."),
+            )
+        ]
+
+    def __str__(self):
+        return f"{{{{my.{self.name}}}}}"
+
+    def clean(self):
+        if not sms_text.PROGRAM_TOKEN_NAME.fullmatch(self.name or ""):
+            raise ValidationError(
+                {
+                    "name": _(
+                        "“%(name)s” cannot be a token name: use a letter, then letters, digits or "
+                        "underscores (at most 50)."
+                    )
+                    % {"name": self.name}
+                }
+            )
+
+
+class TestNumber(models.Model):
+    """A phone an administrator has verified as the team's own: sample sends go only here."""
+
+    __test__ = False  # a model, not a pytest class
+
+    number = models.CharField(
+        _("mobile phone"), max_length=16, unique=True, help_text=_("Stored in E.164 form, e.g. +15551234567.")
+    )
+    label = models.CharField(_("whose phone"), max_length=200, blank=True)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("verified by"),
+    )
+    verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("test number")
+        verbose_name_plural = _("test numbers")
+        ordering = ["label", "number"]
+
+    def __str__(self):
+        return f"{self.label} ({self.number})" if self.label else self.number
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+
+class SampleSend(models.Model):
+    """One sample of an SMS message sent to a test number: a record of its
+    own, apart from runs, so that no count of Results or reports sees it."""
+
+    class Status(models.TextChoices):
+        SENDING = "sending", _("sending")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+        UNCERTAIN = "uncertain", _("uncertain")
+
+    sms_message = models.ForeignKey(
+        SmsMessage,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sample_sends",
+        verbose_name=_("SMS message"),
+    )
+    lead = models.ForeignKey(
+        Lead,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("rendered for"),
+    )
+    number = models.CharField(_("test number"), max_length=16)
+    text = models.TextField(_("text"))
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sent by"),
+    )
+    sent_at = models.DateTimeField(_("sent"), default=timezone.now)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.SENDING)
+    message_id = models.CharField(_("Vibes message id"), max_length=100, blank=True)
+    vibes_answer = models.CharField(_("Vibes' answer"), max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("sample send")
+        verbose_name_plural = _("sample sends")
+        ordering = ["-sent_at", "-pk"]
+
+    def __str__(self):
+        return f"{self.sms_message} → {self.number}"

@@ -1,22 +1,31 @@
 """SMS message text: personalisation tokens and segment counting.
 
-Tokens are `{{lead.first_name}}` or `{{lead.first_name|default:"there"}}`.
-They are replaced by plain string substitution: message text is never run
-as a template, so nothing a marketer types can execute code.
+Tokens are `{{lead.first_name}}` or `{{lead.first_name|default:"there"}}`
+(any of the lead's own fields in TOKEN_FIELDS), `{{my.offer}}` (a program
+token, "My Tokens": the same for everyone the program texts) and
+`{{system.date}}`, `{{system.time}}`, `{{system.weekday}}` (the moment of
+sending, in the installation's time zone and language). Each may carry a
+default. They are replaced by plain string substitution: message text is
+never run as a template, so nothing a marketer types can execute code.
 
 Segments are counted on the text as people get it, not as typed: each token
 counts at its longest value among the people in the database (see
 `count_received`).
 """
 
+import datetime
+import functools
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import CharField, Count, Func, IntegerField, Max, Min, Q
 from django.db.models.functions import Cast, Length
+from django.utils import timezone, translation
+from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext as _
 
 from smscampaigns.models import Lead
@@ -40,6 +49,16 @@ _TOKEN = re.compile(
     r"(?:\|\s*default\s*:\s*\"(?P<default>[^\"{}]*)\"\s*)?\}\}"
 )
 _ANY_BRACES = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+# Every kind of token, for rendering and checking; `_TOKEN` (lead tokens
+# alone) is what the counter reads the people's values for.
+_ANY_TOKEN = re.compile(
+    r"\{\{\s*(?P<kind>[A-Za-z_][A-Za-z0-9_]*)\.(?P<field>[A-Za-z_][A-Za-z0-9_]*)\s*"
+    r"(?:\|\s*default\s*:\s*\"(?P<default>[^\"{}]*)\"\s*)?\}\}"
+)
+TOKEN_KINDS = ("lead", "my", "system")
+SYSTEM_TOKENS = ("date", "time", "weekday")
+# A program token's name: what fits between `{{my.` and `}}`.
+PROGRAM_TOKEN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
 
 # GSM 03.38 basic character set; the extension set costs two septets each.
 GSM7_BASIC = set(
@@ -49,13 +68,21 @@ GSM7_BASIC = set(
 GSM7_EXTENSION = set("^{}\\[~]|€\f")
 
 
-def token_placeholders():
+def token_placeholders(program_tokens=()):
     """The tokens a marketer can insert, for the editor's token menu."""
-    return [f"{{{{lead.{name}}}}}" for name in TOKEN_FIELDS]
+    return [
+        *(f"{{{{lead.{name}}}}}" for name in TOKEN_FIELDS),
+        *(f"{{{{my.{name}}}}}" for name in program_tokens),
+        *(f"{{{{system.{name}}}}}" for name in SYSTEM_TOKENS),
+    ]
 
 
-def validate_text(text: str) -> None:
-    """Raise ValidationError listing every problem with a message text."""
+def validate_text(text: str, *, program_tokens=None, program_name: str = "") -> None:
+    """Raise ValidationError listing every problem with a message text.
+
+    `program_tokens`: the names of the tokens of the message's program; None
+    (the model field's own check, which knows no program) leaves `{{my.…}}`
+    names to `SmsMessage.clean()`, which passes them."""
     errors = []
     if len(text) > MAX_LENGTH:
         errors.append(
@@ -67,32 +94,161 @@ def validate_text(text: str) -> None:
         if token.startswith("{%"):
             errors.append(_("“%(token)s”: template tags are not allowed.") % {"token": token})
             continue
-        known = _TOKEN.fullmatch(token)
-        if not known:
-            errors.append(
-                _('“%(token)s” is not a token. Use {{lead.field}} or {{lead.field|default:"text"}}.')
-                % {"token": token}
-            )
-        elif known.group("field") not in TOKEN_FIELDS:
-            errors.append(
-                _("“%(token)s”: unknown field “%(field)s”. Known fields: %(known)s.")
-                % {"token": token, "field": known.group("field"), "known": ", ".join(TOKEN_FIELDS)}
-            )
+        problem = _token_problem(token, program_tokens, program_name)
+        if problem:
+            errors.append(problem)
     if errors:
         raise ValidationError(errors)
 
 
-def render(text: str, lead, *, encode=None) -> str:
-    """The text with every token replaced by the lead's value (or its default),
-    passed through `encode` when given."""
+def _token_problem(token: str, program_tokens, program_name: str) -> str:
+    known = _ANY_TOKEN.fullmatch(token)
+    if not known:
+        return _('“%(token)s” is not a token. Use {{lead.field}} or {{lead.field|default:"text"}}.') % {
+            "token": token
+        }
+    kind, name = known.group("kind"), known.group("field")
+    if kind not in TOKEN_KINDS:
+        return _(
+            "“%(token)s” is not a token: “%(kind)s.” is unknown; tokens begin with lead., my. or system."
+        ) % {
+            "token": token,
+            "kind": kind,
+        }
+    if kind == "lead" and name not in TOKEN_FIELDS:
+        return _("“%(token)s”: unknown field “%(field)s”. Known fields: %(known)s.") % {
+            "token": token,
+            "field": name,
+            "known": ", ".join(TOKEN_FIELDS),
+        }
+    if kind == "system" and name not in SYSTEM_TOKENS:
+        return _("“%(token)s”: unknown system token “%(name)s”. Known system tokens: %(known)s.") % {
+            "token": token,
+            "name": name,
+            "known": ", ".join(SYSTEM_TOKENS),
+        }
+    if kind == "my" and program_tokens is not None and name not in program_tokens:
+        if not program_tokens:
+            return _(
+                "“%(token)s”: the program “%(program)s” has no My Tokens; add “%(name)s” there first."
+            ) % {
+                "token": token,
+                "program": program_name,
+                "name": name,
+            }
+        return _("“%(token)s”: the program “%(program)s” has no token “%(name)s”. Its tokens: %(known)s.") % {
+            "token": token,
+            "program": program_name,
+            "name": name,
+            "known": ", ".join(sorted(program_tokens)),
+        }
+    return ""
+
+
+def has_shared_tokens(text: str) -> bool:
+    """Whether the text holds a program or system token (the same for everyone it goes to)."""
+    return any(m.group("kind") in ("my", "system") for m in _ANY_TOKEN.finditer(text))
+
+
+def program_token_problems(text: str, *, program_tokens, program_name: str) -> list[str]:
+    """The problems of the text's `{{my.…}}` tokens alone: names the program does not have."""
+    problems = []
+    for match in _ANY_TOKEN.finditer(text):
+        if match.group("kind") == "my":
+            problem = _token_problem(match.group(0), program_tokens, program_name)
+            if problem and problem not in problems:
+                problems.append(problem)
+    return problems
+
+
+def program_tokens_used(text: str) -> list[str]:
+    """The names of the program tokens the text uses, each once, in order of first use."""
+    return list(dict.fromkeys(m.group("field") for m in _ANY_TOKEN.finditer(text) if m.group("kind") == "my"))
+
+
+# --- System tokens: the moment of sending ------------------------------------------
+
+
+def system_value(name: str, at: datetime.datetime) -> str:
+    """A system token's value at `at`, in the installation's time zone
+    (TIME_ZONE) and language (LANGUAGE_CODE): `date` as the language writes a
+    date (DATE_FORMAT: "Dec. 2, 2026", "2. Dezember 2026"), `time` as it
+    writes a time (TIME_FORMAT: "2:30 p.m.", "14:30"), `weekday` the day's
+    name ("Wednesday", "Mittwoch")."""
+    # A batch renders hundreds of texts at one moment: each value is worked out once.
+    return _system_value(name, at, settings.LANGUAGE_CODE, settings.TIME_ZONE)
+
+
+@functools.lru_cache(maxsize=64)
+def _system_value(name: str, at: datetime.datetime, language: str, zone: str) -> str:
+    local = timezone.localtime(at, timezone.get_default_timezone())
+    with translation.override(language):
+        if name == "date":
+            return date_format(local, "DATE_FORMAT")
+        if name == "time":
+            return time_format(local, "TIME_FORMAT")
+        if name == "weekday":
+            return date_format(local, "l")
+    return ""
+
+
+@functools.cache
+def _longest_system_value(name: str, language: str, zone: str) -> str:
+    # Every day of a year and every minute of a day: the longest month and
+    # weekday names and the widest hours are among them.
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    if name == "time":
+        moments = [start + datetime.timedelta(minutes=m) for m in range(0, 24 * 60, 7)]
+    else:
+        moments = [start + datetime.timedelta(days=d, hours=12) for d in range(366)]
+    return max((system_value(name, at) for at in moments), key=lambda v: (count_segments(v).units, len(v)))
+
+
+def longest_system_value(name: str) -> str:
+    """The longest value a system token can take in the installation's language, for the counter."""
+    return _longest_system_value(name, settings.LANGUAGE_CODE, settings.TIME_ZONE)
+
+
+def expand_for_counting(text: str, program_tokens: dict) -> str:
+    """The text with the tokens that are the same for everyone filled in, as
+    the counter counts them: each program token as its value (or default),
+    each system token as its longest value. Lead tokens stay, for `count_received`."""
 
     def replace(match):
-        value = getattr(lead, match.group("field"), "")
+        kind, name, default = match.group("kind"), match.group("field"), match.group("default") or ""
+        if kind == "my":
+            return program_tokens.get(name) or default
+        if kind == "system":
+            return longest_system_value(name) or default
+        return match.group(0)
+
+    return _ANY_TOKEN.sub(replace, text)
+
+
+def render(text: str, lead, *, encode=None, program_tokens=None, at=None) -> str:
+    """The text with every token replaced by its value, or its default when
+    the value is empty, passed through `encode` when given: a lead token by
+    the lead's value, a program token by `program_tokens[name]`, a system
+    token by its value at `at` (now when not given). A token that has no value
+    here (an unknown one, never saved) becomes its default or nothing."""
+    program_tokens = program_tokens or {}
+    at = at or timezone.now()
+
+    def replace(match):
+        kind, name = match.group("kind"), match.group("field")
+        if kind == "lead":
+            value = getattr(lead, name, "") if name in TOKEN_FIELDS else ""
+        elif kind == "my":
+            value = program_tokens.get(name, "")
+        elif kind == "system":
+            value = system_value(name, at)
+        else:
+            return match.group(0)
         value = "" if value is None else str(value)
         value = value or (match.group("default") or "")
         return encode(value) if encode else value
 
-    return _TOKEN.sub(replace, text)
+    return _ANY_TOKEN.sub(replace, text)
 
 
 # A web address in a message: http(s), up to the next space, tokens inside

@@ -130,7 +130,9 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "marketing_activities:index"
 LOGOUT_REDIRECT_URL = "login"
 
-LANGUAGE_CODE = "en"
+# The installation's language: the interface's default, and the language of
+# the system tokens ({{system.date}}) in every SMS.
+LANGUAGE_CODE = env("LANGUAGE_CODE", default="en")
 LANGUAGES = [
     ("en", _("English")),
     ("de", _("German")),

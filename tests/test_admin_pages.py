@@ -7,8 +7,11 @@ from django.urls import reverse
 from tests.marketing_activities.factories import (
     FlowStepFactory,
     RunBatchFactory,
+    ProgramTokenFactory,
     RunResultFactory,
+    SampleSendFactory,
     SmsReplyFactory,
+    TestNumberFactory,
 )
 from tests.smscampaigns.factories import LeadFlagChangeFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
@@ -26,6 +29,9 @@ def one_of_everything():
     CallbackEventFactory()
     LeadFlagChangeFactory()
     SmsReplyFactory()
+    ProgramTokenFactory()
+    TestNumberFactory()
+    SampleSendFactory()
     CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
 
 

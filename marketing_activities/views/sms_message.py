@@ -1,4 +1,5 @@
-"""The SMS message editor: name and text, tokens, a live segment counter and a preview for a chosen person."""
+"""The SMS message editor: name and text, tokens, a live segment counter, a
+preview for a chosen person, and a sample of it sent to a test number."""
 
 from django.contrib import messages
 from django.core import signing
@@ -14,7 +15,9 @@ from smscampaigns.models import Lead
 
 from .. import links, services, sms_text
 from ..forms import SmsMessageForm, add_service_errors
-from ..models import SmsMessage
+from ..models import SampleSend, SmsMessage, TestNumber
+from ..program_tokens import message_text_problems, program_token_values
+from ..sample_sends import sms_message_send_sample
 from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import crumbs
 
@@ -44,22 +47,30 @@ def people_reading(text: str, earlier: str) -> tuple[sms_text.PeopleValues, str]
     return values, signing.dumps(values.to_dict(), salt=_READING_SALT) if fields else ""
 
 
-def live_text(text: str, lead: Lead | None, *, earlier_reading: str = "", track_links: bool = True) -> dict:
+def live_text(
+    text: str,
+    lead: Lead | None,
+    *,
+    message: SmsMessage,
+    earlier_reading: str = "",
+    track_links: bool = True,
+) -> dict:
     """Counter, problems and preview of `text`: one truth, computed here, shown as the marketer types.
 
-    The counter counts the message as people get it: each token at its
-    longest value among the people, each tracked web address as its short
-    link, and for the chosen person their own message."""
-    try:
-        sms_text.validate_text(text)
-        problems = []
-    except ValidationError as error:
-        problems = error.messages
-    sent = links.text_as_counted(text, track_links=track_links)
+    The counter counts the message as people get it: each lead token at its
+    longest value among the people, each program token as its value, each
+    system token at its longest value in the installation's language, each
+    tracked web address as its short link, and for the chosen person their
+    own message."""
+    problems = message_text_problems(message=message, text=text)
+    program_tokens = program_token_values(program_id=message.program_id)
+    sent = sms_text.expand_for_counting(links.text_as_counted(text, track_links=track_links), program_tokens)
     values, reading = people_reading(sent, earlier_reading)
     received = sms_text.count_received(sent, values)
     # An unsaved Lead shows each token's default, as a person without that value would get it.
-    preview = sms_text.render(sent, lead or Lead())
+    preview = sms_text.render(
+        links.text_as_counted(text, track_links=track_links), lead or Lead(), program_tokens=program_tokens
+    )
     return {
         "count": received.longest,
         "received": received,
@@ -76,6 +87,11 @@ def live_text(text: str, lead: Lead | None, *, earlier_reading: str = "", track_
         "lead_count": sms_text.count_segments(preview) if lead else None,
         "tracked_links": len(sms_text.link_spans(text)) if track_links else 0,
         "short_link_example": links.short_url(links.SAMPLE_CODE),
+        "system_tokens": [
+            (name, sms_text.longest_system_value(name))
+            for name in sms_text.SYSTEM_TOKENS
+            if f"system.{name}" in text
+        ],
     }
 
 
@@ -98,12 +114,46 @@ def _lead(value) -> Lead | None:
     return Lead.objects.filter(pk=value).first() if str(value or "").isdigit() else None
 
 
+def _send_sample(request: HtmxHttpRequest, message: SmsMessage, form: SmsMessageForm, lead: Lead | None):
+    """Text the editor's text (saved or not), rendered for the preview's
+    person, to the chosen test number; say what came of it."""
+    test_number = TestNumber.objects.filter(pk=request.POST.get("test_number") or None).first()
+    if test_number is None:
+        messages.error(request, _("Choose a test number to send the sample to."))
+        return
+    try:
+        sample = sms_message_send_sample(
+            message=message, test_number=test_number, lead=lead, user=request.user, text=form.data.get("text")
+        )
+    except ValidationError as error:
+        for problem in error.messages:
+            messages.error(request, _("No sample sent: %(problem)s") % {"problem": problem})
+        return
+    if sample.status == SampleSend.Status.SENT:
+        messages.success(request, _("Sample sent to %(number)s.") % {"number": test_number})
+    else:
+        messages.error(
+            request,
+            _("The sample to %(number)s was not sent (%(status)s): %(answer)s")
+            % {"number": test_number, "status": sample.get_status_display(), "answer": sample.vibes_answer},
+        )
+
+
 @require_http_methods(["GET", "POST"])
 @marketer_required("view_smsmessage", post=("change_smsmessage",))
 def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     message = get_object_or_404(SmsMessage.objects.select_related("program__folder"), pk=pk)
     form = SmsMessageForm(request.POST or None, initial=_initial(message))
-    if request.method == "POST" and form.is_valid():
+    lead = _lead(request.GET.get("lead") or request.POST.get("lead"))
+    if request.method == "POST" and "send_sample" in request.POST:
+        # The sample leaves the message as it is: the text typed is sent, not saved.
+        _send_sample(request, message, form, lead)
+        if not request.htmx:
+            return redirect(
+                reverse("marketing_activities:sms_message", args=[message.pk])
+                + (f"?lead={lead.pk}" if lead else "")
+            )
+    elif request.method == "POST" and form.is_valid():
         try:
             services.sms_message_update(message=message, **form.cleaned_data)
         except ValidationError as error:
@@ -120,7 +170,6 @@ def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         dont_track_links = bool(request.GET.get("dont_track_links"))
     else:
         dont_track_links = bool(form["dont_track_links"].value())
-    lead = _lead(request.GET.get("lead") or request.POST.get("lead"))
     lead_query = request.GET.get("lead_q", "").strip()
     context = {
         "message": message,
@@ -128,11 +177,21 @@ def sms_message(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "message_url": reverse("marketing_activities:sms_message", args=[message.pk]),
         "breadcrumbs": crumbs([*message.program.folder.ancestors(), message.program.folder, message.program]),
         "form": form,
-        "tokens": sms_text.token_placeholders(),
+        "tokens": sms_text.token_placeholders(sorted(program_token_values(program_id=message.program_id))),
         "lead_query": lead_query,
         "lead_results": find_leads(lead_query) if lead_query else [],
+        "token_examples": {
+            "my": "{{my.name}}",
+            "system": ", ".join(f"{{{{system.{name}}}}}" for name in sms_text.SYSTEM_TOKENS),
+        },
+        "test_numbers": TestNumber.objects.filter(verified_at__isnull=False),
+        "sample_sends": message.sample_sends.select_related("sent_by")[:5],
         **live_text(
-            text, lead, earlier_reading=request.GET.get("reading", ""), track_links=not dont_track_links
+            text,
+            lead,
+            message=message,
+            earlier_reading=request.GET.get("reading", ""),
+            track_links=not dont_track_links,
         ),
     }
     return render_screen(request, TEMPLATE, context, selected=message)

@@ -1,4 +1,5 @@
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from marketing_activities.models import (
@@ -7,12 +8,15 @@ from marketing_activities.models import (
     Folder,
     Outcome,
     Program,
+    ProgramToken,
     RunBatch,
     RunResult,
     RunStep,
+    SampleSend,
     SmartCampaign,
     SmsMessage,
     SmsReply,
+    TestNumber,
 )
 from tests.smscampaigns.factories import LeadFactory, SmartListFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, InboundMessageFactory, VibesListFactory
@@ -127,3 +131,35 @@ class SmsReplyFactory(DjangoModelFactory):
     def matched_lead(self, create, extracted, **kwargs):
         if create:
             self.message.leads.add(self.result.lead_id)
+
+
+class ProgramTokenFactory(DjangoModelFactory):
+    class Meta:
+        model = ProgramToken
+
+    program = factory.SubFactory(ProgramFactory)
+    name = factory.Sequence(lambda n: f"token{n}")
+    value = "20% off"
+
+
+class TestNumberFactory(DjangoModelFactory):
+    """A verified test number (fictional 555-01XX numbers)."""
+
+    __test__ = False  # a factory, not a pytest class
+
+    class Meta:
+        model = TestNumber
+
+    number = factory.Sequence(lambda n: f"+1312555{200 + n % 100:04d}")
+    label = factory.Sequence(lambda n: f"Team phone {n}")
+    verified_at = factory.LazyFunction(timezone.now)
+
+
+class SampleSendFactory(DjangoModelFactory):
+    class Meta:
+        model = SampleSend
+
+    sms_message = factory.SubFactory(SmsMessageFactory)
+    number = "+13125550200"
+    text = "Hi there, 20% off today."
+    status = SampleSend.Status.SENT

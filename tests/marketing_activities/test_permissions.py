@@ -33,9 +33,11 @@ from tests.marketing_activities.factories import (
     RunBatchFactory,
     RunResultFactory,
     RunStepFactory,
+    SampleSendFactory,
     SmartCampaignFactory,
     SmsMessageFactory,
     SmsReplyFactory,
+    TestNumberFactory,
 )
 from tests.smscampaigns.factories import LeadFlagChangeFactory, LeadImportFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
@@ -159,6 +161,14 @@ CASES = [
     *kind_cases("node_delete", ALL_KINDS, "POST", "delete"),
     Case("folder", "GET", lambda w: (w.folder.pk,), (perm("view_folder"),)),
     Case("program", "GET", lambda w: (w.program.pk,), (perm("view_program"),)),
+    Case(
+        "program",
+        "POST",
+        lambda w: (w.program.pk,),
+        (perm("view_program"), perm("change_program")),
+        lambda w: {"name": "offer", "value": "20% off", "add_token": ""},
+        "my-tokens",
+    ),
     Case("sms_message", "GET", lambda w: (w.message.pk,), (perm("view_smsmessage"),)),
     Case(
         "sms_message",
@@ -166,6 +176,15 @@ CASES = [
         lambda w: (w.message.pk,),
         (perm("view_smsmessage"), perm("change_smsmessage")),
         lambda w: {"name": "Teaser", "text": "Hi there"},
+    ),
+    Case(
+        "sms_message",
+        "POST",
+        lambda w: (w.message.pk,),
+        (perm("view_smsmessage"), perm("change_smsmessage")),
+        # No test number chosen: refused with a message, nothing sent, whoever asks.
+        lambda w: {"name": "Teaser", "text": "Hi there", "send_sample": "1"},
+        "sample",
     ),
     Case("campaign", "GET", campaign_pk, (VIEW_CAMPAIGN,)),
     Case("campaign_smart_list", "GET", campaign_pk, (VIEW_CAMPAIGN,)),
@@ -303,6 +322,8 @@ def make_world():
     LeadFlagChangeFactory()
     CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
     FlowStepFactory(subscribe=True)
+    SampleSendFactory(sms_message=message)
+    TestNumberFactory()
     return World(folder, FolderFactory(name="Archive"), program, message, campaign, step, run_step.run)
 
 
