@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format, number_format
@@ -14,7 +15,7 @@ from django.utils.translation import ngettext
 from smscampaigns.admin import LeadAdmin, LeadSearchAdmin
 from smscampaigns.admin_lists import LargeListAdmin
 from smscampaigns.models import Lead
-from smscampaigns.permissions import ActionPermissionsAdmin
+from smscampaigns.permissions import ActionPermissionsAdmin, MissingPermission
 from vibes.admin import InboundMessageAdmin
 from vibes.models import InboundMessage
 
@@ -23,6 +24,7 @@ from .activity import lead_activity
 from .links import text_as_counted
 from .models import (
     CampaignRun,
+    CommunicationLimits,
     FlowStep,
     Folder,
     Program,
@@ -165,6 +167,7 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     run_now_confirmation_template = None
     fieldsets = (
         (None, {"fields": ("name", "description", "program", "smart_list", "qualification_rule")}),
+        (_("Communication limits"), {"fields": ("operational",)}),
         (
             _("Schedule"),
             {"fields": ("is_active", "schedule", "run_at", "run_time", "run_weekday", "next_run_at")},
@@ -513,3 +516,27 @@ def _activated(campaign: SmartCampaign) -> str:
         "campaign": campaign,
         "triggers": triggers,
     }
+
+
+@admin.register(CommunicationLimits)
+class CommunicationLimitsAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    """The installation's one row of limits: its list page is its form."""
+
+    fields = ("per_day", "per_week")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            raise MissingPermission(self.permission_for("view"))
+        limits, _created = CommunicationLimits.objects.get_or_create(pk=1)
+        return self.change_view(request, str(limits.pk), extra_context=extra_context)
+
+    def response_change(self, request, obj):
+        # Back to the form (the list page), which shows the limits just saved.
+        self.message_user(request, _("The communication limits are saved."), messages.SUCCESS)
+        return HttpResponseRedirect(request.path)

@@ -84,7 +84,12 @@ def _step_counts(cursor, step: FlowStep, audience: Sql, already_ran: Sql) -> tup
     blocked numbers, driven from those numbers, moved from the outcome the
     first pass gave them to their number's skip.
     """
-    rules = requirements(step.action, list_id=step.vibes_list_id, already_ran=already_ran)
+    rules = requirements(
+        step.action,
+        list_id=step.vibes_list_id,
+        already_ran=already_ran,
+        marketing=not step.campaign.operational,
+    )
     # A requirement everyone meets, left out: a test fewer for each person in every
     # query (about a sixth of the first pass at a million on SQLite).
     rules = [rule for rule in rules if rule.condition != Sql(f"NOT ({NOBODY_RAN.text})")]

@@ -293,7 +293,12 @@ def _write_plan(run_step: RunStep) -> None:
     ran_table, people_table, blocked_table = f"plan_ran_{suffix}", f"plan_q_{suffix}", f"plan_b_{suffix}"
     with connection.cursor() as cursor:
         already_ran = _already_ran(cursor, run_step, ran_table, lead_key)
-        rules = requirements(run_step.action, list_id=run_step.vibes_list_id, already_ran=already_ran)
+        rules = requirements(
+            run_step.action,
+            list_id=run_step.vibes_list_id,
+            already_ran=already_ran,
+            marketing=not run.campaign.operational,
+        )
         # One row per person the step calls for (with the winner of the
         # number) and per holder of a blocked number (with the blocked
         # person instead): never both for one person.
