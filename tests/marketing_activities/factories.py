@@ -1,10 +1,13 @@
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from marketing_activities.models import (
     CampaignRun,
+    CommunicationLimits,
     FlowStep,
     Folder,
+    MarketingSms,
     Outcome,
     Program,
     RunBatch,
@@ -127,3 +130,24 @@ class SmsReplyFactory(DjangoModelFactory):
     def matched_lead(self, create, extracted, **kwargs):
         if create:
             self.message.leads.add(self.result.lead_id)
+
+
+class CommunicationLimitsFactory(DjangoModelFactory):
+    """The installation's limits (one row: saving another replaces it)."""
+
+    class Meta:
+        model = CommunicationLimits
+
+    per_day = None
+    per_week = None
+
+
+class MarketingSmsFactory(DjangoModelFactory):
+    """A marketing SMS another campaign sent the number (`sent_at`: now unless given)."""
+
+    class Meta:
+        model = MarketingSms
+
+    result = factory.SubFactory(RunResultFactory)
+    phone = factory.SelfAttribute("result.phone")
+    sent_at = factory.LazyFunction(timezone.now)
