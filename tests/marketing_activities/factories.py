@@ -141,6 +141,11 @@ class CommunicationLimitsFactory(DjangoModelFactory):
     per_day = None
     per_week = None
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        limits, _created = model_class.objects.update_or_create(pk=1, defaults=kwargs)
+        return limits
+
 
 class MarketingSmsFactory(DjangoModelFactory):
     """A marketing SMS another campaign sent the number (`sent_at`: now unless given)."""
