@@ -2,6 +2,9 @@
 and M per 7 days, across all campaigns; operational campaigns are exempt."""
 
 import datetime
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 
@@ -225,6 +228,61 @@ def test_two_concurrent_campaigns_and_a_limit_of_1_per_day_text_each_number_once
         outcomes.update(Outcome(o) for o in run.steps.get().results().values_list("outcome", flat=True))
     assert outcomes == {Outcome.SENT: 300, Outcome.SKIPPED_COMMUNICATION_LIMIT: 300}
     assert MarketingSms.objects.count() == 300
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return f"sqlite:///{db['NAME']}"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(600)
+def test_two_campaigns_run_by_two_processes_at_once_text_each_number_once(news, vibes_simulator, settings):
+    """As above, with each run worked on by a `run_campaign --resume` process of its own.
+
+    The processes rarely mark the same numbers in the same milliseconds (the
+    one that starts first stays ahead), so this checks the check across
+    processes; the race on one number is the threads' test above."""
+    CommunicationLimitsFactory(per_day=1)
+    people = [subscribed(news, mobile_phone=f"+1555126{n:04d}") for n in range(200)]
+    runs = []
+    for _ in range(2):
+        run = execute(make_campaign(("send", news)), vibes_simulator, password="wrong")
+        assert run.status == CampaignRun.Status.FAILED  # planned, nobody called: to be resumed
+        runs.append(run)
+    env = {
+        **os.environ,
+        "ENV_FILE": "/nonexistent/.env",
+        "DATABASE_URL": _database_url(),
+        "SECRET_KEY": "limits-test-secret",
+        "DEBUG": "true",
+        "VIBES_PLATFORM_URL": vibes_simulator.url,
+        "VIBES_CONNECT_URL": vibes_simulator.url,
+        "VIBES_COMPANY_KEY": settings.VIBES_COMPANY_KEY,
+        "VIBES_USERNAME": settings.VIBES_USERNAME,
+        "VIBES_PASSWORD": settings.VIBES_PASSWORD,
+        "VIBES_RATE_LIMIT": "0",
+    }
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "manage.py", "run_campaign", "--resume", str(run.pk), "--concurrency", "4"],
+            env=env,
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for run in runs
+    ]
+    for worker in workers:
+        _out, errors = worker.communicate(timeout=DEADLINE * 5)
+        assert worker.returncode == 0, errors.decode()[-2000:]
+    assert texted(vibes_simulator) == {person.mobile_phone: 1 for person in people}
+    outcomes = Counter()
+    for run in runs:
+        outcomes.update(Outcome(o) for o in run.steps.get().results().values_list("outcome", flat=True))
+    assert outcomes == {Outcome.SENT: 200, Outcome.SKIPPED_COMMUNICATION_LIMIT: 200}
 
 
 # --- What it costs -----------------------------------------------------------------------
