@@ -523,6 +523,7 @@ class CommunicationLimitsAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
     """The installation's one row of limits: its list page is its form."""
 
     fields = ("per_day", "per_week")
+    actions = None  # one row, never deleted
 
     def has_add_permission(self, request):
         return False
@@ -531,6 +532,8 @@ class CommunicationLimitsAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and "action" in request.POST:
+            return super().changelist_view(request, extra_context)  # refused: there is no action
         if not self.has_view_or_change_permission(request):
             raise MissingPermission(self.permission_for("view"))
         limits, _created = CommunicationLimits.objects.get_or_create(pk=1)

@@ -27,6 +27,7 @@ from smscampaigns.permissions import permission_label
 from tests.marketers import marketers_group
 from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import (
+    CommunicationLimitsFactory,
     FlowStepFactory,
     FolderFactory,
     ProgramFactory,
@@ -303,6 +304,7 @@ def make_world():
     LeadFlagChangeFactory()
     CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
     FlowStepFactory(subscribe=True)
+    CommunicationLimitsFactory(per_day=1)
     return World(folder, FolderFactory(name="Archive"), program, message, campaign, step, run_step.run)
 
 
