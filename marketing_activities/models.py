@@ -4,6 +4,7 @@ import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -1071,18 +1072,21 @@ class LinkClick(models.Model):
 
 class CommunicationLimits(models.Model):
     """How many marketing SMS one number may get, across all campaigns: one row
-    for the installation, edited by administrators in the admin."""
+    for the installation, edited by administrators in the admin. At least 1:
+    sending no marketing SMS at all is deactivating the campaigns, not a limit."""
 
     per_day = models.PositiveIntegerField(
         _("per day"),
         null=True,
         blank=True,
+        validators=[MinValueValidator(1)],
         help_text=_("At most this many marketing SMS per number in the last 24 hours. Blank: no limit."),
     )
     per_week = models.PositiveIntegerField(
         _("per 7 days"),
         null=True,
         blank=True,
+        validators=[MinValueValidator(1)],
         help_text=_("At most this many marketing SMS per number in the last 7 days. Blank: no limit."),
     )
 

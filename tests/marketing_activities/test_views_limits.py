@@ -86,10 +86,10 @@ def test_an_administrator_sets_the_limits_on_one_page(admin_client):
 
 
 def test_a_bad_limit_is_refused_at_its_field_and_the_other_is_kept_in_the_form(admin_client):
-    response = admin_client.post(reverse(LIMITS_ADMIN), {"per_day": "-1", "per_week": "3"})
+    response = admin_client.post(reverse(LIMITS_ADMIN), {"per_day": "0", "per_week": "3"})
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Ensure this value is greater than or equal to 0." in html
+    assert "Ensure this value is greater than or equal to 1." in html
     assert 'value="3"' in html
     assert CommunicationLimits.load().per_week is None  # nothing saved
 
