@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -16,7 +17,7 @@ from django.utils.translation import ngettext
 from smscampaigns.admin import LeadAdmin, LeadSearchAdmin
 from smscampaigns.admin_lists import LargeListAdmin
 from smscampaigns.models import Lead
-from smscampaigns.permissions import ActionPermissionsAdmin
+from smscampaigns.permissions import ActionPermissionsAdmin, MissingPermission
 from smscampaigns.phones import normalize_phone
 from vibes.admin import InboundMessageAdmin
 from vibes.models import InboundMessage
@@ -26,6 +27,7 @@ from .activity import lead_activity
 from .links import text_as_counted
 from .models import (
     CampaignRun,
+    CommunicationLimits,
     FlowStep,
     Folder,
     Program,
@@ -218,6 +220,7 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
                 )
             },
         ),
+        (_("Communication limits"), {"fields": ("operational",)}),
         (
             _("Schedule"),
             {
@@ -634,3 +637,30 @@ class SampleSendAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(CommunicationLimits)
+class CommunicationLimitsAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    """The installation's one row of limits: its list page is its form."""
+
+    fields = ("per_day", "per_week")
+    actions = None  # one row, never deleted
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and "action" in request.POST:
+            return super().changelist_view(request, extra_context)  # refused: there is no action
+        if not self.has_view_or_change_permission(request):
+            raise MissingPermission(self.permission_for("view"))
+        limits, _created = CommunicationLimits.objects.get_or_create(pk=1)
+        return self.change_view(request, str(limits.pk), extra_context=extra_context)
+
+    def response_change(self, request, obj):
+        # Back to the form (the list page), which shows the limits just saved.
+        self.message_user(request, _("The communication limits are saved."), messages.SUCCESS)
+        return HttpResponseRedirect(request.path)

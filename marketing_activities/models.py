@@ -5,6 +5,7 @@ import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
@@ -238,6 +239,16 @@ class SmartCampaign(models.Model):
         help_text=_("Every day but Saturday and Sunday, in the installation's time zone."),
     )
     next_run_at = models.DateTimeField(_("next run"), null=True, blank=True, db_index=True)
+    # Order updates and the like: texted whatever the communication limits,
+    # and never counted towards them (runner/limits.py).
+    operational = models.BooleanField(
+        _("operational"),
+        default=False,
+        help_text=_(
+            "Operational messages (order updates, appointment reminders) are exempt from the "
+            "communication limits and do not count towards them."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -805,6 +816,8 @@ class Outcome(models.IntegerChoices):
     # R4: an SMS goes to a number, so one blocked person on it blocks everyone.
     SKIPPED_NUMBER_BLOCKLISTED = 39, _("skipped: number shared with a blocklisted person")
     SKIPPED_NUMBER_SUSPENDED = 40, _("skipped: number shared with a marketing-suspended person")
+    # The number had its share of marketing SMS (CommunicationLimits) when planned or called.
+    SKIPPED_COMMUNICATION_LIMIT = 41, _("skipped: communication limit reached")
     # Smart campaign limits and the rule "once every N" (issue 17).
     SKIPPED_PERSON_LIMIT = 42, _("skipped: the campaign's person limit was reached")
     SKIPPED_RAN_RECENTLY = 43, _("skipped: ran through this flow within the qualification period")
@@ -1204,6 +1217,84 @@ class LinkClick(models.Model):
 
     def __str__(self):
         return f"{self.link} · {self.clicked_at}"
+
+
+# --- Communication limits ------------------------------------------------------------
+
+
+class CommunicationLimits(models.Model):
+    """How many marketing SMS one number may get, across all campaigns: one row
+    for the installation, edited by administrators in the admin. At least 1:
+    sending no marketing SMS at all is deactivating the campaigns, not a limit."""
+
+    per_day = models.PositiveIntegerField(
+        _("per day"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("At most this many marketing SMS per number in the last 24 hours. Blank: no limit."),
+    )
+    per_week = models.PositiveIntegerField(
+        _("per 7 days"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("At most this many marketing SMS per number in the last 7 days. Blank: no limit."),
+    )
+
+    class Meta:
+        verbose_name = _("communication limits")
+        verbose_name_plural = _("communication limits")
+
+    def __str__(self):
+        return str(_("Communication limits"))
+
+    def save(self, *args, **kwargs):
+        self.pk = 1  # one row for the installation
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> "CommunicationLimits":
+        """The installation's limits (none set when nobody saved any yet)."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+    @property
+    def any(self) -> bool:
+        return self.per_day is not None or self.per_week is not None
+
+
+class MarketingSms(models.Model):
+    """One marketing SMS counted towards its number's communication limits:
+    written in the transaction that marks its row `sending`, and forgotten
+    when Vibes surely did not send it. Rows older than 7 days count for no
+    limit and are pruned as SMS are sent."""
+
+    # Keyed by the row, so that a call made again (after a 429, or "send the
+    # uncertain calls again") is counted once. DO_NOTHING and no database
+    # constraint, as SentSms.
+    result = models.OneToOneField(
+        RunResult,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        primary_key=True,
+        related_name="+",
+        verbose_name=_("run result"),
+    )
+    phone = models.CharField(_("number"), max_length=16)
+    sent_at = models.DateTimeField(_("sent"))
+
+    class Meta:
+        verbose_name = _("marketing SMS")
+        verbose_name_plural = _("marketing SMS")
+        indexes = [
+            # The check before a call: a batch's numbers, their SMS of the last 7 days.
+            models.Index(fields=["phone", "sent_at"], name="marketing_sms_phone_sent"),
+            # Planning: the numbers at their limit, read from the last 7 days only; and pruning.
+            models.Index(fields=["sent_at", "phone"], name="marketing_sms_sent_phone"),
+        ]
+
+    def __str__(self):
+        return f"{self.phone} · {self.sent_at}"
 
 
 # --- The demo -----------------------------------------------------------------------

@@ -329,6 +329,14 @@ def campaign_schedule_update(
     return campaign
 
 
+def campaign_set_operational(*, campaign: SmartCampaign, operational: bool) -> SmartCampaign:
+    """Mark the campaign's SMS operational (exempt from the communication limits,
+    and not counted towards them) or marketing; from the next batch of calls on."""
+    campaign.operational = operational
+    campaign.save(update_fields=["operational", "updated_at"])
+    return campaign
+
+
 def campaign_set_active(*, campaign: SmartCampaign, active: bool) -> SmartCampaign:
     """Activate (only a campaign that could run, and would) or deactivate; recomputes the next run."""
     was_active, campaign.is_active = campaign.is_active, active

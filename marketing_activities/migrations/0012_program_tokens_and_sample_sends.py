@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("marketing_activities", "0010_run_abort"),
+        ("marketing_activities", "0011_once_every_monthly_schedules_person_limit"),
         ("smscampaigns", "0007_lead_name_search"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -103,6 +103,7 @@ def _step_counts(
         already_ran=already_ran,
         ran_skip=ran_skip or Outcome.SKIPPED_ALREADY_RAN,
         person_limit=person_limit,
+        marketing=not step.campaign.operational,
     )
     # A requirement everyone meets, left out: a test fewer for each person in every
     # query (about a sixth of the first pass at a million on SQLite).

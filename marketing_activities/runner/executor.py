@@ -28,10 +28,11 @@ from vibes.subscriptions import subscriptions_opt_out_numbers, subscriptions_set
 
 from ..campaign_requests import REQUESTED_BY_FLOW, campaign_requests_record
 from ..links import sms_texts_for_calls
-from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep, SmartCampaign
 from .calls import CANCELLED, Call, CallResult, StepCalls, call_vibes
 from .counts import step_counts_add
 from .followup import results_settle_by_receipts
+from .limits import NOT_SENT, marketing_sms_claim, marketing_sms_forget
 from .person_limit import PersonLimitRefused
 from .planner import PlanningError, count_outcomes, plan_step
 from .rules import blocked_since_planning
@@ -298,6 +299,7 @@ class Worker:
                 return []
             if step.action not in (FlowStep.Action.UNSUBSCRIBE, FlowStep.Action.REQUEST_CAMPAIGN):
                 rows = self._skip_blocked_since_planning(step, rows)
+                rows = self._skip_over_communication_limit(step, rows)
                 if not rows:
                     return []
             ids = [row[0] for row in rows]
@@ -355,6 +357,7 @@ class Worker:
                 # A delivery receipt that overtook the runner's own answer (say
                 # a 5xx from Vibes after it had sent the SMS) tells what became of it.
                 delta.update(results_settle_by_receipts([c.result_id for c in calls], now=now))
+                marketing_sms_forget(result_ids=[i for o in NOT_SENT for i in by_outcome.get(int(o), [])])
             cancelled = len(by_outcome.get(int(Outcome.CANCELLED), []))
             finished = len(calls) - len(by_outcome.get(int(Outcome.QUEUED), [])) - cancelled
             CampaignRun.objects.filter(pk=self.run.pk).update(
@@ -446,4 +449,24 @@ class Worker:
         step_counts_add(step.pk, delta)
         skipped = {result_id for ids in skips.values() for result_id in ids}
         CampaignRun.objects.filter(pk=self.run.pk).update(progress_total=F("progress_total") - len(skipped))
+        return [row for row in rows if row[0] not in skipped]
+
+    def _skip_over_communication_limit(self, step: RunStep, rows: list[tuple]) -> list[tuple]:
+        """Skip the queued rows whose number had its share of marketing SMS
+        since the plan was made (another campaign texted it meanwhile), and
+        count the others' SMS, in this transaction; return the others."""
+        if step.action != FlowStep.Action.SEND_SMS or not rows:
+            return rows
+        # Read now, not at planning: an operational campaign neither obeys nor uses the limits.
+        if SmartCampaign.objects.filter(pk=self.run.campaign_id, operational=True).exists():
+            return rows
+        over = marketing_sms_claim(rows=rows)
+        if not over:
+            return rows
+        RunResult.objects.filter(pk__in=over, outcome=Outcome.QUEUED).update(
+            outcome=Outcome.SKIPPED_COMMUNICATION_LIMIT, updated_at=timezone.now()
+        )
+        step_counts_add(step.pk, {Outcome.QUEUED: -len(over), Outcome.SKIPPED_COMMUNICATION_LIMIT: len(over)})
+        CampaignRun.objects.filter(pk=self.run.pk).update(progress_total=F("progress_total") - len(over))
+        skipped = set(over)
         return [row for row in rows if row[0] not in skipped]

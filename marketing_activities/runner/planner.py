@@ -328,6 +328,7 @@ def _write_plan(run_step: RunStep) -> None:
             already_ran=already_ran,
             ran_skip=_ran_skip(run_step),
             person_limit=person_limit,
+            marketing=not run.campaign.operational,
         )
         # One row per person the step calls for (with the winner of the
         # number) and per holder of a blocked number (with the blocked

@@ -25,6 +25,7 @@ from smscampaigns.models import Lead
 from vibes.models import Subscription
 
 from ..models import FlowStep, Outcome
+from .limits import numbers_at_limit_sql
 
 
 class Sql(NamedTuple):
@@ -80,6 +81,7 @@ def requirements(
     already_ran: Sql,
     ran_skip: Outcome | Sql = Outcome.SKIPPED_ALREADY_RAN,
     person_limit: Sql | None = None,
+    marketing: bool = False,
 ) -> list[Requirement]:
     """Every requirement of who a step of `action` calls for, in the order its skips are named.
 
@@ -87,7 +89,8 @@ def requirements(
     before, under the qualification rule "once" (or within the period of
     "once every N", then skipped with `ran_skip`); the planner works it out.
     `person_limit`, when the campaign caps a run, is true for the people
-    within the cap.
+    within the cap. `marketing`: the campaign is not operational, so its
+    SMS obey the communication limits.
     """
     ran_once = Requirement(
         # test_qualification_once_skips_people_who_ran_through_the_flow_before,
@@ -132,7 +135,8 @@ def requirements(
             Outcome.SKIPPED_NOT_SUBSCRIBED,
             joins=f"{_table(Subscription)} s",
         )
-        return [*qualify, *blocks, has_number, subscribed]
+        limit = communication_limit(list_id=list_id) if marketing else None
+        return [*qualify, *blocks, has_number, *([limit] if limit else []), subscribed]
     if action == FlowStep.Action.SUBSCRIBE:
         # One participant request per number, and no second confirmation text
         # to a number that is subscribed or pending already.
@@ -150,6 +154,29 @@ def requirements(
         )
         return [*qualify, *blocks, has_number, not_on_list]
     raise ValueError(f"unknown action {action}")
+
+
+def communication_limit(*, list_id: int) -> Requirement | None:
+    """A marketing SMS goes to no number that had its share of them (limits.py);
+    None while no limit is set.
+
+    Named only for the people the step would text otherwise: someone not
+    subscribed to the list keeps that reason, the first one a marketer fixes.
+    test_runner_limits.py::test_the_planner_skips_a_number_at_its_limit,
+    test_runner_limits.py::test_a_person_not_subscribed_keeps_that_reason_at_the_limit
+    """
+    at_limit = numbers_at_limit_sql()
+    if at_limit is None:
+        return None
+    at_limit_text, at_limit_params = at_limit
+    return Requirement(
+        Sql(
+            f"NOT (a.mobile_phone IN ({at_limit_text}) AND EXISTS (SELECT 1 FROM {_table(Subscription)} sl "
+            f"WHERE sl.lead_id = a.id AND sl.vibes_list_id = %s AND sl.status = %s))",
+            (*at_limit_params, list_id, Subscription.Status.SUBSCRIBED),
+        ),
+        Outcome.SKIPPED_COMMUNICATION_LIMIT,
+    )
 
 
 def _number_on_list(status_sql: str) -> str:

@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseLocation
 
 from .. import services
 from ..forms import ScheduleForm, add_service_errors
-from ..models import CampaignRun, SmartCampaign
+from ..models import CampaignRun, CommunicationLimits, SmartCampaign
 from ..permissions import RUN_CAMPAIGN, VIEW_RUNS, require_permissions
 from ..runner import CampaignCannotRun, run_abort
 from ..runner.preview import run_now_check, run_now_preview
@@ -83,6 +83,7 @@ def _schedule_screen(
         "active_run": active_run,
         **_triggers_context(campaign),
         "schedule_url": reverse("marketing_activities:campaign_schedule", args=[campaign.pk]),
+        "communication_limits": CommunicationLimits.load(),
         "run_url": reverse("marketing_activities:campaign_run_now", args=[campaign.pk]),
     }
     if run_confirm and not active_run:
@@ -133,6 +134,8 @@ def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
                 done = _(
                     "The campaign is active: its triggers now run the flow for each person they fire for."
                 )
+        elif action == "operational":
+            done = _operational_save(request, campaign)
         else:
             form = ScheduleForm(request.POST, instance=campaign)
             if not form.is_valid():
@@ -150,6 +153,15 @@ def schedule(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect("marketing_activities:campaign_schedule", pk=campaign.pk)
     return _schedule_screen(request, campaign)
+
+
+def _operational_save(request, campaign: SmartCampaign) -> str:
+    """The Schedule tab's "operational" checkbox: saved, and the message that says what it means."""
+    operational = request.POST.get("operational") == "on"
+    services.campaign_set_operational(campaign=campaign, operational=operational)
+    if operational:
+        return _("The campaign is operational: its SMS are exempt from the communication limits.")
+    return _("The campaign sends marketing SMS: the communication limits apply to it.")
 
 
 @require_http_methods(["GET", "POST"])

@@ -4,8 +4,10 @@ from factory.django import DjangoModelFactory
 
 from marketing_activities.models import (
     CampaignRun,
+    CommunicationLimits,
     FlowStep,
     Folder,
+    MarketingSms,
     Outcome,
     Program,
     ProgramToken,
@@ -163,3 +165,27 @@ class SampleSendFactory(DjangoModelFactory):
     number = "+13125550200"
     text = "Hi there, 20% off today."
     status = SampleSend.Status.SENT
+class CommunicationLimitsFactory(DjangoModelFactory):
+    """The installation's limits (one row: saving another replaces it)."""
+
+    class Meta:
+        model = CommunicationLimits
+
+    per_day = None
+    per_week = None
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        limits, _created = model_class.objects.update_or_create(pk=1, defaults=kwargs)
+        return limits
+
+
+class MarketingSmsFactory(DjangoModelFactory):
+    """A marketing SMS another campaign sent the number (`sent_at`: now unless given)."""
+
+    class Meta:
+        model = MarketingSms
+
+    result = factory.SubFactory(RunResultFactory)
+    phone = factory.SelfAttribute("result.phone")
+    sent_at = factory.LazyFunction(timezone.now)

@@ -27,6 +27,7 @@ from smscampaigns.permissions import permission_label
 from tests.marketers import marketers_group
 from tests.marketing_activities import ui_helpers
 from tests.marketing_activities.factories import (
+    CommunicationLimitsFactory,
     FlowStepFactory,
     FolderFactory,
     ProgramFactory,
@@ -324,6 +325,7 @@ def make_world():
     FlowStepFactory(subscribe=True)
     SampleSendFactory(sms_message=message)
     TestNumberFactory()
+    CommunicationLimitsFactory(per_day=1)
     return World(folder, FolderFactory(name="Archive"), program, message, campaign, step, run_step.run)
 
 

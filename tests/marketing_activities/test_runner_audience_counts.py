@@ -11,6 +11,7 @@ from marketing_activities.runner.audience_counts import campaign_audience_counts
 from marketing_activities.runner.planner import plan_step
 from marketing_activities.runner.preview import PLANNED_LABELS
 from smscampaigns.models import Lead
+from tests.marketing_activities.factories import CommunicationLimitsFactory, MarketingSmsFactory
 from tests.marketing_activities.test_runner_planner import campaign_with, subscribed
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import SubscriptionFactory, VibesListFactory
@@ -29,6 +30,7 @@ EVERY_REASON = {
     Outcome.SKIPPED_NOT_SUBSCRIBED,
     Outcome.SKIPPED_ALREADY_SUBSCRIBED,
     Outcome.SKIPPED_ALREADY_PENDING,
+    Outcome.SKIPPED_COMMUNICATION_LIMIT,
 }
 
 
@@ -62,6 +64,13 @@ def a_world_with_every_reason(news):
     both = LeadFactory(blocklisted=True, marketing_suspended=True)
     subscribed(news, mobile_phone=both.mobile_phone)
     subscribed(news, mobile_phone="")
+    # A number that had its marketing SMS of the day, and someone pending on it.
+    CommunicationLimitsFactory(per_day=1)
+    texted_today = subscribed(news)
+    MarketingSmsFactory(result__lead=texted_today)
+    SubscriptionFactory(
+        vibes_list=news, status="pending", lead=LeadFactory(mobile_phone=texted_today.mobile_phone)
+    )
     SubscriptionFactory(vibes_list=news, status="pending", lead=LeadFactory())
     SubscriptionFactory(vibes_list=news, status="unsubscribed", lead=LeadFactory())
     subscribed(VibesListFactory())  # another list's
