@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.formats import date_format, number_format
@@ -26,6 +27,8 @@ from .models import (
     FlowStep,
     Folder,
     Program,
+    QuietHours,
+    QuietHoursCountry,
     RunResult,
     RunStep,
     SmartCampaign,
@@ -513,3 +516,30 @@ def _activated(campaign: SmartCampaign) -> str:
         "campaign": campaign,
         "triggers": triggers,
     }
+
+
+class QuietHoursCountryInline(admin.TabularInline):
+    model = QuietHoursCountry
+    fields = ("country", "start", "end")
+    extra = 0
+
+
+@admin.register(QuietHours)
+class QuietHoursAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    """One row for the installation; its changelist opens that row (the default until saved)."""
+
+    fields = ("enabled", "start", "end")
+    inlines = (QuietHoursCountryInline,)
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_object(self, request, object_id, from_field=None):
+        return QuietHours.load()
+
+    def changelist_view(self, request, extra_context=None):
+        return redirect("admin:marketing_activities_quiethours_change", 1)
