@@ -530,7 +530,10 @@ class QuietHoursAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 
     fields = ("enabled", "start", "end")
     inlines = (QuietHoursCountryInline,)
-    actions = None
+
+    def _get_base_actions(self, *args, **kwargs):
+        # A list of one row that is never deleted: not even Django's "Delete selected".
+        return []
 
     def has_add_permission(self, request):
         return False
