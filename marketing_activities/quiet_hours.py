@@ -142,9 +142,13 @@ def quiet_hours_openings(*, rows: list[tuple], at: datetime.datetime) -> dict[in
         Lead.objects.filter(pk__in={row[1] for row in rows}, time_zone__gt="").values_list("pk", "time_zone")
     )
     openings = {}
+    # A batch's people share a handful of zones: each reading once per batch.
+    known: dict[tuple, datetime.datetime | None] = {}
     for result_id, lead_id, phone in rows:
         zones, country = recipient_zones(time_zone=zones_of.get(lead_id), number=phone)
-        opening = opens_at(zones=zones, window=rules.window_for(country), at=at)
-        if opening is not None:
-            openings[result_id] = opening.astimezone(datetime.UTC)
+        window = rules.window_for(country)
+        if (zones, window) not in known:
+            known[zones, window] = opens_at(zones=zones, window=window, at=at)
+        if known[zones, window] is not None:
+            openings[result_id] = known[zones, window].astimezone(datetime.UTC)
     return openings

@@ -73,7 +73,7 @@ def quiet_hours_release_due(*, now: datetime.datetime | None = None) -> list[Cam
     """
     now = now or timezone.now()
     due = RunResult.objects.filter(outcome=Outcome.DEFERRED_QUIET_HOURS, not_before__lte=now)
-    step_ids = set(due.values_list("run_step_id", flat=True))
+    step_ids = list(due.order_by().values_list("run_step_id", flat=True).distinct())
     runs = {}
     for step in RunStep.objects.filter(pk__in=step_ids).select_related("run__campaign").order_by("pk"):
         with transaction.atomic():
