@@ -823,6 +823,11 @@ class RunResult(models.Model):
         said = {Outcome.DELIVERED: "delivered", Outcome.DELIVERY_FAILED: "failed"}.get(self.outcome)
         return "" if self.delivery_status == said else self.delivery_status
 
+    @property
+    def deferred_until(self) -> datetime.datetime | None:
+        """When an SMS deferred for quiet hours may go; None for any other row."""
+        return self.not_before if self.outcome == Outcome.DEFERRED_QUIET_HOURS else None
+
 
 class RunBatch(models.Model):
     """A slice of a step's results that one worker claims and calls at a time.

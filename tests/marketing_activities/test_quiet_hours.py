@@ -435,3 +435,5 @@ def test_the_results_tab_shows_the_deferred_people_and_their_count(news, vibes_s
         {"outcome": "deferred_quiet_hours"},
     )
     assert "Ann" in people.content.decode()
+    # 15:00 UTC, in the installation's time zone (UTC here).
+    assert "goes at 06/15/2026 3 p.m., when the recipient's window opens" in people.content.decode()
