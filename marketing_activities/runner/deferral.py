@@ -102,3 +102,9 @@ def released_from_quiet_hours(runs: list[CampaignRun]) -> list[CampaignRun]:
     """The runs whose deferred rows were queued again just now, but for those in `runs` already."""
     known = {run.pk for run in runs}
     return [run for run in quiet_hours_release_due() if run.pk not in known]
+
+
+def run_deferred_count(run: CampaignRun) -> int:
+    """How many of the run's SMS wait for quiet hours, from its steps' counts."""
+    code = Outcome.DEFERRED_QUIET_HOURS.code
+    return sum((counts or {}).get(code, 0) for counts in run.steps.values_list("counts", flat=True))

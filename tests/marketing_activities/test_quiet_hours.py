@@ -206,6 +206,20 @@ def test_a_recipient_at_22_local_is_sent_at_08_the_next_day(news, vibes_simulato
 
 
 @pytest.mark.django_db(transaction=True)
+def test_run_campaign_says_the_run_waits_for_quiet_hours_and_exits_0(news, vibes_simulator, capsys):
+    subscribed(news, mobile_phone=LA_NUMBER, country="US")
+    subscribed(news, mobile_phone=NY_NUMBER, country="US")
+    campaign = make_campaign(("send", news))
+    with time_machine.travel(LA_MORNING, tick=True):
+        call_command("run_campaign", campaign.pk, verbosity=0)
+    out = capsys.readouterr().out
+    header, send = out.splitlines()[0], out.splitlines()[2]
+    assert "deferred: quiet hours" in header
+    assert send.split()[-3:] == ["1", "0", "2"]  # deferred, skipped, total
+    assert "waits for quiet hours: 1 SMS deferred" in out
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_step_after_a_send_waits_for_the_deferred_people(news, vibes_simulator):
     """A run's steps go in order for everyone: the next step starts once the
     Send step's deferred rows went."""
