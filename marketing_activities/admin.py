@@ -4,6 +4,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import HttpResponseRedirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -32,6 +33,8 @@ from .models import (
     Folder,
     Program,
     ProgramToken,
+    QuietHours,
+    QuietHoursCountry,
     RunResult,
     RunStep,
     SampleSend,
@@ -664,3 +667,33 @@ class CommunicationLimitsAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         # Back to the form (the list page), which shows the limits just saved.
         self.message_user(request, _("The communication limits are saved."), messages.SUCCESS)
         return HttpResponseRedirect(request.path)
+
+
+class QuietHoursCountryInline(admin.TabularInline):
+    model = QuietHoursCountry
+    fields = ("country", "start", "end")
+    extra = 0
+
+
+@admin.register(QuietHours)
+class QuietHoursAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
+    """One row for the installation; its changelist opens that row (the default until saved)."""
+
+    fields = ("enabled", "start", "end")
+    inlines = (QuietHoursCountryInline,)
+
+    def _get_base_actions(self, *args, **kwargs):
+        # A list of one row that is never deleted: not even Django's "Delete selected".
+        return []
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_object(self, request, object_id, from_field=None):
+        return QuietHours.load()
+
+    def changelist_view(self, request, extra_context=None):
+        return redirect("admin:marketing_activities_quiethours_change", 1)

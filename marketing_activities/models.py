@@ -3,14 +3,15 @@
 import calendar
 import datetime
 
+import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from smscampaigns.models import Activity, Lead, SmartList
 from vibes.models import AcquisitionCampaign, InboundMessage, VibesList
@@ -787,6 +788,9 @@ class Outcome(models.IntegerChoices):
 
     QUEUED = 0, _("queued")
     SENDING = 1, _("sending")
+    # The recipient's sending window was closed at the call: the row waits
+    # for it (RunResult.not_before) and is called then (quiet_hours.py).
+    DEFERRED_QUIET_HOURS = 2, _("deferred: quiet hours")
     # What Vibes answered. An SMS stays `sent` (Vibes accepted it) until its
     # delivery receipt says what happened next; a Subscribe row stays
     # `pending` until the person answers Vibes' confirmation text, or the
@@ -947,6 +951,8 @@ class RunResult(models.Model):
     # `sending`, and never moved by the outcome or a receipt after, so that a
     # reply is matched with the SMS sent last before it.
     called_at = models.DateTimeField(_("called Vibes"), null=True, blank=True)
+    # A row deferred for quiet hours: when the recipient's window opens.
+    not_before = models.DateTimeField(_("deferred until"), null=True, blank=True)
 
     objects = RunResultQuerySet.as_manager()
 
@@ -957,7 +963,14 @@ class RunResult(models.Model):
             # A lead's SMS activity: the calls made for it and the few skips
             # that name another person. The other skips are most of the rows
             # and are left out of the index to keep planning fast.
-            models.Index(fields=["lead"], condition=LEAD_ACTIVITY, name="run_result_lead_activity")
+            models.Index(fields=["lead"], condition=LEAD_ACTIVITY, name="run_result_lead_activity"),
+            # The scheduler's minute: the deferred rows whose window has opened.
+            # Only those rows are in it, so it stays small whatever the table's size.
+            models.Index(
+                fields=["not_before"],
+                condition=models.Q(outcome=Outcome.DEFERRED_QUIET_HOURS),
+                name="run_result_deferred",
+            ),
         ]
 
     def __str__(self):
@@ -973,6 +986,11 @@ class RunResult(models.Model):
         """The receipt's word, when the outcome does not say it already ("accepted", "undeliverable")."""
         said = {Outcome.DELIVERED: "delivered", Outcome.DELIVERY_FAILED: "failed"}.get(self.outcome)
         return "" if self.delivery_status == said else self.delivery_status
+
+    @property
+    def deferred_until(self) -> datetime.datetime | None:
+        """When an SMS deferred for quiet hours may go; None for any other row."""
+        return self.not_before if self.outcome == Outcome.DEFERRED_QUIET_HOURS else None
 
 
 class RunBatch(models.Model):
@@ -1295,6 +1313,103 @@ class MarketingSms(models.Model):
 
     def __str__(self):
         return f"{self.phone} · {self.sent_at}"
+# --- Quiet hours ---------------------------------------------------------------------
+
+
+def _default_start():
+    return datetime.time(8, 0)
+
+
+def _default_end():
+    return datetime.time(21, 0)
+
+
+def _check_window(start, end, where):
+    if start is not None and end is not None and start >= end:
+        raise ValidationError(
+            {
+                "end": _("%(where)s: the window must end after it starts (%(start)s–%(end)s).")
+                % {"where": where, "start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
+            }
+        )
+
+
+class QuietHours(models.Model):
+    """The installation's sending window in the recipient's local time: one row.
+
+    Without the row the default applies (08:00–21:00, the usual US rule):
+    quiet hours are off only when an administrator turns them off.
+    """
+
+    enabled = models.BooleanField(
+        _("keep quiet hours"),
+        default=True,
+        help_text=_("Off: SMS go out at any hour of the recipient's day."),
+    )
+    start = models.TimeField(_("sending from"), default=_default_start)
+    end = models.TimeField(_("sending until"), default=_default_end)
+
+    class Meta:
+        verbose_name = _("quiet hours")
+        verbose_name_plural = _("quiet hours")
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="quiet_hours_single_row")]
+
+    def __str__(self):
+        if not self.enabled:
+            return gettext("Quiet hours: off")
+        return gettext("Quiet hours: SMS go out from %(start)s to %(end)s, the recipient's local time") % {
+            "start": self.start.strftime("%H:%M"),
+            "end": self.end.strftime("%H:%M"),
+        }
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        _check_window(self.start, self.end, gettext("Sending window"))
+
+    @classmethod
+    def load(cls) -> "QuietHours":
+        """The installation's settings, the default when nobody changed them."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
+
+
+class QuietHoursCountry(models.Model):
+    """A country's own sending window, instead of the installation's."""
+
+    quiet_hours = models.ForeignKey(QuietHours, on_delete=models.CASCADE, related_name="countries")
+    country = models.CharField(
+        _("country"), max_length=2, help_text=_("Two-letter code of the number's country, e.g. DE.")
+    )
+    start = models.TimeField(_("sending from"))
+    end = models.TimeField(_("sending until"))
+
+    class Meta:
+        verbose_name = _("country's sending window")
+        verbose_name_plural = _("countries' sending windows")
+        ordering = ["country"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["quiet_hours", "country"],
+                name="quiet_hours_country_unique",
+                violation_error_message=_("This country has a sending window already."),
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.country}: {self.start:%H:%M}–{self.end:%H:%M}"
+
+    def clean(self):
+        self.country = (self.country or "").strip().upper()
+        if self.country and self.country not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValidationError(
+                {
+                    "country": _("“%(code)s” is not a country code; use two letters such as US, DE or SE.")
+                    % {"code": self.country}
+                }
+            )
+        _check_window(self.start, self.end, self.country or gettext("Country"))
 
 
 # --- The demo -----------------------------------------------------------------------

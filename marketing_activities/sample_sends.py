@@ -7,6 +7,7 @@ from urllib.parse import quote
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from smscampaigns.models import Lead
@@ -16,6 +17,7 @@ from vibes.conf import get_client
 from . import sms_text
 from .models import SampleSend, SmsMessage, TestNumber
 from .program_tokens import message_text_problems, program_token_values
+from .quiet_hours import quiet_hours_closed
 
 
 def number_block(number: str) -> Lead | None:
@@ -79,7 +81,19 @@ def sms_message_send_sample(
                 "reason": _("blocklisted") if blocker.blocklisted else _("marketing suspended"),
             }
         )
-    # QUIET HOURS (issue 17): ask quiet_hours_closed(lead=lead, number=test_number.number, at=at) here.
+    # The test number's own window, not the person's: it is the tester's phone that rings.
+    opens = quiet_hours_closed(lead=None, number=test_number.number, at=at)
+    if opens is not None:
+        raise ValidationError(
+            _(
+                "Quiet hours: it is outside the sending window at the test number %(number)s; "
+                "try again from %(opens)s."
+            )
+            % {
+                "number": test_number.number,
+                "opens": date_format(timezone.localtime(opens), "DATETIME_FORMAT"),
+            }
+        )
     rendered = sample_text(message=message, text=text, lead=lead, at=at)
     if len(rendered) > sms_text.MAX_LENGTH:
         raise ValidationError(

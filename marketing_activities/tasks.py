@@ -10,6 +10,7 @@ from smscampaigns.background import background_run
 
 from .models import CampaignRun, SmartCampaign
 from .runner import results_expire_confirmations, run_create, run_execute
+from .runner.deferral import released_from_quiet_hours
 from .runner.schedule import stale_runs, start_due_runs
 from .triggers import triggers_dispatch
 
@@ -24,11 +25,13 @@ def run_campaign_task(run_id: int) -> str:
 @shared_task
 def run_due_campaigns_task() -> int:
     """Celery beat's entry (every minute): due schedules, runs that lost their
-    worker, and Subscribe results whose confirmation window has passed."""
+    worker, SMS whose quiet hours are over, and Subscribe results whose
+    confirmation window has passed."""
     results_expire_confirmations()
     # Activities a dispatcher missed (its process gone before it got to them).
     triggers_kick()
     runs = start_due_runs() + stale_runs()
+    runs += released_from_quiet_hours(runs)
     for run in runs:
         run_dispatch(run)
     return len(runs)

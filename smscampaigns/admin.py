@@ -91,7 +91,7 @@ class LeadAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, admin.M
     actions = ("blocklist", "unblocklist", "suspend_marketing", "resume_marketing")
     fieldsets = (
         (None, {"fields": ("first_name", "last_name", "email", "mobile_phone")}),
-        (_("Where"), {"fields": ("country", "state", "city")}),
+        (_("Where"), {"fields": ("country", "state", "city", "time_zone")}),
         (_("Marketing"), {"fields": ("lead_source", "lead_score", "blocklisted", "marketing_suspended")}),
         (_("Dates"), {"fields": ("created_at", "updated_at")}),
     )

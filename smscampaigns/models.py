@@ -1,6 +1,8 @@
 """The people database: leads, the history of their blocks, their imports,
 and the smart lists that pick them."""
 
+import functools
+import zoneinfo
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -95,6 +97,20 @@ class LeadQuerySet(models.QuerySet):
         return count
 
 
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name, as the tz database spells it (America/Los_Angeles)."""
+    if value and value not in available_time_zones():
+        raise ValidationError(
+            _("“%(zone)s” is not a time zone; use a name such as America/New_York or Europe/Berlin."),
+            params={"zone": value},
+        )
+
+
+@functools.cache
+def available_time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -116,6 +132,19 @@ class Lead(models.Model):
     state = models.CharField(_("state"), max_length=100, blank=True)
     lead_source = models.CharField(_("lead source"), max_length=100, blank=True)
     lead_score = models.IntegerField(_("lead score"), default=0)
+    # Quiet hours are kept in this zone; blank: the zone of the number.
+    # Nullable so that adding it to millions of people is instant on SQLite
+    # (no table rebuild).
+    time_zone = models.CharField(  # noqa: DJ001
+        _("time zone"),
+        max_length=64,
+        null=True,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text=_(
+            "The person's time zone for quiet hours, e.g. America/Los_Angeles; blank: from the number."
+        ),
+    )
     blocklisted = models.BooleanField(
         _("blocklisted"), default=False, help_text=_("Never texted, never subscribed.")
     )

@@ -235,6 +235,9 @@ RUNNER_BACKGROUND = env("RUNNER_BACKGROUND", default="auto")
 VIBES_CALLBACKS_APPLY = env("VIBES_CALLBACKS_APPLY", default="request")
 # With Celery: how many tasks (so, up to how many workers) share one run.
 RUNNER_PARALLEL_TASKS = env.int("RUNNER_PARALLEL_TASKS", default=2)
+# Quiet hours (the window is the administrators', in the admin): off only
+# when set so here, for an installation that must text at any hour (tests, staging).
+QUIET_HOURS_ENABLED = env.bool("QUIET_HOURS_ENABLED", default=True)
 
 # --- Background work -------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")

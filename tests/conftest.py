@@ -8,6 +8,7 @@ helpers are modules to import (`tests/waiting.py`, `tests/celery_broker.py`,
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 
@@ -49,6 +50,17 @@ def compiled_catalogues():
         mo = po.with_suffix(".mo")
         if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
             subprocess.run(["msgfmt", "--check-format", "-o", str(mo), str(po)], check=True)
+
+
+# Runs in tests go out whatever the hour the suite runs at; the quiet hours'
+# own tests turn them on (tests/marketing_activities/test_quiet_hours.py).
+# The environment too, for the workers and servers tests start as processes.
+os.environ["QUIET_HOURS_ENABLED"] = "false"
+
+
+@pytest.fixture(autouse=True)
+def no_quiet_hours(settings):
+    settings.QUIET_HOURS_ENABLED = False
 
 
 @pytest.fixture(autouse=True)

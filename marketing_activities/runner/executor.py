@@ -31,6 +31,12 @@ from ..links import sms_texts_for_calls
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep, SmartCampaign
 from .calls import CANCELLED, Call, CallResult, StepCalls, call_vibes
 from .counts import step_counts_add
+from .deferral import (
+    WaitingForQuietHours,
+    batches_reopen_queued,
+    quiet_hours_defer,
+    step_waits_for_quiet_hours,
+)
 from .followup import results_settle_by_receipts
 from .limits import NOT_SENT, marketing_sms_claim, marketing_sms_forget
 from .person_limit import PersonLimitRefused
@@ -136,6 +142,10 @@ class Worker:
                     return self.run
                 if not self._advance(step):
                     time.sleep(0.2)  # other workers hold this step's last batches
+        except WaitingForQuietHours:
+            # Active still: the scheduler hands the run back when a window opens (deferral.py).
+            self.run.refresh_from_db()
+            return self.run
         except RunStopped as error:
             self._finish_run(CampaignRun.Status.FAILED, str(error))
             return self.run
@@ -190,6 +200,8 @@ class Worker:
             return True
         if step.batches.exclude(status=RunBatch.Status.DONE).exists():
             return False
+        if self._quiet_hours_left(step):
+            return True
         self._finish_step(step)
         return True
 
@@ -302,6 +314,9 @@ class Worker:
                 rows = self._skip_over_communication_limit(step, rows)
                 if not rows:
                     return []
+            rows = self._defer_for_quiet_hours(step, rows)
+            if not rows:
+                return []
             ids = [row[0] for row in rows]
             now = timezone.now()
             RunResult.objects.filter(pk__in=ids).update(
@@ -470,3 +485,22 @@ class Worker:
         CampaignRun.objects.filter(pk=self.run.pk).update(progress_total=F("progress_total") - len(over))
         skipped = set(over)
         return [row for row in rows if row[0] not in skipped]
+    def _defer_for_quiet_hours(self, step: RunStep, rows: list[tuple]) -> list[tuple]:
+        """Defer the rows whose recipient's sending window is closed now; return the others.
+
+        Only Send SMS Message texts at this moment: Subscribe's confirmation
+        text is Vibes' own, and Unsubscribe and Request Campaign text nobody.
+        """
+        if step.action != FlowStep.Action.SEND_SMS:
+            return rows
+        return quiet_hours_defer(step=step, rows=rows, at=timezone.now())
+
+    def _quiet_hours_left(self, step: RunStep) -> bool:
+        """Before a step is done: True when rows released from quiet hours
+        meanwhile are to be called first; a step whose only rows left are
+        deferred waits for their window (WaitingForQuietHours)."""
+        if batches_reopen_queued(step):
+            return True
+        if step_waits_for_quiet_hours(step):
+            raise WaitingForQuietHours
+        return False

@@ -11,10 +11,17 @@ from smscampaigns.models import Lead
 from ..models import NUMBER_BLOCKS, CampaignRun, Outcome, RunStep
 
 COLUMNS = ("sent", "subscribed", "pending", "unsubscribed", "failed", "uncertain")
-# What came of the calls afterwards (receipts, confirmations, Vibes' 404):
-# a column only when a step of the run has it.
-LATER_COLUMNS = ("delivered", "delivery_failed", "declined", "expired", "already_unsubscribed_in_vibes")
-OPEN = (Outcome.QUEUED.code, Outcome.SENDING.code)
+# What came of the calls afterwards (receipts, confirmations, Vibes' 404),
+# and the SMS waiting for quiet hours: a column only when a step of the run has it.
+LATER_COLUMNS = (
+    "delivered",
+    "delivery_failed",
+    "declined",
+    "expired",
+    "already_unsubscribed_in_vibes",
+    "deferred_quiet_hours",
+)
+OPEN = (Outcome.QUEUED.code, Outcome.SENDING.code, Outcome.DEFERRED_QUIET_HOURS.code)
 WOULD_CALL = Outcome.PLANNED_DRY_RUN.code
 BLOCKERS_SHOWN = 5
 

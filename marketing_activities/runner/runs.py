@@ -170,11 +170,10 @@ def _run_cancel(*, run: CampaignRun, by) -> None:
     )
     cancelled = 0
     for step in run.steps.exclude(status__in=[RunStep.Status.DONE, RunStep.Status.CANCELLED]):
-        count = (
-            step.results().filter(outcome=Outcome.QUEUED).update(outcome=Outcome.CANCELLED, updated_at=now)
-        )
-        step_counts_add(step.pk, {Outcome.QUEUED: -count, Outcome.CANCELLED: count})
-        cancelled += count
+        for waiting in (Outcome.QUEUED, Outcome.DEFERRED_QUIET_HOURS):
+            count = step.results().filter(outcome=waiting).update(outcome=Outcome.CANCELLED, updated_at=now)
+            step_counts_add(step.pk, {waiting: -count, Outcome.CANCELLED: count})
+            cancelled += count
     RunBatch.objects.filter(run_step__run=run, status=RunBatch.Status.PENDING).update(
         status=RunBatch.Status.DONE
     )

@@ -515,6 +515,30 @@ def test_a_refused_admin_action_says_which_permission_it_needs(world, roles):
     assert not CampaignRun.objects.exclude(pk=world.run.pk).exists()
 
 
+# --- The installation's settings in the admin ------------------------------------------------------
+
+
+def test_quiet_hours_are_seen_with_view_and_changed_with_change_quiet_hours_only(world, roles):
+    """Administrators' settings: the Marketers group has neither permission."""
+    path = reverse("admin:marketing_activities_quiethours_change", args=[1])
+    change = {"start": "09:00", "end": "20:00", "countries-TOTAL_FORMS": "0", "countries-INITIAL_FORMS": "0"}
+    expected = {
+        "staff": (403, 403),
+        "view": (200, 403),
+        "change": (200, 302),
+        "run": (200, 403),
+        "marketer": (403, 403),
+    }
+    answers = {
+        name: (answer(client, "GET", path, None)[0], answer(client, "POST", path, change)[0])
+        for name, (client, _held) in roles.items()
+    }
+    assert answers == expected
+    assert answer(Client(), "GET", path, None)[1].startswith(reverse("login"))
+    _client, held = roles["marketer"]
+    assert not {perm("view_quiethours"), perm("change_quiethours")} & held
+
+
 # --- What the interface offers -------------------------------------------------------------------
 # The server's check is what counts; the screens only leave out what would be refused.
 

@@ -1,7 +1,11 @@
 """Send a sample: the message, rendered for a chosen person, texted to a
 verified test number through Vibes, recorded as a sample and never counted."""
 
+import datetime
+import zoneinfo
+
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
@@ -104,6 +108,22 @@ def test_a_sample_to_a_blocked_number_is_refused_naming_the_block(
         f"The test number +13125550203 is blocked: {blocker}, who has this number, is {reason}."
     ]
     assert not vibes_simulator.messages() and not SampleSend.objects.exists()
+
+
+def test_a_sample_waits_for_the_test_numbers_sending_window(vibes_simulator, message, admin_user, settings):
+    settings.QUIET_HOURS_ENABLED = True
+    los_angeles = zoneinfo.ZoneInfo("America/Los_Angeles")
+    test_number = TestNumberFactory(number="+12135550100")  # area code 213: Los Angeles
+    with time_machine.travel(datetime.datetime(2026, 6, 15, 6, 30, tzinfo=los_angeles), tick=False):
+        with pytest.raises(ValidationError) as error:
+            sms_message_send_sample(message=message, test_number=test_number, lead=None, user=admin_user)
+    assert error.value.messages[0].startswith(
+        "Quiet hours: it is outside the sending window at the test number +12135550100; try again from "
+    )
+    assert not vibes_simulator.messages() and not SampleSend.objects.exists()
+    with time_machine.travel(datetime.datetime(2026, 6, 15, 8, 0, tzinfo=los_angeles), tick=False):
+        sms_message_send_sample(message=message, test_number=test_number, lead=None, user=admin_user)
+    assert [sms["to"] for sms in vibes_simulator.messages()] == ["+12135550100"]
 
 
 def test_the_editor_says_why_no_sample_was_sent(staff_client, vibes_simulator, message):

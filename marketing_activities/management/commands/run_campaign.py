@@ -10,13 +10,15 @@ from marketing_activities.runner import (
     run_resume,
     run_retry_uncertain,
 )
+from marketing_activities.runner.deferral import run_deferred_count
 from marketing_activities.runner.report import format_summary
 
 
 class Command(BaseCommand):
     help = (
         "Run a smart campaign's flow for everyone its smart list picks, or finish an interrupted run. "
-        "Exits 0 when the run completed, 1 when it failed, 2 when the campaign cannot run."
+        "Exits 0 when the run completed (or waits for quiet hours), 1 when it failed, 2 when the "
+        "campaign cannot run."
     )
 
     def add_arguments(self, parser):
@@ -63,6 +65,12 @@ class Command(BaseCommand):
 
             run = run_execute(run=run, progress=progress, concurrency=concurrency)
         self.stdout.write(format_summary(run))
+        if run.is_active and (deferred := run_deferred_count(run)):
+            self.stdout.write(
+                f"Run {run.pk} waits for quiet hours: {deferred} SMS deferred, sent when their recipients' "
+                "window opens (run_due_campaigns, every minute)."
+            )
+            return
         if run.status != CampaignRun.Status.COMPLETED:
             raise CommandError(f"Run {run.pk} {run.get_status_display()}: {run.error}", returncode=1)
 

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from marketing_activities.runner import results_expire_confirmations, run_execute
+from marketing_activities.runner.deferral import released_from_quiet_hours
 from marketing_activities.runner.report import format_summary
 from marketing_activities.runner.schedule import stale_runs, start_due_runs
 from marketing_activities.tasks import run_dispatch
@@ -10,7 +11,8 @@ from vibes.callbacks import callbacks_apply_pending
 
 class Command(BaseCommand):
     help = (
-        "Start the scheduled campaigns that are due, finish runs that lost their worker, and expire "
+        "Start the scheduled campaigns that are due, finish runs that lost their worker, send the SMS "
+        "whose quiet hours are over, and expire "
         "Subscribe results whose confirmation window has passed, and apply Vibes callbacks whose worker "
         "failed. Safe to run every minute from cron: "
         "a campaign is started once however many run at once."
@@ -24,6 +26,7 @@ class Command(BaseCommand):
         if expired:
             self.stdout.write(f"{expired} pending confirmations expired.")
         runs = start_due_runs() + stale_runs()
+        runs += released_from_quiet_hours(runs)
         for run in runs:
             if settings.CELERY_BROKER_URL:
                 run_dispatch(run)
