@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 from marketing_activities.runner import results_expire_confirmations, run_execute
 from marketing_activities.runner.report import format_summary
 from marketing_activities.runner.schedule import stale_runs, start_due_runs
+from marketing_activities.runner.waits import runs_resume_due
 from marketing_activities.tasks import run_dispatch
 from vibes.callbacks import callbacks_apply_pending
 
@@ -11,7 +12,8 @@ from vibes.callbacks import callbacks_apply_pending
 class Command(BaseCommand):
     help = (
         "Start the scheduled campaigns that are due, finish runs that lost their worker, and expire "
-        "Subscribe results whose confirmation window has passed, and apply Vibes callbacks whose worker "
+        "Subscribe results whose confirmation window has passed, resume runs whose Wait step is over, "
+        "and apply Vibes callbacks whose worker "
         "failed. Safe to run every minute from cron: "
         "a campaign is started once however many run at once."
     )
@@ -23,7 +25,7 @@ class Command(BaseCommand):
         expired = results_expire_confirmations()
         if expired:
             self.stdout.write(f"{expired} pending confirmations expired.")
-        runs = start_due_runs() + stale_runs()
+        runs = start_due_runs() + stale_runs() + runs_resume_due()
         for run in runs:
             if settings.CELERY_BROKER_URL:
                 run_dispatch(run)
