@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from marketing_activities.models import CampaignRun, FlowStep, Outcome, RunStep
 from marketing_activities.runner import CampaignAlreadyRunning, run_abort, run_create, run_execute
@@ -24,6 +25,7 @@ from smscampaigns.activities import activities_record
 from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
 from tests.marketing_activities.factories import FlowStepFactory
 from tests.marketing_activities.test_triggers import _subscribed, welcome_campaign
+from tests.marketing_activities.ui_helpers import url
 from tests.vibes.simulated import SIM_COMPANY_KEY, SIM_PASSWORD, SIM_SHORT_CODE, SIM_USERNAME, make_client
 
 pytestmark = pytest.mark.django_db
@@ -156,7 +158,9 @@ def test_a_trigger_campaigns_person_waits_on_their_own(news, vibes_simulator):
     first_run, second_run = campaign.runs.order_by("pk")
     # The first person's wait does not hold the second one's run back.
     assert [first_run.status, second_run.status] == [CampaignRun.Status.WAITING] * 2
-    assert second_run.resume_at - first_run.resume_at >= datetime.timedelta(minutes=30)
+    for run in (first_run, second_run):
+        assert run.resume_at == run.steps.get(position=1).planned_at + datetime.timedelta(hours=1)
+    assert second_run.resume_at >= start + datetime.timedelta(minutes=90)
 
     with time_machine.travel(first_run.resume_at + datetime.timedelta(seconds=1), tick=True):
         call_command("run_due_campaigns", verbosity=0)
@@ -283,3 +287,19 @@ def test_then_until_the_next_day_at_a_time_is_the_same_day_when_it_is_still_to_c
 def test_then_until_a_named_day():
     # Wednesday 2026-12-02: the next Tuesday at 09:30.
     assert next_day_at(at("2026-12-02T08:00"), day="1", time=datetime.time(9, 30)) == at("2026-12-08T09:30")
+
+
+def test_the_schedule_and_results_tabs_say_the_run_is_in_a_wait_step_and_when_it_resumes(
+    news, vibes_simulator, staff_client
+):
+    subscribed(news, country="US", mobile_phone="+15551320001")
+    campaign = send_wait_send(news)
+    run = execute(campaign, vibes_simulator)
+    resumes = date_format(timezone.localtime(run.resume_at), "DATETIME_FORMAT")
+
+    schedule = staff_client.get(url("campaign_schedule", campaign.pk)).content.decode()
+    results = staff_client.get(url("campaign_results", campaign.pk)).content.decode()
+
+    assert f"A run is running, in Wait Step until {resumes}." in schedule
+    assert "Running, in Wait Step" in results
+    assert resumes in results
