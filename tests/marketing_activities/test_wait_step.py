@@ -303,3 +303,11 @@ def test_the_schedule_and_results_tabs_say_the_run_is_in_a_wait_step_and_when_it
     assert f"A run is running, in Wait Step until {resumes}." in schedule
     assert "Running, in Wait Step" in results
     assert resumes in results
+
+
+def test_run_nows_confirmation_counts_who_will_wait(news, staff_client):
+    subscribed(news, country="US", mobile_phone="+15551330001")
+    campaign = send_wait_send(news)
+    html = staff_client.get(url("campaign_run_now", campaign.pk), {"count": "exact"}).content.decode()
+    assert "2. Wait" in html
+    assert "Will wait: 1" in html
