@@ -44,6 +44,15 @@ def with_wait(campaign, *, position=1, **wait):
     )
 
 
+def this_database_url() -> str:
+    """The test database, for a process of its own to work on."""
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+        return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return f"sqlite:///{db['NAME']}"
+
+
 def send_wait_send(news, **wait):
     campaign = make_campaign(("send", news), ("send", news))
     with_wait(campaign, **wait)
@@ -92,7 +101,7 @@ def test_a_batch_run_with_a_wait_of_two_minutes_resumes_after_the_process_is_res
     env = {
         **os.environ,
         "ENV_FILE": os.devnull,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "DATABASE_URL": this_database_url(),
         "DEBUG": "true",
         "SECRET_KEY": "wait-test-secret",
         "VIBES_PLATFORM_URL": vibes_simulator.url,
