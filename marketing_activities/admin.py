@@ -182,7 +182,21 @@ class SmsMessageAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
 class FlowStepInline(admin.TabularInline):
     model = FlowStep
     fk_name = "campaign"
-    fields = ("position", "action", "sms_message", "vibes_list", "acquisition_campaign", "requested_campaign")
+    fields = (
+        "position",
+        "action",
+        "sms_message",
+        "vibes_list",
+        "acquisition_campaign",
+        "requested_campaign",
+        # Wait and Remove from Flow (issue 17).
+        "wait_amount",
+        "wait_unit",
+        "wait_until",
+        "wait_then_day",
+        "wait_then_time",
+        "remove_from_campaign",
+    )
     extra = 0
     autocomplete_fields = ("sms_message",)
     ordering = ("position", "pk")

@@ -26,7 +26,7 @@ from smscampaigns.smartlists import (
 )
 from vibes.models import AcquisitionCampaign, VibesList
 
-from .models import Folder, Outcome, SmartCampaign, SmsMessage
+from .models import MAX_WAIT, FlowStep, Folder, Outcome, SmartCampaign, SmsMessage
 
 
 def add_service_errors(form: forms.Form, error: ValidationError, *, default_field: str | None = None) -> None:
@@ -135,6 +135,47 @@ class FlowStepForm(Form):
     vibes_list = forms.ModelChoiceField(queryset=VibesList.objects.all(), required=False)
     acquisition_campaign = forms.ModelChoiceField(queryset=AcquisitionCampaign.objects.all(), required=False)
     requested_campaign = forms.ModelChoiceField(queryset=SmartCampaign.objects.all(), required=False)
+    # Remove from Flow: empty is this campaign.
+    remove_from_campaign = forms.ModelChoiceField(
+        queryset=SmartCampaign.objects.all(),
+        required=False,
+        error_messages={"invalid_choice": _("That campaign no longer exists: choose another one.")},
+    )
+
+
+class WaitStepForm(Form):
+    """A Wait step's fields as posted on every change. Each field is checked on
+    its own, so that one mistyped field never costs the others (the view
+    stores the valid ones and shows the error at its field)."""
+
+    wait_amount = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=int(MAX_WAIT.total_seconds() // 60),
+        error_messages={
+            "invalid": _("Enter how long to wait as a whole number, such as 2."),
+            "min_value": _("Wait for at least 1 minute, hour or day."),
+            "max_value": _("A wait is at most %(days)s days.") % {"days": MAX_WAIT.days},
+        },
+    )
+    wait_unit = forms.ChoiceField(
+        required=False,
+        choices=[("", ""), *FlowStep.WaitUnit.choices],
+        error_messages={"invalid_choice": _("Choose minutes, hours or days.")},
+    )
+    wait_until = forms.DateTimeField(
+        required=False,
+        error_messages={"invalid": _("Enter the date and time to wait until, such as 2026-12-24 09:00.")},
+    )
+    wait_then_day = forms.ChoiceField(
+        required=False,
+        choices=[("", ""), *FlowStep.WaitDay.choices],
+        error_messages={"invalid_choice": _("Choose a day of the week, a weekday or any day.")},
+    )
+    wait_then_time = forms.TimeField(
+        required=False,
+        error_messages={"invalid": _("Enter the time of day as HH:MM, such as 10:00.")},
+    )
 
 
 # --- Schedule -------------------------------------------------------------------

@@ -507,6 +507,28 @@ class FlowStep(models.Model):
         UNSUBSCRIBE = "unsubscribe_vibes_list", _("Unsubscribe from Vibes List")
         # Texts nobody: the requested campaign's trigger "Campaign is Requested" runs it for the person.
         REQUEST_CAMPAIGN = "request_campaign", _("Request Campaign")
+        # Texts nobody: the run waits (issue 17), a row in the database the scheduler resumes.
+        WAIT = "wait", _("Wait")
+        # Texts nobody: takes the step's people out of a campaign's waiting runs.
+        REMOVE_FROM_FLOW = "remove_from_flow", _("Remove from Flow")
+
+    class WaitUnit(models.TextChoices):
+        MINUTES = "minutes", _("minutes")
+        HOURS = "hours", _("hours")
+        DAYS = "days", _("days")
+
+    class WaitDay(models.TextChoices):
+        """The day of "then until the next … at HH:MM"."""
+
+        ANY_DAY = "day", _("day")
+        WEEKDAY = "weekday", _("weekday (Monday to Friday)")
+        MONDAY = "0", _("Monday")
+        TUESDAY = "1", _("Tuesday")
+        WEDNESDAY = "2", _("Wednesday")
+        THURSDAY = "3", _("Thursday")
+        FRIDAY = "4", _("Friday")
+        SATURDAY = "5", _("Saturday")
+        SUNDAY = "6", _("Sunday")
 
     campaign = models.ForeignKey(
         SmartCampaign, on_delete=models.CASCADE, related_name="flow_steps", verbose_name=_("campaign")
@@ -545,6 +567,24 @@ class FlowStep(models.Model):
         related_name="requesting_steps",
         verbose_name=_("requested campaign"),
     )
+    # Wait: for an amount of time, or until a date and time; then, optionally,
+    # until the next chosen day at a time of day (installation time zone).
+    wait_amount = models.PositiveIntegerField(_("wait for"), null=True, blank=True)
+    wait_unit = models.CharField(_("unit"), max_length=7, choices=WaitUnit.choices, blank=True)
+    wait_until = models.DateTimeField(_("wait until"), null=True, blank=True)
+    wait_then_day = models.CharField(
+        _("then until the next"), max_length=7, choices=WaitDay.choices, blank=True
+    )
+    wait_then_time = models.TimeField(_("at"), null=True, blank=True)
+    # Remove from Flow: the campaign whose waiting runs lose the step's people (empty: this one).
+    remove_from_campaign = models.ForeignKey(
+        SmartCampaign,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="removing_steps",
+        verbose_name=_("remove from the flow of"),
+    )
 
     class Meta:
         verbose_name = _("flow step")
@@ -567,6 +607,10 @@ class FlowStep(models.Model):
             return problems
         if self.action == self.Action.REQUEST_CAMPAIGN:
             return self._request_problems()
+        if self.action == self.Action.WAIT:
+            return self._wait_problems()
+        if self.action == self.Action.REMOVE_FROM_FLOW:
+            return {}
         if not self.vibes_list_id:
             problems["vibes_list"] = _("Choose a Vibes list.")
         if self.action == self.Action.SEND_SMS:
@@ -610,10 +654,52 @@ class FlowStep(models.Model):
             }
         return {}
 
+    def _wait_problems(self):
+        problems = {}
+        if self.wait_amount is None and self.wait_until is None:
+            problems["wait_amount"] = _("Say how long to wait, or until when.")
+        elif self.wait_amount is not None and self.wait_until is not None:
+            problems["wait_until"] = _("Wait either for a time or until a date, not both: clear one of them.")
+        elif self.wait_amount is not None:
+            if self.wait_amount < 1:
+                problems["wait_amount"] = _("Wait for at least 1 minute, hour or day.")
+            elif not self.wait_unit:
+                problems["wait_unit"] = _("Choose minutes, hours or days.")
+            elif self.wait_amount * WAIT_UNIT_SECONDS[self.wait_unit] > MAX_WAIT.total_seconds():
+                problems["wait_amount"] = _("A wait is at most %(days)s days.") % {"days": MAX_WAIT.days}
+        elif self.wait_until <= timezone.now():
+            problems["wait_until"] = _("This time has passed (it is now %(now)s): choose a later time.") % {
+                "now": date_format(timezone.localtime(), "DATETIME_FORMAT")
+            }
+        if self.wait_then_day and self.wait_then_time is None:
+            problems["wait_then_time"] = _("Choose the time of day to wait until.")
+        elif self.wait_then_time is not None and not self.wait_then_day:
+            problems["wait_then_day"] = _("Choose the day to wait until, or clear the time of day.")
+        return problems
+
+    def wait_duration(self) -> datetime.timedelta:
+        return datetime.timedelta(seconds=(self.wait_amount or 0) * WAIT_UNIT_SECONDS.get(self.wait_unit, 60))
+
+    def wait_spec(self) -> dict:
+        """The wait as a run keeps it (RunStep.wait): edits to the flow do not move a run's wait."""
+        if self.action != self.Action.WAIT:
+            return {}
+        return {
+            "seconds": int(self.wait_duration().total_seconds()) if self.wait_amount is not None else None,
+            "until": self.wait_until.isoformat() if self.wait_until else None,
+            "then_day": self.wait_then_day,
+            "then_time": self.wait_then_time.strftime("%H:%M") if self.wait_then_time else None,
+        }
+
     def clean(self):
         problems = self.problems()
         if problems:
             raise ValidationError(problems)
+
+
+# The longest wait a flow step may hold: a year.
+MAX_WAIT = datetime.timedelta(days=365)
+WAIT_UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
 
 
 # --- Runs and their results ---------------------------------------------------------
@@ -631,6 +717,9 @@ class CampaignRun(models.Model):
         COMPLETED = "completed", _("completed")
         FAILED = "failed", _("failed")
         CANCELLED = "cancelled", _("cancelled")
+        # A trigger run in a Wait step: outside the one-active-run constraint,
+        # so that the campaign's next people start their own run meanwhile.
+        WAITING = "waiting", _("running, in Wait Step")
 
     class Trigger(models.TextChoices):
         COMMAND = "command", _("command")
@@ -671,6 +760,8 @@ class CampaignRun(models.Model):
         related_name="+",
         verbose_name=_("aborted by"),
     )
+    # Set while the run is in a Wait step: when the scheduler resumes it.
+    resume_at = models.DateTimeField(_("resumes"), null=True, blank=True, db_index=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -700,6 +791,17 @@ class CampaignRun(models.Model):
     def error_display(self) -> str:
         """The error in the reader's language, where the runner wrote a known one (a refusal)."""
         return detail_display(self.error)
+
+    @property
+    def in_wait_step(self) -> bool:
+        return self.resume_at is not None and self.status in (self.Status.RUNNING, self.Status.WAITING)
+
+    @property
+    def status_display(self) -> str:
+        """The status as the Schedule and Results tabs show it ("Running, in Wait Step", as Marketo says)."""
+        if self.in_wait_step:
+            return str(self.Status.WAITING.label)
+        return self.get_status_display()
 
     @property
     def progress_percent(self):
@@ -739,6 +841,12 @@ class RunStep(models.Model):
         AcquisitionCampaign, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     requested_campaign = models.ForeignKey(
+        SmartCampaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Wait: FlowStep.wait_spec() as the run started.
+    wait = models.JSONField(_("wait"), default=dict, blank=True)
+    # Remove from Flow: the campaign whose waiting runs lose the step's people.
+    remove_from_campaign = models.ForeignKey(
         SmartCampaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -804,6 +912,8 @@ class Outcome(models.IntegerChoices):
     DECLINED = 16, _("declined the confirmation")
     EXPIRED = 17, _("confirmation expired without a reply")
     REQUESTED = 18, _("campaign requested")
+    # A Wait step's row: the person waited (or waits) with the run (issue 17).
+    WAITED = 19, _("waited")
     FAILED = 20, _("failed")
     UNCERTAIN = 21, _("uncertain")
     DELIVERY_FAILED = 22, _("delivery failed")
@@ -825,6 +935,9 @@ class Outcome(models.IntegerChoices):
     # Smart campaign limits and the rule "once every N" (issue 17).
     SKIPPED_PERSON_LIMIT = 42, _("skipped: the campaign's person limit was reached")
     SKIPPED_RAN_RECENTLY = 43, _("skipped: ran through this flow within the qualification period")
+    # Taken out of a waiting flow by a Remove from Flow step (issue 17): the
+    # person's row in each step they no longer reach.
+    REMOVED_FROM_FLOW = 44, _("removed from the flow")
     # The run was aborted before this person's call went out (issue 17).
     CANCELLED = 45, _("cancelled: the run was aborted before the call")
     PLANNED_DRY_RUN = 50, _("would be called (dry run)")

@@ -228,6 +228,7 @@ def flow_step_update(
     vibes_list: VibesList | None = None,
     acquisition_campaign: AcquisitionCampaign | None = None,
     requested_campaign: SmartCampaign | None = None,
+    remove_from_campaign: SmartCampaign | None = None,
 ) -> FlowStep:
     """Store the step's choices at once, even when incomplete (the step shows its problems).
 
@@ -242,6 +243,12 @@ def flow_step_update(
         requested_campaign = None
     else:
         vibes_list = None  # a request texts nobody
+    if step.action in (FlowStep.Action.WAIT, FlowStep.Action.REMOVE_FROM_FLOW):
+        vibes_list = None  # texts nobody
+    if step.action != FlowStep.Action.REMOVE_FROM_FLOW or (
+        remove_from_campaign is not None and remove_from_campaign.pk == step.campaign_id
+    ):
+        remove_from_campaign = None  # empty is this campaign
     if acquisition_campaign is not None and (
         vibes_list is None or acquisition_campaign.vibes_list_id != vibes_list.pk
     ):
@@ -250,7 +257,31 @@ def flow_step_update(
     step.vibes_list = vibes_list
     step.acquisition_campaign = acquisition_campaign
     step.requested_campaign = requested_campaign
-    step.save(update_fields=["sms_message", "vibes_list", "acquisition_campaign", "requested_campaign"])
+    step.remove_from_campaign = remove_from_campaign
+    step.save(
+        update_fields=[
+            "sms_message",
+            "vibes_list",
+            "acquisition_campaign",
+            "requested_campaign",
+            "remove_from_campaign",
+        ]
+    )
+    return step
+
+
+WAIT_FIELDS = ("wait_amount", "wait_unit", "wait_until", "wait_then_day", "wait_then_time")
+
+
+def flow_step_set_wait(*, step: FlowStep, **fields) -> FlowStep:
+    """Store a Wait step's fields given (the others keep their values), even
+    when incomplete: the step shows its problems (FlowStep.problems)."""
+    unknown = set(fields) - set(WAIT_FIELDS)
+    if unknown or step.action != FlowStep.Action.WAIT:
+        raise ValueError(f"not a Wait step's fields: {sorted(unknown) or sorted(fields)}")
+    for name, value in fields.items():
+        setattr(step, name, "" if value is None and name in ("wait_unit", "wait_then_day") else value)
+    step.save(update_fields=list(fields))
     return step
 
 

@@ -12,6 +12,7 @@ from .models import CampaignRun, SmartCampaign
 from .runner import results_expire_confirmations, run_create, run_execute
 from .runner.deferral import released_from_quiet_hours
 from .runner.schedule import stale_runs, start_due_runs
+from .runner.waits import runs_resume_due
 from .triggers import triggers_dispatch
 
 
@@ -30,7 +31,7 @@ def run_due_campaigns_task() -> int:
     results_expire_confirmations()
     # Activities a dispatcher missed (its process gone before it got to them).
     triggers_kick()
-    runs = start_due_runs() + stale_runs()
+    runs = start_due_runs() + stale_runs() + runs_resume_due()
     runs += released_from_quiet_hours(runs)
     for run in runs:
         run_dispatch(run)

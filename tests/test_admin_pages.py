@@ -7,8 +7,8 @@ from django.urls import reverse
 from marketing_activities.models import QuietHours
 from tests.marketing_activities.factories import (
     FlowStepFactory,
-    RunBatchFactory,
     ProgramTokenFactory,
+    RunBatchFactory,
     RunResultFactory,
     SampleSendFactory,
     SmsReplyFactory,

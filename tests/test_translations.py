@@ -88,9 +88,11 @@ def test_vibes_is_a_product_name_and_never_translated(catalogue):
 @pytest.mark.parametrize("language", FLOW_STEP_NAMES)
 def test_flow_steps_are_named_as_the_source_documents_name_them(language):
     with translation.override(language):
-        # The three SMS steps; Request Campaign is not of the source documents.
+        # The three SMS steps; Request Campaign, Wait and Remove from Flow are not of the source documents.
         names = [
-            str(FlowStep.Action(action).label) for action in FlowStep.Action if action != "request_campaign"
+            str(FlowStep.Action(action).label)
+            for action in FlowStep.Action
+            if action not in ("request_campaign", "wait", "remove_from_flow")
         ]
     assert names == FLOW_STEP_NAMES[language], "are the catalogues compiled (make messages)?"
 

@@ -43,6 +43,7 @@ from .person_limit import PersonLimitRefused
 from .planner import PlanningError, count_outcomes, plan_step
 from .rules import blocked_since_planning
 from .uncertain import batch_rows, batch_settle_interrupted
+from .waits import wait_step_pass
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,11 @@ class Worker:
                 if step is None:
                     self._finish_run(CampaignRun.Status.COMPLETED)
                     return self.run
+                if step.action == FlowStep.Action.WAIT and not self.run.dry_run:
+                    if not wait_step_pass(run=self.run, step=step):
+                        self.run.refresh_from_db()
+                        return self.run  # in the Wait step: the scheduler resumes it (waits.py)
+                    continue
                 if not self._advance(step):
                     time.sleep(0.2)  # other workers hold this step's last batches
         except WaitingForQuietHours:

@@ -40,11 +40,17 @@ from ..models import (
 )
 from .person_limit import person_limit_apply
 from .rules import NUMBER_NOT_BLOCKED, NUMBER_WINNER, Requirement, Sql, blocked_numbers_sql, requirements
+from .waits import flow_remove_apply, removed_people_steps
 
 logger = logging.getLogger(__name__)
 
 BATCH_SPAN = 200  # result ids per batch: ~50 calls when a quarter qualifies, so a crash leaves few in doubt
 BATCHES_WRITTEN_AT_ONCE = 5_000
+# The steps that call nobody: the row of each person the step is for says what it did.
+NO_CALL_OUTCOMES = {
+    FlowStep.Action.WAIT: Outcome.WAITED,
+    FlowStep.Action.REMOVE_FROM_FLOW: Outcome.REMOVED_FROM_FLOW,
+}
 
 
 def _table(model):
@@ -312,12 +318,15 @@ def _write_plan(run_step: RunStep) -> None:
         raise PlanningError(f"step {run_step.pk} is already planned")
     run = run_step.run
     source = Sql(*audience_sql(run_step))
-    called = int(Outcome.PLANNED_DRY_RUN if run.dry_run else Outcome.QUEUED)
+    called = int(
+        Outcome.PLANNED_DRY_RUN if run.dry_run else NO_CALL_OUTCOMES.get(run_step.action, Outcome.QUEUED)
+    )
 
     results = _table(RunResult)
     lead_key = "BIGINT PRIMARY KEY" if connection.vendor == "postgresql" else "INTEGER PRIMARY KEY"
     suffix = f"{run_step.pk}"
     ran_table, people_table, blocked_table = f"plan_ran_{suffix}", f"plan_q_{suffix}", f"plan_b_{suffix}"
+    removed_table = f"plan_removed_{suffix}"
     with connection.cursor() as cursor:
         already_ran = _already_ran(cursor, run_step, ran_table, lead_key)
         # Before anything is written: a refusal rolls the plan back and stops the run.
@@ -330,6 +339,7 @@ def _write_plan(run_step: RunStep) -> None:
             person_limit=person_limit,
             marketing=not run.campaign.operational,
         )
+        rules = _removed_from_flow(cursor, run_step, removed_table, lead_key) + rules
         # One row per person the step calls for (with the winner of the
         # number) and per holder of a blocked number (with the blocked
         # person instead): never both for one person.
@@ -347,7 +357,8 @@ def _write_plan(run_step: RunStep) -> None:
             cursor.execute(*blocked_numbers_sql(blocked_table))
             cursor.execute(*_number_holders_sql(blocked_table, people_table))
         # A campaign is requested for each person, whatever number they share (R3 is about texts).
-        winner = "a.id" if run_step.action == FlowStep.Action.REQUEST_CAMPAIGN else NUMBER_WINNER
+        per_person = (FlowStep.Action.REQUEST_CAMPAIGN, *NO_CALL_OUTCOMES)
+        winner = "a.id" if run_step.action in per_person else NUMBER_WINNER
         cursor.execute(*_called_sql(rules, source, people_table, winner=winner))
         before = _last_id(cursor, reserve=True)
         # Every row keeps the number it was planned for, skipped or not: the
@@ -375,13 +386,14 @@ def _write_plan(run_step: RunStep) -> None:
         _drop_temp(cursor, people_table)
         _drop_temp(cursor, ran_table)
         _drop_temp(cursor, blocked_table)
+        _drop_temp(cursor, removed_table)
 
     first_id, last_id = (before + 1, after) if after > before else (None, None)
     run_step.first_result_id, run_step.last_result_id = first_id, last_id
     run_step.status = RunStep.Status.PLANNED
     run_step.counts = {Outcome(called).code: called_count} if called_count else {}
     run_step.planned_at = timezone.now()
-    if first_id is not None and not run.dry_run:
+    if first_id is not None and not run.dry_run and called == Outcome.QUEUED:
         # Thousands of small rows: plain executemany, not model instances, a
         # piece at a time (50,000 batches at 10,000,000 people: memory stays flat).
         batches = (
@@ -395,6 +407,8 @@ def _write_plan(run_step: RunStep) -> None:
                     f"claimed_by) VALUES (%s, %s, %s, %s, '')",
                     piece,
                 )
+    if first_id is not None and not run.dry_run and run_step.action == FlowStep.Action.REMOVE_FROM_FLOW:
+        flow_remove_apply(run_step)
     run_step.plan_seconds = time.perf_counter() - started
     run_step.save(
         update_fields=["first_result_id", "last_result_id", "status", "counts", "planned_at", "plan_seconds"]
@@ -459,6 +473,21 @@ def _person_limit(cursor, run_step: RunStep, source: Sql, already_ran: Sql) -> S
         cursor, campaign=run_step.run.campaign, audience=source, already_ran=already_ran
     )
     return limit.requirement
+def _removed_from_flow(cursor, run_step: RunStep, removed_table: str, lead_key: str) -> list[Requirement]:
+    """The requirement that people taken out of this run's flow (Remove from
+    Flow, waits.py) are not, filling `removed_table`; none when nobody could be."""
+    steps = removed_people_steps(run_step) if run_step.position > 0 else []
+    if not steps:
+        return []
+    cursor.execute(_temp_table_ddl(removed_table, f"lead_id {lead_key}"))
+    for step_id, first_id, last_id in steps:
+        cursor.execute(
+            f"INSERT INTO {removed_table} (lead_id) SELECT DISTINCT r.lead_id FROM {_table(RunResult)} r "
+            f"WHERE r.run_step_id = %s AND r.id BETWEEN %s AND %s AND r.outcome = %s "
+            f"AND r.lead_id NOT IN (SELECT lead_id FROM {removed_table})",
+            [step_id, first_id, last_id, int(Outcome.REMOVED_FROM_FLOW)],
+        )
+    return [Requirement(Sql(f"a.id NOT IN (SELECT lead_id FROM {removed_table})"), Outcome.REMOVED_FROM_FLOW)]
 
 
 def _last_id(cursor, *, reserve: bool) -> int:

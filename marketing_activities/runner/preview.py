@@ -102,6 +102,8 @@ PLANNED_LABELS = {
     FlowStep.Action.SUBSCRIBE: gettext_lazy("will be asked to confirm a subscription"),
     FlowStep.Action.UNSUBSCRIBE: gettext_lazy("will be unsubscribed"),
     FlowStep.Action.REQUEST_CAMPAIGN: gettext_lazy("will have the campaign requested"),
+    FlowStep.Action.WAIT: gettext_lazy("will wait"),
+    FlowStep.Action.REMOVE_FROM_FLOW: gettext_lazy("will be removed from the chosen flow"),
 }
 
 

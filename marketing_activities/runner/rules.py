@@ -106,6 +106,10 @@ def requirements(
         qualify.append(Requirement(person_limit, Outcome.SKIPPED_PERSON_LIMIT))
     # R7. test_send_skips_blocklisted_suspended_and_people_without_a_number
     has_number = Requirement(Sql("a.mobile_phone <> ''"), Outcome.SKIPPED_NO_PHONE)
+    if action in (FlowStep.Action.WAIT, FlowStep.Action.REMOVE_FROM_FLOW):
+        # Text nobody: every person of the audience waits, or is taken out of
+        # the chosen campaign's waiting flow. tests/marketing_activities/test_wait_step.py
+        return [ran_once, Requirement(Sql("1 = 1"), Outcome.SKIPPED_ALREADY_RAN)]
     if action == FlowStep.Action.REQUEST_CAMPAIGN:
         # Texts nobody: the requested campaign's own run applies R2–R7 to each person.
         # tests/marketing_activities/test_request_campaign.py

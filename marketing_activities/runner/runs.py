@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from vibes.conf import get_client
 
-from ..models import CampaignRun, Outcome, RunBatch, RunStep, SmartCampaign
+from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunStep, SmartCampaign
 from ..services import campaign_set_active
 from .checks import CampaignAlreadyRunning, CampaignCannotRun, check_anyone_left
 from .counts import step_counts_add
@@ -75,6 +75,12 @@ def run_steps_snapshot(*, run: CampaignRun, campaign: SmartCampaign) -> None:
             vibes_list=step.vibes_list,
             acquisition_campaign=step.acquisition_campaign,
             requested_campaign_id=step.requested_campaign_id,
+            wait=step.wait_spec(),
+            remove_from_campaign_id=(
+                (step.remove_from_campaign_id or campaign.pk)
+                if step.action == FlowStep.Action.REMOVE_FROM_FLOW
+                else None
+            ),
         )
         for position, step in enumerate(campaign.steps())
     )
@@ -150,7 +156,7 @@ def _run_cancel(*, run: CampaignRun, by) -> None:
     # The run's lock first, as a worker takes it before marking rows
     # `sending`: after this commits, no worker marks another row.
     locked = CampaignRun.objects.select_for_update().select_related("campaign").get(pk=run.pk)
-    if not locked.is_active:
+    if not locked.is_active and locked.status != CampaignRun.Status.WAITING:
         raise CampaignCannotRun(
             [
                 _("Run %(id)s is %(status)s; there is nothing to abort.")
@@ -162,6 +168,11 @@ def _run_cancel(*, run: CampaignRun, by) -> None:
         status=CampaignRun.Status.CANCELLED,
         finished_at=now,
         cancelled_by=by if by is not None and by.is_authenticated else None,
+        resume_at=None,
+    )
+    # A Wait step the run was in ends with it: the steps after it are cancelled below.
+    RunStep.objects.filter(run=run, action=FlowStep.Action.WAIT, status=RunStep.Status.PLANNED).update(
+        status=RunStep.Status.CANCELLED, finished_at=now
     )
     # Before the rows: a step being planned holds its row until its plan is
     # committed, so its queued rows are there to cancel below.

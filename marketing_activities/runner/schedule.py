@@ -53,4 +53,6 @@ def stale_runs(*, now=None):
     """Active runs without progress for a while: their worker is gone."""
     now = now or timezone.now()
     cutoff = now - STALE_AFTER
-    return [run for run in CampaignRun.objects.active() if (run.heartbeat_at or run.created_at) < cutoff]
+    # A run in a Wait step has no worker on purpose: waits.runs_resume_due resumes it.
+    waiting = CampaignRun.objects.active().filter(resume_at__isnull=True)
+    return [run for run in waiting if (run.heartbeat_at or run.created_at) < cutoff]

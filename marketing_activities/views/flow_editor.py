@@ -7,7 +7,8 @@ incomplete step is kept as a draft and shows what it lacks at the step.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
@@ -20,7 +21,7 @@ from django_htmx.http import trigger_client_event
 from vibes.models import AcquisitionCampaign, VibesList
 
 from .. import services
-from ..forms import FlowStepForm
+from ..forms import FlowStepForm, WaitStepForm
 from ..models import FlowStep, SmartCampaign, SmsMessage
 from .campaign import campaign_context, campaign_or_404
 from .common import HtmxHttpRequest, marketer_required, render_partial, render_screen
@@ -39,6 +40,14 @@ STEP_HELP = {
     FlowStep.Action.REQUEST_CAMPAIGN: gettext_lazy(
         "Requests another campaign for each person: "
         "its trigger “Campaign is Requested” runs its flow for them."
+    ),
+    FlowStep.Action.WAIT: gettext_lazy(
+        "The run waits, then goes on with the next steps for the same people. "
+        "Times are in the installation's time zone."
+    ),
+    FlowStep.Action.REMOVE_FROM_FLOW: gettext_lazy(
+        "Takes each person out of the chosen campaign's runs that are in a Wait step: "
+        "they do not get the steps after the wait."
     ),
 }
 
@@ -62,6 +71,8 @@ class StepCard:
     extra_sms_message: SmsMessage | None
     extra_vibes_list: VibesList | None
     extra_acquisition: AcquisitionCampaign | None
+    # A Wait step's message per field: a mistyped value's (set by step_update), else the step's problem.
+    errors: dict = field(default_factory=lambda: defaultdict(str))
 
 
 class Choices:
@@ -88,6 +99,14 @@ class Choices:
                 for trigger in other.smart_list.triggers
             )
         ]
+        self.campaign = campaign
+        self.wait_units = FlowStep.WaitUnit.choices
+        self.wait_days = FlowStep.WaitDay.choices
+
+    @cached_property
+    def remove_campaigns(self) -> list[SmartCampaign]:
+        """Remove from Flow: any other campaign (empty is this one); read only when a step shows it."""
+        return list(SmartCampaign.objects.exclude(pk=self.campaign.pk).only("id", "name"))
 
     def card(self, step: FlowStep) -> StepCard:
         numbered = {"number": step.number}
@@ -104,6 +123,7 @@ class Choices:
             extra_sms_message=_unless_among(step.sms_message, self.sms_messages),
             extra_vibes_list=_unless_among(step.vibes_list, self.vibes_lists),
             extra_acquisition=_unless_among(step.acquisition_campaign, acquisition_choices),
+            errors=defaultdict(str, step.problems()),
         )
 
 
@@ -212,8 +232,15 @@ def step_update(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse
     with the acquisition campaigns of its (new) list and its problems."""
     campaign = campaign_or_404(pk)
     step = _step_or_404(campaign, step_pk)
-    form = FlowStepForm(request.POST)
-    if form.is_valid():
+    if step.action == FlowStep.Action.WAIT:
+        form = WaitStepForm(request.POST)
+        form.is_valid()
+        # The fields posted and valid are kept; a mistyped one shows its error and keeps its value.
+        valid = {name: value for name, value in form.cleaned_data.items() if name in request.POST}
+        step = services.flow_step_set_wait(step=step, **valid)
+    else:
+        form = FlowStepForm(request.POST)
+    if step.action != FlowStep.Action.WAIT and form.is_valid():
         step = services.flow_step_update(step=step, **form.cleaned_data)
         # Re-read the related rows the service may have changed.
         step = _step_or_404(campaign, step_pk)
@@ -222,4 +249,6 @@ def step_update(request: HtmxHttpRequest, pk: int, step_pk: int) -> HttpResponse
     context = flow_context(campaign)
     context["card"] = next(card for card in context["cards"] if card.step.pk == step.pk)
     context["form_errors"] = form.errors
+    context["card"].errors.update({name: errors[0] for name, errors in form.errors.items()})
+    context["posted"] = request.POST
     return render_partial(request, f"{TEMPLATE}#flow-step", context)

@@ -29,8 +29,12 @@ def expect_interface_in(page, language, campaign):
     expect(page.get_by_role("tab", name=translated(language, "Flow"), exact=True)).to_have_attribute(
         "aria-selected", "true"
     )
-    # The palette: the three flow steps as the source documents name them.
-    sms_steps = page.locator(".palette-item:not([data-palette-action=request_campaign])")
+    # The palette: the three flow steps as the source documents name them
+    # (Request Campaign, Wait and Remove from Flow are not of those documents).
+    sms_steps = page.locator(
+        ".palette-item:not([data-palette-action=request_campaign])"
+        ":not([data-palette-action=wait]):not([data-palette-action=remove_from_flow])"
+    )
     expect(sms_steps).to_have_text(FLOW_STEP_NAMES[language])
 
 

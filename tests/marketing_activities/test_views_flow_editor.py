@@ -289,3 +289,103 @@ def test_deleting_a_step_closes_the_gap(staff_client):
         (c.pk, 1),
     ]
     assert json.loads(response["HX-Trigger"])["flowChanged"]["message"] == "Step 2 deleted."
+
+
+# --- The Wait step and Remove from Flow (issue 17) -------------------------------------
+
+
+def wait_step(**fields):
+    return FlowStepFactory(action=FlowStep.Action.WAIT, vibes_list=None, sms_message=None, **fields)
+
+
+def post_wait(staff_client, step, **fields):
+    response = staff_client.post(url("flow_step_update", step.campaign_id, step.pk), fields, headers=HTMX)
+    assert response.status_code == 200
+    step.refresh_from_db()
+    return response.content.decode()
+
+
+def test_the_palette_offers_wait_and_remove_from_flow(staff_client):
+    html = staff_client.get(url("campaign_flow", SmartCampaignFactory().pk)).content.decode()
+    assert 'data-palette-action="wait"' in html
+    assert 'data-palette-action="remove_from_flow"' in html
+
+
+def test_a_wait_step_is_added_as_a_draft_that_says_what_it_lacks(staff_client):
+    campaign = SmartCampaignFactory()
+    html = staff_client.post(
+        url("flow_step_add", campaign.pk), {"action": "wait"}, headers=HTMX
+    ).content.decode()
+    step = campaign.flow_steps.get()
+    assert step.action == FlowStep.Action.WAIT
+    assert "Say how long to wait, or until when." in html
+    assert 'name="wait_amount"' in html
+
+
+def test_a_wait_of_two_minutes_is_saved_and_ready(staff_client):
+    step = wait_step()
+    html = post_wait(
+        staff_client, step, wait_amount="2", wait_unit="minutes", wait_until="", wait_then_day=""
+    )
+    assert (step.wait_amount, step.wait_unit, step.wait_until) == (2, "minutes", None)
+    assert step.problems() == {}
+    assert "Ready" in html
+
+
+def test_a_wait_amount_that_is_not_a_number_says_so_and_keeps_the_other_fields(staff_client):
+    step = wait_step(wait_amount=3, wait_unit="days")
+    html = post_wait(
+        staff_client,
+        step,
+        wait_amount="two",
+        wait_unit="hours",
+        wait_then_day="weekday",
+        wait_then_time="10:00",
+    )
+    assert "Enter how long to wait as a whole number, such as 2." in html
+    assert 'value="two"' in html  # what was typed stays in the field, beside its error
+    # The valid fields are kept; the mistyped one keeps its stored value.
+    assert (step.wait_amount, step.wait_unit, step.wait_then_day) == (3, "hours", "weekday")
+    assert step.wait_then_time.strftime("%H:%M") == "10:00"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"wait_amount": "0", "wait_unit": "days"}, "Wait for at least 1 minute, hour or day."),
+        ({"wait_amount": "400", "wait_unit": "days"}, "A wait is at most 365 days."),
+        ({"wait_amount": "2", "wait_unit": "weeks"}, "Choose minutes, hours or days."),
+        ({"wait_until": "next tuesday"}, "Enter the date and time to wait until, such as 2026-12-24 09:00."),
+        ({"wait_until": "2020-01-01T09:00"}, "This time has passed"),
+        ({"wait_amount": "2", "wait_unit": "days", "wait_until": "2099-01-01T09:00"}, "not both"),
+        ({"wait_amount": "2", "wait_unit": "days", "wait_then_day": "weekday"}, "Choose the time of day"),
+        (
+            {"wait_amount": "2", "wait_unit": "days", "wait_then_time": "25:00"},
+            "Enter the time of day as HH:MM",
+        ),
+        ({"wait_amount": "2", "wait_unit": "days", "wait_then_day": "someday"}, "Choose a day of the week"),
+    ],
+)
+def test_a_wait_step_says_what_is_wrong_at_its_field(staff_client, fields, message):
+    step = wait_step()
+    html = post_wait(staff_client, step, **fields)
+    assert message in html
+    assert 'aria-invalid="true"' in html
+
+
+def test_a_campaign_with_an_incomplete_wait_step_cannot_run():
+    step = wait_step()
+    assert any("Say how long to wait, or until when." in str(problem) for problem in step.campaign.problems())
+
+
+def test_remove_from_flow_names_this_campaign_or_another(staff_client):
+    other = SmartCampaignFactory(name="Nurture")
+    step = FlowStepFactory(action=FlowStep.Action.REMOVE_FROM_FLOW, vibes_list=None, sms_message=None)
+    html = staff_client.get(url("campaign_flow", step.campaign_id)).content.decode()
+    assert "This campaign" in html and "Nurture" in html
+    staff_client.post(
+        url("flow_step_update", step.campaign_id, step.pk), {"remove_from_campaign": other.pk}, headers=HTMX
+    )
+    step.refresh_from_db()
+    assert step.remove_from_campaign == other
+    assert step.problems() == {}

@@ -71,6 +71,10 @@ class Command(BaseCommand):
                 "window opens (run_due_campaigns, every minute)."
             )
             return
+        if run.in_wait_step:
+            # Not an error: the scheduler (run_due_campaigns) goes on with it when the wait is over.
+            self.stdout.write(f"Run {run.pk} is in a Wait step until {run.resume_at:%Y-%m-%d %H:%M %Z}.")
+            return
         if run.status != CampaignRun.Status.COMPLETED:
             raise CommandError(f"Run {run.pk} {run.get_status_display()}: {run.error}", returncode=1)
 
