@@ -801,6 +801,9 @@ class CampaignRun(models.Model):
         """The status as the Schedule and Results tabs show it ("Running, in Wait Step", as Marketo says)."""
         if self.in_wait_step:
             return str(self.Status.WAITING.label)
+        if self.status == self.Status.WAITING:
+            # A trigger run whose SMS wait for their recipients' window (runner/deferral.py).
+            return gettext("running, waiting for quiet hours to end")
         return self.get_status_display()
 
     @property

@@ -12,7 +12,7 @@ any queued row, so it survives restarts and is never called twice.
 
 import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -83,7 +83,9 @@ def quiet_hours_release_due(*, now: datetime.datetime | None = None) -> list[Cam
                 .values_list("status", flat=True)
                 .first()
             )
-            if status not in CampaignRun.ACTIVE_STATUSES:
+            if status == CampaignRun.Status.WAITING and not _run_back_from_quiet_hours(step.run_id):
+                continue  # a waiting trigger run: its campaign's one active run is another one for now
+            if status not in CampaignRun.ACTIVE_STATUSES and status != CampaignRun.Status.WAITING:
                 continue
             released = (
                 step.results()
@@ -96,6 +98,31 @@ def quiet_hours_release_due(*, now: datetime.datetime | None = None) -> list[Cam
             batches_reopen_queued(step)
         runs[step.run_id] = step.run
     return list(runs.values())
+
+
+def run_wait_for_quiet_hours(run: CampaignRun) -> None:
+    """A trigger run whose only rows left are deferred steps aside while it
+    waits: `waiting` is not its campaign's one active run, so the people fired
+    meanwhile get a run of their own and are texted at once where their window
+    is open, instead of queueing behind someone else's night. A batch run
+    stays `running` (a second run of it is refused, as ever)."""
+    if run.trigger == CampaignRun.Trigger.ACTIVITY:
+        CampaignRun.objects.filter(pk=run.pk, status=CampaignRun.Status.RUNNING, resume_at=None).update(
+            status=CampaignRun.Status.WAITING
+        )
+
+
+def _run_back_from_quiet_hours(run_id: int) -> bool:
+    """Claim a trigger run waiting for quiet hours back as its campaign's active run."""
+    try:
+        with transaction.atomic():
+            return bool(
+                CampaignRun.objects.filter(
+                    pk=run_id, status=CampaignRun.Status.WAITING, resume_at=None
+                ).update(status=CampaignRun.Status.RUNNING, heartbeat_at=timezone.now())
+            )
+    except IntegrityError:
+        return False
 
 
 def released_from_quiet_hours(runs: list[CampaignRun]) -> list[CampaignRun]:

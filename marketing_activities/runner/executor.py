@@ -35,6 +35,7 @@ from .deferral import (
     WaitingForQuietHours,
     batches_reopen_queued,
     quiet_hours_defer,
+    run_wait_for_quiet_hours,
     step_waits_for_quiet_hours,
 )
 from .followup import results_settle_by_receipts
@@ -150,6 +151,7 @@ class Worker:
                     time.sleep(0.2)  # other workers hold this step's last batches
         except WaitingForQuietHours:
             # Active still: the scheduler hands the run back when a window opens (deferral.py).
+            run_wait_for_quiet_hours(self.run)
             self.run.refresh_from_db()
             return self.run
         except RunStopped as error:

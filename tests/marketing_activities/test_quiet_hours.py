@@ -331,6 +331,32 @@ def test_a_trigger_campaigns_sms_waits_for_the_window_too(news, vibes_simulator,
     assert texted(vibes_simulator) == [LA_NUMBER]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_trigger_run_waiting_for_quiet_hours_does_not_hold_up_the_next_people(
+    news, vibes_simulator, settings
+):
+    settings.RUNNER_BACKGROUND = "inline"
+    los_angeles = subscribed(news, mobile_phone=LA_NUMBER, country="US")
+    new_york = subscribed(news, mobile_phone=NY_NUMBER, country="US")
+    with time_machine.travel(LA_MORNING, tick=True):
+        campaign = welcome_campaign(news)
+        activities_record(activities=[_subscribed(los_angeles, news, LA_MORNING, key="la")])
+        triggers_dispatch()
+        waiting = CampaignRun.objects.get(campaign=campaign)
+        assert waiting.status == CampaignRun.Status.WAITING
+        assert waiting.status_display == "running, waiting for quiet hours to end"
+        # 09:30 in New York: the next person is texted at once, in a run of their own.
+        activities_record(activities=[_subscribed(new_york, news, LA_MORNING, key="ny")])
+        triggers_dispatch()
+        assert texted(vibes_simulator) == [NY_NUMBER]
+        assert CampaignRun.objects.filter(campaign=campaign).count() == 2
+    with time_machine.travel(LA_OPENS, tick=True):
+        call_command("run_due_campaigns")
+    waiting.refresh_from_db()
+    assert waiting.status == CampaignRun.Status.COMPLETED
+    assert texted(vibes_simulator) == sorted([LA_NUMBER, NY_NUMBER])
+
+
 # --- What it costs ----------------------------------------------------------------------------------
 
 
