@@ -56,7 +56,10 @@ LAST_NAMES = (
 ).split()
 RARE_NAME = "Quennell"  # one person in 100,000: a search that finds few
 RARE_EVERY = 100_000
-FIRST_NUMBER = 2_120_000_000  # national numbers of ten digits from (212) 000-0000 on
+# Valid national numbers of ten digits: (212) 200-0000 to (212) 999-9999, then
+# (213) 200-0000 on; an exchange never begins with 0 or 1 in North America.
+FIRST_AREA = 212
+NUMBERS_PER_AREA = 8_000_000
 
 
 @dataclass
@@ -87,13 +90,21 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def _number_sql(index: str) -> str:
+    """The `index`th valid number (from 0), in E.164."""
+    return (
+        f"'+1' || (({FIRST_AREA} + ({index}) / {NUMBERS_PER_AREA}) * 10000000 "
+        f"+ 2000000 + ({index}) % {NUMBERS_PER_AREA})"
+    )
+
+
 def phone_sql(lead_id: str) -> str:
-    """The number of lead `lead_id` (+1 212 000 0001 on): 5% have none, 10% share
-    the number of the lead before."""
+    """The number of lead `lead_id` (+1 212 200 0001 on, each valid): 5% have
+    none, 10% share the number of the lead before."""
     return (
         f"CASE WHEN {lead_id} % 20 = 0 THEN '' "
-        f"WHEN {lead_id} % 10 = 3 THEN '+1' || ({FIRST_NUMBER} + {lead_id} - 1) "
-        f"ELSE '+1' || ({FIRST_NUMBER} + {lead_id}) END"
+        f"WHEN {lead_id} % 10 = 3 THEN {_number_sql(f'{lead_id} - 1')} "
+        f"ELSE {_number_sql(lead_id)} END"
     )
 
 
@@ -223,7 +234,7 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
     run = f"?run={world.run_id}"
     # Someone halfway through the run with a number of their own (see phone_sql).
     lead = Lead.objects.filter(pk=world.leads // 2 + 1).first() or Lead.objects.order_by("pk").first()
-    phone = lead.mobile_phone or f"+1{FIRST_NUMBER + 1}"
+    phone = lead.mobile_phone or f"+1{FIRST_AREA}2000001"
     national = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
     admin = "/admin/"
     return [

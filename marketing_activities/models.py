@@ -792,7 +792,11 @@ class RunResult(models.Model):
             # A lead's SMS activity: the calls made for it and the few skips
             # that name another person. The other skips are most of the rows
             # and are left out of the index to keep planning fast.
-            models.Index(fields=["lead"], condition=LEAD_ACTIVITY, name="run_result_lead_activity")
+            models.Index(fields=["lead"], condition=LEAD_ACTIVITY, name="run_result_lead_activity"),
+            # The Results search: the rows of the few people a name or a number
+            # finds, read through this index instead of a scan of the run. Rows
+            # are written in the order of their people, so planning appends to it.
+            models.Index(fields=["run_step", "lead"], name="run_result_step_lead"),
         ]
 
     def __str__(self):
