@@ -1058,6 +1058,36 @@ class LinkClick(models.Model):
         return f"{self.link} · {self.clicked_at}"
 
 
+# --- Run now's counts ----------------------------------------------------------------
+
+
+class AudienceCount(models.Model):
+    """Run now's confirmation counting a campaign's audience in the background.
+
+    Counting ten million people takes tens of seconds: the counts request
+    starts one of these, the confirmation polls it for its progress, and shows
+    the counts once they are in `result` (runner/count_jobs.py).
+    """
+
+    campaign = models.ForeignKey(SmartCampaign, on_delete=models.CASCADE, related_name="+")
+    # The language of the marketer who asked: the messages stored with the counts are in it.
+    language = models.CharField(max_length=16, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    # What the confirmation shows (count_jobs.py), once counted; None until then.
+    result = models.JSONField(null=True, blank=True)
+    failed = models.BooleanField(default=False)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.campaign_id}: {self.done}/{self.total}"
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.done // self.total if self.total else 0
+
+
 # --- The demo -----------------------------------------------------------------------
 
 

@@ -141,7 +141,11 @@ def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
         check_anyone_left(campaign)
     except NobodyLeftToRun as error:
         return RunNowPreview(nobody_left=error.problems)
-    counted = campaign_audience_counts(campaign=campaign)
+    return run_now_preview_of(campaign_audience_counts(campaign=campaign))
+
+
+def run_now_preview_of(counted: list) -> RunNowPreview:
+    """The confirmation's words for each step's counts (audience_counts.StepCounts)."""
     steps = [
         PlannedStep(
             number=step.step.number,
