@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from marketing_activities.models import (
+    AudienceCount,
     CampaignRun,
     FlowStep,
     Folder,
@@ -36,6 +37,7 @@ from marketing_activities.models import (
     SmsMessage,
 )
 from marketing_activities.runner import run_create
+from marketing_activities.runner.count_jobs import audience_count_run
 from marketing_activities.runner.planner import record_counts, write_plan
 from smscampaigns.models import Lead, LeadFlagChange
 from vibes.models import CallbackEvent, InboundMessage, Subscription, SubscriptionChange, VibesList
@@ -265,7 +267,7 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
         ),
         (
             "Run-now confirmation's counts (tab)",
-            "get",
+            "count",
             reverse("marketing_activities:campaign_run_now", args=[campaign]),
             {"count": "exact"},
         ),
@@ -277,7 +279,7 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
         ),
         (
             "Run-now confirmation's counts (admin)",
-            "get",
+            "count",
             f"{admin}marketing_activities/smartcampaign/run-now/",
             {"_selected_action": [campaign]},
         ),
@@ -300,6 +302,59 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
     ]
 
 
+def _poll_url(url: str, data: dict, count: AudienceCount) -> tuple[str, dict]:
+    """Where a confirmation polls the count its counts request started."""
+    if "/admin/" in url:
+        return url + "progress/", {**data, "counting": [count.pk]}
+    return url, {"counting": count.pk}
+
+
+def _row(name: str, times: list, queries, status: int) -> dict:
+    return {
+        "screen": name,
+        "median_ms": round(1000 * statistics.median(times)),
+        "min_ms": round(1000 * min(times)),
+        "queries": len(queries.captured_queries) if queries is not None else "",
+        "status": status,
+    }
+
+
+def measure_counting(client, name: str, url: str, data: dict, *, rounds: int) -> list[dict]:
+    """The counts request (it starts the count), one poll while it counts, and
+    the time until the counts are ready: the count itself, run here as the
+    request's transaction commits, one count at a time (in the product it runs
+    in the background: Celery or a thread)."""
+    started, polled, ready = [], [], []
+    for round_number in range(rounds + 1):
+        with override_settings(RUNNER_BACKGROUND="inline"):
+            with transaction.atomic():
+                with CaptureQueriesContext(connection) as start_queries:
+                    begun = time.perf_counter()
+                    response = client.get(url, data, headers={"HX-Request": "true"})
+                    start_elapsed = time.perf_counter() - begun
+                count = AudienceCount.objects.latest("pk")
+                poll_url, poll_data = _poll_url(url, data, count)
+                with CaptureQueriesContext(connection) as poll_queries:
+                    begun = time.perf_counter()
+                    poll = client.get(poll_url, poll_data, headers={"HX-Request": "true"})
+                    poll_elapsed = time.perf_counter() - begun
+                begun = time.perf_counter()
+            # Committed: the count runs now (in a test's transaction, not before its end: here then).
+            count.refresh_from_db()
+            if count.finished_at is None:
+                audience_count_run(count_id=count.pk)
+            ready_elapsed = time.perf_counter() - begun
+        if round_number:  # the first round only warms the caches
+            started.append(start_elapsed)
+            polled.append(poll_elapsed)
+            ready.append(ready_elapsed)
+    return [
+        _row(name, started, start_queries, response.status_code),
+        _row(f"{name}: one poll while counting", polled, poll_queries, poll.status_code),
+        _row(f"{name}: until the counts are ready (not a request)", ready, None, poll.status_code),
+    ]
+
+
 def measure(world: World, *, rounds: int, only: str = "", progress=print) -> list[dict]:
     """Each screen's median time over `rounds` requests (after one to warm up) and its queries."""
     client = Client()
@@ -308,6 +363,11 @@ def measure(world: World, *, rounds: int, only: str = "", progress=print) -> lis
     with override_settings(ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver"]):
         for name, method, url, data in screens(world):
             if only and only.lower() not in name.lower():
+                continue
+            if method == "count":
+                rows += measure_counting(client, name, url, data, rounds=rounds)
+                for row in rows[-3:]:
+                    progress(f"{row['screen']}: {row['median_ms']} ms")
                 continue
             request = getattr(client, method)
             times = []
@@ -318,15 +378,7 @@ def measure(world: World, *, rounds: int, only: str = "", progress=print) -> lis
                     elapsed = time.perf_counter() - started
                 if round_number:  # the first request only warms the caches
                     times.append(elapsed)
-            rows.append(
-                {
-                    "screen": name,
-                    "median_ms": round(1000 * statistics.median(times)),
-                    "min_ms": round(1000 * min(times)),
-                    "queries": len(queries.captured_queries),
-                    "status": response.status_code,
-                }
-            )
+            rows.append(_row(name, times, queries, response.status_code))
             progress(f"{name}: {rows[-1]['median_ms']} ms")
     return rows
 
