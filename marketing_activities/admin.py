@@ -293,7 +293,7 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
             "title": _("Run now?"),
             "previews": previews,
             "counted": counted,
-            "failed": any(count is not None and count.failed for _campaign, _p, count in previews),
+            "failed": any(count is not None and count.given_up for _campaign, _p, count in previews),
             "counts_url": f"{counts_url}?{urlencode(selected)}",
             "progress_url": f"{progress_url}?{urlencode(selected + counting)}" if counting else "",
             # The form goes back to the list's actions from the counts' own page too.

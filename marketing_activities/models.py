@@ -1085,9 +1085,18 @@ class AudienceCount(models.Model):
     def __str__(self):
         return f"{self.campaign_id}: {self.done}/{self.total}"
 
+    # A count still unfinished after this long lost its worker (a restart): counted again on request.
+    GIVEN_UP_AFTER = datetime.timedelta(hours=1)
+
     @property
     def percent(self) -> int:
         return 100 * self.done // self.total if self.total else 0
+
+    @property
+    def given_up(self) -> bool:
+        return self.failed or (
+            self.finished_at is None and self.started_at < timezone.now() - self.GIVEN_UP_AFTER
+        )
 
 
 # --- The demo -----------------------------------------------------------------------

@@ -9,8 +9,6 @@ everyone in slices of lead ids); the confirmation polls it, showing a
 progress bar, and then the counts by reason.
 """
 
-import datetime
-
 from django.db import transaction
 from django.utils import timezone, translation
 
@@ -23,7 +21,7 @@ from .preview import RunNowPreview, run_now_preview_of
 from .report import NumberBlocker, NumberBlockers
 
 # Counts older than this are removed as the campaign is counted again.
-KEPT = datetime.timedelta(hours=1)
+KEPT = AudienceCount.GIVEN_UP_AFTER
 
 
 def audience_count_start(*, campaign: SmartCampaign, language: str = "") -> AudienceCount:

@@ -1,9 +1,12 @@
 """The Run now confirmations count read-only what a plan would give."""
 
+import datetime
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from marketing_activities.models import AudienceCount, CampaignRun, Outcome, SmartCampaign
 from marketing_activities.runner import campaign_preview, run_create
@@ -261,6 +264,21 @@ def test_a_count_that_failed_says_so_and_offers_to_count_again(staff_client, new
     ).content.decode()
     assert "The people could not be counted." in html and "?count=exact" in html
     assert '<button type="submit" class="button primary" disabled>Yes, run now</button>' in html
+
+
+def test_a_count_that_lost_its_worker_is_given_up_after_an_hour(staff_client, news, time_machine):
+    campaign = a_world_with_every_reason(news)
+    count = AudienceCount.objects.create(campaign=campaign, done=2, total=9)
+    time_machine.move_to(timezone.now() + datetime.timedelta(minutes=59))
+    html = staff_client.get(
+        _run_now_url(campaign), {"counting": count.pk}, headers=RUN_NOW_CARD
+    ).content.decode()
+    assert "Counting them all… 22%" in html
+    time_machine.move_to(timezone.now() + datetime.timedelta(minutes=2))
+    html = staff_client.get(
+        _run_now_url(campaign), {"counting": count.pk}, headers=RUN_NOW_CARD
+    ).content.decode()
+    assert "The people could not be counted." in html and "hx-trigger" not in html
 
 
 def test_a_count_of_another_campaign_or_no_count_is_not_found(staff_client, news):
