@@ -12,6 +12,10 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name="runresult",
-            index=models.Index(fields=["run_step", "lead"], name="run_result_step_lead"),
+            index=models.Index(
+                condition=models.Q(("outcome__gte", 0)),
+                fields=["run_step", "lead"],
+                name="run_result_step_lead",
+            ),
         ),
     ]

@@ -23,7 +23,7 @@ from smscampaigns.phones import normalize_phone_or_blank
 
 from ..forms import ResultsFilterForm
 from ..links import clicked_counts, clicked_result_ids
-from ..models import CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCampaign
+from ..models import SEARCHED_ROWS, CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCampaign
 from ..replies import replied_counts, replied_result_ids, replies_by_result, replies_in_range
 from ..result_details import detail_display
 from .campaign import campaign_context, campaign_or_404
@@ -155,7 +155,7 @@ def _search_condition(term: str) -> Q | In:
     # every row of all of them and sort them for one page.
     few = list(people.values_list("pk", flat=True)[: SEARCHED_PEOPLE + 1])
     if len(few) <= SEARCHED_PEOPLE:
-        return Q(lead_id__in=few)
+        return Q(lead_id__in=few) & SEARCHED_ROWS
     return In(F("lead_id") + 0, people.values("pk"))
 
 
