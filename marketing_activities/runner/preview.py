@@ -9,8 +9,7 @@ from django.utils.translation import gettext_lazy
 from smscampaigns.models import Lead
 
 from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
-from .audience_counts import campaign_audience_counts
-from .checks import CampaignCannotRun, NobodyLeftToRun, check_anyone_left
+from .checks import CampaignCannotRun
 from .planner import plan_step
 from .report import number_blockers
 
@@ -123,29 +122,15 @@ class RunNowPreview:
 def run_now_check(*, campaign: SmartCampaign) -> RunNowPreview:
     """What a confirmation can say at once, before counting: why the campaign
     cannot run, if it cannot. Counting the audience reads every person it
-    picks (a second at a million), so the confirmation asks for
-    run_now_preview in a request of its own, and nobody is left to qualify
-    (a count too, under the rule "once") is told by that one."""
+    picks (a minute at ten million), so the confirmation has it counted in
+    the background (count_jobs.py), and nobody is left to qualify (a count
+    too, under the rule "once") is told by that count."""
     return RunNowPreview(problems=campaign.problems(), counted=False)
 
 
-def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
-    """What Run now would do, for its confirmation: the audience and each step's
-    counts by outcome, as a run would plan them, counted with read-only
-    queries (audience_counts.py: no plan, no write, no lock); or why the
-    campaign cannot run, or that nobody is left to qualify."""
-    problems = campaign.problems()
-    if problems:
-        return RunNowPreview(problems=problems)
-    try:
-        check_anyone_left(campaign)
-    except NobodyLeftToRun as error:
-        return RunNowPreview(nobody_left=error.problems)
-    return run_now_preview_of(campaign_audience_counts(campaign=campaign))
-
-
 def run_now_preview_of(counted: list) -> RunNowPreview:
-    """The confirmation's words for each step's counts (audience_counts.StepCounts)."""
+    """What Run now would do, for its confirmation: the audience and each
+    step's counts by outcome (audience_counts.StepCounts), in its words."""
     steps = [
         PlannedStep(
             number=step.step.number,

@@ -94,7 +94,7 @@ def test_run_now_asks_first_with_the_counts_per_step_and_sends_nothing(admin_cli
 
 
 def test_run_now_counts_are_the_schedule_tabs_counts(admin_client, staff_client, news):
-    """One service (run_now_preview) behind both confirmations."""
+    """One service (runner/count_jobs.py) behind both confirmations."""
     subscribed(news)
     subscribed(news, marketing_suspended=True)
     campaign = make_campaign(("send", news))
