@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from marketing_activities.models import (
+    AudienceCount,
     CampaignRun,
     FlowStep,
     Folder,
@@ -36,6 +37,7 @@ from marketing_activities.models import (
     SmsMessage,
 )
 from marketing_activities.runner import run_create
+from marketing_activities.runner.count_jobs import audience_count_run
 from marketing_activities.runner.planner import record_counts, write_plan
 from smscampaigns.models import Lead, LeadFlagChange
 from vibes.models import CallbackEvent, InboundMessage, Subscription, SubscriptionChange, VibesList
@@ -56,7 +58,10 @@ LAST_NAMES = (
 ).split()
 RARE_NAME = "Quennell"  # one person in 100,000: a search that finds few
 RARE_EVERY = 100_000
-FIRST_NUMBER = 2_120_000_000  # national numbers of ten digits from (212) 000-0000 on
+# Valid national numbers of ten digits: (212) 200-0000 to (212) 999-9999, then
+# (213) 200-0000 on; an exchange never begins with 0 or 1 in North America.
+FIRST_AREA = 212
+NUMBERS_PER_AREA = 8_000_000
 
 
 @dataclass
@@ -87,13 +92,21 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+def _number_sql(index: str) -> str:
+    """The `index`th valid number (from 0), in E.164."""
+    return (
+        f"'+1' || (({FIRST_AREA} + ({index}) / {NUMBERS_PER_AREA}) * 10000000 "
+        f"+ 2000000 + ({index}) % {NUMBERS_PER_AREA})"
+    )
+
+
 def phone_sql(lead_id: str) -> str:
-    """The number of lead `lead_id` (+1 212 000 0001 on): 5% have none, 10% share
-    the number of the lead before."""
+    """The number of lead `lead_id` (+1 212 200 0001 on, each valid): 5% have
+    none, 10% share the number of the lead before."""
     return (
         f"CASE WHEN {lead_id} % 20 = 0 THEN '' "
-        f"WHEN {lead_id} % 10 = 3 THEN '+1' || ({FIRST_NUMBER} + {lead_id} - 1) "
-        f"ELSE '+1' || ({FIRST_NUMBER} + {lead_id}) END"
+        f"WHEN {lead_id} % 10 = 3 THEN {_number_sql(f'{lead_id} - 1')} "
+        f"ELSE {_number_sql(lead_id)} END"
     )
 
 
@@ -223,7 +236,7 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
     run = f"?run={world.run_id}"
     # Someone halfway through the run with a number of their own (see phone_sql).
     lead = Lead.objects.filter(pk=world.leads // 2 + 1).first() or Lead.objects.order_by("pk").first()
-    phone = lead.mobile_phone or f"+1{FIRST_NUMBER + 1}"
+    phone = lead.mobile_phone or f"+1{FIRST_AREA}2000001"
     national = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
     admin = "/admin/"
     return [
@@ -254,7 +267,7 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
         ),
         (
             "Run-now confirmation's counts (tab)",
-            "get",
+            "count",
             reverse("marketing_activities:campaign_run_now", args=[campaign]),
             {"count": "exact"},
         ),
@@ -266,7 +279,7 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
         ),
         (
             "Run-now confirmation's counts (admin)",
-            "get",
+            "count",
             f"{admin}marketing_activities/smartcampaign/run-now/",
             {"_selected_action": [campaign]},
         ),
@@ -289,6 +302,59 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
     ]
 
 
+def _poll_url(url: str, data: dict, count: AudienceCount) -> tuple[str, dict]:
+    """Where a confirmation polls the count its counts request started."""
+    if "/admin/" in url:
+        return url + "progress/", {**data, "counting": [count.pk]}
+    return url, {"counting": count.pk}
+
+
+def _row(name: str, times: list, queries, status: int) -> dict:
+    return {
+        "screen": name,
+        "median_ms": round(1000 * statistics.median(times)),
+        "min_ms": round(1000 * min(times)),
+        "queries": len(queries.captured_queries) if queries is not None else "",
+        "status": status,
+    }
+
+
+def measure_counting(client, name: str, url: str, data: dict, *, rounds: int) -> list[dict]:
+    """The counts request (it starts the count), one poll while it counts, and
+    the time until the counts are ready: the count itself, run here as the
+    request's transaction commits, one count at a time (in the product it runs
+    in the background: Celery or a thread)."""
+    started, polled, ready = [], [], []
+    for round_number in range(rounds + 1):
+        with override_settings(RUNNER_BACKGROUND="inline"):
+            with transaction.atomic():
+                with CaptureQueriesContext(connection) as start_queries:
+                    begun = time.perf_counter()
+                    response = client.get(url, data, headers={"HX-Request": "true"})
+                    start_elapsed = time.perf_counter() - begun
+                count = AudienceCount.objects.latest("pk")
+                poll_url, poll_data = _poll_url(url, data, count)
+                with CaptureQueriesContext(connection) as poll_queries:
+                    begun = time.perf_counter()
+                    poll = client.get(poll_url, poll_data, headers={"HX-Request": "true"})
+                    poll_elapsed = time.perf_counter() - begun
+                begun = time.perf_counter()
+            # Committed: the count runs now (in a test's transaction, not before its end: here then).
+            count.refresh_from_db()
+            if count.finished_at is None:
+                audience_count_run(count_id=count.pk)
+            ready_elapsed = time.perf_counter() - begun
+        if round_number:  # the first round only warms the caches
+            started.append(start_elapsed)
+            polled.append(poll_elapsed)
+            ready.append(ready_elapsed)
+    return [
+        _row(name, started, start_queries, response.status_code),
+        _row(f"{name}: one poll while counting", polled, poll_queries, poll.status_code),
+        _row(f"{name}: until the counts are ready (not a request)", ready, None, poll.status_code),
+    ]
+
+
 def measure(world: World, *, rounds: int, only: str = "", progress=print) -> list[dict]:
     """Each screen's median time over `rounds` requests (after one to warm up) and its queries."""
     client = Client()
@@ -297,6 +363,11 @@ def measure(world: World, *, rounds: int, only: str = "", progress=print) -> lis
     with override_settings(ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver"]):
         for name, method, url, data in screens(world):
             if only and only.lower() not in name.lower():
+                continue
+            if method == "count":
+                rows += measure_counting(client, name, url, data, rounds=rounds)
+                for row in rows[-3:]:
+                    progress(f"{row['screen']}: {row['median_ms']} ms")
                 continue
             request = getattr(client, method)
             times = []
@@ -307,15 +378,7 @@ def measure(world: World, *, rounds: int, only: str = "", progress=print) -> lis
                     elapsed = time.perf_counter() - started
                 if round_number:  # the first request only warms the caches
                     times.append(elapsed)
-            rows.append(
-                {
-                    "screen": name,
-                    "median_ms": round(1000 * statistics.median(times)),
-                    "min_ms": round(1000 * min(times)),
-                    "queries": len(queries.captured_queries),
-                    "status": response.status_code,
-                }
-            )
+            rows.append(_row(name, times, queries, response.status_code))
             progress(f"{name}: {rows[-1]['median_ms']} ms")
     return rows
 

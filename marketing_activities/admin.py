@@ -7,7 +7,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -27,6 +27,7 @@ from . import services
 from .activity import lead_activity
 from .links import text_as_counted
 from .models import (
+    AudienceCount,
     CampaignRun,
     CommunicationLimits,
     FlowStep,
@@ -45,7 +46,8 @@ from .models import (
 from .permissions import RUN_CAMPAIGN
 from .program_tokens import token_in_use_problem
 from .runner import CampaignCannotRun, campaign_preview, run_abort, run_resume, run_retry_uncertain
-from .runner.preview import run_now_check, run_now_preview
+from .runner.count_jobs import audience_count_preview, audience_count_start
+from .runner.preview import run_now_check
 from .runner.report import step_summary
 from .sms_text import count_received, count_received_many, expand_for_counting
 from .tasks import campaign_start, run_dispatch
@@ -334,38 +336,66 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
             self.admin_site.admin_view(self.run_now_counts_view),
             name=f"{opts.app_label}_{opts.model_name}_run_now",
         )
-        return [counts, *super().get_urls()]
+        progress = path(
+            "run-now/progress/",
+            self.admin_site.admin_view(self.run_now_counts_view),
+            name=f"{opts.app_label}_{opts.model_name}_run_now_progress",
+        )
+        return [counts, progress, *super().get_urls()]
 
     def run_now_counts_view(self, request):
-        """The Run now confirmation with its counts: what the action's page asks
-        for once it is shown (htmx: only the part that changes), or, without
-        JavaScript, opens through its link; `_selected_action` names the campaigns."""
+        """The Run now confirmation's counts: run-now/ starts counting each
+        campaign in the background, run-now/progress/ shows how far the counts
+        are, then the counts (the action's page asks for the first once it is
+        shown and polls the second: htmx, only the part that changes; without
+        JavaScript, their links); `_selected_action` names the campaigns,
+        `counting` the counts."""
         if not (self.has_view_permission(request) and self.has_run_permission(request)):
             raise PermissionDenied
         ids = [pk for pk in request.GET.getlist(helpers.ACTION_CHECKBOX_NAME) if pk.isdigit()]
-        return self.run_now_confirmation(request, self.get_queryset(request).filter(pk__in=ids), counted=True)
+        queryset = self.get_queryset(request).filter(pk__in=ids)
+        if request.resolver_match.url_name.endswith("_progress"):
+            counting = [pk for pk in request.GET.getlist("counting") if pk.isdigit()]
+            counts = AudienceCount.objects.filter(pk__in=counting, campaign__in=queryset)
+            return self.run_now_confirmation(request, queryset, counts={c.campaign_id: c for c in counts})
+        return self.run_now_confirmation(request, queryset, counts=None, start=True)
 
-    def run_now_confirmation(self, request, queryset, *, counted=False):
-        """The page opens at once, saying it is counting: counting a million people
-        takes a second, so the counts follow from run_now_counts_view, and the
-        runs can be confirmed only once they are shown."""
-        check = run_now_preview if counted else run_now_check
-        previews = [(campaign, check(campaign=campaign)) for campaign in queryset]
+    def run_now_confirmation(self, request, queryset, *, counts=None, start=False):
+        """The page opens at once, saying it is counting: counting millions of people
+        takes seconds, so the counts run in the background (run_now_counts_view),
+        and the runs can be confirmed only once they are shown."""
+        previews = []
+        found = dict(counts or {})
+        for campaign in queryset:
+            preview = run_now_check(campaign=campaign)
+            if start and preview.can_run:
+                found[campaign.pk] = audience_count_start(
+                    campaign=campaign, language=translation.get_language() or ""
+                )
+            count = found.get(campaign.pk)
+            if preview.can_run and count is not None and count.result is not None:
+                preview = audience_count_preview(count)
+            previews.append((campaign, preview, count))
         opts = self.opts
-        counts_query = urlencode(
-            [(helpers.ACTION_CHECKBOX_NAME, campaign.pk) for campaign, _preview in previews]
-        )
+        selected = [(helpers.ACTION_CHECKBOX_NAME, campaign.pk) for campaign, _p, _c in previews]
+        # Counted once every campaign that can run has its counts.
+        counted = all(not preview.can_run or preview.counted for _campaign, preview, _c in previews)
+        counting = [("counting", count.pk) for _campaign, _p, count in previews if count is not None]
+        counts_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_run_now")
+        progress_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_run_now_progress")
         context = {
             **self.admin_site.each_context(request),
             "opts": opts,
             "title": _("Run now?"),
             "previews": previews,
             "counted": counted,
-            "counts_url": f"{reverse(f'admin:{opts.app_label}_{opts.model_name}_run_now')}?{counts_query}",
+            "failed": any(count is not None and count.given_up for _campaign, _p, count in previews),
+            "counts_url": f"{counts_url}?{urlencode(selected)}",
+            "progress_url": f"{progress_url}?{urlencode(selected + counting)}" if counting else "",
             # The form goes back to the list's actions from the counts' own page too.
             "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
             # The form sends back only these: a campaign that cannot run is left out.
-            "runnable": [campaign for campaign, preview in previews if preview.can_run],
+            "runnable": [campaign for campaign, preview, _c in previews if preview.can_run],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         templates = self.run_now_confirmation_template or [
@@ -373,7 +403,7 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
             f"admin/{opts.app_label}/run_now_confirmation.html",
             "admin/run_now_confirmation.html",
         ]
-        if counted and request.htmx:
+        if (start or counts is not None) and request.htmx:
             # htmx: the counting page asked for its counts; they replace what it said so far.
             templates = [
                 f"{name}#previews" for name in ([templates] if isinstance(templates, str) else templates)

@@ -862,8 +862,8 @@ class RunStep(models.Model):
     plan_seconds = models.FloatField(_("planning time (s)"), null=True, blank=True)
     # Planning writes this step's results in one INSERT ... SELECT, so they lie
     # in this id range (other steps' rows may interleave on PostgreSQL, which
-    # is why queries also filter on the step). Scanning the range replaces an
-    # index on (run_step, ...) that would slow planning down by a third.
+    # is why queries also filter on the step). Pages and counts scan the range;
+    # only a search by person reads the index on (run_step, lead).
     first_result_id = models.BigIntegerField(null=True, blank=True, editable=False)
     last_result_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
@@ -995,6 +995,10 @@ LEAD_ACTIVITY = CALLS | models.Q(
 )
 
 
+# Every row (outcomes are never negative): the condition of the index the Results search reads.
+SEARCHED_ROWS = models.Q(outcome__gte=0)
+
+
 class RunResultQuerySet(models.QuerySet):
     def calls(self):
         """The rows of people a call was made for (or is about to be); never the skips.
@@ -1008,7 +1012,8 @@ class RunResultQuerySet(models.QuerySet):
 class RunResult(models.Model):
     """A flow step's outcome for one person in one run (R8: once per run)."""
 
-    # No index on either key: see RunStep.first_result_id. No database-level
+    # One index on both keys, for the Results search (Meta.indexes); pages and
+    # counts read the step's id range (RunStep.first_result_id). No database-level
     # constraints either: SQLite checks a foreign key for every row written
     # (a third of a million-row plan's time) and scans this table for every
     # lead deleted. Django's cascade deletes the rows.
@@ -1087,6 +1092,14 @@ class RunResult(models.Model):
                 condition=models.Q(outcome=Outcome.DEFERRED_QUIET_HOURS),
                 name="run_result_deferred",
             ),
+            # The Results search: the rows of the few people a name or a number
+            # finds, read through this index instead of a scan of the run. Planning
+            # pays for it (README, "Scale benchmark"): a search of ten million rows
+            # without it took seconds. Every row is in it; its condition is stated
+            # by the search alone (SEARCHED_ROWS), so that SQLite's planner keeps
+            # the SMS filters of smart lists on the index of a lead's activity
+            # instead of looking each person up step by step in this one.
+            models.Index(fields=["run_step", "lead"], condition=SEARCHED_ROWS, name="run_result_step_lead"),
         ]
 
     def __str__(self):
@@ -1429,6 +1442,8 @@ class MarketingSms(models.Model):
 
     def __str__(self):
         return f"{self.phone} · {self.sent_at}"
+
+
 # --- Quiet hours ---------------------------------------------------------------------
 
 
@@ -1526,6 +1541,45 @@ class QuietHoursCountry(models.Model):
                 }
             )
         _check_window(self.start, self.end, self.country or gettext("Country"))
+
+
+# --- Run now's counts ----------------------------------------------------------------
+
+
+class AudienceCount(models.Model):
+    """Run now's confirmation counting a campaign's audience in the background.
+
+    Counting ten million people takes tens of seconds: the counts request
+    starts one of these, the confirmation polls it for its progress, and shows
+    the counts once they are in `result` (runner/count_jobs.py).
+    """
+
+    campaign = models.ForeignKey(SmartCampaign, on_delete=models.CASCADE, related_name="+")
+    # The language of the marketer who asked: the messages stored with the counts are in it.
+    language = models.CharField(max_length=16, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    # What the confirmation shows (count_jobs.py), once counted; None until then.
+    result = models.JSONField(null=True, blank=True)
+    failed = models.BooleanField(default=False)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.campaign_id}: {self.done}/{self.total}"
+
+    # A count still unfinished after this long lost its worker (a restart): counted again on request.
+    GIVEN_UP_AFTER = datetime.timedelta(hours=1)
+
+    @property
+    def percent(self) -> int:
+        return 100 * self.done // self.total if self.total else 0
+
+    @property
+    def given_up(self) -> bool:
+        return self.failed or (
+            self.finished_at is None and self.started_at < timezone.now() - self.GIVEN_UP_AFTER
+        )
 
 
 # --- The demo -----------------------------------------------------------------------

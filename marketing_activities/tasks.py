@@ -10,6 +10,7 @@ from smscampaigns.background import background_run
 
 from .models import CampaignRun, SmartCampaign
 from .runner import results_expire_confirmations, run_create, run_execute
+from .runner.count_jobs import audience_count_run
 from .runner.deferral import released_from_quiet_hours
 from .runner.schedule import stale_runs, start_due_runs
 from .runner.waits import runs_resume_due
@@ -36,6 +37,12 @@ def run_due_campaigns_task() -> int:
     for run in runs:
         run_dispatch(run)
     return len(runs)
+
+
+@shared_task
+def count_audience_task(count_id: int) -> None:
+    """Run now's counts, read-only, with their progress (runner/count_jobs.py)."""
+    audience_count_run(count_id=count_id)
 
 
 def run_dispatch(run: CampaignRun) -> None:

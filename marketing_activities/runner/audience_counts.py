@@ -86,7 +86,15 @@ PASSED = -1  # met every requirement tested so far
 
 
 def _step_counts(
-    cursor, step: FlowStep, audience: Sql, already_ran: Sql, *, ran_skip=None, person_limit=None
+    cursor,
+    step: FlowStep,
+    audience: Sql,
+    already_ran: Sql,
+    *,
+    ran_skip=None,
+    person_limit=None,
+    chunks=(),
+    advance=lambda: None,
 ) -> tuple[dict, dict]:
     """({outcome code: people}, {number block code: {blocker: people}}) of the step's audience.
 
@@ -112,7 +120,19 @@ def _step_counts(
     own = [rule for rule in rules if rule is not NUMBER_NOT_BLOCKED and rule is not joined]
     called = int(Outcome.PLANNED_DRY_RUN)
 
-    counts, calls, numbers = _first_pass(cursor, own, audience, passed=PASSED if joined else called)
+    if joined and chunks:
+        # The pass over everyone only sums (the distinct numbers are the join's):
+        # it adds up over slices of the people, each a step of the progress.
+        counts, calls, numbers = {}, 0, 0
+        for chunk in chunks:
+            chunk_counts, chunk_calls, _numbers = _first_pass(cursor, own, chunk, passed=PASSED)
+            for skip, people in chunk_counts.items():
+                counts[skip] = counts.get(skip, 0) + people
+            calls += chunk_calls
+            advance()
+    else:
+        counts, calls, numbers = _first_pass(cursor, own, audience, passed=PASSED if joined else called)
+        advance()
     if joined:
         met = " AND ".join(f"({rule.condition.text})" for rule in own) or "1 = 1"
         cursor.execute(
@@ -124,6 +144,7 @@ def _step_counts(
         skip = int(joined.otherwise)
         counts[skip] = counts.get(skip, 0) + calls - subscribed
         calls = subscribed
+        advance()
 
     by_blocker = {}
     if NUMBER_NOT_BLOCKED in rules:
@@ -160,6 +181,7 @@ def _step_counts(
             if Outcome(outcome) in NUMBER_BLOCKS:
                 skipped = by_blocker.setdefault(Outcome(outcome).code, {})
                 skipped[blocker] = skipped.get(blocker, 0) + people
+        advance()
     # One winner per number; the others who met every requirement share it (R3).
     counts[called] = numbers
     counts[int(Outcome.SKIPPED_DUPLICATE_PHONE)] = calls - numbers
@@ -209,23 +231,67 @@ def _first_pass(cursor, own: list, audience: Sql, *, passed: int) -> tuple[dict,
     return counts, calls, numbers
 
 
-def campaign_audience_counts(*, campaign: SmartCampaign) -> list[StepCounts]:
-    """Each step's counts by outcome as a plan of it would give them, read-only.
+# People counted in one slice of the pass over everyone, when the counts report their progress.
+CHUNK_PEOPLE = 100_000
 
-    The caller checks `campaign.problems()` first: the smart list must parse.
-    """
-    audience = Sql(
-        *Lead.objects.filter(campaign.smart_list.parsed().to_q())
+
+def _audience(campaign: SmartCampaign, **id_range) -> Sql:
+    return Sql(
+        *Lead.objects.filter(campaign.smart_list.parsed().to_q(), **id_range)
         .order_by()
         .values("id", "mobile_phone", "blocklisted", "marketing_suspended")
         .query.sql_with_params()
     )
+
+
+def _chunks(campaign: SmartCampaign, chunk_people: int) -> list[Sql]:
+    """The audience in slices of lead ids, in id order (each read through the primary key)."""
+    first, last = (
+        Lead.objects.order_by("pk").values_list("pk", flat=True).first(),
+        Lead.objects.order_by("-pk").values_list("pk", flat=True).first(),
+    )
+    if first is None:
+        return []
+    return [
+        _audience(campaign, pk__gte=start, pk__lt=start + chunk_people)
+        for start in range(first, last + 1, chunk_people)
+    ]
+
+
+def campaign_audience_counts(
+    *, campaign: SmartCampaign, progress=None, chunk_people: int = CHUNK_PEOPLE
+) -> list[StepCounts]:
+    """Each step's counts by outcome as a plan of it would give them, read-only.
+
+    With `progress`, the pass over everyone is taken in slices of lead ids,
+    and `progress(done, total)` is called as each slice and each other query
+    is counted: the counts are the same, and how far they are is known.
+    The caller checks `campaign.problems()` first: the smart list must parse.
+    """
+    audience = _audience(campaign)
     already_ran = _already_ran(campaign)
+    steps = list(campaign.steps())
+    chunks = _chunks(campaign, chunk_people) if progress else []
+    # Per step: the pass over everyone (sliced only when it has a join after it), the join, the blocks.
+    total = 0
+    for step in steps:
+        rules = requirements(step.action, list_id=step.vibes_list_id, already_ran=already_ran)
+        joined = rules[-1].joins
+        total += (len(chunks) or 1) if joined else 1
+        total += bool(joined) + (NUMBER_NOT_BLOCKED in rules)
+    done = 0
+
+    def advance():
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
     found = []
     with connection.cursor() as cursor:
         # Raises PersonLimitRefused, as planning would.
         limit = person_limit_apply(cursor, campaign=campaign, audience=audience, already_ran=already_ran)
-        for step in campaign.steps():
+        for step in steps:
             counts = _step_counts(
                 cursor,
                 step,
@@ -233,6 +299,8 @@ def campaign_audience_counts(*, campaign: SmartCampaign) -> list[StepCounts]:
                 already_ran,
                 ran_skip=qualification_skip(campaign),
                 person_limit=limit.requirement,
+                chunks=chunks,
+                advance=advance,
             )
             found.append(StepCounts(step, *counts, person_limit=limit))
     _name_blockers(found)

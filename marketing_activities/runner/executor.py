@@ -493,6 +493,7 @@ class Worker:
         CampaignRun.objects.filter(pk=self.run.pk).update(progress_total=F("progress_total") - len(over))
         skipped = set(over)
         return [row for row in rows if row[0] not in skipped]
+
     def _defer_for_quiet_hours(self, step: RunStep, rows: list[tuple]) -> list[tuple]:
         """Defer the rows whose recipient's sending window is closed now; return the others.
 

@@ -473,6 +473,8 @@ def _person_limit(cursor, run_step: RunStep, source: Sql, already_ran: Sql) -> S
         cursor, campaign=run_step.run.campaign, audience=source, already_ran=already_ran
     )
     return limit.requirement
+
+
 def _removed_from_flow(cursor, run_step: RunStep, removed_table: str, lead_key: str) -> list[Requirement]:
     """The requirement that people taken out of this run's flow (Remove from
     Flow, waits.py) are not, filling `removed_table`; none when nobody could be."""

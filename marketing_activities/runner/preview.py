@@ -9,9 +9,8 @@ from django.utils.translation import gettext_lazy
 from smscampaigns.models import Lead
 
 from ..models import CampaignRun, FlowStep, Outcome, RunStep, SmartCampaign
-from .audience_counts import campaign_audience_counts
-from .checks import CampaignCannotRun, NobodyLeftToRun, check_anyone_left
-from .person_limit import PersonLimitRefused, person_limit_describe
+from .checks import CampaignCannotRun
+from .person_limit import PersonLimitRefused
 from .planner import plan_step
 from .report import number_blockers
 
@@ -137,28 +136,16 @@ class RunNowPreview:
 def run_now_check(*, campaign: SmartCampaign) -> RunNowPreview:
     """What a confirmation can say at once, before counting: why the campaign
     cannot run, if it cannot. Counting the audience reads every person it
-    picks (a second at a million), so the confirmation asks for
-    run_now_preview in a request of its own, and nobody is left to qualify
-    (a count too, under the rule "once") is told by that one."""
+    picks (a minute at ten million), so the confirmation has it counted in
+    the background (count_jobs.py), and nobody is left to qualify (a count
+    too, under the rule "once") is told by that count."""
     return RunNowPreview(problems=campaign.problems(), counted=False)
 
 
-def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
-    """What Run now would do, for its confirmation: the audience and each step's
-    counts by outcome, as a run would plan them, counted with read-only
-    queries (audience_counts.py: no plan, no write, no lock); or why the
-    campaign cannot run, or that nobody is left to qualify."""
-    problems = campaign.problems()
-    if problems:
-        return RunNowPreview(problems=problems)
-    try:
-        check_anyone_left(campaign)
-    except NobodyLeftToRun as error:
-        return RunNowPreview(nobody_left=error.problems)
-    try:
-        counted = campaign_audience_counts(campaign=campaign)
-    except PersonLimitRefused as error:
-        return RunNowPreview(refused=[error.message])
+def run_now_preview_of(counted: list, *, person_limit: list = ()) -> RunNowPreview:
+    """What Run now would do, for its confirmation: the audience and each
+    step's counts by outcome (audience_counts.StepCounts), in its words, and
+    what the campaign's person limit does (`person_limit`, in words)."""
     steps = [
         PlannedStep(
             number=step.step.number,
@@ -175,15 +162,8 @@ def run_now_preview(*, campaign: SmartCampaign) -> RunNowPreview:
         )
         for step in counted
     ]
-    person_limit = (
-        person_limit_describe(
-            campaign,
-            counted[0].person_limit,
-            beyond=counted[0].counts.get(Outcome.SKIPPED_PERSON_LIMIT.code, 0),
-        )
-        if counted
-        else []
-    )
     return RunNowPreview(
-        audience=sum(counted[0].counts.values()) if counted else 0, steps=steps, person_limit=person_limit
+        audience=sum(counted[0].counts.values()) if counted else 0,
+        steps=steps,
+        person_limit=list(person_limit),
     )

@@ -5,9 +5,10 @@ The other tabs live in smart_list.py, flow_editor.py and results.py.
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
@@ -15,10 +16,11 @@ from django_htmx.http import HttpResponseLocation
 
 from .. import services
 from ..forms import ScheduleForm, add_service_errors
-from ..models import CampaignRun, CommunicationLimits, SmartCampaign
+from ..models import AudienceCount, CampaignRun, CommunicationLimits, SmartCampaign
 from ..permissions import RUN_CAMPAIGN, VIEW_RUNS, require_permissions
 from ..runner import CampaignCannotRun, run_abort
-from ..runner.preview import run_now_check, run_now_preview
+from ..runner.count_jobs import audience_count_preview, audience_count_start
+from ..runner.preview import run_now_check
 from ..tasks import campaign_start
 from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import crumbs
@@ -64,11 +66,13 @@ def _schedule_screen(
     activation_problems=(),
     run_confirm=False,
     run_counts=False,
+    audience_count=None,
     run_problems=(),
     abort_confirm=False,
 ):
-    """The Schedule tab; `run_confirm` with Run now's confirmation, which counts
-    the audience by step only when `run_counts` (a request of its own)."""
+    """The Schedule tab; `run_confirm` with Run now's confirmation, which starts
+    counting the audience by step when `run_counts` (a request of its own), and
+    shows `audience_count`'s progress, then its counts."""
     active_run = campaign.runs.active().first()
     last_run = None if active_run else campaign.runs.only("pk", "status", "error", "created_at").first()
     context = {
@@ -87,10 +91,16 @@ def _schedule_screen(
         "run_url": reverse("marketing_activities:campaign_run_now", args=[campaign.pk]),
     }
     if run_confirm and not active_run:
+        preview = run_now_check(campaign=campaign)
         # Nothing to count beside a refused start: its problems are what the marketer needs.
-        counted = run_counts and not run_problems
-        preview = run_now_preview(campaign=campaign) if counted else run_now_check(campaign=campaign)
+        if run_counts and not run_problems and preview.can_run:
+            audience_count = audience_count_start(
+                campaign=campaign, language=translation.get_language() or ""
+            )
+        if audience_count is not None and audience_count.result is not None and preview.can_run:
+            preview = audience_count_preview(audience_count)
         context.update(
+            audience_count=audience_count,
             counted=preview.counted,
             audience=preview.audience,
             preview_steps=preview.steps,
@@ -171,14 +181,23 @@ def run_now(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     `tasks.campaign_start` and opens Results.
 
     The confirmation opens at once, saying it is counting; `?count=exact`
-    counts how many people qualify and what each step would do with them
-    (htmx asks for it as the confirmation appears; a link without
-    JavaScript), and only then can the run be confirmed.
+    starts counting how many people qualify and what each step would do with
+    them in the background (htmx asks for it as the confirmation appears; a
+    link without JavaScript), `?counting=<id>` shows how far that count is,
+    then the counts (htmx polls it), and only then can the run be confirmed.
     """
     campaign = campaign_or_404(pk)
     if request.method == "GET":
+        counting = request.GET.get("counting", "")
+        audience_count = None
+        if counting:
+            if not counting.isdigit():
+                raise Http404
+            audience_count = get_object_or_404(AudienceCount, pk=counting, campaign=campaign)
         counts = request.GET.get("count") == "exact"
-        return _schedule_screen(request, campaign, run_confirm=True, run_counts=counts)
+        return _schedule_screen(
+            request, campaign, run_confirm=True, run_counts=counts, audience_count=audience_count
+        )
     try:
         run = campaign_start(campaign=campaign, trigger=CampaignRun.Trigger.UI, user=request.user)
     except CampaignCannotRun as error:

@@ -6,7 +6,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.lookups import In
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -22,7 +23,7 @@ from smscampaigns.phones import normalize_phone_or_blank
 
 from ..forms import ResultsFilterForm
 from ..links import clicked_counts, clicked_result_ids
-from ..models import CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCampaign
+from ..models import SEARCHED_ROWS, CampaignRun, FlowStep, Outcome, RunResult, RunStep, SmartCampaign
 from ..replies import replied_counts, replied_result_ids, replies_by_result, replies_in_range
 from ..result_details import detail_display
 from .campaign import campaign_context, campaign_or_404
@@ -107,10 +108,10 @@ def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterFor
     """The per-person results of a run's `steps`, narrowed by step, outcome and a
     search on name, email or number.
 
-    Result rows have no index on their step: each step's rows lie in an id
-    range (RunStep.results), so the query scans those ranges, never the table.
-    A search finds the people through the leads' indexes first, so the scan
-    only compares each row's person with the few found (`_search_condition`).
+    Each step's rows lie in an id range (RunStep.results), so a page reads
+    those ranges in order, never the table. A search finds the people through
+    the leads' indexes first, then their rows through the index on (step,
+    person) (`_search_condition`).
     """
     ranges = Q()
     for step in steps:
@@ -132,26 +133,30 @@ def filtered_results(steps: list[RunStep], step_position, form: ResultsFilterFor
     return results
 
 
-def _search_condition(term: str) -> Q:
+def _search_condition(term: str) -> Q | In:
     """The rows one search word finds: a whole number in any spelling, the rows
-    of that number; a part of one (three digits or more), the rows whose number
-    contains it; any other word, the people whose first name, last name or
-    email begins with it, found through the leads' indexes (the scan of the
-    run's rows then compares whole numbers only)."""
+    of the people who have that number; a part of one (three digits or more),
+    the rows whose number contains it; any other word, the people whose first
+    name, last name or email begins with it. The people are found through the
+    leads' indexes, and their rows through the run's index on (step, person)."""
     digits = re.sub(r"\D", "", term)
     if len(digits) >= 3 and set(term) <= NUMBER_CHARACTERS:
-        # The rows' own numbers, compared in the scan of the run's rows: an
-        # index on them would cost planning far more than a search saves.
         number = normalize_phone_or_blank(term) if len(digits) >= WHOLE_NUMBER_DIGITS else ""
-        return Q(phone=number) if number else Q(phone__contains=digits)
-    people = Lead.objects.filter(
-        Q(first_name__istartswith=term) | Q(last_name__istartswith=term) | Q(email__istartswith=term)
-    ).order_by()
-    # A few people are looked for by their ids: a query planner that expects many
-    # (PostgreSQL's) would otherwise look each row's person up, all through the
-    # run. Many are found early in the run's rows, whichever way it goes.
+        if not number:
+            return Q(phone__contains=digits)  # a part of a number: the rows are read in order
+        people = Lead.objects.filter(mobile_phone=number).order_by()
+    else:
+        people = Lead.objects.filter(
+            Q(first_name__istartswith=term) | Q(last_name__istartswith=term) | Q(email__istartswith=term)
+        ).order_by()
+    # A few people are looked for by their ids, their rows through the index. Many
+    # are found early in the run's rows read in order: the person's id as an
+    # expression keeps the query planners (both) off the index, which would read
+    # every row of all of them and sort them for one page.
     few = list(people.values_list("pk", flat=True)[: SEARCHED_PEOPLE + 1])
-    return Q(lead_id__in=few if len(few) <= SEARCHED_PEOPLE else people.values("pk"))
+    if len(few) <= SEARCHED_PEOPLE:
+        return Q(lead_id__in=few) & SEARCHED_ROWS
+    return In(F("lead_id") + 0, people.values("pk"))
 
 
 @dataclass

@@ -165,6 +165,8 @@ class SampleSendFactory(DjangoModelFactory):
     number = "+13125550200"
     text = "Hi there, 20% off today."
     status = SampleSend.Status.SENT
+
+
 class CommunicationLimitsFactory(DjangoModelFactory):
     """The installation's limits (one row: saving another replaces it)."""
 

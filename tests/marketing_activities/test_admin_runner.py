@@ -5,12 +5,13 @@ import re
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db import connection
+from django.test import TestCase
 from django.urls import reverse
 from django.utils import translation
 from django.utils.html import escape
 
 from marketing_activities.activity import lead_results
-from marketing_activities.models import CampaignRun, FlowStep, Outcome
+from marketing_activities.models import AudienceCount, CampaignRun, FlowStep, Outcome
 from marketing_activities.runner import run_create, run_execute
 from tests.marketing_activities.campaigns import make_campaign, subscribed
 from tests.marketing_activities.factories import RunStepFactory
@@ -35,10 +36,15 @@ def act(client, model, action, objects):
 
 
 def counted(client, campaigns, **headers):
-    """The confirmation's counts, which its page asks for once it is shown."""
+    """The confirmation's counts, which its page asks for once it is shown (the
+    counting runs here, as the request's transaction commits), then polls."""
+    selected = {ACTION_CHECKBOX_NAME: [c.pk for c in campaigns]}
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        client.get(reverse("admin:marketing_activities_smartcampaign_run_now"), selected, headers=headers)
+    counts = AudienceCount.objects.filter(campaign__in=campaigns).values_list("pk", flat=True)
     return client.get(
-        reverse("admin:marketing_activities_smartcampaign_run_now"),
-        {ACTION_CHECKBOX_NAME: [c.pk for c in campaigns]},
+        reverse("admin:marketing_activities_smartcampaign_run_now_progress"),
+        {**selected, "counting": list(counts)},
         headers=headers,
     )
 
@@ -88,15 +94,17 @@ def test_run_now_asks_first_with_the_counts_per_step_and_sends_nothing(admin_cli
 
 
 def test_run_now_counts_are_the_schedule_tabs_counts(admin_client, staff_client, news):
-    """One service (run_now_preview) behind both confirmations."""
+    """One service (runner/count_jobs.py) behind both confirmations."""
     subscribed(news)
     subscribed(news, marketing_suspended=True)
     campaign = make_campaign(("send", news))
     admin_page = counted(admin_client, [campaign], HX_Request="true").content.decode()
     assert admin_page.lstrip().startswith('<div id="run-now-previews">')  # htmx: only what the counts replace
-    tab = staff_client.get(
-        reverse("marketing_activities:campaign_run_now", args=[campaign.pk]), {"count": "exact"}
-    ).content.decode()
+    run_now = reverse("marketing_activities:campaign_run_now", args=[campaign.pk])
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        staff_client.get(run_now, {"count": "exact"})
+    count = AudienceCount.objects.filter(campaign=campaign).latest("pk")
+    tab = staff_client.get(run_now, {"counting": count.pk}).content.decode()
     for words in ("2 people qualify", "Will get the SMS", "Skipped: marketing suspended"):
         assert words in admin_page and words in tab
 

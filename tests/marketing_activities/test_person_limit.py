@@ -7,15 +7,16 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import TestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from marketing_activities.models import CampaignRun, Outcome, RunResult, SmartCampaign
+from marketing_activities.models import AudienceCount, CampaignRun, Outcome, RunResult, SmartCampaign
 from marketing_activities.runner import CampaignCannotRun, campaign_preview, run_create
 from marketing_activities.runner.planner import plan_step
 from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
-from tests.marketing_activities.ui_helpers import HTMX, url
+from tests.marketing_activities.ui_helpers import HTMX, run_now_counted, url
 from tests.smscampaigns.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -128,8 +129,18 @@ def test_a_scheduled_run_the_limit_refuses_is_recorded_with_the_reason(news, vib
 
 
 def counted(staff_client, campaign):
-    return staff_client.get(
-        url("campaign_run_now", campaign.pk) + "?count=exact", headers={**HTMX, "HX-Target": "run-now"}
+    return run_now_counted(staff_client, campaign)
+
+
+def admin_counted(admin_client, campaign):
+    """The admin's confirmation once its count ran, as its poll shows it."""
+    selected = {ACTION_CHECKBOX_NAME: [campaign.pk]}
+    with override_settings(RUNNER_BACKGROUND="inline"), TestCase.captureOnCommitCallbacks(execute=True):
+        admin_client.get(reverse("admin:marketing_activities_smartcampaign_run_now"), selected)
+    counts = AudienceCount.objects.filter(campaign=campaign).values_list("pk", flat=True)
+    return admin_client.get(
+        reverse("admin:marketing_activities_smartcampaign_run_now_progress"),
+        {**selected, "counting": list(counts)},
     ).content.decode()
 
 
@@ -156,9 +167,7 @@ def test_the_admins_run_now_and_preview_say_the_run_would_be_refused(admin_clien
     for _ in range(3):
         subscribed(news)
     campaign = limited(make_campaign(("send", news)), person_limit_refuse_above=2)
-    page = admin_client.get(
-        reverse("admin:marketing_activities_smartcampaign_run_now") + f"?{ACTION_CHECKBOX_NAME}={campaign.pk}"
-    ).content.decode()
+    page = admin_counted(admin_client, campaign)
     assert escape(REFUSAL) in page and 'value="Yes, run now"' not in page
     with pytest.raises(CampaignCannotRun) as error:
         campaign_preview(campaign=campaign)

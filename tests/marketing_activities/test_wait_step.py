@@ -25,7 +25,7 @@ from smscampaigns.activities import activities_record
 from tests.marketing_activities.campaigns import execute, make_campaign, subscribed
 from tests.marketing_activities.factories import FlowStepFactory
 from tests.marketing_activities.test_triggers import _subscribed, welcome_campaign
-from tests.marketing_activities.ui_helpers import url
+from tests.marketing_activities.ui_helpers import run_now_counted, url
 from tests.vibes.simulated import SIM_COMPANY_KEY, SIM_PASSWORD, SIM_SHORT_CODE, SIM_USERNAME, make_client
 
 pytestmark = pytest.mark.django_db
@@ -317,6 +317,6 @@ def test_the_schedule_and_results_tabs_say_the_run_is_in_a_wait_step_and_when_it
 def test_run_nows_confirmation_counts_who_will_wait(news, staff_client):
     subscribed(news, country="US", mobile_phone="+15551330001")
     campaign = send_wait_send(news)
-    html = staff_client.get(url("campaign_run_now", campaign.pk), {"count": "exact"}).content.decode()
+    html = run_now_counted(staff_client, campaign)
     assert "2. Wait" in html
     assert "Will wait: 1" in html
