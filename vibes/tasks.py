@@ -2,8 +2,8 @@
 
 import logging
 import os
-import queue
 import threading
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -11,7 +11,7 @@ from django.db import close_old_connections, transaction
 
 from smscampaigns.background import background_run
 
-from .callbacks.applying import callback_event_apply, callbacks_apply_pending
+from .callbacks.applying import callback_event_apply, callbacks_apply_pending, callbacks_apply_waiting
 from .conf import get_client
 from .exceptions import VibesError
 from .models import SubscriberSync, VibesList
@@ -41,6 +41,12 @@ def callback_apply_task(self, event_id: int) -> str | None:
         return callback_event_apply(event_id=event_id)
     except Exception as error:
         raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from error
+
+
+@shared_task(ignore_result=True)
+def callbacks_apply_waiting_task() -> int:
+    """Apply the stored Vibes callbacks waiting now, a batch at a time (what fails waits for the sweep)."""
+    return callbacks_apply_waiting()
 
 
 @shared_task
@@ -83,14 +89,20 @@ def subscriber_syncs_start(*, vibes_lists, user=None) -> tuple[list[VibesList], 
 # process applies it.
 
 
-def callback_apply_later(event_id: int) -> None:
-    """Have a stored event applied off the request, where background work goes."""
+def callback_apply_later() -> None:
+    """Have the stored events applied off the request, where background work goes.
+
+    The applier takes every waiting event, so it is woken, not handed an
+    event: with Celery, each process sends its task at most once per
+    WAKE_INTERVAL (a task due at the end of the interval sees what came
+    during it); without, one thread of this process is woken.
+    """
     if _runs_on_celery():
-        transaction.on_commit(lambda: callback_apply_task.delay(event_id))
+        transaction.on_commit(_waker.wake)
     elif settings.RUNNER_BACKGROUND == "inline":
-        transaction.on_commit(lambda: callback_event_apply(event_id=event_id))
+        transaction.on_commit(callbacks_apply_waiting)
     else:
-        _applier.put(event_id)
+        _applier.wake()
 
 
 def _runs_on_celery() -> bool:
@@ -98,38 +110,63 @@ def _runs_on_celery() -> bool:
     return mode == "celery" or (mode == "auto" and bool(settings.CELERY_BROKER_URL))
 
 
+# Seconds between two applier tasks sent by one web process: at 500 callbacks
+# a second, a few tasks instead of 500, each applying a batch.
+WAKE_INTERVAL = 0.25
+
+
+class _Waker:
+    """Sends the applier's Celery task so that one starts after every event stored,
+    at most once per WAKE_INTERVAL from this process."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.due = float("-inf")  # when the last task sent is due to start
+
+    def wake(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if now < self.due and not callbacks_apply_waiting_task.app.conf.task_always_eager:
+                return  # a task that starts later than this event is on its way
+            delay = max(0.0, self.due + WAKE_INTERVAL - now)
+            self.due = now + delay
+        callbacks_apply_waiting_task.apply_async(countdown=delay or None)
+
+
 class _Applier:
-    """One thread of this process that applies the events handed to it, in turn.
+    """One thread of this process that applies the waiting events when woken.
 
     Started on the first event (again in a forked worker: a thread does not
     survive a fork).
     """
 
     def __init__(self):
-        self.queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.woken = threading.Event()
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.pid = 0
 
-    def put(self, event_id: int) -> None:
+    def wake(self) -> None:
         with self.lock:
             if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
-                self.queue, self.pid = queue.SimpleQueue(), os.getpid()
+                self.woken, self.pid = threading.Event(), os.getpid()
                 self.thread = threading.Thread(target=self._work, name="vibes-callbacks", daemon=True)
                 self.thread.start()
-        self.queue.put(event_id)
+        self.woken.set()
 
     def _work(self) -> None:
+        woken = self.woken
         while True:
-            event_id = self.queue.get()
+            woken.wait()
+            # Cleared before applying: an event stored meanwhile wakes the next round.
+            woken.clear()
             try:
-                callback_event_apply(event_id=event_id)
+                callbacks_apply_waiting()
             except Exception:
-                logger.exception("Vibes callback #%s could not be applied; it is tried again later", event_id)
-                close_old_connections()
-            if self.queue.empty():
-                # Idle: the connection is checked (or closed past its age) before the next event.
-                close_old_connections()
+                logger.exception("Vibes callbacks could not be applied; they are tried again later")
+            # Idle: the connection is checked (or closed past its age) before the next round.
+            close_old_connections()
 
 
+_waker = _Waker()
 _applier = _Applier()
