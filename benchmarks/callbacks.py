@@ -287,6 +287,8 @@ class Stage:
     oks: int = 0
     elapsed: float = 0.0
     client_cpu: float = 0.0
+    # CPU seconds used meanwhile by the web workers, the database and the appliers
+    server_cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 async def _post(port: int, connection, request: bytes):
@@ -318,8 +320,9 @@ async def _post(port: int, connection, request: bytes):
     raise AssertionError("unreachable")
 
 
-async def _stage(port: int, rate: int, requests: list[bytes], connections: int) -> Stage:
+async def _stage(port: int, rate: int, requests: list[bytes], connections: int, probe) -> Stage:
     stage = Stage(rate)
+    server_before = probe()
     queue: asyncio.Queue = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
@@ -356,12 +359,62 @@ async def _stage(port: int, rate: int, requests: list[bytes], connections: int) 
     await asyncio.gather(*senders)
     stage.elapsed = loop.time() - start
     stage.client_cpu = (_cpu() - cpu_before) / stage.elapsed
+    stage.server_cpu = tuple(after - before for after, before in zip(probe(), server_before, strict=True))
     return stage
 
 
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+class CpuProbe:
+    """CPU seconds used so far by the web workers, this benchmark's database
+    backends and the Celery workers: per callback, a cost that the machine's
+    load does not change as much as it changes the latencies."""
+
+    def __init__(self, server: subprocess.Popen, appliers: list[subprocess.Popen]):
+        self.server, self.appliers = server, appliers
+
+    def __call__(self) -> tuple[float, float, float]:
+        web = [self.server.pid, *_children(self.server.pid)]
+        appliers = [pid for worker in self.appliers for pid in (worker.pid, *_children(worker.pid))]
+        return _cpu_of(web), _cpu_of(_database_backends()), _cpu_of(appliers)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found + [grandchild for child in found for grandchild in _children(child)]
+
+
+def _database_backends() -> list[int]:
+    """The PostgreSQL backends of this benchmark's database (their titles name it)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes()
+        except OSError:
+            continue
+        if title.startswith(b"postgres: ") and f" {DATABASE} ".encode() in title:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def _cpu_of(pids) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -527,13 +580,16 @@ def _bench(args, rates: list[int]) -> int:
     server, port = _gunicorn(args)
     workers = _celery_workers(args.celery_workers) if args.apply == "celery" else []
     stages = []
+    probe = CpuProbe(server, workers)
     try:
         _warm_up(port, args.workers)
         for rate, requests in zip(rates, stages_requests, strict=True):
-            stages.append(asyncio.run(_stage(port, rate, requests, args.connections)))
+            stages.append(asyncio.run(_stage(port, rate, requests, args.connections, probe)))
             _print_stage(stages[-1], first=len(stages) == 1)
             time.sleep(1)
+        before_drain = probe()
         problems = _check(world, plan, sum(stage.oks for stage in stages), timeout=args.drain_timeout)
+        _print_cpu(stages, before_drain, probe(), plan.unique_events, args.apply)
     finally:
         stop(server, *workers)
     print(f"load average after: {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
@@ -551,15 +607,30 @@ def _bench(args, rates: list[int]) -> int:
 def _print_stage(stage: Stage, *, first: bool) -> None:
     if first:
         print(f"{'rate /s':>8} {'achieved':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-              f"{'errors':>7} {'client CPU':>10} {'load':>5}")  # fmt: skip
+              f"{'errors':>7} {'client CPU':>10} {'load':>5} {'web CPU ms/cb':>14} "
+              f"{'db CPU ms/cb':>13}")  # fmt: skip
     ms = [latency * 1000 for latency in stage.latencies]
     errors = sum(stage.errors.values())
+    web, database, _appliers = stage.server_cpu
     print(
         f"{stage.rate:>8} {len(stage.latencies) / stage.elapsed:>9.0f} {_percentile(ms, 0.50):>7.1f} "
         f"{_percentile(ms, 0.95):>7.1f} {_percentile(ms, 0.99):>7.1f} {max(ms, default=0):>7.1f} "
-        f"{errors:>7} {stage.client_cpu:>9.0%} {os.getloadavg()[0]:>5.1f}"
+        f"{errors:>7} {stage.client_cpu:>9.0%} {os.getloadavg()[0]:>5.1f} "
+        f"{web * 1000 / max(1, len(ms)):>14.2f} {database * 1000 / max(1, len(ms)):>13.2f}"
         + (f"  {stage.errors}" if errors else ""),
         flush=True,
+    )
+
+
+def _print_cpu(stages: list[Stage], before_drain, after_drain, events: int, apply: str) -> None:
+    """What applying cost: the appliers' CPU (and the database's while they caught up) per event."""
+    if apply != "celery":
+        return
+    applying = sum(stage.server_cpu[2] for stage in stages) + after_drain[2] - before_drain[2]
+    print(
+        f"Applying: the Celery workers used {applying:.1f} s of CPU for {events:,} events "
+        f"({applying * 1000 / max(1, events):.2f} ms an event); the database "
+        f"{after_drain[1] - before_drain[1]:.1f} s while they caught up after the last callback."
     )
 
 
@@ -571,6 +642,7 @@ def _check(world: World, plan: Plan, oks: int, timeout: float) -> list[str]:
     from django.db.models import Count, Sum
 
     from marketing_activities.models import Outcome, RunResult, RunStep
+    from smscampaigns.models import Activity
     from tests.waiting import wait_until
     from vibes.models import CallbackEvent, SubscriptionChange
 
@@ -598,6 +670,10 @@ def _check(world: World, plan: Plan, oks: int, timeout: float) -> list[str]:
             f"{len(delivered ^ plan.receipts):,} rows disagree with their receipts "
             f"({len(delivered):,} delivered for {len(plan.receipts):,} receipts)"
         )
+    # A receipt's activity (SMS is Delivered) is written once, when its row moves.
+    activities = Activity.objects.filter(kind=Activity.Kind.SMS_DELIVERED, key__startswith="sms-receipt:")
+    if activities.count() != len(plan.receipts):
+        problems.append(f"{activities.count():,} delivery activities for {len(plan.receipts):,} receipts")
     counts = RunStep.objects.get(pk=world.step_id).counts
     by_rows = dict(step_rows.values_list("outcome").annotate(n=Count("pk")).values_list("outcome", "n"))
     by_rows = {Outcome(outcome).code: n for outcome, n in by_rows.items()}

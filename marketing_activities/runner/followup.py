@@ -23,6 +23,7 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from smscampaigns.activities import activities_record
+from smscampaigns.bulk import rows_update
 from smscampaigns.models import Lead
 from vibes.callbacks import RECEIPT_ACCEPTED, RECEIPT_DELIVERED, RECEIPT_FAILED, ConfirmationNews
 
@@ -127,7 +128,7 @@ def results_apply_receipts(receipts: list[ReceiptForRow]) -> list[bool]:
     when no SMS row has its id.
 
     A few statements whatever the batch's size: the rows are read and locked
-    with one, written with one, the persons' activities with one, and each
+    with one, written with one (`rows_update`), the persons' activities with one, and each
     step's counts moved once.
     """
     if not receipts:
@@ -162,7 +163,7 @@ def results_apply_receipts(receipts: list[ReceiptForRow]) -> list[bool]:
             if "outcome" in changes:
                 activities += _receipt_activities(row, receipt, changes)
                 delta.setdefault(row.run_step_id, Counter()).update({old: -1, changes["outcome"]: 1})
-        RunResult.objects.bulk_update(list(changed.values()), _RECEIPT_FIELDS)
+        rows_update(RunResult, changed.values(), _RECEIPT_FIELDS)
         activities_record(activities=activities)
         # Last: the steps' locks, which the workers share, are held only until the commit.
         for step_id in sorted(delta):

@@ -36,8 +36,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from smscampaigns.bulk import rows_update
+
 from ..models import CallbackEvent
-from .events import event_apply, event_in_batch
+from .events import DELIVERY_RECEIPT, event_apply, event_in_batch
 from .news import DeliveryReceipt, receipt_listeners
 from .receipt_events import receipt_outcome, receipt_read
 
@@ -47,6 +49,8 @@ RECEIVED = CallbackEvent.Outcome.RECEIVED
 # Events an applier takes at once: enough that a second's receipts at Vibes'
 # rate are a few statements, few enough that a batch's locks are brief.
 BATCH = 500
+# Other events (subscription events) are applied one at a time: so many, then receipts again.
+OTHERS_BATCH = 50
 
 
 def callbacks_applied_off_request() -> bool:
@@ -88,20 +92,32 @@ def callbacks_apply_waiting(*, batch: int = BATCH, received_by=None) -> int:
     """Apply the events waiting now (and those that arrive meanwhile), a batch at a
     time; returns how many were applied.
 
-    Each batch starts after the last one's events, so an event that cannot be
-    applied now is left to the periodic job rather than taken again and again.
+    Receipts first, a batch of them, then a few other events, and again: a
+    receipt waits for no more than OTHERS_BATCH events applied one at a
+    time. Each batch of a kind starts after the last one's events, so an
+    event that cannot be applied now is left to the periodic job rather than
+    taken again and again.
     """
-    applied, after = 0, 0
+    applied, after_receipts, after_others = 0, 0, 0
     while True:
-        taken, after, done = callbacks_apply_batch(limit=batch, after=after, received_by=received_by)
+        receipts, after_receipts, done = callbacks_apply_batch(
+            limit=batch, after=after_receipts, received_by=received_by, receipts=True
+        )
         applied += done
-        if taken < batch:
+        others, after_others, done = callbacks_apply_batch(
+            limit=OTHERS_BATCH, after=after_others, received_by=received_by, receipts=False
+        )
+        applied += done
+        if receipts < batch and others < OTHERS_BATCH:
             return applied
 
 
-def callbacks_apply_batch(*, limit: int = BATCH, after: int = 0, received_by=None) -> tuple[int, int, int]:
+def callbacks_apply_batch(
+    *, limit: int = BATCH, after: int = 0, received_by=None, receipts: bool | None = None
+) -> tuple[int, int, int]:
     """Apply up to `limit` waiting events after the id `after`, oldest first, that no
-    other applier holds; returns (events taken, the last one's id, events applied).
+    other applier holds (only receipts, or only other events, if `receipts` says
+    so); returns (events taken, the last one's id, events applied).
 
     The batch's receipts are applied together in one transaction; its other
     events (and, should that fail, its receipts) one at a time after it.
@@ -112,21 +128,23 @@ def callbacks_apply_batch(*, limit: int = BATCH, after: int = 0, received_by=Non
         waiting = CallbackEvent.objects.select_for_update(skip_locked=True).filter(
             outcome=RECEIVED, pk__gt=after
         )
+        if receipts is not None:
+            waiting = (waiting.filter if receipts else waiting.exclude)(event_type=DELIVERY_RECEIPT)
         if received_by is not None:
             waiting = waiting.filter(received_at__lte=received_by)
         events = list(waiting.defer("headers", "raw_body").order_by("pk")[:limit])
-        receipts = [event for event in events if event_in_batch(event)]
+        in_batch = [event for event in events if event_in_batch(event)]
         alone = [event.pk for event in events if not event_in_batch(event)]
-        if receipts:
+        if in_batch:
             try:
                 with transaction.atomic():
-                    _receipts_apply(receipts)
-                applied = len(receipts)
+                    _receipts_apply(in_batch)
+                applied = len(in_batch)
             except Exception:
                 logger.exception(
-                    "A batch of %s Vibes receipts failed; each is applied on its own", len(receipts)
+                    "A batch of %s Vibes receipts failed; each is applied on its own", len(in_batch)
                 )
-                alone = sorted(alone + [event.pk for event in receipts])
+                alone = sorted(alone + [event.pk for event in in_batch])
     for event_id in alone:
         try:
             applied += callback_event_apply(event_id=event_id) is not None
@@ -151,4 +169,4 @@ def _receipts_apply(events: list[CallbackEvent]) -> None:
     for (event, _receipt), match in zip(told, matched, strict=True):
         event.outcome, note = receipt_outcome(match)
         event.note = str(note)[:300]
-    CallbackEvent.objects.bulk_update(events, ["outcome", "note", "mdn"])
+    rows_update(CallbackEvent, events, ["outcome", "note", "mdn"])
