@@ -93,12 +93,15 @@ def callback_apply_later() -> None:
     """Have the stored events applied off the request, where background work goes.
 
     The applier takes every waiting event, so it is woken, not handed an
-    event: with Celery, each process sends its task at most once per
-    WAKE_INTERVAL (a task due at the end of the interval sees what came
-    during it); without, one thread of this process is woken.
+    event, and the request only sets a flag: a thread of this process sends
+    the applier's Celery task (at most once per WAKE_INTERVAL, the next one
+    after every event stored) or, without Celery, applies the events itself.
     """
     if _runs_on_celery():
-        transaction.on_commit(_waker.wake)
+        if callbacks_apply_waiting_task.app.conf.task_always_eager:
+            transaction.on_commit(callbacks_apply_waiting_task.delay)
+        else:
+            transaction.on_commit(_celery_waker.wake)
     elif settings.RUNNER_BACKGROUND == "inline":
         transaction.on_commit(callbacks_apply_waiting)
     else:
@@ -115,32 +118,16 @@ def _runs_on_celery() -> bool:
 WAKE_INTERVAL = 0.25
 
 
-class _Waker:
-    """Sends the applier's Celery task so that one starts after every event stored,
-    at most once per WAKE_INTERVAL from this process."""
+class _WokenThread:
+    """One thread of this process that does its work when woken, and once more when
+    woken meanwhile: work that starts after every wake-up, never one per wake-up.
 
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.due = float("-inf")  # when the last task sent is due to start
-
-    def wake(self) -> None:
-        now = time.monotonic()
-        with self.lock:
-            if now < self.due and not callbacks_apply_waiting_task.app.conf.task_always_eager:
-                return  # a task that starts later than this event is on its way
-            delay = max(0.0, self.due + WAKE_INTERVAL - now)
-            self.due = now + delay
-        callbacks_apply_waiting_task.apply_async(countdown=delay or None)
-
-
-class _Applier:
-    """One thread of this process that applies the waiting events when woken.
-
-    Started on the first event (again in a forked worker: a thread does not
-    survive a fork).
+    Started on the first wake-up (again in a forked worker: a thread does not
+    survive a fork). `pause`: seconds it rests after each round.
     """
 
-    def __init__(self):
+    def __init__(self, name: str, work, *, pause: float = 0.0):
+        self.name, self.work, self.pause = name, work, pause
         self.woken = threading.Event()
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
@@ -150,23 +137,28 @@ class _Applier:
         with self.lock:
             if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
                 self.woken, self.pid = threading.Event(), os.getpid()
-                self.thread = threading.Thread(target=self._work, name="vibes-callbacks", daemon=True)
+                self.thread = threading.Thread(
+                    target=self._run, args=(self.woken,), name=self.name, daemon=True
+                )
                 self.thread.start()
         self.woken.set()
 
-    def _work(self) -> None:
-        woken = self.woken
+    def _run(self, woken: threading.Event) -> None:
         while True:
             woken.wait()
-            # Cleared before applying: an event stored meanwhile wakes the next round.
+            # Cleared before the work: a wake-up meanwhile makes another round.
             woken.clear()
             try:
-                callbacks_apply_waiting()
+                self.work()
             except Exception:
-                logger.exception("Vibes callbacks could not be applied; they are tried again later")
+                logger.exception("Vibes callbacks: %s failed; the periodic job applies what waits", self.name)
             # Idle: the connection is checked (or closed past its age) before the next round.
             close_old_connections()
+            if self.pause:
+                time.sleep(self.pause)
 
 
-_waker = _Waker()
-_applier = _Applier()
+# With Celery: the web process sends the task, the Celery worker applies.
+_celery_waker = _WokenThread("vibes-callbacks-waker", callbacks_apply_waiting_task.delay, pause=WAKE_INTERVAL)
+# Without: a thread of the web process applies.
+_applier = _WokenThread("vibes-callbacks", callbacks_apply_waiting)

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from marketing_activities.models import Outcome, RunResult
 from marketing_activities.runner.planner import count_outcomes
@@ -430,3 +430,36 @@ def test_two_appliers_at_once_apply_each_receipt_once():
     assert RunResult.objects.filter(pk__in=[row.pk for row in rows], outcome=Outcome.DELIVERED).count() == 120
     assert Activity.objects.filter(key__startswith="sms-receipt:").count() == 120
     assert counts_agree(step)
+
+
+# --- Cheaper answers: the callbacks URL skips the middleware that serves people ----------------------------
+
+
+@pytest.mark.django_db
+def test_an_answer_to_vibes_comes_in_the_language_vibes_asks_for_not_the_last_persons(client):
+    with translation.override("de"):  # what the thread's last request, a German marketer's, left
+        response = client.post(
+            "/vibes/callbacks/", "{}", content_type="application/json", headers={"Accept-Language": "en"}
+        )
+    assert response.status_code == 401
+    assert response.json() == {"error": "Vibes callback credentials are missing or wrong."}
+    assert response["WWW-Authenticate"] == 'Basic realm="Vibes callbacks", charset="UTF-8"'
+
+
+@pytest.mark.django_db
+def test_the_answer_says_its_length_so_that_vibes_keeps_the_connection(post, subscriber):
+    response = post(opt_in())
+    assert int(response["Content-Length"]) == len(response.content) == len(b'{"status": "received"}')
+
+
+@pytest.mark.django_db
+def test_a_callback_over_plain_http_is_still_sent_to_https(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.post("/vibes/callbacks/", "{}", content_type="application/json")
+    assert (response.status_code, response["Location"]) == (301, "https://testserver/vibes/callbacks/")
+    assert not CallbackEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_only_a_post_is_taken(client):
+    assert client.get("/vibes/callbacks/", headers={"Authorization": AUTH}).status_code == 405
