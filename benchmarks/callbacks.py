@@ -77,6 +77,14 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="instead: profile one receipt and one opt-out, in this process"
     )
+    parser.add_argument(
+        "--applying",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: apply N waiting receipts one at a time, then N in batches, then N/4 subscription "
+        "events, in this process, and compare",
+    )
     args = parser.parse_args(argv)
     # Stopped (Ctrl-C, kill): still stop gunicorn and the workers, and drop the database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -114,6 +122,8 @@ def main(argv=None) -> int:
         import django
 
         django.setup()
+        if args.applying:
+            return _applying(args)
         return _profile(args) if args.profile else _bench(args, rates)
     finally:
         if not args.keep:
@@ -554,6 +564,93 @@ def _profile(args) -> int:
             post(request)
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    return 0
+
+
+# --- Applying alone: one at a time, or in batches -----------------------------------------------------
+
+
+def _applying(args) -> int:
+    """The same waiting events applied one event a transaction (as before) and in
+    batches (as now), on the same machine at the same moment: time, CPU of this
+    process and of the database, statements."""
+    from django.db import connection
+
+    from vibes.callbacks.applying import callback_event_apply, callbacks_apply_waiting
+    from vibes.callbacks.receiving import dedupe_key
+    from vibes.models import CallbackEvent
+
+    count = args.applying
+    world = _build(max(args.leads, 2 * count + 2 * (count // 4) + 10))
+    rows, numbers = iter(world.row_ids), iter(reversed(world.numbers))
+
+    def waiting(kind: str) -> list[int]:
+        events = []
+        for second in range(count if kind == "delivery_receipt" else count // 4):
+            if kind == "delivery_receipt":
+                row_id = next(rows)
+                payload = {
+                    "message_id": f"M{row_id}",
+                    "status": "delivered",
+                    "occurred_at": "2026-11-01T09:00:00Z",
+                }
+                events.append((kind, payload, f"r{row_id}"))
+            else:
+                payload = {
+                    "subscription_list": {"id": LIST_ID},
+                    "mobile_phone": {"mdn": next(numbers)},
+                    "opt_out_date": f"2026-11-01T10:{second // 60 % 60:02d}:{second % 60:02d}Z",
+                }
+                events.append((kind, payload, ""))
+        made = CallbackEvent.objects.bulk_create(
+            CallbackEvent(
+                event_type=kind,
+                dedupe_key=dedupe_key(kind, payload, reference),
+                payload=payload,
+                reference=reference or None,
+                outcome=CallbackEvent.Outcome.RECEIVED,
+            )
+            for kind, payload, reference in events
+        )
+        return [event.pk for event in made]
+
+    def one_at_a_time():
+        for event_id in ids:
+            callback_event_apply(event_id=event_id)
+
+    statements = 0
+
+    def counted(execute, sql, params, many, context):
+        nonlocal statements
+        statements += "SAVEPOINT" not in sql
+        return execute(sql, params, many, context)
+
+    print(
+        f"{'events':<20} {'applied':<24} {'count':>6} {'seconds':>8} {'events/s':>9} {'CPU ms/event':>13} "
+        f"{'db CPU ms/event':>16} {'statements/event':>17} {'load':>5}"
+    )
+    for kind, name, apply in (
+        ("delivery_receipt", "one at a time (before)", one_at_a_time),
+        ("delivery_receipt", "in batches (now)", callbacks_apply_waiting),
+        ("subscription_removed", "one at a time (both)", callbacks_apply_waiting),
+    ):
+        ids = waiting(kind)
+        connection.close()
+        connection.ensure_connection()
+        backend = connection.connection.info.backend_pid
+        statements = 0
+        db_before, cpu_before, started = _cpu_of([backend]), _cpu(), time.perf_counter()
+        with connection.execute_wrapper(counted):
+            apply()
+        elapsed = time.perf_counter() - started
+        cpu, db = _cpu() - cpu_before, _cpu_of([backend]) - db_before
+        left = CallbackEvent.objects.filter(pk__in=ids, outcome=CallbackEvent.Outcome.RECEIVED).count()
+        print(
+            f"{kind:<20} {name:<24} {len(ids):>6} {elapsed:>8.2f} {len(ids) / elapsed:>9.0f} "
+            f"{cpu * 1000 / len(ids):>13.2f} {db * 1000 / len(ids):>16.2f} {statements / len(ids):>17.2f} "
+            f"{os.getloadavg()[0]:>5.1f}" + (f"  ({left} left waiting!)" if left else ""),
+            flush=True,
+        )
     return 0
 
 

@@ -36,7 +36,12 @@ def subscriber_sync_task(sync_id: int) -> str:
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def callback_apply_task(self, event_id: int) -> str | None:
-    """Apply a stored Vibes callback; one that fails stays waiting and is tried again, later each time."""
+    """Apply a stored Vibes callback; one that fails stays waiting and is tried again, later each time.
+
+    No longer sent (the applier takes the waiting events in batches,
+    `callbacks_apply_waiting_task`): kept for the tasks a broker still holds
+    from before, which apply their event once as they always did.
+    """
     try:
         return callback_event_apply(event_id=event_id)
     except Exception as error:
