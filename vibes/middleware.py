@@ -9,7 +9,7 @@ its headers still apply), this one answers the callbacks URL with the view
 itself; every other path goes on as before.
 """
 
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import translation
 
 from .views import callbacks
@@ -18,12 +18,14 @@ from .views import callbacks
 class CallbacksMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        self.path = None
 
     def __call__(self, request):
-        if self.path is None:
-            self.path = reverse("vibes:callbacks")
-        if request.path_info != self.path:
+        try:
+            # Asked each time (the resolver caches it): a URL configuration may leave Vibes out.
+            path = reverse("vibes:callbacks", urlconf=getattr(request, "urlconf", None))
+        except NoReverseMatch:
+            path = None
+        if request.path_info != path:
             return self.get_response(request)
         # What LocaleMiddleware would have done: a thread serves people too, and
         # an answer to Vibes must not come in the language of the last person served.
