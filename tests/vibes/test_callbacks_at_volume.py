@@ -34,6 +34,7 @@ from vibes.callbacks import (
 )
 from vibes.callbacks.news import HandlerFailed
 from vibes.models import CallbackEvent, Subscription, SubscriptionChange
+from vibes.tasks import _WokenThread
 
 USERNAME, PASSWORD = "vibes", "callback-pw-123"
 AUTH = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
@@ -463,3 +464,25 @@ def test_a_callback_over_plain_http_is_still_sent_to_https(client, settings):
 @pytest.mark.django_db
 def test_only_a_post_is_taken(client):
     assert client.get("/vibes/callbacks/", headers={"Authorization": AUTH}).status_code == 405
+
+
+def test_many_wake_ups_during_a_round_make_one_more_round_not_one_each():
+    """The web process's applier thread (or Celery waker): a burst of callbacks
+    while it works costs one more round, and every callback has a round after it."""
+    rounds, release, started = [], threading.Event(), threading.Event()
+
+    def work():
+        rounds.append(len(rounds))
+        started.set()
+        release.wait(30)
+
+    woken = _WokenThread("test-woken", work)
+    woken.wake()
+    assert started.wait(30)
+    for _ in range(100):  # a burst while the first round works
+        woken.wake()
+    release.set()
+    wait_until(lambda: len(rounds) == 2, what="the round after the burst")
+    # The burst's flag was cleared when the second round began: no round per wake-up.
+    assert not woken.woken.is_set()
+    assert len(rounds) == 2
