@@ -17,10 +17,13 @@ from the moment a request was due, so that a slow server cannot hide behind
 a client that waits for it.
 
 It prints, per rate: the rate achieved, p50, p95, p99 and the slowest
-answer, errors, and the CPU the client used (of one core). Then it checks
-that every event is stored exactly once (repeats counted as deliveries),
-every receipt moved its row once (the step's counts agree with its rows),
-and every subscription event changed its number once.
+answer, errors, the CPU the client used (of one core), and the CPU the web
+workers and the database used per callback (a cost the machine's load
+changes less than it changes the latencies). Then it checks that every
+event is stored exactly once (repeats counted as deliveries), every receipt
+moved its row once (the step's counts agree with its rows) and wrote its
+person's activity once, and every subscription event changed its number
+once; with Celery it prints the CPU applying took per event.
 """
 
 import argparse
@@ -74,6 +77,14 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="instead: profile one receipt and one opt-out, in this process"
     )
+    parser.add_argument(
+        "--applying",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: apply N waiting receipts one at a time, then N in batches, then N/4 subscription "
+        "events, in this process, and compare",
+    )
     args = parser.parse_args(argv)
     # Stopped (Ctrl-C, kill): still stop gunicorn and the workers, and drop the database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -111,6 +122,8 @@ def main(argv=None) -> int:
         import django
 
         django.setup()
+        if args.applying:
+            return _applying(args)
         return _profile(args) if args.profile else _bench(args, rates)
     finally:
         if not args.keep:
@@ -287,6 +300,8 @@ class Stage:
     oks: int = 0
     elapsed: float = 0.0
     client_cpu: float = 0.0
+    # CPU seconds used meanwhile by the web workers, the database and the appliers
+    server_cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 async def _post(port: int, connection, request: bytes):
@@ -318,8 +333,9 @@ async def _post(port: int, connection, request: bytes):
     raise AssertionError("unreachable")
 
 
-async def _stage(port: int, rate: int, requests: list[bytes], connections: int) -> Stage:
+async def _stage(port: int, rate: int, requests: list[bytes], connections: int, probe) -> Stage:
     stage = Stage(rate)
+    server_before = probe()
     queue: asyncio.Queue = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
@@ -356,12 +372,62 @@ async def _stage(port: int, rate: int, requests: list[bytes], connections: int) 
     await asyncio.gather(*senders)
     stage.elapsed = loop.time() - start
     stage.client_cpu = (_cpu() - cpu_before) / stage.elapsed
+    stage.server_cpu = tuple(after - before for after, before in zip(probe(), server_before, strict=True))
     return stage
 
 
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+class CpuProbe:
+    """CPU seconds used so far by the web workers, this benchmark's database
+    backends and the Celery workers: per callback, a cost that the machine's
+    load does not change as much as it changes the latencies."""
+
+    def __init__(self, server: subprocess.Popen, appliers: list[subprocess.Popen]):
+        self.server, self.appliers = server, appliers
+
+    def __call__(self) -> tuple[float, float, float]:
+        web = [self.server.pid, *_children(self.server.pid)]
+        appliers = [pid for worker in self.appliers for pid in (worker.pid, *_children(worker.pid))]
+        return _cpu_of(web), _cpu_of(_database_backends()), _cpu_of(appliers)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found + [grandchild for child in found for grandchild in _children(child)]
+
+
+def _database_backends() -> list[int]:
+    """The PostgreSQL backends of this benchmark's database (their titles name it)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes()
+        except OSError:
+            continue
+        if title.startswith(b"postgres: ") and f" {DATABASE} ".encode() in title:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def _cpu_of(pids) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -501,6 +567,93 @@ def _profile(args) -> int:
     return 0
 
 
+# --- Applying alone: one at a time, or in batches -----------------------------------------------------
+
+
+def _applying(args) -> int:
+    """The same waiting events applied one event a transaction (as before) and in
+    batches (as now), on the same machine at the same moment: time, CPU of this
+    process and of the database, statements."""
+    from django.db import connection
+
+    from vibes.callbacks.applying import callback_event_apply, callbacks_apply_waiting
+    from vibes.callbacks.receiving import dedupe_key
+    from vibes.models import CallbackEvent
+
+    count = args.applying
+    world = _build(max(args.leads, 2 * count + 2 * (count // 4) + 10))
+    rows, numbers = iter(world.row_ids), iter(reversed(world.numbers))
+
+    def waiting(kind: str) -> list[int]:
+        events = []
+        for second in range(count if kind == "delivery_receipt" else count // 4):
+            if kind == "delivery_receipt":
+                row_id = next(rows)
+                payload = {
+                    "message_id": f"M{row_id}",
+                    "status": "delivered",
+                    "occurred_at": "2026-11-01T09:00:00Z",
+                }
+                events.append((kind, payload, f"r{row_id}"))
+            else:
+                payload = {
+                    "subscription_list": {"id": LIST_ID},
+                    "mobile_phone": {"mdn": next(numbers)},
+                    "opt_out_date": f"2026-11-01T10:{second // 60 % 60:02d}:{second % 60:02d}Z",
+                }
+                events.append((kind, payload, ""))
+        made = CallbackEvent.objects.bulk_create(
+            CallbackEvent(
+                event_type=kind,
+                dedupe_key=dedupe_key(kind, payload, reference),
+                payload=payload,
+                reference=reference or None,
+                outcome=CallbackEvent.Outcome.RECEIVED,
+            )
+            for kind, payload, reference in events
+        )
+        return [event.pk for event in made]
+
+    def one_at_a_time():
+        for event_id in ids:
+            callback_event_apply(event_id=event_id)
+
+    statements = 0
+
+    def counted(execute, sql, params, many, context):
+        nonlocal statements
+        statements += "SAVEPOINT" not in sql
+        return execute(sql, params, many, context)
+
+    print(
+        f"{'events':<20} {'applied':<24} {'count':>6} {'seconds':>8} {'events/s':>9} {'CPU ms/event':>13} "
+        f"{'db CPU ms/event':>16} {'statements/event':>17} {'load':>5}"
+    )
+    for kind, name, apply in (
+        ("delivery_receipt", "one at a time (before)", one_at_a_time),
+        ("delivery_receipt", "in batches (now)", callbacks_apply_waiting),
+        ("subscription_removed", "one at a time (both)", callbacks_apply_waiting),
+    ):
+        ids = waiting(kind)
+        connection.close()
+        connection.ensure_connection()
+        backend = connection.connection.info.backend_pid
+        statements = 0
+        db_before, cpu_before, started = _cpu_of([backend]), _cpu(), time.perf_counter()
+        with connection.execute_wrapper(counted):
+            apply()
+        elapsed = time.perf_counter() - started
+        cpu, db = _cpu() - cpu_before, _cpu_of([backend]) - db_before
+        left = CallbackEvent.objects.filter(pk__in=ids, outcome=CallbackEvent.Outcome.RECEIVED).count()
+        print(
+            f"{kind:<20} {name:<24} {len(ids):>6} {elapsed:>8.2f} {len(ids) / elapsed:>9.0f} "
+            f"{cpu * 1000 / len(ids):>13.2f} {db * 1000 / len(ids):>16.2f} {statements / len(ids):>17.2f} "
+            f"{os.getloadavg()[0]:>5.1f}" + (f"  ({left} left waiting!)" if left else ""),
+            flush=True,
+        )
+    return 0
+
+
 # --- The run --------------------------------------------------------------------------------------------
 
 
@@ -527,13 +680,16 @@ def _bench(args, rates: list[int]) -> int:
     server, port = _gunicorn(args)
     workers = _celery_workers(args.celery_workers) if args.apply == "celery" else []
     stages = []
+    probe = CpuProbe(server, workers)
     try:
         _warm_up(port, args.workers)
         for rate, requests in zip(rates, stages_requests, strict=True):
-            stages.append(asyncio.run(_stage(port, rate, requests, args.connections)))
+            stages.append(asyncio.run(_stage(port, rate, requests, args.connections, probe)))
             _print_stage(stages[-1], first=len(stages) == 1)
             time.sleep(1)
+        before_drain = probe()
         problems = _check(world, plan, sum(stage.oks for stage in stages), timeout=args.drain_timeout)
+        _print_cpu(stages, before_drain, probe(), plan.unique_events, args.apply)
     finally:
         stop(server, *workers)
     print(f"load average after: {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
@@ -542,7 +698,8 @@ def _bench(args, rates: list[int]) -> int:
         return 1
     print(
         f"Checked: {plan.unique_events:,} events stored exactly once ({sum(s.oks for s in stages):,} "
-        f"answered 200, repeats counted as deliveries), {len(plan.receipts):,} receipts each applied once, "
+        f"answered 200, repeats counted as deliveries), {len(plan.receipts):,} receipts each applied once "
+        "(its activity written once), "
         f"{plan.subscription_events:,} subscription events each applied once."
     )
     return 0
@@ -551,15 +708,30 @@ def _bench(args, rates: list[int]) -> int:
 def _print_stage(stage: Stage, *, first: bool) -> None:
     if first:
         print(f"{'rate /s':>8} {'achieved':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-              f"{'errors':>7} {'client CPU':>10} {'load':>5}")  # fmt: skip
+              f"{'errors':>7} {'client CPU':>10} {'load':>5} {'web CPU ms/cb':>14} "
+              f"{'db CPU ms/cb':>13}")  # fmt: skip
     ms = [latency * 1000 for latency in stage.latencies]
     errors = sum(stage.errors.values())
+    web, database, _appliers = stage.server_cpu
     print(
         f"{stage.rate:>8} {len(stage.latencies) / stage.elapsed:>9.0f} {_percentile(ms, 0.50):>7.1f} "
         f"{_percentile(ms, 0.95):>7.1f} {_percentile(ms, 0.99):>7.1f} {max(ms, default=0):>7.1f} "
-        f"{errors:>7} {stage.client_cpu:>9.0%} {os.getloadavg()[0]:>5.1f}"
+        f"{errors:>7} {stage.client_cpu:>9.0%} {os.getloadavg()[0]:>5.1f} "
+        f"{web * 1000 / max(1, len(ms)):>14.2f} {database * 1000 / max(1, len(ms)):>13.2f}"
         + (f"  {stage.errors}" if errors else ""),
         flush=True,
+    )
+
+
+def _print_cpu(stages: list[Stage], before_drain, after_drain, events: int, apply: str) -> None:
+    """What applying cost: the appliers' CPU per event (the database's is left out here:
+    its backends come and go while the appliers catch up, and take their counts along)."""
+    if apply != "celery":
+        return
+    applying = sum(stage.server_cpu[2] for stage in stages) + after_drain[2] - before_drain[2]
+    print(
+        f"Applying: the Celery workers used {applying:.1f} s of CPU for {events:,} events "
+        f"({applying * 1000 / max(1, events):.2f} ms an event)."
     )
 
 
@@ -571,6 +743,7 @@ def _check(world: World, plan: Plan, oks: int, timeout: float) -> list[str]:
     from django.db.models import Count, Sum
 
     from marketing_activities.models import Outcome, RunResult, RunStep
+    from smscampaigns.models import Activity
     from tests.waiting import wait_until
     from vibes.models import CallbackEvent, SubscriptionChange
 
@@ -598,6 +771,10 @@ def _check(world: World, plan: Plan, oks: int, timeout: float) -> list[str]:
             f"{len(delivered ^ plan.receipts):,} rows disagree with their receipts "
             f"({len(delivered):,} delivered for {len(plan.receipts):,} receipts)"
         )
+    # A receipt's activity (SMS is Delivered) is written once, when its row moves.
+    activities = Activity.objects.filter(kind=Activity.Kind.SMS_DELIVERED, key__startswith="sms-receipt:")
+    if activities.count() != len(plan.receipts):
+        problems.append(f"{activities.count():,} delivery activities for {len(plan.receipts):,} receipts")
     counts = RunStep.objects.get(pk=world.step_id).counts
     by_rows = dict(step_rows.values_list("outcome").annotate(n=Count("pk")).values_list("outcome", "n"))
     by_rows = {Outcome(outcome).code: n for outcome, n in by_rows.items()}

@@ -18,11 +18,11 @@ class MarketingActivitiesConfig(AppConfig):
             campaign_requests,  # noqa: F401  (registers the trigger Campaign is Requested)
             smartlist_fields,  # noqa: F401  (registers the SMS activity filters)
         )
-        from .receipts import handle_confirmation, handle_receipt
+        from .receipts import handle_confirmation, handle_receipt, handle_receipts
         from .replies import reply_match
         from .tasks import triggers_kick
 
-        register_receipt_handler(handle_receipt)
+        register_receipt_handler(handle_receipt, many=handle_receipts)
         register_confirmation_handler(handle_confirmation)
         register_inbound_handler(reply_match)
         # New activities are matched to the active trigger campaigns (triggers.py).

@@ -107,25 +107,38 @@ def sms_receipt_activity(
     *, result_id: int, lead_id: int, sms_message_id: int | None, outcome, status: str, occurred_at
 ):
     """The person's activity for a receipt that settled their SMS: delivered, or bounced."""
+    activity = sms_receipt_new_activity(
+        result_id=result_id,
+        lead_id=lead_id,
+        sms_message_id=sms_message_id,
+        outcome=outcome,
+        status=status,
+        occurred_at=occurred_at,
+    )
+    if activity:
+        activities_record(activities=[activity])
+
+
+def sms_receipt_new_activity(
+    *, result_id: int, lead_id: int, sms_message_id: int | None, outcome, status: str, occurred_at
+) -> NewActivity | None:
+    """The activity `sms_receipt_activity` records (None for an outcome that is no
+    delivery nor bounce), for a caller that records a batch of them at once."""
     if outcome not in (Outcome.DELIVERED, Outcome.DELIVERY_FAILED):
-        return
+        return None
     delivered = outcome == Outcome.DELIVERED
     attributes = {"sms_message": sms_message_id or ""}
     if not delivered:
         attributes["bounce"] = "hard" if status in HARD_BOUNCE_STATUSES else "soft"
         attributes["status"] = status[:20]
-    activities_record(
-        activities=[
-            NewActivity(
-                kind=Activity.Kind.SMS_DELIVERED if delivered else Activity.Kind.SMS_BOUNCED,
-                lead_id=lead_id,
-                # One per SMS and final outcome, however often its receipt comes.
-                key=f"sms-receipt:{result_id}:{'delivered' if delivered else 'bounced'}",
-                occurred_at=occurred_at,
-                source="vibes",
-                attributes=attributes,
-            )
-        ]
+    return NewActivity(
+        kind=Activity.Kind.SMS_DELIVERED if delivered else Activity.Kind.SMS_BOUNCED,
+        lead_id=lead_id,
+        # One per SMS and final outcome, however often its receipt comes.
+        key=f"sms-receipt:{result_id}:{'delivered' if delivered else 'bounced'}",
+        occurred_at=occurred_at,
+        source="vibes",
+        attributes=attributes,
     )
 
 

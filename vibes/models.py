@@ -403,7 +403,12 @@ class CallbackEvent(models.Model):
                 fields=["received_at"],
                 condition=models.Q(outcome="unreadable"),
                 name="callback_event_unreadable",
-            )
+            ),
+            # The events waiting to be applied, oldest first, for the applier's
+            # batches: a few among millions applied, and gone from it once applied.
+            models.Index(
+                fields=["id"], condition=models.Q(outcome="received"), name="callback_event_waiting"
+            ),
         ]
 
     def __str__(self):

@@ -2,8 +2,8 @@
 
 import logging
 import os
-import queue
 import threading
+import time
 
 from celery import shared_task
 from django.conf import settings
@@ -11,7 +11,7 @@ from django.db import close_old_connections, transaction
 
 from smscampaigns.background import background_run
 
-from .callbacks.applying import callback_event_apply, callbacks_apply_pending
+from .callbacks.applying import callback_event_apply, callbacks_apply_pending, callbacks_apply_waiting
 from .conf import get_client
 from .exceptions import VibesError
 from .models import SubscriberSync, VibesList
@@ -36,11 +36,22 @@ def subscriber_sync_task(sync_id: int) -> str:
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def callback_apply_task(self, event_id: int) -> str | None:
-    """Apply a stored Vibes callback; one that fails stays waiting and is tried again, later each time."""
+    """Apply a stored Vibes callback; one that fails stays waiting and is tried again, later each time.
+
+    No longer sent (the applier takes the waiting events in batches,
+    `callbacks_apply_waiting_task`): kept for the tasks a broker still holds
+    from before, which apply their event once as they always did.
+    """
     try:
         return callback_event_apply(event_id=event_id)
     except Exception as error:
         raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from error
+
+
+@shared_task(ignore_result=True)
+def callbacks_apply_waiting_task() -> int:
+    """Apply the stored Vibes callbacks waiting now, a batch at a time (what fails waits for the sweep)."""
+    return callbacks_apply_waiting()
 
 
 @shared_task
@@ -83,14 +94,23 @@ def subscriber_syncs_start(*, vibes_lists, user=None) -> tuple[list[VibesList], 
 # process applies it.
 
 
-def callback_apply_later(event_id: int) -> None:
-    """Have a stored event applied off the request, where background work goes."""
+def callback_apply_later() -> None:
+    """Have the stored events applied off the request, where background work goes.
+
+    The applier takes every waiting event, so it is woken, not handed an
+    event, and the request only sets a flag: a thread of this process sends
+    the applier's Celery task (at most once per WAKE_INTERVAL, the next one
+    after every event stored) or, without Celery, applies the events itself.
+    """
     if _runs_on_celery():
-        transaction.on_commit(lambda: callback_apply_task.delay(event_id))
+        if callbacks_apply_waiting_task.app.conf.task_always_eager:
+            transaction.on_commit(callbacks_apply_waiting_task.delay)
+        else:
+            transaction.on_commit(_celery_waker.wake)
     elif settings.RUNNER_BACKGROUND == "inline":
-        transaction.on_commit(lambda: callback_event_apply(event_id=event_id))
+        transaction.on_commit(callbacks_apply_waiting)
     else:
-        _applier.put(event_id)
+        _applier.wake()
 
 
 def _runs_on_celery() -> bool:
@@ -98,38 +118,52 @@ def _runs_on_celery() -> bool:
     return mode == "celery" or (mode == "auto" and bool(settings.CELERY_BROKER_URL))
 
 
-class _Applier:
-    """One thread of this process that applies the events handed to it, in turn.
+# Seconds between two applier tasks sent by one web process: at 500 callbacks
+# a second, a few tasks instead of 500, each applying a batch.
+WAKE_INTERVAL = 0.25
 
-    Started on the first event (again in a forked worker: a thread does not
-    survive a fork).
+
+class _WokenThread:
+    """One thread of this process that does its work when woken, and once more when
+    woken meanwhile: work that starts after every wake-up, never one per wake-up.
+
+    Started on the first wake-up (again in a forked worker: a thread does not
+    survive a fork). `pause`: seconds it rests after each round.
     """
 
-    def __init__(self):
-        self.queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+    def __init__(self, name: str, work, *, pause: float = 0.0):
+        self.name, self.work, self.pause = name, work, pause
+        self.woken = threading.Event()
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.pid = 0
 
-    def put(self, event_id: int) -> None:
+    def wake(self) -> None:
         with self.lock:
             if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
-                self.queue, self.pid = queue.SimpleQueue(), os.getpid()
-                self.thread = threading.Thread(target=self._work, name="vibes-callbacks", daemon=True)
+                self.woken, self.pid = threading.Event(), os.getpid()
+                self.thread = threading.Thread(
+                    target=self._run, args=(self.woken,), name=self.name, daemon=True
+                )
                 self.thread.start()
-        self.queue.put(event_id)
+        self.woken.set()
 
-    def _work(self) -> None:
+    def _run(self, woken: threading.Event) -> None:
         while True:
-            event_id = self.queue.get()
+            woken.wait()
+            # Cleared before the work: a wake-up meanwhile makes another round.
+            woken.clear()
             try:
-                callback_event_apply(event_id=event_id)
+                self.work()
             except Exception:
-                logger.exception("Vibes callback #%s could not be applied; it is tried again later", event_id)
-                close_old_connections()
-            if self.queue.empty():
-                # Idle: the connection is checked (or closed past its age) before the next event.
-                close_old_connections()
+                logger.exception("Vibes callbacks: %s failed; the periodic job applies what waits", self.name)
+            # Idle: the connection is checked (or closed past its age) before the next round.
+            close_old_connections()
+            if self.pause:
+                time.sleep(self.pause)
 
 
-_applier = _Applier()
+# With Celery: the web process sends the task, the Celery worker applies.
+_celery_waker = _WokenThread("vibes-callbacks-waker", callbacks_apply_waiting_task.delay, pause=WAKE_INTERVAL)
+# Without: a thread of the web process applies.
+_applier = _WokenThread("vibes-callbacks", callbacks_apply_waiting)

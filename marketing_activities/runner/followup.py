@@ -15,18 +15,21 @@ after now), and the step's counts with it, in one transaction.
 
 import datetime
 from collections import Counter
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from smscampaigns.activities import activities_record
+from smscampaigns.bulk import rows_update
 from smscampaigns.models import Lead
 from vibes.callbacks import RECEIPT_ACCEPTED, RECEIPT_DELIVERED, RECEIPT_FAILED, ConfirmationNews
 
 from ..models import LEAD_ACTIVITY, SMS_SENT, FlowStep, Outcome, RunResult, RunStep
 from ..result_details import VIBES_SAYS, result_detail
-from ..sms_triggers import sms_receipt_activity
+from ..sms_triggers import sms_receipt_new_activity
 from .counts import step_counts_add
 
 # What a receipt's status makes of an SMS's row; a final status outranks the news before it.
@@ -66,7 +69,7 @@ def result_apply_receipt(
     than what the row shows changes nothing: "accepted" after "delivered",
     or a second final status older than the first.
     """
-    new_outcome, rank = receipt_outcome(status)
+    receipt = ReceiptForRow(result_id, status, message_id, reason, occurred_at)
     now = timezone.now()
     with transaction.atomic():
         row = (
@@ -83,44 +86,132 @@ def result_apply_receipt(
         )
         if row is None:
             return False
-        _current, current_rank = receipt_outcome(row.delivery_status)
-        if rank < current_rank or (
-            rank == current_rank == 2
-            and not (occurred_at and row.updated_at and occurred_at > row.updated_at)
-        ):
+        changes = _receipt_changes(row, receipt, now=now)
+        if changes is None:
             return True  # older news than the row's
-        changes = {
-            "delivery_status": status[:20],
-            "delivery_reason": reason[:300] if new_outcome == Outcome.DELIVERY_FAILED else None,
-        }
-        if not row.vibes_message_id and message_id:
-            changes["vibes_message_id"] = message_id[:64]
         old = Outcome(row.outcome)
-        moves = (
-            old != Outcome.SENDING
-            and new_outcome not in (None, old)
-            and not (new_outcome == Outcome.SENT and old in SMS_SENT)
-        )
-        if moves:
-            changes["outcome"] = new_outcome
-            changes["updated_at"] = _changed_at(occurred_at, row.updated_at, now)
-            if old == Outcome.UNCERTAIN:
-                # The doubt is settled: its error no longer describes the SMS.
-                changes.update(error_code="", detail="")
         RunResult.objects.filter(pk=row.pk).update(**changes)
-        if moves:
+        if "outcome" in changes:
             # The person's activity (SMS is Delivered, SMS Message Bounces), with the row's change.
-            sms_receipt_activity(
-                result_id=row.pk,
-                lead_id=row.lead_id,
-                sms_message_id=row.sms_message_id,
-                outcome=new_outcome,
-                status=status,
-                occurred_at=changes["updated_at"],
-            )
+            activities_record(activities=_receipt_activities(row, receipt, changes))
             # Last: the step's lock, which the workers share, is held only until the commit.
-            step_counts_add(row.run_step_id, {old: -1, new_outcome: 1})
+            step_counts_add(row.run_step_id, {old: -1, changes["outcome"]: 1})
     return True
+
+
+class ReceiptForRow(NamedTuple):
+    """A delivery receipt, for the SMS row its reference names."""
+
+    result_id: int
+    status: str
+    message_id: str = ""
+    reason: str = ""
+    occurred_at: datetime.datetime | None = None
+
+
+# What a batch of receipts writes on each row it changes.
+_RECEIPT_FIELDS = (
+    "outcome",
+    "delivery_status",
+    "delivery_reason",
+    "vibes_message_id",
+    "updated_at",
+    "error_code",
+    "detail",
+)
+
+
+def results_apply_receipts(receipts: list[ReceiptForRow]) -> list[bool]:
+    """Record a batch of delivery receipts on their SMS rows, in their order, as
+    `result_apply_receipt` records each (the same rules, receipt after receipt,
+    a row's later receipts seeing what its earlier ones did); for each, False
+    when no SMS row has its id.
+
+    A few statements whatever the batch's size: the rows are read and locked
+    with one, written with one (`rows_update`), the persons' activities with one, and each
+    step's counts moved once.
+    """
+    if not receipts:
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        rows = {
+            row.pk: row
+            for row in RunResult.objects.select_for_update()
+            .filter(pk__in={receipt.result_id for receipt in receipts}, outcome__in=_RECEIPT_ROWS)
+            .only(*_RECEIPT_FIELDS, "run_step_id", "lead_id")
+            .annotate(
+                sms_message_id=Subquery(
+                    RunStep.objects.filter(pk=OuterRef("run_step_id")).values("sms_message_id")[:1]
+                )
+            )
+            # Locked in the order of their ids, as every batch locks them: two never wait on each other.
+            .order_by("pk")
+        }
+        matched, changed, activities = [], {}, []
+        delta: dict[int, Counter] = {}
+        for receipt in receipts:
+            row = rows.get(receipt.result_id)
+            matched.append(row is not None)
+            changes = None if row is None else _receipt_changes(row, receipt, now=now)
+            if changes is None:
+                continue
+            old = Outcome(row.outcome)
+            for name, value in changes.items():
+                setattr(row, name, value)
+            changed[row.pk] = row
+            if "outcome" in changes:
+                activities += _receipt_activities(row, receipt, changes)
+                delta.setdefault(row.run_step_id, Counter()).update({old: -1, changes["outcome"]: 1})
+        rows_update(RunResult, changed.values(), _RECEIPT_FIELDS)
+        activities_record(activities=activities)
+        # Last: the steps' locks, which the workers share, are held only until the commit.
+        for step_id in sorted(delta):
+            step_counts_add(step_id, delta[step_id])
+    return matched
+
+
+def _receipt_changes(row, receipt: ReceiptForRow, *, now) -> dict | None:
+    """What a receipt changes on its SMS's row (as the row is now), or None for older news than the row's."""
+    new_outcome, rank = receipt_outcome(receipt.status)
+    _current, current_rank = receipt_outcome(row.delivery_status)
+    occurred_at = receipt.occurred_at
+    if rank < current_rank or (
+        rank == current_rank == 2 and not (occurred_at and row.updated_at and occurred_at > row.updated_at)
+    ):
+        return None
+    changes = {
+        "delivery_status": receipt.status[:20],
+        "delivery_reason": receipt.reason[:300] if new_outcome == Outcome.DELIVERY_FAILED else None,
+    }
+    if not row.vibes_message_id and receipt.message_id:
+        changes["vibes_message_id"] = receipt.message_id[:64]
+    old = Outcome(row.outcome)
+    moves = (
+        old != Outcome.SENDING
+        and new_outcome not in (None, old)
+        and not (new_outcome == Outcome.SENT and old in SMS_SENT)
+    )
+    if moves:
+        changes["outcome"] = new_outcome
+        changes["updated_at"] = _changed_at(occurred_at, row.updated_at, now)
+        if old == Outcome.UNCERTAIN:
+            # The doubt is settled: its error no longer describes the SMS.
+            changes.update(error_code="", detail="")
+    return changes
+
+
+def _receipt_activities(row, receipt: ReceiptForRow, changes: dict) -> list:
+    """The person's activity for a receipt that moved their SMS's row (none for a move to `sent`)."""
+    activity = sms_receipt_new_activity(
+        result_id=row.pk,
+        lead_id=row.lead_id,
+        sms_message_id=row.sms_message_id,
+        outcome=changes["outcome"],
+        status=receipt.status,
+        occurred_at=changes["updated_at"],
+    )
+    return [activity] if activity else []
 
 
 def results_settle_by_receipts(result_ids, *, now) -> Counter:

@@ -13,12 +13,15 @@ from marketing_activities.models import Outcome, RunResult
 from marketing_activities.receipts import handle_receipt
 from marketing_activities.runner import followup
 from marketing_activities.runner.followup import (
+    ReceiptForRow,
     result_apply_receipt,
+    results_apply_receipts,
     results_expire_confirmations,
     results_settle_by_receipts,
 )
 from marketing_activities.runner.planner import count_outcomes
 from marketing_activities.runner.report import format_summary
+from smscampaigns.models import Activity
 from tests.marketing_activities.factories import CampaignRunFactory, RunResultFactory, RunStepFactory
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, VibesListFactory
@@ -61,6 +64,18 @@ def counts_agree(step):
 # --- Delivery receipts ---------------------------------------------------------------------------
 
 
+def apply_in_a_batch(*, result_id, status, message_id="", reason="", occurred_at=None):
+    """One receipt through the batch path (receipts applied off the request)."""
+    [matched] = results_apply_receipts([ReceiptForRow(result_id, status, message_id, reason, occurred_at)])
+    return matched
+
+
+@pytest.fixture(params=["one at a time", "in a batch"])
+def apply_receipt(request):
+    """The rules of receipts hold alike whether a receipt is applied alone or in a batch."""
+    return result_apply_receipt if request.param == "one at a time" else apply_in_a_batch
+
+
 @pytest.mark.parametrize(
     ("before", "status", "after"),
     [
@@ -73,10 +88,10 @@ def counts_agree(step):
         (Outcome.SENDING, "delivered", Outcome.SENDING),  # the runner's, until it records the answer
     ],
 )
-def test_a_receipt_settles_its_sms(before, status, after):
+def test_a_receipt_settles_its_sms(before, status, after, apply_receipt):
     step = step_with(before, error_code="uncertain" if before == Outcome.UNCERTAIN else "")
     row = step.results().get()
-    assert result_apply_receipt(result_id=row.pk, status=status, reason="Handset off (9)") is True
+    assert apply_receipt(result_id=row.pk, status=status, reason="Handset off (9)") is True
     row.refresh_from_db()
     assert (Outcome(row.outcome), row.delivery_status) == (after, status)
     assert row.delivery_reason == ("Handset off (9)" if after == Outcome.DELIVERY_FAILED else None)
@@ -85,40 +100,40 @@ def test_a_receipt_settles_its_sms(before, status, after):
     assert counts_agree(step)
 
 
-def test_a_receipt_changes_the_row_as_of_its_own_time_never_before_the_last_change():
+def test_a_receipt_changes_the_row_as_of_its_own_time_never_before_the_last_change(apply_receipt):
     step = step_with(Outcome.SENT)
     row = step.results().get()
     delivered_at = row.updated_at + datetime.timedelta(seconds=3)
-    result_apply_receipt(result_id=row.pk, status="delivered", occurred_at=delivered_at)
+    apply_receipt(result_id=row.pk, status="delivered", occurred_at=delivered_at)
     assert RunResult.objects.get(pk=row.pk).updated_at == delivered_at
 
     other = step_with(Outcome.SENT).results().get()
-    result_apply_receipt(
+    apply_receipt(
         result_id=other.pk, status="delivered", occurred_at=other.updated_at - datetime.timedelta(hours=1)
     )
     assert RunResult.objects.get(pk=other.pk).updated_at == other.updated_at
 
 
-def test_news_older_than_the_rows_changes_nothing():
+def test_news_older_than_the_rows_changes_nothing(apply_receipt):
     step = step_with(Outcome.SENT)
     row = step.results().get()
-    result_apply_receipt(result_id=row.pk, status="delivered", occurred_at=NOW)
+    apply_receipt(result_id=row.pk, status="delivered", occurred_at=NOW)
     # A retried "accepted", and a second final status that is not newer.
-    result_apply_receipt(result_id=row.pk, status="accepted", occurred_at=NOW + datetime.timedelta(seconds=1))
-    result_apply_receipt(result_id=row.pk, status="failed", occurred_at=NOW - datetime.timedelta(seconds=1))
+    apply_receipt(result_id=row.pk, status="accepted", occurred_at=NOW + datetime.timedelta(seconds=1))
+    apply_receipt(result_id=row.pk, status="failed", occurred_at=NOW - datetime.timedelta(seconds=1))
     row.refresh_from_db()
     assert (Outcome(row.outcome), row.delivery_status) == (Outcome.DELIVERED, "delivered")
     # A newer final status wins: the carrier changed its mind.
-    result_apply_receipt(result_id=row.pk, status="failed", occurred_at=NOW + datetime.timedelta(seconds=5))
+    apply_receipt(result_id=row.pk, status="failed", occurred_at=NOW + datetime.timedelta(seconds=5))
     assert outcome_of(row) == Outcome.DELIVERY_FAILED
     assert counts_agree(step)
 
 
-def test_a_receipt_overtaking_the_runners_answer_settles_the_row_once_the_answer_is_recorded():
+def test_a_receipt_overtaking_the_runners_answer_settles_the_row_once_the_answer_is_recorded(apply_receipt):
     step = step_with(Outcome.SENDING, rows=3)
     first, second, third = step.results().order_by("pk")
-    result_apply_receipt(result_id=first.pk, status="delivered")
-    result_apply_receipt(result_id=second.pk, status="failed", reason="Unknown subscriber")
+    apply_receipt(result_id=first.pk, status="delivered")
+    apply_receipt(result_id=second.pk, status="failed", reason="Unknown subscriber")
     # The runner records Vibes' answers: sent, a 5xx after sending, sent.
     RunResult.objects.filter(pk__in=[first.pk, third.pk]).update(outcome=Outcome.SENT)
     RunResult.objects.filter(pk=second.pk).update(outcome=Outcome.UNCERTAIN, error_code="uncertain")
@@ -138,9 +153,9 @@ def test_a_receipt_overtaking_the_runners_answer_settles_the_row_once_the_answer
 
 
 @pytest.mark.parametrize("outcome", [Outcome.PENDING, Outcome.UNSUBSCRIBED, Outcome.SKIPPED_NO_PHONE])
-def test_a_receipt_naming_a_row_that_is_no_sms_matches_nothing(outcome):
+def test_a_receipt_naming_a_row_that_is_no_sms_matches_nothing(outcome, apply_receipt):
     row = step_with(outcome).results().get()
-    assert result_apply_receipt(result_id=row.pk, status="delivered") is False
+    assert apply_receipt(result_id=row.pk, status="delivered") is False
     assert RunResult.objects.get(pk=row.pk).delivery_status == ""
 
 
@@ -159,6 +174,86 @@ def test_a_receipt_costs_the_same_few_queries_however_large_the_step():
 
     # Lock and read the row, write the person's activity, lock and update the step's counts, write the row.
     assert len(queries(2)) == len(queries(40)) == 5
+
+
+def test_a_batch_with_repeats_and_receipts_out_of_order_leaves_the_counts_equal_to_a_recount():
+    step = step_with(Outcome.SENT, rows=6)
+    uncertain = step_with(Outcome.UNCERTAIN, rows=2, error_code="uncertain")
+    rows = list(step.results().order_by("pk"))
+    doubts = list(uncertain.results().order_by("pk"))
+    later = NOW - datetime.timedelta(minutes=2)  # after the rows' last change, and in the past
+    receipts = [
+        ReceiptForRow(rows[0].pk, "delivered", occurred_at=later),
+        ReceiptForRow(rows[0].pk, "delivered", occurred_at=later),  # a repeat
+        ReceiptForRow(rows[0].pk, "accepted", occurred_at=later),  # older news, late
+        ReceiptForRow(rows[1].pk, "failed", reason="Handset off (9)", occurred_at=later),
+        ReceiptForRow(rows[1].pk, "delivered", occurred_at=later + datetime.timedelta(seconds=5)),  # newer
+        ReceiptForRow(rows[2].pk, "delivered", occurred_at=later + datetime.timedelta(seconds=5)),
+        ReceiptForRow(rows[2].pk, "undeliverable", occurred_at=later),  # an older final status
+        ReceiptForRow(rows[3].pk, "accepted"),
+        ReceiptForRow(doubts[0].pk, "accepted"),
+        ReceiptForRow(doubts[0].pk, "delivered", occurred_at=later),
+        ReceiptForRow(doubts[1].pk, "failed", occurred_at=later),
+        ReceiptForRow(10**12, "delivered"),  # no such row
+    ]
+    assert results_apply_receipts(receipts) == [True] * 11 + [False]
+    assert [outcome_of(row) for row in rows] == [
+        Outcome.DELIVERED,
+        Outcome.DELIVERED,
+        Outcome.DELIVERED,
+        Outcome.SENT,
+        Outcome.SENT,
+        Outcome.SENT,
+    ]
+    assert [outcome_of(row) for row in doubts] == [Outcome.DELIVERED, Outcome.DELIVERY_FAILED]
+    assert RunResult.objects.get(pk=doubts[1].pk).error_code == ""
+    assert counts_agree(step)
+    assert counts_agree(uncertain)
+
+
+def test_a_batch_gives_each_row_what_its_receipts_one_at_a_time_give_it():
+    statuses = ["delivered", "accepted", "failed", "delivered", "undeliverable"]
+    times = [NOW - datetime.timedelta(seconds=60 - second) for second in (3, 9, 1, 7, 5)]
+    alone, batch = step_with(Outcome.SENT, rows=5), step_with(Outcome.SENT, rows=5)
+    fields = ("outcome", "delivery_status", "delivery_reason", "updated_at")
+    for row in alone.results().order_by("pk"):
+        for status, moment in zip(statuses, times, strict=True):
+            result_apply_receipt(result_id=row.pk, status=status, reason="Unknown (1)", occurred_at=moment)
+    results_apply_receipts(
+        [
+            ReceiptForRow(row.pk, status, reason="Unknown (1)", occurred_at=moment)
+            for row in batch.results().order_by("pk")
+            for status, moment in zip(statuses, times, strict=True)
+        ]
+    )
+    assert list(alone.results().order_by("pk").values_list(*fields)) == list(
+        batch.results().order_by("pk").values_list(*fields)
+    )
+    alone.refresh_from_db()
+    batch.refresh_from_db()
+    assert alone.counts == batch.counts
+
+
+def test_a_batch_writes_each_persons_activity_once():
+    step = step_with(Outcome.SENT, rows=3)
+    rows = list(step.results().order_by("pk"))
+    first = [ReceiptForRow(row.pk, "delivered", occurred_at=NOW) for row in rows]
+    results_apply_receipts(first + first)
+    results_apply_receipts(first)
+    keys = Activity.objects.filter(kind=Activity.Kind.SMS_DELIVERED).values_list("key", flat=True)
+    assert sorted(keys) == sorted(f"sms-receipt:{row.pk}:delivered" for row in rows)
+
+
+def test_a_batch_of_receipts_costs_the_same_few_queries_however_many_receipts():
+    def queries(rows):
+        step = step_with(Outcome.SENT, rows=rows)
+        receipts = [ReceiptForRow(row.pk, "delivered") for row in step.results()]
+        with CaptureQueriesContext(connection) as captured:
+            results_apply_receipts(receipts + receipts[:2])
+        return [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+    # Lock and read the rows, write them, write the persons' activities, lock and update the step's counts.
+    assert len(queries(3)) == len(queries(60)) == 5
 
 
 # --- Confirmations ---------------------------------------------------------------------------------

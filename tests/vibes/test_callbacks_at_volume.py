@@ -12,12 +12,15 @@ import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
+from django.db import connection, connections
 from django.test import Client
-from django.utils import timezone
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone, translation
 
-from marketing_activities.models import Outcome
-from tests.marketing_activities.factories import RunResultFactory
+from marketing_activities.models import Outcome, RunResult
+from marketing_activities.runner.planner import count_outcomes
+from smscampaigns.models import Activity
+from tests.marketing_activities.factories import RunResultFactory, RunStepFactory
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import VibesListFactory
 from tests.waiting import wait_until
@@ -25,11 +28,13 @@ from vibes.callbacks import (
     callback_event_apply,
     callbacks_applied_off_request,
     callbacks_apply_pending,
+    callbacks_apply_waiting,
     register_receipt_handler,
     unregister_receipt_handler,
 )
 from vibes.callbacks.news import HandlerFailed
 from vibes.models import CallbackEvent, Subscription, SubscriptionChange
+from vibes.tasks import _WokenThread
 
 USERNAME, PASSWORD = "vibes", "callback-pw-123"
 AUTH = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
@@ -266,3 +271,218 @@ def test_two_workers_asked_at_once_apply_an_event_once(subscriber):
     assert sorted(outcomes, key=str) == [None, CallbackEvent.Outcome.APPLIED]
     assert SubscriptionChange.objects.filter(callback_event=event).count() == 1
     assert Subscription.objects.get(lead=lead, vibes_list=vibes_list).status == "subscribed"
+
+
+# --- Receipts applied in batches -------------------------------------------------------------------------
+
+
+def sms_step(rows, *, outcome=Outcome.SENT):
+    """A finished Send step of `rows` SMS rows awaiting their receipts, its counts as a run leaves them."""
+    step = RunStepFactory()
+    made = [RunResultFactory(run_step=step, outcome=outcome) for _ in range(rows)]
+    step.first_result_id, step.last_result_id = made[0].pk, made[-1].pk
+    step.counts = count_outcomes(step.pk, step.first_result_id, step.last_result_id)
+    step.save()
+    return step, made
+
+
+def counts_agree(step):
+    step.refresh_from_db()
+    return step.counts == count_outcomes(step.pk, step.first_result_id, step.last_result_id)
+
+
+def timed_receipt(status, second, **extra):
+    return {"message_id": "M1", "status": status, "occurred_at": f"2026-11-01T09:00:{second:02d}Z", **extra}
+
+
+def receipts_story(rows, unknown):
+    """Receipts as Vibes may deliver them: repeated, out of order, for a row settled
+    already, naming no row, unreadable, and a test event: (payload, ref) each."""
+    first, second, third, _fourth = rows
+    return [
+        (timed_receipt("delivered", 5), f"r{first.pk}"),
+        (timed_receipt("accepted", 1), f"r{first.pk}"),  # older news, late
+        (timed_receipt("failed", 3, description="Handset off"), f"r{second.pk}"),
+        (timed_receipt("delivered", 9), f"r{second.pk}"),  # the carrier changed its mind
+        (timed_receipt("delivered", 7), f"r{third.pk}"),
+        (timed_receipt("undeliverable", 2), f"r{third.pk}"),  # an older final status
+        (timed_receipt("delivered", 4), f"r{unknown}"),  # no such row
+        (timed_receipt("bounced", 4), f"r{first.pk}"),  # a status this app does not know
+        (timed_receipt("delivered", 4, event_id="EV-1"), f"r{unknown}"),  # alone, as a test event may be
+    ]
+
+
+def receipts_told(post, *, apply, settings, capture):
+    """Post the story of receipts (and a repeat of each) with callbacks applied as `apply`
+    says; what it left: the rows, its events, the persons' activities, the step's counts."""
+    settings.VIBES_CALLBACKS_APPLY = apply
+    step, rows = sms_step(4)
+    story = receipts_story(rows, unknown=10**9 + rows[0].pk)
+    with capture(execute=True):
+        for payload, ref in story + story:
+            post(payload, event_type="", url=f"/vibes/callbacks/?ref={ref}")
+    if apply == "background":
+        with capture(execute=True):
+            callbacks_apply_waiting()
+    refs = {ref for _payload, ref in story}
+    events = list(
+        CallbackEvent.objects.filter(reference__in=refs)
+        .order_by("pk")
+        .values_list("outcome", "note", "deliveries", "mdn")
+    )
+    row_ids = [row.pk for row in rows]
+    rows_now = list(
+        RunResult.objects.filter(pk__in=row_ids)
+        .order_by("pk")
+        .values_list("outcome", "delivery_status", "delivery_reason", "updated_at")
+    )
+    activities = [
+        (key.rsplit(":", 1)[1], occurred_at)
+        for key, occurred_at in Activity.objects.filter(lead__run_results__pk__in=row_ids)
+        .order_by("key")
+        .values_list("key", "occurred_at")
+    ]
+    step.refresh_from_db()
+    return {"rows": rows_now, "events": events, "activities": activities, "counts": step.counts, "step": step}
+
+
+@pytest.mark.django_db
+def test_receipts_applied_in_a_batch_do_exactly_what_they_do_applied_in_the_request(
+    post, settings, django_capture_on_commit_callbacks
+):
+    """Repeats, out-of-order receipts, a row settled already, an unknown row: the
+    batch path leaves the rows, events, activities and counts as the request path."""
+    told = {
+        apply: receipts_told(post, apply=apply, settings=settings, capture=django_capture_on_commit_callbacks)
+        for apply in ("request", "background")
+    }
+    batch, request = told["background"], told["request"]
+    delivered, sent = Outcome.DELIVERED, Outcome.SENT
+    assert [row[:2] for row in batch["rows"]] == [(delivered, "delivered")] * 3 + [(sent, "")]
+    assert [event[0] for event in batch["events"]] == ["applied"] * 6 + [
+        "unmatched",
+        "unreadable",
+        "unmatched",
+    ]
+    assert {event[2] for event in batch["events"]} == {2}  # each stored once, delivered twice
+    assert [kind for kind, _at in batch["activities"]] == ["delivered", "bounced", "delivered", "delivered"]
+    assert counts_agree(batch["step"])
+    for what in ("rows", "events", "activities", "counts"):
+        assert batch[what] == request[what], what
+
+
+@pytest.mark.django_db
+def test_a_receipt_is_stored_in_one_query(post, django_assert_num_queries):
+    row = RunResultFactory(outcome=Outcome.SENT)
+    with django_assert_num_queries(1):
+        response = post(receipt(), event_type="", url=f"/vibes/callbacks/?ref=r{row.pk}")
+    assert response.json() == {"status": "received"}
+
+
+@pytest.mark.django_db
+def test_a_batch_of_receipts_costs_the_same_few_queries_however_many_events(post):
+    def queries(count):
+        _step, rows = sms_step(count)
+        for row in rows:
+            post(receipt(), event_type="", url=f"/vibes/callbacks/?ref=r{row.pk}")
+        post(receipt(), event_type="", url=f"/vibes/callbacks/?ref=r{rows[0].pk}")  # a repeat
+        with CaptureQueriesContext(connection) as captured:
+            assert callbacks_apply_waiting() == count
+        return [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+    # Take the waiting receipts; lock and read the rows, write them, write the activities, lock and
+    # update the step's counts; store the events' outcomes. Then find that no other event waits.
+    assert len(queries(3)) == len(queries(80)) == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_appliers_at_once_apply_each_receipt_once():
+    """Two appliers (a Celery worker each) take the waiting events at once: every
+    receipt is applied by one of them, once, and the counts agree with the rows."""
+    step, rows = sms_step(120)
+    CallbackEvent.objects.bulk_create(
+        CallbackEvent(
+            event_type="delivery_receipt",
+            dedupe_key=f"{row.pk}-{status}",
+            payload=timed_receipt(status, second),
+            reference=f"r{row.pk}",
+            outcome=RECEIVED,
+        )
+        for row in rows
+        for status, second in (("delivered", 5), ("accepted", 1))
+    )
+    start = threading.Barrier(2)
+    applied = []
+
+    def applier():
+        try:
+            start.wait(30)
+            applied.append(callbacks_apply_waiting(batch=50))
+        finally:
+            connections.close_all()
+
+    appliers = [threading.Thread(target=applier) for _ in range(2)]
+    for thread in appliers:
+        thread.start()
+    for thread in appliers:
+        thread.join(120)
+    assert sum(applied) == CallbackEvent.objects.count() == 240
+    assert not CallbackEvent.objects.filter(outcome=RECEIVED).exists()
+    assert RunResult.objects.filter(pk__in=[row.pk for row in rows], outcome=Outcome.DELIVERED).count() == 120
+    assert Activity.objects.filter(key__startswith="sms-receipt:").count() == 120
+    assert counts_agree(step)
+
+
+# --- Cheaper answers: the callbacks URL skips the middleware that serves people ----------------------------
+
+
+@pytest.mark.django_db
+def test_an_answer_to_vibes_comes_in_the_language_vibes_asks_for_not_the_last_persons(client):
+    with translation.override("de"):  # what the thread's last request, a German marketer's, left
+        response = client.post(
+            "/vibes/callbacks/", "{}", content_type="application/json", headers={"Accept-Language": "en"}
+        )
+    assert response.status_code == 401
+    assert response.json() == {"error": "Vibes callback credentials are missing or wrong."}
+    assert response["WWW-Authenticate"] == 'Basic realm="Vibes callbacks", charset="UTF-8"'
+
+
+@pytest.mark.django_db
+def test_the_answer_says_its_length_so_that_vibes_keeps_the_connection(post, subscriber):
+    response = post(opt_in())
+    assert int(response["Content-Length"]) == len(response.content) == len(b'{"status": "received"}')
+
+
+@pytest.mark.django_db
+def test_a_callback_over_plain_http_is_still_sent_to_https(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.post("/vibes/callbacks/", "{}", content_type="application/json")
+    assert (response.status_code, response["Location"]) == (301, "https://testserver/vibes/callbacks/")
+    assert not CallbackEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_only_a_post_is_taken(client):
+    assert client.get("/vibes/callbacks/", headers={"Authorization": AUTH}).status_code == 405
+
+
+def test_many_wake_ups_during_a_round_make_one_more_round_not_one_each():
+    """The web process's applier thread (or Celery waker): a burst of callbacks
+    while it works costs one more round, and every callback has a round after it."""
+    rounds, release, started = [], threading.Event(), threading.Event()
+
+    def work():
+        rounds.append(len(rounds))
+        started.set()
+        release.wait(30)
+
+    woken = _WokenThread("test-woken", work)
+    woken.wake()
+    assert started.wait(30)
+    for _ in range(100):  # a burst while the first round works
+        woken.wake()
+    release.set()
+    wait_until(lambda: len(rounds) == 2, what="the round after the burst")
+    # The burst's flag was cleared when the second round began: no round per wake-up.
+    assert not woken.woken.is_set()
+    assert len(rounds) == 2

@@ -23,7 +23,12 @@ This module is their face: what the rest of the project uses.
 """
 
 from .access import callback_credentials_valid, callback_source_allowed
-from .applying import callback_event_apply, callbacks_applied_off_request, callbacks_apply_pending
+from .applying import (
+    callback_event_apply,
+    callbacks_applied_off_request,
+    callbacks_apply_pending,
+    callbacks_apply_waiting,
+)
 from .bodies import MAX_BODY_DEPTH
 from .events import APPLIERS, DELIVERY_RECEIPT, INBOUND_EVENT_TYPES
 from .news import (
@@ -58,6 +63,7 @@ __all__ = [
     "callback_event_apply",
     "callbacks_applied_off_request",
     "callbacks_apply_pending",
+    "callbacks_apply_waiting",
     "callback_receive",
     "callback_source_allowed",
     "dedupe_key",

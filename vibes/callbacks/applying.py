@@ -5,18 +5,28 @@ an event (a receipt to its SMS's row and its step's counts, a subscription
 change to the number's people) takes several queries, and every receipt of
 a run waits its turn on the step's counts. With VIBES_CALLBACKS_APPLY
 "background" the request only stores the event (outcome "received") and
-answers; a worker applies it:
+answers; an applier applies what waits, a batch at a time
+(`callbacks_apply_waiting`):
 
-- a Celery task per event when runs go to Celery (RUNNER_BACKGROUND);
-- else one thread of the web process, which applies the events it is handed
-  in the order they came;
+- a Celery task when runs go to Celery (RUNNER_BACKGROUND), sent at most a
+  few times a second by each web process however many callbacks come;
+- else one thread of the web process, woken by the callbacks;
 - "inline" (tests): at once, after the request's transaction.
 
-An event is applied once: the worker takes it under a row lock, only while it
-is still "received", and stores its outcome in the same transaction. An event
-whose applying failed (a handler raised, the database refused, the worker
-died) stays "received" and is applied again: by Celery's retry, and by
-`callbacks_apply_pending`, which the periodic job runs every minute.
+A batch is up to BATCH waiting events, taken in the order they came under
+row locks that other appliers pass by (SKIP LOCKED on PostgreSQL), so two
+appliers never take the same event. Its delivery receipts are applied
+together: the receipt handlers get them as one list (their batch form moves
+the SMS rows with a few set-based statements), and the events' outcomes are
+stored with one statement, in the same transaction. Other events are fewer
+and are applied one at a time, as before (`callback_event_apply`).
+
+An event is applied once: only while it is still "received", under its row
+lock, with its outcome stored in the same transaction. An event whose
+applying failed (a handler raised, the database refused, the worker died)
+stays "received" and is applied again by `callbacks_apply_pending`, which
+the periodic job runs every minute. A batch whose handler fails is applied
+again one event at a time, so one bad receipt holds back no other.
 """
 
 import datetime
@@ -26,12 +36,21 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from smscampaigns.bulk import rows_update
+
 from ..models import CallbackEvent
-from .events import event_apply
+from .events import DELIVERY_RECEIPT, event_apply, event_in_batch
+from .news import DeliveryReceipt, receipt_listeners
+from .receipt_events import receipt_outcome, receipt_read
 
 logger = logging.getLogger("vibes.callbacks")
 
 RECEIVED = CallbackEvent.Outcome.RECEIVED
+# Events an applier takes at once: enough that a second's receipts at Vibes'
+# rate are a few statements, few enough that a batch's locks are brief.
+BATCH = 500
+# Other events (subscription events) are applied one at a time: so many, then receipts again.
+OTHERS_BATCH = 50
 
 
 def callbacks_applied_off_request() -> bool:
@@ -66,11 +85,88 @@ def callback_event_apply(*, event_id: int) -> str | None:
 def callbacks_apply_pending(*, older_than: datetime.timedelta = datetime.timedelta(minutes=1)) -> int:
     """Apply the events still waiting that arrived more than `older_than` ago, in
     the order they came (their worker failed or died); returns how many were applied."""
-    waiting = CallbackEvent.objects.filter(outcome=RECEIVED, received_at__lte=timezone.now() - older_than)
+    return callbacks_apply_waiting(received_by=timezone.now() - older_than)
+
+
+def callbacks_apply_waiting(*, batch: int = BATCH, received_by=None) -> int:
+    """Apply the events waiting now (and those that arrive meanwhile), a batch at a
+    time; returns how many were applied.
+
+    Receipts first, a batch of them, then a few other events, and again: a
+    receipt waits for no more than OTHERS_BATCH events applied one at a
+    time. Each batch of a kind starts after the last one's events, so an
+    event that cannot be applied now is left to the periodic job rather than
+    taken again and again.
+    """
+    applied, after_receipts, after_others = 0, 0, 0
+    while True:
+        receipts, after_receipts, done = callbacks_apply_batch(
+            limit=batch, after=after_receipts, received_by=received_by, receipts=True
+        )
+        applied += done
+        others, after_others, done = callbacks_apply_batch(
+            limit=OTHERS_BATCH, after=after_others, received_by=received_by, receipts=False
+        )
+        applied += done
+        if receipts < batch and others < OTHERS_BATCH:
+            return applied
+
+
+def callbacks_apply_batch(
+    *, limit: int = BATCH, after: int = 0, received_by=None, receipts: bool | None = None
+) -> tuple[int, int, int]:
+    """Apply up to `limit` waiting events after the id `after`, oldest first, that no
+    other applier holds (only receipts, or only other events, if `receipts` says
+    so); returns (events taken, the last one's id, events applied).
+
+    The batch's receipts are applied together in one transaction; its other
+    events (and, should that fail, its receipts) one at a time after it.
+    """
+    alone: list[int] = []
     applied = 0
-    for event_id in waiting.order_by("pk").values_list("pk", flat=True).iterator():
+    with transaction.atomic():
+        waiting = CallbackEvent.objects.select_for_update(skip_locked=True).filter(
+            outcome=RECEIVED, pk__gt=after
+        )
+        if receipts is not None:
+            waiting = (waiting.filter if receipts else waiting.exclude)(event_type=DELIVERY_RECEIPT)
+        if received_by is not None:
+            waiting = waiting.filter(received_at__lte=received_by)
+        events = list(waiting.defer("headers", "raw_body").order_by("pk")[:limit])
+        in_batch = [event for event in events if event_in_batch(event)]
+        alone = [event.pk for event in events if not event_in_batch(event)]
+        if in_batch:
+            try:
+                with transaction.atomic():
+                    _receipts_apply(in_batch)
+                applied = len(in_batch)
+            except Exception:
+                logger.exception(
+                    "A batch of %s Vibes receipts failed; each is applied on its own", len(in_batch)
+                )
+                alone = sorted(alone + [event.pk for event in in_batch])
+    for event_id in alone:
         try:
             applied += callback_event_apply(event_id=event_id) is not None
         except Exception:
             logger.exception("Vibes callback #%s could not be applied; it is tried again later", event_id)
-    return applied
+    return len(events), events[-1].pk if events else after, applied
+
+
+def _receipts_apply(events: list[CallbackEvent]) -> None:
+    """Apply these delivery receipts together, in their order, and store each event's outcome."""
+    read = [receipt_read(event, event.payload, event.reference or "") for event in events]
+    told = [
+        (event, receipt)
+        for event, receipt in zip(events, read, strict=True)
+        if isinstance(receipt, DeliveryReceipt)
+    ]
+    for event, receipt in zip(events, read, strict=True):
+        if not isinstance(receipt, DeliveryReceipt):
+            event.outcome, note = receipt
+            event.note = str(note)[:300]
+    matched = receipt_listeners.tell_many([receipt for _event, receipt in told])
+    for (event, _receipt), match in zip(told, matched, strict=True):
+        event.outcome, note = receipt_outcome(match)
+        event.note = str(note)[:300]
+    rows_update(CallbackEvent, events, ["outcome", "note", "mdn"])

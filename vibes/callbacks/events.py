@@ -47,6 +47,16 @@ def event_apply(event: CallbackEvent, payload: dict, reference: str) -> None:
     event.note = str(note)[:300]
 
 
+def event_in_batch(event: CallbackEvent) -> bool:
+    """True for an event applied with the batch of waiting receipts: a delivery
+    receipt that is no test event (one that names a marker or an event id is
+    applied on its own, as a test event may be)."""
+    if event.event_type != DELIVERY_RECEIPT or not isinstance(event.payload, dict):
+        return False
+    event_id = event.payload.get("event_id")
+    return not _test_marker(event.payload) and not (isinstance(event_id, str) and event_id)
+
+
 def _test_marker(payload) -> str:
     """The marker of a test event asked for by `vibes_callbacks test`, or "".
 

@@ -9,6 +9,10 @@ became of a request to subscribe a number. Replies are the same:
 `register_inbound_handler(fn)` gets each new `InboundMessage`, to take it as
 the reply to an SMS it sent.
 
+A receipt handler may also give its batch form (`many=`): applied off the
+request, the waiting receipts are handed over a batch at a time, so that
+hundreds of them cost a few statements rather than a transaction each.
+
 Handlers run inside the request that stores the callback, in the same
 transaction, so they must be quick. A handler that raises makes the callback
 answer 503: nothing is stored, and Vibes delivers the event again later.
@@ -89,15 +93,19 @@ class Listeners:
         self.kind = kind
         self.failure = failure
         self._handlers: list[Callable] = []
+        self._many: dict[Callable, Callable] = {}
 
-    def register(self, fn: Callable) -> Callable:
+    def register(self, fn: Callable, *, many: Callable | None = None) -> Callable:
         if fn not in self._handlers:
             self._handlers.append(fn)
+        if many is not None:
+            self._many[fn] = many
         return fn
 
     def unregister(self, fn: Callable) -> None:
         if fn in self._handlers:
             self._handlers.remove(fn)
+        self._many.pop(fn, None)
 
     def tell(self, news) -> bool:
         """Give every handler the news; True when one says it was theirs. One that raises: `failure`."""
@@ -110,19 +118,40 @@ class Listeners:
                 raise self.failure from error
         return taken
 
+    def tell_many(self, news: list) -> list[bool]:
+        """Give every handler these pieces of news, in their order: through its batch
+        form where it has one, else one at a time. For each, True when one handler
+        says it was theirs. One that raises: `failure` (and none of the batch counts)."""
+        taken = [False] * len(news)
+        for handler in list(self._handlers):
+            many = self._many.get(handler)
+            try:
+                answers = many(news) if many else [handler(one) for one in news]
+            except Exception as error:
+                logger.exception("Vibes %s handler %r failed on a batch", self.kind, handler)
+                raise self.failure from error
+            taken = [bool(answer) or was for answer, was in zip(answers, taken, strict=True)]
+        return taken
+
 
 receipt_listeners = Listeners("delivery receipt", HandlerFailed)
 confirmation_listeners = Listeners("confirmation", HandlerFailed)
 inbound_listeners = Listeners("inbound message", InboundHandlerFailed)
 
 
-def register_receipt_handler(fn: Callable[[DeliveryReceipt], bool]) -> Callable[[DeliveryReceipt], bool]:
+def register_receipt_handler(
+    fn: Callable[[DeliveryReceipt], bool],
+    *,
+    many: Callable[[list[DeliveryReceipt]], list[bool]] | None = None,
+) -> Callable[[DeliveryReceipt], bool]:
     """Call `fn(receipt)` for every new delivery receipt; usable as a decorator.
 
     A handler returns True when the receipt matched an SMS it knows of; a
-    receipt no handler matches is stored as unmatched.
+    receipt no handler matches is stored as unmatched. `many(receipts)`, if
+    given, does the same for a batch, in order (a receipt may follow another
+    for the same SMS), and returns one such answer per receipt.
     """
-    return receipt_listeners.register(fn)
+    return receipt_listeners.register(fn, many=many)
 
 
 def unregister_receipt_handler(fn: Callable[[DeliveryReceipt], bool]) -> None:

@@ -20,6 +20,15 @@ RECEIPT_CODE_FIELDS = ("error_code", "errorCode", "carrier_error_code", "code")
 
 
 def delivery_receipt(event, payload, reference):
+    receipt = receipt_read(event, payload, reference)
+    if not isinstance(receipt, DeliveryReceipt):
+        return receipt
+    return receipt_outcome(receipt_listeners.tell(receipt))
+
+
+def receipt_read(event, payload, reference) -> DeliveryReceipt | tuple:
+    """The receipt the event carries (and the event's number set), or the event's
+    (outcome, note) when it carries none this app can read."""
     event.mdn = fields.mdn(payload)
     status = payload.get("status")
     if not isinstance(status, str) or not status.strip():
@@ -30,7 +39,7 @@ def delivery_receipt(event, payload, reference):
             "The receipt's status “%(status)s” is not one this app knows (it knows %(known)s); "
             "nothing changed."
         ) % {"status": status[:40], "known": ", ".join(sorted(RECEIPT_STATUSES))}
-    receipt = DeliveryReceipt(
+    return DeliveryReceipt(
         message_id=str(payload.get("message_id") or "")[:64],
         mdn=event.mdn,
         status=status,
@@ -38,7 +47,11 @@ def delivery_receipt(event, payload, reference):
         occurred_at=fields.event_time(payload.get("occurred_at"), event),
         reason=_receipt_reason(payload) if status in RECEIPT_FAILED else "",
     )
-    if not receipt_listeners.tell(receipt):
+
+
+def receipt_outcome(matched: bool):
+    """The event's (outcome, note) once its receipt was told: matched to an SMS or not."""
+    if not matched:
         return Outcome.UNMATCHED, _("No SMS sent by this app matches the receipt.")
     return Outcome.APPLIED, _("Recorded on the SMS it reports on.")
 

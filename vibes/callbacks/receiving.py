@@ -112,16 +112,16 @@ def callback_receive(*, body: bytes, headers, reference: str = "") -> CallbackRe
         return _storage_failed(event_type)
     if not new:
         if later and event.outcome == CallbackEvent.Outcome.RECEIVED:
-            # Still waiting: the first delivery's worker may have found the event
-            # locked by this repeat's count and passed it by. Asking again costs
-            # nothing (an event is applied only while it waits) and no event
-            # waits for the sweep of stragglers because its repeats came at once.
-            callback_apply_later(event.pk)
+            # Still waiting: the applier may have found the event locked by this
+            # repeat's count and passed it by. Waking it again costs nothing (an
+            # event is applied only while it waits) and no event waits for the
+            # sweep of stragglers because its repeats came at once.
+            callback_apply_later()
         return CallbackResult(200, {"status": "duplicate"})
     if unreadable:
         logger.warning("Vibes callback #%s kept as unreadable: %s", event.pk, unreadable)
     if later:
-        callback_apply_later(event.pk)
+        callback_apply_later()
     return CallbackResult(200, {"status": event.outcome})
 
 
