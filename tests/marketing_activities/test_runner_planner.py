@@ -361,7 +361,8 @@ def test_planning_costs_the_same_queries_whatever_the_audience(news, action):
             plan_step(step)
         queries.append(len(captured))
         CampaignRun.objects.filter(pk=run.pk).update(status=CampaignRun.Status.COMPLETED)
-    assert queries[0] == queries[1] <= 25
+    # 26: the communication limits' row and the Remove from Flow table's drop joined the 24 of before.
+    assert queries[0] == queries[1] <= 26
 
 
 def test_batches_cover_the_step_results(news):
