@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,6 +21,7 @@ from vibes.models import InboundMessage
 
 from . import services
 from .activity import lead_activity
+from .campaign_requests import REQUESTED_BY_ADMIN, campaign_request, campaigns_requestable
 from .links import text_as_counted
 from .models import (
     CampaignRun,
@@ -448,6 +450,31 @@ class RunResultAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, ad
         return obj.detail_display
 
 
+# People requested at once from the admin: each is a hidden field of the
+# confirmation page and an activity; more is a job for a smart list's campaign.
+REQUEST_AT_MOST = 10_000
+
+
+class CampaignRequestForm(forms.Form):
+    campaign = forms.ModelChoiceField(
+        queryset=SmartCampaign.objects.none(),
+        label=_("Campaign to request"),
+        error_messages={
+            "required": _("Choose the campaign to request."),
+            "invalid_choice": _(
+                "That campaign cannot be requested: choose an active trigger campaign whose smart list "
+                "has the trigger “Campaign is Requested”."
+            ),
+        },
+    )
+
+    def __init__(self, *args, campaigns, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["campaign"].queryset = SmartCampaign.objects.filter(pk__in=[c.pk for c in campaigns])
+        # Offered in the order campaigns_requestable gives them (by name).
+        self.fields["campaign"].choices = [("", "---------"), *((c.pk, str(c)) for c in campaigns)]
+
+
 # The lead's page lists its SMS activity; the people app cannot know about
 # runs, so this app extends its admin.
 admin.site.unregister(Lead)
@@ -457,6 +484,49 @@ admin.site.unregister(Lead)
 class LeadWithActivityAdmin(LeadAdmin):
     readonly_fields = (*LeadAdmin.readonly_fields, "sms_activity")
     fieldsets = (*LeadAdmin.fieldsets, (_("SMS activity, newest first"), {"fields": ("sms_activity",)}))
+    actions = (*LeadAdmin.actions, "request_campaign")
+
+    def has_request_permission(self, request):
+        return request.user.has_perm(RUN_CAMPAIGN)
+
+    def permission_for(self, name):
+        # Requesting a campaign runs its flow for the people: running campaigns' permission.
+        return RUN_CAMPAIGN if name == "request" else super().permission_for(name)
+
+    @admin.action(description=_("Request campaign…"), permissions=["request"])
+    def request_campaign(self, request, queryset):
+        """First a page to pick the campaign; the people are requested (as by
+        `manage.py request_campaign`) when its form comes back with `post`."""
+        lead_ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: REQUEST_AT_MOST + 1])
+        campaigns = campaigns_requestable(source=REQUESTED_BY_ADMIN)
+        form = CampaignRequestForm(request.POST if request.POST.get("post") else None, campaigns=campaigns)
+        too_many = len(lead_ids) > REQUEST_AT_MOST
+        if form.is_valid() and not too_many:
+            campaign = form.cleaned_data["campaign"]
+            try:
+                count = campaign_request(
+                    campaign=campaign,
+                    lead_ids=lead_ids,
+                    source=REQUESTED_BY_ADMIN,
+                    requested_by=request.user.pk,
+                )
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+            else:
+                self.message_user(request, _requested(campaign, count), messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Request campaign"),
+            "form": form,
+            "campaigns": campaigns,
+            "lead_ids": lead_ids,
+            "too_many": too_many,
+            "at_most": REQUEST_AT_MOST,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/smscampaigns/lead/request_campaign.html", context)
 
     @admin.display(description=_("activity"))
     def sms_activity(self, obj):
@@ -502,6 +572,14 @@ class InboundMessageWithReplyAdmin(InboundMessageAdmin):
             _("%(campaign)s, run %(run)s, step %(step)s")
             % {"campaign": step.run.campaign, "run": step.run_id, "step": step.number},
         )
+
+
+def _requested(campaign: SmartCampaign, count: int) -> str:
+    return ngettext(
+        "%(campaign)s requested for %(count)s person: it runs if they pass its smart list's filters.",
+        "%(campaign)s requested for %(count)s people: it runs for each who passes its smart list's filters.",
+        count,
+    ) % {"campaign": campaign, "count": number_format(count, force_grouping=True)}
 
 
 def _activated(campaign: SmartCampaign) -> str:

@@ -404,6 +404,8 @@ ADMIN_ACTIONS = {
         )
         for action in ("blocklist", "unblocklist", "suspend_marketing", "resume_marketing")
     },
+    # Requesting a campaign runs its flow for the people.
+    ("smscampaigns.lead", "request_campaign"): (perm("view_lead", "smscampaigns"), RUN_CAMPAIGN),
     ("smscampaigns.leadimport", "start_again"): (
         perm("view_leadimport", "smscampaigns"),
         perm("add_lead", "smscampaigns"),
