@@ -32,6 +32,7 @@ from .models import (
     RunStep,
     SmartCampaign,
     SmsMessage,
+    TriggerFiring,
 )
 from .permissions import RUN_CAMPAIGN
 from .runner import CampaignCannotRun, campaign_preview, run_abort, run_resume, run_retry_uncertain
@@ -450,6 +451,33 @@ class RunResultAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, ad
         return obj.detail_display
 
 
+@admin.register(TriggerFiring)
+class TriggerFiringAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
+    """Which activity fired which trigger campaign for whom, and what came of it (read only)."""
+
+    list_display = ("created_at", "campaign", "lead", "activity_shown", "status", "run")
+    list_filter = ("status", "campaign", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("campaign", "lead", "activity", "run")
+    raw_id_fields = ("activity", "campaign", "lead", "run")
+    # Newest first by the id; the indexes on (campaign, id) and (status, id) serve the filtered lists.
+    ordering = ("-pk",)
+
+    @admin.display(description=_("activity"))
+    def activity_shown(self, obj):
+        activity = obj.activity
+        url = reverse("admin:smscampaigns_activity_change", args=[activity.pk])
+        return format_html('<a href="{}">{}</a>', url, activity.get_kind_display())
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 # People requested at once from the admin: each is a hidden field of the
 # confirmation page and an activity; more is a job for a smart list's campaign.
 REQUEST_AT_MOST = 10_000
@@ -482,8 +510,11 @@ admin.site.unregister(Lead)
 
 @admin.register(Lead)
 class LeadWithActivityAdmin(LeadAdmin):
-    readonly_fields = (*LeadAdmin.readonly_fields, "sms_activity")
-    fieldsets = (*LeadAdmin.fieldsets, (_("SMS activity, newest first"), {"fields": ("sms_activity",)}))
+    readonly_fields = (*LeadAdmin.readonly_fields, "sms_activity", "activity_records")
+    fieldsets = (
+        *LeadAdmin.fieldsets,
+        (_("SMS activity, newest first"), {"fields": ("sms_activity", "activity_records")}),
+    )
     actions = (*LeadAdmin.actions, "request_campaign")
 
     def has_request_permission(self, request):
@@ -527,6 +558,23 @@ class LeadWithActivityAdmin(LeadAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/smscampaigns/lead/request_campaign.html", context)
+
+    @admin.display(description=_("activity records"))
+    def activity_records(self, obj):
+        """Links to the person's activities and the trigger campaigns they fired
+        (no counts: a link costs no query, a count at millions would)."""
+        if obj.pk is None:
+            return "—"
+        query = urlencode({"lead__id__exact": obj.pk})
+        return format_html(
+            '<a href="{}?{}" class="lead-activities">{}</a> · <a href="{}?{}" class="lead-firings">{}</a>',
+            reverse("admin:smscampaigns_activity_changelist"),
+            query,
+            _("Their activities"),
+            reverse("admin:marketing_activities_triggerfiring_changelist"),
+            query,
+            _("The trigger campaigns they fired"),
+        )
 
     @admin.display(description=_("activity"))
     def sms_activity(self, obj):

@@ -9,6 +9,7 @@ from tests.marketing_activities.factories import (
     RunBatchFactory,
     RunResultFactory,
     SmsReplyFactory,
+    TriggerFiringFactory,
 )
 from tests.smscampaigns.factories import LeadFlagChangeFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
@@ -27,6 +28,7 @@ def one_of_everything():
     LeadFlagChangeFactory()
     SmsReplyFactory()
     CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
+    TriggerFiringFactory()  # and its activity
 
 
 @pytest.mark.parametrize(

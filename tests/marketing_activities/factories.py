@@ -13,8 +13,9 @@ from marketing_activities.models import (
     SmartCampaign,
     SmsMessage,
     SmsReply,
+    TriggerFiring,
 )
-from tests.smscampaigns.factories import LeadFactory, SmartListFactory
+from tests.smscampaigns.factories import ActivityFactory, LeadFactory, SmartListFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, InboundMessageFactory, VibesListFactory
 
 
@@ -127,3 +128,13 @@ class SmsReplyFactory(DjangoModelFactory):
     def matched_lead(self, create, extracted, **kwargs):
         if create:
             self.message.leads.add(self.result.lead_id)
+
+
+class TriggerFiringFactory(DjangoModelFactory):
+    class Meta:
+        model = TriggerFiring
+
+    activity = factory.SubFactory(ActivityFactory)
+    campaign = factory.SubFactory(SmartCampaignFactory)
+    lead = factory.SelfAttribute("activity.lead")
+    status = TriggerFiring.Status.MEMBER

@@ -36,6 +36,7 @@ from tests.marketing_activities.factories import (
     SmartCampaignFactory,
     SmsMessageFactory,
     SmsReplyFactory,
+    TriggerFiringFactory,
 )
 from tests.smscampaigns.factories import LeadFlagChangeFactory, LeadImportFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
@@ -303,6 +304,7 @@ def make_world():
     LeadFlagChangeFactory()
     CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
     FlowStepFactory(subscribe=True)
+    TriggerFiringFactory(campaign=campaign)  # and its activity
     return World(folder, FolderFactory(name="Archive"), program, message, campaign, step, run_step.run)
 
 
