@@ -14,7 +14,7 @@ them delivered a second time, as Vibes does on a timeout. The client is one
 asyncio loop with keep-alive connections and every body written beforehand;
 its requests are due on a fixed schedule (an open loop), and a latency runs
 from the moment a request was due, so that a slow server cannot hide behind
-a client that waits for it.
+a client that waits for it (`posting.py`, shared with the trigger benchmark).
 
 It prints, per rate: the rate achieved, p50, p95, p99 and the slowest
 answer, errors, and the CPU the client used (of one core). Then it checks
@@ -25,10 +25,8 @@ and every subscription event changed its number once.
 
 import argparse
 import asyncio
-import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -37,6 +35,9 @@ import urllib.parse
 from base64 import b64encode
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchmarks import posting
+from benchmarks.posting import percentile
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE = "smscampaigns_bench_callbacks"
@@ -266,130 +267,19 @@ class Events:
         return request
 
     def _request(self, path: str, body: dict, *, event_type: str) -> bytes:
-        data = json.dumps(body).encode()
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {self.auth}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-        )
-        if event_type:
-            head += f"X-Vibes-Event-Type: {event_type}\r\n"
-        return (head + "\r\n").encode() + data
-
-
-# --- The client -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Stage:
-    rate: int
-    latencies: list[float] = field(default_factory=list)
-    errors: dict[str, int] = field(default_factory=dict)
-    oks: int = 0
-    elapsed: float = 0.0
-    client_cpu: float = 0.0
-
-
-async def _post(port: int, connection, request: bytes):
-    """One request on a kept-alive connection (opened again when the server closed it):
-    (status, the connection to use next)."""
-    for attempt in (1, 2):
-        if connection is None:
-            connection = await asyncio.open_connection("127.0.0.1", port)
-        reader, writer = connection
-        try:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (ConnectionError, asyncio.IncompleteReadError):
-            writer.close()
-            connection = None
-            if attempt == 2:
-                raise
-            continue  # a kept-alive connection the server had closed: nothing was read
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {
-            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
-        }
-        await reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection", "").lower() == "close" or lines[0].startswith("HTTP/1.0"):
-            writer.close()
-            connection = None
-        return status, connection
-    raise AssertionError("unreachable")
-
-
-async def _stage(port: int, rate: int, requests: list[bytes], connections: int) -> Stage:
-    stage = Stage(rate)
-    queue: asyncio.Queue = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-
-    async def sender():
-        connection = None
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            due, request = item
-            try:
-                status, connection = await _post(port, connection, request)
-            except (OSError, asyncio.IncompleteReadError) as error:
-                connection = None
-                stage.errors[type(error).__name__] = stage.errors.get(type(error).__name__, 0) + 1
-                continue
-            stage.latencies.append(loop.time() - due)
-            if status == 200:
-                stage.oks += 1
-            else:
-                stage.errors[str(status)] = stage.errors.get(str(status), 0) + 1
-
-    senders = [asyncio.create_task(sender()) for _ in range(connections)]
-    cpu_before = _cpu()
-    start = loop.time()
-    for index, request in enumerate(requests):
-        due = start + index / rate
-        delay = due - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((due, request))
-    for _ in senders:
-        queue.put_nowait(None)
-    await asyncio.gather(*senders)
-    stage.elapsed = loop.time() - start
-    stage.client_cpu = (_cpu() - cpu_before) / stage.elapsed
-    return stage
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+        return posting.http_request(path, body, auth=self.auth, event_type=event_type)
 
 
 # --- The server -----------------------------------------------------------------------------------------
 
 
 def _gunicorn(args) -> tuple[subprocess.Popen, int]:
-    from benchmarks.harness import free_port
-    from tests.waiting import wait_for_server
-
-    port = free_port()
-    log = BASE_DIR / "var" / "bench-callbacks-gunicorn.log"
-    log.parent.mkdir(exist_ok=True)
-    argv = [
-        sys.executable, "-m", "gunicorn", "smscampaigns.wsgi", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads", str(args.threads),
-        "--backlog", "2048",
-    ]  # fmt: skip
-    with log.open("w") as out:
-        server = subprocess.Popen(argv, cwd=BASE_DIR, stdout=out, stderr=subprocess.STDOUT)
-    wait_for_server(f"http://127.0.0.1:{port}/vibes/callbacks/", process=server)
-    return server, port
+    return posting.gunicorn_start(
+        workers=args.workers,
+        worker_class=args.worker_class,
+        threads=args.threads,
+        log_name="bench-callbacks-gunicorn",
+    )
 
 
 def _celery_workers(count: int) -> list[subprocess.Popen]:
@@ -530,7 +420,7 @@ def _bench(args, rates: list[int]) -> int:
     try:
         _warm_up(port, args.workers)
         for rate, requests in zip(rates, stages_requests, strict=True):
-            stages.append(asyncio.run(_stage(port, rate, requests, args.connections)))
+            stages.append(asyncio.run(posting.post_on_schedule(port, rate, requests, args.connections)))
             _print_stage(stages[-1], first=len(stages) == 1)
             time.sleep(1)
         problems = _check(world, plan, sum(stage.oks for stage in stages), timeout=args.drain_timeout)
@@ -548,15 +438,15 @@ def _bench(args, rates: list[int]) -> int:
     return 0
 
 
-def _print_stage(stage: Stage, *, first: bool) -> None:
+def _print_stage(stage: posting.Stage, *, first: bool) -> None:
     if first:
         print(f"{'rate /s':>8} {'achieved':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} "
               f"{'errors':>7} {'client CPU':>10} {'load':>5}")  # fmt: skip
     ms = [latency * 1000 for latency in stage.latencies]
     errors = sum(stage.errors.values())
     print(
-        f"{stage.rate:>8} {len(stage.latencies) / stage.elapsed:>9.0f} {_percentile(ms, 0.50):>7.1f} "
-        f"{_percentile(ms, 0.95):>7.1f} {_percentile(ms, 0.99):>7.1f} {max(ms, default=0):>7.1f} "
+        f"{stage.rate:>8} {len(stage.latencies) / stage.elapsed:>9.0f} {percentile(ms, 0.50):>7.1f} "
+        f"{percentile(ms, 0.95):>7.1f} {percentile(ms, 0.99):>7.1f} {max(ms, default=0):>7.1f} "
         f"{errors:>7} {stage.client_cpu:>9.0%} {os.getloadavg()[0]:>5.1f}"
         + (f"  {stage.errors}" if errors else ""),
         flush=True,
