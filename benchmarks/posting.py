@@ -45,6 +45,8 @@ class Stage:
     client_cpu: float = 0.0
     started_at: float = 0.0  # time.time() when request 0 was due
     sent_late: int = 0  # requests sent more than 0.1 s after they were due (every connection busy)
+    answered_ok: list[int] = field(default_factory=list)  # the indexes of the requests answered 200
+    given_up: int = 0  # requests never sent: still waiting for a connection `give_up_after` s after due
 
     def due_at(self, index: int) -> float:
         return self.started_at + index / self.rate
@@ -79,9 +81,13 @@ async def post(port: int, connection, request: bytes):
     raise AssertionError("unreachable")
 
 
-async def post_on_schedule(port: int, rate: float, requests: list[bytes], connections: int) -> Stage:
+async def post_on_schedule(
+    port: int, rate: float, requests: list[bytes], connections: int, *, give_up_after: float | None = None
+) -> Stage:
     """Post `requests` at `rate` a second, request i due at start + i / rate, on at
-    most `connections` connections at once."""
+    most `connections` connections at once. `give_up_after`: a request not sent
+    that many seconds after it was due is not sent (counted), so that a server
+    far behind cannot stretch a run of minutes into hours."""
     stage = Stage(rate)
     queue: asyncio.Queue = asyncio.Queue()
     loop = asyncio.get_running_loop()
@@ -92,7 +98,10 @@ async def post_on_schedule(port: int, rate: float, requests: list[bytes], connec
             item = await queue.get()
             if item is None:
                 return
-            due, request = item
+            index, due, request = item
+            if give_up_after is not None and loop.time() - due > give_up_after:
+                stage.given_up += 1
+                continue
             stage.sent_late += loop.time() - due > 0.1
             try:
                 status, connection = await post(port, connection, request)
@@ -103,6 +112,7 @@ async def post_on_schedule(port: int, rate: float, requests: list[bytes], connec
             stage.latencies.append(loop.time() - due)
             if status == 200:
                 stage.oks += 1
+                stage.answered_ok.append(index)
             else:
                 stage.errors[str(status)] = stage.errors.get(str(status), 0) + 1
 
@@ -115,7 +125,7 @@ async def post_on_schedule(port: int, rate: float, requests: list[bytes], connec
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        queue.put_nowait((due, request))
+        queue.put_nowait((index, due, request))
     for _ in senders:
         queue.put_nowait(None)
     await asyncio.gather(*senders)

@@ -84,6 +84,7 @@ def measure(
     celery_workers: int = 0,
     web_workers: int = 2,
     connections: int = 16,
+    give_up_after: float = 60,
 ) -> dict:
     """Post `rate` callbacks a second for `seconds` to gunicorn, wait for the calls,
     and report the latencies."""
@@ -114,16 +115,19 @@ def measure(
             workers=web_workers, log_name="bench-triggers-gunicorn", env=env
         )
         cleanup.callback(stop, server)
-        stage = asyncio.run(posting.post_on_schedule(port, rate, requests, connections))
+        stage = asyncio.run(
+            posting.post_on_schedule(port, rate, requests, connections, give_up_after=give_up_after)
+        )
         deadline = time.monotonic() + drain_seconds
         while time.monotonic() < deadline:
-            if RunResult.objects.filter(called_at__isnull=False).count() >= people:
+            if RunResult.objects.filter(called_at__isnull=False).count() >= stage.oks:
                 break
             time.sleep(0.5)
         load_during = os.getloadavg()
     called = dict(RunResult.objects.filter(called_at__isnull=False).values_list("phone", "called_at"))
+    # The people whose callback was answered 200: each must be texted once.
     latencies = sorted(
-        called[number(n)].timestamp() - stage.due_at(n) for n in range(people) if number(n) in called
+        called[number(n)].timestamp() - stage.due_at(n) for n in stage.answered_ok if number(n) in called
     )
     answers = [latency * 1000 for latency in stage.latencies]
     return {
@@ -137,14 +141,16 @@ def measure(
         "posted_per_s": round(len(stage.latencies) / stage.elapsed, 1),
         "posting_s": round(stage.elapsed, 1),
         "posts_sent_late": stage.sent_late,
-        "non_200": people - stage.oks,
+        "posts_given_up": stage.given_up,
+        "answered_200": stage.oks,
+        "non_200": people - stage.oks - stage.given_up,
         "answer_p50_ms": round(posting.percentile(answers, 0.50), 1),
         "answer_p95_ms": round(posting.percentile(answers, 0.95), 1),
         "answer_max_ms": round(max(answers, default=0), 1),
         "activities": Activity.objects.count(),
         "runs": CampaignRun.objects.filter(campaign=campaign).count(),
         "called": len(latencies),
-        "lost": people - len(latencies),
+        "lost": stage.oks - len(latencies),
         "texted_twice": RunResult.objects.filter(called_at__isnull=False).count() - len(called),
         "latency_p50_s": _quantile(latencies, 0.50),
         "latency_p95_s": _quantile(latencies, 0.95),
@@ -223,3 +229,29 @@ def _quantile(values, q):
     if len(values) < 2:
         return round(values[0], 3) if values else None
     return round(statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1], 3)
+
+
+TABLE_COLUMNS = (
+    ("database", "database"),
+    ("dispatcher", "dispatcher"),
+    ("events", "events"),
+    ("answered_200", "answered 200"),
+    ("posts_given_up", "not posted"),
+    ("posted_per_s", "posted / s"),
+    ("answer_p95_ms", "answer p95 ms"),
+    ("runs", "runs"),
+    ("lost", "lost"),
+    ("texted_twice", "twice"),
+    ("latency_p50_s", "p50 s"),
+    ("latency_p95_s", "p95 s"),
+    ("latency_p99_s", "p99 s"),
+    ("latency_max_s", "max s"),
+)
+
+
+def table(report: dict) -> str:
+    """The report as a Markdown table (the README's), the load beside it."""
+    header = [label for _key, label in TABLE_COLUMNS] + ["load (1 min) start → end"]
+    loads = f"{report['load_average_before'][0]} → {report['load_average_at_end'][0]}"
+    row = [str(report[key]) for key, _label in TABLE_COLUMNS] + [loads]
+    return "\n".join(f"| {' | '.join(cells)} |" for cells in (header, ["---"] * len(header), row))

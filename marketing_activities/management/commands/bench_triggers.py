@@ -33,6 +33,12 @@ class Command(BaseCommand):
         parser.add_argument("--broker-url", help="the Redis broker of the Celery workers")
         parser.add_argument("--web-workers", type=int, default=2, help="gunicorn's sync workers")
         parser.add_argument("--connections", type=int, default=16, help="the poster's connections at most")
+        parser.add_argument(
+            "--give-up-after",
+            type=float,
+            default=60,
+            help="seconds after its time a callback the server has no room for is no longer posted",
+        )
         parser.add_argument("--in-scratch", action="store_true", help="internal: the child process")
 
     def handle(self, *args, **options):
@@ -62,5 +68,7 @@ class Command(BaseCommand):
             celery_workers=options["celery_workers"],
             web_workers=options["web_workers"],
             connections=options["connections"],
+            give_up_after=options["give_up_after"],
         )
         self.stdout.write(json.dumps(report, indent=2))
+        self.stdout.write(triggers.table(report))
