@@ -12,9 +12,9 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from smscampaigns.admin import LeadAdmin, LeadSearchAdmin
+from smscampaigns.admin import ActivityAdmin, LeadAdmin, LeadSearchAdmin
 from smscampaigns.admin_lists import LargeListAdmin
-from smscampaigns.models import Lead
+from smscampaigns.models import Activity, Lead
 from smscampaigns.permissions import ActionPermissionsAdmin
 from vibes.admin import InboundMessageAdmin
 from vibes.models import InboundMessage
@@ -476,6 +476,35 @@ class TriggerFiringAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class FiredCampaignFilter(admin.SimpleListFilter):
+    """The activities that fired a trigger campaign (its firings, through the
+    unique index on (activity, campaign))."""
+
+    title = _("fired campaign")
+    parameter_name = "fired_campaign"
+
+    def lookups(self, request, model_admin):
+        campaigns = SmartCampaign.objects.filter(smart_list__definition__has_key="triggers").order_by("name")
+        return [(campaign.pk, campaign.name) for campaign in campaigns]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(pk__in=TriggerFiring.objects.filter(campaign_id=value).values("activity_id"))
+
+
+# The people app cannot know about campaigns: the activities list gets its campaign filter here.
+admin.site.unregister(Activity)
+
+
+@admin.register(Activity)
+class ActivityWithCampaignsAdmin(ActivityAdmin):
+    list_filter = (*ActivityAdmin.list_filter, FiredCampaignFilter)
 
 
 # People requested at once from the admin: each is a hidden field of the

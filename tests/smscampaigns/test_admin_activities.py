@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from smscampaigns.models import Activity
+from tests.marketing_activities.factories import SmartCampaignFactory, TriggerFiringFactory
 from tests.smscampaigns.factories import ActivityFactory, LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +86,21 @@ def test_a_leads_page_links_to_their_activities_and_firings(admin_client):
         in page
     )
     assert listed(admin_client, f"lead__id__exact={anna.pk}") == [hers]
+
+
+def trigger_campaign():
+    return SmartCampaignFactory(
+        smart_list__definition={"logic": "all", "rules": [], "triggers": [{"trigger": "campaign_requested"}]}
+    )
+
+
+def test_the_list_filters_by_the_campaign_an_activity_fired(admin_client):
+    fired = TriggerFiringFactory(campaign=trigger_campaign())
+    TriggerFiringFactory(campaign=trigger_campaign())
+    ActivityFactory()
+    assert listed(admin_client, f"fired_campaign={fired.campaign_id}") == [fired.activity]
+
+
+def test_a_campaign_filter_that_is_no_number_lists_nothing(admin_client):
+    TriggerFiringFactory(campaign=trigger_campaign())
+    assert listed(admin_client, "fired_campaign=x") == []
