@@ -29,7 +29,7 @@ def test_a_marketer_requests_a_campaign_for_the_selected_people(vibes_simulator,
     page.goto("/admin/smscampaigns/lead/")
     page.get_by_role("row", name="Ada Byron").get_by_role("checkbox").check()
     page.locator("select[name=action]").select_option("request_campaign")
-    page.get_by_role("button", name="Run the selected action").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_label("Campaign to request").select_option(label=str(welcome))
     page.get_by_role("button", name="Request").click()
 
