@@ -11,8 +11,10 @@ web worker (no broker: the in-process dispatcher), or, with
 CELERY_BROKER_URL. A person's latency runs from the moment their callback
 was due to be posted (an open loop: a poster that falls behind cannot hide
 it) to the moment their SMS's row turned `sending`, just before the call to
-Vibes (`RunResult.called_at`). The simulator runs in a process of its own,
-with 20 ms of latency and no rate limit.
+Vibes (`RunResult.called_at`). A callback the server has no room for a
+minute after its time is not posted (counted): a saturated machine gives a
+report after ten minutes, not hours. The simulator runs in a process of its
+own, with 20 ms of latency and no rate limit.
 """
 
 import asyncio
@@ -255,3 +257,61 @@ def table(report: dict) -> str:
     loads = f"{report['load_average_before'][0]} → {report['load_average_at_end'][0]}"
     row = [str(report[key]) for key, _label in TABLE_COLUMNS] + [loads]
     return "\n".join(f"| {' | '.join(cells)} |" for cells in (header, ["---"] * len(header), row))
+
+
+def profile(*, people: int = 2000, batch: int = 200, singles: int = 30) -> None:
+    """Where a trigger's time goes, in this process (no gunicorn, no dispatcher
+    thread): a callback through Django's whole stack, one run of `batch`
+    people, and `singles` runs of one person each (cProfile)."""
+    import cProfile
+    import pstats
+
+    from django.test import Client
+
+    from marketing_activities.triggers import triggers_dispatch
+    from smscampaigns.activities import activities_recorded
+
+    # The dispatcher is called by hand here, never kicked by a new activity.
+    activities_recorded.receivers = []
+    settings.VIBES_CALLBACK_USERNAME, settings.VIBES_CALLBACK_PASSWORD = CALLBACK_USERNAME, CALLBACK_PASSWORD
+    settings.VIBES_CALLBACK_ALLOWED_IPS = []
+    build(people=people)
+    auth = "Basic " + base64.b64encode(f"{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}".encode()).decode()
+    client = Client(HTTP_HOST="localhost")
+
+    def post(n: int) -> None:
+        body = {
+            "subscription_list": {"id": "101"},
+            "mobile_phone": {"mdn": number(n)},
+            "opt_in_date": timezone.now().isoformat(),
+            "event_id": f"bench-{n}",
+        }
+        response = client.post(
+            "/vibes/callbacks/",
+            body,
+            content_type="application/json",
+            headers={"Authorization": auth, "X-Vibes-Event-Type": "subscription_added"},
+        )
+        assert response.status_code == 200, response.content
+
+    with SimulatorProcess(rate_limit=0, latency_ms=20):
+        post(0)
+        triggers_dispatch()  # the first of each loads what the later ones reuse
+        started = time.perf_counter()
+        for n in range(1, batch + 1):
+            post(n)
+        print(f"a callback: {(time.perf_counter() - started) / batch * 1000:.1f} ms")
+        started = time.perf_counter()
+        report = triggers_dispatch()
+        print(f"one run of {batch} people: {time.perf_counter() - started:.2f} s ({report})")
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        for n in range(batch + 1, batch + 1 + singles):
+            post(n)
+            profiler.enable()
+            triggers_dispatch()
+            profiler.disable()
+        each = (time.perf_counter() - started) / singles
+        print(f"a callback and a run of its one person: {each * 1000:.0f} ms")
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)

@@ -39,6 +39,11 @@ class Command(BaseCommand):
             default=60,
             help="seconds after its time a callback the server has no room for is no longer posted",
         )
+        parser.add_argument(
+            "--profile",
+            action="store_true",
+            help="instead: where a trigger's time goes, in one process (cProfile of runs of one person)",
+        )
         parser.add_argument("--in-scratch", action="store_true", help="internal: the child process")
 
     def handle(self, *args, **options):
@@ -61,6 +66,9 @@ class Command(BaseCommand):
                 database_url=options["database_url"],
                 env=env,
             )
+            return
+        if options["profile"]:
+            triggers.profile()
             return
         report = triggers.measure(
             rate=options["rate"],
