@@ -1,31 +1,33 @@
 """The trigger benchmark: how long from a callback's arrival to the flow's Vibes call.
 
 A scratch database holds one active trigger campaign ("Subscribes to Vibes
-List" → Send SMS Message) and a person per event. The benchmark posts one
-`subscription_added` callback per person at a steady rate (50 a second by
-default) to the app's callback view in this process, as Vibes would, and
-the dispatcher works where `RUNNER_BACKGROUND` says (a thread of this
-process without a broker; with `celery_workers`, that many Celery worker
-processes on the broker of CELERY_BROKER_URL). The latency of a person is from the start of
-their callback's request to the moment their SMS's row turned `sending`,
-just before the call to Vibes (`RunResult.called_at`). The simulator runs in
-a process of its own, with 20 ms of latency and no rate limit.
+List" → Send SMS Message) and a person per event. gunicorn serves the app
+(`--web-workers` sync workers), and a poster of its own (`posting.py`: one
+asyncio loop, keep-alive connections, every body written beforehand) posts
+one `subscription_added` callback per person on a fixed schedule (50 a
+second by default), as Vibes would. The dispatcher works in a thread of each
+web worker (no broker: the in-process dispatcher), or, with
+`celery_workers`, on that many Celery worker processes on the broker of
+CELERY_BROKER_URL. A person's latency runs from the moment their callback
+was due to be posted (an open loop: a poster that falls behind cannot hide
+it) to the moment their SMS's row turned `sending`, just before the call to
+Vibes (`RunResult.called_at`). A callback the server has no room for a
+minute after its time is not posted (counted): a saturated machine gives a
+report after ten minutes, not hours. The simulator runs in a process of its
+own, with 20 ms of latency and no rate limit.
 """
 
+import asyncio
 import base64
 import contextlib
-import json
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 
 from marketing_activities import services
@@ -42,6 +44,7 @@ from smscampaigns.models import Activity, Lead
 from tests.waiting import stop, wait_until
 from vibes.models import VibesList
 
+from . import posting
 from .harness import SimulatorProcess
 
 CALLBACK_USERNAME, CALLBACK_PASSWORD = "vibes", "bench-callback-password"
@@ -75,81 +78,100 @@ def number(n: int) -> str:
     return f"+1212{n:07d}"
 
 
-def measure(*, rate: float, seconds: float, drain_seconds: float = 120, celery_workers: int = 0) -> dict:
-    """Post `rate` callbacks a second for `seconds`, wait for the calls, and report the latencies."""
+def measure(
+    *,
+    rate: float,
+    seconds: float,
+    drain_seconds: float = 300,
+    celery_workers: int = 0,
+    web_workers: int = 2,
+    connections: int = 16,
+    give_up_after: float = 60,
+) -> dict:
+    """Post `rate` callbacks a second for `seconds` to gunicorn, wait for the calls,
+    and report the latencies."""
     people = int(rate * seconds)
     campaign = build(people=people)
-    settings.VIBES_CALLBACK_USERNAME, settings.VIBES_CALLBACK_PASSWORD = CALLBACK_USERNAME, CALLBACK_PASSWORD
-    settings.VIBES_CALLBACK_ALLOWED_IPS = []
-    auth = base64.b64encode(f"{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}".encode()).decode()
-    client, url = Client(HTTP_HOST="localhost"), reverse("vibes:callbacks")
-    arrivals, late, statuses = {}, 0, []
+    auth = "Basic " + base64.b64encode(f"{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}".encode()).decode()
+    # Every body written beforehand, so that the poster only keeps its schedule.
+    requests = [
+        posting.http_request(
+            "/vibes/callbacks/",
+            {
+                "subscription_list": {"id": "101"},
+                "mobile_phone": {"mdn": number(n)},
+                "opt_in_date": timezone.now().isoformat(),
+                "event_id": f"bench-{n}",
+            },
+            auth=auth,
+            event_type="subscription_added",
+        )
+        for n in range(people)
+    ]
+    load_before = os.getloadavg()
     with SimulatorProcess(rate_limit=0, latency_ms=20) as simulator, contextlib.ExitStack() as cleanup:
+        env = _app_env(simulator.url, celery=bool(celery_workers))
         if celery_workers:
-            cleanup.callback(stop, *celery_workers_start(celery_workers, simulator_url=simulator.url))
-        start = time.perf_counter()
-        wall = timezone.now()
-        for n in range(people):
-            due = start + n / rate
-            pause = due - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            else:
-                late += pause < -0.1  # the poster itself fell behind (counted, not hidden)
-            arrivals[number(n)] = wall + timezone.timedelta(seconds=time.perf_counter() - start)
-            response = client.post(
-                url,
-                json.dumps(
-                    {
-                        "subscription_list": {"id": "101"},
-                        "mobile_phone": {"mdn": number(n)},
-                        "opt_in_date": timezone.now().isoformat(),
-                        "event_id": f"bench-{n}",
-                    }
-                ),
-                content_type="application/json",
-                headers={"Authorization": f"Basic {auth}", "X-Vibes-Event-Type": "subscription_added"},
-            )
-            statuses.append(response.status_code)
-        posting = time.perf_counter() - start
+            cleanup.callback(stop, *celery_workers_start(celery_workers, env=env))
+        server, port = posting.gunicorn_start(
+            workers=web_workers, log_name="bench-triggers-gunicorn", env=env
+        )
+        cleanup.callback(stop, server)
+        stage = asyncio.run(
+            posting.post_on_schedule(port, rate, requests, connections, give_up_after=give_up_after)
+        )
         deadline = time.monotonic() + drain_seconds
         while time.monotonic() < deadline:
-            called = RunResult.objects.filter(called_at__isnull=False).count()
-            if called >= people:
+            if RunResult.objects.filter(called_at__isnull=False).count() >= stage.oks:
                 break
             time.sleep(0.5)
+        load_during = os.getloadavg()
     called = dict(RunResult.objects.filter(called_at__isnull=False).values_list("phone", "called_at"))
+    # The people whose callback was answered 200: each must be texted once.
     latencies = sorted(
-        (called[phone] - arrived).total_seconds() for phone, arrived in arrivals.items() if phone in called
+        called[number(n)].timestamp() - stage.due_at(n) for n in stage.answered_ok if number(n) in called
     )
+    answers = [latency * 1000 for latency in stage.latencies]
     return {
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
-        "background": f"celery ({celery_workers} workers)" if celery_workers else settings.RUNNER_BACKGROUND,
+        "dispatcher": f"celery ({celery_workers} workers)" if celery_workers else "thread of each web worker",
+        "web": f"gunicorn, {web_workers} sync workers",
+        "callbacks_applied": env.get("VIBES_CALLBACKS_APPLY") or "default (VIBES_CALLBACKS_APPLY)",
         "rate_per_s": rate,
         "seconds": seconds,
         "events": people,
-        "posting_s": round(posting, 1),
-        "posts_behind_schedule": late,
-        "non_200": sum(status != 200 for status in statuses),
+        "posted_per_s": round(len(stage.latencies) / stage.elapsed, 1),
+        "posting_s": round(stage.elapsed, 1),
+        "posts_sent_late": stage.sent_late,
+        "posts_given_up": stage.given_up,
+        "answered_200": stage.oks,
+        "non_200": people - stage.oks - stage.given_up,
+        "answer_p50_ms": round(posting.percentile(answers, 0.50), 1),
+        "answer_p95_ms": round(posting.percentile(answers, 0.95), 1),
+        "answer_max_ms": round(max(answers, default=0), 1),
         "activities": Activity.objects.count(),
         "runs": CampaignRun.objects.filter(campaign=campaign).count(),
         "called": len(latencies),
-        "lost": people - len(latencies),
+        "lost": stage.oks - len(latencies),
         "texted_twice": RunResult.objects.filter(called_at__isnull=False).count() - len(called),
         "latency_p50_s": _quantile(latencies, 0.50),
         "latency_p95_s": _quantile(latencies, 0.95),
         "latency_p99_s": _quantile(latencies, 0.99),
         "latency_max_s": round(latencies[-1], 3) if latencies else None,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_at_end": [round(x, 2) for x in load_during],
     }
 
 
-def celery_workers_start(count: int, *, simulator_url: str) -> list[subprocess.Popen]:
-    """Celery workers (one process each) on this database and broker, calling the simulator."""
-    from smscampaigns.celery import app
-
+def _app_env(simulator_url: str, *, celery: bool) -> dict:
+    """The environment of the app's processes (gunicorn, Celery workers): this
+    database, the simulator as Vibes, the callbacks' credentials, and where the
+    dispatcher runs (Celery, or a thread of each web worker)."""
     env = {
         **os.environ,
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "ERROR",
         "VIBES_PLATFORM_URL": simulator_url,
         "VIBES_CONNECT_URL": simulator_url,
         "VIBES_COMPANY_KEY": settings.VIBES_COMPANY_KEY,
@@ -157,8 +179,20 @@ def celery_workers_start(count: int, *, simulator_url: str) -> list[subprocess.P
         "VIBES_PASSWORD": settings.VIBES_PASSWORD,
         "VIBES_RATE_LIMIT": str(settings.VIBES_RATE_LIMIT),
         "VIBES_DELIVERY_RECEIPT_URL": "",
-        "RUNNER_BACKGROUND": "celery",
+        "VIBES_CALLBACK_USERNAME": CALLBACK_USERNAME,
+        "VIBES_CALLBACK_PASSWORD": CALLBACK_PASSWORD,
+        "VIBES_CALLBACK_ALLOWED_IPS": "",
+        "RUNNER_BACKGROUND": "celery" if celery else "thread",
     }
+    if not celery:
+        env.pop("CELERY_BROKER_URL", None)
+    return env
+
+
+def celery_workers_start(count: int, *, env: dict) -> list[subprocess.Popen]:
+    """Celery workers (one process each) on this database and broker, in the environment `env`."""
+    from smscampaigns.celery import app
+
     workers = [
         subprocess.Popen(
             [
@@ -199,8 +233,85 @@ def _quantile(values, q):
     return round(statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1], 3)
 
 
-# Threads the dispatcher starts must be done before the scratch database goes away.
-def wait_for_background(timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while any(t.name == "triggers" for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.2)
+TABLE_COLUMNS = (
+    ("database", "database"),
+    ("dispatcher", "dispatcher"),
+    ("events", "events"),
+    ("answered_200", "answered 200"),
+    ("posts_given_up", "not posted"),
+    ("posted_per_s", "posted / s"),
+    ("answer_p95_ms", "answer p95 ms"),
+    ("runs", "runs"),
+    ("lost", "lost"),
+    ("texted_twice", "twice"),
+    ("latency_p50_s", "p50 s"),
+    ("latency_p95_s", "p95 s"),
+    ("latency_p99_s", "p99 s"),
+    ("latency_max_s", "max s"),
+)
+
+
+def table(report: dict) -> str:
+    """The report as a Markdown table (the README's), the load beside it."""
+    header = [label for _key, label in TABLE_COLUMNS] + ["load (1 min) start → end"]
+    loads = f"{report['load_average_before'][0]} → {report['load_average_at_end'][0]}"
+    row = [str(report[key]) for key, _label in TABLE_COLUMNS] + [loads]
+    return "\n".join(f"| {' | '.join(cells)} |" for cells in (header, ["---"] * len(header), row))
+
+
+def profile(*, people: int = 2000, batch: int = 200, singles: int = 30) -> None:
+    """Where a trigger's time goes, in this process (no gunicorn, no dispatcher
+    thread): a callback through Django's whole stack, one run of `batch`
+    people, and `singles` runs of one person each (cProfile)."""
+    import cProfile
+    import pstats
+
+    from django.test import Client
+
+    from marketing_activities.triggers import triggers_dispatch
+    from smscampaigns.activities import activities_recorded
+
+    # The dispatcher is called by hand here, never kicked by a new activity.
+    activities_recorded.receivers = []
+    settings.VIBES_CALLBACK_USERNAME, settings.VIBES_CALLBACK_PASSWORD = CALLBACK_USERNAME, CALLBACK_PASSWORD
+    settings.VIBES_CALLBACK_ALLOWED_IPS = []
+    build(people=people)
+    auth = "Basic " + base64.b64encode(f"{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}".encode()).decode()
+    client = Client(HTTP_HOST="localhost")
+
+    def post(n: int) -> None:
+        body = {
+            "subscription_list": {"id": "101"},
+            "mobile_phone": {"mdn": number(n)},
+            "opt_in_date": timezone.now().isoformat(),
+            "event_id": f"bench-{n}",
+        }
+        response = client.post(
+            "/vibes/callbacks/",
+            body,
+            content_type="application/json",
+            headers={"Authorization": auth, "X-Vibes-Event-Type": "subscription_added"},
+        )
+        assert response.status_code == 200, response.content
+
+    with SimulatorProcess(rate_limit=0, latency_ms=20):
+        post(0)
+        triggers_dispatch()  # the first of each loads what the later ones reuse
+        started = time.perf_counter()
+        for n in range(1, batch + 1):
+            post(n)
+        print(f"a callback: {(time.perf_counter() - started) / batch * 1000:.1f} ms")
+        started = time.perf_counter()
+        report = triggers_dispatch()
+        print(f"one run of {batch} people: {time.perf_counter() - started:.2f} s ({report})")
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        for n in range(batch + 1, batch + 1 + singles):
+            post(n)
+            profiler.enable()
+            triggers_dispatch()
+            profiler.disable()
+        each = (time.perf_counter() - started) / singles
+        print(f"a callback and a run of its one person: {each * 1000:.0f} ms")
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)

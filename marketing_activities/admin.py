@@ -15,9 +15,9 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from smscampaigns.admin import LeadAdmin, LeadSearchAdmin
+from smscampaigns.admin import ActivityAdmin, LeadAdmin, LeadSearchAdmin
 from smscampaigns.admin_lists import LargeListAdmin
-from smscampaigns.models import Lead
+from smscampaigns.models import Activity, Lead
 from smscampaigns.permissions import ActionPermissionsAdmin, MissingPermission
 from smscampaigns.phones import normalize_phone
 from vibes.admin import InboundMessageAdmin
@@ -25,6 +25,7 @@ from vibes.models import InboundMessage
 
 from . import services
 from .activity import lead_activity
+from .campaign_requests import REQUESTED_BY_ADMIN, campaign_request, campaigns_requestable
 from .links import text_as_counted
 from .models import (
     AudienceCount,
@@ -42,6 +43,7 @@ from .models import (
     SmartCampaign,
     SmsMessage,
     TestNumber,
+    TriggerFiring,
 )
 from .permissions import RUN_CAMPAIGN
 from .program_tokens import token_in_use_problem
@@ -575,6 +577,87 @@ class RunResultAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, ad
         return obj.detail_display
 
 
+@admin.register(TriggerFiring)
+class TriggerFiringAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
+    """Which activity fired which trigger campaign for whom, and what came of it (read only)."""
+
+    list_display = ("created_at", "campaign", "lead", "activity_shown", "status", "run")
+    list_filter = ("status", "campaign", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("campaign", "lead", "activity", "run")
+    raw_id_fields = ("activity", "campaign", "lead", "run")
+    # Newest first by the id; the indexes on (campaign, id) and (status, id) serve the filtered lists.
+    ordering = ("-pk",)
+
+    @admin.display(description=_("activity"))
+    def activity_shown(self, obj):
+        activity = obj.activity
+        url = reverse("admin:smscampaigns_activity_change", args=[activity.pk])
+        return format_html('<a href="{}">{}</a>', url, activity.get_kind_display())
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class FiredCampaignFilter(admin.SimpleListFilter):
+    """The activities that fired a trigger campaign (its firings, through the
+    unique index on (activity, campaign))."""
+
+    title = _("fired campaign")
+    parameter_name = "fired_campaign"
+
+    def lookups(self, request, model_admin):
+        campaigns = SmartCampaign.objects.filter(smart_list__definition__has_key="triggers").order_by("name")
+        return [(campaign.pk, campaign.name) for campaign in campaigns]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(pk__in=TriggerFiring.objects.filter(campaign_id=value).values("activity_id"))
+
+
+# The people app cannot know about campaigns: the activities list gets its campaign filter here.
+admin.site.unregister(Activity)
+
+
+@admin.register(Activity)
+class ActivityWithCampaignsAdmin(ActivityAdmin):
+    list_filter = (*ActivityAdmin.list_filter, FiredCampaignFilter)
+
+
+# People requested at once from the admin: each is a hidden field of the
+# confirmation page and an activity; more is a job for a smart list's campaign.
+REQUEST_AT_MOST = 10_000
+
+
+class CampaignRequestForm(forms.Form):
+    campaign = forms.ModelChoiceField(
+        queryset=SmartCampaign.objects.none(),
+        label=_("Campaign to request"),
+        error_messages={
+            "required": _("Choose the campaign to request."),
+            "invalid_choice": _(
+                "That campaign cannot be requested: choose an active trigger campaign whose smart list "
+                "has the trigger “Campaign is Requested”."
+            ),
+        },
+    )
+
+    def __init__(self, *args, campaigns, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["campaign"].queryset = SmartCampaign.objects.filter(pk__in=[c.pk for c in campaigns])
+        # Offered in the order campaigns_requestable gives them (by name).
+        self.fields["campaign"].choices = [("", "---------"), *((c.pk, str(c)) for c in campaigns)]
+
+
 # The lead's page lists its SMS activity; the people app cannot know about
 # runs, so this app extends its admin.
 admin.site.unregister(Lead)
@@ -582,8 +665,71 @@ admin.site.unregister(Lead)
 
 @admin.register(Lead)
 class LeadWithActivityAdmin(LeadAdmin):
-    readonly_fields = (*LeadAdmin.readonly_fields, "sms_activity")
-    fieldsets = (*LeadAdmin.fieldsets, (_("SMS activity, newest first"), {"fields": ("sms_activity",)}))
+    readonly_fields = (*LeadAdmin.readonly_fields, "sms_activity", "activity_records")
+    fieldsets = (
+        *LeadAdmin.fieldsets,
+        (_("SMS activity, newest first"), {"fields": ("sms_activity", "activity_records")}),
+    )
+    actions = (*LeadAdmin.actions, "request_campaign")
+
+    def has_request_permission(self, request):
+        return request.user.has_perm(RUN_CAMPAIGN)
+
+    def permission_for(self, name):
+        # Requesting a campaign runs its flow for the people: running campaigns' permission.
+        return RUN_CAMPAIGN if name == "request" else super().permission_for(name)
+
+    @admin.action(description=_("Request campaign…"), permissions=["request"])
+    def request_campaign(self, request, queryset):
+        """First a page to pick the campaign; the people are requested (as by
+        `manage.py request_campaign`) when its form comes back with `post`."""
+        lead_ids = list(queryset.order_by("pk").values_list("pk", flat=True)[: REQUEST_AT_MOST + 1])
+        campaigns = campaigns_requestable(source=REQUESTED_BY_ADMIN)
+        form = CampaignRequestForm(request.POST if request.POST.get("post") else None, campaigns=campaigns)
+        too_many = len(lead_ids) > REQUEST_AT_MOST
+        if form.is_valid() and not too_many:
+            campaign = form.cleaned_data["campaign"]
+            try:
+                count = campaign_request(
+                    campaign=campaign,
+                    lead_ids=lead_ids,
+                    source=REQUESTED_BY_ADMIN,
+                    requested_by=request.user.pk,
+                )
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.ERROR)
+            else:
+                self.message_user(request, _requested(campaign, count), messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Request campaign"),
+            "form": form,
+            "campaigns": campaigns,
+            "lead_ids": lead_ids,
+            "too_many": too_many,
+            "at_most": REQUEST_AT_MOST,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/smscampaigns/lead/request_campaign.html", context)
+
+    @admin.display(description=_("activity records"))
+    def activity_records(self, obj):
+        """Links to the person's activities and the trigger campaigns they fired
+        (no counts: a link costs no query, a count at millions would)."""
+        if obj.pk is None:
+            return "—"
+        query = urlencode({"lead__id__exact": obj.pk})
+        return format_html(
+            '<a href="{}?{}" class="lead-activities">{}</a> · <a href="{}?{}" class="lead-firings">{}</a>',
+            reverse("admin:smscampaigns_activity_changelist"),
+            query,
+            _("Their activities"),
+            reverse("admin:marketing_activities_triggerfiring_changelist"),
+            query,
+            _("The trigger campaigns they fired"),
+        )
 
     @admin.display(description=_("activity"))
     def sms_activity(self, obj):
@@ -629,6 +775,14 @@ class InboundMessageWithReplyAdmin(InboundMessageAdmin):
             _("%(campaign)s, run %(run)s, step %(step)s")
             % {"campaign": step.run.campaign, "run": step.run_id, "step": step.number},
         )
+
+
+def _requested(campaign: SmartCampaign, count: int) -> str:
+    return ngettext(
+        "%(campaign)s requested for %(count)s person: it runs if they pass its smart list's filters.",
+        "%(campaign)s requested for %(count)s people: it runs for each who passes its smart list's filters.",
+        count,
+    ) % {"campaign": campaign, "count": number_format(count, force_grouping=True)}
 
 
 def _activated(campaign: SmartCampaign) -> str:

@@ -4,8 +4,8 @@ A request is an activity of the person (kind "campaign_requested") naming
 the campaign requested; that campaign's trigger "Campaign is Requested"
 (source optional: a flow step, the command) fires for it alone.
 Requests come from another campaign's Request Campaign step (written with
-the step's outcome, runner/executor.py), and from `manage.py
-request_campaign`.
+the step's outcome, runner/executor.py), from the admin's action on leads
+"Request campaign…", and from `manage.py request_campaign`.
 """
 
 import uuid
@@ -20,7 +20,7 @@ from smscampaigns.smartlists import SmartListTrigger, TriggerConstraint, registe
 
 from .models import SmartCampaign
 
-REQUESTED_BY_FLOW, REQUESTED_BY_COMMAND = "flow", "command"
+REQUESTED_BY_FLOW, REQUESTED_BY_COMMAND, REQUESTED_BY_ADMIN = "flow", "command", "admin"
 
 
 class CampaignIsRequested(SmartListTrigger):
@@ -42,6 +42,7 @@ REQUESTED = register_trigger(
                 lambda: [
                     (REQUESTED_BY_FLOW, gettext_lazy("a Request Campaign flow step")),
                     (REQUESTED_BY_COMMAND, gettext_lazy("the request_campaign command")),
+                    (REQUESTED_BY_ADMIN, gettext_lazy("the admin's action on leads")),
                 ],
                 required=False,
             ),
@@ -68,9 +69,31 @@ def campaign_requests_record(
     )
 
 
-def campaign_request(*, campaign: SmartCampaign, lead_ids, source: str = REQUESTED_BY_COMMAND) -> int:
+def campaigns_requestable(*, source: str) -> list[SmartCampaign]:
+    """The active trigger campaigns that a request from `source` fires: their
+    smart list has the trigger "Campaign is Requested" for any source or this one."""
+    # Imported here: the dispatcher runs flows, whose Request Campaign step writes requests here.
+    from .triggers import active_trigger_campaigns
+
+    return sorted(
+        (
+            campaign
+            for campaign, triggers in active_trigger_campaigns()
+            if any(
+                trigger.kind is REQUESTED and (trigger.values.get("source") or source) == source
+                for trigger in triggers
+            )
+        ),
+        key=lambda campaign: (campaign.name.casefold(), campaign.pk),
+    )
+
+
+def campaign_request(
+    *, campaign: SmartCampaign, lead_ids, source: str = REQUESTED_BY_COMMAND, requested_by: int | None = None
+) -> int:
     """Request the campaign for these people (its trigger "Campaign is Requested"
-    runs it for each); returns how many were requested. Unknown ids are refused."""
+    runs it for each); returns how many were requested. Unknown ids are refused.
+    `requested_by`: the id of the user who asked, from the admin."""
     lead_ids = list(dict.fromkeys(int(pk) for pk in lead_ids))
     found = set(Lead.objects.filter(pk__in=lead_ids).values_list("pk", flat=True))
     missing = [pk for pk in lead_ids if pk not in found]
@@ -81,6 +104,9 @@ def campaign_request(*, campaign: SmartCampaign, lead_ids, source: str = REQUEST
     # Each request is its own: asking again requests again.
     batch = uuid.uuid4().hex
     campaign_requests_record(
-        campaign_id=campaign.pk, requests=[(pk, f"{batch}:{pk}") for pk in lead_ids], source=source
+        campaign_id=campaign.pk,
+        requests=[(pk, f"{batch}:{pk}") for pk in lead_ids],
+        source=source,
+        requested_by=requested_by,
     )
     return len(lead_ids)

@@ -18,7 +18,7 @@ from .activities import CREATED_BY_ADMIN, lead_changes_record, leads_created_rec
 from .admin_lists import IndexedValuesListFilter, LargeListAdmin
 from .lead_search import lead_search_condition, search_help
 from .lead_triggers import CHANGED_FIELDS
-from .models import Lead, LeadFlagChange, LeadImport, SmartList, flag_changes_by
+from .models import Activity, Lead, LeadFlagChange, LeadImport, SmartList, flag_changes_by
 from .permissions import ActionPermissionsAdmin
 from .services import STALLED_AFTER, ImportCannotRestart, leads_set_flag
 from .tasks import lead_import_restart, lead_import_start
@@ -325,6 +325,48 @@ class LeadFlagChangeAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmi
     raw_id_fields = ("lead", "lead_import", "user")
     # Newest first by the id, which follows the time they were recorded: no index on the time to keep.
     ordering = ("-pk",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Activity)
+class ActivityAdmin(LeadSearchAdmin, LargeListAdmin, ActionPermissionsAdmin, admin.ModelAdmin):
+    """What happened to whom, as the trigger campaigns saw it (read only)."""
+
+    list_display = (
+        "occurred_at",
+        "lead",
+        "kind",
+        "source",
+        "attributes_shown",
+        "recorded_at",
+        "dispatched_at",
+    )
+    list_filter = (
+        "kind",
+        ("source", IndexedValuesListFilter),
+        ("occurred_at", admin.DateFieldListFilter),
+    )
+    list_select_related = ("lead",)
+    raw_id_fields = ("lead",)
+    # Newest first by the id, which follows the time they were recorded: the
+    # indexes on (kind, id) and (source, id) serve the filtered lists too.
+    ordering = ("-pk",)
+
+    @admin.display(description=_("attributes"))
+    def attributes_shown(self, obj):
+        attributes = obj.attributes if isinstance(obj.attributes, dict) else {}
+        return (
+            "; ".join(f"{key}: {value}" for key, value in attributes.items() if value not in ("", None))
+            or "—"
+        )
 
     def has_add_permission(self, request):
         return False

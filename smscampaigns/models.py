@@ -604,6 +604,9 @@ class Activity(models.Model):
                 fields=["id"], condition=models.Q(dispatched_at__isnull=True), name="activity_undispatched"
             ),
             models.Index(fields=["lead", "occurred_at"], name="activity_lead_time"),
+            # The admin's list, newest first, by kind or by source: an index each, at millions.
+            models.Index(fields=["kind", "id"], name="activity_kind"),
+            models.Index(fields=["source", "id"], name="activity_source"),
         ]
 
     def __str__(self):

@@ -7,11 +7,21 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from marketing_activities.models import RunResult
+from marketing_activities.models import RunResult, TriggerFiring
 from smscampaigns import admin_lists
-from smscampaigns.models import Lead, LeadFlagChange
-from tests.marketing_activities.factories import RunResultFactory, RunStepFactory
-from tests.smscampaigns.factories import LeadFactory, LeadFlagChangeFactory, LeadImportFactory
+from smscampaigns.models import Activity, Lead, LeadFlagChange
+from tests.marketing_activities.factories import (
+    RunResultFactory,
+    RunStepFactory,
+    SmartCampaignFactory,
+    TriggerFiringFactory,
+)
+from tests.smscampaigns.factories import (
+    ActivityFactory,
+    LeadFactory,
+    LeadFlagChangeFactory,
+    LeadImportFactory,
+)
 from tests.vibes.factories import (
     CallbackEventFactory,
     InboundMessageFactory,
@@ -66,6 +76,14 @@ def _run_results(count):
     RunResultFactory.create_batch(count, run_step=step, duplicate_of=LeadFactory(), blocked_by=LeadFactory())
 
 
+def _activities(count):
+    ActivityFactory.create_batch(count)
+
+
+def _trigger_firings(count):
+    TriggerFiringFactory.create_batch(count, campaign=SmartCampaignFactory())
+
+
 LARGE_LISTS = {
     Lead: _leads,
     LeadFlagChange: _flag_changes,
@@ -75,6 +93,8 @@ LARGE_LISTS = {
     UnreadableCallback: _unreadable_callbacks,
     InboundMessage: _inbound_messages,
     RunResult: _run_results,
+    Activity: _activities,
+    TriggerFiring: _trigger_firings,
 }
 
 

@@ -13,6 +13,7 @@ from tests.marketing_activities.factories import (
     SampleSendFactory,
     SmsReplyFactory,
     TestNumberFactory,
+    TriggerFiringFactory,
 )
 from tests.smscampaigns.factories import LeadFlagChangeFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
@@ -35,6 +36,7 @@ def one_of_everything():
     SampleSendFactory()
     CallbackEventFactory(event_type="", outcome="unreadable", raw_body="<receipt/>")
     QuietHours().save()
+    TriggerFiringFactory()  # and its activity
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,9 @@ from marketing_activities.models import (
     SmsMessage,
     SmsReply,
     TestNumber,
+    TriggerFiring,
 )
-from tests.smscampaigns.factories import LeadFactory, SmartListFactory
+from tests.smscampaigns.factories import ActivityFactory, LeadFactory, SmartListFactory
 from tests.vibes.factories import AcquisitionCampaignFactory, InboundMessageFactory, VibesListFactory
 
 
@@ -191,3 +192,11 @@ class MarketingSmsFactory(DjangoModelFactory):
     result = factory.SubFactory(RunResultFactory)
     phone = factory.SelfAttribute("result.phone")
     sent_at = factory.LazyFunction(timezone.now)
+class TriggerFiringFactory(DjangoModelFactory):
+    class Meta:
+        model = TriggerFiring
+
+    activity = factory.SubFactory(ActivityFactory)
+    campaign = factory.SubFactory(SmartCampaignFactory)
+    lead = factory.SelfAttribute("activity.lead")
+    status = TriggerFiring.Status.MEMBER

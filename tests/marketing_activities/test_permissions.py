@@ -39,6 +39,7 @@ from tests.marketing_activities.factories import (
     SmsMessageFactory,
     SmsReplyFactory,
     TestNumberFactory,
+    TriggerFiringFactory,
 )
 from tests.smscampaigns.factories import LeadFlagChangeFactory, LeadImportFactory
 from tests.vibes.factories import CallbackEventFactory, SubscriptionChangeFactory
@@ -326,6 +327,7 @@ def make_world():
     SampleSendFactory(sms_message=message)
     TestNumberFactory()
     CommunicationLimitsFactory(per_day=1)
+    TriggerFiringFactory(campaign=campaign)  # and its activity
     return World(folder, FolderFactory(name="Archive"), program, message, campaign, step, run_step.run)
 
 
@@ -427,6 +429,8 @@ ADMIN_ACTIONS = {
         )
         for action in ("blocklist", "unblocklist", "suspend_marketing", "resume_marketing")
     },
+    # Requesting a campaign runs its flow for the people.
+    ("smscampaigns.lead", "request_campaign"): (perm("view_lead", "smscampaigns"), RUN_CAMPAIGN),
     ("smscampaigns.leadimport", "start_again"): (
         perm("view_leadimport", "smscampaigns"),
         perm("add_lead", "smscampaigns"),

@@ -1,7 +1,8 @@
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from smscampaigns.models import Lead, LeadFlagChange, LeadImport, SmartList
+from smscampaigns.models import Activity, Lead, LeadFlagChange, LeadImport, SmartList
 
 
 class LeadFactory(DjangoModelFactory):
@@ -51,3 +52,15 @@ class LeadFlagChangeFactory(DjangoModelFactory):
     lead_import = factory.SubFactory(LeadImportFactory)
     line = 2
     note = factory.SelfAttribute("lead_import.file_name")
+
+
+class ActivityFactory(DjangoModelFactory):
+    class Meta:
+        model = Activity
+
+    kind = Activity.Kind.SUBSCRIBED_TO_VIBES_LIST
+    lead = factory.SubFactory(LeadFactory)
+    occurred_at = factory.LazyFunction(timezone.now)
+    key = factory.Sequence(lambda n: f"activity-{n}")
+    source = "vibes"
+    attributes = factory.LazyFunction(lambda: {"list": "101"})

@@ -2,9 +2,11 @@
 
 Never touches your database: it runs in a child process on a scratch SQLite
 file under var/ (or on --database-url, which must name an empty database)
-and prints a JSON report. The benchmark itself is benchmarks/triggers.py.
-With --celery-workers N the dispatcher and the runs go to N Celery workers
-on the broker of --broker-url (default: CELERY_BROKER_URL, else TEST_REDIS_URL).
+and prints a JSON report. The benchmark itself is benchmarks/triggers.py:
+gunicorn serves the callbacks, posted on a fixed schedule by a client of its
+own; the dispatcher works in a thread of each web worker, or, with
+--celery-workers N, on N Celery workers on the broker of --broker-url
+(default: CELERY_BROKER_URL, else TEST_REDIS_URL).
 """
 
 import json
@@ -29,11 +31,23 @@ class Command(BaseCommand):
             "--celery-workers", type=int, default=0, help="Celery worker processes (0: a thread of this one)"
         )
         parser.add_argument("--broker-url", help="the Redis broker of the Celery workers")
+        parser.add_argument("--web-workers", type=int, default=2, help="gunicorn's sync workers")
+        parser.add_argument("--connections", type=int, default=16, help="the poster's connections at most")
+        parser.add_argument(
+            "--give-up-after",
+            type=float,
+            default=60,
+            help="seconds after its time a callback the server has no room for is no longer posted",
+        )
+        parser.add_argument(
+            "--profile",
+            action="store_true",
+            help="instead: where a trigger's time goes, in one process (cProfile of runs of one person)",
+        )
         parser.add_argument("--in-scratch", action="store_true", help="internal: the child process")
 
     def handle(self, *args, **options):
         if not options["in_scratch"]:
-            env = {}
             if options["celery_workers"]:
                 broker = (
                     options["broker_url"]
@@ -43,6 +57,8 @@ class Command(BaseCommand):
                 if not broker or not options["database_url"]:
                     raise CommandError("--celery-workers needs a broker (--broker-url) and --database-url.")
                 env = {"CELERY_BROKER_URL": broker, "RUNNER_BACKGROUND": "celery"}
+            else:
+                env = {"RUNNER_BACKGROUND": "thread"}
             harness.run_in_scratch(
                 "bench_triggers",
                 sys.argv[2:],
@@ -51,8 +67,16 @@ class Command(BaseCommand):
                 env=env,
             )
             return
+        if options["profile"]:
+            triggers.profile()
+            return
         report = triggers.measure(
-            rate=options["rate"], seconds=options["seconds"], celery_workers=options["celery_workers"]
+            rate=options["rate"],
+            seconds=options["seconds"],
+            celery_workers=options["celery_workers"],
+            web_workers=options["web_workers"],
+            connections=options["connections"],
+            give_up_after=options["give_up_after"],
         )
-        triggers.wait_for_background()
         self.stdout.write(json.dumps(report, indent=2))
+        self.stdout.write(triggers.table(report))
