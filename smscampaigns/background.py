@@ -8,11 +8,16 @@ process, for tests.
 
 import logging
 import threading
+import weakref
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
 logger = logging.getLogger(__name__)
+
+# The threads started here that may still run: the tests wait for them before
+# they empty the database, which a thread still writing to it would deadlock.
+_threads = weakref.WeakSet()
 
 
 def background_run(task, *args, name: str, celery_tasks: int = 1) -> None:
@@ -29,11 +34,19 @@ def background_run(task, *args, name: str, celery_tasks: int = 1) -> None:
     elif mode == "inline":
         transaction.on_commit(lambda: task(*args))
     else:
-        transaction.on_commit(
-            lambda: threading.Thread(
-                target=_in_thread, args=(task, args, name), name=name, daemon=True
-            ).start()
-        )
+        transaction.on_commit(lambda: _start_thread(task, args, name))
+
+
+def _start_thread(task, args, name: str) -> None:
+    thread = threading.Thread(target=_in_thread, args=(task, args, name), name=name, daemon=True)
+    _threads.add(thread)
+    thread.start()
+
+
+def background_threads_join(timeout: float = 60.0) -> None:
+    """Wait until the background threads started so far have finished (each up to `timeout`)."""
+    for thread in list(_threads):
+        thread.join(timeout)
 
 
 def _in_thread(task, args, name: str) -> None:

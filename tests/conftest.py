@@ -17,6 +17,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from smscampaigns.background import background_threads_join
 from tests.catalogues import LOCALE_DIR
 from tests.vibes.simulated import (
     CALLBACK_PASSWORD,
@@ -194,7 +195,7 @@ def vibes_callback_post(client, settings):
 
 
 @pytest.fixture
-def vibes_live_callbacks(live_server, vibes_simulator, settings) -> str:
+def vibes_live_callbacks(live_server, vibes_simulator, settings):
     """For tests with `live_server` whose app must receive the simulator's
     callbacks (confirmations, opt-outs, delivery receipts): sets
     VIBES_CALLBACK_PASSWORD and VIBES_DELIVERY_RECEIPT_URL, points the
@@ -207,4 +208,7 @@ def vibes_live_callbacks(live_server, vibes_simulator, settings) -> str:
     url = f"http://{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}@{host}:{port}{reverse('vibes:callbacks')}"
     settings.VIBES_DELIVERY_RECEIPT_URL = url
     vibes_simulator.configure(callback_url=url)
-    return url
+    yield url
+    # What the callbacks started (trigger dispatches, runs) finishes before the
+    # database is emptied: a thread still writing would deadlock the flush.
+    background_threads_join()

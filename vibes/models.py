@@ -386,7 +386,7 @@ class CallbackEvent(models.Model):
     mdn = models.CharField(_("mobile number"), max_length=16, blank=True, db_index=True)
     outcome = models.CharField(_("outcome"), max_length=12, choices=Outcome.choices)
     note = models.CharField(_("note"), max_length=300, blank=True)
-    received_at = models.DateTimeField(_("received"), default=timezone.now, db_index=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
     deliveries = models.PositiveIntegerField(
         _("deliveries"), default=1, help_text=_("Vibes delivers at least once: repeats are counted here.")
     )
@@ -397,6 +397,9 @@ class CallbackEvent(models.Model):
         ordering = ["-received_at", "-pk"]
         permissions = [("manage_callbacks", _("Can register and test Vibes callbacks"))]
         indexes = [
+            # The admin's list, newest first: its whole order, so that events
+            # received in the same instant are not sorted at every page.
+            models.Index(fields=["received_at", "id"], name="callback_event_newest"),
             # The admin's unreadable callbacks, newest first, among millions of
             # readable ones; a readable callback adds nothing to it.
             models.Index(
@@ -505,7 +508,6 @@ class InboundMessage(models.Model):
     short_code = models.CharField(_("sent to"), max_length=20, blank=True)
     occurred_at = models.DateTimeField(
         _("sent at"),
-        db_index=True,
         help_text=_("The event's own time as Vibes reports it, never later than its arrival."),
     )
     received_at = models.DateTimeField(_("arrived"), default=timezone.now)
@@ -532,6 +534,10 @@ class InboundMessage(models.Model):
         verbose_name = _("inbound message")
         verbose_name_plural = _("inbound messages")
         ordering = ["-occurred_at", "-pk"]
+        indexes = [
+            # The admin's replies, newest first: their whole order (see CallbackEvent's).
+            models.Index(fields=["occurred_at", "id"], name="inbound_message_newest"),
+        ]
 
     def __str__(self):
         return f"{self.mdn or '—'}: {self.text[:40]}"
