@@ -31,7 +31,6 @@ import asyncio
 import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -40,6 +39,8 @@ import urllib.parse
 from base64 import b64encode
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import posting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATABASE = "smscampaigns_bench_callbacks"
@@ -304,35 +305,6 @@ class Stage:
     server_cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
-async def _post(port: int, connection, request: bytes):
-    """One request on a kept-alive connection (opened again when the server closed it):
-    (status, the connection to use next)."""
-    for attempt in (1, 2):
-        if connection is None:
-            connection = await asyncio.open_connection("127.0.0.1", port)
-        reader, writer = connection
-        try:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-        except (ConnectionError, asyncio.IncompleteReadError):
-            writer.close()
-            connection = None
-            if attempt == 2:
-                raise
-            continue  # a kept-alive connection the server had closed: nothing was read
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {
-            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
-        }
-        await reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection", "").lower() == "close" or lines[0].startswith("HTTP/1.0"):
-            writer.close()
-            connection = None
-        return status, connection
-    raise AssertionError("unreachable")
-
-
 async def _stage(port: int, rate: int, requests: list[bytes], connections: int, probe) -> Stage:
     stage = Stage(rate)
     server_before = probe()
@@ -347,7 +319,7 @@ async def _stage(port: int, rate: int, requests: list[bytes], connections: int, 
                 return
             due, request = item
             try:
-                status, connection = await _post(port, connection, request)
+                status, connection = await posting.post(port, connection, request)
             except (OSError, asyncio.IncompleteReadError) as error:
                 connection = None
                 stage.errors[type(error).__name__] = stage.errors.get(type(error).__name__, 0) + 1
@@ -359,7 +331,7 @@ async def _stage(port: int, rate: int, requests: list[bytes], connections: int, 
                 stage.errors[str(status)] = stage.errors.get(str(status), 0) + 1
 
     senders = [asyncio.create_task(sender()) for _ in range(connections)]
-    cpu_before = _cpu()
+    cpu_before = posting.cpu()
     start = loop.time()
     for index, request in enumerate(requests):
         due = start + index / rate
@@ -371,14 +343,9 @@ async def _stage(port: int, rate: int, requests: list[bytes], connections: int, 
         queue.put_nowait(None)
     await asyncio.gather(*senders)
     stage.elapsed = loop.time() - start
-    stage.client_cpu = (_cpu() - cpu_before) / stage.elapsed
+    stage.client_cpu = (posting.cpu() - cpu_before) / stage.elapsed
     stage.server_cpu = tuple(after - before for after, before in zip(probe(), server_before, strict=True))
     return stage
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class CpuProbe:
@@ -428,13 +395,6 @@ def _cpu_of(pids) -> float:
             continue  # gone meanwhile
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
-
-
-def _percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 # --- The server -----------------------------------------------------------------------------------------
@@ -639,11 +599,11 @@ def _applying(args) -> int:
         connection.ensure_connection()
         backend = connection.connection.info.backend_pid
         statements = 0
-        db_before, cpu_before, started = _cpu_of([backend]), _cpu(), time.perf_counter()
+        db_before, cpu_before, started = _cpu_of([backend]), posting.cpu(), time.perf_counter()
         with connection.execute_wrapper(counted):
             apply()
         elapsed = time.perf_counter() - started
-        cpu, db = _cpu() - cpu_before, _cpu_of([backend]) - db_before
+        cpu, db = posting.cpu() - cpu_before, _cpu_of([backend]) - db_before
         left = CallbackEvent.objects.filter(pk__in=ids, outcome=CallbackEvent.Outcome.RECEIVED).count()
         print(
             f"{kind:<20} {name:<24} {len(ids):>6} {elapsed:>8.2f} {len(ids) / elapsed:>9.0f} "
@@ -713,9 +673,10 @@ def _print_stage(stage: Stage, *, first: bool) -> None:
     ms = [latency * 1000 for latency in stage.latencies]
     errors = sum(stage.errors.values())
     web, database, _appliers = stage.server_cpu
+    p50, p95, p99 = (posting.percentile(ms, share) for share in (0.50, 0.95, 0.99))
     print(
-        f"{stage.rate:>8} {len(stage.latencies) / stage.elapsed:>9.0f} {_percentile(ms, 0.50):>7.1f} "
-        f"{_percentile(ms, 0.95):>7.1f} {_percentile(ms, 0.99):>7.1f} {max(ms, default=0):>7.1f} "
+        f"{stage.rate:>8} {len(stage.latencies) / stage.elapsed:>9.0f} {p50:>7.1f} "
+        f"{p95:>7.1f} {p99:>7.1f} {max(ms, default=0):>7.1f} "
         f"{errors:>7} {stage.client_cpu:>9.0%} {os.getloadavg()[0]:>5.1f} "
         f"{web * 1000 / max(1, len(ms)):>14.2f} {database * 1000 / max(1, len(ms)):>13.2f}"
         + (f"  {stage.errors}" if errors else ""),
