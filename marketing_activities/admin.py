@@ -25,7 +25,7 @@ from vibes.models import InboundMessage
 
 from . import services
 from .activity import lead_activity
-from .campaign_requests import REQUESTED_BY_ADMIN, campaign_request, campaigns_requestable
+from .campaign_requests import REQUESTED_BY_ADMIN, campaign_request
 from .links import text_as_counted
 from .models import (
     AudienceCount,
@@ -48,11 +48,12 @@ from .models import (
 from .permissions import RUN_CAMPAIGN
 from .program_tokens import token_in_use_problem
 from .runner import CampaignCannotRun, campaign_preview, run_abort, run_resume, run_retry_uncertain
-from .runner.count_jobs import audience_count_preview, audience_count_start
+from .runner.count_jobs import audience_count_preview
 from .runner.preview import run_now_check
 from .runner.report import step_summary
 from .sms_text import count_received, count_received_many, expand_for_counting
-from .tasks import campaign_start, run_dispatch
+from .tasks import audience_count_start, campaign_start, run_dispatch
+from .triggers import campaigns_requestable
 
 
 class ChildFolderInline(admin.TabularInline):

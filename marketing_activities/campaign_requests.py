@@ -69,25 +69,6 @@ def campaign_requests_record(
     )
 
 
-def campaigns_requestable(*, source: str) -> list[SmartCampaign]:
-    """The active trigger campaigns that a request from `source` fires: their
-    smart list has the trigger "Campaign is Requested" for any source or this one."""
-    # Imported here: the dispatcher runs flows, whose Request Campaign step writes requests here.
-    from .triggers import active_trigger_campaigns
-
-    return sorted(
-        (
-            campaign
-            for campaign, triggers in active_trigger_campaigns()
-            if any(
-                trigger.kind is REQUESTED and (trigger.values.get("source") or source) == source
-                for trigger in triggers
-            )
-        ),
-        key=lambda campaign: (campaign.name.casefold(), campaign.pk),
-    )
-
-
 def campaign_request(
     *, campaign: SmartCampaign, lead_ids, source: str = REQUESTED_BY_COMMAND, requested_by: int | None = None
 ) -> int:

@@ -8,9 +8,9 @@ from django.db import transaction
 
 from smscampaigns.background import background_run
 
-from .models import CampaignRun, SmartCampaign
+from .models import AudienceCount, CampaignRun, SmartCampaign
 from .runner import results_expire_confirmations, run_create, run_execute
-from .runner.count_jobs import audience_count_run
+from .runner.count_jobs import audience_count_create, audience_count_run
 from .runner.deferral import released_from_quiet_hours
 from .runner.schedule import stale_runs, start_due_runs
 from .runner.waits import runs_resume_due
@@ -43,6 +43,15 @@ def run_due_campaigns_task() -> int:
 def count_audience_task(count_id: int) -> None:
     """Run now's counts, read-only, with their progress (runner/count_jobs.py)."""
     audience_count_run(count_id=count_id)
+
+
+def audience_count_start(*, campaign: SmartCampaign, language: str = "") -> AudienceCount:
+    """Start counting `campaign`'s audience in the background; the caller
+    checked campaign.problems() (the smart list must parse)."""
+    with transaction.atomic():
+        count = audience_count_create(campaign=campaign, language=language)
+        background_run(count_audience_task, count.pk, name=f"audience-count-{count.pk}")
+    return count
 
 
 def run_dispatch(run: CampaignRun) -> None:

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from smscampaigns.models import Activity, Lead
 
+from .campaign_requests import REQUESTED
 from .models import CampaignRun, SmartCampaign, TriggerFiring
 from .runner import run_execute
 from .runner.runs import run_steps_snapshot
@@ -251,3 +252,19 @@ def triggers_dispatch(*, client=None) -> DispatchReport:
             break
     report.runs = trigger_runs_work(client=client)
     return report
+
+
+def campaigns_requestable(*, source: str) -> list[SmartCampaign]:
+    """The active trigger campaigns that a request from `source` fires: their
+    smart list has the trigger "Campaign is Requested" for any source or this one."""
+    return sorted(
+        (
+            campaign
+            for campaign, triggers in active_trigger_campaigns()
+            if any(
+                trigger.kind is REQUESTED and (trigger.values.get("source") or source) == source
+                for trigger in triggers
+            )
+        ),
+        key=lambda campaign: (campaign.name.casefold(), campaign.pk),
+    )

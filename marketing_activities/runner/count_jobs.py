@@ -9,10 +9,7 @@ everyone in slices of lead ids); the confirmation polls it, showing a
 progress bar, and then the counts by reason.
 """
 
-from django.db import transaction
 from django.utils import timezone, translation
-
-from smscampaigns.background import background_run
 
 from ..models import AudienceCount, FlowStep, Outcome, SmartCampaign
 from .audience_counts import StepCounts, campaign_audience_counts
@@ -25,16 +22,11 @@ from .report import NumberBlocker, NumberBlockers
 KEPT = AudienceCount.GIVEN_UP_AFTER
 
 
-def audience_count_start(*, campaign: SmartCampaign, language: str = "") -> AudienceCount:
-    """Start counting `campaign`'s audience in the background; the caller
-    checked campaign.problems() (the smart list must parse)."""
-    from ..tasks import count_audience_task  # the tasks module imports the runner
-
+def audience_count_create(*, campaign: SmartCampaign, language: str = "") -> AudienceCount:
+    """A new count of `campaign`'s audience, to be run (tasks.audience_count_start
+    has it run in the background); older counts of it are removed."""
     AudienceCount.objects.filter(campaign=campaign, started_at__lt=timezone.now() - KEPT).delete()
-    with transaction.atomic():
-        count = AudienceCount.objects.create(campaign=campaign, language=language)
-        background_run(count_audience_task, count.pk, name=f"audience-count-{count.pk}")
-    return count
+    return AudienceCount.objects.create(campaign=campaign, language=language)
 
 
 def audience_count_run(*, count_id: int) -> None:

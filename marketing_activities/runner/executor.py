@@ -143,6 +143,7 @@ class Worker:
                     self._finish_run(CampaignRun.Status.COMPLETED)
                     return self.run
                 if step.action == FlowStep.Action.WAIT and not self.run.dry_run:
+                    self._plan_wait_step(step)
                     if not wait_step_pass(run=self.run, step=step):
                         self.run.refresh_from_db()
                         return self.run  # in the Wait step: the scheduler resumes it (waits.py)
@@ -164,6 +165,19 @@ class Worker:
         finally:
             self.pool.shutdown(wait=True)
             self._release_claims()
+
+    def _plan_wait_step(self, step: RunStep) -> None:
+        """Plan a Wait step as it is reached (its `waited` rows; its planned_at starts the wait)."""
+        if step.status != RunStep.Status.PENDING:
+            return
+        try:
+            counts = plan_step(step)
+        except PlanningError:
+            pass  # another worker planned it first: the same wait, from its planned_at
+        else:
+            if step.position == 0:
+                CampaignRun.objects.filter(pk=self.run.pk).update(audience=sum(counts.values()))
+        step.refresh_from_db()
 
     def _release_claims(self):
         # Whoever takes these batches next settles any row left `sending`.

@@ -68,19 +68,10 @@ def _day_allows(day: str, weekday: int) -> bool:
 
 
 def wait_step_pass(*, run: CampaignRun, step: RunStep) -> bool:
-    """Work on the run's Wait step: True once the wait is over (the step is
-    done, the run goes on), False while the run waits (its resume time recorded)."""
-    from .planner import PlanningError, plan_step  # the planner imports this module
-
-    if step.status == RunStep.Status.PENDING:
-        try:
-            counts = plan_step(step)
-        except PlanningError:
-            pass  # another worker planned it first: the same wait, from its planned_at
-        else:
-            if step.position == 0:
-                CampaignRun.objects.filter(pk=run.pk).update(audience=sum(counts.values()))
-        step.refresh_from_db()
+    """Work on the run's Wait step, once planned (its `waited` rows written,
+    its planned_at the moment it was reached): True once the wait is over
+    (the step is done, the run goes on), False while the run waits (its
+    resume time recorded)."""
     if step.status != RunStep.Status.PLANNED:
         return True
     resume = wait_resume_at(step.wait, reached=step.planned_at)

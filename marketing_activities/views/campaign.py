@@ -19,9 +19,9 @@ from ..forms import ScheduleForm, add_service_errors
 from ..models import AudienceCount, CampaignRun, CommunicationLimits, SmartCampaign
 from ..permissions import RUN_CAMPAIGN, VIEW_RUNS, require_permissions
 from ..runner import CampaignCannotRun, run_abort
-from ..runner.count_jobs import audience_count_preview, audience_count_start
+from ..runner.count_jobs import audience_count_preview
 from ..runner.preview import run_now_check
-from ..tasks import campaign_start
+from ..tasks import audience_count_start, campaign_start
 from .common import HtmxHttpRequest, marketer_required, render_screen
 from .tree_nodes import crumbs
 
