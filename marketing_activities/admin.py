@@ -781,7 +781,7 @@ class InboundMessageWithReplyAdmin(InboundMessageAdmin):
 def _requested(campaign: SmartCampaign, count: int) -> str:
     return ngettext(
         "%(campaign)s requested for %(count)s person: it runs if they pass its smart list's filters.",
-        "%(campaign)s requested for %(count)s people: it runs for each who passes its smart list's filters.",
+        "%(campaign)s requested for %(count)s people: it runs for those who pass its smart list's filters.",
         count,
     ) % {"campaign": campaign, "count": number_format(count, force_grouping=True)}
 

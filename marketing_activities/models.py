@@ -326,14 +326,15 @@ class SmartCampaign(models.Model):
 
     @property
     def qualification_period_display(self) -> str:
-        """The period of the rule "once every" in words: "7 days", "1 month"."""
+        """The period of the rule "once every" in words: "7 days", "month" (it
+        follows "once every" and "within the last": never "1 month")."""
         n = self.qualification_period or 0
         count = number_format(n, force_grouping=True)
         if self.qualification_period_unit == self.PeriodUnit.WEEKS:
-            return ngettext("%(count)s week", "%(count)s weeks", n) % {"count": count}
+            return ngettext("week", "%(count)s weeks", n) % {"count": count}
         if self.qualification_period_unit == self.PeriodUnit.MONTHS:
-            return ngettext("%(count)s month", "%(count)s months", n) % {"count": count}
-        return ngettext("%(count)s day", "%(count)s days", n) % {"count": count}
+            return ngettext("month", "%(count)s months", n) % {"count": count}
+        return ngettext("day", "%(count)s days", n) % {"count": count}
 
     def qualification_since(self, at):
         """Under "once every N": the moment from which an earlier run makes its

@@ -24,7 +24,12 @@ def marketers_group() -> Group:
             for module in pkgutil.iter_modules(marketing_activities.migrations.__path__)
             if module.name.endswith("_marketers_group")
         ]
-        migration = importlib.import_module(f"marketing_activities.migrations.{name}")
-        migration.create_marketers(apps, SimpleNamespace(connection=connection))
+        editor = SimpleNamespace(connection=connection)
+        importlib.import_module(f"marketing_activities.migrations.{name}").create_marketers(apps, editor)
+        # Later migrations add to the group (…_marketers_see_activities).
+        for module in pkgutil.iter_modules(marketing_activities.migrations.__path__):
+            later = importlib.import_module(f"marketing_activities.migrations.{module.name}")
+            if hasattr(later, "add_to_marketers"):
+                later.add_to_marketers(apps, editor)
         group = Group.objects.get(name="Marketers")
     return group

@@ -11,7 +11,7 @@ and the Run now counts skip the same people.
 from dataclasses import dataclass
 
 from django.utils.formats import number_format
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from ..result_details import PERSON_LIMIT_REFUSED
 from .rules import Sql
@@ -81,18 +81,25 @@ def person_limit_describe(campaign, limit: PersonLimit, beyond: int) -> list[str
     """The Run now confirmation's words for the campaign's limits and what they do."""
     lines = []
     if campaign.person_limit_refuse_above:
+        qualifying = limit.qualifying or 0
         lines.append(
-            gettext(
+            ngettext(
+                "Person limit: a run is refused when more than %(limit)s people qualify; %(count)s "
+                "person does, so it runs.",
                 "Person limit: a run is refused when more than %(limit)s people qualify; %(count)s do, "
-                "so it runs."
+                "so it runs.",
+                qualifying,
             )
-            % _numbers(limit.qualifying or 0, campaign.person_limit_refuse_above)
+            % _numbers(qualifying, campaign.person_limit_refuse_above)
         )
     if campaign.person_limit_per_run:
         lines.append(
-            gettext(
+            ngettext(
+                "Person limit: at most one person per run, the first in lead id order; "
+                "%(beyond)s beyond it are skipped.",
                 "Person limit: at most %(limit)s people per run, the first in lead id order; "
-                "%(beyond)s beyond it are skipped."
+                "%(beyond)s beyond it are skipped.",
+                campaign.person_limit_per_run,
             )
             % {
                 "limit": number_format(campaign.person_limit_per_run, force_grouping=True),

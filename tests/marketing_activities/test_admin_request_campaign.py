@@ -75,7 +75,7 @@ def test_the_success_message_says_who_was_requested(admin_client, news):
     welcome = follow_up_campaign(news, REQUESTED)
     response = confirm(admin_client, LeadFactory.create_batch(3), welcome)
     messages = [str(m) for m in response.wsgi_request._messages]
-    said = f"{welcome} requested for 3 people: it runs for each who passes its smart list's filters."
+    said = f"{welcome} requested for 3 people: it runs for those who pass its smart list's filters."
     assert messages == [said]
 
 

@@ -407,6 +407,21 @@ def test_the_marketers_group_may_do_everything_in_marketing_activities(roles):
     assert {p for case in CASES for p in case.needs} <= held
 
 
+@pytest.mark.parametrize(
+    "changelist",
+    [
+        "admin:smscampaigns_activity_changelist",
+        "admin:marketing_activities_triggerfiring_changelist",
+        "admin:vibes_inboundmessage_changelist",
+    ],
+)
+def test_the_marketers_group_sees_activities_firings_and_replies_in_the_admin(changelist, world, roles):
+    client, _held = roles["marketer"]
+    assert client.get(reverse(changelist)).status_code == 200
+    staff, _held = roles["staff"]
+    assert staff.get(reverse(changelist)).status_code == 403
+
+
 # --- The admin's actions ---------------------------------------------------------------------------
 
 # (model, action) → the permissions it needs. Django's own delete_selected needs

@@ -159,7 +159,7 @@ def test_the_run_now_confirmation_shows_a_limit_that_lets_the_run_go(staff_clien
     subscribed(news)
     campaign = limited(make_campaign(("send", news)), person_limit_refuse_above=1000)
     html = counted(staff_client, campaign)
-    assert "Person limit: a run is refused when more than 1,000 people qualify; 1 do, so it runs." in html
+    assert "Person limit: a run is refused when more than 1,000 people qualify; 1 person does, so it runs." in html
     assert "Yes, run now" in html
 
 
@@ -245,6 +245,14 @@ def test_the_run_now_confirmation_counts_the_cap_as_the_plan_does(staff_client, 
     run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
     plan_step(run.steps.get())
     assert run.steps.get().counts == {"queued": 3, "skipped_person_limit": 2}
+
+
+def test_the_confirmation_says_one_person_for_a_cap_of_one(staff_client, news):
+    for _ in range(3):
+        subscribed(news)
+    campaign = limited(make_campaign(("send", news)), person_limit_per_run=1)
+    html = counted(staff_client, campaign)
+    assert "Person limit: at most one person per run, the first in lead id order; 2 beyond it are skipped." in html
 
 
 @pytest.mark.parametrize("limits", [{"person_limit_per_run": 2}, {"person_limit_refuse_above": 1000}])

@@ -362,3 +362,12 @@ def test_the_schedule_tab_offers_once_every_to_batch_and_trigger_campaigns(staff
     assert "Schedule saved." in response.content.decode()
     trigger.refresh_from_db()
     assert trigger.qualification_period_display == "2 days"
+
+
+@pytest.mark.parametrize(
+    ("period", "unit", "words"),
+    [(1, "weeks", "week"), (1, "days", "day"), (1, "months", "month"), (3, "weeks", "3 weeks")],
+)
+def test_a_period_of_one_reads_once_every_week_not_once_every_1_week(period, unit, words):
+    campaign = SmartCampaign(qualification_period=period, qualification_period_unit=unit)
+    assert campaign.qualification_period_display == words
