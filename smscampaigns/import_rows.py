@@ -6,6 +6,7 @@ lead's key (the email, or the number of a lead without one). imports.py saves
 the rows; csvfiles.py reads the file's text and splits it into records.
 """
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 
 from .csvfiles import FileRefused, Record
-from .models import FLAGS, Lead
+from .models import FLAGS, Lead, available_time_zones
 from .phones import normalize_phone
 
 # Header spellings people use, all mapped to a lead field. Matching ignores
@@ -36,6 +37,7 @@ IMPORT_COLUMNS = {
     "lead_score": ("score",),
     "blocklisted": ("blacklisted", "blocked", "blocklist"),
     "marketing_suspended": ("suspended", "marketingsuspended"),
+    "time_zone": ("timezone", "tz", "zone", "ianatimezone"),
     "created_at": ("created", "createdat", "createdon", "createddate", "datecreated"),
 }
 TEXT_COLUMNS = ("first_name", "last_name", "country", "city", "state", "lead_source")
@@ -151,9 +153,27 @@ def _parse_text(text: str, name: str) -> str:
     return text
 
 
+def parse_time_zone(text: str) -> str:
+    """An IANA time zone name, in any case ("america/new_york" is America/New_York)."""
+    zone = _time_zones().get(text.strip().lower())
+    if zone is None:
+        raise CellError(
+            _("“%(zone)s” is not a time zone; use a name such as America/New_York or Europe/Berlin.")
+            % {"zone": _shown(text)}
+        )
+    return zone
+
+
+@functools.cache
+def _time_zones() -> dict[str, str]:
+    return {zone.lower(): zone for zone in available_time_zones()}
+
+
 def _parse_cell(name: str, text: str, country: str) -> object:
     if name in FLAGS:
         return parse_boolean(text)
+    if name == "time_zone":
+        return parse_time_zone(text)
     if name == "lead_score":
         return parse_whole_number(text)
     if name == "created_at":

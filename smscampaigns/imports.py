@@ -55,6 +55,7 @@ _DEFAULTS = {
     "lead_score": 0,
     "blocklisted": False,
     "marketing_suspended": False,
+    "time_zone": None,
 }
 
 

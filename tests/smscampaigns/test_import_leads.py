@@ -489,3 +489,28 @@ def test_command_refuses_a_file_it_cannot_decode(tmp_path):
 def test_command_refuses_a_missing_file():
     with pytest.raises(CommandError, match="no such file"):
         call_command("import_leads", "/nonexistent/leads.csv", verbosity=0)
+
+
+def test_a_time_zone_column_sets_the_persons_zone_for_quiet_hours_in_any_case():
+    lead_import = run(
+        "Email,Time Zone\n"
+        "la@example.com,america/los_angeles\n"
+        "ny@example.com,America/New_York\n"
+        "moon@example.com,Moon/Base\n"
+        "blank@example.com,\n"
+    )
+    zones = dict(Lead.objects.values_list("email", "time_zone"))
+    assert zones == {
+        "la@example.com": "America/Los_Angeles",
+        "ny@example.com": "America/New_York",
+        "blank@example.com": None,
+    }
+    assert problems_by_line(lead_import) == {
+        4: [
+            "Line 4, Time Zone: “Moon/Base” is not a time zone; use a name such as America/New_York "
+            "or Europe/Berlin."
+        ]
+    }
+    run("Email,Time Zone\nla@example.com,\nny@example.com,Europe/Berlin\n")
+    zones = dict(Lead.objects.values_list("email", "time_zone"))
+    assert (zones["la@example.com"], zones["ny@example.com"]) == ("America/Los_Angeles", "Europe/Berlin")
