@@ -1,8 +1,10 @@
 """The Smart List tab: every change saved at once, problems at the rule and the logic, the live count."""
 
 import pytest
+from django.db import connection
 from django.db.models import Q
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from smscampaigns.smartlists import FIELDS, IS, RulePart, SmartListField
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
@@ -446,3 +448,53 @@ def test_the_live_count_stops_at_its_limit_and_the_exact_count_follows(staff_cli
     # Without htmx, the whole tab with the exact count.
     page = staff_client.get(url("campaign_smart_list", campaign.pk) + "?count=exact").content.decode()
     assert "<html" in page and "5 people qualify" in part(page, "audience")
+
+
+def test_past_its_limit_the_live_count_is_the_planners_estimate_and_the_exact_count_is_asked_for(
+    staff_client, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL estimates a query's rows (SQLite counts, as the test above)")
+    monkeypatch.setattr("marketing_activities.views.smart_list.COUNTED_UP_TO", 3)
+    LeadFactory.create_batch(5, country="SE")
+    LeadFactory.create_batch(3, country="US")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE smscampaigns_lead")
+    campaign = SmartCampaignFactory(
+        smart_list__definition={"logic": "all", "rules": [{"field": "country", "op": "is", "value": "se"}]}
+    )
+    tab = part(staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode(), "audience")
+    assert "About 5 people qualify" in tab
+    # Asked for, never at once: a link, with htmx and without.
+    assert 'hx-trigger="load"' not in tab
+    assert f'hx-get="{url("campaign_smart_list", campaign.pk)}?count=exact"' in tab
+    exact = staff_client.get(url("campaign_smart_list", campaign.pk) + "?count=exact", headers=HTMX)
+    assert "5 people qualify" in exact.content.decode() and "About" not in exact.content.decode()
+
+
+def test_under_its_limit_the_live_count_is_exact_whatever_the_estimate(staff_client):
+    LeadFactory.create_batch(5, country="SE")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE smscampaigns_lead")
+    campaign = SmartCampaignFactory(
+        smart_list__definition={"logic": "all", "rules": [{"field": "country", "op": "is", "value": "SE"}]}
+    )
+    tab = part(staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode(), "audience")
+    assert "5 people qualify" in tab and "About" not in tab
+
+
+def test_the_smart_list_tab_takes_the_same_queries_whatever_the_audience(staff_client, monkeypatch):
+    # Past the limit: the estimate on PostgreSQL, the count that stops on SQLite.
+    monkeypatch.setattr("marketing_activities.views.smart_list.COUNTED_UP_TO", 10)
+    campaign = SmartCampaignFactory()  # country is US
+    staff_client.get(url("campaign_smart_list", campaign.pk))  # the session and permissions, once
+    queries = []
+    for people in (11, 40):
+        LeadFactory.create_batch(people, country="US")
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE smscampaigns_lead")
+        with CaptureQueriesContext(connection) as captured:
+            tab = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+        assert "qualify" in part(tab, "audience")
+        queries.append(len(captured))
+    assert queries[0] == queries[1]
