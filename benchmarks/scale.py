@@ -246,6 +246,12 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
             reverse("marketing_activities:campaign_smart_list", args=[campaign]),
             {},
         ),
+        (
+            "Smart List tab, its exact count asked for",
+            "get",
+            reverse("marketing_activities:campaign_smart_list", args=[campaign]),
+            {"count": "exact"},
+        ),
         ("Flow tab", "get", reverse("marketing_activities:campaign_flow", args=[campaign]), {}),
         ("Schedule tab", "get", reverse("marketing_activities:campaign_schedule", args=[campaign]), {}),
         ("Results of the big run", "get", results + run, {}),
