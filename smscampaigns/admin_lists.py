@@ -65,7 +65,8 @@ def table_estimate(model, *, using: str = "default") -> int | None:
 
 class LargeListPaginator(Paginator):
     """Counts without reading every row: a whole table by the database's estimate
-    ("about 1,000,000"), anything else exactly up to COUNTED_UP_TO ("more than 10,000")."""
+    ("about 1,000,000"), anything else exactly up to COUNTED_UP_TO ("more than 10,000"),
+    or not at all where PostgreSQL expects SURELY_MORE_TIMES as many."""
 
     @cached_property
     def _counted(self) -> tuple[int, str]:
