@@ -359,7 +359,9 @@ class SmartCampaignAdmin(ActionPermissionsAdmin, admin.ModelAdmin):
         queryset = self.get_queryset(request).filter(pk__in=ids)
         if request.resolver_match.url_name.endswith("_progress"):
             counting = [pk for pk in request.GET.getlist("counting") if pk.isdigit()]
-            counts = AudienceCount.objects.filter(pk__in=counting, campaign__in=queryset)
+            counts = AudienceCount.objects.filter(
+                pk__in=counting, campaign__in=queryset, definition__isnull=True
+            )
             return self.run_now_confirmation(request, queryset, counts={c.campaign_id: c for c in counts})
         return self.run_now_confirmation(request, queryset, counts=None, start=True)
 

@@ -1551,7 +1551,8 @@ class QuietHoursCountry(models.Model):
 
 
 class AudienceCount(models.Model):
-    """Run now's confirmation counting a campaign's audience in the background.
+    """Run now's confirmation counting a campaign's audience in the background
+    (or the Smart List tab counting who qualifies: `definition`).
 
     Counting ten million people takes tens of seconds: the counts request
     starts one of these, the confirmation polls it for its progress, and shows
@@ -1559,6 +1560,9 @@ class AudienceCount(models.Model):
     """
 
     campaign = models.ForeignKey(SmartCampaign, on_delete=models.CASCADE, related_name="+")
+    # The Smart List tab's exact count of who qualifies: the smart list definition
+    # counted (its people only, result {"people": n}); None for Run now's counts.
+    definition = models.JSONField(null=True, blank=True)
     # The language of the marketer who asked: the messages stored with the counts are in it.
     language = models.CharField(max_length=16, blank=True)
     done = models.PositiveIntegerField(default=0)

@@ -41,15 +41,19 @@ def run_due_campaigns_task() -> int:
 
 @shared_task
 def count_audience_task(count_id: int) -> None:
-    """Run now's counts, read-only, with their progress (runner/count_jobs.py)."""
+    """Run now's counts, or the Smart List tab's exact count, read-only, with their
+    progress (runner/count_jobs.py)."""
     audience_count_run(count_id=count_id)
 
 
-def audience_count_start(*, campaign: SmartCampaign, language: str = "") -> AudienceCount:
-    """Start counting `campaign`'s audience in the background; the caller
-    checked campaign.problems() (the smart list must parse)."""
+def audience_count_start(
+    *, campaign: SmartCampaign, language: str = "", smart_list_only: bool = False
+) -> AudienceCount:
+    """Start counting `campaign`'s audience in the background (with
+    `smart_list_only`, only who its smart list picks); the caller checked
+    that the smart list parses."""
     with transaction.atomic():
-        count = audience_count_create(campaign=campaign, language=language)
+        count = audience_count_create(campaign=campaign, language=language, smart_list_only=smart_list_only)
         background_run(count_audience_task, count.pk, name=f"audience-count-{count.pk}")
     return count
 

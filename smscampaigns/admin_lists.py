@@ -5,7 +5,8 @@ Django's change list counts every row it lists, offers every sortable
 column and reads the sidebar's values from the table; each of these scans
 a table of millions. Here the count is the database's estimate for a whole
 table and an exact count up to COUNTED_UP_TO rows otherwise ("more than
-10,000"), the pages reach as far as that count, and a sidebar filter of
+10,000"; not even that where PostgreSQL's planner expects ten times as many),
+the pages reach as far as that count, and a sidebar filter of
 free-text values reads them through an index, one value at a time.
 """
 
@@ -18,9 +19,15 @@ from django.db import connections
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
+from .estimates import rows_estimate
+
 # A filtered or searched list is counted up to this many rows; beyond, it
 # says "more than 10,000", and its pages reach as far (200 pages of 50).
 COUNTED_UP_TO = 10_000
+# A search or filter that the query planner expects to find this many times
+# COUNTED_UP_TO rows is more than COUNTED_UP_TO without counting: PostgreSQL's
+# estimates of a search are seldom ten times too high.
+SURELY_MORE_TIMES = 10
 # The sidebar lists at most this many values of a free-text column.
 FILTER_VALUES = 100
 
@@ -58,7 +65,8 @@ def table_estimate(model, *, using: str = "default") -> int | None:
 
 class LargeListPaginator(Paginator):
     """Counts without reading every row: a whole table by the database's estimate
-    ("about 1,000,000"), anything else exactly up to COUNTED_UP_TO ("more than 10,000")."""
+    ("about 1,000,000"), anything else exactly up to COUNTED_UP_TO ("more than 10,000"),
+    or not at all where PostgreSQL expects SURELY_MORE_TIMES as many."""
 
     @cached_property
     def _counted(self) -> tuple[int, str]:
@@ -68,8 +76,13 @@ class LargeListPaginator(Paginator):
             estimate = table_estimate(queryset.model, using=queryset.db)
             if estimate is not None and estimate > COUNTED_UP_TO:
                 return estimate, _("about %(count)s") % {"count": _number(estimate)}
-        # COUNT(*) over a subquery that stops at the first row past the limit.
-        count = queryset.order_by()[: COUNTED_UP_TO + 1].count()
+        if not whole_table and (rows_estimate(queryset) or 0) > SURELY_MORE_TIMES * COUNTED_UP_TO:
+            # A common name at ten million people: counting even 10,001 of its
+            # 200,000 rows read them all through the trigram index first.
+            count = COUNTED_UP_TO + 1
+        else:
+            # COUNT(*) over a subquery that stops at the first row past the limit.
+            count = queryset.order_by()[: COUNTED_UP_TO + 1].count()
         if count > COUNTED_UP_TO:
             return count, _("more than %(count)s") % {"count": _number(COUNTED_UP_TO)}
         return count, _number(count)

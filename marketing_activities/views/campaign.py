@@ -193,7 +193,9 @@ def run_now(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         if counting:
             if not counting.isdigit():
                 raise Http404
-            audience_count = get_object_or_404(AudienceCount, pk=counting, campaign=campaign)
+            audience_count = get_object_or_404(
+                AudienceCount, pk=counting, campaign=campaign, definition__isnull=True
+            )
         counts = request.GET.get("count") == "exact"
         return _schedule_screen(
             request, campaign, run_confirm=True, run_counts=counts, audience_count=audience_count

@@ -297,6 +297,12 @@ def test_a_count_of_another_campaign_or_no_count_is_not_found(staff_client, news
     assert staff_client.get(_run_now_url(campaign), {"counting": "x"}).status_code == 404
 
 
+def test_the_smart_list_tabs_count_of_who_qualifies_is_not_run_nows_counts(staff_client, news):
+    campaign = a_world_with_every_reason(news)
+    people_only = AudienceCount.objects.create(campaign=campaign, definition=campaign.smart_list.definition)
+    assert staff_client.get(_run_now_url(campaign), {"counting": people_only.pk}).status_code == 404
+
+
 def test_counting_in_the_background_writes_only_its_progress_and_result(news):
     campaign = a_world_with_every_reason(news)
     count = AudienceCount.objects.create(campaign=campaign)

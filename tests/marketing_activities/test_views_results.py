@@ -516,6 +516,41 @@ def test_a_search_finding_many_people_finds_the_same_rows(staff_client, monkeypa
     assert many == few
 
 
+def test_a_search_the_planner_expects_to_find_many_people_reads_none_of_their_ids_first(
+    staff_client, monkeypatch
+):
+    """At ten million people a common name's first thousand ids took 78 ms to read
+    only to learn that they were many: PostgreSQL's estimate tells it at once."""
+    monkeypatch.setattr("marketing_activities.views.results.SEARCHED_PEOPLE", 2)
+    step = RunStepFactory(counts={"sent": 40})
+    for first_name in ["Zed"] * 30 + ["Ann"] * 10:
+        RunResultFactory(run_step=step, lead=LeadFactory(first_name=first_name, last_name="Test"))
+    planned(step.run)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE smscampaigns_lead")
+    with CaptureQueriesContext(connection) as queries:
+        html = people_html(staff_client, step.run, q="zed")
+    assert html.count("Zed Test") == 25 and "Ann Test" not in html
+    ids_read = [q["sql"] for q in queries if q["sql"].startswith('SELECT "smscampaigns_lead"."id"')]
+    assert bool(ids_read) == (connection.vendor != "postgresql")
+
+
+@pytest.mark.parametrize(
+    ("params", "serial"), [({"q": "zed"}, True), ({}, False), ({"outcome": "sent"}, False)]
+)
+def test_a_searchs_page_is_read_without_parallel_workers(staff_client, params, serial):
+    """PostgreSQL planned two workers to find a common name's 26 rows, ten times
+    slower than one process; the other pages plan none anyway."""
+    step = RunStepFactory(counts={"sent": 2})
+    RunResultFactory(run_step=step, lead=LeadFactory(first_name="Zed"), outcome=Outcome.SENT)
+    RunResultFactory(run_step=step, lead=LeadFactory(first_name="Ann"), outcome=Outcome.SENT)
+    planned(step.run)
+    with CaptureQueriesContext(connection) as queries:
+        assert "Zed" in people_html(staff_client, step.run, **params)
+    set_serial = [q for q in queries if "max_parallel_workers_per_gather = 0" in q["sql"]]
+    assert bool(set_serial) == (serial and connection.vendor == "postgresql")
+
+
 @pytest.mark.parametrize(
     "term", ["Quennell", "+12025550123", "202.555.0123"], ids=["name", "number", "spelt"]
 )

@@ -1,9 +1,13 @@
 """The Smart List tab: every change saved at once, problems at the rule and the logic, the live count."""
 
 import pytest
+from django.db import connection
 from django.db.models import Q
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
+from marketing_activities.models import AudienceCount
+from marketing_activities.runner.count_jobs import audience_count_run
 from smscampaigns.smartlists import FIELDS, IS, RulePart, SmartListField
 from tests.marketing_activities.factories import FlowStepFactory, SmartCampaignFactory
 from tests.marketing_activities.ui_helpers import HTMX, url
@@ -432,6 +436,8 @@ def test_adding_a_rule_beyond_the_limit_is_refused(staff_client):
 
 def test_the_live_count_stops_at_its_limit_and_the_exact_count_follows(staff_client, monkeypatch):
     monkeypatch.setattr("marketing_activities.views.smart_list.COUNTED_UP_TO", 3)
+    # Counted at once, as on SQLite (PostgreSQL counts in the background: the tests below).
+    monkeypatch.setattr("marketing_activities.views.smart_list.COUNTED_IN_BACKGROUND_ON", ())
     LeadFactory.create_batch(5, country="SE")
     campaign = SmartCampaignFactory(
         smart_list__definition={"logic": "all", "rules": [{"field": "country", "op": "is", "value": "SE"}]}
@@ -446,3 +452,214 @@ def test_the_live_count_stops_at_its_limit_and_the_exact_count_follows(staff_cli
     # Without htmx, the whole tab with the exact count.
     page = staff_client.get(url("campaign_smart_list", campaign.pk) + "?count=exact").content.decode()
     assert "<html" in page and "5 people qualify" in part(page, "audience")
+
+
+def test_past_its_limit_the_live_count_is_the_planners_estimate_and_the_exact_count_is_asked_for(
+    staff_client, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    settings.RUNNER_BACKGROUND = "inline"
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL estimates a query's rows (SQLite counts, as the test above)")
+    monkeypatch.setattr("marketing_activities.views.smart_list.COUNTED_UP_TO", 3)
+    LeadFactory.create_batch(5, country="SE")
+    LeadFactory.create_batch(3, country="US")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE smscampaigns_lead")
+    campaign = SmartCampaignFactory(
+        smart_list__definition={"logic": "all", "rules": [{"field": "country", "op": "is", "value": "se"}]}
+    )
+    tab = part(staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode(), "audience")
+    assert "About 5 people qualify" in tab
+    # Asked for, never at once: a link, with htmx and without.
+    assert 'hx-trigger="load"' not in tab
+    assert f'hx-get="{url("campaign_smart_list", campaign.pk)}?count=exact"' in tab
+    # Counted in the background: the click answers with the progress, the poll with the number.
+    with django_capture_on_commit_callbacks(execute=True):
+        started = staff_client.get(url("campaign_smart_list", campaign.pk) + "?count=exact", headers=HTMX)
+    count = AudienceCount.objects.get(campaign=campaign)
+    assert "<progress" in started.content.decode() and "qualify" not in started.content.decode()
+    polled = staff_client.get(url("campaign_smart_list", campaign.pk), {"counting": count.pk}, headers=HTMX)
+    assert "5 people qualify" in polled.content.decode() and "About" not in polled.content.decode()
+
+
+def test_under_its_limit_the_live_count_is_exact_whatever_the_estimate(staff_client):
+    LeadFactory.create_batch(5, country="SE")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE smscampaigns_lead")
+    campaign = SmartCampaignFactory(
+        smart_list__definition={"logic": "all", "rules": [{"field": "country", "op": "is", "value": "SE"}]}
+    )
+    tab = part(staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode(), "audience")
+    assert "5 people qualify" in tab and "About" not in tab
+
+
+def test_the_smart_list_tab_takes_the_same_queries_whatever_the_audience(staff_client, monkeypatch):
+    # Past the limit: the estimate on PostgreSQL, the count that stops on SQLite.
+    monkeypatch.setattr("marketing_activities.views.smart_list.COUNTED_UP_TO", 10)
+    campaign = SmartCampaignFactory()  # country is US
+    staff_client.get(url("campaign_smart_list", campaign.pk))  # the session and permissions, once
+    queries = []
+    for people in (11, 40):
+        LeadFactory.create_batch(people, country="US")
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE smscampaigns_lead")
+        with CaptureQueriesContext(connection) as captured:
+            tab = staff_client.get(url("campaign_smart_list", campaign.pk)).content.decode()
+        assert "qualify" in part(tab, "audience")
+        queries.append(len(captured))
+    assert queries[0] == queries[1]
+
+
+# --- "Count them exactly" in the background, with its progress ------------------------------
+
+SE = {"logic": "all", "rules": [{"field": "country", "op": "is", "value": "SE"}]}
+
+
+@pytest.fixture
+def counted_in_background(monkeypatch):
+    """Past 3 people, "Count them exactly" counts in the background on this database too
+    (PostgreSQL's default; SQLite counts at once otherwise)."""
+    monkeypatch.setattr("marketing_activities.views.smart_list.COUNTED_UP_TO", 3)
+    monkeypatch.setattr(
+        "marketing_activities.views.smart_list.COUNTED_IN_BACKGROUND_ON", (connection.vendor,)
+    )
+
+
+def _swedes(people=5):
+    LeadFactory.create_batch(people, country="SE")
+    LeadFactory(country="US")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE smscampaigns_lead")
+    return SmartCampaignFactory(smart_list__definition=SE)
+
+
+def _count_them_exactly(client, campaign, headers=HTMX):
+    return client.get(url("campaign_smart_list", campaign.pk), {"count": "exact"}, headers=headers)
+
+
+def _poll(client, campaign, count, headers=HTMX):
+    return client.get(url("campaign_smart_list", campaign.pk), {"counting": count.pk}, headers=headers)
+
+
+def test_count_them_exactly_starts_a_count_in_the_background_and_answers_with_its_progress(
+    staff_client, counted_in_background
+):
+    campaign = _swedes()
+    html = _count_them_exactly(staff_client, campaign).content.decode()
+    count = AudienceCount.objects.get(campaign=campaign)
+    assert count.definition == SE and count.result is None  # counted after this request
+    assert html.lstrip().startswith('<section id="audience"')
+    poll = f"{url('campaign_smart_list', campaign.pk)}?counting={count.pk}"
+    assert '<progress max="100" value="0">0%</progress>' in html
+    assert f'hx-get="{poll}" hx-trigger="load delay:1s" hx-target="#audience"' in html
+    assert f'<a href="{poll}">Counting them all… 0%</a>' in html
+    assert "qualify" not in html
+
+
+def test_the_card_polls_the_count_to_its_exact_number(
+    staff_client, counted_in_background, settings, django_capture_on_commit_callbacks
+):
+    campaign = _swedes()
+    _count_them_exactly(staff_client, campaign)
+    count = AudienceCount.objects.get(campaign=campaign)
+    AudienceCount.objects.filter(pk=count.pk).update(done=1, total=4)
+    halfway = _poll(staff_client, campaign, count).content.decode()
+    assert "Counting them all… 25%" in halfway and "qualify" not in halfway
+
+    settings.RUNNER_BACKGROUND = "inline"
+    with django_capture_on_commit_callbacks(execute=True):
+        started = _count_them_exactly(staff_client, campaign)
+    assert "<progress" in started.content.decode()
+    count = AudienceCount.objects.latest("pk")
+    assert count.result == {"people": 5}
+    html = _poll(staff_client, campaign, count).content.decode()
+    assert "5 people qualify" in html and "More than" not in html
+    assert "<progress" not in html and "hx-trigger" not in html  # the polling stops
+
+
+def test_the_count_in_slices_of_lead_ids_records_its_progress_and_finds_everyone(monkeypatch):
+    monkeypatch.setattr("marketing_activities.runner.count_jobs.CHUNK_PEOPLE", 2)
+    campaign = _swedes(people=5)  # six people: three slices of two lead ids
+    count = AudienceCount.objects.create(campaign=campaign, definition=SE)
+    audience_count_run(count_id=count.pk)
+    count.refresh_from_db()
+    assert count.result == {"people": 5}
+    assert count.done == count.total == 3 and count.finished_at is not None
+
+
+def test_the_poll_of_a_count_for_rules_changed_since_shows_nothing_stale(
+    staff_client, counted_in_background, settings, django_capture_on_commit_callbacks
+):
+    settings.RUNNER_BACKGROUND = "inline"
+    campaign = _swedes(people=5)
+    LeadFactory.create_batch(2, country="NO")
+    with django_capture_on_commit_callbacks(execute=True):
+        _count_them_exactly(staff_client, campaign)
+    count = AudienceCount.objects.get(campaign=campaign)
+    assert count.result == {"people": 5}
+    staff_client.post(
+        url("campaign_smart_list", campaign.pk),
+        rules_post({"field": "country", "op": "is", "value": "NO"}),
+        headers=TYPING,
+    )
+    html = _poll(staff_client, campaign, count).content.decode()
+    # The rules as they are now, not the old count's number (nor its progress).
+    assert "2 people qualify" in html
+    assert "5 people" not in html and "<progress" not in html and "hx-trigger" not in html
+
+
+def test_without_javascript_the_count_and_its_progress_are_pages_of_their_own(
+    staff_client, counted_in_background
+):
+    campaign = _swedes()
+    page = _count_them_exactly(staff_client, campaign, headers={}).content.decode()
+    count = AudienceCount.objects.get(campaign=campaign)
+    poll = f"{url('campaign_smart_list', campaign.pk)}?counting={count.pk}"
+    assert "<html" in page and f'<a href="{poll}">Counting them all… 0%</a>' in part(page, "audience")
+    audience_count_run(count_id=count.pk)
+    page = _poll(staff_client, campaign, count, headers={}).content.decode()
+    assert "<html" in page and "5 people qualify" in part(page, "audience")
+
+
+def test_a_count_that_failed_says_so_and_offers_to_count_again(staff_client, counted_in_background):
+    campaign = _swedes()
+    count = AudienceCount.objects.create(campaign=campaign, definition=SE, failed=True)
+    html = _poll(staff_client, campaign, count).content.decode()
+    assert "The people could not be counted." in html
+    assert f'hx-get="{url("campaign_smart_list", campaign.pk)}?count=exact"' in html
+    assert "hx-trigger" not in html
+
+
+@pytest.mark.parametrize("counting", ["abc", "run-now", "other-campaign"])
+def test_the_poll_of_no_count_of_this_smart_list_is_not_found(staff_client, counting):
+    campaign = _swedes()
+    if counting == "run-now":
+        counting = AudienceCount.objects.create(campaign=campaign).pk  # Run now's counts
+    elif counting == "other-campaign":
+        counting = AudienceCount.objects.create(campaign=SmartCampaignFactory(), definition=SE).pk
+    response = staff_client.get(url("campaign_smart_list", campaign.pk), {"counting": counting}, headers=HTMX)
+    assert response.status_code == 404
+
+
+def test_the_count_started_and_its_poll_take_the_same_queries_whatever_the_audience(
+    staff_client, counted_in_background
+):
+    campaign = SmartCampaignFactory(smart_list__definition=SE)
+    staff_client.get(url("campaign_smart_list", campaign.pk))  # the session and permissions, once
+    queries = []
+    for people in (4, 40):
+        LeadFactory.create_batch(people, country="SE")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE smscampaigns_lead")
+        with CaptureQueriesContext(connection) as started:
+            assert "<progress" in _count_them_exactly(staff_client, campaign).content.decode()
+        count = AudienceCount.objects.latest("pk")
+        with CaptureQueriesContext(connection) as polled:
+            assert "<progress" in _poll(staff_client, campaign, count).content.decode()
+        audience_count_run(count_id=count.pk)
+        with CaptureQueriesContext(connection) as counted:
+            assert "people qualify" in _poll(staff_client, campaign, count).content.decode()
+        queries.append((len(started), len(polled), len(counted)))
+    assert queries[0] == queries[1]
