@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("marketing_activities", "0019_trigger_firing_admin_indexes"),
+        ("marketing_activities", "0020_marketers_see_activities"),
     ]
 
     operations = [
