@@ -301,8 +301,9 @@ class Difference:
 def sms_rollups_differences(*, since=None) -> list[Difference]:
     """Compare the rollups with a recount from the result rows, in one snapshot
     of the database (the rows and their rollups change in one transaction)."""
+    snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if snapshot:  # first in its transaction, as PostgreSQL wants it
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         recount = sms_figures_recount(since=since)
