@@ -182,6 +182,18 @@ def _difference(after, before) -> dict[Key, tuple[int, ...]]:
     }
 
 
+def sms_rollups_before(result_ids, *, new_changes=()) -> dict:
+    """What these rows add to the rollups now, before a change of them (with
+    `sms_rollups_after`, for a caller that holds the rows' locks)."""
+    return results_figures(result_ids, not_changes=new_changes) if result_ids else {}
+
+
+def sms_rollups_after(result_ids, before: dict) -> None:
+    """After a change of these rows: add the difference it made to the rollups."""
+    if result_ids:
+        sms_rollups_add(_difference(results_figures(result_ids), before))
+
+
 @contextmanager
 def sms_rollups_following(result_ids, *, lock: bool = False, new_changes=()):
     """Keep the rollups with what the block does to these result rows: their
@@ -198,9 +210,9 @@ def sms_rollups_following(result_ids, *, lock: bool = False, new_changes=()):
     with transaction.atomic():
         if lock:
             list(RunResult.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk"))
-        before = results_figures(ids, not_changes=new_changes)
+        before = sms_rollups_before(ids, new_changes=new_changes)
         yield
-        sms_rollups_add(_difference(results_figures(ids), before))
+        sms_rollups_after(ids, before)
 
 
 # --- Unsubscriptions after an SMS -----------------------------------------------------
