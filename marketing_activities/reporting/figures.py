@@ -19,7 +19,8 @@ from dataclasses import dataclass, fields
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import F, Sum
+from django.db.models.functions import TruncDay
 
 from vibes.models import VibesList
 
@@ -159,11 +160,15 @@ def sms_figures_over_time(
     """
     size = bucket_size(start, end)
     buckets = _buckets(start, end, size)
+    # By day, the database adds the hours up (a year: 365 rows, not 8,760), each
+    # hour on the local day in which it begins, as the buckets are.
+    bucket = TruncDay("hour", tzinfo=_zone()) if size == "day" else F("hour")
     rows = (
         _rollups(scope, start, end)
-        .values_list("hour")
+        .annotate(bucket=bucket)
+        .values_list("bucket")
         .annotate(*(Sum(name) for name in _KEPT))
-        .order_by("hour")
+        .order_by("bucket")
     )
     # Plain lists while adding up (a year is 8,760 hours): SmsFigures once per bucket.
     totals = [[0] * len(_KEPT) for _ in buckets]
