@@ -19,7 +19,9 @@ from dataclasses import dataclass, fields
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import F, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDay
 
 from vibes.models import VibesList
@@ -162,7 +164,7 @@ def sms_figures_over_time(
     buckets = _buckets(start, end, size)
     # By day, the database adds the hours up (a year: 365 rows, not 8,760), each
     # hour on the local day in which it begins, as the buckets are.
-    bucket = TruncDay("hour", tzinfo=_zone()) if size == "day" else F("hour")
+    bucket = _local_day(buckets) if size == "day" else F("hour")
     rows = (
         _rollups(scope, start, end)
         .annotate(bucket=bucket)
@@ -170,14 +172,15 @@ def sms_figures_over_time(
         .annotate(*(Sum(name) for name in _KEPT))
         .order_by("bucket")
     )
-    # Plain lists while adding up (a year is 8,760 hours): SmsFigures once per bucket.
+    # Plain lists while adding up: SmsFigures once per bucket.
     totals = [[0] * len(_KEPT) for _ in buckets]
     at = 0
-    for hour, *counts in rows:
-        # Rows and buckets both in time order: each row goes to the last bucket begun by its hour.
-        while at + 1 < len(buckets) and buckets[at + 1] <= hour:
+    for moment, *counts in rows:
+        moment = _day_start(moment) if size == "day" else moment
+        # Rows and buckets both in time order: each row goes to the last bucket begun by its moment.
+        while at + 1 < len(buckets) and buckets[at + 1] <= moment:
             at += 1
-        if buckets and buckets[at] <= hour:
+        if buckets and buckets[at] <= moment:
             total = totals[at]
             for index, count in enumerate(counts):
                 total[index] += count or 0
@@ -185,3 +188,47 @@ def sms_figures_over_time(
         (bucket, _figures(dict(zip(_KEPT, total, strict=True))))
         for bucket, total in zip(buckets, totals, strict=True)
     ]
+
+
+def _day_start(day) -> datetime.datetime:
+    """The local midnight of a day as `_local_day` gives it (a date on SQLite)."""
+    if isinstance(day, str):
+        day = datetime.date.fromisoformat(day)
+    if isinstance(day, datetime.datetime):
+        return day
+    return datetime.datetime.combine(day, datetime.time(), tzinfo=_zone())
+
+
+def _local_day(buckets: list[datetime.datetime]):
+    """The local day (of TIME_ZONE) in which a rollup's hour begins, as SQL.
+
+    PostgreSQL knows the zones (TruncDay). SQLite would convert each hour in a
+    Python function (at ten thousand hours, slower than reading them all):
+    there the hour is moved by the zone's offset in SQLite's own datetime(),
+    the offsets of the buckets' days (their clock changes) written as a CASE.
+    """
+    if connection.vendor == "postgresql":
+        return TruncDay("hour", tzinfo=_zone())
+    zone = _zone()
+    pieces = [(buckets[0].astimezone(datetime.UTC), buckets[0].utcoffset())]
+    for day in buckets:
+        next_day = day + datetime.timedelta(days=1)  # local midnight: wall-clock arithmetic
+        if next_day.utcoffset() == pieces[-1][1]:
+            continue
+        # The offset at each whole hour of UTC, where the rollups' hours begin.
+        moment = day.astimezone(datetime.UTC).replace(minute=0)
+        while moment < next_day:
+            offset = moment.astimezone(zone).utcoffset()
+            if offset != pieces[-1][1]:
+                pieces.append((moment, offset))
+            moment += HOUR
+    shift = "%s"
+    params: list = [f"{int(pieces[-1][1].total_seconds()):+d} seconds"]
+    for (_since, offset), (until, _next) in reversed(list(zip(pieces, pieces[1:], strict=False))):
+        shift = f"CASE WHEN hour < %s THEN %s ELSE {shift} END"
+        params = [
+            connection.ops.adapt_datetimefield_value(until),
+            f"{int(offset.total_seconds()):+d} seconds",
+            *params,
+        ]
+    return RawSQL(f"substr(datetime(hour, {shift}), 1, 10)", params)

@@ -160,6 +160,27 @@ def test_a_day_of_a_clock_change_is_one_bucket_of_its_23_hours(news, vibes_simul
     ]
 
 
+def test_a_day_of_the_clock_going_back_is_one_bucket_of_its_25_hours(news, vibes_simulator, berlin):
+    people(news, 1)
+    campaign = make_campaign(("send", news))
+    # Berlin goes back to winter time on 25 October 2026: 22:30 UTC is 23:30 there, still the 25th;
+    # 23:30 UTC is 00:30 on the 26th.
+    run_at(datetime.datetime(2026, 10, 24, 22, 30, tzinfo=UTC), news, vibes_simulator, campaign=campaign)
+    run_at(datetime.datetime(2026, 10, 25, 22, 30, tzinfo=UTC), news, vibes_simulator, campaign=campaign)
+    run_at(datetime.datetime(2026, 10, 25, 23, 30, tzinfo=UTC), news, vibes_simulator, campaign=campaign)
+    over_time = sms_figures_over_time(
+        Scope("campaign", campaign.pk),
+        start=datetime.datetime(2026, 10, 24, tzinfo=BERLIN),
+        end=datetime.datetime(2026, 10, 27, tzinfo=BERLIN),
+    )
+    # 22:30 UTC on the 24th is 00:30 on the 25th in summer time (+02:00).
+    assert [(bucket.isoformat(), figures.sent) for bucket, figures in over_time] == [
+        ("2026-10-24T00:00:00+02:00", 0),
+        ("2026-10-25T00:00:00+02:00", 2),
+        ("2026-10-26T00:00:00+01:00", 1),
+    ]
+
+
 def test_in_a_half_hour_zone_an_hour_belongs_to_the_day_it_begins_in(news, vibes_simulator, settings):
     settings.TIME_ZONE = "Asia/Kolkata"  # +05:30
     kolkata = ZoneInfo("Asia/Kolkata")
