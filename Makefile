@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 SIMULATOR_PORT ?= 8787
 
-.PHONY: run test test-postgres bench bench-runner bench-interface bench-import bench-sync bench-callbacks bench-scale bench-admin install system-packages server-packages messages clean
+.PHONY: run test test-postgres bench bench-runner bench-interface bench-import bench-sync bench-callbacks bench-scale bench-admin bench-reporting install system-packages server-packages messages clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $$(bin/find-python) -m venv $(VENV)
@@ -119,6 +119,12 @@ bench-callbacks: install server-packages
 SCALE_LEADS ?= 1000000
 bench-scale: install
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_scale --leads $(SCALE_LEADS) $(SCALE_ARGS)
+
+# The SMS figures of REPORTING_ROWS result rows (ten million by default; not part of `make bench`):
+# REPORTING_ARGS="--reuse" measures the world the last run built again.
+REPORTING_ROWS ?= 10000000
+bench-reporting: install
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret-key} DEBUG=true $(PY) manage.py bench_reporting --rows $(REPORTING_ROWS) $(REPORTING_ARGS)
 
 # The admin's large lists (LEADS people and their traffic, built set-based): server times per page.
 bench-admin: install

@@ -13,6 +13,7 @@ class MarketingActivitiesConfig(AppConfig):
             register_inbound_handler,
             register_receipt_handler,
         )
+        from vibes.subscriptions import subscription_changes_written
 
         from . import (
             campaign_requests,  # noqa: F401  (registers the trigger Campaign is Requested)
@@ -20,6 +21,7 @@ class MarketingActivitiesConfig(AppConfig):
         )
         from .receipts import handle_confirmation, handle_receipt, handle_receipts
         from .replies import reply_match
+        from .reporting.rollups import unsubscriptions_follow
         from .tasks import triggers_kick
 
         register_receipt_handler(handle_receipt, many=handle_receipts)
@@ -27,3 +29,7 @@ class MarketingActivitiesConfig(AppConfig):
         register_inbound_handler(reply_match)
         # New activities are matched to the active trigger campaigns (triggers.py).
         activities_recorded.connect(triggers_kick, dispatch_uid="marketing_activities.triggers")
+        # The SMS figures count the unsubscriptions that follow an SMS (reporting/rollups.py).
+        subscription_changes_written.connect(
+            unsubscriptions_follow, dispatch_uid="marketing_activities.sms_figures"
+        )

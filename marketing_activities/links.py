@@ -25,6 +25,7 @@ from smscampaigns.models import Lead
 
 from . import sms_text
 from .models import LinkClick, ProgramToken, RunStep, SentSms, TrackedLink
+from .reporting.rollups import sms_rollups_following
 from .sms_triggers import link_click_activity
 
 CODE_LENGTH = 10
@@ -182,15 +183,18 @@ def link_click_record(
     but marked, and the counts of people who clicked leave it out.
     """
     when = when or timezone.now()
-    click = LinkClick.objects.create(
-        link=link,
-        lead_id=link.lead_id,
-        run_step_id=link.run_step_id,
-        result_id=link.result_id,
-        clicked_at=when,
-        user_agent=user_agent[:400],
-        by_robot=preview or is_robot(user_agent),
-    )
+    by_robot = preview or is_robot(user_agent)
+    # The SMS's figures count a person's first click (reporting/rollups.py).
+    with sms_rollups_following([] if by_robot else [link.result_id], lock=True):
+        click = LinkClick.objects.create(
+            link=link,
+            lead_id=link.lead_id,
+            run_step_id=link.run_step_id,
+            result_id=link.result_id,
+            clicked_at=when,
+            user_agent=user_agent[:400],
+            by_robot=by_robot,
+        )
     if not click.by_robot:
         # The row's SMS shows its clicks without reading them (a page of the Results, a lead's activity).
         SentSms.objects.filter(result_id=link.result_id).update(

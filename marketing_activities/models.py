@@ -1734,3 +1734,53 @@ class SampleSend(models.Model):
 
     def __str__(self):
         return f"{self.sms_message} → {self.number}"
+
+
+# --- SMS figures, kept as rollups (issue 18) ----------------------------------------
+
+
+class SmsHourlyFigures(models.Model):
+    """The SMS of one hour of calls to Vibes for one campaign, SMS message and
+    Vibes list, and what became of them since (reporting/rollups.py keeps
+    these, reporting/figures.py reads them): the dashboards never read the
+    result rows.
+
+    Every figure of an SMS stays with the hour of its call: a receipt, reply,
+    click or unsubscription days later changes that hour's row.
+    """
+
+    hour = models.DateTimeField(_("hour of the call"))
+    # Runs go with their campaign (CASCADE), and their figures with them.
+    campaign = models.ForeignKey(
+        SmartCampaign, on_delete=models.CASCADE, related_name="+", verbose_name=_("campaign")
+    )
+    # Plain numbers, 0 for none, never NULL: the unique key below must hold for
+    # every row (NULLs are distinct in a unique key, and an upsert never meets them).
+    sms_message_id = models.BigIntegerField(_("SMS message"), default=0)
+    vibes_list_id = models.BigIntegerField(_("Vibes list"), default=0)
+    sent = models.IntegerField(_("sent"), default=0)
+    delivered = models.IntegerField(_("delivered"), default=0)
+    failed_hard = models.IntegerField(_("hard bounces"), default=0)
+    failed_soft = models.IntegerField(_("soft bounces"), default=0)
+    replied = models.IntegerField(_("replied"), default=0)
+    clicked = models.IntegerField(_("clicked"), default=0)
+    unsubscribed = models.IntegerField(_("unsubscribed"), default=0)
+
+    class Meta:
+        verbose_name = _("SMS figures of an hour")
+        verbose_name_plural = _("SMS figures by hour")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hour", "campaign", "sms_message_id", "vibes_list_id"], name="sms_hourly_figures_key"
+            )
+        ]
+        indexes = [
+            # Each scope's date range: its rows in the order of their hour (the
+            # unique key serves the whole installation's).
+            models.Index(fields=["campaign", "hour"], name="sms_figures_campaign_hour"),
+            models.Index(fields=["sms_message_id", "hour"], name="sms_figures_message_hour"),
+            models.Index(fields=["vibes_list_id", "hour"], name="sms_figures_list_hour"),
+        ]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 · {self.campaign_id}/{self.sms_message_id}/{self.vibes_list_id}"

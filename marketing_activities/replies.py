@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 from vibes.models import InboundMessage
 
 from .models import FlowStep, Outcome, RunResult, SmsReply
+from .reporting.rollups import sms_rollups_following
 from .sms_triggers import sms_reply_activity
 
 # An SMS that went out, or may have: Vibes accepted or delivered it, the call is in
@@ -51,7 +52,9 @@ def reply_match(message: InboundMessage) -> bool:
     )
     if sms is None:
         return False
-    SmsReply.objects.get_or_create(message=message, defaults={"result_id": sms[0], "run_step_id": sms[1]})
+    # The SMS's figures count its first reply (reporting/rollups.py).
+    with sms_rollups_following([sms[0]], lock=True):
+        SmsReply.objects.get_or_create(message=message, defaults={"result_id": sms[0], "run_step_id": sms[1]})
     # "Replies to SMS": the person the answered SMS went to.
     sms_reply_activity(message=message, lead_id=sms[2], run_step_id=sms[1])
     return True

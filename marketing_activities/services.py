@@ -8,6 +8,7 @@ from smscampaigns.models import SmartList
 from vibes.models import AcquisitionCampaign, VibesList
 
 from .models import FlowStep, Folder, Program, SmartCampaign, SmsMessage
+from .reporting.rollups import sms_rollups_forget_message
 
 TreeNode = Folder | Program | SmartCampaign | SmsMessage
 
@@ -129,8 +130,11 @@ def campaign_delete(*, campaign: SmartCampaign) -> None:
     smart_list.delete()
 
 
+@transaction.atomic
 def sms_message_delete(*, message: SmsMessage) -> None:
     _refuse_if_blocked(message)
+    # Its runs' steps will name no message: its SMS figures go with them.
+    sms_rollups_forget_message(sms_message_id=message.pk)
     message.delete()
 
 

@@ -253,6 +253,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "run-due-campaigns": {"task": "marketing_activities.tasks.run_due_campaigns_task", "schedule": 60.0},
     "apply-pending-callbacks": {"task": "vibes.tasks.callbacks_apply_pending_task", "schedule": 60.0},
+    "check-sms-figures": {"task": "marketing_activities.tasks.sms_figures_check_task", "schedule": 86400.0},
 }
 
 # The DEBUG error page and the error e-mails hide every secret, also the

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from smscampaigns.activities import NewActivity, activities_record
@@ -38,6 +39,11 @@ BATCH_SIZE = 1000
 
 Status = Subscription.Status
 Effect = SubscriptionChange.Effect
+
+# Sent in the transaction that wrote them, with `changes`: the history rows just
+# written. Apps above this one keep what they derive from the history with it
+# (marketing_activities: the SMS figures' unsubscriptions).
+subscription_changes_written = Signal()
 
 # At equal times the opt-out wins: the order in which statuses outrank each other.
 RANK = {Status.PENDING: 0, Status.SUBSCRIBED: 1, Status.UNSUBSCRIBED: 2}
@@ -297,6 +303,7 @@ def _apply_batch(
         for subscription, lead_id, old_status, effect in changes
     )
     _record_activities(written, history["callback_event"])
+    subscription_changes_written.send(sender=SubscriptionChange, changes=written)
     applied = len(changes) - superseded
     return SubscriptionUpdate(changed=applied, superseded=superseded, unchanged=unchanged)
 

@@ -29,6 +29,7 @@ from vibes.subscriptions import subscriptions_opt_out_numbers, subscriptions_set
 from ..campaign_requests import REQUESTED_BY_FLOW, campaign_requests_record
 from ..links import sms_texts_for_calls
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep, SmartCampaign
+from ..reporting.rollups import sms_rollups_after, sms_rollups_before
 from .calls import CANCELLED, Call, CallResult, StepCalls, call_vibes
 from .counts import step_counts_add
 from .deferral import (
@@ -382,6 +383,9 @@ class Worker:
                         f"updated_at = %s WHERE id = %s",
                         details,
                     )
+            # The SMS figures of the calls' hour follow their rows (reporting/rollups.py).
+            sms_ids = [c.result_id for c in calls] if step.action == FlowStep.Action.SEND_SMS else []
+            figures_before = sms_rollups_before(sms_ids)
             for outcome, ids in by_outcome.items():
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
@@ -395,6 +399,7 @@ class Worker:
                 # a 5xx from Vibes after it had sent the SMS) tells what became of it.
                 delta.update(results_settle_by_receipts([c.result_id for c in calls], now=now))
                 marketing_sms_forget(result_ids=[i for o in NOT_SENT for i in by_outcome.get(int(o), [])])
+            sms_rollups_after(sms_ids, figures_before)
             cancelled = len(by_outcome.get(int(Outcome.CANCELLED), []))
             finished = len(calls) - len(by_outcome.get(int(Outcome.QUEUED), [])) - cancelled
             CampaignRun.objects.filter(pk=self.run.pk).update(

@@ -28,6 +28,7 @@ from smscampaigns.models import Lead
 from vibes.callbacks import RECEIPT_ACCEPTED, RECEIPT_DELIVERED, RECEIPT_FAILED, ConfirmationNews
 
 from ..models import LEAD_ACTIVITY, SMS_SENT, FlowStep, Outcome, RunResult, RunStep
+from ..reporting.rollups import sms_rollups_following
 from ..result_details import VIBES_SAYS, result_detail
 from ..sms_triggers import sms_receipt_new_activity
 from .counts import step_counts_add
@@ -90,7 +91,9 @@ def result_apply_receipt(
         if changes is None:
             return True  # older news than the row's
         old = Outcome(row.outcome)
-        RunResult.objects.filter(pk=row.pk).update(**changes)
+        # The SMS figures of its hour follow the row (a new outcome, or a bounce's kind).
+        with sms_rollups_following(_figures_change(row, changes)):
+            RunResult.objects.filter(pk=row.pk).update(**changes)
         if "outcome" in changes:
             # The person's activity (SMS is Delivered, SMS Message Bounces), with the row's change.
             activities_record(activities=_receipt_activities(row, receipt, changes))
@@ -149,6 +152,7 @@ def results_apply_receipts(receipts: list[ReceiptForRow]) -> list[bool]:
             .order_by("pk")
         }
         matched, changed, activities = [], {}, []
+        figures_changed: set[int] = set()
         delta: dict[int, Counter] = {}
         for receipt in receipts:
             row = rows.get(receipt.result_id)
@@ -157,13 +161,16 @@ def results_apply_receipts(receipts: list[ReceiptForRow]) -> list[bool]:
             if changes is None:
                 continue
             old = Outcome(row.outcome)
+            figures_changed.update(_figures_change(row, changes))
             for name, value in changes.items():
                 setattr(row, name, value)
             changed[row.pk] = row
             if "outcome" in changes:
                 activities += _receipt_activities(row, receipt, changes)
                 delta.setdefault(row.run_step_id, Counter()).update({old: -1, changes["outcome"]: 1})
-        rows_update(RunResult, changed.values(), _RECEIPT_FIELDS)
+        # The SMS figures of their hours follow the rows whose outcome or bounce changed.
+        with sms_rollups_following(figures_changed):
+            rows_update(RunResult, changed.values(), _RECEIPT_FIELDS)
         activities_record(activities=activities)
         # Last: the steps' locks, which the workers share, are held only until the commit.
         for step_id in sorted(delta):
@@ -199,6 +206,15 @@ def _receipt_changes(row, receipt: ReceiptForRow, *, now) -> dict | None:
             # The doubt is settled: its error no longer describes the SMS.
             changes.update(error_code="", detail="")
     return changes
+
+
+def _figures_change(row, changes: dict) -> list[int]:
+    """[the row's id] when a receipt's changes may move its SMS figures (a new
+    outcome, or a failure's status: a hard bounce or a soft one), else []."""
+    bounce_moves = (
+        row.outcome == Outcome.DELIVERY_FAILED and changes["delivery_status"] != row.delivery_status
+    )
+    return [row.pk] if "outcome" in changes or bounce_moves else []
 
 
 def _receipt_activities(row, receipt: ReceiptForRow, changes: dict) -> list:

@@ -17,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..models import CampaignRun, FlowStep, Outcome, RunBatch, RunResult, RunStep
+from ..reporting.rollups import sms_rollups_following
 from ..result_details import RETRIED_BY_OPERATOR, STOPPED_WHILE_SENDING, STOPPED_WHILE_SUBSCRIBING
 from .counts import step_counts_add
 from .followup import settle_outcome
@@ -59,10 +60,12 @@ def batch_settle_interrupted(
                 else:
                     unknown_ids.append(pk)
             settled = 0
-            for outcome, ids in by_outcome.items():
-                moved = sending.filter(pk__in=ids).update(outcome=outcome, updated_at=now)
-                delta[outcome] += moved
-                settled += moved
+            # The SMS figures follow the rows a receipt settles (reporting/rollups.py).
+            with sms_rollups_following([pk for ids in by_outcome.values() for pk in ids]):
+                for outcome, ids in by_outcome.items():
+                    moved = sending.filter(pk__in=ids).update(outcome=outcome, updated_at=now)
+                    delta[outcome] += moved
+                    settled += moved
             unknown = sending.filter(pk__in=unknown_ids, delivery_status="").update(
                 outcome=Outcome.UNCERTAIN,
                 error_code="interrupted",

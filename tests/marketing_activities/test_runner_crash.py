@@ -161,3 +161,6 @@ def test_a_killed_run_resumes_without_sending_anything_twice(system):
     assert max(eligible.values()) == 1
     [(audience,)] = query(system["db"], "SELECT audience FROM marketing_activities_campaignrun")
     assert len(rows) == audience == 3000
+    # The SMS figures kept through the kill, the takeover and the retry equal a recount.
+    checked = system["run"]("check_sms_figures", check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
