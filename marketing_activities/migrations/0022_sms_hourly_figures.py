@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("marketing_activities", "0019_trigger_firing_admin_indexes"),
+        ("marketing_activities", "0021_audience_count_smart_list_definition"),
     ]
 
     operations = [
