@@ -65,12 +65,12 @@ def bucket_size(start: datetime.datetime, end: datetime.datetime) -> str:
     return "hour" if end - start <= HOURLY_UP_TO else "day"
 
 
-def _aggregates() -> dict:
+def _aggregates(scope: Scope) -> dict:
     from .people import FIGURES, figure_condition
 
     counted = {}
     for name in FIGURES:
-        condition = figure_condition(name)
+        condition = figure_condition(name, scope)
         if condition is None:
             counted[name] = Count("pk")
         else:
@@ -81,7 +81,7 @@ def _aggregates() -> dict:
 def sms_figures(scope: Scope, *, start=None, end=None) -> SmsFigures:
     from .people import sent_sms
 
-    return SmsFigures(**sent_sms(scope, start=start, end=end).aggregate(**_aggregates()))
+    return SmsFigures(**sent_sms(scope, start=start, end=end).aggregate(**_aggregates(scope)))
 
 
 def _bucket_starts(start, end, size: str) -> list[datetime.datetime]:
@@ -109,7 +109,7 @@ def sms_figures_over_time(scope: Scope, *, start, end) -> list[tuple[datetime.da
         sent_sms(scope, start=start, end=end)
         .annotate(bucket=Trunc("called_at", size, tzinfo=zone))
         .values("bucket")
-        .annotate(**_aggregates())
+        .annotate(**_aggregates(scope))
         .order_by()
     )
     found = {row.pop("bucket").astimezone(datetime.UTC): SmsFigures(**row) for row in rows}

@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from ..models import SmsMessage
 
@@ -65,11 +66,21 @@ class DashboardForm(forms.Form):
             ("custom", _("Custom range")),
         ],
     )
-    start = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        label=pgettext_lazy("a date range", "From"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    end = forms.DateField(
+        label=pgettext_lazy("a date range", "To"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
     figure = forms.ChoiceField(label=_("Figure"), required=False, choices=OVER_TIME_FIGURES)
     first = forms.IntegerField(label=_("Compare"), required=False, min_value=1)
-    second = forms.IntegerField(label=_("with"), required=False, min_value=1)
+    second = forms.IntegerField(
+        label=pgettext_lazy("compare one SMS message with another", "with"), required=False, min_value=1
+    )
 
     def _message_id(self, name):
         pk = self.cleaned_data.get(name)

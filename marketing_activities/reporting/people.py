@@ -10,6 +10,7 @@ through the index on (run step, person).
 
 import datetime
 
+from django.core.paginator import Page, Paginator
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 
 from vibes.models import SubscriptionChange, VibesList
@@ -114,35 +115,57 @@ def unsubscribed() -> Exists:
     )
 
 
-def figure_condition(figure: str) -> Q | Exists | None:
-    """What an SMS row needs to count in `figure` beyond being sent; None for "sent"."""
+def figure_condition(figure: str, scope: Scope) -> Q | Exists | None:
+    """What an SMS row of the scope needs to count in `figure` beyond being sent; None for "sent".
+
+    Replies and clicks are few: their rows are found from the replies' and the
+    clicks' indexes on (run step, row), never by asking each SMS in turn."""
     hard = Q(delivery_status__in=HARD_BOUNCE_STATUSES)
+    steps = scope_send_steps(scope)
     conditions = {
-        "sent": None,
-        "delivered": Q(outcome=Outcome.DELIVERED),
-        "failed": Q(outcome=Outcome.DELIVERY_FAILED),
-        "failed_hard": Q(outcome=Outcome.DELIVERY_FAILED) & hard,
-        "failed_soft": Q(outcome=Outcome.DELIVERY_FAILED) & ~hard,
-        "replied": replied,
-        "clicked": clicked,
+        "sent": lambda: None,
+        "delivered": lambda: Q(outcome=Outcome.DELIVERED),
+        "failed": lambda: Q(outcome=Outcome.DELIVERY_FAILED),
+        "failed_hard": lambda: Q(outcome=Outcome.DELIVERY_FAILED) & hard,
+        "failed_soft": lambda: Q(outcome=Outcome.DELIVERY_FAILED) & ~hard,
+        "replied": lambda: Q(pk__in=SmsReply.objects.filter(run_step_id__in=steps).values("result_id")),
+        "clicked": lambda: Q(
+            pk__in=LinkClick.objects.filter(run_step_id__in=steps, by_robot=False).values("result_id")
+        ),
         "unsubscribed": unsubscribed,
     }
     if figure not in conditions:
         raise ValueError(f"unknown figure {figure!r}")
-    condition = conditions[figure]
-    return condition() if callable(condition) else condition
+    return conditions[figure]()
 
 
 def figure_people(scope: Scope, figure: str, *, start=None, end=None) -> QuerySet[RunResult]:
     """The SMS rows behind `figure` of the scope in [start, end), newest call first,
     with what a page of them shows (the person, the run, its campaign, the step)."""
     rows = sent_sms(scope, start=start, end=end)
-    condition = figure_condition(figure)
+    condition = figure_condition(figure, scope)
     if condition is not None:
         rows = rows.filter(condition)
     return rows.select_related("lead", "run_step__run__campaign").order_by(F("called_at").desc(), "-pk")
 
 
 def people_columns(rows: QuerySet[RunResult]) -> QuerySet:
-    """A page of rows with whether each got a reply and a click, in the same query."""
+    """Rows with whether each got a reply and a click, in the same query."""
     return rows.annotate(has_reply=replied(), has_click=clicked())
+
+
+def figure_people_page(scope: Scope, figure: str, *, start=None, end=None, number=None, per_page=50) -> Page:
+    """One page of `figure_people`, with each row's reply and click.
+
+    The page's ids are found first, sorted on the call time alone; only those
+    rows are then read whole, with their person, run and campaign: a sort of
+    every row of the scope carries no more than the ids."""
+    ordered = figure_people(scope, figure, start=start, end=end)
+    page = Paginator(ordered.values_list("pk", flat=True), per_page).get_page(number)
+    ids = list(page.object_list)
+    rows = people_columns(
+        RunResult.objects.filter(pk__in=ids).select_related("lead", "run_step__run__campaign")
+    )
+    found = {row.pk: row for row in rows}
+    page.object_list = [found[pk] for pk in ids]
+    return page
