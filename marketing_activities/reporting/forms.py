@@ -108,7 +108,7 @@ class DashboardForm(forms.Form):
                 self.add_error("end", _("A range may span at most %(days)s days.") % {"days": MAX_DAYS})
         return data
 
-    def _valid(self, name: str, default):
+    def valid(self, name: str, default):
         """The field's value when it is valid, else `default`: a mistake costs only its own field
         (a field with an error is not in cleaned_data)."""
         self.errors  # noqa: B018 (cleans the form once)
@@ -116,9 +116,9 @@ class DashboardForm(forms.Form):
 
     def period(self, now=None) -> Period:
         """The range chosen, or the last 30 days while the choice has a mistake."""
-        chosen = self._valid("range", DEFAULT_RANGE)
+        chosen = self.valid("range", DEFAULT_RANGE)
         if chosen == "custom":
-            first, last = self._valid("start", None), self._valid("end", None)
+            first, last = self.valid("start", None), self.valid("end", None)
             if first is None or last is None or "end" in self.errors:
                 return preset_period(PRESETS[DEFAULT_RANGE], now)
             return Period(_midnight(first), _midnight(last + datetime.timedelta(days=1)), first, last)
@@ -126,15 +126,15 @@ class DashboardForm(forms.Form):
 
     @property
     def range_choice(self) -> str:
-        return self._valid("range", DEFAULT_RANGE)
+        return self.valid("range", DEFAULT_RANGE)
 
     @property
     def figure_choice(self) -> str:
-        return self._valid("figure", "sent")
+        return self.valid("figure", "sent")
 
     def period_query(self) -> dict:
         """The range as query parameters, for the links to the people behind a figure."""
-        chosen = self._valid("range", DEFAULT_RANGE)
-        if chosen == "custom" and self._valid("start", None) and self._valid("end", None):
+        chosen = self.valid("range", DEFAULT_RANGE)
+        if chosen == "custom" and self.valid("start", None) and self.valid("end", None):
             return {"range": chosen, "start": self.cleaned_data["start"], "end": self.cleaned_data["end"]}
         return {"range": chosen if chosen != "custom" else DEFAULT_RANGE}

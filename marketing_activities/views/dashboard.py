@@ -9,6 +9,7 @@ three views; the URL says the scope (`kind`).
 """
 
 import csv
+import functools
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpResponse, StreamingHttpResponse
@@ -126,8 +127,8 @@ def _message_choices():
 def _comparison(form: DashboardForm, scope: Scope, period, people_url_for) -> dict:
     """Two messages side by side over the same range: this one (on a message's dashboard)
     or the first chosen, and the second chosen; rows only once both are chosen."""
-    first = scope.pk if scope.kind == "message" else form._valid("first", None)
-    second = form._valid("second", None)
+    first = scope.pk if scope.kind == "message" else form.valid("first", None)
+    second = form.valid("second", None)
     chosen = [pk for pk in (first, second) if pk is not None]
     if len(chosen) < 2:
         return {"first": first, "second": second, "rows": []}
@@ -157,24 +158,33 @@ def dashboard(request: HtmxHttpRequest, kind: str, pk: int | None = None) -> Htt
     def people_url_for(kind, pk, figure):
         return f"{dashboard_url(kind, pk, 'people')}?{urlencode({'figure': figure, **period_query})}"
 
-    over_time = sms_figures_over_time(scope, start=period.start, end=period.end)
-    # The buckets cover the range: their sum is its figures, without asking again.
-    figures = sum((bucket for _at, bucket in over_time), SmsFigures())
     size = bucket_size(period.start, period.end)
     figure = form.figure_choice
+
+    # Computed when a panel shown asks for them: an htmx request for one panel
+    # (the comparison, say) pays only for what that panel shows.
+    @functools.cache
+    def over_time():
+        return sms_figures_over_time(scope, start=period.start, end=period.end)
+
+    @functools.cache
+    def summary():
+        # The buckets cover the range: their sum is its figures, without asking again.
+        figures = sum((bucket for _at, bucket in over_time()), SmsFigures())
+        return _summary(figures, lambda name: people_url_for(kind, pk, name))
+
     context = {
         **_scope_context(kind, obj),
         "kind": kind,
         "form": form,
         "period": period,
         "hourly": size == "hour",
-        "figures": figures,
-        "summary": _summary(figures, lambda name: people_url_for(kind, pk, name)),
+        "summary": summary,
         "figure": figure,
         "figure_label": dict(OVER_TIME_FIGURES)[figure],
         "figure_people_url": people_url_for(kind, pk, figure),
-        "over_time": [(_bucket_label(at, size), at, getattr(row, figure)) for at, row in over_time],
-        "comparison": _comparison(form, scope, period, people_url_for),
+        "over_time": lambda: [(_bucket_label(at, size), at, getattr(row, figure)) for at, row in over_time()],
+        "comparison": functools.cache(lambda: _comparison(form, scope, period, people_url_for)),
         "messages": _message_choices(),
         "vibes_lists": VibesList.objects.order_by("name") if kind in ("installation", "vibes_list") else [],
         # In the context, not the template: each partial is also rendered alone.
