@@ -2,9 +2,20 @@
 
 from django.urls import path
 
-from .views import campaign, detail, flow_editor, results, smart_list, sms_message, tree, tree_edit
+from .views import campaign, dashboard, detail, flow_editor, results, smart_list, sms_message, tree, tree_edit
 
 app_name = "marketing_activities"
+
+
+def dashboard_urls(prefix: str, kind: str) -> list:
+    """An SMS dashboard of one scope: its page, the people behind a figure, and their CSV."""
+    scope = {"kind": kind}
+    return [
+        path(prefix, dashboard.dashboard, scope, name=f"{kind}_dashboard"),
+        path(f"{prefix}people/", dashboard.dashboard_people, scope, name=f"{kind}_dashboard_people"),
+        path(f"{prefix}people.csv", dashboard.dashboard_export, scope, name=f"{kind}_dashboard_export"),
+    ]
+
 
 urlpatterns = [
     path("", tree.index, name="index"),
@@ -39,4 +50,10 @@ urlpatterns = [
     path("campaigns/<int:pk>/abort/", campaign.abort, name="campaign_abort"),
     path("campaigns/<int:pk>/results/", results.results, name="campaign_results"),
     path("campaigns/<int:pk>/results/export.csv", results.results_export, name="campaign_results_export"),
+    # SMS dashboards (issue 18).
+    *dashboard_urls("sms-messages/<int:pk>/dashboard/", "message"),
+    *dashboard_urls("campaigns/<int:pk>/dashboard/", "campaign"),
+    *dashboard_urls("programs/<int:pk>/dashboard/", "program"),
+    *dashboard_urls("sms-performance/vibes-lists/<int:pk>/", "vibes_list"),
+    *dashboard_urls("sms-performance/", "installation"),
 ]

@@ -31,6 +31,7 @@ TABS = [
     ("flow", gettext_lazy("Flow"), "marketing_activities:campaign_flow", ""),
     ("schedule", gettext_lazy("Schedule"), "marketing_activities:campaign_schedule", ""),
     ("results", gettext_lazy("Results"), "marketing_activities:campaign_results", VIEW_RUNS),
+    ("dashboard", gettext_lazy("Dashboard"), "marketing_activities:campaign_dashboard", VIEW_RUNS),
 ]
 
 

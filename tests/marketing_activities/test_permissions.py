@@ -262,6 +262,18 @@ CASES = [
     Case(
         "campaign_results_export", "GET", campaign_pk, (VIEW_CAMPAIGN, VIEW_RUNS), lambda w: {"run": w.run.pk}
     ),
+    # The SMS dashboards: figures of runs, so seeing runs, and seeing what the dashboard is of.
+    *[
+        Case(f"{kind}_dashboard{page}", "GET", args, (*needs, VIEW_RUNS), lambda w: {"figure": "sent"})
+        for kind, args, needs in (
+            ("message", lambda w: (w.message.pk,), (perm("view_smsmessage"),)),
+            ("campaign", campaign_pk, (VIEW_CAMPAIGN,)),
+            ("program", lambda w: (w.program.pk,), (perm("view_program"),)),
+            ("vibes_list", lambda w: (w.step.vibes_list_id,), (perm("view_vibeslist", "vibes"),)),
+            ("installation", lambda w: (), ()),
+        )
+        for page in ("", "_people", "_export")
+    ],
 ]
 
 

@@ -1,0 +1,111 @@
+"""The people behind each figure: the SMS rows a figure counts, with the figures'
+own definitions, for every scope."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from marketing_activities.models import CampaignRun, Outcome, SmsMessage
+from marketing_activities.reporting.figures import Scope, SmsFigures, sms_figures, sms_figures_over_time
+from marketing_activities.reporting.people import FIGURES, figure_people
+from marketing_activities.runner import run_create, run_execute
+from tests.marketing_activities.campaigns import make_campaign
+from tests.marketing_activities.sms_reporting import CallbackForwarder, sms_traffic
+from tests.vibes.simulated import make_client
+from vibes.models import VibesList
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def traffic(news, vibes_simulator, callback_catcher, client, settings):
+    return sms_traffic(news, vibes_simulator, CallbackForwarder(callback_catcher, client, settings))
+
+
+def people(scope, figure, **period):
+    return sorted(result.lead.first_name for result in figure_people(scope, figure, **period))
+
+
+def test_each_figure_of_a_message_has_the_people_it_counts(traffic):
+    first, second = Scope("message", traffic.first.pk), Scope("message", traffic.second.pk)
+    assert people(first, "sent") == ["Ann", "Ben", "Cat", "Dan"]
+    assert people(first, "delivered") == ["Ann", "Ben", "Cat", "Dan"]
+    assert people(first, "replied") == ["Ann", "Dan"]  # STOP is a reply too
+    assert people(first, "clicked") == ["Ben"]  # the link preview is no click
+    assert people(first, "unsubscribed") == ["Dan"]
+    assert people(first, "failed") == []
+    # Dan had left the list: the second message went to three.
+    assert people(second, "sent") == ["Ann", "Ben", "Cat"]
+    assert people(second, "failed") == ["Ann", "Ben", "Cat"]
+    assert people(second, "failed_hard") == ["Cat"]
+    assert people(second, "failed_soft") == ["Ann", "Ben"]
+    assert people(second, "delivered") == people(second, "replied") == []
+
+
+def test_the_scopes_take_the_send_steps_of_their_message_campaign_program_list_or_everything(traffic):
+    news = VibesList.objects.get(vibes_id="101")
+    assert len(people(Scope("campaign", traffic.first_campaign.pk), "sent")) == 4
+    assert len(people(Scope("program", traffic.second_campaign.program_id), "sent")) == 3
+    assert len(people(Scope("vibes_list", news.pk), "sent")) == 7
+    assert len(people(Scope("installation"), "sent")) == 7
+    assert (
+        people(Scope("vibes_list", VibesList.objects.create(vibes_id="999", name="Other").pk), "sent") == []
+    )
+
+
+def test_the_people_of_every_figure_are_as_many_as_the_figure_says(traffic):
+    for scope in (
+        Scope("message", traffic.first.pk),
+        Scope("message", traffic.second.pk),
+        Scope("installation"),
+    ):
+        figures = sms_figures(scope)
+        for figure in FIGURES:
+            assert figure_people(scope, figure).count() == getattr(figures, figure), (scope, figure)
+
+
+def test_a_range_selects_sms_by_the_time_of_their_call(traffic):
+    scope = Scope("installation")
+    now = timezone.now()
+    assert figure_people(scope, "sent", start=now - datetime.timedelta(hours=1), end=now).count() == 7
+    assert figure_people(scope, "sent", end=now - datetime.timedelta(hours=1)).count() == 0
+    assert figure_people(scope, "sent", start=now).count() == 0
+
+
+def test_a_dry_run_or_a_refused_sms_never_counts(traffic, news, vibes_simulator):
+    campaign = make_campaign(("send", news))
+    run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND, dry_run=True)
+    run_execute(run=run, client=make_client(vibes_simulator.url), concurrency=4)
+    assert run.steps.get().results().filter(outcome=Outcome.PLANNED_DRY_RUN).count() == 3
+    message = campaign.flow_steps.get().sms_message
+    assert sms_figures(Scope("message", message.pk)) == SmsFigures()
+    assert sms_figures(Scope("installation")).sent == 7
+
+
+def test_the_people_are_newest_call_first_and_a_page_of_them_is_a_few_queries(traffic):
+    rows = list(figure_people(Scope("installation"), "sent"))
+    assert [row.called_at for row in rows] == sorted((row.called_at for row in rows), reverse=True)
+    with CaptureQueriesContext(connection) as queries:
+        for row in figure_people(Scope("message", traffic.first.pk), "replied")[:50]:
+            assert row.lead.first_name and row.run_step.run.campaign.name
+    assert len(queries) == 2  # the message's existence, and the page with its people, runs and campaigns
+
+
+def test_a_scope_whose_object_does_not_exist_is_refused():
+    with pytest.raises(SmsMessage.DoesNotExist):
+        figure_people(Scope("message", 123456), "sent")
+    with pytest.raises(ValueError, match="unknown figure"):
+        figure_people(Scope("installation"), "opened")
+
+
+def test_figures_over_time_put_each_sms_in_the_hour_of_its_call_with_every_hour_present(traffic):
+    end = timezone.now().replace(minute=0, second=0, microsecond=0) + datetime.timedelta(hours=1)
+    buckets = sms_figures_over_time(Scope("installation"), start=end - datetime.timedelta(hours=48), end=end)
+    assert len(buckets) == 48
+    assert sum((figures for _at, figures in buckets), SmsFigures()) == sms_figures(Scope("installation"))
+    assert sum(figures.sent for _at, figures in buckets[-2:]) == 7  # the calls of a few seconds ago
+    days = sms_figures_over_time(Scope("installation"), start=end - datetime.timedelta(days=30), end=end)
+    assert 30 <= len(days) <= 31 and sum(f.sent for _at, f in days) == 7
