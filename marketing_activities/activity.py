@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from smscampaigns.models import ACTIVITY_RECORDS, Activity, LeadFlagChange
-from vibes.models import InboundMessage, Subscription, SubscriptionChange
+from vibes.models import InboundMessage, Subscription, SubscriptionChange, VibesList
 
 from .models import (
     HARD_BOUNCE_STATUSES,
@@ -284,12 +284,17 @@ def _subscription_changes(lead, *, kinds, campaign, cursor, limit):
     rank = 4
     if "subscription" not in kinds or campaign is not None:
         return []
-    rows = SubscriptionChange.objects.filter(lead=lead).select_related("vibes_list")
-    entries = []
+    # The lists are read apart: joined, SQLite may start from the few lists and
+    # sort the person's changes on each instead of walking their index.
+    rows = SubscriptionChange.objects.filter(lead=lead)
     # By arrival, as the admin lists them: an event's own time may be a whole
     # second earlier (Vibes' dates have no fraction) than the call that caused it.
-    for change in _newest(rows, "recorded_at", cursor, rank, limit):
-        text = f"{change.vibes_list}: {_status_label(change.old_status)} → {_status_label(change.new_status)}"
+    changes = list(_newest(rows, "recorded_at", cursor, rank, limit))
+    lists = VibesList.objects.in_bulk({change.vibes_list_id for change in changes}) if changes else {}
+    entries = []
+    for change in changes:
+        vibes_list = lists.get(change.vibes_list_id, change.vibes_list_id)
+        text = f"{vibes_list}: {_status_label(change.old_status)} → {_status_label(change.new_status)}"
         if change.note:
             text += " · " + change.note
         if change.effect != SubscriptionChange.Effect.APPLIED:
