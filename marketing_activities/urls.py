@@ -2,7 +2,18 @@
 
 from django.urls import path
 
-from .views import campaign, detail, flow_editor, results, smart_list, sms_message, tree, tree_edit
+from .views import (
+    campaign,
+    campaign_members,
+    detail,
+    flow_editor,
+    qualified_people,
+    results,
+    smart_list,
+    sms_message,
+    tree,
+    tree_edit,
+)
 
 app_name = "marketing_activities"
 
@@ -39,4 +50,21 @@ urlpatterns = [
     path("campaigns/<int:pk>/abort/", campaign.abort, name="campaign_abort"),
     path("campaigns/<int:pk>/results/", results.results, name="campaign_results"),
     path("campaigns/<int:pk>/results/export.csv", results.results_export, name="campaign_results_export"),
+    # Who a batch campaign would take now, and who entered a trigger campaign (issue 18).
+    path(
+        "campaigns/<int:pk>/qualified-people/",
+        qualified_people.qualified_people,
+        name="campaign_qualified_people",
+    ),
+    path(
+        "campaigns/<int:pk>/qualified-people/export.csv",
+        qualified_people.qualified_people_export,
+        name="campaign_qualified_people_export",
+    ),
+    path("campaigns/<int:pk>/members/", campaign_members.members, name="campaign_members"),
+    path(
+        "campaigns/<int:pk>/members/export.csv",
+        campaign_members.members_export,
+        name="campaign_members_export",
+    ),
 ]
