@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.formats import date_format
 from django.utils.text import capfirst
@@ -82,6 +83,8 @@ class Cursor:
         moment = parse_datetime(when)
         if moment is None or not rank.isdigit() or not pk.isdigit():
             raise ValueError(text)
+        if timezone.is_naive(moment):  # written by hand: the installation's time
+            moment = timezone.make_aware(moment)
         return cls(moment, int(rank), int(pk))
 
 
