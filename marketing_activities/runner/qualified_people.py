@@ -23,6 +23,7 @@ from .planner import NO_CALL_OUTCOMES, qualification_skip
 from .rules import NUMBER_NOT_BLOCKED, Requirement, Sql, blocked_numbers_select, requirements
 
 PAGE_SIZE = 50
+FILTERED_SLICE = 1000
 # The outcome of a person the step would call for, as the confirmations name it.
 CALLED = Outcome.PLANNED_DRY_RUN
 
@@ -109,14 +110,18 @@ def qualified_people_page(
         # One more than a page, to know whether another follows. A call and a
         # duplicate are told apart only once the slice's numbers are looked up,
         # so a page of either may take more than one slice of the audience.
+        # A reason's people may be few among many, and a call or a duplicate is
+        # known only with its slice's numbers: those read larger slices, so
+        # that a page takes a few queries rather than dozens.
+        size = page_size + 1 if outcome is None else max(page_size + 1, FILTERED_SLICE)
         while len(found) <= page_size:
-            rows = _slice(cursor, campaign, rules, after=after, wanted=wanted, size=page_size + 1)
+            rows = _slice(cursor, campaign, rules, after=after, wanted=wanted, size=size)
             winners = _winners(cursor, campaign, rules, rows) if per_number else {}
             for lead_id, phone, code, blocker in rows:
                 person = _person(lead_id, phone, code, blocker, winners)
                 if outcome is None or person[1] == outcome:
                     found.append(person)
-            if len(rows) <= page_size:
+            if len(rows) < size:
                 break  # the audience ends in this slice
             after = rows[-1][0]
     more = len(found) > page_size
