@@ -3,15 +3,15 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone, translation
-from django.utils.formats import date_format, number_format
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
-from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -24,7 +24,7 @@ from vibes.admin import InboundMessageAdmin
 from vibes.models import InboundMessage
 
 from . import services
-from .activity import lead_activity
+from .activity import KINDS, lead_activity, lead_activity_page
 from .campaign_requests import REQUESTED_BY_ADMIN, campaign_request
 from .links import text_as_counted
 from .models import (
@@ -736,16 +736,60 @@ class LeadWithActivityAdmin(LeadAdmin):
 
     @admin.display(description=_("activity"))
     def sms_activity(self, obj):
+        """The first page of the person's activity log, and a link to all of it."""
         if obj.pk is None:
             return "—"
-        entries = lead_activity(obj)
-        if not entries:
-            return _("No SMS activity yet.")
-        return format_html_join(
-            "",
-            '<div class="sms-activity"><time>{}</time> <strong>{}</strong> {}</div>',
-            ((date_format(localtime(e.when), "SHORT_DATETIME_FORMAT"), e.kind, e.text) for e in entries),
+        return render_to_string(
+            "admin/smscampaigns/lead/_activity_entries.html",
+            {
+                "entries": lead_activity(obj),
+                "log_url": reverse("admin:smscampaigns_lead_activity", args=[obj.pk]),
+            },
         )
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/activity/",
+                self.admin_site.admin_view(self.activity_log_view),
+                name="smscampaigns_lead_activity",
+            ),
+            *super().get_urls(),
+        ]
+
+    def activity_log_view(self, request, object_id):
+        """The person's whole activity log: filtered by kind and campaign, a page
+        of 50 at a time, older pages by the `older` cursor. htmx gets the log alone."""
+        lead = self.get_object(request, object_id)
+        if lead is None:
+            raise Http404(_("No lead with that id."))
+        if not self.has_view_or_change_permission(request, lead):
+            raise MissingPermission("smscampaigns.view_lead")
+        kinds = [kind for kind in request.GET.getlist("kind") if kind in KINDS]
+        campaign = request.GET.get("campaign", "")
+        campaign_id = int(campaign) if campaign.isdigit() else None
+        page = lead_activity_page(
+            lead=lead, kinds=kinds, campaign=campaign_id, older=request.GET.get("older", "")
+        )
+        query = request.GET.copy()
+        query.pop("older", None)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "lead": lead,
+            "title": _("Activity of %(lead)s") % {"lead": lead},
+            "page": page,
+            "entries": page.entries,
+            "kinds": list(KINDS.items()),
+            "chosen_kinds": kinds,
+            "campaigns": SmartCampaign.objects.order_by("name").only("pk", "name"),
+            "chosen_campaign": campaign_id,
+            "filters": query.urlencode(),
+        }
+        template = "admin/smscampaigns/lead/activity.html"
+        if request.htmx and not request.htmx.history_restore_request:
+            template += "#activity-log"
+        return TemplateResponse(request, template, context)
 
 
 # Which SMS a message replies to is this app's knowledge, not Vibes': the

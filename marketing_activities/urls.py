@@ -2,7 +2,19 @@
 
 from django.urls import path
 
-from .views import campaign, dashboard, detail, flow_editor, results, smart_list, sms_message, tree, tree_edit
+from .views import (
+    campaign,
+    campaign_members,
+    dashboard,
+    detail,
+    flow_editor,
+    qualified_people,
+    results,
+    smart_list,
+    sms_message,
+    tree,
+    tree_edit,
+)
 
 app_name = "marketing_activities"
 
@@ -56,4 +68,21 @@ urlpatterns = [
     *dashboard_urls("programs/<int:pk>/dashboard/", "program"),
     *dashboard_urls("sms-performance/vibes-lists/<int:pk>/", "vibes_list"),
     *dashboard_urls("sms-performance/", "installation"),
+    # Who a batch campaign would take now, and who entered a trigger campaign (issue 18).
+    path(
+        "campaigns/<int:pk>/qualified-people/",
+        qualified_people.qualified_people,
+        name="campaign_qualified_people",
+    ),
+    path(
+        "campaigns/<int:pk>/qualified-people/export.csv",
+        qualified_people.qualified_people_export,
+        name="campaign_qualified_people_export",
+    ),
+    path("campaigns/<int:pk>/members/", campaign_members.members, name="campaign_members"),
+    path(
+        "campaigns/<int:pk>/members/export.csv",
+        campaign_members.members_export,
+        name="campaign_members_export",
+    ),
 ]

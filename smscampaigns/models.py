@@ -271,6 +271,8 @@ class LeadFlagChange(models.Model):
         verbose_name = _("blocklist or suspension change")
         verbose_name_plural = _("blocklist and suspension changes")
         ordering = ["-created_at", "-pk"]
+        # A person's activity log, newest first, a page at a time.
+        indexes = [models.Index(fields=["lead", "created_at", "id"], name="flag_change_lead_time")]
 
     def __str__(self):
         return f"{self.lead_id} {self.flag}: {self.old_value} → {self.new_value}"
@@ -561,6 +563,16 @@ class SmartList(models.Model):
 
 # --- Activities -----------------------------------------------------------------------
 
+# The activity records a person's activity log reads as such (the others are
+# shown from their own records: receipts, replies, clicks, subscription
+# changes). Comparisons, not IN: SQLite matches a query's bound values against
+# a partial index's constants only there.
+ACTIVITY_RECORDS = (
+    models.Q(kind="person_created")
+    | models.Q(kind="data_value_changed")
+    | models.Q(kind="campaign_requested")
+)
+
 
 class Activity(models.Model):
     """One thing that happened to a person (subscribed, replied, was created...),
@@ -607,6 +619,10 @@ class Activity(models.Model):
             # The admin's list, newest first, by kind or by source: an index each, at millions.
             models.Index(fields=["kind", "id"], name="activity_kind"),
             models.Index(fields=["source", "id"], name="activity_source"),
+            # A person's activity log, newest first, a page at a time.
+            models.Index(
+                fields=["lead", "occurred_at", "id"], condition=ACTIVITY_RECORDS, name="activity_lead_record"
+            ),
         ]
 
     def __str__(self):

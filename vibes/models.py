@@ -268,7 +268,9 @@ class SubscriptionChange(models.Model):
         indexes = [
             # "Subscribed to Vibes List" looks up a lead's changes on one list per
             # lead: by the list alone, SQLite would read the whole list's history.
-            models.Index(fields=["lead", "vibes_list"], name="subscription_change_lead_list")
+            models.Index(fields=["lead", "vibes_list"], name="subscription_change_lead_list"),
+            # A person's activity log, newest first, a page at a time.
+            models.Index(fields=["lead", "recorded_at", "id"], name="subscription_change_lead_time"),
         ]
 
     def __str__(self):

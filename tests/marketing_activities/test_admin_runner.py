@@ -4,13 +4,11 @@ import re
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db import connection
 from django.test import TestCase
 from django.urls import reverse
 from django.utils import translation
 from django.utils.html import escape
 
-from marketing_activities.activity import lead_results
 from marketing_activities.models import AudienceCount, CampaignRun, FlowStep, Outcome
 from marketing_activities.runner import run_create, run_execute
 from tests.marketing_activities.campaigns import make_campaign, subscribed
@@ -236,11 +234,3 @@ def test_a_leads_activity_shows_a_skip_for_its_numbers_block_and_whose_block_it_
     content = admin_client.get(reverse("admin:smscampaigns_lead_change", args=[lead.pk])).content.decode()
     assert "(Send SMS Message): skipped: number shared with a marketing-suspended person" in content
     assert "+15551239871 · because of Eve Stone" in content
-
-
-def test_a_leads_activity_is_read_through_the_partial_index_on_its_results(db):
-    if connection.vendor != "sqlite":
-        pytest.skip("the plan asserted is SQLite's; PostgreSQL chooses by its statistics")
-    # The condition must be written so that SQLite matches the query's bound
-    # values against the index's constants (an IN list would not match).
-    assert "USING INDEX run_result_lead_activity" in lead_results(LeadFactory())[:50].explain()

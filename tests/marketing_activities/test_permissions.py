@@ -112,6 +112,7 @@ VIEW_CAMPAIGN = perm("view_smartcampaign")
 CHANGE_CAMPAIGN = perm("change_smartcampaign")
 RUN_CAMPAIGN = perm("run_smartcampaign")
 VIEW_RUNS = perm("view_campaignrun")
+VIEW_LEADS = perm("view_lead", "smscampaigns")
 ALL_KINDS = ("folder", "program", "campaign", "sms")
 
 
@@ -274,6 +275,10 @@ CASES = [
         )
         for page in ("", "_people", "_export")
     ],
+    Case("campaign_qualified_people", "GET", campaign_pk, (VIEW_CAMPAIGN, VIEW_LEADS)),
+    Case("campaign_qualified_people_export", "GET", campaign_pk, (VIEW_CAMPAIGN, VIEW_LEADS)),
+    Case("campaign_members", "GET", campaign_pk, (VIEW_CAMPAIGN, VIEW_RUNS, VIEW_LEADS)),
+    Case("campaign_members_export", "GET", campaign_pk, (VIEW_CAMPAIGN, VIEW_RUNS, VIEW_LEADS)),
 ]
 
 

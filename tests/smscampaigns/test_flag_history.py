@@ -122,7 +122,7 @@ def test_the_lead_page_shows_who_changed_the_flags_and_from_where(admin_client):
         {"action": "blocklist", ACTION_CHECKBOX_NAME: [lead.pk]},
     )
     content = admin_client.get(reverse("admin:smscampaigns_lead_change", args=[lead.pk])).content.decode()
-    assert "<strong>Blocklisted</strong> no → yes (admin action, admin)" in content
+    assert "<strong>Blocklisted</strong></td><td>admin action</td><td>no → yes (admin action, admin)" in content
 
 
 def test_the_history_is_listed_in_the_admin(admin_client):
