@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("smscampaigns", "0010_lead_activity_log_indexes"),
+        ("smscampaigns", "0011_lead_activity_log_indexes"),
         ("vibes", "0015_newest_first_admin_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("smscampaigns", "0009_activity_admin_indexes"),
+        ("smscampaigns", "0010_lead_value_statistics"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -5,8 +5,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("marketing_activities", "0019_trigger_firing_admin_indexes"),
-        ("smscampaigns", "0010_lead_activity_log_indexes"),
+        ("marketing_activities", "0022_sms_hourly_figures"),
+        ("smscampaigns", "0011_lead_activity_log_indexes"),
     ]
 
     operations = [
