@@ -47,6 +47,7 @@ from marketing_activities.models import (
     SmsReply,
     TrackedLink,
 )
+from marketing_activities.reporting.rollups import sms_rollups_rebuild
 from smscampaigns.models import Lead
 from vibes.models import InboundMessage, SubscriptionChange, VibesList
 
@@ -205,6 +206,8 @@ def build_world(*, sms: int, progress=None) -> World:
                 [],
             )
         after_inserting_leads(cursor)
+    # Written around the product's paths, as a restore would be: the figures are recounted once.
+    sms_rollups_rebuild()
     return World(
         sms=people * CAMPAIGNS,
         message_ids=(messages[0].pk, messages[1].pk),

@@ -8,8 +8,6 @@ scope's Send steps are found first (a few rows per run), then their rows
 through the index on (run step, person).
 """
 
-import datetime
-
 from django.core.paginator import Page, Paginator
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 
@@ -30,11 +28,10 @@ from ..models import (
     SmsReply,
 )
 from .figures import Scope
+from .rollups import SAME_SECOND
+from .rollups import UNSUBSCRIBE_WINDOW as UNSUBSCRIBED_WITHIN
 
 FIGURES = ("sent", "delivered", "failed", "failed_hard", "failed_soft", "replied", "clicked", "unsubscribed")
-# An unsubscription this soon after the call counts against the SMS.
-UNSUBSCRIBED_WITHIN = datetime.timedelta(days=7)
-SAME_SECOND = datetime.timedelta(seconds=1)
 
 _SCOPE_MODELS = {
     "message": SmsMessage,
@@ -76,6 +73,7 @@ def sent_sms(scope: Scope, *, start=None, end=None) -> QuerySet[RunResult]:
         SEARCHED_ROWS,
         run_step_id__in=scope_send_steps(scope),
         outcome__in=SMS_SENT,
+        called_at__isnull=False,
     )
     if start is not None:
         rows = rows.filter(called_at__gte=start)

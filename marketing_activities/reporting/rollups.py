@@ -46,6 +46,8 @@ from ..models import (
 COUNTERS = ("sent", "delivered", "failed_hard", "failed_soft", "replied", "clicked", "unsubscribed")
 # An unsubscription counts for the SMS it followed within this time of the call.
 UNSUBSCRIBE_WINDOW = datetime.timedelta(days=7)
+# Vibes gives an opt-out's time to the second: a STOP in the second of the call follows it.
+SAME_SECOND = datetime.timedelta(seconds=1)
 # Result ids per grouped read: well below every database's limit of bound values.
 CHUNK = 500
 
@@ -71,6 +73,12 @@ def _window_end_sql() -> str:
     return f"strftime('%%Y-%%m-%%d %%H:%%M:%%f', r.called_at, '+{UNSUBSCRIBE_WINDOW.days} days')"
 
 
+def _window_start_sql() -> str:
+    if connection.vendor == "postgresql":
+        return "r.called_at - interval '1 second'"
+    return "strftime('%%Y-%%m-%%d %%H:%%M:%%f', r.called_at, '-1 seconds')"
+
+
 def _figures_sql(where: str, *, not_changes: str = "") -> str:
     """SELECT of the figures by key of the SMS rows that `where` picks; `not_changes`
     leaves subscription changes out (as if not yet written)."""
@@ -94,7 +102,7 @@ def _figures_sql(where: str, *, not_changes: str = "") -> str:
             SELECT 1 FROM {_table(SubscriptionChange)} u
             WHERE u.lead_id = r.lead_id AND u.vibes_list_id = s.vibes_list_id
               AND u.new_status = %s AND u.effect <> %s
-              AND u.occurred_at >= r.called_at AND u.occurred_at <= {_window_end_sql()} {not_changes}
+              AND u.occurred_at > {_window_start_sql()} AND u.occurred_at <= {_window_end_sql()} {not_changes}
           ) THEN 1 ELSE 0 END)
         FROM {_table(RunResult)} r
         JOIN {_table(RunStep)} s ON s.id = r.run_step_id
@@ -243,7 +251,7 @@ def sms_rollups_follow_unsubscriptions(changes: list[SubscriptionChange]) -> Non
                 lead_id__in={change.lead_id for change in listed},
                 outcome__in=SMS_SENT,
                 called_at__gte=earliest,
-                called_at__lte=latest,
+                called_at__lt=latest + SAME_SECOND,
                 run_step__action=FlowStep.Action.SEND_SMS,
                 run_step__vibes_list_id=vibes_list_id,
             )
