@@ -2,7 +2,8 @@
 
 A scratch database holds one active trigger campaign ("Subscribes to Vibes
 List" → Send SMS Message) and a person per event. gunicorn serves the app
-(`--web-workers` sync workers), and a poster of its own (`posting.py`: one
+(`--web-workers` workers: sync, or gthread with `--threads`, the default on
+SQLite), and a poster of its own (`posting.py`: one
 asyncio loop, keep-alive connections, every body written beforehand) posts
 one `subscription_added` callback per person on a fixed schedule (50 a
 second by default), as Vibes would. The dispatcher works in a thread of each
@@ -50,6 +51,9 @@ from . import posting, write_lock
 from .harness import SimulatorProcess
 
 CALLBACK_USERNAME, CALLBACK_PASSWORD = "vibes", "bench-callback-password"
+# On SQLite gunicorn runs gthread workers, as a deployment on SQLite would: a
+# callback waiting its turn at the write lock holds a thread, not the worker.
+SQLITE_THREADS = 8
 
 
 def build(*, people: int) -> SmartCampaign:
@@ -87,13 +91,15 @@ def measure(
     drain_seconds: float = 300,
     celery_workers: int = 0,
     web_workers: int = 2,
-    threads: int = 0,
+    threads: int | None = None,
     connections: int = 16,
     give_up_after: float = 60,
     trace_write_lock: bool = False,
 ) -> dict:
     """Post `rate` callbacks a second for `seconds` to gunicorn, wait for the calls,
     and report the latencies."""
+    if threads is None:
+        threads = SQLITE_THREADS if connection.vendor == "sqlite" else 0
     people = int(rate * seconds)
     campaign = build(people=people)
     auth = "Basic " + base64.b64encode(f"{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}".encode()).decode()

@@ -33,7 +33,9 @@ class Command(BaseCommand):
         parser.add_argument("--broker-url", help="the Redis broker of the Celery workers")
         parser.add_argument("--web-workers", type=int, default=2, help="gunicorn's worker processes")
         parser.add_argument(
-            "--threads", type=int, default=0, help="threads of each web worker (gthread; 0: sync workers)"
+            "--threads",
+            type=int,
+            help="threads of each web worker (gthread; 0: sync workers; default 8 on SQLite, else 0)",
         )
         parser.add_argument("--connections", type=int, default=16, help="the poster's connections at most")
         parser.add_argument(
