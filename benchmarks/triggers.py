@@ -174,6 +174,11 @@ def measure(
         "answer_p95_ms": round(posting.percentile(answers, 0.95), 1),
         "answer_max_ms": round(max(answers, default=0), 1),
         "activities": Activity.objects.count(),
+        # Stored and answered, not applied yet when the benchmark stopped waiting:
+        # not lost (the minute's sweep applies them), but not called either.
+        "callbacks_still_waiting": CallbackEvent.objects.filter(
+            outcome=CallbackEvent.Outcome.RECEIVED
+        ).count(),
         "runs": CampaignRun.objects.filter(campaign=campaign).count(),
         "called": len(latencies),
         "lost": stage.oks - len(latencies),
