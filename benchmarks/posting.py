@@ -148,7 +148,7 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def gunicorn_start(
-    *, workers: int, log_name: str, worker_class: str = "sync", threads: int = 1, env=None
+    *, workers: int, log_name: str, worker_class: str = "sync", threads: int = 1, env=None, config: str = ""
 ) -> tuple[subprocess.Popen, int]:
     """gunicorn serving the app on a free loopback port (its output in var/<log_name>.log),
     once it answers: (the process, its port). `env`: the environment of its workers."""
@@ -163,6 +163,8 @@ def gunicorn_start(
         "--workers", str(workers), "--worker-class", worker_class, "--threads", str(threads),
         "--backlog", "2048",
     ]  # fmt: skip
+    if config:
+        argv += ["--config", config]
     with log.open("w") as out:
         server = subprocess.Popen(argv, cwd=BASE_DIR, stdout=out, stderr=subprocess.STDOUT, env=env)
     wait_for_server(f"http://127.0.0.1:{port}/vibes/callbacks/", process=server)

@@ -2,7 +2,8 @@
 
 A scratch database holds one active trigger campaign ("Subscribes to Vibes
 List" → Send SMS Message) and a person per event. gunicorn serves the app
-(`--web-workers` sync workers), and a poster of its own (`posting.py`: one
+(`--web-workers` workers: sync, or gthread with `--threads`, the default on
+SQLite), and a poster of its own (`posting.py`: one
 asyncio loop, keep-alive connections, every body written beforehand) posts
 one `subscription_added` callback per person on a fixed schedule (50 a
 second by default), as Vibes would. The dispatcher works in a thread of each
@@ -28,6 +29,7 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from marketing_activities import services
@@ -39,15 +41,19 @@ from marketing_activities.models import (
     RunResult,
     SmartCampaign,
     SmsMessage,
+    TriggerFiring,
 )
 from smscampaigns.models import Activity, Lead
 from tests.waiting import stop, wait_until
-from vibes.models import VibesList
+from vibes.models import CallbackEvent, VibesList
 
-from . import posting
+from . import posting, write_lock
 from .harness import SimulatorProcess
 
 CALLBACK_USERNAME, CALLBACK_PASSWORD = "vibes", "bench-callback-password"
+# On SQLite gunicorn runs gthread workers, as a deployment on SQLite would: a
+# callback waiting its turn at the write lock holds a thread, not the worker.
+SQLITE_THREADS = 8
 
 
 def build(*, people: int) -> SmartCampaign:
@@ -85,11 +91,15 @@ def measure(
     drain_seconds: float = 300,
     celery_workers: int = 0,
     web_workers: int = 2,
+    threads: int | None = None,
     connections: int = 16,
     give_up_after: float = 60,
+    trace_write_lock: bool = False,
 ) -> dict:
     """Post `rate` callbacks a second for `seconds` to gunicorn, wait for the calls,
     and report the latencies."""
+    if threads is None:
+        threads = SQLITE_THREADS if connection.vendor == "sqlite" else 0
     people = int(rate * seconds)
     campaign = build(people=people)
     auth = "Basic " + base64.b64encode(f"{CALLBACK_USERNAME}:{CALLBACK_PASSWORD}".encode()).decode()
@@ -113,10 +123,18 @@ def measure(
         env = _app_env(simulator.url, celery=bool(celery_workers))
         if celery_workers:
             cleanup.callback(stop, *celery_workers_start(celery_workers, env=env))
+        if trace_write_lock:
+            write_lock.clear()
         server, port = posting.gunicorn_start(
-            workers=web_workers, log_name="bench-triggers-gunicorn", env=env
+            workers=web_workers,
+            worker_class="gthread" if threads else "sync",
+            threads=threads or 1,
+            log_name="bench-triggers-gunicorn",
+            env=env,
+            config="python:benchmarks.write_lock" if trace_write_lock else "",
         )
         cleanup.callback(stop, server)
+        web_cpu = _web_cpu(server)
         stage = asyncio.run(
             posting.post_on_schedule(port, rate, requests, connections, give_up_after=give_up_after)
         )
@@ -126,16 +144,20 @@ def measure(
                 break
             time.sleep(0.5)
         load_during = os.getloadavg()
+        web_cpu = _web_cpu(server) - web_cpu
     called = dict(RunResult.objects.filter(called_at__isnull=False).values_list("phone", "called_at"))
     # The people whose callback was answered 200: each must be texted once.
     latencies = sorted(
         called[number(n)].timestamp() - stage.due_at(n) for n in stage.answered_ok if number(n) in called
     )
     answers = [latency * 1000 for latency in stage.latencies]
+    stages = _stages(stage, called)
     return {
-        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        "database": "sqlite3" if connection.vendor == "sqlite" else connection.vendor,
         "dispatcher": f"celery ({celery_workers} workers)" if celery_workers else "thread of each web worker",
-        "web": f"gunicorn, {web_workers} sync workers",
+        "web": f"gunicorn, {web_workers} gthread workers × {threads} threads"
+        if threads
+        else f"gunicorn, {web_workers} sync workers",
         "callbacks_applied": env.get("VIBES_CALLBACKS_APPLY") or "default (VIBES_CALLBACKS_APPLY)",
         "rate_per_s": rate,
         "seconds": seconds,
@@ -145,11 +167,18 @@ def measure(
         "posts_sent_late": stage.sent_late,
         "posts_given_up": stage.given_up,
         "answered_200": stage.oks,
+        # The web workers' CPU (the callbacks, and here also the applier, dispatcher and runs).
+        "web_cpu_ms_per_event": round(web_cpu / people * 1000, 2),
         "non_200": people - stage.oks - stage.given_up,
         "answer_p50_ms": round(posting.percentile(answers, 0.50), 1),
         "answer_p95_ms": round(posting.percentile(answers, 0.95), 1),
         "answer_max_ms": round(max(answers, default=0), 1),
         "activities": Activity.objects.count(),
+        # Stored and answered, not applied yet when the benchmark stopped waiting:
+        # not lost (the minute's sweep applies them), but not called either.
+        "callbacks_still_waiting": CallbackEvent.objects.filter(
+            outcome=CallbackEvent.Outcome.RECEIVED
+        ).count(),
         "runs": CampaignRun.objects.filter(campaign=campaign).count(),
         "called": len(latencies),
         "lost": stage.oks - len(latencies),
@@ -158,8 +187,44 @@ def measure(
         "latency_p95_s": _quantile(latencies, 0.95),
         "latency_p99_s": _quantile(latencies, 0.99),
         "latency_max_s": round(latencies[-1], 3) if latencies else None,
+        **stages,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_at_end": [round(x, 2) for x in load_during],
+    }
+
+
+def _web_cpu(server) -> float:
+    """CPU seconds gunicorn and its workers used so far."""
+    from .callbacks import _children, _cpu_of
+
+    return _cpu_of([server.pid, *_children(server.pid)])
+
+
+def _stages(stage, called: dict) -> dict:
+    """Where each person's latency went, p50 and p95 of each stage: the callback
+    stored (from its due time), applied (its activity recorded), in a run (the
+    run created), called (the SMS's row turned `sending`)."""
+    stored = dict(CallbackEvent.objects.values_list("mdn", "received_at"))
+    recorded = dict(Activity.objects.values_list("lead__mobile_phone", "recorded_at"))
+    in_run = dict(
+        TriggerFiring.objects.filter(status=TriggerFiring.Status.MEMBER).values_list(
+            "lead__mobile_phone", "run__created_at"
+        )
+    )
+    spans: dict[str, list[float]] = {"stored": [], "applied": [], "in_run": [], "called": []}
+    for n in stage.answered_ok:
+        phone = number(n)
+        if not all(phone in times for times in (stored, recorded, in_run, called)):
+            continue
+        moments = [stage.due_at(n)] + [
+            times[phone].timestamp() for times in (stored, recorded, in_run, called)
+        ]
+        for name, start, end in zip(spans, moments, moments[1:], strict=False):
+            spans[name].append(end - start)
+    return {
+        f"stage_{name}_{label}_s": _quantile(sorted(values), q)
+        for name, values in spans.items()
+        for label, q in (("p50", 0.50), ("p95", 0.95))
     }
 
 
@@ -236,9 +301,18 @@ def _quantile(values, q):
     return round(statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1], 3)
 
 
+STAGE_COLUMNS = (
+    ("web_cpu_ms_per_event", "web CPU ms / event"),
+    ("stage_stored_p95_s", "stored p95 s"),
+    ("stage_applied_p95_s", "applied p95 s"),
+    ("stage_in_run_p95_s", "in a run p95 s"),
+    ("stage_called_p95_s", "called p95 s"),
+)
+
 TABLE_COLUMNS = (
     ("database", "database"),
     ("dispatcher", "dispatcher"),
+    ("web", "web"),
     ("events", "events"),
     ("answered_200", "answered 200"),
     ("posts_given_up", "not posted"),
@@ -259,7 +333,12 @@ def table(report: dict) -> str:
     header = [label for _key, label in TABLE_COLUMNS] + ["load (1 min) start → end"]
     loads = f"{report['load_average_before'][0]} → {report['load_average_at_end'][0]}"
     row = [str(report[key]) for key, _label in TABLE_COLUMNS] + [loads]
-    return "\n".join(f"| {' | '.join(cells)} |" for cells in (header, ["---"] * len(header), row))
+    stages = ["database"] + [label for _key, label in STAGE_COLUMNS]
+    stage_row = [report["database"]] + [str(report[key]) for key, _label in STAGE_COLUMNS]
+    return "\n\n".join(
+        "\n".join(f"| {' | '.join(cells)} |" for cells in (head, ["---"] * len(head), body))
+        for head, body in ((header, row), (stages, stage_row))
+    )
 
 
 def profile(*, people: int = 2000, batch: int = 200, singles: int = 30) -> None:

@@ -80,6 +80,10 @@ def active_trigger_campaigns() -> list[tuple[SmartCampaign, tuple]]:
 def activities_match(*, limit: int = MATCH_BATCH) -> DispatchReport:
     """Match the oldest activities not dispatched yet; record a firing for each
     active trigger campaign that one of its triggers matches."""
+    # Looked for outside a transaction first: on SQLite every transaction
+    # waits its turn at the write lock, and most looks find nothing new.
+    if not Activity.objects.filter(dispatched_at__isnull=True).exists():
+        return DispatchReport()
     with transaction.atomic():
         pending = Activity.objects.filter(dispatched_at__isnull=True).order_by("pk")
         if connection.features.has_select_for_update_skip_locked:
@@ -111,6 +115,13 @@ def _number_second(phone: str, activity: Activity) -> str | None:
 def trigger_run_start(*, campaign: SmartCampaign, limit: int = RUN_BATCH) -> CampaignRun | None:
     """Take the campaign's waiting firings into a run; None when none waits for
     a run, or the campaign's run is still active (that run's worker starts the next)."""
+    # Read first, outside a transaction (on SQLite each waits its turn at the
+    # write lock): most looks find the campaign's run still active, or nothing
+    # waiting. The transaction below decides; these only spare it.
+    if CampaignRun.objects.active().filter(campaign=campaign).exists() or not (
+        TriggerFiring.objects.filter(campaign=campaign, status=Status.WAITING).exists()
+    ):
+        return None
     with transaction.atomic():
         try:
             with transaction.atomic():

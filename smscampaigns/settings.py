@@ -96,6 +96,9 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's SQLite, with this process's writers queued for the write lock
+    # in the order they came instead of polling for it (smscampaigns/db/sqlite3).
+    DATABASES["default"]["ENGINE"] = "smscampaigns.db.sqlite3"
     # WAL lets the web app read while a campaign run writes; IMMEDIATE
     # transactions take the write lock up front instead of failing on upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

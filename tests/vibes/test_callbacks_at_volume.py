@@ -32,7 +32,8 @@ from vibes.callbacks import (
     register_receipt_handler,
     unregister_receipt_handler,
 )
-from vibes.callbacks.news import HandlerFailed
+from vibes.callbacks.applying import others_apply_in_turn
+from vibes.callbacks.news import HandlerFailed, confirmation_listeners
 from vibes.models import CallbackEvent, Subscription, SubscriptionChange
 from vibes.tasks import _WokenThread
 
@@ -391,11 +392,11 @@ def test_a_batch_of_receipts_costs_the_same_few_queries_however_many_events(post
             assert callbacks_apply_waiting() == count
         return [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
 
-    # Take the waiting receipts; lock and read the rows, read their SMS figures, write them, read
-    # their SMS figures again and add the difference to the hour's (one upsert), write the
-    # activities, lock and update the step's counts; store the events' outcomes. Then find that no
-    # other event waits.
-    assert len(queries(3)) == len(queries(80)) == 11
+    # See that receipts wait (outside a transaction); take them; lock and read the rows, read their
+    # SMS figures, write them, read their SMS figures again and add the difference to the hour's (one
+    # upsert), write the activities, lock and update the step's counts; store the events' outcomes.
+    # Then find that no other event waits.
+    assert len(queries(3)) == len(queries(80)) == 12
 
 
 @pytest.mark.django_db(transaction=True)
@@ -489,3 +490,35 @@ def test_many_wake_ups_during_a_round_make_one_more_round_not_one_each():
     # The burst's flag was cleared when the second round began: no round per wake-up.
     assert not woken.woken.is_set()
     assert len(rounds) == 2
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'")
+@pytest.mark.django_db
+def test_on_sqlite_the_other_events_are_applied_in_short_turns_and_one_that_fails_stays_waiting(post):
+    vibes_list = VibesListFactory(vibes_id="101")
+    numbers = [f"+1555123000{n}" for n in range(4)]
+    for number in numbers:
+        LeadFactory(mobile_phone=number)
+
+    def broken(news):
+        if news.mdn == numbers[1]:
+            raise RuntimeError("a confirmation handler failed")
+
+    confirmation_listeners.register(broken)
+    try:
+        for number in numbers:
+            post(opt_in(number))
+        # A turn of no time still applies one event: each turn makes progress.
+        assert others_apply_in_turn(turn=0) == (True, CallbackEvent.objects.order_by("pk")[0].pk, 1)
+        assert callbacks_apply_waiting() == 2
+    finally:
+        confirmation_listeners.unregister(broken)
+    # The one that failed is left for the periodic job, nothing of it kept; the others are applied.
+    assert list(CallbackEvent.objects.order_by("pk").values_list("outcome", flat=True)) == [
+        CallbackEvent.Outcome.APPLIED,
+        RECEIVED,
+        CallbackEvent.Outcome.APPLIED,
+        CallbackEvent.Outcome.APPLIED,
+    ]
+    assert not Subscription.objects.filter(lead__mobile_phone=numbers[1], vibes_list=vibes_list).exists()
+    assert Subscription.objects.filter(vibes_list=vibes_list, status="subscribed").count() == 3

@@ -19,7 +19,9 @@ appliers never take the same event. Its delivery receipts are applied
 together: the receipt handlers get them as one list (their batch form moves
 the SMS rows with a few set-based statements), and the events' outcomes are
 stored with one statement, in the same transaction. Other events are fewer
-and are applied one at a time, as before (`callback_event_apply`).
+and are applied one at a time, as before (`callback_event_apply`); on
+SQLite, whose one write lock every transaction waits its turn for, several
+of them share a short transaction (`others_apply_in_turn`, a savepoint each).
 
 An event is applied once: only while it is still "received", under its row
 lock, with its outcome stored in the same transaction. An event whose
@@ -31,9 +33,10 @@ again one event at a time, so one bad receipt holds back no other.
 
 import datetime
 import logging
+import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from smscampaigns.bulk import rows_update
@@ -51,6 +54,9 @@ RECEIVED = CallbackEvent.Outcome.RECEIVED
 BATCH = 500
 # Other events (subscription events) are applied one at a time: so many, then receipts again.
 OTHERS_BATCH = 50
+# On SQLite, seconds an applier holds the write lock applying other events
+# before it lets the callbacks, the dispatcher and the runs write.
+TURN = 0.025
 
 
 def callbacks_applied_off_request() -> bool:
@@ -69,6 +75,10 @@ def callback_event_apply(*, event_id: int) -> str | None:
 
     A handler that fails raises, and the event stays waiting.
     """
+    # Looked at outside a transaction first: an event another applier took
+    # meanwhile costs no turn at SQLite's write lock.
+    if not CallbackEvent.objects.filter(pk=event_id, outcome=RECEIVED).exists():
+        return None
     with transaction.atomic():
         event = (
             CallbackEvent.objects.select_for_update(skip_locked=True)
@@ -104,12 +114,57 @@ def callbacks_apply_waiting(*, batch: int = BATCH, received_by=None) -> int:
             limit=batch, after=after_receipts, received_by=received_by, receipts=True
         )
         applied += done
-        others, after_others, done = callbacks_apply_batch(
-            limit=OTHERS_BATCH, after=after_others, received_by=received_by, receipts=False
-        )
+        if _applied_in_turns():
+            more, after_others, done = others_apply_in_turn(after=after_others, received_by=received_by)
+        else:
+            others, after_others, done = callbacks_apply_batch(
+                limit=OTHERS_BATCH, after=after_others, received_by=received_by, receipts=False
+            )
+            more = others >= OTHERS_BATCH
         applied += done
-        if receipts < batch and others < OTHERS_BATCH:
+        if receipts < batch and not more:
             return applied
+
+
+def _applied_in_turns() -> bool:
+    """True on SQLite, whose one write lock every transaction waits its turn for."""
+    return connection.vendor == "sqlite"
+
+
+def others_apply_in_turn(*, after: int = 0, received_by=None, turn: float = TURN) -> tuple[bool, int, int]:
+    """SQLite: apply the oldest waiting events after the id `after` that are not
+    receipts, one at a time (a savepoint each), in one transaction for about
+    `turn` seconds; returns (whether more may wait, the last one's id, events applied).
+
+    Each event is looked up inside the transaction, which holds the write
+    lock: an applier of another process never takes one applied meanwhile,
+    and the callbacks stored meanwhile wait for one short turn at most. An
+    event that fails changes nothing and stays waiting for the periodic job.
+    """
+    applied = 0
+    waiting = CallbackEvent.objects.filter(outcome=RECEIVED).exclude(event_type=DELIVERY_RECEIPT)
+    if received_by is not None:
+        waiting = waiting.filter(received_at__lte=received_by)
+    if not waiting.filter(pk__gt=after).exists():
+        return False, after, 0
+    with transaction.atomic():
+        started = time.monotonic()  # once the turn came
+        first = True
+        while first or time.monotonic() - started < turn:  # one event at least, each turn
+            first = False
+            event = waiting.filter(pk__gt=after).defer("headers", "raw_body").order_by("pk").first()
+            if event is None:
+                return False, after, applied
+            after = event.pk
+            try:
+                with transaction.atomic():
+                    event_apply(event, event.payload, event.reference or "")
+                    event.save(update_fields=["outcome", "note", "mdn"])
+            except Exception:
+                logger.exception("Vibes callback #%s could not be applied; it is tried again later", event.pk)
+                continue
+            applied += 1
+    return True, after, applied
 
 
 def callbacks_apply_batch(
@@ -124,14 +179,17 @@ def callbacks_apply_batch(
     """
     alone: list[int] = []
     applied = 0
+    waiting = CallbackEvent.objects.filter(outcome=RECEIVED, pk__gt=after)
+    if receipts is not None:
+        waiting = (waiting.filter if receipts else waiting.exclude)(event_type=DELIVERY_RECEIPT)
+    if received_by is not None:
+        waiting = waiting.filter(received_at__lte=received_by)
+    # Looked for outside a transaction first: on SQLite a transaction waits for
+    # the write lock even when nothing waits to be applied.
+    if not waiting.exists():
+        return 0, after, 0
     with transaction.atomic():
-        waiting = CallbackEvent.objects.select_for_update(skip_locked=True).filter(
-            outcome=RECEIVED, pk__gt=after
-        )
-        if receipts is not None:
-            waiting = (waiting.filter if receipts else waiting.exclude)(event_type=DELIVERY_RECEIPT)
-        if received_by is not None:
-            waiting = waiting.filter(received_at__lte=received_by)
+        waiting = waiting.select_for_update(skip_locked=True)
         events = list(waiting.defer("headers", "raw_body").order_by("pk")[:limit])
         in_batch = [event for event in events if event_in_batch(event)]
         alone = [event.pk for event in events if not event_in_batch(event)]

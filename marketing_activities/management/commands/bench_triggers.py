@@ -15,7 +15,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from benchmarks import harness, triggers
+from benchmarks import harness, triggers, write_lock
 
 
 class Command(BaseCommand):
@@ -31,13 +31,23 @@ class Command(BaseCommand):
             "--celery-workers", type=int, default=0, help="Celery worker processes (0: a thread of this one)"
         )
         parser.add_argument("--broker-url", help="the Redis broker of the Celery workers")
-        parser.add_argument("--web-workers", type=int, default=2, help="gunicorn's sync workers")
+        parser.add_argument("--web-workers", type=int, default=2, help="gunicorn's worker processes")
+        parser.add_argument(
+            "--threads",
+            type=int,
+            help="threads of each web worker (gthread; 0: sync workers; default 8 on SQLite, else 0)",
+        )
         parser.add_argument("--connections", type=int, default=16, help="the poster's connections at most")
         parser.add_argument(
             "--give-up-after",
             type=float,
             default=60,
             help="seconds after its time a callback the server has no room for is no longer posted",
+        )
+        parser.add_argument(
+            "--trace-write-lock",
+            action="store_true",
+            help="SQLite: time who holds the write lock, and print it by place (benchmarks/write_lock.py)",
         )
         parser.add_argument(
             "--profile",
@@ -75,8 +85,12 @@ class Command(BaseCommand):
             seconds=options["seconds"],
             celery_workers=options["celery_workers"],
             web_workers=options["web_workers"],
+            threads=options["threads"],
             connections=options["connections"],
             give_up_after=options["give_up_after"],
+            trace_write_lock=options["trace_write_lock"],
         )
         self.stdout.write(json.dumps(report, indent=2))
         self.stdout.write(triggers.table(report))
+        if options["trace_write_lock"]:
+            self.stdout.write(write_lock.report())
