@@ -10,7 +10,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from smscampaigns.models import Activity, Lead, SmartList
@@ -1785,7 +1785,7 @@ class SmsHourlyFigures(models.Model):
     failed_hard = models.IntegerField(_("hard bounces"), default=0)
     failed_soft = models.IntegerField(_("soft bounces"), default=0)
     replied = models.IntegerField(_("replied"), default=0)
-    clicked = models.IntegerField(_("clicked"), default=0)
+    clicked = models.IntegerField(pgettext_lazy("SMS figure", "clicked"), default=0)
     unsubscribed = models.IntegerField(_("unsubscribed"), default=0)
 
     class Meta:

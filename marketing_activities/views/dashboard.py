@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_http_methods
 
 from vibes.models import VibesList
@@ -250,7 +250,7 @@ def dashboard_export(request: HtmxHttpRequest, kind: str, pk: int | None = None)
     header = [
         _("called Vibes"), _("lead id"), _("first name"), _("last name"), _("email"), _("number"),
         _("campaign"), _("run"), _("step"), _("outcome"), _("delivery"), _("delivery failure reason"),
-        _("replied"), _("clicked"),
+        _("replied"), pgettext("yes or no", "clicked"),
     ]  # fmt: skip
     yes, no = _("yes"), _("no")
 
