@@ -40,7 +40,7 @@ PAGE_SIZE = 50
 # The kinds a log can be filtered by, in the order the filter offers them.
 KINDS = {
     "sent": gettext_lazy("Sent (SMS and other flow steps)"),
-    "skipped": gettext_lazy("Not sent: a number another person's block closed"),
+    "skipped": gettext_lazy("Not sent: the number is blocked through another person who shares it"),
     "delivered": gettext_lazy("SMS delivered"),
     "failed": gettext_lazy("SMS delivery failed"),
     "replied": gettext_lazy("Replied"),

@@ -28,10 +28,10 @@ def _filters(request) -> tuple[Outcome | None, str, int | None, list[str]]:
     code = request.GET.get("outcome", "")
     outcome = Outcome.from_code(code) if code else None
     if code and outcome is None:
-        problems.append(_("“%(outcome)s” is no step outcome: every member is shown.") % {"outcome": code})
+        problems.append(_("“%(outcome)s” is not a step outcome: every member is shown.") % {"outcome": code})
     status = request.GET.get("status", "")
     if status and status not in TriggerFiring.Status.values:
-        problems.append(_("“%(status)s” is no member status: every member is shown.") % {"status": status})
+        problems.append(_("“%(status)s” is not a member status: every member is shown.") % {"status": status})
         status = ""
     older = request.GET.get("older", "")
     if older and not older.isdigit():

@@ -39,7 +39,7 @@ def _filters(request) -> tuple[Outcome | None, int | None, list[str]]:
     code = request.GET.get("outcome", "")
     outcome = Outcome.from_code(code) if code else None
     if code and outcome is None:
-        problems.append(_("“%(reason)s” is no reason a person gets: everyone is shown.") % {"reason": code})
+        problems.append(_("“%(reason)s” is not a reason a person can get: everyone is shown.") % {"reason": code})
     after = request.GET.get("after", "")
     if after and not after.isdigit():
         problems.append(_("That page could not be read: the first page is shown."))

@@ -122,7 +122,7 @@ def test_an_unknown_outcome_or_page_is_said_and_everyone_shown(staff_client, fir
     response = staff_client.get(members_url(campaign, outcome="sent_to_mars", older="x"))
     assert response.status_code == 200
     content = response.content.decode()
-    assert "“sent_to_mars” is no step outcome" in content and "That page could not be read" in content
+    assert "“sent_to_mars” is not a step outcome" in content and "That page could not be read" in content
     assert "Tess" in content and "Sven" in content
 
 

@@ -70,7 +70,7 @@ def test_an_unknown_reason_or_page_is_said_and_everyone_shown(staff_client, news
     response = staff_client.get(url(campaign, outcome="moon", after="x"))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "“moon” is no reason a person gets" in html and "That page could not be read" in html
+    assert "“moon” is not a reason a person can get" in html and "That page could not be read" in html
     assert len(response.context["people"]) == min(50, len(planned_first_step(campaign)))
 
 
