@@ -116,11 +116,14 @@ def trigger_run_start(*, campaign: SmartCampaign, limit: int = RUN_BATCH) -> Cam
     """Take the campaign's waiting firings into a run; None when none waits for
     a run, or the campaign's run is still active (that run's worker starts the next)."""
     # Read first, outside a transaction (on SQLite each waits its turn at the
-    # write lock): most looks find the campaign's run still active, or nothing
-    # waiting. The transaction below decides; these only spare it.
-    if CampaignRun.objects.active().filter(campaign=campaign).exists() or not (
-        TriggerFiring.objects.filter(campaign=campaign, status=Status.WAITING).exists()
-    ):
+    # write lock): most looks find nothing waiting, or the campaign's run still
+    # active. The transaction below decides; these only spare it. Not the run on
+    # PostgreSQL: there the insert below waits for a run that is finishing and
+    # then takes the firings its worker could no longer see, which a look at the
+    # run would leave to the next sweep a minute later.
+    if not TriggerFiring.objects.filter(campaign=campaign, status=Status.WAITING).exists():
+        return None
+    if connection.vendor == "sqlite" and CampaignRun.objects.active().filter(campaign=campaign).exists():
         return None
     with transaction.atomic():
         try:

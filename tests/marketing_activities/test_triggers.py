@@ -2,9 +2,11 @@
 runs for that one person with every rule of a batch run."""
 
 import datetime
+import threading
 
 import pytest
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.utils import timezone
 
 from marketing_activities import services
@@ -16,6 +18,7 @@ from smscampaigns.models import Activity
 from tests.marketing_activities.campaigns import make_campaign
 from tests.smscampaigns.factories import LeadFactory
 from tests.vibes.factories import SubscriptionFactory
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +254,58 @@ def test_a_run_whose_worker_died_is_finished_and_the_firings_behind_it_run_next(
     assert sorted(message["to"] for message in vibes_simulator.messages()) == sorted([NUMBER, "+15551237001"])
     assert set(campaign.runs.values_list("status", flat=True)) == {"completed"}
     assert campaign.runs.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_firing_that_waits_while_the_campaigns_run_finishes_gets_a_run_at_once(news):
+    """PostgreSQL: the dispatcher's new run waits for the finishing one and then takes the
+    firing its worker could no longer see (not left to the sweep a minute later)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's write lock lets no dispatcher in while a run finishes")
+    lead = LeadFactory(mobile_phone=NUMBER)
+    SubscriptionFactory(lead=lead, vibes_list=news, status="subscribed")
+    campaign = welcome_campaign(news)
+    finishing_run = CampaignRun.objects.create(
+        campaign=campaign, trigger=CampaignRun.Trigger.ACTIVITY, status=CampaignRun.Status.RUNNING
+    )
+    activities_record(activities=[_subscribed(lead, news, timezone.now(), key="behind")])
+    activities_match()
+    finishing, finish, started = threading.Event(), threading.Event(), {}
+
+    def worker_finishing_its_run():
+        try:
+            with transaction.atomic():
+                CampaignRun.objects.filter(pk=finishing_run.pk).update(status=CampaignRun.Status.COMPLETED)
+                finishing.set()
+                finish.wait(60)
+        finally:
+            connection.close()
+
+    def dispatcher():
+        try:
+            started["run"] = trigger_run_start(campaign=campaign)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=worker_finishing_its_run)
+    worker.start()
+    assert finishing.wait(60)
+    dispatching = threading.Thread(target=dispatcher)
+    dispatching.start()
+
+    def dispatcher_waits_for_a_lock():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            return cursor.fetchone()[0] > 0
+
+    wait_until(
+        lambda: "run" in started or dispatcher_waits_for_a_lock(), what="the dispatcher to wait or answer"
+    )
+    finish.set()
+    worker.join(60)
+    dispatching.join(60)
+    assert started["run"] is not None
+    assert list(TriggerFiring.objects.values_list("status", flat=True)) == ["member"]
