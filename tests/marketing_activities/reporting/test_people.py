@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from marketing_activities.models import CampaignRun, Outcome, SmsMessage
 from marketing_activities.reporting.figures import Scope, SmsFigures, sms_figures, sms_figures_over_time
-from marketing_activities.reporting.people import FIGURES, figure_people
+from marketing_activities.reporting.people import FIGURES, figure_people, figure_people_page
 from marketing_activities.runner import run_create, run_execute
 from tests.marketing_activities.campaigns import make_campaign
 from tests.marketing_activities.sms_reporting import CallbackForwarder, sms_traffic
@@ -92,6 +92,34 @@ def test_the_people_are_newest_call_first_and_a_page_of_them_is_a_few_queries(tr
         for row in figure_people(Scope("message", traffic.first.pk), "replied")[:50]:
             assert row.lead.first_name and row.run_step.run.campaign.name
     assert len(queries) == 2  # the message's existence, and the page with its people, runs and campaigns
+
+
+def test_pages_of_people_go_older_and_back_newer_by_their_cursors_each_row_once(traffic):
+    scope = Scope("installation")
+    everyone = [row.pk for row in figure_people(scope, "sent")]
+    pages, page = [], figure_people_page(scope, "sent", per_page=2)
+    while True:
+        pages.append([row.pk for row in page.rows])
+        assert page.total == len(everyone) == 7  # the rollups' figure
+        if not page.older:
+            break
+        page = figure_people_page(scope, "sent", older=page.older, per_page=2)
+    assert [pk for shown in pages for pk in shown] == everyone
+    assert [len(shown) for shown in pages] == [2, 2, 2, 1]
+    back = []
+    while page.newer:
+        page = figure_people_page(scope, "sent", newer=page.newer, per_page=2)
+        back.append([row.pk for row in page.rows])
+    assert back == pages[-2::-1]
+    assert not page.newer and page.older
+
+
+def test_a_page_of_people_whose_cursor_cannot_be_read_is_the_newest(traffic):
+    scope = Scope("installation")
+    newest = [row.pk for row in figure_people_page(scope, "sent", per_page=3).rows]
+    for cursor in ("yesterday~12", "2026-12-01T10:00:00~x", "~", "2026-13-45T99:00:00~3"):
+        page = figure_people_page(scope, "sent", older=cursor, per_page=3)
+        assert [row.pk for row in page.rows] == newest and not page.newer
 
 
 def test_a_scope_whose_object_does_not_exist_is_refused():
