@@ -147,6 +147,7 @@ def build_world(*, sms: int, progress=None) -> World:
                 progress(stop - start + 1)
         for index, step in enumerate(steps):
             # r: the row's number among all SMS (its id in a fresh table), which decides what came of it.
+            # (r as a big integer: r * 7919 passes the 32 bits of PostgreSQL's integers from 271,000 SMS on.)
             offset = index * people
             for start, stop in _pieces(people):
                 with transaction.atomic():
@@ -157,8 +158,8 @@ def build_world(*, sms: int, progress=None) -> World:
                         "delivery_status, called_at, updated_at",
                         f"SELECT {step.pk}, n, {outcome}, '+1' || CAST(2120000000 + n AS TEXT), '', '', "
                         f"'SIM-' || CAST(r AS TEXT), {status}, "
-                        f"{_after('%s', f'(r * 7919) %% {SPREAD_SECONDS}')}, "
-                        f"{_after('%s', f'(r * 7919) %% {SPREAD_SECONDS} + 60')} "
+                        f"{_after('%s', f'(CAST(r AS BIGINT) * 7919) %% {SPREAD_SECONDS}')}, "
+                        f"{_after('%s', f'(CAST(r AS BIGINT) * 7919) %% {SPREAD_SECONDS} + 60')} "
                         f"FROM (SELECT n, n + {offset} AS r FROM __SERIES__) AS numbered",
                         start,
                         stop,

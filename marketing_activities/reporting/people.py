@@ -185,7 +185,7 @@ def _parse_cursor(text: str) -> tuple | None:
     return moment, int(pk)
 
 
-def _by_call_time(scope: Scope, figure: str, *, start, end, newer=None, older=None) -> QuerySet[RunResult]:
+def figure_calls(scope: Scope, figure: str, *, start, end, newer=None, older=None) -> QuerySet[RunResult]:
     """`figure_people` in [start, end), above the cursor `newer` or below `older`
     ((call time, id)), without the condition of the index on (run step, person):
     both databases then read the index on (call time, id) from the cursor on,
@@ -225,12 +225,12 @@ def figure_people_page(
     total = getattr(sms_figures(scope, start=start, end=end), figure)
     below, above = _parse_cursor(older) if older else None, _parse_cursor(newer) if newer else None
     if above is not None:
-        rows = _by_call_time(scope, figure, start=start, end=end, newer=above)
+        rows = figure_calls(scope, figure, start=start, end=end, newer=above)
         keys = list(rows.values_list("called_at", "pk").order_by("called_at", "pk")[: per_page + 1])
         more_newer, keys = len(keys) > per_page, keys[:per_page][::-1]
         more_older = bool(keys)
     else:
-        rows = _by_call_time(scope, figure, start=start, end=end, older=below)
+        rows = figure_calls(scope, figure, start=start, end=end, older=below)
         keys = list(
             rows.values_list("called_at", "pk").order_by(F("called_at").desc(), F("pk").desc())[
                 : per_page + 1
