@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from vibes.models import SubscriptionChange, VibesList
 
@@ -164,6 +165,7 @@ class PeoplePage:
     total: int  # every row behind the figure in the range (the rollups' figure)
     newer: str  # the cursor of the page before this one ("" on the newest page)
     older: str  # the cursor of the page after this one ("" on the last)
+    problem: str = ""  # a cursor that could not be read: the newest page is shown
 
 
 def _cursor(row) -> str:
@@ -173,7 +175,7 @@ def _cursor(row) -> str:
 
 def _parse_cursor(text: str) -> tuple | None:
     """(call time, id) of a page's cursor; None for one that cannot be read (the newest page is shown)."""
-    when, _, pk = text.partition("~")
+    when, _tilde, pk = text.partition("~")
     try:
         moment = parse_datetime(when)
     except ValueError:
@@ -245,7 +247,9 @@ def figure_people_page(
             RunResult.objects.filter(pk__in=ids).select_related("lead", "run_step__run__campaign")
         )
     }
+    unread = (older and below is None) or (newer and above is None)
     return PeoplePage(
+        problem=_("That page could not be read: the first page is shown.") if unread else "",
         rows=[found[pk] for pk in ids],
         total=total,
         newer=_cursor(keys[0]) if more_newer else "",

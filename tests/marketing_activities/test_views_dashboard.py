@@ -281,6 +281,10 @@ def test_a_page_of_people_past_the_first_costs_the_queries_of_the_first(traffic,
     back, page = queries({"newer": f"{second.called_at.isoformat()}~{second.pk}"})
     assert back == on_the_first and "data-newer" not in page and "data-older" in page
     assert page.count("<tr data-lead") == 1 and f'<tr data-lead="{newest.lead_id}"' in page
+    _queries, page = queries({"older": "2026-02-30~7"})
+    assert (
+        "That page could not be read: the first page is shown." in page and page.count("<tr data-lead") == 7
+    )
 
 
 GERMAN_MONTHS = "Januar Februar März April Mai Juni Juli August September Oktober November Dezember".split()

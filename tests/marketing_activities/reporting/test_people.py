@@ -115,12 +115,14 @@ def test_pages_of_people_go_older_and_back_newer_by_their_cursors_each_row_once(
     assert not page.newer and page.older
 
 
-def test_a_page_of_people_whose_cursor_cannot_be_read_is_the_newest(traffic):
+def test_a_page_of_people_whose_cursor_cannot_be_read_is_the_newest_and_says_so(traffic):
     scope = Scope("installation")
     newest = [row.pk for row in figure_people_page(scope, "sent", per_page=3).rows]
     for cursor in ("yesterday~12", "2026-12-01T10:00:00~x", "~", "2026-13-45T99:00:00~3"):
         page = figure_people_page(scope, "sent", older=cursor, per_page=3)
         assert [row.pk for row in page.rows] == newest and not page.newer
+        assert page.problem == "That page could not be read: the first page is shown."
+    assert not figure_people_page(scope, "sent", per_page=3).problem
 
 
 @pytest.mark.parametrize("figure", ["sent", "failed_hard", "unsubscribed"])
