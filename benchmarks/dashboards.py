@@ -242,7 +242,8 @@ def _page_100(*, newer: bool = False) -> str:
     (the 5,000th row, pages of 50), or of the page before it (from the 100th)."""
     period = DashboardForm({"range": "30d"}).period()
     rows = figure_people(Scope("installation"), "sent", start=period.start, end=period.end)
-    row = rows.values_list("called_at", "pk")[99 * PEOPLE_PAGE_SIZE - (0 if newer else 1)]
+    keys = list(rows.values_list("called_at", "pk")[: 99 * PEOPLE_PAGE_SIZE + 1])
+    row = keys[min(99 * PEOPLE_PAGE_SIZE - (0 if newer else 1), len(keys) - 1)]  # a small world: its last
     return urlencode({"newer" if newer else "older": f"{row[0].isoformat()}~{row[1]}"})
 
 

@@ -15,7 +15,6 @@ from marketing_activities.reporting.people import (
     figure_calls,
     figure_people,
     figure_people_page,
-    page_starts_from_the_scope,
 )
 from marketing_activities.runner import run_create, run_execute
 from tests.marketing_activities.campaigns import make_campaign
@@ -103,9 +102,6 @@ def test_the_people_are_newest_call_first_and_a_page_of_them_is_a_few_queries(tr
 
 @pytest.mark.parametrize("per_page", [1, 2, 3])
 def test_pages_of_people_go_older_and_back_newer_by_their_cursors_each_row_once(per_page, traffic):
-    # The installation's pages walk the index on (call time, id); the message's
-    # (4 of 7 SMS) too at 1 and 2 a page, and start from its own rows at 3
-    # (page_starts_from_the_scope: 4 × 4 < 3 × 7).
     for scope in (Scope("installation"), Scope("message", traffic.first.pk)):
         everyone = [row.pk for row in figure_people(scope, "sent")]
         pages, page = [], figure_people_page(scope, "sent", per_page=per_page)
@@ -125,33 +121,6 @@ def test_pages_of_people_go_older_and_back_newer_by_their_cursors_each_row_once(
         assert not page.newer and (page.older or len(pages) == 1)
 
 
-def test_a_page_starts_from_the_scope_when_it_is_a_sliver_of_the_calls():
-    # A campaign of a hundred SMS among ten million: its own rows, not ten million index entries.
-    assert page_starts_from_the_scope(scope_sms=100, figure_sms=100, all_sms=10_000_000, per_page=50)
-    # A quarter of them: the newest 50 are near the top of the index.
-    assert not page_starts_from_the_scope(
-        scope_sms=2_500_000, figure_sms=2_500_000, all_sms=10_000_000, per_page=50
-    )
-    # A rare figure of a large scope (a page of unsubscriptions among a million SMS).
-    assert not page_starts_from_the_scope(
-        scope_sms=1_000_000, figure_sms=20_000, all_sms=10_000_000, per_page=50
-    )
-    assert page_starts_from_the_scope(scope_sms=1_000_000, figure_sms=0, all_sms=10_000_000, per_page=50)
-
-
-def test_a_page_from_the_scope_reads_its_rows_through_the_index_on_step_and_person(traffic):
-    if connection.vendor != "sqlite":
-        pytest.skip(
-            "PostgreSQL chooses between the two indexes by its statistics, which a test's few rows lack"
-        )
-    scope = Scope("message", traffic.first.pk)
-    rows = figure_calls(scope, "sent", start=None, end=None, from_the_scope=True).order_by(
-        "-called_at", "-pk"
-    )
-    plan = query_plan(rows.values_list("called_at", "pk")[:51])
-    assert any("run_result_step_lead" in line for line in plan), plan
-
-
 def test_a_page_of_people_whose_cursor_cannot_be_read_is_the_newest_and_says_so(traffic):
     scope = Scope("installation")
     newest = [row.pk for row in figure_people_page(scope, "sent", per_page=3).rows]
@@ -162,7 +131,7 @@ def test_a_page_of_people_whose_cursor_cannot_be_read_is_the_newest_and_says_so(
     assert not figure_people_page(scope, "sent", per_page=3).problem
 
 
-@pytest.mark.parametrize("figure", ["sent", "failed_hard", "unsubscribed"])
+@pytest.mark.parametrize("figure", ["sent", "failed_hard", "replied", "clicked", "unsubscribed"])
 def test_a_page_of_people_is_read_newest_first_from_the_call_time_index_never_sorted(figure, traffic):
     if connection.vendor == "postgresql":
         # PostgreSQL weighs the index against a sort by its statistics, which a
