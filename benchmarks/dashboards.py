@@ -23,6 +23,7 @@ import datetime
 import statistics
 import time
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -47,7 +48,11 @@ from marketing_activities.models import (
     SmsReply,
     TrackedLink,
 )
+from marketing_activities.reporting.figures import Scope
+from marketing_activities.reporting.forms import DashboardForm
+from marketing_activities.reporting.people import figure_people
 from marketing_activities.reporting.rollups import sms_rollups_rebuild
+from marketing_activities.views.dashboard import PEOPLE_PAGE_SIZE
 from smscampaigns.models import Lead
 from vibes.models import InboundMessage, SubscriptionChange, VibesList
 
@@ -142,6 +147,7 @@ def build_world(*, sms: int, progress=None) -> World:
                 progress(stop - start + 1)
         for index, step in enumerate(steps):
             # r: the row's number among all SMS (its id in a fresh table), which decides what came of it.
+            # (r as a big integer: r * 7919 passes the 32 bits of PostgreSQL's integers from 271,000 SMS on.)
             offset = index * people
             for start, stop in _pieces(people):
                 with transaction.atomic():
@@ -152,8 +158,8 @@ def build_world(*, sms: int, progress=None) -> World:
                         "delivery_status, called_at, updated_at",
                         f"SELECT {step.pk}, n, {outcome}, '+1' || CAST(2120000000 + n AS TEXT), '', '', "
                         f"'SIM-' || CAST(r AS TEXT), {status}, "
-                        f"{_after('%s', f'(r * 7919) %% {SPREAD_SECONDS}')}, "
-                        f"{_after('%s', f'(r * 7919) %% {SPREAD_SECONDS} + 60')} "
+                        f"{_after('%s', f'(CAST(r AS BIGINT) * 7919) %% {SPREAD_SECONDS}')}, "
+                        f"{_after('%s', f'(CAST(r AS BIGINT) * 7919) %% {SPREAD_SECONDS} + 60')} "
                         f"FROM (SELECT n, n + {offset} AS r FROM __SERIES__) AS numbered",
                         start,
                         stop,
@@ -231,6 +237,16 @@ def world_in_database() -> World:
     )
 
 
+def _page_100(*, newer: bool = False) -> str:
+    """The cursor of the 100th page of the installation's SMS of the last 30 days
+    (the 5,000th row, pages of 50), or of the page before it (from the 100th)."""
+    period = DashboardForm({"range": "30d"}).period()
+    rows = figure_people(Scope("installation"), "sent", start=period.start, end=period.end)
+    keys = list(rows.values_list("called_at", "pk")[: 99 * PEOPLE_PAGE_SIZE + 1])
+    row = keys[min(99 * PEOPLE_PAGE_SIZE - (0 if newer else 1), len(keys) - 1)]  # a small world: its last
+    return urlencode({"newer" if newer else "older": f"{row[0].isoformat()}~{row[1]}"})
+
+
 def pages(world: World) -> list[tuple[str, str]]:
     """(what, URL) of each dashboard page, over the last 30 days unless said."""
     first, second = world.message_ids
@@ -240,6 +256,7 @@ def pages(world: World) -> list[tuple[str, str]]:
         return reverse(name, args=[] if pk is None else [pk]) + f"?{query or 'range=30d'}"
 
     campaign, vibes_list = world.campaign_id, world.vibes_list_id
+    sent_30d, back = "range=30d&figure=sent&", _page_100(newer=True)
     return [
         ("Message dashboard", url("message", first)),
         ("Message dashboard, last 2 days (hourly)", url("message", first, query="range=2d")),
@@ -250,7 +267,8 @@ def pages(world: World) -> list[tuple[str, str]]:
         ("Vibes list dashboard", url("vibes_list", vibes_list)),
         ("SMS performance (installation)", url("installation")),
         ("People: sent, installation", url("installation", page="people", query="range=30d&figure=sent")),
-        ("People: sent, installation, page 100", url("installation", None, "people", "figure=sent&page=100")),
+        ("People: sent, installation, page 100", url("installation", None, "people", sent_30d + _page_100())),
+        ("People: sent, installation, page 99", url("installation", None, "people", sent_30d + back)),
         ("People: replied, message", url("message", first, "people", "range=30d&figure=replied")),
         ("People: hard bounces, Vibes list", url("vibes_list", vibes_list, "people", "figure=failed_hard")),
         ("People: unsubscribed, campaign", url("campaign", campaign, "people", "figure=unsubscribed")),

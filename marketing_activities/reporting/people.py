@@ -8,13 +8,18 @@ scope's Send steps are found first (a few rows per run), then their rows
 through the index on (run step, person).
 """
 
-from django.core.paginator import Page, Paginator
+from dataclasses import dataclass
+
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from vibes.models import SubscriptionChange, VibesList
 
 from ..models import (
     HARD_BOUNCE_STATUSES,
+    LEAD_CALLED,
     SEARCHED_ROWS,
     SMS_SENT,
     FlowStep,
@@ -27,7 +32,7 @@ from ..models import (
     SmsMessage,
     SmsReply,
 )
-from .figures import Scope
+from .figures import Scope, sms_figures
 from .rollups import SAME_SECOND
 from .rollups import UNSUBSCRIBE_WINDOW as UNSUBSCRIBED_WITHIN
 
@@ -152,18 +157,108 @@ def people_columns(rows: QuerySet[RunResult]) -> QuerySet:
     return rows.annotate(has_reply=replied(), has_click=clicked())
 
 
-def figure_people_page(scope: Scope, figure: str, *, start=None, end=None, number=None, per_page=50) -> Page:
-    """One page of `figure_people`, with each row's reply and click.
+@dataclass(frozen=True)
+class PeoplePage:
+    """A page of the people behind a figure, newest call first."""
 
-    The page's ids are found first, sorted on the call time alone; only those
-    rows are then read whole, with their person, run and campaign: a sort of
-    every row of the scope carries no more than the ids."""
-    ordered = figure_people(scope, figure, start=start, end=end)
-    page = Paginator(ordered.values_list("pk", flat=True), per_page).get_page(number)
-    ids = list(page.object_list)
-    rows = people_columns(
-        RunResult.objects.filter(pk__in=ids).select_related("lead", "run_step__run__campaign")
+    rows: list  # the page's SMS rows, with their person, run, campaign, reply and click
+    total: int  # every row behind the figure in the range (the rollups' figure)
+    newer: str  # the cursor of the page before this one ("" on the newest page)
+    older: str  # the cursor of the page after this one ("" on the last)
+    problem: str = ""  # a cursor that could not be read: the newest page is shown
+
+
+def _cursor(row) -> str:
+    called_at, pk = row
+    return f"{called_at.isoformat()}~{pk}"
+
+
+def _parse_cursor(text: str) -> tuple | None:
+    """(call time, id) of a page's cursor; None for one that cannot be read (the newest page is shown)."""
+    when, _tilde, pk = text.partition("~")
+    try:
+        moment = parse_datetime(when)
+    except ValueError:
+        return None
+    if moment is None or not pk.isdigit():
+        return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment, int(pk)
+
+
+def figure_calls(scope: Scope, figure: str, *, start, end, newer=None, older=None) -> QuerySet[RunResult]:
+    """`figure_people` in [start, end), above the cursor `newer` or below `older`
+    ((call time, id)), without the condition of the index on (run step, person):
+    both databases then read the index on (call time, id) from the cursor on,
+    the scope's steps and the figure a filter, and stop after a page.
+
+    A cursor is a bound on the call time plus a filter on the id, and replaces
+    the range's bound on its side: given two, SQLite walks from the wider."""
+    rows = RunResult.objects.filter(
+        LEAD_CALLED, run_step_id__in=scope_send_steps(scope), outcome__in=SMS_SENT
     )
-    found = {row.pk: row for row in rows}
-    page.object_list = [found[pk] for pk in ids]
-    return page
+    if newer is not None:
+        when, pk = newer
+        rows = rows.filter(Q(called_at__gt=when) | Q(pk__gt=pk))
+        start = when if start is None else max(start, when)
+    if older is not None:
+        when, pk = older
+        rows = rows.filter(Q(called_at__lt=when) | Q(pk__lt=pk))
+        if end is None or when < end:
+            rows, end = rows.filter(called_at__lte=when), None
+    if start is not None:
+        rows = rows.filter(called_at__gte=start)
+    if end is not None:
+        rows = rows.filter(called_at__lt=end)
+    if figure in _ASKED_IN_TURN:
+        # Walking newest first stops after a page: asking each SMS passed for its
+        # reply or click costs less than listing every reply or click of the scope.
+        return rows.filter(_ASKED_IN_TURN[figure]())
+    condition = figure_condition(figure, scope)
+    return rows if condition is None else rows.filter(condition)
+
+
+_ASKED_IN_TURN = {"replied": replied, "clicked": clicked}
+
+
+def figure_people_page(
+    scope: Scope, figure: str, *, start=None, end=None, older: str = "", newer: str = "", per_page=50
+) -> PeoplePage:
+    """The page of `figure_people` below the cursor `older` (a page's `older`), or
+    above `newer` (a page's `newer`), or the newest; with each row's reply and click.
+
+    Keyset pages on (call time, id), never an OFFSET; the total is the rollups'
+    figure, never a count of the rows (tests/.../test_figures_match_people.py)."""
+    scope_object(scope)
+    total = getattr(sms_figures(scope, start=start, end=end), figure)
+    below, above = _parse_cursor(older) if older else None, _parse_cursor(newer) if newer else None
+    if above is not None:
+        rows = figure_calls(scope, figure, start=start, end=end, newer=above)
+        keys = list(rows.values_list("called_at", "pk").order_by("called_at", "pk")[: per_page + 1])
+        more_newer, keys = len(keys) > per_page, keys[:per_page][::-1]
+        more_older = bool(keys)
+    else:
+        rows = figure_calls(scope, figure, start=start, end=end, older=below)
+        keys = list(
+            rows.values_list("called_at", "pk").order_by(F("called_at").desc(), F("pk").desc())[
+                : per_page + 1
+            ]
+        )
+        more_older, keys = len(keys) > per_page, keys[:per_page]
+        more_newer = below is not None and bool(keys)
+    ids = [pk for _, pk in keys]
+    found = {
+        row.pk: row
+        for row in people_columns(
+            RunResult.objects.filter(pk__in=ids).select_related("lead", "run_step__run__campaign")
+        )
+    }
+    unread = (older and below is None) or (newer and above is None)
+    return PeoplePage(
+        problem=_("That page could not be read: the first page is shown.") if unread else "",
+        rows=[found[pk] for pk in ids],
+        total=total,
+        newer=_cursor(keys[0]) if more_newer else "",
+        older=_cursor(keys[-1]) if more_older else "",
+    )

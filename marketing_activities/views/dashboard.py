@@ -197,7 +197,8 @@ def dashboard(request: HtmxHttpRequest, kind: str, pk: int | None = None) -> Htt
 @require_http_methods(["GET"])
 @marketer_required()  # and the scope's permissions: _scope_or_404
 def dashboard_people(request: HtmxHttpRequest, kind: str, pk: int | None = None) -> HttpResponse:
-    """The people behind one figure: a page of their SMS, newest call first."""
+    """The people behind one figure: a page of their SMS, newest call first;
+    `?older=`/`?newer=` the page after or before (a page's cursor)."""
     scope, obj = _scope_or_404(request, kind, pk)
     form = DashboardForm(request.GET)
     figure = request.GET.get("figure", "sent")
@@ -209,7 +210,8 @@ def dashboard_people(request: HtmxHttpRequest, kind: str, pk: int | None = None)
         figure,
         start=period.start,
         end=period.end,
-        number=request.GET.get("page"),
+        older=request.GET.get("older", ""),
+        newer=request.GET.get("newer", ""),
         per_page=PEOPLE_PAGE_SIZE,
     )
     query = {"figure": figure, **form.period_query()}
@@ -223,6 +225,8 @@ def dashboard_people(request: HtmxHttpRequest, kind: str, pk: int | None = None)
         "figure_choices": [(name, FIGURE_LABELS[name]) for name in FIGURES],
         "page": page,
         "query": urlencode(query),
+        "newer_query": urlencode({**query, "newer": page.newer}) if page.newer else "",
+        "older_query": urlencode({**query, "older": page.older}) if page.older else "",
         "dashboard_url": dashboard_url(kind, pk),
         "people_url": dashboard_url(kind, pk, "people"),
         "export_url": f"{dashboard_url(kind, pk, 'export')}?{urlencode(query)}",

@@ -12,7 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from marketing_activities.reporting.figures import Scope, sms_figures
-from marketing_activities.reporting.people import FIGURES
+from marketing_activities.reporting.forms import DashboardForm
+from marketing_activities.reporting.people import FIGURES, figure_people
 from smscampaigns.models import Lead
 from tests.marketing_activities.campaigns import execute, make_campaign
 from tests.marketing_activities.factories import ProgramFactory, SmsMessageFactory
@@ -257,6 +258,33 @@ def test_a_dashboard_costs_the_same_queries_however_many_messages_and_people(tra
         SmsMessageFactory(program=program)
     assert (queries(url), queries(people)) == before
     assert before[0] <= 25 and before[1] <= 12
+
+
+def test_a_page_of_people_past_the_first_costs_the_queries_of_the_first(traffic, staff_client):
+    people = dashboard("installation", page="people")
+    period = DashboardForm({}).period()
+    newest, second = figure_people(Scope("installation"), "sent", start=period.start, end=period.end)[:2]
+    cursor = f"{newest.called_at.isoformat()}~{newest.pk}"
+
+    def queries(query):
+        with CaptureQueriesContext(connection) as captured:
+            page = shown(staff_client.get(people, {"figure": "sent", **query}))
+        return len(captured), page
+
+    queries({})  # the first request of a session reads what the next ones find cached
+    on_the_first, first = queries({})
+    past_the_first, page = queries({"older": cursor})
+    assert past_the_first == on_the_first
+    assert 'data-total="7"' in first and 'data-total="7"' in page  # the figure's, on every page
+    assert "data-newer" not in first and "data-newer" in page
+    assert (first.count("<tr data-lead"), page.count("<tr data-lead")) == (7, 6)
+    back, page = queries({"newer": f"{second.called_at.isoformat()}~{second.pk}"})
+    assert back == on_the_first and "data-newer" not in page and "data-older" in page
+    assert page.count("<tr data-lead") == 1 and f'<tr data-lead="{newest.lead_id}"' in page
+    _queries, page = queries({"older": "2026-02-30~7"})
+    assert (
+        "That page could not be read: the first page is shown." in page and page.count("<tr data-lead") == 7
+    )
 
 
 GERMAN_MONTHS = "Januar Februar März April Mai Juni Juli August September Oktober November Dezember".split()
