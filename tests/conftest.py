@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
@@ -68,6 +69,14 @@ def no_quiet_hours(settings):
 def fast_password_hashing(settings):
     """Many tests create users with a password; the production hasher would spend most of the run hashing."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def installation_language_after_each_test():
+    """A request in another language leaves it active in the thread (LocaleMiddleware
+    activates it; nothing deactivates it): the next test starts in the installation's."""
+    yield
+    translation.deactivate()
 
 
 # --- Users --------------------------------------------------------------------------------
