@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from vibes.models import SubscriptionChange, VibesList
+from vibes.models import SubscriptionChange
 
 from ..models import (
     HARD_BOUNCE_STATUSES,
@@ -25,25 +25,16 @@ from ..models import (
     FlowStep,
     LinkClick,
     Outcome,
-    Program,
     RunResult,
     RunStep,
-    SmartCampaign,
-    SmsMessage,
     SmsReply,
 )
-from .figures import Scope, sms_figures
+from .figures import SCOPES, Scope, sms_figures
 from .rollups import SAME_SECOND
 from .rollups import UNSUBSCRIBE_WINDOW as UNSUBSCRIBED_WITHIN
 
 FIGURES = ("sent", "delivered", "failed", "failed_hard", "failed_soft", "replied", "clicked", "unsubscribed")
 
-_SCOPE_MODELS = {
-    "message": SmsMessage,
-    "campaign": SmartCampaign,
-    "program": Program,
-    "vibes_list": VibesList,
-}
 _SCOPE_STEPS = {
     "message": "sms_message_id",
     "campaign": "run__campaign_id",
@@ -55,11 +46,10 @@ _SCOPE_STEPS = {
 def scope_object(scope: Scope):
     """The message, campaign, program or Vibes list of the scope (None for the
     installation); raises its model's DoesNotExist for a missing one."""
-    if scope.kind == "installation":
-        return None
-    if scope.kind not in _SCOPE_MODELS:
+    if scope.kind not in SCOPES:
         raise ValueError(f"unknown scope kind {scope.kind!r}")
-    return _SCOPE_MODELS[scope.kind].objects.get(pk=scope.pk)
+    model, _lookup = SCOPES[scope.kind]
+    return None if model is None else model.objects.get(pk=scope.pk)
 
 
 def scope_send_steps(scope: Scope) -> QuerySet[RunStep]:
