@@ -15,9 +15,12 @@ from django.db import close_old_connections, transaction
 
 logger = logging.getLogger(__name__)
 
-# The threads started here that may still run: the tests wait for them before
-# they empty the database, which a thread still writing to it would deadlock.
+# The threads started here that may still run, and the long-lived workers of this
+# process that are woken for work (their `wait_idle(timeout)`): the tests wait for
+# both before they empty the database, which a thread still writing to it would
+# deadlock, and before the next test, which a leftover write would disturb.
 _threads = weakref.WeakSet()
+_woken_workers = []
 
 
 def background_run(task, *args, name: str, celery_tasks: int = 1) -> None:
@@ -43,10 +46,21 @@ def _start_thread(task, args, name: str) -> None:
     thread.start()
 
 
+def woken_worker_register(worker) -> None:
+    """Count `worker` (with a `wait_idle(timeout)` method) among this process's background work."""
+    _woken_workers.append(worker)
+
+
 def background_threads_join(timeout: float = 60.0) -> None:
-    """Wait until the background threads started so far have finished (each up to `timeout`)."""
-    for thread in list(_threads):
-        thread.join(timeout)
+    """Wait until the background work started so far has finished (each up to `timeout`):
+    the threads started here, and the woken workers' rounds, which may start threads."""
+    for _ in range(3):
+        for worker in _woken_workers:
+            worker.wait_idle(timeout)
+        for thread in list(_threads):
+            thread.join(timeout)
+        if not any(thread.is_alive() for thread in list(_threads)):
+            return
 
 
 def _in_thread(task, args, name: str) -> None:

@@ -42,6 +42,14 @@ hypothesis_settings.register_profile("suite", deadline=None, suppress_health_che
 hypothesis_settings.load_profile("suite")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    """What a test started in the background (runs, dispatches, the callbacks' applier)
+    finishes before its fixtures are torn down: a thread still writing would deadlock
+    the database's flush, or write into the next test."""
+    background_threads_join()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compiled_catalogues():
     """The compiled catalogues (.mo) are built, not committed: `make test` compiles

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
-from smscampaigns.background import background_run
+from smscampaigns.background import background_run, woken_worker_register
 
 from .callbacks.applying import callback_event_apply, callbacks_apply_pending, callbacks_apply_waiting
 from .conf import get_client
@@ -137,6 +137,10 @@ class _WokenThread:
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.pid = 0
+        # Set while no round runs (tests wait for it before they empty the database).
+        self.idle = threading.Event()
+        self.idle.set()
+        woken_worker_register(self)
 
     def wake(self) -> None:
         with self.lock:
@@ -146,7 +150,20 @@ class _WokenThread:
                     target=self._run, args=(self.woken,), name=self.name, daemon=True
                 )
                 self.thread.start()
-        self.woken.set()
+            self.idle.clear()
+            self.woken.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until no round runs or is due; True when none does."""
+        thread = self.thread
+        if thread is None or self.pid != os.getpid() or not thread.is_alive():
+            return True
+        deadline = time.monotonic() + timeout
+        while not self.idle.wait(max(0.0, deadline - time.monotonic())) or self.woken.is_set():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def _run(self, woken: threading.Event) -> None:
         while True:
@@ -161,6 +178,9 @@ class _WokenThread:
             close_old_connections()
             if self.pause:
                 time.sleep(self.pause)
+            with self.lock:
+                if not woken.is_set():
+                    self.idle.set()
 
 
 # With Celery: the web process sends the task, the Celery worker applies.

@@ -150,19 +150,27 @@ def _plan(queryset) -> str:
         return "\n".join(row[0] for row in cursor.fetchall())
 
 
-def _search_indexes(term: str) -> set[str]:
-    """The indexes of migration lead_name_search that a search of `term` should read."""
+def _search_indexes(term: str) -> list[set[str]]:
+    """The indexes of migration lead_name_search that a search of `term` should read:
+    for each column, the indexes that can serve it (any one will do)."""
     words = term.split()
     if connection.vendor == "sqlite":
         if "@" in term:
-            return {"lead_email_nocase"}
-        emails = {"lead_email_nocase"} if len(words) == 1 else set()
-        return {*emails, "lead_first_last_nocase", "lead_last_first_nocase"}
+            return [{"lead_email_nocase"}]
+        emails = [{"lead_email_nocase"}] if len(words) == 1 else []
+        return [*emails, {"lead_first_last_nocase"}, {"lead_last_first_nocase"}]
     if "@" in term:
-        return {"lead_email_prefix"}
-    names = "trigrams" if all(len(word) >= 3 for word in words) else "prefix"
-    emails = {"lead_email_prefix"} if len(words) == 1 else set()
-    return {*emails, f"lead_first_name_{names}", f"lead_last_name_{names}"}
+        return [{"lead_email_prefix"}]
+    emails = [{"lead_email_prefix"}] if len(words) == 1 else []
+    if all(len(word) >= 3 for word in words):
+        return [*emails, {"lead_first_name_trigrams"}, {"lead_last_name_trigrams"}]
+    # A prefix shorter than a trigram: its b-tree serves it, and so do the trigrams
+    # of the padded start ("  a", " an"); which one is cheaper is the statistics' call.
+    return [
+        *emails,
+        {"lead_first_name_prefix", "lead_first_name_trigrams"},
+        {"lead_last_name_prefix", "lead_last_name_trigrams"},
+    ]
 
 
 @pytest.mark.parametrize("term", ["smi", "an", "anna.smith@", "anna smi"])
@@ -170,8 +178,8 @@ def test_names_and_emails_are_searched_through_their_indexes(people, term):
     if connection.vendor not in ("sqlite", "postgresql"):
         pytest.skip("the search indexes are SQLite's and PostgreSQL's")
     plan = _plan(Lead.objects.filter(lead_search_condition(term)).order_by("pk")[:50])
-    for index in _search_indexes(term):
-        assert index in plan, plan
+    for indexes in _search_indexes(term):
+        assert any(index in plan for index in indexes), (indexes, plan)
     assert "Seq Scan" not in plan, plan
     assert not [line for line in plan.splitlines() if line.startswith("SCAN")], plan
 
