@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from smscampaigns.background import background_run
+from smscampaigns.background import WokenThread, background_run, runs_on_celery
 
 from .models import AudienceCount, CampaignRun, SmartCampaign
 from .reporting.rollups import sms_rollups_differences, sms_rollups_rebuild
@@ -117,5 +117,20 @@ def dispatch_triggers_task() -> int:
 
 def triggers_kick(**_signal) -> None:
     """New activities: have the dispatcher look at them in the background, once
-    the transaction commits (where: RUNNER_BACKGROUND, as runs)."""
-    background_run(dispatch_triggers_task, name="triggers")
+    the transaction commits (where: RUNNER_BACKGROUND, as runs).
+
+    On Celery, a process sends the dispatcher's task at most once per
+    DISPATCH_WAKE_INTERVAL, however many activities it records: each task
+    matches every activity waiting, and a task for each (an applier records
+    50 a second) would queue the workers' runs and the applier behind tasks
+    that find nothing left to do.
+    """
+    if runs_on_celery() and not dispatch_triggers_task.app.conf.task_always_eager:
+        transaction.on_commit(_dispatch_waker.wake)
+    else:
+        background_run(dispatch_triggers_task, name="triggers")
+
+
+# Seconds between two dispatcher tasks sent by one process.
+DISPATCH_WAKE_INTERVAL = 0.05
+_dispatch_waker = WokenThread("triggers-waker", dispatch_triggers_task.delay, pause=DISPATCH_WAKE_INTERVAL)

@@ -1,15 +1,12 @@
 """Background work of the Vibes app: Celery tasks that take ids, and where they run."""
 
 import logging
-import os
-import threading
-import time
 
 from celery import shared_task
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 
-from smscampaigns.background import background_run, woken_worker_register
+from smscampaigns.background import WokenThread, background_run, runs_on_celery
 
 from .callbacks.applying import callback_event_apply, callbacks_apply_pending, callbacks_apply_waiting
 from .conf import get_client
@@ -102,7 +99,7 @@ def callback_apply_later() -> None:
     the applier's Celery task (at most once per WAKE_INTERVAL, the next one
     after every event stored) or, without Celery, applies the events itself.
     """
-    if _runs_on_celery():
+    if runs_on_celery():
         if callbacks_apply_waiting_task.app.conf.task_always_eager:
             transaction.on_commit(callbacks_apply_waiting_task.delay)
         else:
@@ -113,77 +110,12 @@ def callback_apply_later() -> None:
         _applier.wake()
 
 
-def _runs_on_celery() -> bool:
-    mode = settings.RUNNER_BACKGROUND
-    return mode == "celery" or (mode == "auto" and bool(settings.CELERY_BROKER_URL))
-
-
 # Seconds between two applier tasks sent by one web process: at 500 callbacks
 # a second, a few tasks instead of 500, each applying a batch.
 WAKE_INTERVAL = 0.25
 
 
-class _WokenThread:
-    """One thread of this process that does its work when woken, and once more when
-    woken meanwhile: work that starts after every wake-up, never one per wake-up.
-
-    Started on the first wake-up (again in a forked worker: a thread does not
-    survive a fork). `pause`: seconds it rests after each round.
-    """
-
-    def __init__(self, name: str, work, *, pause: float = 0.0):
-        self.name, self.work, self.pause = name, work, pause
-        self.woken = threading.Event()
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-        self.pid = 0
-        # Set while no round runs (tests wait for it before they empty the database).
-        self.idle = threading.Event()
-        self.idle.set()
-        woken_worker_register(self)
-
-    def wake(self) -> None:
-        with self.lock:
-            if self.thread is None or self.pid != os.getpid() or not self.thread.is_alive():
-                self.woken, self.pid = threading.Event(), os.getpid()
-                self.thread = threading.Thread(
-                    target=self._run, args=(self.woken,), name=self.name, daemon=True
-                )
-                self.thread.start()
-            self.idle.clear()
-            self.woken.set()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds until no round runs or is due; True when none does."""
-        thread = self.thread
-        if thread is None or self.pid != os.getpid() or not thread.is_alive():
-            return True
-        deadline = time.monotonic() + timeout
-        while not self.idle.wait(max(0.0, deadline - time.monotonic())) or self.woken.is_set():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def _run(self, woken: threading.Event) -> None:
-        while True:
-            woken.wait()
-            # Cleared before the work: a wake-up meanwhile makes another round.
-            woken.clear()
-            try:
-                self.work()
-            except Exception:
-                logger.exception("Vibes callbacks: %s failed; the periodic job applies what waits", self.name)
-            # Idle: the connection is checked (or closed past its age) before the next round.
-            close_old_connections()
-            if self.pause:
-                time.sleep(self.pause)
-            with self.lock:
-                if not woken.is_set():
-                    self.idle.set()
-
-
 # With Celery: the web process sends the task, the Celery worker applies.
-_celery_waker = _WokenThread("vibes-callbacks-waker", callbacks_apply_waiting_task.delay, pause=WAKE_INTERVAL)
+_celery_waker = WokenThread("vibes-callbacks-waker", callbacks_apply_waiting_task.delay, pause=WAKE_INTERVAL)
 # Without: a thread of the web process applies.
-_applier = _WokenThread("vibes-callbacks", callbacks_apply_waiting)
+_applier = WokenThread("vibes-callbacks", callbacks_apply_waiting)

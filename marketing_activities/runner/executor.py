@@ -399,7 +399,6 @@ class Worker:
                 # a 5xx from Vibes after it had sent the SMS) tells what became of it.
                 delta.update(results_settle_by_receipts([c.result_id for c in calls], now=now))
                 marketing_sms_forget(result_ids=[i for o in NOT_SENT for i in by_outcome.get(int(o), [])])
-            sms_rollups_after(sms_ids, figures_before)
             cancelled = len(by_outcome.get(int(Outcome.CANCELLED), []))
             finished = len(calls) - len(by_outcome.get(int(Outcome.QUEUED), [])) - cancelled
             CampaignRun.objects.filter(pk=self.run.pk).update(
@@ -420,8 +419,10 @@ class Worker:
                     source=REQUESTED_BY_FLOW,
                     requested_by=self.run.campaign_id,
                 )
-            # Last: receipts and confirmations wait for the step's lock, so it
-            # is held only until the commit.
+            # Last: the hour's SMS figures and the step's counts are rows that the
+            # other workers and the receipts' applier share, so their locks are
+            # held only until the commit (the figures first, as every writer takes them).
+            sms_rollups_after(sms_ids, figures_before)
             step_counts_add(step.pk, delta)
 
     def _apply_subscription_changes(self, step, calls, results):

@@ -28,7 +28,7 @@ from smscampaigns.models import Lead
 from vibes.callbacks import RECEIPT_ACCEPTED, RECEIPT_DELIVERED, RECEIPT_FAILED, ConfirmationNews
 
 from ..models import LEAD_ACTIVITY, SMS_SENT, FlowStep, Outcome, RunResult, RunStep
-from ..reporting.rollups import sms_rollups_following
+from ..reporting.rollups import sms_rollups_after, sms_rollups_before
 from ..result_details import VIBES_SAYS, result_detail
 from ..sms_triggers import sms_receipt_new_activity
 from .counts import step_counts_add
@@ -92,12 +92,16 @@ def result_apply_receipt(
             return True  # older news than the row's
         old = Outcome(row.outcome)
         # The SMS figures of its hour follow the row (a new outcome, or a bounce's kind).
-        with sms_rollups_following(_figures_change(row, changes)):
-            RunResult.objects.filter(pk=row.pk).update(**changes)
+        figures_changed = _figures_change(row, changes)
+        figures_before = sms_rollups_before(figures_changed)
+        RunResult.objects.filter(pk=row.pk).update(**changes)
         if "outcome" in changes:
             # The person's activity (SMS is Delivered, SMS Message Bounces), with the row's change.
             activities_record(activities=_receipt_activities(row, receipt, changes))
-            # Last: the step's lock, which the workers share, is held only until the commit.
+        # Last: the hour's figures and the step's counts, rows the workers share, are
+        # locked only until the commit (the figures first, as every writer takes them).
+        sms_rollups_after(figures_changed, figures_before)
+        if "outcome" in changes:
             step_counts_add(row.run_step_id, {old: -1, changes["outcome"]: 1})
     return True
 
@@ -168,11 +172,14 @@ def results_apply_receipts(receipts: list[ReceiptForRow]) -> list[bool]:
             if "outcome" in changes:
                 activities += _receipt_activities(row, receipt, changes)
                 delta.setdefault(row.run_step_id, Counter()).update({old: -1, changes["outcome"]: 1})
-        # The SMS figures of their hours follow the rows whose outcome or bounce changed.
-        with sms_rollups_following(figures_changed):
-            rows_update(RunResult, changed.values(), _RECEIPT_FIELDS)
+        # The SMS figures of their hours follow the rows whose outcome or bounce changed
+        # (the rows are locked: nothing changes them between the two reads).
+        figures_before = sms_rollups_before(figures_changed)
+        rows_update(RunResult, changed.values(), _RECEIPT_FIELDS)
         activities_record(activities=activities)
-        # Last: the steps' locks, which the workers share, are held only until the commit.
+        # Last: the hours' figures and the steps' counts, rows the workers share,
+        # are locked only until the commit (the figures first, as every writer takes them).
+        sms_rollups_after(figures_changed, figures_before)
         for step_id in sorted(delta):
             step_counts_add(step_id, delta[step_id])
     return matched

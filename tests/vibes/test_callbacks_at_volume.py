@@ -12,13 +12,14 @@ import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone, translation
 
 from marketing_activities.models import Outcome, RunResult
 from marketing_activities.runner.planner import count_outcomes
+from smscampaigns.background import WokenThread
 from smscampaigns.models import Activity
 from tests.marketing_activities.factories import RunResultFactory, RunStepFactory
 from tests.smscampaigns.factories import LeadFactory
@@ -35,7 +36,6 @@ from vibes.callbacks import (
 from vibes.callbacks.applying import others_apply_in_turn
 from vibes.callbacks.news import HandlerFailed, confirmation_listeners
 from vibes.models import CallbackEvent, Subscription, SubscriptionChange
-from vibes.tasks import _WokenThread
 
 USERNAME, PASSWORD = "vibes", "callback-pw-123"
 AUTH = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
@@ -480,7 +480,7 @@ def test_many_wake_ups_during_a_round_make_one_more_round_not_one_each():
         started.set()
         release.wait(30)
 
-    woken = _WokenThread("test-woken", work)
+    woken = WokenThread("test-woken", work)
     woken.wake()
     assert started.wait(30)
     for _ in range(100):  # a burst while the first round works
@@ -492,9 +492,8 @@ def test_many_wake_ups_during_a_round_make_one_more_round_not_one_each():
     assert len(rounds) == 2
 
 
-@pytest.mark.skipif("connection.vendor != 'sqlite'")
 @pytest.mark.django_db
-def test_on_sqlite_the_other_events_are_applied_in_short_turns_and_one_that_fails_stays_waiting(post):
+def test_other_events_are_applied_in_short_turns_and_one_that_fails_stays_waiting(post):
     vibes_list = VibesListFactory(vibes_id="101")
     numbers = [f"+1555123000{n}" for n in range(4)]
     for number in numbers:
@@ -522,3 +521,49 @@ def test_on_sqlite_the_other_events_are_applied_in_short_turns_and_one_that_fail
     ]
     assert not Subscription.objects.filter(lead__mobile_phone=numbers[1], vibes_list=vibes_list).exists()
     assert Subscription.objects.filter(vibes_list=vibes_list, status="subscribed").count() == 3
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.django_db(transaction=True)
+def test_an_applier_passes_by_the_events_another_applier_holds_and_applies_the_next():
+    """PostgreSQL: two appliers never walk the same events one behind the other."""
+    VibesListFactory(vibes_id="101")
+    numbers = [f"+1555123000{n}" for n in range(3)]
+    for number in numbers:
+        LeadFactory(mobile_phone=number)
+    CallbackEvent.objects.bulk_create(
+        CallbackEvent(
+            event_type="subscription_added",
+            dedupe_key=f"opt-in-{number}",
+            payload=opt_in(number),
+            outcome=RECEIVED,
+        )
+        for number in numbers
+    )
+    first = CallbackEvent.objects.order_by("pk")[0]
+    holding, release = threading.Event(), threading.Event()
+
+    def other_applier():
+        try:
+            with transaction.atomic():
+                CallbackEvent.objects.select_for_update().filter(pk=first.pk).get()
+                holding.set()
+                release.wait(60)
+        finally:
+            connections.close_all()
+
+    other = threading.Thread(target=other_applier)
+    other.start()
+    try:
+        assert holding.wait(60)
+        more, last, applied = others_apply_in_turn(turn=0)
+    finally:
+        release.set()
+        other.join(60)
+    assert (more, applied) == (True, 1)
+    assert last == CallbackEvent.objects.order_by("pk")[1].pk
+    assert list(CallbackEvent.objects.order_by("pk").values_list("outcome", flat=True)) == [
+        RECEIVED,
+        CallbackEvent.Outcome.APPLIED,
+        RECEIVED,
+    ]

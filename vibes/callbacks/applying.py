@@ -19,9 +19,11 @@ appliers never take the same event. Its delivery receipts are applied
 together: the receipt handlers get them as one list (their batch form moves
 the SMS rows with a few set-based statements), and the events' outcomes are
 stored with one statement, in the same transaction. Other events are fewer
-and are applied one at a time, as before (`callback_event_apply`); on
-SQLite, whose one write lock every transaction waits its turn for, several
-of them share a short transaction (`others_apply_in_turn`, a savepoint each).
+and are applied one at a time, several of them in a short transaction
+(`others_apply_in_turn`, a savepoint each): on SQLite, whose one write lock
+every transaction waits its turn for, that is one turn; on PostgreSQL the
+events stay locked while they are applied, so a second applier takes the next
+ones instead of waiting on these, and a turn's firings are dispatched together.
 
 An event is applied once: only while it is still "received", under its row
 lock, with its outcome stored in the same transaction. An event whose
@@ -36,7 +38,7 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from smscampaigns.bulk import rows_update
@@ -52,10 +54,9 @@ RECEIVED = CallbackEvent.Outcome.RECEIVED
 # Events an applier takes at once: enough that a second's receipts at Vibes'
 # rate are a few statements, few enough that a batch's locks are brief.
 BATCH = 500
-# Other events (subscription events) are applied one at a time: so many, then receipts again.
-OTHERS_BATCH = 50
-# On SQLite, seconds an applier holds the write lock applying other events
-# before it lets the callbacks, the dispatcher and the runs write.
+# Seconds an applier applies other events (subscription events) in one transaction
+# before it commits (their firings go to the dispatcher) and takes receipts again;
+# on SQLite, before it lets the callbacks, the dispatcher and the runs write.
 TURN = 0.025
 
 
@@ -102,11 +103,10 @@ def callbacks_apply_waiting(*, batch: int = BATCH, received_by=None) -> int:
     """Apply the events waiting now (and those that arrive meanwhile), a batch at a
     time; returns how many were applied.
 
-    Receipts first, a batch of them, then a few other events, and again: a
-    receipt waits for no more than OTHERS_BATCH events applied one at a
-    time. Each batch of a kind starts after the last one's events, so an
-    event that cannot be applied now is left to the periodic job rather than
-    taken again and again.
+    Receipts first, a batch of them, then other events for a short turn, and
+    again: a receipt waits for no more than a turn. Each batch of a kind starts
+    after the last one's events, so an event that cannot be applied now is left
+    to the periodic job rather than taken again and again.
     """
     applied, after_receipts, after_others = 0, 0, 0
     while True:
@@ -114,32 +114,23 @@ def callbacks_apply_waiting(*, batch: int = BATCH, received_by=None) -> int:
             limit=batch, after=after_receipts, received_by=received_by, receipts=True
         )
         applied += done
-        if _applied_in_turns():
-            more, after_others, done = others_apply_in_turn(after=after_others, received_by=received_by)
-        else:
-            others, after_others, done = callbacks_apply_batch(
-                limit=OTHERS_BATCH, after=after_others, received_by=received_by, receipts=False
-            )
-            more = others >= OTHERS_BATCH
+        more, after_others, done = others_apply_in_turn(after=after_others, received_by=received_by)
         applied += done
         if receipts < batch and not more:
             return applied
 
 
-def _applied_in_turns() -> bool:
-    """True on SQLite, whose one write lock every transaction waits its turn for."""
-    return connection.vendor == "sqlite"
-
-
 def others_apply_in_turn(*, after: int = 0, received_by=None, turn: float = TURN) -> tuple[bool, int, int]:
-    """SQLite: apply the oldest waiting events after the id `after` that are not
+    """Apply the oldest waiting events after the id `after` that are not
     receipts, one at a time (a savepoint each), in one transaction for about
     `turn` seconds; returns (whether more may wait, the last one's id, events applied).
 
-    Each event is looked up inside the transaction, which holds the write
-    lock: an applier of another process never takes one applied meanwhile,
-    and the callbacks stored meanwhile wait for one short turn at most. An
-    event that fails changes nothing and stays waiting for the periodic job.
+    Each event is looked up and locked inside the transaction: an applier of
+    another process never takes one applied meanwhile. On SQLite the
+    transaction holds the write lock, so the callbacks stored meanwhile wait
+    for one short turn at most; on PostgreSQL another applier passes the
+    locked events by and applies the next ones. An event that fails changes
+    nothing and stays waiting for the periodic job.
     """
     applied = 0
     waiting = CallbackEvent.objects.filter(outcome=RECEIVED).exclude(event_type=DELIVERY_RECEIPT)
@@ -152,7 +143,13 @@ def others_apply_in_turn(*, after: int = 0, received_by=None, turn: float = TURN
         first = True
         while first or time.monotonic() - started < turn:  # one event at least, each turn
             first = False
-            event = waiting.filter(pk__gt=after).defer("headers", "raw_body").order_by("pk").first()
+            event = (
+                waiting.filter(pk__gt=after)
+                .select_for_update(skip_locked=True)
+                .defer("headers", "raw_body")
+                .order_by("pk")
+                .first()
+            )
             if event is None:
                 return False, after, applied
             after = event.pk
