@@ -239,6 +239,8 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
     phone = lead.mobile_phone or f"+1{FIRST_AREA}2000001"
     national = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
     admin = "/admin/"
+    qualified = reverse("marketing_activities:campaign_qualified_people", args=[campaign])
+    dashboard = reverse("marketing_activities:campaign_dashboard", args=[campaign])
     return [
         (
             "Smart List tab (live count)",
@@ -290,6 +292,23 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
             {"_selected_action": [campaign]},
         ),
         ("Tree", "get", reverse("marketing_activities:index"), {}),
+        # The screens of SMS reporting (issue 18) at this many people.
+        ("View Qualified People", "get", qualified, {}),
+        (
+            "View Qualified People, one reason",
+            "get",
+            qualified,
+            {"outcome": Outcome.SKIPPED_NOT_SUBSCRIBED.code},
+        ),
+        (
+            "View Qualified People, a rare reason",
+            "get",
+            qualified,
+            {"outcome": Outcome.SKIPPED_NUMBER_BLOCKLISTED.code},
+        ),
+        ("Campaign dashboard", "get", dashboard, {}),
+        ("SMS performance", "get", reverse("marketing_activities:installation_dashboard"), {}),
+        ("Lead activity log", "get", f"{admin}smscampaigns/lead/{lead.pk}/activity/", {}),
         ("Admin lead list", "get", f"{admin}smscampaigns/lead/", {}),
         ("Admin lead search by a name", "get", f"{admin}smscampaigns/lead/?q={LAST_NAMES[11]}", {}),
         ("Admin lead search by an email", "get", f"{admin}smscampaigns/lead/?q={lead.email}", {}),

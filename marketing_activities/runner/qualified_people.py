@@ -20,7 +20,7 @@ from ..models import NUMBER_BLOCKS, FlowStep, Outcome, SmartCampaign
 from .audience_counts import PASSED, _already_ran, _audience, _case
 from .person_limit import person_limit_apply
 from .planner import NO_CALL_OUTCOMES, qualification_skip
-from .rules import NUMBER_NOT_BLOCKED, Requirement, Sql, blocked_numbers_select, requirements
+from .rules import NUMBER_NOT_BLOCKED, Requirement, Sql, number_block_join, requirements
 
 PAGE_SIZE = 50
 FILTERED_SLICE = 1000
@@ -69,8 +69,9 @@ def _outcome_select(rules: list[Requirement], audience: Sql) -> Sql:
     joins, params = [], []
     blocker = "NULL"
     if NUMBER_NOT_BLOCKED in rules:
-        blocked = blocked_numbers_select()
-        joins.append(f"LEFT JOIN ({blocked.text}) q ON q.phone = a.mobile_phone")
+        # Each person's number looked up alone: a page reads a few of them.
+        blocked = number_block_join("a.mobile_phone")
+        joins.append(blocked.text)
         params += blocked.params
         blocker = "q.blocker"
     checked = rules
