@@ -108,13 +108,13 @@ def qualified_people_page(
     wanted = None if outcome is None else PASSED if outcome in passed else outcome
     with connection.cursor() as cursor:
         rules, per_number = _first_step_rules(campaign, step, cursor)
-        # One more than a page, to know whether another follows. A call and a
-        # duplicate are told apart only once the slice's numbers are looked up,
-        # so a page of either may take more than one slice of the audience.
-        # A reason's people may be few among many, and a call or a duplicate is
-        # known only with its slice's numbers: those read larger slices, so
-        # that a page takes a few queries rather than dozens.
-        size = page_size + 1 if outcome is None else max(page_size + 1, FILTERED_SLICE)
+        # One more than a page, to know whether another follows. A skip is
+        # known from the row itself, so the database returns that reason's
+        # people alone. A call and a duplicate are told apart only once the
+        # slice's numbers are looked up, so a page of either may take more
+        # than one slice of the audience: those read larger slices, so that a
+        # page takes a few queries rather than dozens.
+        size = max(page_size + 1, FILTERED_SLICE) if wanted == PASSED else page_size + 1
         while len(found) <= page_size:
             rows = _slice(cursor, campaign, rules, after=after, wanted=wanted, size=size)
             winners = _winners(cursor, campaign, rules, rows) if per_number else {}
