@@ -239,6 +239,8 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
     phone = lead.mobile_phone or f"+1{FIRST_AREA}2000001"
     national = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
     admin = "/admin/"
+    # the outcome of a call, as the page names it; and of a duplicate
+    called, duplicate = Outcome.PLANNED_DRY_RUN, Outcome.SKIPPED_DUPLICATE_PHONE
     qualified = reverse("marketing_activities:campaign_qualified_people", args=[campaign])
     dashboard = reverse("marketing_activities:campaign_dashboard", args=[campaign])
     return [
@@ -306,6 +308,8 @@ def screens(world: World) -> list[tuple[str, str, str, dict]]:
             qualified,
             {"outcome": Outcome.SKIPPED_NUMBER_BLOCKLISTED.code},
         ),
+        ("View Qualified People who will get the SMS", "get", qualified, {"outcome": called.code}),
+        ("View Qualified People who share a number", "get", qualified, {"outcome": duplicate.code}),
         ("Campaign dashboard", "get", dashboard, {}),
         ("SMS performance", "get", reverse("marketing_activities:installation_dashboard"), {}),
         ("Lead activity log", "get", f"{admin}smscampaigns/lead/{lead.pk}/activity/", {}),

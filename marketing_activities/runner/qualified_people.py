@@ -116,7 +116,13 @@ def qualified_people_page(
         # page takes a few queries rather than dozens.
         size = max(page_size + 1, FILTERED_SLICE) if wanted == PASSED else page_size + 1
         while len(found) <= page_size:
-            rows = _slice(cursor, campaign, rules, after=after, wanted=wanted, size=size)
+            # Calls and duplicates are the audience's rows that meet every
+            # requirement; the slice reads the audience as it comes and keeps
+            # them here: asked to filter on the outcome, PostgreSQL's planner
+            # expects them few and reads and sorts everyone (3.4 s at a million).
+            rows = _slice(
+                cursor, campaign, rules, after=after, wanted=None if wanted == PASSED else wanted, size=size
+            )
             winners = _winners(cursor, campaign, rules, rows) if per_number else {}
             for lead_id, phone, code, blocker in rows:
                 person = _person(lead_id, phone, code, blocker, winners)
