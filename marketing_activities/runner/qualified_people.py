@@ -120,8 +120,16 @@ def qualified_people_page(
             # requirement; the slice reads the audience as it comes and keeps
             # them here: asked to filter on the outcome, PostgreSQL's planner
             # expects them few and reads and sorts everyone (3.4 s at a million).
+            # A duplicate's number has a holder of a lower id (its winner): only
+            # the people whose number someone before them holds can be one.
             rows = _slice(
-                cursor, campaign, rules, after=after, wanted=None if wanted == PASSED else wanted, size=size
+                cursor,
+                campaign,
+                rules,
+                after=after,
+                wanted=None if wanted == PASSED else wanted,
+                size=size,
+                shared_only=outcome == Outcome.SKIPPED_DUPLICATE_PHONE,
             )
             winners = _winners(cursor, campaign, rules, rows) if per_number else {}
             for lead_id, phone, code, blocker in rows:
@@ -152,12 +160,19 @@ def _person(lead_id, phone, code, blocker, winners) -> tuple[int, Outcome, int |
     return lead_id, skip, blocker if skip in NUMBER_BLOCKS else None
 
 
-def _slice(cursor, campaign, rules, *, after, wanted, size) -> list[tuple]:
+def _slice(cursor, campaign, rules, *, after, wanted, size, shared_only=False) -> list[tuple]:
     audience = _audience(campaign, **({"pk__gt": after} if after is not None else {}))
     select = _outcome_select(rules, audience)
     where, params = "", []
     if wanted is not None:
         where, params = "WHERE x.outcome = %s", [int(wanted)]
+    elif shared_only:
+        # Through the index on the number, for each person read.
+        leads = connection.ops.quote_name(Lead._meta.db_table)
+        where = (
+            f"WHERE x.mobile_phone <> '' AND EXISTS (SELECT 1 FROM {leads} o "
+            "WHERE o.mobile_phone = x.mobile_phone AND o.id < x.id)"
+        )
     cursor.execute(
         f"SELECT x.id, x.mobile_phone, x.outcome, x.blocker FROM ({select.text}) x {where} "
         f"ORDER BY x.id LIMIT %s",
