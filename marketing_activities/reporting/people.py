@@ -8,8 +8,10 @@ scope's Send steps are found first (a few rows per run), then their rows
 through the index on (run step, person).
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.db import connection, transaction
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -140,6 +142,22 @@ def figure_people(scope: Scope, figure: str, *, start=None, end=None) -> QuerySe
     if condition is not None:
         rows = rows.filter(condition)
     return rows.select_related("lead", "run_step__run__campaign").order_by(F("called_at").desc(), "-pk")
+
+
+@contextmanager
+def reading_every_row():
+    """For an export that reads every row of a query through a server-side cursor
+    (`iterator()`): PostgreSQL plans a cursor for its first tenth, a walk of the
+    call-time index with a nested loop per row, 115 s for the replies of a message
+    at ten million SMS; planned for every row, a hash join and one sort
+    (4.3 times faster at a million)."""
+    if connection.vendor != "postgresql":
+        yield  # SQLite reads as it plans; a transaction would take its write lock
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+        yield
 
 
 def people_columns(rows: QuerySet[RunResult]) -> QuerySet:

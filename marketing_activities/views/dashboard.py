@@ -27,7 +27,14 @@ from ..models import Outcome, SmsMessage
 from ..permissions import VIEW_RUNS, require_permissions
 from ..reporting.figures import Scope, SmsFigures, bucket_size, sms_figures, sms_figures_over_time
 from ..reporting.forms import OVER_TIME_FIGURES, DashboardForm
-from ..reporting.people import FIGURES, figure_people, figure_people_page, people_columns, scope_object
+from ..reporting.people import (
+    FIGURES,
+    figure_people,
+    figure_people_page,
+    people_columns,
+    reading_every_row,
+    scope_object,
+)
 from .campaign import campaign_context
 from .common import HtmxHttpRequest, marketer_required, render_screen
 from .results import _cell, _chunks, _Echo
@@ -261,6 +268,10 @@ def dashboard_export(request: HtmxHttpRequest, kind: str, pk: int | None = None)
     def lines():
         writer = csv.writer(_Echo())
         yield writer.writerow(header)
+        with reading_every_row():
+            yield from _rows(writer)
+
+    def _rows(writer):
         for chunk in _chunks(rows.iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
             for row in chunk:
                 called, *person, position, outcome, status, reason, has_reply, has_click = row

@@ -315,3 +315,18 @@ def test_the_dashboard_in_german_shows_german_dates_and_numbers(news, vibes_simu
     assert f"{first.day}. {GERMAN_MONTHS[first.month - 1]} {first.year}" in page  # the range
     assert f"{today:%d.%m.%Y}" in page  # the chart's days, as German writes them
     assert "0,0 %" in page  # no receipts yet: rates with a decimal comma
+
+
+def test_the_csv_is_read_through_a_cursor_planned_for_every_row(traffic, staff_client):
+    """PostgreSQL plans a cursor for its first tenth (a walk of the call-time index, a
+    nested loop per row: two minutes at ten million SMS); the export reads them all."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no cursor fraction to plan for")
+    with CaptureQueriesContext(connection) as queries:
+        rows = csv_rows(
+            staff_client.get(dashboard("message", traffic.first.pk, "export"), {"figure": "sent"})
+        )
+    assert len(rows) == 4
+    statements = [query["sql"] for query in queries.captured_queries]
+    planned = statements.index("SET LOCAL cursor_tuple_fraction = 1.0")
+    assert any("marketing_activities_runresult" in sql for sql in statements[planned:]), statements
