@@ -257,9 +257,13 @@ def test_a_run_whose_worker_died_is_finished_and_the_firings_behind_it_run_next(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_firing_that_waits_while_the_campaigns_run_finishes_gets_a_run_at_once(news):
+def test_a_firing_that_waits_while_the_campaigns_run_finishes_gets_a_run_at_once(news, inline):
     """PostgreSQL: the dispatcher's new run waits for the finishing one and then takes the
-    firing its worker could no longer see (not left to the sweep a minute later)."""
+    firing its worker could no longer see (not left to the sweep a minute later).
+
+    `inline`: the dispatch the activity asks for runs at its commit, in this thread,
+    and finds the campaign's run active; a dispatcher of its own in a background
+    thread would race this test's dispatcher for the firing."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite's write lock lets no dispatcher in while a run finishes")
     lead = LeadFactory(mobile_phone=NUMBER)
