@@ -11,6 +11,8 @@ a hard bounce), 1 in 10 still sent (r % 10 = 1), the rest delivered; 1 in 20
 got a reply (r % 20 = 2, an inbound message and its SmsReply), 1 in 25 a
 click (r % 25 = 3, a tracked link and its click) and 1 in 50 was followed an
 hour later by the person's unsubscription from the step's list (r % 50 = 4).
+A fifth campaign (program 2, message C, list Y) texted only the first
+SLIVER people, over the same 30 days: a scope that is a sliver of the calls.
 
 `time_pages(world, rounds=5)` asks each dashboard page through Django's test
 client as a superuser (one unmeasured request first) and returns, per page,
@@ -60,6 +62,7 @@ from .admin_lists import _insert, _pieces, table
 from .harness import after_inserting_leads
 
 CAMPAIGNS = 4
+SLIVER = 100  # the SMS of the fifth campaign, a sliver of the calls
 SPREAD_SECONDS = 30 * 86400 - 7200  # the calls: over the last 30 days, none in the future
 
 
@@ -70,6 +73,7 @@ class World:
     campaign_id: int
     program_id: int
     vibes_list_id: int
+    sliver_campaign_id: int | None = None  # None in a world built before it had one
 
 
 def _after(start_param: str, seconds: str) -> str:
@@ -97,18 +101,20 @@ def build_world(*, sms: int, progress=None) -> World:
     lists = [VibesList.objects.create(vibes_id=f"bench-{name}", name=f"List {name}") for name in "XY"]
     folder = Folder.objects.create(name="Dashboards benchmark")
     programs = [Program.objects.create(folder=folder, name=f"Program {n}") for n in (1, 2)]
-    messages = [SmsMessage.objects.create(program=programs[0], name=f"Message {n}", text="Hi") for n in "AB"]
+    messages = [SmsMessage.objects.create(program=programs[0], name=f"Message {n}", text="Hi") for n in "ABC"]
     steps = []
-    for index in range(CAMPAIGNS):
-        campaign = SmartCampaign.objects.create(program=programs[index // 2], name=f"Campaign {index + 1}")
-        FlowStep.objects.create(
-            campaign=campaign, position=0, sms_message=messages[index % 2], vibes_list=lists[index // 2]
+    for index in range(CAMPAIGNS + 1):
+        sliver = index == CAMPAIGNS
+        message, vibes_list = messages[2 if sliver else index % 2], lists[1 if sliver else index // 2]
+        campaign = SmartCampaign.objects.create(
+            program=programs[1 if sliver else index // 2], name=f"Campaign {index + 1}"
         )
+        FlowStep.objects.create(campaign=campaign, position=0, sms_message=message, vibes_list=vibes_list)
         run = CampaignRun.objects.create(
             campaign=campaign,
             trigger=CampaignRun.Trigger.COMMAND,
             status=CampaignRun.Status.COMPLETED,
-            audience=people,
+            audience=min(people, SLIVER) if sliver else people,
             created_at=since,
         )
         steps.append(
@@ -116,8 +122,8 @@ def build_world(*, sms: int, progress=None) -> World:
                 run=run,
                 position=0,
                 action=FlowStep.Action.SEND_SMS,
-                sms_message=messages[index % 2],
-                vibes_list=lists[index // 2],
+                sms_message=message,
+                vibes_list=vibes_list,
                 status=RunStep.Status.DONE,
             )
         )
@@ -148,8 +154,8 @@ def build_world(*, sms: int, progress=None) -> World:
         for index, step in enumerate(steps):
             # r: the row's number among all SMS (its id in a fresh table), which decides what came of it.
             # (r as a big integer: r * 7919 passes the 32 bits of PostgreSQL's integers from 271,000 SMS on.)
-            offset = index * people
-            for start, stop in _pieces(people):
+            offset, texted = index * people, min(people, SLIVER) if index == CAMPAIGNS else people
+            for start, stop in _pieces(texted):
                 with transaction.atomic():
                     _insert(
                         cursor,
@@ -169,7 +175,7 @@ def build_world(*, sms: int, progress=None) -> World:
                     progress(stop - start + 1)
             ids = RunResult.objects.filter(run_step_id=step.pk).aggregate(first=Min("pk"), last=Max("pk"))
             RunStep.objects.filter(pk=step.pk).update(
-                first_result_id=ids["first"], last_result_id=ids["last"], counts={"delivered": people}
+                first_result_id=ids["first"], last_result_id=ids["last"], counts={"delivered": texted}
             )
         q = _table
         with transaction.atomic():
@@ -215,11 +221,12 @@ def build_world(*, sms: int, progress=None) -> World:
     # Written around the product's paths, as a restore would be: the figures are recounted once.
     sms_rollups_rebuild()
     return World(
-        sms=people * CAMPAIGNS,
+        sms=people * CAMPAIGNS + min(people, SLIVER),
         message_ids=(messages[0].pk, messages[1].pk),
         campaign_id=steps[0].run.campaign_id,
         program_id=programs[0].pk,
         vibes_list_id=lists[0].pk,
+        sliver_campaign_id=steps[-1].run.campaign_id,
     )
 
 
@@ -234,6 +241,9 @@ def world_in_database() -> World:
         ).pk,
         program_id=Program.objects.get(name="Program 1", folder__name="Dashboards benchmark").pk,
         vibes_list_id=VibesList.objects.get(vibes_id="bench-X").pk,
+        sliver_campaign_id=SmartCampaign.objects.filter(
+            name=f"Campaign {CAMPAIGNS + 1}", program__folder__name="Dashboards benchmark"
+        ).values_list("pk", flat=True).first(),
     )
 
 
@@ -255,7 +265,7 @@ def pages(world: World) -> list[tuple[str, str]]:
         name = f"marketing_activities:{kind}_dashboard{'_' + page if page else ''}"
         return reverse(name, args=[] if pk is None else [pk]) + f"?{query or 'range=30d'}"
 
-    campaign, vibes_list = world.campaign_id, world.vibes_list_id
+    campaign, vibes_list, sliver = world.campaign_id, world.vibes_list_id, world.sliver_campaign_id
     sent_30d, back = "range=30d&figure=sent&", _page_100(newer=True)
     return [
         ("Message dashboard", url("message", first)),
@@ -273,7 +283,10 @@ def pages(world: World) -> list[tuple[str, str]]:
         ("People: hard bounces, Vibes list", url("vibes_list", vibes_list, "people", "figure=failed_hard")),
         ("People: unsubscribed, campaign", url("campaign", campaign, "people", "figure=unsubscribed")),
         ("CSV: replied, message (whole file)", url("message", first, "export", "range=30d&figure=replied")),
-    ]  # fmt: skip
+    ] + ([
+        (f"People: sent, a campaign of {SLIVER} SMS", url("campaign", sliver, "people", "figure=sent")),
+        (f"People: failed, a campaign of {SLIVER} SMS", url("campaign", sliver, "people", "figure=failed")),
+    ] if sliver else [])  # fmt: skip
 
 
 def _get(client, url):

@@ -16,22 +16,25 @@ SMS = 600
 
 def test_the_world_holds_the_sms_and_what_came_of_them_as_described():
     world = bench.build_world(sms=SMS)
-    assert world.sms == RunResult.objects.count() == SMS
-    assert RunResult.objects.filter(outcome=Outcome.DELIVERY_FAILED).count() == SMS // 10
-    assert RunResult.objects.filter(delivery_status="undeliverable").count() == SMS // 30
-    assert SmsReply.objects.count() == SMS // 20
-    assert LinkClick.objects.count() == SMS // 25
-    assert SubscriptionChange.objects.count() == SMS // 50
+    total = SMS + bench.SLIVER  # the four campaigns' and the sliver's
+    assert world.sms == RunResult.objects.count() == total
+    assert RunResult.objects.filter(outcome=Outcome.DELIVERY_FAILED).count() == total // 10
+    assert RunResult.objects.filter(delivery_status="undeliverable").count() == total // 30
+    assert SmsReply.objects.count() == total // 20
+    assert LinkClick.objects.count() == total // 25
+    assert SubscriptionChange.objects.count() == total // 50
     figures = sms_figures(Scope("installation"))
     assert (figures.sent, figures.failed_hard, figures.replied, figures.clicked, figures.unsubscribed) == (
-        SMS,
-        SMS // 30,
-        SMS // 20,
-        SMS // 25,
-        SMS // 50,
+        total,
+        total // 30,
+        total // 20,
+        total // 25,
+        total // 50,
     )
     message = Scope("message", world.message_ids[0])
     assert sms_figures(message).sent == SMS // 2
+    sliver = Scope("campaign", world.sliver_campaign_id)
+    assert (sms_figures(sliver).sent, sms_figures(sliver).failed) == (bench.SLIVER, bench.SLIVER // 10)
     for figure in FIGURES:
         assert figure_people(message, figure).count() == getattr(sms_figures(message), figure)
 

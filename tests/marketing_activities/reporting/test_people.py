@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from marketing_activities.models import CampaignRun, Outcome, SmsMessage
+from marketing_activities.reporting import people as people_module
 from marketing_activities.reporting.figures import Scope, SmsFigures, sms_figures, sms_figures_over_time
 from marketing_activities.reporting.people import (
     FIGURES,
@@ -119,6 +120,69 @@ def test_pages_of_people_go_older_and_back_newer_by_their_cursors_each_row_once(
             back.append([row.pk for row in page.rows])
         assert back == pages[-2::-1]
         assert not page.newer and (page.older or len(pages) == 1)
+
+
+def pages_there_and_back(scope, figure, per_page):
+    """The pages of the figure from the newest by `older`, then back by `newer`."""
+    pages, page = [], figure_people_page(scope, figure, per_page=per_page)
+    while True:
+        pages.append([row.pk for row in page.rows])
+        if not page.older:
+            break
+        page = figure_people_page(scope, figure, older=page.older, per_page=per_page)
+    back = []
+    while page.newer:
+        page = figure_people_page(scope, figure, newer=page.newer, per_page=per_page)
+        back.append([row.pk for row in page.rows])
+    return pages, back
+
+
+@pytest.mark.parametrize("per_page", [1, 2])
+def test_pages_read_from_the_scopes_rows_are_the_pages_the_walk_of_the_calls_gives(
+    per_page, traffic, monkeypatch
+):
+    scopes = (Scope("message", traffic.first.pk), Scope("campaign", traffic.second_campaign.pk))
+    for scope in scopes:
+        for figure in ("sent", "failed_soft", "replied", "clicked", "unsubscribed"):
+            everyone = [row.pk for row in figure_people(scope, figure)]
+            paged = {}
+            for way, cost in (("walked", 10**9), ("read whole", 0)):
+                monkeypatch.setattr(people_module, "READ_COST", cost)
+                paged[way] = pages_there_and_back(scope, figure, per_page)
+            pages, back = paged["read whole"]
+            assert paged["walked"] == paged["read whole"], (scope, figure)
+            assert [pk for shown in pages for pk in shown] == everyone, (scope, figure)
+            assert back == pages[-2::-1]
+
+
+def test_a_scope_with_fewer_sms_than_a_walk_would_pass_is_read_through_its_steps_index(traffic):
+    # The second campaign texted 3 of the 7 SMS: a page of 50 would walk all 7 calls.
+    scope = Scope("campaign", traffic.second_campaign.pk)
+    with CaptureQueriesContext(connection) as queries:
+        page = figure_people_page(scope, "sent")
+    assert [row.pk for row in page.rows] == [row.pk for row in figure_people(scope, "sent")]
+    keys = [query["sql"] for query in queries.captured_queries if "run_result_called" not in query["sql"]]
+    read = [sql for sql in keys if 'SELECT "marketing_activities_runresult"."called_at"' in sql]
+    assert len(read) == 1, keys
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("EXPLAIN " + read[0])
+        else:
+            assert "INDEXED BY run_result_step_lead" in read[0]
+            cursor.execute("EXPLAIN QUERY PLAN " + read[0])
+        plan = [str(row) for row in cursor.fetchall()]
+    assert any("run_result_step_lead" in line for line in plan), plan
+    assert not any("run_result_called" in line for line in plan), plan
+
+
+def test_a_figure_of_nobody_is_an_empty_page_that_reads_no_calls(traffic):
+    scope = Scope("message", traffic.first.pk)
+    with CaptureQueriesContext(connection) as queries:
+        page = figure_people_page(scope, "failed")
+    assert (page.rows, page.total, page.older, page.newer) == ([], 0, "", "")
+    # The message and its figures only: no walk of the calls to the range's end.
+    assert not [query for query in queries.captured_queries if "_runresult" in query["sql"]]
 
 
 def test_a_page_of_people_whose_cursor_cannot_be_read_is_the_newest_and_says_so(traffic):
