@@ -90,19 +90,22 @@ def result_apply_receipt(
         changes = _receipt_changes(row, receipt, now=now)
         if changes is None:
             return True  # older news than the row's
-        old = Outcome(row.outcome)
+        # A new outcome is the person's activity (SMS is Delivered, SMS Message Bounces)
+        # and moves the step's counts.
+        activities, counts = [], {}
+        if "outcome" in changes:
+            activities = _receipt_activities(row, receipt, changes)
+            counts = {Outcome(row.outcome): -1, changes["outcome"]: 1}
         # The SMS figures of its hour follow the row (a new outcome, or a bounce's kind).
         figures_changed = _figures_change(row, changes)
         figures_before = sms_rollups_before(figures_changed)
         RunResult.objects.filter(pk=row.pk).update(**changes)
-        if "outcome" in changes:
-            # The person's activity (SMS is Delivered, SMS Message Bounces), with the row's change.
-            activities_record(activities=_receipt_activities(row, receipt, changes))
+        activities_record(activities=activities)
         # Last: the hour's figures and the step's counts, rows the workers share, are
         # locked only until the commit (the figures first, as every writer takes them).
         sms_rollups_after(figures_changed, figures_before)
-        if "outcome" in changes:
-            step_counts_add(row.run_step_id, {old: -1, changes["outcome"]: 1})
+        if counts:
+            step_counts_add(row.run_step_id, counts)
     return True
 
 

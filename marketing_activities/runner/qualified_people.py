@@ -104,8 +104,11 @@ def qualified_people_page(
         return QualifiedPage([], None)
     step = steps[0]
     found: list[tuple[int, Outcome, int | None]] = []
-    passed = (CALLED, Outcome.SKIPPED_DUPLICATE_PHONE)
-    wanted = None if outcome is None else PASSED if outcome in passed else outcome
+    # What the database can filter on: a skip's reason (known from the row itself),
+    # or, for duplicates, the people whose number someone before them holds.
+    passed = outcome in (CALLED, Outcome.SKIPPED_DUPLICATE_PHONE)
+    skip = None if outcome is None or passed else outcome
+    shared_only = outcome == Outcome.SKIPPED_DUPLICATE_PHONE
     with connection.cursor() as cursor:
         rules, per_number = _first_step_rules(campaign, step, cursor)
         # One more than a page, to know whether another follows. A skip is
@@ -114,7 +117,7 @@ def qualified_people_page(
         # slice's numbers are looked up, so a page of either may take more
         # than one slice of the audience: those read larger slices, so that a
         # page takes a few queries rather than dozens.
-        size = max(page_size + 1, FILTERED_SLICE) if wanted == PASSED else page_size + 1
+        size = max(page_size + 1, FILTERED_SLICE) if passed else page_size + 1
         while len(found) <= page_size:
             # Calls and duplicates are the audience's rows that meet every
             # requirement; the slice reads the audience as it comes and keeps
@@ -122,15 +125,7 @@ def qualified_people_page(
             # expects them few and reads and sorts everyone (3.4 s at a million).
             # A duplicate's number has a holder of a lower id (its winner): only
             # the people whose number someone before them holds can be one.
-            rows = _slice(
-                cursor,
-                campaign,
-                rules,
-                after=after,
-                wanted=None if wanted == PASSED else wanted,
-                size=size,
-                shared_only=outcome == Outcome.SKIPPED_DUPLICATE_PHONE,
-            )
+            rows = _slice(cursor, campaign, rules, after=after, size=size, skip=skip, shared_only=shared_only)
             winners = _winners(cursor, campaign, rules, rows) if per_number else {}
             for lead_id, phone, code, blocker in rows:
                 person = _person(lead_id, phone, code, blocker, winners)
@@ -160,12 +155,12 @@ def _person(lead_id, phone, code, blocker, winners) -> tuple[int, Outcome, int |
     return lead_id, skip, blocker if skip in NUMBER_BLOCKS else None
 
 
-def _slice(cursor, campaign, rules, *, after, wanted, size, shared_only=False) -> list[tuple]:
+def _slice(cursor, campaign, rules, *, after, size, skip=None, shared_only=False) -> list[tuple]:
     audience = _audience(campaign, **({"pk__gt": after} if after is not None else {}))
     select = _outcome_select(rules, audience)
     where, params = "", []
-    if wanted is not None:
-        where, params = "WHERE x.outcome = %s", [int(wanted)]
+    if skip is not None:
+        where, params = "WHERE x.outcome = %s", [int(skip)]
     elif shared_only:
         # Through the index on the number, for each person read.
         leads = connection.ops.quote_name(Lead._meta.db_table)

@@ -110,8 +110,8 @@ def callbacks_apply_waiting(*, batch: int = BATCH, received_by=None) -> int:
     """
     applied, after_receipts, after_others = 0, 0, 0
     while True:
-        receipts, after_receipts, done = callbacks_apply_batch(
-            limit=batch, after=after_receipts, received_by=received_by, receipts=True
+        receipts, after_receipts, done = receipts_apply_batch(
+            limit=batch, after=after_receipts, received_by=received_by
         )
         applied += done
         more, after_others, done = others_apply_in_turn(after=after_others, received_by=received_by)
@@ -164,21 +164,17 @@ def others_apply_in_turn(*, after: int = 0, received_by=None, turn: float = TURN
     return True, after, applied
 
 
-def callbacks_apply_batch(
-    *, limit: int = BATCH, after: int = 0, received_by=None, receipts: bool | None = None
-) -> tuple[int, int, int]:
-    """Apply up to `limit` waiting events after the id `after`, oldest first, that no
-    other applier holds (only receipts, or only other events, if `receipts` says
-    so); returns (events taken, the last one's id, events applied).
+def receipts_apply_batch(*, limit: int = BATCH, after: int = 0, received_by=None) -> tuple[int, int, int]:
+    """Apply up to `limit` waiting delivery receipts after the id `after`, oldest
+    first, that no other applier holds; returns (receipts taken, the last one's id,
+    receipts applied). Other events are applied in turns (`others_apply_in_turn`).
 
-    The batch's receipts are applied together in one transaction; its other
-    events (and, should that fail, its receipts) one at a time after it.
+    The receipts are applied together in one transaction; one that cannot be
+    (and, should the batch fail, every one) on its own after it.
     """
     alone: list[int] = []
     applied = 0
-    waiting = CallbackEvent.objects.filter(outcome=RECEIVED, pk__gt=after)
-    if receipts is not None:
-        waiting = (waiting.filter if receipts else waiting.exclude)(event_type=DELIVERY_RECEIPT)
+    waiting = CallbackEvent.objects.filter(outcome=RECEIVED, pk__gt=after, event_type=DELIVERY_RECEIPT)
     if received_by is not None:
         waiting = waiting.filter(received_at__lte=received_by)
     # Looked for outside a transaction first: on SQLite a transaction waits for
