@@ -66,12 +66,17 @@ def scope_send_steps(scope: Scope) -> QuerySet[RunStep]:
     return steps.values("pk")
 
 
-def sent_sms(scope: Scope, *, start=None, end=None) -> QuerySet[RunResult]:
+# SEARCHED_ROWS written out: SQLite plans before it binds, and can name the
+# index on (run step, person) (`INDEXED BY`) only for a condition it reads so.
+SEARCHED_ROWS_WRITTEN_OUT = Q(outcome__gte=RawSQL("0", ()))
+
+
+def sent_sms(scope: Scope, *, start=None, end=None, searched: Q = SEARCHED_ROWS) -> QuerySet[RunResult]:
     """Every SMS of the scope Vibes accepted, called in [start, end)."""
     scope_object(scope)
     rows = RunResult.objects.filter(
         # The condition of the index on (run step, person): the planners read the steps' rows through it.
-        SEARCHED_ROWS,
+        searched,
         run_step_id__in=scope_send_steps(scope),
         outcome__in=SMS_SENT,
         called_at__isnull=False,
@@ -138,10 +143,12 @@ def figure_condition(figure: str, scope: Scope) -> Q | Exists | None:
     return conditions[figure]()
 
 
-def figure_people(scope: Scope, figure: str, *, start=None, end=None) -> QuerySet[RunResult]:
+def figure_people(
+    scope: Scope, figure: str, *, start=None, end=None, searched: Q = SEARCHED_ROWS
+) -> QuerySet[RunResult]:
     """The SMS rows behind `figure` of the scope in [start, end), newest call first,
     with what a page of them shows (the person, the run, its campaign, the step)."""
-    rows = sent_sms(scope, start=start, end=end)
+    rows = sent_sms(scope, start=start, end=end, searched=searched)
     condition = figure_condition(figure, scope)
     if condition is not None:
         rows = rows.filter(condition)
@@ -262,20 +269,7 @@ def _keys_read_whole(scope: Scope, figure: str, *, start, end, newer, older, cou
     `newer` (oldest first) or below `older` (newest first), read through the scope's
     steps' index (or the replies' or clicks') in no order and sorted here: an order
     asked of the database would have it walk the call-time index again."""
-    rows = RunResult.objects.filter(
-        # SEARCHED_ROWS, written out: SQLite plans before it binds, and names an index only so.
-        outcome__gte=RawSQL("0", ()),
-        run_step_id__in=scope_send_steps(scope),
-        outcome__in=SMS_SENT,
-        called_at__isnull=False,
-    )
-    if start is not None:
-        rows = rows.filter(called_at__gte=start)
-    if end is not None:
-        rows = rows.filter(called_at__lt=end)
-    condition = figure_condition(figure, scope)
-    if condition is not None:
-        rows = rows.filter(condition)
+    rows = figure_people(scope, figure, start=start, end=end, searched=SEARCHED_ROWS_WRITTEN_OUT)
     if newer is not None:
         when, pk = newer
         rows = rows.filter(Q(called_at__gt=when) | Q(called_at=when, pk__gt=pk))
