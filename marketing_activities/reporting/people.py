@@ -287,7 +287,7 @@ def _keys_read_whole(scope: Scope, figure: str, *, start, end, newer, older, cou
 def _through_the_steps_index(keys: QuerySet) -> Iterator[tuple]:
     """SQLite: the (call time, id) keys read through the index on (run step, person),
     named. Its statistics give every step the average step's rows, so for a sliver
-    of the calls its planner would still walk the call-time index (1.7 s at a million).
+    of the calls its planner would still walk the call-time index (1.5 s at a million).
     Replies and clicks need no naming: their ids lead the way."""
     sql, params = keys.query.sql_with_params()
     table = f"FROM {connection.ops.quote_name(RunResult._meta.db_table)} "
