@@ -421,7 +421,11 @@ def lead_import_execute(
         else:
             lead_import.status = LeadImport.Status.COMPLETED
     lead_import.finished_at = timezone.now()
-    lead_import.save(update_fields=["status", "error", "finished_at", "updated_at"])
+    with transaction.atomic():
+        lead_import.save(update_fields=["status", "error", "finished_at", "updated_at"])
+        # The report stays; the people's data in an uploaded file is not kept
+        # longer than needed: gone by the time anyone sees the import ended.
+        lead_import.chunks.all().delete()
     if progress:
         progress(lead_import)
     return lead_import

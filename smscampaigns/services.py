@@ -110,9 +110,6 @@ def lead_import_run(*, lead_import: LeadImport) -> LeadImport:
         # The admin sees the import failed; the details go to the log.
         logger.exception("lead import %s failed", lead_import.pk)
         lead_import_fail(lead_import)
-        return lead_import
-    # The report stays; the people's data in the file is not kept longer than needed.
-    lead_import.chunks.all().delete()
     return lead_import
 
 

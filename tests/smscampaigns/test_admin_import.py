@@ -7,9 +7,12 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.db.models.signals import post_save
 from django.urls import reverse
 
 from smscampaigns.models import Lead, LeadImport, LeadImportChunk
+from smscampaigns.services import lead_import_create, lead_import_run
 from tests.smscampaigns.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +69,25 @@ def test_a_large_upload_is_imported_in_the_background_and_reported_line_by_line(
     assert "<td>3001</td><td>lead_score</td><td>99999999999999999999 is out of range" in report
     assert Lead.objects.count() == 4999
     assert not LeadImportChunk.objects.exists()  # the file is not kept once imported
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_uploaded_file_is_gone_by_the_time_its_import_is_seen_to_end(admin_user):
+    seen = []
+
+    def on_save(sender, instance, **kwargs):
+        if instance.status == LeadImport.Status.COMPLETED:
+            # What another connection sees once the completion is committed.
+            transaction.on_commit(lambda: seen.append(instance.chunks.exists()))
+
+    upload = SimpleUploadedFile("leads.csv", b"email,lead_score\na@example.com,1\n", content_type="text/csv")
+    lead_import = lead_import_create(upload=upload, user=admin_user)
+    post_save.connect(on_save, sender=LeadImport)
+    try:
+        lead_import_run(lead_import=lead_import)
+    finally:
+        post_save.disconnect(on_save, sender=LeadImport)
+    assert seen == [False]
 
 
 @pytest.mark.django_db(transaction=True)
