@@ -80,30 +80,35 @@ def person_limit_apply(cursor, *, campaign, audience: Sql, already_ran: Sql) -> 
 def person_limit_describe(campaign, limit: PersonLimit, beyond: int) -> list[str]:
     """The Run now confirmation's words for the campaign's limits and what they do."""
     lines = []
+    # Two sentences, each with its own number: "more than 1 people" is not English, nor its like in
+    # the other languages.
     if campaign.person_limit_refuse_above:
-        qualifying = limit.qualifying or 0
-        lines.append(
-            ngettext(
-                "Person limit: a run is refused when more than %(limit)s people qualify; %(count)s "
-                "person does, so it runs.",
-                "Person limit: a run is refused when more than %(limit)s people qualify; %(count)s do, "
-                "so it runs.",
-                qualifying,
-            )
-            % _numbers(qualifying, campaign.person_limit_refuse_above)
+        qualifying, refuse_above = limit.qualifying or 0, campaign.person_limit_refuse_above
+        numbers = _numbers(qualifying, refuse_above)
+        rule = ngettext(
+            "Person limit: a run is refused when more than one person qualifies.",
+            "Person limit: a run is refused when more than %(limit)s people qualify.",
+            refuse_above,
         )
+        now = ngettext(
+            "%(count)s person qualifies, so it runs.", "%(count)s people qualify, so it runs.", qualifying
+        )
+        lines.append(f"{rule % numbers} {now % numbers}")
     if campaign.person_limit_per_run:
-        lines.append(
-            ngettext(
-                "Person limit: at most one person per run, the first in lead id order; "
-                "%(beyond)s beyond it are skipped.",
-                "Person limit: at most %(limit)s people per run, the first in lead id order; "
-                "%(beyond)s beyond it are skipped.",
-                campaign.person_limit_per_run,
-            )
-            % {
-                "limit": number_format(campaign.person_limit_per_run, force_grouping=True),
-                "beyond": number_format(beyond, force_grouping=True),
-            }
+        per_run = campaign.person_limit_per_run
+        numbers = {
+            "limit": number_format(per_run, force_grouping=True),
+            "beyond": number_format(beyond, force_grouping=True),
+        }
+        rule = ngettext(
+            "Person limit: at most one person per run, the first in lead id order.",
+            "Person limit: at most %(limit)s people per run, the first in lead id order.",
+            per_run,
         )
+        skipped = ngettext(
+            "%(beyond)s person beyond the limit is skipped.",
+            "%(beyond)s people beyond the limit are skipped.",
+            beyond,
+        )
+        lines.append(f"{rule % numbers} {skipped % numbers}")
     return lines

@@ -159,8 +159,21 @@ def test_the_run_now_confirmation_shows_a_limit_that_lets_the_run_go(staff_clien
     subscribed(news)
     campaign = limited(make_campaign(("send", news)), person_limit_refuse_above=1000)
     html = counted(staff_client, campaign)
-    assert "Person limit: a run is refused when more than 1,000 people qualify; 1 person does, so it runs." in html
+    assert (
+        "Person limit: a run is refused when more than 1,000 people qualify. 1 person qualifies, so it runs."
+        in html
+    )
     assert "Yes, run now" in html
+
+
+def test_the_confirmation_says_one_person_for_a_refusal_above_one(staff_client, news):
+    subscribed(news)
+    campaign = limited(make_campaign(("send", news)), person_limit_refuse_above=1)
+    html = counted(staff_client, campaign)
+    assert (
+        "Person limit: a run is refused when more than one person qualifies. 1 person qualifies, so it runs."
+        in html
+    )
 
 
 def test_the_admins_run_now_and_preview_say_the_run_would_be_refused(admin_client, news):
@@ -240,7 +253,8 @@ def test_the_run_now_confirmation_counts_the_cap_as_the_plan_does(staff_client, 
     html = counted(staff_client, campaign)
     assert "Skipped: the campaign&#x27;s person limit was reached: 2" in html
     assert (
-        "Person limit: at most 3 people per run, the first in lead id order; 2 beyond it are skipped." in html
+        "Person limit: at most 3 people per run, the first in lead id order. "
+        "2 people beyond the limit are skipped." in html
     )
     run = run_create(campaign=campaign, trigger=CampaignRun.Trigger.COMMAND)
     plan_step(run.steps.get())
@@ -252,7 +266,18 @@ def test_the_confirmation_says_one_person_for_a_cap_of_one(staff_client, news):
         subscribed(news)
     campaign = limited(make_campaign(("send", news)), person_limit_per_run=1)
     html = counted(staff_client, campaign)
-    assert "Person limit: at most one person per run, the first in lead id order; 2 beyond it are skipped." in html
+    assert (
+        "Person limit: at most one person per run, the first in lead id order. "
+        "2 people beyond the limit are skipped." in html
+    )
+
+
+def test_the_confirmation_says_one_person_for_one_beyond_the_limit(staff_client, news):
+    for _ in range(3):
+        subscribed(news)
+    campaign = limited(make_campaign(("send", news)), person_limit_per_run=2)
+    html = counted(staff_client, campaign)
+    assert "1 person beyond the limit is skipped." in html
 
 
 @pytest.mark.parametrize("limits", [{"person_limit_per_run": 2}, {"person_limit_refuse_above": 1000}])
