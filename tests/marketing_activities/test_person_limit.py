@@ -155,25 +155,19 @@ def test_the_run_now_confirmation_says_the_run_would_be_refused_and_offers_no_ru
     assert not campaign.runs.exists()
 
 
-def test_the_run_now_confirmation_shows_a_limit_that_lets_the_run_go(staff_client, news):
+@pytest.mark.parametrize(
+    "refuse_above, rule",
+    [
+        (1000, "a run is refused when more than 1,000 people qualify."),
+        (1, "a run is refused when more than one person qualifies."),  # never "1 people"
+    ],
+)
+def test_the_run_now_confirmation_shows_a_limit_that_lets_the_run_go(staff_client, news, refuse_above, rule):
     subscribed(news)
-    campaign = limited(make_campaign(("send", news)), person_limit_refuse_above=1000)
+    campaign = limited(make_campaign(("send", news)), person_limit_refuse_above=refuse_above)
     html = counted(staff_client, campaign)
-    assert (
-        "Person limit: a run is refused when more than 1,000 people qualify. 1 person qualifies, so it runs."
-        in html
-    )
+    assert f"Person limit: {rule} 1 person qualifies, so it runs." in html
     assert "Yes, run now" in html
-
-
-def test_the_confirmation_says_one_person_for_a_refusal_above_one(staff_client, news):
-    subscribed(news)
-    campaign = limited(make_campaign(("send", news)), person_limit_refuse_above=1)
-    html = counted(staff_client, campaign)
-    assert (
-        "Person limit: a run is refused when more than one person qualifies. 1 person qualifies, so it runs."
-        in html
-    )
 
 
 def test_the_admins_run_now_and_preview_say_the_run_would_be_refused(admin_client, news):
