@@ -103,6 +103,7 @@ def build_world(*, sms: int, progress=None) -> World:
     programs = [Program.objects.create(folder=folder, name=f"Program {n}") for n in (1, 2)]
     messages = [SmsMessage.objects.create(program=programs[0], name=f"Message {n}", text="Hi") for n in "ABC"]
     steps = []
+    texted = [people] * CAMPAIGNS + [min(people, SLIVER)]  # each campaign's SMS, the sliver's last
     for index in range(CAMPAIGNS + 1):
         sliver = index == CAMPAIGNS
         message, vibes_list = messages[2 if sliver else index % 2], lists[1 if sliver else index // 2]
@@ -114,7 +115,7 @@ def build_world(*, sms: int, progress=None) -> World:
             campaign=campaign,
             trigger=CampaignRun.Trigger.COMMAND,
             status=CampaignRun.Status.COMPLETED,
-            audience=min(people, SLIVER) if sliver else people,
+            audience=texted[index],
             created_at=since,
         )
         steps.append(
@@ -154,8 +155,8 @@ def build_world(*, sms: int, progress=None) -> World:
         for index, step in enumerate(steps):
             # r: the row's number among all SMS (its id in a fresh table), which decides what came of it.
             # (r as a big integer: r * 7919 passes the 32 bits of PostgreSQL's integers from 271,000 SMS on.)
-            offset, texted = index * people, min(people, SLIVER) if index == CAMPAIGNS else people
-            for start, stop in _pieces(texted):
+            offset = index * people
+            for start, stop in _pieces(texted[index]):
                 with transaction.atomic():
                     _insert(
                         cursor,
@@ -175,7 +176,7 @@ def build_world(*, sms: int, progress=None) -> World:
                     progress(stop - start + 1)
             ids = RunResult.objects.filter(run_step_id=step.pk).aggregate(first=Min("pk"), last=Max("pk"))
             RunStep.objects.filter(pk=step.pk).update(
-                first_result_id=ids["first"], last_result_id=ids["last"], counts={"delivered": texted}
+                first_result_id=ids["first"], last_result_id=ids["last"], counts={"delivered": texted[index]}
             )
         q = _table
         with transaction.atomic():
@@ -221,7 +222,7 @@ def build_world(*, sms: int, progress=None) -> World:
     # Written around the product's paths, as a restore would be: the figures are recounted once.
     sms_rollups_rebuild()
     return World(
-        sms=people * CAMPAIGNS + min(people, SLIVER),
+        sms=sum(texted),
         message_ids=(messages[0].pk, messages[1].pk),
         campaign_id=steps[0].run.campaign_id,
         program_id=programs[0].pk,
@@ -243,7 +244,9 @@ def world_in_database() -> World:
         vibes_list_id=VibesList.objects.get(vibes_id="bench-X").pk,
         sliver_campaign_id=SmartCampaign.objects.filter(
             name=f"Campaign {CAMPAIGNS + 1}", program__folder__name="Dashboards benchmark"
-        ).values_list("pk", flat=True).first(),
+        )
+        .values_list("pk", flat=True)
+        .first(),
     )
 
 

@@ -8,7 +8,6 @@ scope's Send steps are found first (a few rows per run), then their rows
 through the index on (run step, person).
 """
 
-import datetime
 import heapq
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -294,12 +293,10 @@ def _through_the_steps_index(keys: QuerySet) -> Iterator[tuple]:
     sql = sql.replace(table, f"{table}INDEXED BY run_result_step_lead ", 1)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        # Read as the ORM reads it: SQLite gives the time as text.
+        read_time = connection.ops.convert_datetimefield_value
         for called_at, pk in cursor:
-            yield _aware(parse_datetime(called_at) if isinstance(called_at, str) else called_at), pk
-
-
-def _aware(moment):
-    return timezone.make_aware(moment, datetime.UTC) if timezone.is_naive(moment) else moment
+            yield read_time(called_at, None, connection), pk
 
 
 def figure_people_page(
